@@ -1,0 +1,30 @@
+"""The time-series store interface and its two backends (InfluxDB v1 API, embedded SQLite).
+
+The collector writes through it, the API and analytics read through it; neither knows
+which backend is behind ``open_store``.
+"""
+
+from tsstore.base import (
+    AGGREGATES,
+    LatestValue,
+    Point,
+    StoreError,
+    StoreRejected,
+    StoreUnavailable,
+    TimeSeriesStore,
+)
+from tsstore.settings import InfluxSettings, SqliteSettings, StoreSettings, open_store
+
+__all__ = [
+    "AGGREGATES",
+    "InfluxSettings",
+    "LatestValue",
+    "Point",
+    "SqliteSettings",
+    "StoreError",
+    "StoreRejected",
+    "StoreSettings",
+    "StoreUnavailable",
+    "TimeSeriesStore",
+    "open_store",
+]

@@ -1,0 +1,76 @@
+"""What every store backend provides, and the errors that tell a caller whether to retry."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from plant import MachineRef
+
+#: Aggregates a history query may ask for; every backend computes them in the store.
+AGGREGATES = ("mean", "min", "max", "last")
+
+#: Stored values: numbers (and booleans, as 0.0/1.0) are floats, text stays text.
+StoredValue = float | str
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """The values of one machine at one source timestamp (epoch ms)."""
+
+    machine: MachineRef
+    ts_ms: int
+    values: Mapping[str, bool | int | float | str]
+
+
+@dataclass(frozen=True, slots=True)
+class LatestValue:
+    ts_ms: int
+    value: StoredValue
+
+
+class StoreError(Exception):
+    """Base of store failures."""
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached or failed transiently: retry later, keep the data."""
+
+
+class StoreRejected(StoreError):
+    """The store refused the data itself (bad line, type conflict): retrying will not help."""
+
+
+class TimeSeriesStore(Protocol):
+    def write(self, points: Sequence[Point]) -> None:
+        """Store points idempotently: the same machine, tag and timestamp overwrite."""
+
+    def machines(self) -> list[MachineRef]: ...
+
+    def latest(self, machine: MachineRef) -> dict[str, LatestValue]:
+        """The newest value of every tag of the machine, each with its own timestamp."""
+
+    def history(
+        self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int, agg: str = "mean"
+    ) -> list[tuple[int, StoredValue]]:
+        """Values of one tag in [start, end), aggregated in epoch-aligned buckets of every_ms.
+
+        Buckets without data are left out. ``every_ms=0`` returns the raw points.
+        """
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the store answers."""
+
+    def close(self) -> None: ...
+
+
+def stored_value(value: bool | int | float | str) -> StoredValue:
+    """Numbers are stored as floats so that one tag never changes type in the store.
+
+    InfluxDB rejects a field whose type changes (int vs float) within a shard; a JSON
+    publisher cannot always tell 100 from 100.0. Floats are exact for integers up to 2**53.
+    """
+    if isinstance(value, str):
+        return value
+    return float(value)

@@ -1,0 +1,175 @@
+"""InfluxDB backend over the v1 HTTP API (/write, /query, /ping).
+
+InfluxDB 1.x serves this API natively and 2.x/3.x serve it for compatibility, so one
+backend covers all three. Numbers are stored as float fields (see ``stored_value``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from collections.abc import Sequence
+
+import httpx
+
+from plant import MachineRef
+from tsstore.base import LatestValue, Point, StoredValue, StoreRejected, StoreUnavailable
+from tsstore.lineprotocol import MEASUREMENT, quote_ident, quote_literal, to_lines
+
+log = logging.getLogger("tsstore.influx")
+
+_AGG_FUNCTIONS = {"mean": "mean", "min": "min", "max": "max", "last": "last"}
+
+
+class InfluxStore:
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        username: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        headers = {"Authorization": f"Token {token}"} if token else {}
+        auth = (username, password or "") if username else None
+        self.url = url.rstrip("/")
+        self.database = database
+        self._client = httpx.Client(base_url=self.url, timeout=timeout, headers=headers, auth=auth)
+        self._database_ready = False
+
+    # -- writing -----------------------------------------------------------------------
+    def write(self, points: Sequence[Point]) -> None:
+        lines = to_lines(points)
+        if not lines:
+            return
+        body = gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=1)
+        if not self._database_ready:
+            self.ensure_database()
+        response = self._request(
+            "POST",
+            "/write",
+            params={"db": self.database, "precision": "ms"},
+            content=body,
+            headers={"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"},
+        )
+        if response.status_code == 404 and "database not found" in response.text:
+            self._database_ready = False
+            raise StoreUnavailable(f"InfluxDB at {self.url}: database {self.database!r} vanished; will recreate")
+        self._raise_for_write(response, len(lines))
+
+    def _raise_for_write(self, response: httpx.Response, line_count: int) -> None:
+        code = response.status_code
+        if code in (200, 204):
+            return
+        detail = response.text.strip()[:500]
+        if code in (400, 413, 422):
+            raise StoreRejected(f"InfluxDB refused {line_count} lines (HTTP {code}): {detail}")
+        raise StoreUnavailable(f"InfluxDB write failed (HTTP {code}): {detail}")
+
+    def ensure_database(self) -> None:
+        """CREATE DATABASE is idempotent and must be a POST (a GET /query is read-only)."""
+        response = self._request("POST", "/query", data={"q": f"CREATE DATABASE {quote_ident(self.database)}"})
+        if response.status_code != 200:
+            raise StoreUnavailable(
+                f"InfluxDB at {self.url} refused CREATE DATABASE {self.database!r} "
+                f"(HTTP {response.status_code}): {response.text.strip()[:300]}"
+            )
+        self._database_ready = True
+
+    # -- reading -----------------------------------------------------------------------
+    def machines(self) -> list[MachineRef]:
+        result = self._query(f"SHOW SERIES FROM {quote_ident(MEASUREMENT)}")
+        found = set()
+        for series in _series(result[0]):
+            for (key,) in series.get("values", []):
+                tags = _parse_series_key(key)
+                try:
+                    found.add(MachineRef(tags["tenant"], tags["site"], tags["line"], tags["machine"]))
+                except (KeyError, ValueError):
+                    log.warning("series_skipped key=%r reason=not-a-machine-series", key)
+        return sorted(found)
+
+    def latest(self, machine: MachineRef) -> dict[str, LatestValue]:
+        fields = self._field_keys()
+        if not fields:
+            return {}
+        where = _where_machine(machine)
+        statements = [f"SELECT last({quote_ident(f)}) FROM {quote_ident(MEASUREMENT)} WHERE {where}" for f in fields]
+        results = self._query(";".join(statements))
+        latest: dict[str, LatestValue] = {}
+        for name, result in zip(fields, results):
+            for series in _series(result):
+                for ts, value in series.get("values", []):
+                    if value is not None:
+                        latest[name] = LatestValue(int(ts), _as_stored(value))
+        return latest
+
+    def history(
+        self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int, agg: str = "mean"
+    ) -> list[tuple[int, StoredValue]]:
+        where = f"{_where_machine(machine)} AND time >= {int(start_ms)}ms AND time < {int(end_ms)}ms"
+        if every_ms <= 0:
+            q = f"SELECT {quote_ident(tag)} FROM {quote_ident(MEASUREMENT)} WHERE {where}"
+        else:
+            fn = _AGG_FUNCTIONS[agg]
+            q = (
+                f"SELECT {fn}({quote_ident(tag)}) FROM {quote_ident(MEASUREMENT)} WHERE {where} "
+                f"GROUP BY time({int(every_ms)}ms) fill(none)"
+            )
+        (result,) = self._query(q)
+        if "error" in result:
+            raise StoreRejected(f"InfluxDB could not compute {agg} of {tag!r}: {result['error']}")
+        return [
+            (int(ts), _as_stored(v)) for series in _series(result) for ts, v in series.get("values", []) if v is not None
+        ]
+
+    def ping(self) -> None:
+        response = self._request("GET", "/ping")
+        if response.status_code != 204:
+            raise StoreUnavailable(f"InfluxDB at {self.url} answered /ping with HTTP {response.status_code}")
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- plumbing ----------------------------------------------------------------------
+    def _field_keys(self) -> list[str]:
+        (result,) = self._query(f"SHOW FIELD KEYS FROM {quote_ident(MEASUREMENT)}")
+        return [name for series in _series(result) for name, _type in series.get("values", [])]
+
+    def _query(self, q: str) -> list[dict]:
+        response = self._request("GET", "/query", params={"db": self.database, "q": q, "epoch": "ms"})
+        if response.status_code == 404 or (response.status_code == 200 and "database not found" in response.text):
+            return [{} for _ in q.split(";")]
+        if response.status_code != 200:
+            raise StoreUnavailable(f"InfluxDB query failed (HTTP {response.status_code}): {response.text[:300]}")
+        return response.json().get("results", [])
+
+    def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        try:
+            return self._client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise StoreUnavailable(f"InfluxDB at {self.url} unreachable: {type(exc).__name__}: {exc}") from exc
+
+
+def _series(result: dict) -> list[dict]:
+    if "error" in result and "database not found" in result["error"]:
+        return []
+    return result.get("series", [])
+
+
+def _where_machine(m: MachineRef) -> str:
+    return " AND ".join(
+        f"{quote_ident(k)} = {quote_literal(v)}"
+        for k, v in (("tenant", m.tenant), ("site", m.site), ("line", m.line), ("machine", m.machine))
+    )
+
+
+def _parse_series_key(key: str) -> dict[str, str]:
+    """'telemetry,line=l,machine=m,...' → tags. Our identifiers never need escaping."""
+    _, _, rest = key.partition(",")
+    return dict(pair.split("=", 1) for pair in rest.split(",") if "=" in pair)
+
+
+def _as_stored(value: object) -> StoredValue:
+    return value if isinstance(value, str) else float(value)  # type: ignore[arg-type]

@@ -1,0 +1,172 @@
+"""Embedded store on SQLite (WAL): no server, and several processes may share one file.
+
+Chosen over DuckDB because the collector writes while the API reads from another
+process: DuckDB allows one writing process and no concurrent readers, SQLite's WAL
+allows one writer beside many readers (measured in bench/store_choice.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from plant import MachineRef
+from tsstore.base import AGGREGATES, LatestValue, Point, StoredValue, StoreRejected, StoreUnavailable, stored_value
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL, site TEXT NOT NULL, line TEXT NOT NULL, machine TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    UNIQUE (tenant, site, line, machine, tag)
+);
+CREATE TABLE IF NOT EXISTS samples (
+    series_id INTEGER NOT NULL REFERENCES series(id),
+    ts INTEGER NOT NULL,          -- epoch ms, source time
+    num REAL,                     -- numbers and booleans (0/1)
+    txt TEXT,                     -- text values
+    PRIMARY KEY (series_id, ts)
+) WITHOUT ROWID;
+"""
+
+_AGG_SQL = {"mean": "avg(num)", "min": "min(num)", "max": "max(num)"}
+
+
+class SqliteStore:
+    def __init__(self, path: str | Path, busy_timeout_s: float = 10.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection per thread: FastAPI runs sync endpoints in a thread pool.
+        self._local = threading.local()
+        self._busy_timeout_s = busy_timeout_s
+        self._series_ids: dict[tuple[str, str, str, str, str], int] = {}
+        with self._connect() as db:
+            db.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                db = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                # FULL: a batch the collector acknowledges must survive a power cut.
+                db.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
+            self._local.db = db
+        return db
+
+    # -- writing -----------------------------------------------------------------------
+    def write(self, points: Sequence[Point]) -> None:
+        if not points:
+            return
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            rows = []
+            for p in points:
+                for tag, value in p.values.items():
+                    v = stored_value(value)
+                    sid = self._series_id(db, p.machine, tag)
+                    rows.append((sid, p.ts_ms, None, v) if isinstance(v, str) else (sid, p.ts_ms, v, None))
+            db.executemany(
+                "INSERT INTO samples (series_id, ts, num, txt) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (series_id, ts) DO UPDATE SET num = excluded.num, txt = excluded.txt",
+                rows,
+            )
+            db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            _rollback(db)
+            self._series_ids.clear()  # ids created in the rolled-back transaction are gone
+            raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            _rollback(db)
+            self._series_ids.clear()
+            raise StoreRejected(f"SQLite store {self.path} refused the batch: {exc}") from exc
+
+    def _series_id(self, db: sqlite3.Connection, m: MachineRef, tag: str) -> int:
+        key = (m.tenant, m.site, m.line, m.machine, tag)
+        sid = self._series_ids.get(key)
+        if sid is None:
+            db.execute(
+                "INSERT OR IGNORE INTO series (tenant, site, line, machine, tag) VALUES (?, ?, ?, ?, ?)", key
+            )
+            (sid,) = db.execute(
+                "SELECT id FROM series WHERE tenant=? AND site=? AND line=? AND machine=? AND tag=?", key
+            ).fetchone()
+            self._series_ids[key] = sid
+        return sid
+
+    # -- reading -----------------------------------------------------------------------
+    def machines(self) -> list[MachineRef]:
+        rows = self._read("SELECT DISTINCT tenant, site, line, machine FROM series ORDER BY 1, 2, 3, 4")
+        return [MachineRef(*row) for row in rows]
+
+    def latest(self, machine: MachineRef) -> dict[str, LatestValue]:
+        rows = self._read(
+            """SELECT s.tag, x.ts, x.num, x.txt FROM series s
+               JOIN samples x ON x.series_id = s.id
+                AND x.ts = (SELECT max(ts) FROM samples WHERE series_id = s.id)
+               WHERE s.tenant=? AND s.site=? AND s.line=? AND s.machine=?""",
+            (machine.tenant, machine.site, machine.line, machine.machine),
+        )
+        return {tag: LatestValue(ts, txt if num is None else num) for tag, ts, num, txt in rows}
+
+    def history(
+        self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int, agg: str = "mean"
+    ) -> list[tuple[int, StoredValue]]:
+        if agg not in AGGREGATES:
+            raise ValueError(f"unknown aggregate {agg!r}; use one of {AGGREGATES}")
+        series = self._read(
+            "SELECT id, EXISTS(SELECT 1 FROM samples WHERE series_id = series.id AND txt IS NOT NULL) "
+            "FROM series WHERE tenant=? AND site=? AND line=? AND machine=? AND tag=?",
+            (machine.tenant, machine.site, machine.line, machine.machine, tag),
+        )
+        if not series:
+            return []
+        sid, has_text = series[0]
+        if every_ms <= 0:
+            rows = self._read(
+                "SELECT ts, coalesce(num, txt) FROM samples WHERE series_id=? AND ts>=? AND ts<? ORDER BY ts",
+                (sid, start_ms, end_ms),
+            )
+            return [(ts, v) for ts, v in rows]
+        if agg == "last":
+            # Bare columns with max() take their values from the row holding the maximum.
+            sql = (
+                "SELECT (ts / :every) * :every AS bucket, coalesce(num, txt), max(ts) FROM samples "
+                "WHERE series_id=:sid AND ts>=:start AND ts<:end GROUP BY bucket ORDER BY bucket"
+            )
+        else:
+            if has_text:
+                raise StoreRejected(f"tag {tag!r} holds text; only agg=last applies to it")
+            sql = (
+                f"SELECT (ts / :every) * :every AS bucket, {_AGG_SQL[agg]} FROM samples "
+                "WHERE series_id=:sid AND ts>=:start AND ts<:end GROUP BY bucket ORDER BY bucket"
+            )
+        rows = self._read(sql, {"every": int(every_ms), "sid": sid, "start": start_ms, "end": end_ms})
+        return [(row[0], row[1]) for row in rows]
+
+    def ping(self) -> None:
+        self._read("SELECT 1")
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    def _read(self, sql: str, params: tuple | dict = ()) -> list[tuple]:
+        try:
+            return self._connect().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    try:
+        db.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
