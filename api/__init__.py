@@ -1,0 +1,1 @@
+"""HTTP API and dashboards over the time-series store."""

@@ -1,0 +1,1 @@
+"""The ``smartfactory`` command: one entry point for every part of the platform."""

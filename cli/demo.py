@@ -1,0 +1,197 @@
+"""``smartfactory demo``: the whole platform as child processes of one command.
+
+Each part runs as the same command an operator would run on its own (``smartfactory
+simulate``, ``gateway run``, ``collector``, ``api``, ``broker``), from one generated
+config file, so the demo exercises the real process boundaries, including the collector
+and the API sharing the embedded store from two processes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import yaml
+
+from simulators.press import PRESS_TAGS
+
+TENANT, SITE, LINE = "hanil-autoparts", "changwon-1", "press-line-1"
+MACHINES = ("press-1", "press-2", "press-3")
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    mqtt_url: str | None
+    influx_url: str | None
+    influx_database: str
+    data_dir: Path
+    host: str
+    port: int
+    speed: float
+    served_log: Path | None = None
+    poll_interval_s: float = 1.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex((host, port)) == 0
+
+
+def build_config(opts: DemoOptions, broker_port: int | None, plc_ports: list[int]) -> dict:
+    """The demo's config file, written to the data dir so the user can read and reuse it."""
+    store: dict
+    if opts.influx_url:
+        store = {"kind": "influxdb", "url": opts.influx_url, "database": opts.influx_database}
+    else:
+        store = {"kind": "sqlite", "path": "telemetry.db"}
+    tags = [t.model_dump(mode="json", exclude_defaults=True) for t in PRESS_TAGS]
+    return {
+        "mqtt": {"url": opts.mqtt_url or f"mqtt://127.0.0.1:{broker_port}"},
+        "store": store,
+        "simulator": {
+            "host": "127.0.0.1",
+            "speed": opts.speed,
+            **({"served_log": str(opts.served_log.resolve())} if opts.served_log else {}),
+            "machines": [
+                # press-1 starts near the top of its uint16 counter so the wrap shows early
+                {"name": name, "port": port, "seed": i + 1, "initial_good_count": 65500 if i == 0 else 0}
+                for i, (name, port) in enumerate(zip(MACHINES, plc_ports))
+            ],
+        },
+        "gateway": {
+            "id": "demo-gateway-1",
+            "tenant": TENANT,
+            "site": SITE,
+            "devices": [
+                {"name": name, "line": LINE, "host": "127.0.0.1", "port": port,
+                 "poll_interval_s": opts.poll_interval_s, "tags": tags}
+                for name, port in zip(MACHINES, plc_ports)
+            ],
+        },
+        "collector": {"client_id": "demo-collector-1", "batch_interval_s": 0.5},
+        "api": {"host": opts.host, "port": opts.port},
+    }
+
+
+class Child:
+    def __init__(self, name: str, argv: list[str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     env=env, text=True, bufsize=1,
+                                     start_new_session=True)  # signals reach children only through stop()
+        self._pump = threading.Thread(target=self._forward, daemon=True)
+        self._pump.start()
+
+    def _forward(self) -> None:
+        """Prefix the child's lines on our stdout and keep them in its log file."""
+        with open(self.log_path, "a", encoding="utf-8") as log_file:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                log_file.write(line)
+                sys.stdout.write(f"[{self.name:<9}] {line}")
+                sys.stdout.flush()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._pump.join(timeout=2)
+
+
+def _wait(check, what: str, children: list[Child], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for c in children:
+            if c.proc.poll() is not None:
+                raise RuntimeError(f"{c.name} exited with code {c.proc.returncode} (log: {c.log_path})")
+        if check():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} not ready after {timeout:.0f}s")
+
+
+def run_demo(opts: DemoOptions) -> int:
+    if port_in_use(opts.host, opts.port):
+        print(f"error: {opts.host}:{opts.port} is already in use; stop what runs there or choose --port", file=sys.stderr)
+        return 2
+    data_dir = opts.data_dir.resolve()
+    (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+    broker_port = None if opts.mqtt_url else free_port()
+    plc_ports = [free_port() for _ in MACHINES]
+    config_path = data_dir / "smartfactory.yaml"
+    config_path.write_text(yaml.safe_dump(build_config(opts, broker_port, plc_ports), sort_keys=False))
+
+    me = [sys.executable, "-m", "cli.main"]
+    cfg = ["--config", str(config_path)]
+    children: list[Child] = []
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    def start(name: str, *args: str) -> Child:
+        child = Child(name, [*me, *args], data_dir / "logs")
+        children.append(child)
+        return child
+
+    try:
+        if broker_port:
+            start("broker", "broker", "--port", str(broker_port))
+            _wait(lambda: port_in_use("127.0.0.1", broker_port), "embedded MQTT broker", children)
+        start("api", "api", *cfg)
+        start("collector", "collector", *cfg)
+        start("simulate", "simulate", *cfg)
+        _wait(lambda: all(port_in_use("127.0.0.1", p) for p in plc_ports), "simulated PLCs", children)
+        start("gateway", "gateway", "run", *cfg)
+        url = f"http://{opts.host}:{opts.port}"
+        _wait(lambda: _healthy(url), "API", children)
+        print(
+            "\n"
+            f"  smartfactory demo is running ({len(MACHINES)} simulated presses, {opts.speed:g}x speed)\n"
+            f"  Dashboard:  {url}/\n"
+            f"  API docs:   {url}/docs\n"
+            f"  Config:     {config_path}\n"
+            f"  Store:      {'InfluxDB ' + opts.influx_url if opts.influx_url else data_dir / 'telemetry.db'}\n"
+            f"  Broker:     {opts.mqtt_url or f'embedded, mqtt://127.0.0.1:{broker_port}'}\n"
+            "  Stop with Ctrl-C.\n",
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            for c in children:
+                if c.proc.poll() is not None and not stop.is_set():
+                    print(f"error: {c.name} exited with code {c.proc.returncode}; stopping the demo "
+                          f"(log: {c.log_path})", file=sys.stderr)
+                    return 1
+        return 0
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for c in reversed(children):
+            c.stop()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -1,0 +1,177 @@
+"""``smartfactory``: demo, simulate, gateway, collector, api, broker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import click
+
+from cli.config import ConfigError, LoadedConfig, load_config
+from cli.logs import setup_logging
+
+log = logging.getLogger("smartfactory")
+
+CONFIG_OPTION = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="smartfactory.yaml",
+    show_default=True,
+    envvar="SMARTFACTORY_CONFIG",
+    help="YAML config file (env SMARTFACTORY_CONFIG).",
+)
+
+
+def _load(path: Path) -> LoadedConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        click.echo(f"config error: {exc}", err=True)
+        sys.exit(2)
+
+
+def _section(config: LoadedConfig, name: str):
+    try:
+        return config.require(name)
+    except ConfigError as exc:
+        click.echo(f"config error: {exc}", err=True)
+        sys.exit(2)
+
+
+def _run_until_signal(main: Callable[[], Awaitable[None]]) -> None:
+    """Run an asyncio service; SIGINT/SIGTERM cancel it so it can clean up."""
+
+    async def runner() -> None:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await main()
+        except asyncio.CancelledError:
+            log.info("stopped")
+
+    asyncio.run(runner())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def cli(log_level: str) -> None:
+    """Smart-factory monitoring: Modbus gateways, MQTT, time-series store, KPIs, dashboards."""
+    setup_logging(log_level)
+
+
+@cli.command()
+@click.option("--mqtt-url", help="Use this broker (mqtt://host:port) instead of the embedded one.")
+@click.option("--influx-url", help="Use this InfluxDB (http://host:8086) instead of the embedded store.")
+@click.option("--influx-database", default="smartfactory", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default="demo-data", show_default=True,
+              help="Where the demo keeps its config, store and logs.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the API listens on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="API port.")
+@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(0.1, 100),
+              help="Simulated seconds per real second.")
+def demo(mqtt_url, influx_url, influx_database, data_dir, host, port, speed) -> None:
+    """Run the whole platform on one machine: simulated press line, gateway, broker, collector, store, API."""
+    from cli.demo import DemoOptions, run_demo
+
+    sys.exit(run_demo(DemoOptions(mqtt_url, influx_url, influx_database, data_dir, host, port, speed)))
+
+
+@cli.command()
+@CONFIG_OPTION
+def simulate(config_path: Path) -> None:
+    """Serve simulated PLCs over Modbus TCP (the config's 'simulator' section)."""
+    from simulators.modbus_server import serve
+
+    settings = _section(_load(config_path), "simulator")
+    _run_until_signal(lambda: serve(settings))
+
+
+@cli.group()
+def gateway() -> None:
+    """Poll PLCs over Modbus and publish to MQTT."""
+
+
+@gateway.command("run")
+@CONFIG_OPTION
+def gateway_run(config_path: Path) -> None:
+    """Poll the configured devices and publish every poll (the 'gateway' and 'mqtt' sections)."""
+    from gateway.service import run_gateway
+
+    config = _load(config_path)
+    settings = _section(config, "gateway")
+    _run_until_signal(lambda: run_gateway(settings, config.settings.mqtt))
+
+
+@gateway.command("plan")
+@CONFIG_OPTION
+def gateway_plan(config_path: Path) -> None:
+    """Print the Modbus reads each poll will send, without touching a device."""
+    from gateway.planner import plan_reads
+
+    settings = _section(_load(config_path), "gateway")
+    for d in settings.devices:
+        reads = plan_reads(d.tags, d.max_registers_per_read, d.max_bits_per_read, d.max_gap)
+        click.echo(f"{d.line}/{d.name} ({d.host}:{d.port} unit {d.unit_id}): {len(d.tags)} tags in {len(reads)} reads")
+        for r in reads:
+            names = ", ".join(t.name for t in r.tags)
+            click.echo(f"  {r.table.value:<17} address {r.address:>5} count {r.count:>4}  [{names}]")
+
+
+@cli.command()
+@CONFIG_OPTION
+def collector(config_path: Path) -> None:
+    """Subscribe to telemetry and write it to the store (the 'collector', 'mqtt' and 'store' sections)."""
+    from collector.service import run_collector
+    from tsstore import open_store
+
+    config = _load(config_path)
+    store = open_store(config.settings.store, config.base_dir)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    run_collector(config.settings.collector, config.settings.mqtt, store, stop)
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--host", help="Override api.host.")
+@click.option("--port", type=click.IntRange(1, 65535), help="Override api.port.")
+def api(config_path: Path, host: str | None, port: int | None) -> None:
+    """Serve the HTTP API, its OpenAPI document (/docs) and the live dashboard (/)."""
+    import uvicorn
+
+    from api.app import create_app
+    from tsstore import open_store
+
+    config = _load(config_path)
+    settings = config.settings.api
+    app = create_app(open_store(config.settings.store, config.base_dir), settings)
+    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_config=None, access_log=False)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=1883, show_default=True, type=click.IntRange(1, 65535))
+def broker(host: str, port: int) -> None:
+    """Run the embedded MQTT broker (for the demo; use mosquitto in production)."""
+    from cli.broker import run_broker
+
+    _run_until_signal(lambda: run_broker(host, port))
+
+
+def main() -> None:
+    cli(prog_name="smartfactory")
+
+
+if __name__ == "__main__":
+    main()

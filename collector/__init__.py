@@ -1,0 +1,1 @@
+"""Collector: MQTT telemetry in, validated and batched, into the time-series store."""

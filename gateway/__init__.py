@@ -1,0 +1,1 @@
+"""Edge gateway: polls PLCs over Modbus and publishes their values to MQTT."""

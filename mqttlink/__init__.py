@@ -1,0 +1,71 @@
+"""Broker connection settings and the paho-mqtt client both the gateway and collector use.
+
+One place parses ``mqtt://``/``mqtts://`` URLs, applies TLS and credentials, and sets
+reconnect behaviour, so the two sides never disagree on how to reach the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+log = logging.getLogger("mqttlink")
+
+
+class MqttSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field("mqtt://127.0.0.1:1883", description="mqtt://host:port, or mqtts:// for TLS")
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = Field(None, description="CA bundle for mqtts://; the system's by default")
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("use mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+        try:
+            parts.port
+        except ValueError:
+            raise ValueError("the port must be a number from 1 to 65535") from None
+        return url
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+
+def make_client(
+    settings: MqttSettings, client_id: str, *, clean_session: bool = True, manual_ack: bool = False
+) -> mqtt.Client:
+    """A paho 2.x client (MQTT 3.1.1) that reconnects by itself with capped backoff."""
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=clean_session,
+        protocol=mqtt.MQTTv311,
+        manual_ack=manual_ack,
+    )
+    if settings.username:
+        client.username_pw_set(settings.username, settings.password)
+    if settings.tls:
+        client.tls_set(ca_certs=settings.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    return client

@@ -1,0 +1,1 @@
+"""Simulated PLCs and lines whose true behaviour is known exactly (seeded, logged)."""
