@@ -79,11 +79,16 @@ def cli(log_level: str) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="API port.")
 @click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(0.1, 100),
               help="Simulated seconds per real second.")
-def demo(mqtt_url, influx_url, influx_database, data_dir, host, port, speed) -> None:
+@click.option("--poll-interval", default=1.0, show_default=True, type=click.FloatRange(0.05, 60),
+              help="Seconds between polls of each simulated PLC.")
+@click.option("--served-log", type=click.Path(dir_okay=False, path_type=Path),
+              help="Record every block of registers the simulators serve (JSON lines), to verify the pipeline.")
+def demo(mqtt_url, influx_url, influx_database, data_dir, host, port, speed, poll_interval, served_log) -> None:
     """Run the whole platform on one machine: simulated press line, gateway, broker, collector, store, API."""
     from cli.demo import DemoOptions, run_demo
 
-    sys.exit(run_demo(DemoOptions(mqtt_url, influx_url, influx_database, data_dir, host, port, speed)))
+    sys.exit(run_demo(DemoOptions(mqtt_url, influx_url, influx_database, data_dir, host, port, speed,
+                                  served_log=served_log, poll_interval_s=poll_interval)))
 
 
 @cli.command()
