@@ -86,7 +86,7 @@ def format_validation_error(path: Path, exc: ValidationError, root: yaml.Node | 
         key_path = _key_path(loc)
         line = _line_of(root, loc)
         where = f"{path}:{line}" if line else str(path)
-        message = error["msg"]
+        message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key (check its spelling and the section it is in)"
         elif error["type"] == "missing":

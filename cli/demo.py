@@ -58,7 +58,6 @@ def build_config(opts: DemoOptions, broker_port: int | None, plc_ports: list[int
         store = {"kind": "influxdb", "url": opts.influx_url, "database": opts.influx_database}
     else:
         store = {"kind": "sqlite", "path": "telemetry.db"}
-    tags = [t.model_dump(mode="json", exclude_defaults=True) for t in PRESS_TAGS]
     return {
         "mqtt": {"url": opts.mqtt_url or f"mqtt://127.0.0.1:{broker_port}"},
         "store": store,
@@ -78,7 +77,9 @@ def build_config(opts: DemoOptions, broker_port: int | None, plc_ports: list[int
             "site": SITE,
             "devices": [
                 {"name": name, "line": LINE, "host": "127.0.0.1", "port": port,
-                 "poll_interval_s": opts.poll_interval_s, "tags": tags}
+                 "poll_interval_s": opts.poll_interval_s,
+                 # a list per device: a shared one would be written as a YAML alias
+                 "tags": [t.model_dump(mode="json", exclude_defaults=True) for t in PRESS_TAGS]}
                 for name, port in zip(MACHINES, plc_ports)
             ],
         },

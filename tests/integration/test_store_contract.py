@@ -1,0 +1,138 @@
+"""Both store backends keep the same contract: the collector and the API cannot tell them apart.
+
+The InfluxDB cases run against a real influxd; the SQLite cases against a real file.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+
+import pytest
+
+from plant import MachineRef
+from tsstore import LatestValue, Point, StoreRejected, StoreUnavailable
+from tsstore.influx import InfluxStore
+from tsstore.sqlite import SqliteStore
+
+pytestmark = pytest.mark.integration
+
+M1 = MachineRef("acme", "plant-1", "line-a", "press-1")
+M2 = MachineRef("beta", "plant-9", "line-z", "cnc-7")
+T0 = 1_795_000_020_000  # ms, on a whole minute
+assert T0 % 60_000 == 0
+
+
+@pytest.fixture(params=["sqlite", "influxdb"])
+def store(request, tmp_path) -> Iterator:
+    if request.param == "sqlite":
+        s = SqliteStore(tmp_path / "ts.db")
+    else:
+        server = request.getfixturevalue("influxd")
+        s = InfluxStore(server.url, "contract")
+    yield s
+    s.close()
+
+
+def test_machines_lists_what_was_written(store):
+    assert store.machines() == []
+    store.write([Point(M1, T0, {"a": 1}), Point(M2, T0, {"a": 2})])
+    assert store.machines() == sorted([M1, M2])
+
+
+def test_latest_gives_each_tag_its_own_timestamp(store):
+    store.write([Point(M1, T0, {"a": 1, "b": 10}), Point(M1, T0 + 1000, {"a": 2}), Point(M2, T0 + 5000, {"a": 99})])
+    assert store.latest(M1) == {"a": LatestValue(T0 + 1000, 2.0), "b": LatestValue(T0, 10.0)}
+
+
+def test_types_numbers_and_booleans_are_floats_text_stays_text(store):
+    store.write([Point(M1, T0, {"i": 7, "f": 2.5, "on": True, "off": False, "txt": 'say "hi", ok'})])
+    latest = store.latest(M1)
+    assert {k: v.value for k, v in latest.items()} == {"i": 7.0, "f": 2.5, "on": 1.0, "off": 0.0, "txt": 'say "hi", ok'}
+    assert all(isinstance(latest[k].value, float) for k in ("i", "f", "on", "off"))
+
+
+def test_rewriting_a_timestamp_overwrites_instead_of_duplicating(store):
+    store.write([Point(M1, T0, {"a": 1})])
+    store.write([Point(M1, T0, {"a": 5})])
+    assert store.history(M1, "a", T0 - 1000, T0 + 1000, 0) == [(T0, 5.0)]
+
+
+def test_raw_history_is_half_open_and_per_machine(store):
+    store.write([Point(M1, T0 + i * 1000, {"a": i}) for i in range(5)] + [Point(M2, T0 + 1000, {"a": 42})])
+    assert store.history(M1, "a", T0 + 1000, T0 + 4000, 0) == [(T0 + 1000, 1.0), (T0 + 2000, 2.0), (T0 + 3000, 3.0)]
+
+
+def test_downsampling_aligns_buckets_to_the_epoch_and_skips_empty_ones(store):
+    # 0..5 in the first minute, nothing in the second, 100 and 200 in the third
+    points = [Point(M1, T0 + i * 10_000, {"a": i}) for i in range(6)]
+    points += [Point(M1, T0 + 120_000, {"a": 100}), Point(M1, T0 + 150_000, {"a": 200})]
+    store.write(points)
+    window = (T0 - 60_000, T0 + 180_000)
+    assert store.history(M1, "a", *window, 60_000, "mean") == [(T0, 2.5), (T0 + 120_000, 150.0)]
+    assert store.history(M1, "a", *window, 60_000, "min") == [(T0, 0.0), (T0 + 120_000, 100.0)]
+    assert store.history(M1, "a", *window, 60_000, "max") == [(T0, 5.0), (T0 + 120_000, 200.0)]
+    assert store.history(M1, "a", *window, 60_000, "last") == [(T0, 5.0), (T0 + 120_000, 200.0)]
+
+
+def test_text_tags_support_last_but_not_mean(store):
+    store.write([Point(M1, T0, {"s": "A"}), Point(M1, T0 + 1000, {"s": "B"})])
+    assert store.history(M1, "s", T0, T0 + 60_000, 60_000, "last") == [(T0, "B")]
+    with pytest.raises(StoreRejected):
+        store.history(M1, "s", T0, T0 + 60_000, 60_000, "mean")
+
+
+def test_unknown_machine_or_tag_is_empty_not_an_error(store):
+    store.write([Point(M1, T0, {"a": 1})])
+    assert store.latest(M2) == {}
+    assert store.history(M1, "nope", T0, T0 + 1000, 0) == []
+
+
+def test_ping_answers(store):
+    store.ping()
+
+
+# -- InfluxDB specifics ------------------------------------------------------------------
+def test_influx_creates_its_database_on_first_write(influxd):
+    store = InfluxStore(influxd.url, "fresh_db")
+    store.write([Point(M1, T0, {"a": 1})])
+    assert store.latest(M1) == {"a": LatestValue(T0, 1.0)}
+
+
+def test_influx_field_type_conflict_is_a_rejection_not_an_outage(influxd):
+    store = InfluxStore(influxd.url, "conflict")
+    store.write([Point(M1, T0, {"a": 1.5})])
+    with pytest.raises(StoreRejected, match="field type conflict"):
+        store.write([Point(M1, T0 + 1000, {"a": "text now"})])
+
+
+def test_influx_down_is_unavailable_and_recovers_after_restart(influxd):
+    store = InfluxStore(influxd.url, "outage", timeout=2)
+    store.write([Point(M1, T0, {"a": 1})])
+    influxd.stop()
+    with pytest.raises(StoreUnavailable, match="unreachable"):
+        store.write([Point(M1, T0 + 1000, {"a": 2})])
+    with pytest.raises(StoreUnavailable):
+        store.ping()
+    influxd.start()
+    store.write([Point(M1, T0 + 1000, {"a": 2})])
+    assert store.history(M1, "a", T0, T0 + 2000, 0) == [(T0, 1.0), (T0 + 1000, 2.0)]
+
+
+# -- SQLite specifics --------------------------------------------------------------------
+def _read_in_other_process(path, queue) -> None:
+    reader = SqliteStore(path)
+    queue.put(len(reader.history(M1, "a", T0, T0 + 10_000_000, 0)))
+
+
+def test_sqlite_is_readable_from_another_process_while_a_writer_holds_it(tmp_path):
+    writer = SqliteStore(tmp_path / "shared.db")
+    writer.write([Point(M1, T0 + i, {"a": i}) for i in range(100)])
+    queue: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()
+    proc = multiprocessing.get_context("spawn").Process(target=_read_in_other_process, args=(tmp_path / "shared.db", queue))
+    proc.start()
+    writer.write([Point(M1, T0 + 100 + i, {"a": i}) for i in range(100)])  # writer keeps writing meanwhile
+    assert queue.get(timeout=30) in (100, 200)
+    proc.join(30)
+    assert proc.exitcode == 0
+    writer.close()
