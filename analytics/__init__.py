@@ -1,0 +1,1 @@
+"""Turn raw signals into events and KPIs: pure functions over arrays, no I/O."""
