@@ -8,10 +8,8 @@
 # The only network access during the build is pip (project dependencies and the
 # setuptools build backend).
 
-ARG PYTHON_IMAGE=python:3.11-slim
-
 # ---- build: install the project into a self-contained virtualenv -----------------
-FROM ${PYTHON_IMAGE} AS build
+FROM python:3.11-slim AS build
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -35,7 +33,7 @@ RUN pip install . \
     && smartfactory --help > /dev/null
 
 # ---- runtime ----------------------------------------------------------------------
-FROM ${PYTHON_IMAGE}
+FROM python:3.11-slim
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
