@@ -21,7 +21,7 @@ class InvalidIdentifier(ValueError):
 
 
 def check_identifier(value: str, what: str = "identifier") -> str:
-    if not isinstance(value, str) or not _IDENTIFIER.match(value):
+    if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
         raise InvalidIdentifier(
             f"{what} {value!r} is not valid: use 1-64 letters, digits, '_', '-' or '.', "
             "starting with a letter or digit"
@@ -30,7 +30,7 @@ def check_identifier(value: str, what: str = "identifier") -> str:
 
 
 def is_identifier(value: object) -> bool:
-    return isinstance(value, str) and _IDENTIFIER.match(value) is not None
+    return isinstance(value, str) and _IDENTIFIER.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True, order=True)

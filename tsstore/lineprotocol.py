@@ -20,7 +20,9 @@ def _escape_key(text: str) -> str:
 
 
 def _escape_string_field(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    """Only backslash and double quote: influxd unescapes nothing else inside a string field,
+    and keeps a raw newline inside the quotes as part of the value."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _field(value: bool | int | float | str) -> str | None:

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError, field_validator
 
 from plant import IDENTIFIER_PATTERN, MachineRef
 from wire.topics import parse_telemetry_topic
@@ -41,6 +41,14 @@ class Telemetry(BaseModel):
     v: Literal[1]
     tenant: Identifier
     samples: Annotated[list[Sample], Field(min_length=1, max_length=100_000)]
+
+    @field_validator("v", mode="before")
+    @classmethod
+    def _integer_version(cls, v: object) -> object:
+        # Literal is checked leniently (true and 1.0 would pass as 1); the version is an integer.
+        if type(v) is not int:
+            raise ValueError("the contract version must be the integer 1")
+        return v
 
 
 class WireError(ValueError):

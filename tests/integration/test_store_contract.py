@@ -52,6 +52,13 @@ def test_types_numbers_and_booleans_are_floats_text_stays_text(store):
     assert all(isinstance(latest[k].value, float) for k in ("i", "f", "on", "off"))
 
 
+def test_text_with_newlines_quotes_and_backslashes_survives(store):
+    tricky = 'line 1\nline 2 "quoted" back\\slash \\n not a newline'
+    store.write([Point(M1, T0, {"txt": tricky, "n": 1})])
+    assert store.latest(M1)["txt"].value == tricky
+    assert store.latest(M1)["n"].value == 1.0
+
+
 def test_rewriting_a_timestamp_overwrites_instead_of_duplicating(store):
     store.write([Point(M1, T0, {"a": 1})])
     store.write([Point(M1, T0, {"a": 5})])
