@@ -132,10 +132,17 @@ def gateway_plan(config_path: Path) -> None:
             click.echo(f"  {r.table.value:<17} address {r.address:>5} count {r.count:>4}  [{names}]")
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @CONFIG_OPTION
-def collector(config_path: Path) -> None:
-    """Subscribe to telemetry and write it to the store (the 'collector', 'mqtt' and 'store' sections)."""
+@click.pass_context
+def collector(ctx: click.Context, config_path: Path) -> None:
+    """Subscribe to telemetry and write it to the store (the 'collector', 'mqtt' and 'store' sections).
+
+    Without a subcommand, runs the collector. Metrics at http://127.0.0.1:9464/metrics
+    (collector.metrics_host/metrics_port); spool and dead letters in collector.data_dir.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from collector.service import run_collector
     from tsstore import open_store
 
@@ -144,7 +151,25 @@ def collector(config_path: Path) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    run_collector(config.settings.collector, config.settings.mqtt, store, stop)
+    settings = config.settings.collector
+    run_collector(settings, config.settings.mqtt, store, stop, settings.resolved_data_dir(config.base_dir))
+
+
+@collector.command("dead-letters")
+@CONFIG_OPTION
+@click.option("--reason", help="Only this reason (schema, topic, oversized, tenant_mismatch, store_rejected, ...).")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="At most this many, oldest first.")
+@click.option("--after-id", type=click.IntRange(0), default=0, show_default=True, help="Only letters after this id.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, payload as text (or base64).")
+@click.option("--summary", is_flag=True, help="Only the count per reason and the spool's size.")
+def collector_dead_letters(config_path: Path, reason: str | None, limit: int, after_id: int, as_json: bool,
+                           summary: bool) -> None:
+    """Show what the collector could not store, with the reason (read-only; safe while it runs)."""
+    from collector.inspect import print_dead_letters
+
+    config = _load(config_path)
+    data_dir = config.settings.collector.resolved_data_dir(config.base_dir)
+    print_dead_letters(data_dir, reason=reason, limit=limit, after_id=after_id, as_json=as_json, summary=summary)
 
 
 @cli.command()

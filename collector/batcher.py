@@ -1,28 +1,47 @@
-"""Group decoded messages into store writes by size and by age: pure, clock passed in."""
+"""Group classified messages into store writes by size, by message count and by age: pure, clock passed in."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from collector.ledger import DeadLetter
 from tsstore import Point
 
 
 @dataclass
 class Batch:
     points: list[Point] = field(default_factory=list)
+    #: accepted messages as received, (received_ms, topic, payload): what the spool keeps
+    messages: list[tuple[int, str, bytes]] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
     acks: list[tuple[int, int]] = field(default_factory=list)  # (mid, qos) to acknowledge once stored
     opened_at: float | None = None
+    payload_bytes: int = 0
 
-    def add(self, points: list[Point], ack: tuple[int, int], now: float) -> None:
-        if self.opened_at is None:
-            self.opened_at = now
+    def add(self, points: list[Point], ack: tuple[int, int], now: float,
+            raw: tuple[int, str, bytes] | None = None) -> None:
+        self._open(now)
         self.points.extend(points)
+        if raw is not None:
+            self.messages.append(raw)
+            self.payload_bytes += len(raw[2])
         self.acks.append(ack)
 
-    def due(self, now: float, max_points: int, max_age_s: float) -> bool:
+    def add_dead(self, letter: DeadLetter, ack: tuple[int, int], now: float) -> None:
+        self._open(now)
+        self.dead.append(letter)
+        self.acks.append(ack)
+
+    def _open(self, now: float) -> None:
+        if self.opened_at is None:
+            self.opened_at = now
+
+    def due(self, now: float, max_points: int, max_age_s: float, max_messages: int | None = None) -> bool:
         if not self.acks:
             return False
-        return len(self.points) >= max_points or (now - (self.opened_at or now)) >= max_age_s
+        if len(self.points) >= max_points or (max_messages is not None and len(self.acks) >= max_messages):
+            return True
+        return (now - (self.opened_at or now)) >= max_age_s
 
     def seconds_until_due(self, now: float, max_age_s: float) -> float | None:
         if self.opened_at is None:

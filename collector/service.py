@@ -1,9 +1,18 @@
-"""The collector process: subscribe, validate, batch, store, and only then acknowledge.
+"""The collector process: subscribe, validate, batch, store (or spool), and only then acknowledge.
 
-paho delivers messages on its network thread with manual acknowledgement; a writer
-thread stores batches and acknowledges every message of a batch after the store said
-yes, so a crash at any point leaves unacknowledged messages with the broker, which
-redelivers them (writes are idempotent by source timestamp).
+Three threads, each owning its part:
+
+- paho's network thread classifies every message (``handle_message``): accepted points or
+  a dead letter with its reason. It never raises, whatever arrives.
+- the batcher groups them into batches by points, messages and age.
+- the store thread writes a batch to the store; if the store is down it appends the
+  batch's raw messages to the on-disk spool (fsynced) instead; dead letters go to the
+  ledger. Only then does it acknowledge the batch's messages to the broker. A crash at any
+  point leaves unacknowledged messages with the broker, which redelivers them (writes are
+  idempotent by source timestamp). When the spool is full it holds the acks back, the
+  broker stops sending (its in-flight window is full), and nothing is dropped here.
+  While the spool is not empty, new batches are spooled behind it, so the store receives
+  everything in order once it is back.
 """
 
 from __future__ import annotations
@@ -13,51 +22,88 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
 from collector.batcher import Batch
+from collector.ledger import DeadLetter, Ledger, now_ms
+from collector.metrics import CollectorMetrics
+from collector.policy import Backoff, isolate_rejects
 from collector.settings import CollectorSettings
 from mqttlink import MqttSettings, make_client
-from tsstore import Point, StoreRejected, StoreUnavailable, TimeSeriesStore
-from wire import WireError, decode_telemetry, telemetry_subscription
+from tsstore import Point, StoreUnavailable, TimeSeriesStore
+from wire import WireError, decode_telemetry, encode_telemetry, telemetry_subscription, telemetry_topic
 
 log = logging.getLogger("collector")
 
 _STOP = object()
 
+#: the reason of a point the store refused (partial write, field type conflict)
+STORE_REJECTED = "store_rejected"
+#: the reason of a message whose classification itself failed (a bug, never expected)
+INTERNAL = "internal"
+
 
 class Collector:
-    def __init__(self, settings: CollectorSettings, mqtt_settings: MqttSettings, store: TimeSeriesStore) -> None:
+    def __init__(self, settings: CollectorSettings, mqtt_settings: MqttSettings, store: TimeSeriesStore,
+                 data_dir: Path | None = None) -> None:
         self.settings = settings
         self.mqtt_settings = mqtt_settings
         self.store = store
+        self.data_dir = Path(data_dir) if data_dir is not None else settings.resolved_data_dir()
         self.topic = telemetry_subscription(settings.tenant, settings.shared_group)
         self.counters: Counter[str] = Counter()
+        self.metrics = CollectorMetrics()
+        self.metrics_port: int | None = None
         self.subscribed = threading.Event()
+        #: called by the store thread with the points of each live batch and the time they were stored
+        self.on_stored: Callable[[Sequence[Point], float], None] | None = None
+        self.ledger = Ledger(self.data_dir, settings.spool_max_bytes, settings.dead_letter_max_payload_bytes)
+        self.metrics.spool_messages.set(self.ledger.spool_messages)
+        self.metrics.spool_bytes.set(self.ledger.spool_bytes)
+        self._backoff = Backoff(settings.retry_initial_s, settings.retry_max_s)
         self._inbox: queue.Queue = queue.Queue(maxsize=settings.max_pending_messages)
+        self._ready: queue.Queue = queue.Queue(maxsize=1)
         self._stopping = threading.Event()
+        self._backpressure_since: float | None = None
         # clean_session=False: the broker keeps our subscription and unacknowledged
         # messages while we are away, and redelivers them when we come back.
         self.client = make_client(mqtt_settings, settings.client_id, clean_session=False, manual_ack=True)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
-        self._writer = threading.Thread(target=self._write_loop, name="collector-writer", daemon=True)
+        self._batcher = threading.Thread(target=self._batch_loop, name="collector-batcher", daemon=True)
+        self._writer = threading.Thread(target=self._store_loop, name="collector-store", daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, serve_metrics: bool = True) -> None:
+        if serve_metrics:
+            self.metrics_port = self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
+        if self.ledger.spool_messages:
+            log.info("spool_found messages=%d bytes=%d path=%s (drains once the store answers)",
+                     self.ledger.spool_messages, self.ledger.spool_bytes, self.ledger.path)
+        self._batcher.start()
         self._writer.start()
         self.client.connect_async(self.mqtt_settings.host, self.mqtt_settings.port, self.mqtt_settings.keepalive_s)
         self.client.loop_start()
 
     def stop(self) -> None:
-        """Write what is pending, acknowledge it, then disconnect."""
+        """Store (or spool) and acknowledge what is pending, then disconnect."""
         self._stopping.set()
-        self._inbox.put(_STOP)
+        while self._batcher.is_alive():
+            try:
+                self._inbox.put(_STOP, timeout=1)
+                break
+            except queue.Full:
+                continue
+        self._batcher.join(timeout=30)
         self._writer.join(timeout=30)
         self.client.disconnect()
         self.client.loop_stop()
+        self.ledger.close()
+        self.metrics.close()
 
     # -- MQTT thread -------------------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -75,25 +121,45 @@ class Collector:
             log.warning("mqtt_disconnected broker=%s reason=%s", self.mqtt_settings.url, reason_code)
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
-        self.counters["received"] += 1
-        ack = (message.mid, message.qos)
         try:
-            machine, telemetry = decode_telemetry(message.topic, message.payload)
-        except WireError as exc:
-            self.counters[f"rejected_{exc.reason}"] += 1
-            log.warning("message_rejected topic=%r reason=%s detail=%r bytes=%d", message.topic, exc.reason,
-                        exc.detail, len(message.payload))
-            self._inbox.put(([], ack))  # acknowledged in order with the rest: it will never become valid
-            return
-        points = [Point(machine, s.ts, s.values) for s in telemetry.samples]
-        # Blocks when the writer falls behind: paho then stops reading, the broker holds
-        # the rest (back-pressure instead of unbounded memory).
-        self._inbox.put((points, ack))
+            topic = message.topic
+        except UnicodeDecodeError:  # the broker should refuse these, but never trust it to
+            topic = bytes(message._topic).decode("utf-8", "replace")
+        self.handle_message(topic, message.payload, message.mid, message.qos)
 
-    # -- writer thread -----------------------------------------------------------------
-    def _write_loop(self) -> None:
-        batch = Batch()
+    def handle_message(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+        """Classify one message and queue it for the batcher; never raises on any input."""
+        ack = (mid, qos)
+        received = now_ms()
+        self.counters["received"] += 1
+        self.metrics.received.inc()
+        self.metrics.unacked.inc()
+        try:
+            payload = bytes(payload)
+            self.metrics.received_bytes.inc(len(payload))
+            machine, telemetry = decode_telemetry(topic, payload)
+            points = [Point(machine, s.ts, s.values) for s in telemetry.samples]
+            item = (points, ack, (received, topic, payload))
+        except WireError as exc:
+            item = (self._reject(received, exc.reason, exc.detail, topic, payload), ack, None)
+        except Exception as exc:  # a bug in classification must not stop ingest either
+            log.exception("message_classification_failed topic=%r", topic)
+            item = (self._reject(received, INTERNAL, f"{type(exc).__name__}: {exc}", topic, payload), ack, None)
+        # Blocks only if the batcher is far behind (more than max_pending_messages).
+        self._inbox.put(item)
+
+    def _reject(self, received: int, reason: str, detail: str, topic: str, payload) -> DeadLetter:
+        self.counters[f"rejected_{reason}"] += 1
+        self.metrics.rejected.labels(reason).inc()
+        size = len(payload) if isinstance(payload, (bytes, bytearray)) else -1
+        log.warning("message_rejected topic=%r reason=%s detail=%r bytes=%d", topic[:200], reason, detail[:300], size)
+        raw = bytes(payload) if isinstance(payload, (bytes, bytearray)) else repr(payload).encode()
+        return DeadLetter(received, reason, detail, topic, raw)
+
+    # -- batcher thread ----------------------------------------------------------------
+    def _batch_loop(self) -> None:
         s = self.settings
+        batch = Batch()
         while True:
             timeout = batch.seconds_until_due(time.monotonic(), s.batch_interval_s)
             try:
@@ -101,52 +167,194 @@ class Collector:
             except queue.Empty:
                 item = None
             if item is _STOP:
-                self._flush(batch)
+                if batch.acks:
+                    self._ready.put(batch)
+                self._ready.put(_STOP)
                 return
             if item is not None:
-                points, ack = item
-                batch.add(points, ack, time.monotonic())
-            if batch.due(time.monotonic(), s.batch_size, s.batch_interval_s):
-                self._flush(batch)
+                content, ack, raw = item
+                if isinstance(content, DeadLetter):
+                    batch.add_dead(content, ack, time.monotonic())
+                else:
+                    batch.add(content, ack, time.monotonic(), raw)
+            if batch.due(time.monotonic(), s.batch_size, s.batch_interval_s, s.max_batch_messages):
+                self._ready.put(batch)  # waits while the store thread still has the previous one
                 batch = Batch()
 
-    def _flush(self, batch: Batch) -> None:
-        if not batch.acks:
-            return
-        delay = 0.5
-        while batch.points:
-            started = time.perf_counter()
+    # -- store thread ------------------------------------------------------------------
+    def _store_loop(self) -> None:
+        while True:
+            timeout = None
+            if self.ledger.spool_messages:
+                timeout = min(1.0, max(0.01, self._backoff.retry_at - time.monotonic()))
             try:
-                self.store.write(batch.points)
-            except StoreUnavailable as exc:
-                self.counters["store_retries"] += 1
-                log.warning("store_unavailable points=%d retry_in_s=%.1f error=%r", len(batch.points), delay, str(exc))
-                if self._stopping.is_set():
-                    return  # leave the messages unacknowledged: the broker redelivers them
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
-                continue
-            except StoreRejected as exc:
-                self.counters["rejected_store"] += len(batch.points)
-                log.error("store_rejected points=%d error=%r", len(batch.points), str(exc))
-            else:
-                self.counters["written"] += len(batch.points)
-                log.debug("batch_written points=%d ms=%.1f", len(batch.points), (time.perf_counter() - started) * 1000)
-            break
+                batch = self._ready.get(timeout=timeout)
+            except queue.Empty:
+                batch = None
+            if batch is _STOP:
+                return
+            while True:
+                try:
+                    if batch is not None:
+                        self._store(batch)
+                        batch = None
+                    if not self._stopping.is_set():
+                        self._drain()
+                    break
+                except Exception:  # noqa: BLE001 - the store thread must outlive any single failure
+                    # e.g. the data disk is full. Retry the same batch: the broker only redelivers
+                    # unacknowledged messages after a reconnect, so dropping it here would stall them.
+                    log.exception("store_loop_error: retrying in 1 s; the batch stays unacknowledged")
+                    if self._stopping.wait(1.0):
+                        break
+
+    def _store(self, batch: Batch) -> None:
+        if batch.dead:
+            self.ledger.add_dead_letters(batch.dead)
+        if batch.points:
+            if not self.ledger.spool_messages and self._backoff.ready(time.monotonic()):
+                if self._write(batch.points, live=True):
+                    self._ack(batch)
+                    return
+            if not self._spool(batch):
+                return  # stopping while the spool is full: the broker keeps these messages
+        self._ack(batch)
+
+    def _spool(self, batch: Batch) -> bool:
+        """Append the batch to the spool, waiting (acks held back) while it is full."""
+        while not self.ledger.spool_has_room(batch.payload_bytes):
+            if self._backpressure_since is None:
+                self._backpressure_since = time.monotonic()
+                self.metrics.backpressure.set(1)
+                log.error("spool_full messages=%d bytes=%d limit=%d: acknowledgements held back, the broker keeps "
+                          "the rest until the store answers", self.ledger.spool_messages, self.ledger.spool_bytes,
+                          self.settings.spool_max_bytes)
+            if self._stopping.is_set():
+                return False
+            self._stopping.wait(max(0.01, self._backoff.retry_at - time.monotonic()))
+            if not self._stopping.is_set():
+                self._drain(force=True)
+        if self._backpressure_since is not None:
+            log.info("spool_has_room again after_s=%.1f", time.monotonic() - self._backpressure_since)
+            self._backpressure_since = None
+            self.metrics.backpressure.set(0)
+        self.ledger.spool_append(batch.messages)
+        self.counters["spooled"] += len(batch.messages)
+        self.metrics.spooled.inc(len(batch.messages))
+        self._spool_gauges()
+        return True
+
+    def _drain(self, force: bool = False) -> None:
+        """Write the spool's oldest messages to the store, while it answers and no live batch waits."""
+        s = self.settings
+        while self.ledger.spool_messages and self._backoff.ready(time.monotonic()):
+            if not force and not self._ready.empty():
+                return  # spool the live batch first (cheap), then come back
+            head = self.ledger.spool_head(s.max_batch_messages)
+            if not head:
+                self.ledger.spool_messages = self.ledger.spool_bytes = 0
+                return
+            points: list[Point] = []
+            dead: list[DeadLetter] = []
+            for m in head:
+                try:
+                    machine, telemetry = decode_telemetry(m.topic, m.payload)
+                except WireError as exc:  # spooled by a collector with another contract version
+                    dead.append(DeadLetter(m.received_ms, exc.reason, exc.detail, m.topic, m.payload))
+                    continue
+                points.extend(Point(machine, x.ts, x.values) for x in telemetry.samples)
+            if not self._write(points, live=False):
+                return
+            if dead:
+                self.ledger.add_dead_letters(dead)
+            self.ledger.spool_remove_through(head[-1].id, len(head), sum(len(m.payload) for m in head))
+            self.counters["drained"] += len(head)
+            self.metrics.drained.inc(len(head))
+            self._spool_gauges()
+            if not self.ledger.spool_messages:
+                log.info("spool_drained: writing live again")
+            if force:
+                return
+
+    def _write(self, points: list[Point], live: bool) -> bool:
+        """Write points, isolating the ones the store refuses; False if the store is unavailable."""
+        started = time.perf_counter()
+        try:
+            rejected = isolate_rejects(self.store.write, points)
+        except StoreUnavailable as exc:
+            self._store_failed(exc, len(points))
+            return False
+        stored_at = time.time()
+        elapsed = time.perf_counter() - started
+        self._backoff.succeeded()
+        if rejected:
+            self._dead_letter_points(rejected)
+        bad = {id(p) for p, _ in rejected}
+        good = [p for p in points if id(p) not in bad] if bad else points
+        n_values = sum(len(p.values) for p in good)
+        self.counters["written"] += len(good)
+        self.counters["written_values"] += n_values
+        m = self.metrics
+        m.written_points.inc(len(good))
+        m.written_values.inc(n_values)
+        m.batch_latency.observe(elapsed)
+        m.batch_points.observe(len(points))
+        if good:
+            newest = max(p.ts_ms for p in good)
+            m.consumer_lag.set(max(0.0, stored_at - newest / 1000))
+            if live:
+                for p in good:
+                    m.end_to_end.observe(max(0.0, stored_at - p.ts_ms / 1000))
+                if self.on_stored is not None:
+                    self.on_stored(good, stored_at)
+        log.debug("batch_written points=%d values=%d rejected=%d ms=%.1f live=%s", len(good), n_values, len(rejected),
+                  elapsed * 1000, live)
+        return True
+
+    def _dead_letter_points(self, rejected: list[tuple[Point, str]]) -> None:
+        now = now_ms()
+        letters = []
+        for p, reason in rejected:
+            try:
+                payload = encode_telemetry(p.machine, [(p.ts_ms, p.values)])
+            except ValueError:
+                payload = repr(p).encode()
+            letters.append(DeadLetter(now, STORE_REJECTED, reason, telemetry_topic(p.machine), payload))
+        self.ledger.add_dead_letters(letters)
+        self.counters[f"rejected_{STORE_REJECTED}"] += len(rejected)
+        self.metrics.rejected.labels(STORE_REJECTED).inc(len(rejected))
+        log.error("points_rejected_by_store count=%d first_reason=%r (kept in the dead letters)", len(rejected),
+                  rejected[0][1][:300])
+
+    def _store_failed(self, exc: StoreUnavailable, n_points: int) -> None:
+        self.counters["store_retries"] += 1
+        self.metrics.store_failures.inc()
+        delay = self._backoff.failed(time.monotonic(), getattr(exc, "retry_after_s", None))
+        log.warning("store_unavailable points=%d retry_in_s=%.1f spool_messages=%d error=%r", n_points, delay,
+                    self.ledger.spool_messages, str(exc)[:300])
+
+    def _ack(self, batch: Batch) -> None:
         for mid, qos in batch.acks:
             if qos > 0:
                 self.client.ack(mid, qos)
+        self.metrics.unacked.dec(len(batch.acks))
+
+    def _spool_gauges(self) -> None:
+        self.metrics.spool_messages.set(self.ledger.spool_messages)
+        self.metrics.spool_bytes.set(self.ledger.spool_bytes)
 
 
 def run_collector(settings: CollectorSettings, mqtt_settings: MqttSettings, store: TimeSeriesStore,
-                  stop: threading.Event) -> None:
-    collector = Collector(settings, mqtt_settings, store)
+                  stop: threading.Event, data_dir: Path | None = None) -> None:
+    collector = Collector(settings, mqtt_settings, store, data_dir)
     collector.start()
     try:
         while not stop.wait(60):
             c = collector.counters
-            log.info("collector_stats received=%d written=%d rejected=%d",
-                     c["received"], c["written"], sum(v for k, v in c.items() if k.startswith("rejected")))
+            log.info("collector_stats received=%d written=%d written_values=%d rejected=%d spooled=%d drained=%d "
+                     "spool_messages=%d", c["received"], c["written"], c["written_values"],
+                     sum(v for k, v in c.items() if k.startswith("rejected")), c["spooled"], c["drained"],
+                     collector.ledger.spool_messages)
     finally:
         collector.stop()
         store.close()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from plant import IDENTIFIER_PATTERN
 
@@ -21,6 +22,43 @@ class CollectorSettings(BaseModel):
     shared_group: Annotated[str | None, Field(pattern=IDENTIFIER_PATTERN)] = Field(
         None, description="MQTT shared-subscription group, so several collectors split the load"
     )
-    batch_size: Annotated[int, Field(ge=1, le=100_000, description="points per store write")] = 5000
+    batch_size: Annotated[int, Field(ge=1, le=100_000, description="points (lines) per store write")] = 5000
     batch_interval_s: Annotated[float, Field(gt=0, le=60, description="longest wait before a partial batch is written")] = 1.0
+    max_batch_messages: Annotated[int, Field(ge=1, le=65_535)] = Field(
+        100,
+        description=(
+            "write a batch once it holds this many unacknowledged messages. Keep it at most half the "
+            "broker's per-client max_inflight_messages (mosquitto: default 20, set 1000; see "
+            "docs/collector.md), or the broker stops sending before a batch fills and throughput "
+            "falls to one batch per batch_interval_s"
+        ),
+    )
     max_pending_messages: Annotated[int, Field(ge=1)] = 20_000
+    data_dir: Path = Field(
+        Path("smartfactory-data/collector"),
+        description="spool and dead letters (collector.db); a relative path is relative to the config file",
+    )
+    spool_max_bytes: Annotated[int, Field(ge=1024)] = Field(
+        512 * 1024 * 1024,
+        description="payload bytes kept on disk while the store is down; past it the collector stops acknowledging",
+    )
+    dead_letter_max_payload_bytes: Annotated[int, Field(ge=0, le=1024 * 1024)] = Field(
+        64 * 1024, description="raw payload bytes kept per dead letter (longer ones are truncated and marked)"
+    )
+    retry_initial_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    retry_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    metrics_host: str = Field("127.0.0.1", description="address of the Prometheus /metrics endpoint")
+    metrics_port: Annotated[int | None, Field(ge=0, le=65535)] = Field(
+        9464, description="port of the Prometheus /metrics endpoint; 0 picks a free port, null turns it off"
+    )
+
+    @model_validator(mode="after")
+    def _check_retry(self) -> "CollectorSettings":
+        if self.retry_max_s < self.retry_initial_s:
+            raise ValueError("retry_max_s must be at least retry_initial_s")
+        return self
+
+    def resolved_data_dir(self, base_dir: Path | None = None) -> Path:
+        if self.data_dir.is_absolute() or base_dir is None:
+            return self.data_dir
+        return base_dir / self.data_dir

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import gzip
 import logging
+import re
+import time
 from collections.abc import Sequence
+from email.utils import parsedate_to_datetime
 
 import httpx
 
@@ -19,6 +22,44 @@ from tsstore.lineprotocol import MEASUREMENT, quote_ident, quote_literal, to_lin
 log = logging.getLogger("tsstore.influx")
 
 _AGG_FUNCTIONS = {"mean": "mean", "min": "min", "max": "max", "last": "last"}
+_DROPPED = re.compile(r"dropped=(\d+)")
+
+
+class PartialWrite(StoreRejected):
+    """InfluxDB kept the good lines of a write and dropped ``dropped`` bad ones (HTTP 400).
+
+    The response does not say which lines were dropped; a caller that must know writes the
+    batch again in halves (re-writing the good lines is idempotent): see
+    ``collector.policy.isolate_rejects``.
+    """
+
+    def __init__(self, message: str, dropped: int | None) -> None:
+        super().__init__(message)
+        self.dropped = dropped
+
+
+class RetryLater(StoreUnavailable):
+    """The server asked us to come back later (429/503), possibly saying when (Retry-After)."""
+
+    def __init__(self, message: str, retry_after_s: float | None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 class InfluxStore:
@@ -64,7 +105,14 @@ class InfluxStore:
             return
         detail = response.text.strip()[:500]
         if code in (400, 413, 422):
-            raise StoreRejected(f"InfluxDB refused {line_count} lines (HTTP {code}): {detail}")
+            message = f"InfluxDB refused {line_count} lines (HTTP {code}): {detail}"
+            if "partial write" in detail:
+                found = _DROPPED.search(detail)
+                raise PartialWrite(message, int(found.group(1)) if found else None)
+            raise StoreRejected(message)
+        if code in (429, 503):
+            raise RetryLater(f"InfluxDB asked to retry later (HTTP {code}): {detail}",
+                             parse_retry_after(response.headers.get("Retry-After")))
         raise StoreUnavailable(f"InfluxDB write failed (HTTP {code}): {detail}")
 
     def ensure_database(self) -> None:
