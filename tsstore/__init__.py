@@ -12,6 +12,7 @@ from tsstore.base import (
     StoreRejected,
     StoreUnavailable,
     TimeSeriesStore,
+    ValueCount,
 )
 from tsstore.settings import InfluxSettings, SqliteSettings, StoreSettings, open_store
 
@@ -26,5 +27,6 @@ __all__ = [
     "StoreSettings",
     "StoreUnavailable",
     "TimeSeriesStore",
+    "ValueCount",
     "open_store",
 ]

@@ -9,7 +9,7 @@ from typing import Protocol
 from plant import MachineRef
 
 #: Aggregates a history query may ask for; every backend computes them in the store.
-AGGREGATES = ("mean", "min", "max", "last")
+AGGREGATES = ("mean", "min", "max", "last", "count")
 
 #: Stored values: numbers (and booleans, as 0.0/1.0) are floats, text stays text.
 StoredValue = float | str
@@ -28,6 +28,21 @@ class Point:
 class LatestValue:
     ts_ms: int
     value: StoredValue
+
+
+@dataclass(frozen=True, slots=True)
+class ValueCount:
+    """How often one value of a tag was sampled in one bucket, and in how many runs.
+
+    A run starts at a sample whose previous sample with the same value is more than
+    ``gap_ms`` earlier (or absent in the queried range): for a state tag polled every
+    second, runs of the FAULT value are the failures and samples x poll interval their time.
+    """
+
+    bucket_ms: int
+    value: float
+    samples: int
+    runs: int
 
 
 class StoreError(Exception):
@@ -57,6 +72,16 @@ class TimeSeriesStore(Protocol):
         """Values of one tag in [start, end), aggregated in epoch-aligned buckets of every_ms.
 
         Buckets without data are left out. ``every_ms=0`` returns the raw points.
+        """
+
+    def value_counts(
+        self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int, values: Sequence[float],
+        gap_ms: int,
+    ) -> list[ValueCount]:
+        """Samples and runs of each of ``values`` of a numeric tag, per epoch-aligned bucket.
+
+        Computed in the store (SQL window function, InfluxQL count/elapsed): time in each
+        machine state without pulling raw points. Empty buckets and absent values are left out.
         """
 
     def ping(self) -> None:

@@ -16,12 +16,12 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from plant import MachineRef
-from tsstore.base import LatestValue, Point, StoredValue, StoreRejected, StoreUnavailable
+from tsstore.base import LatestValue, Point, StoredValue, StoreRejected, StoreUnavailable, ValueCount
 from tsstore.lineprotocol import MEASUREMENT, quote_ident, quote_literal, to_lines
 
 log = logging.getLogger("tsstore.influx")
 
-_AGG_FUNCTIONS = {"mean": "mean", "min": "min", "max": "max", "last": "last"}
+_AGG_FUNCTIONS = {"mean": "mean", "min": "min", "max": "max", "last": "last", "count": "count"}
 _DROPPED = re.compile(r"dropped=(\d+)")
 
 
@@ -171,6 +171,52 @@ class InfluxStore:
         return [
             (int(ts), _as_stored(v)) for series in _series(result) for ts, v in series.get("values", []) if v is not None
         ]
+
+    def value_counts(
+        self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int, values: Sequence[float],
+        gap_ms: int,
+    ) -> list[ValueCount]:
+        """Three statements per value in one request: samples, run starts after a gap, first sample.
+
+        ``elapsed`` yields nothing for the first sample in range, so the first run is added
+        from ``first()``. The outer query of a subquery may filter on time only.
+        """
+        if every_ms <= 0:
+            raise ValueError("value_counts needs a bucket size every_ms > 0")
+        every, f, m = int(every_ms), quote_ident(tag), quote_ident(MEASUREMENT)
+        span = f"time >= {int(start_ms)}ms AND time < {int(end_ms)}ms"
+        statements = []
+        for v in values:
+            where = f"{_where_machine(machine)} AND {span} AND {f} = {float(v)!r}"
+            statements += [
+                f"SELECT count({f}) FROM {m} WHERE {where} GROUP BY time({every}ms) fill(none)",
+                f"SELECT count(e) FROM (SELECT elapsed({f}, 1ms) AS e FROM {m} WHERE {where}) "
+                f"WHERE {span} AND e > {int(gap_ms)} GROUP BY time({every}ms) fill(none)",
+                f"SELECT first({f}) FROM {m} WHERE {where}",
+            ]
+        if not statements:
+            return []
+        results = self._query(";".join(statements))
+        out: list[ValueCount] = []
+        for i, v in enumerate(values):
+            counts, gaps, first = results[3 * i : 3 * i + 3]
+            for r in (counts, gaps, first):
+                if "error" in r and "database not found" not in r["error"]:
+                    raise StoreRejected(f"InfluxDB could not count values of {tag!r}: {r['error']}")
+            runs: dict[int, int] = {}
+            for series in _series(gaps):
+                for ts, n in series.get("values", []):
+                    runs[int(ts)] = runs.get(int(ts), 0) + int(n or 0)
+            for series in _series(first):
+                for ts, _ in series.get("values", []):
+                    bucket = int(ts) // every * every
+                    runs[bucket] = runs.get(bucket, 0) + 1
+            for series in _series(counts):
+                for ts, n in series.get("values", []):
+                    if n:
+                        out.append(ValueCount(int(ts), float(v), int(n), runs.get(int(ts), 0)))
+        out.sort(key=lambda c: (c.bucket_ms, c.value))
+        return out
 
     def ping(self) -> None:
         response = self._request("GET", "/ping")

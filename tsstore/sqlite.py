@@ -13,7 +13,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from plant import MachineRef
-from tsstore.base import AGGREGATES, LatestValue, Point, StoredValue, StoreRejected, StoreUnavailable, stored_value
+from tsstore.base import (
+    AGGREGATES,
+    LatestValue,
+    Point,
+    StoredValue,
+    StoreRejected,
+    StoreUnavailable,
+    ValueCount,
+    stored_value,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
@@ -31,7 +40,7 @@ CREATE TABLE IF NOT EXISTS samples (
 ) WITHOUT ROWID;
 """
 
-_AGG_SQL = {"mean": "avg(num)", "min": "min(num)", "max": "max(num)"}
+_AGG_SQL = {"mean": "avg(num)", "min": "min(num)", "max": "max(num)", "count": "count(*)"}
 
 
 class SqliteStore:
@@ -148,6 +157,29 @@ class SqliteStore:
             )
         rows = self._read(sql, {"every": int(every_ms), "sid": sid, "start": start_ms, "end": end_ms})
         return [(row[0], row[1]) for row in rows]
+
+    def value_counts(
+        self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int, values: Sequence[float],
+        gap_ms: int,
+    ) -> list[ValueCount]:
+        if every_ms <= 0:
+            raise ValueError("value_counts needs a bucket size every_ms > 0")
+        values = [float(v) for v in values]
+        if not values:
+            return []
+        marks = ",".join("?" * len(values))
+        sql = f"""
+            WITH x AS (
+                SELECT ts, num, ts - lag(ts) OVER (PARTITION BY num ORDER BY ts) AS since
+                FROM samples
+                WHERE series_id = (SELECT id FROM series WHERE tenant=? AND site=? AND line=? AND machine=? AND tag=?)
+                  AND ts >= ? AND ts < ? AND num IN ({marks})
+            )
+            SELECT (ts / ?) * ? AS bucket, num, count(*), sum(since IS NULL OR since > ?)
+            FROM x GROUP BY bucket, num ORDER BY bucket, num"""
+        params = (machine.tenant, machine.site, machine.line, machine.machine, tag, start_ms, end_ms, *values,
+                  int(every_ms), int(every_ms), int(gap_ms))
+        return [ValueCount(b, v, n, r) for b, v, n, r in self._read(sql, params)]
 
     def ping(self) -> None:
         self._read("SELECT 1")

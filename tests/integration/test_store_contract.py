@@ -143,3 +143,27 @@ def test_sqlite_is_readable_from_another_process_while_a_writer_holds_it(tmp_pat
     proc.join(30)
     assert proc.exitcode == 0
     writer.close()
+
+
+def test_value_counts_give_samples_and_runs_per_bucket_computed_in_the_store(store):
+    # one sample a second: state 4 at 2-4 s, 7 s, 9-10 s (the last run spans a bucket edge) and 12 s
+    states = [0, 0, 4, 4, 4, 0, 0, 4, 0, 4, 4, 0, 4]
+    store.write([Point(M1, T0 + i * 1000, {"state": s}) for i, s in enumerate(states)] + [Point(M2, T0, {"state": 4})])
+    got = store.value_counts(M1, "state", T0, T0 + 60_000, 5000, [4, 0, 7], gap_ms=1500)
+    assert [(c.bucket_ms - T0, c.value, c.samples, c.runs) for c in got] == [
+        (0, 0.0, 2, 1), (0, 4.0, 3, 1),
+        (5000, 0.0, 3, 2), (5000, 4.0, 2, 2),
+        (10_000, 0.0, 1, 1), (10_000, 4.0, 2, 1),
+    ]
+
+
+def test_value_counts_start_a_run_after_a_gap_and_respect_the_range(store):
+    store.write([Point(M1, T0 + t, {"state": 2}) for t in (0, 1000, 2000, 10_000, 11_000)])
+    got = store.value_counts(M1, "state", T0 + 1000, T0 + 11_000, 60_000, [2], gap_ms=1500)
+    assert [(c.samples, c.runs) for c in got] == [(3, 2)]  # 1 s, 2 s | gap | 10 s
+    assert store.value_counts(M1, "nope", T0, T0 + 60_000, 60_000, [2], gap_ms=1500) == []
+
+
+def test_count_aggregate_counts_samples_per_bucket(store):
+    store.write([Point(M1, T0 + i * 10_000, {"a": i}) for i in range(8)])
+    assert store.history(M1, "a", T0, T0 + 120_000, 60_000, "count") == [(T0, 6.0), (T0 + 60_000, 2.0)]
