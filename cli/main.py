@@ -114,22 +114,95 @@ def gateway_run(config_path: Path) -> None:
 
     config = _load(config_path)
     settings = _section(config, "gateway")
-    _run_until_signal(lambda: run_gateway(settings, config.settings.mqtt))
+    _run_until_signal(lambda: run_gateway(settings, config.settings.mqtt, config.base_dir))
 
 
 @gateway.command("plan")
 @CONFIG_OPTION
 def gateway_plan(config_path: Path) -> None:
     """Print the Modbus reads each poll will send, without touching a device."""
-    from gateway.planner import plan_reads
+    from gateway.planner import DevicePlan, min_reads
 
     settings = _section(_load(config_path), "gateway")
     for d in settings.devices:
-        reads = plan_reads(d.tags, d.max_registers_per_read, d.max_bits_per_read, d.max_gap)
-        click.echo(f"{d.line}/{d.name} ({d.host}:{d.port} unit {d.unit_id}): {len(d.tags)} tags in {len(reads)} reads")
-        for r in reads:
-            names = ", ".join(t.name for t in r.tags)
-            click.echo(f"  {r.table.value:<17} address {r.address:>5} count {r.count:>4}  [{names}]")
+        plan = DevicePlan(d.tags, [d.interval_of(t) for t in d.tags], d.max_registers_per_read,
+                          d.max_bits_per_read, d.max_gap)
+        every = plan.reads_for(plan.intervals)
+        fewest = min_reads(d.tags, d.max_registers_per_read, d.max_bits_per_read, d.max_gap)
+        where = f"{d.host}:{d.port}" if d.transport.value == "tcp" else d.link_name
+        click.echo(f"{d.line}/{d.name} ({where} unit {d.unit_id}): {len(d.tags)} tags in {len(every)} "
+                   f"reads (fewest possible {fewest}, one per tag {len(d.tags)}); per read at most "
+                   f"{d.max_registers_per_read} registers / {d.max_bits_per_read} bits, gap {d.max_gap}")
+        for interval in plan.intervals:
+            reads = plan.reads_for([interval])
+            if len(plan.intervals) > 1:
+                click.echo(f"  every {interval:g} s: {len(plan.groups[interval])} tags in {len(reads)} reads")
+            for r in reads:
+                names = ", ".join(t.name for t in r.tags)
+                click.echo(f"    {r.table.value:<17} address {r.address:>5} count {r.count:>4}  [{names}]")
+
+
+def _parse_range(text: str) -> tuple[int, int]:
+    try:
+        first, last = (int(x, 0) for x in text.split("-", 1))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: use FIRST-LAST, 0-based wire addresses, e.g. 0-999",
+                                 param_hint="--range") from None
+    if not 0 <= first <= last <= 65535:
+        raise click.BadParameter(f"{text!r}: need 0 <= FIRST <= LAST <= 65535", param_hint="--range")
+    return first, last + 1
+
+
+@gateway.command("scan")
+@click.argument("host")
+@click.option("--port", default=502, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--unit", default=1, show_default=True, type=click.IntRange(0, 247), help="Modbus unit (device) id.")
+@click.option("--transport", default="tcp", show_default=True, type=click.Choice(["tcp", "rtu_over_tcp"]))
+@click.option("--tables", default="coil,discrete_input,input_register,holding_register", show_default=True,
+              help="Comma-separated tables to probe.")
+@click.option("--range", "range_", default="0-999", show_default=True,
+              help="Wire addresses FIRST-LAST (0-based, inclusive).")
+@click.option("--timeout", default=1.0, show_default=True, type=click.FloatRange(0.05, 30),
+              help="Seconds to wait for each answer.")
+def gateway_scan(host: str, port: int, unit: int, transport: str, tables: str, range_: str, timeout: float) -> None:
+    """Probe which addresses of a device answer, to help build its register map."""
+    from gateway.links import LinkError, ModbusLink
+    from gateway.scan import scan_table
+    from registermap import Table
+
+    try:
+        chosen = [Table(t.strip()) for t in tables.split(",") if t.strip()]
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc}; tables are {', '.join(t.value for t in Table)}",
+                                 param_hint="--tables") from None
+    start, end = _parse_range(range_)
+
+    async def scan() -> int:
+        from pymodbus import FramerType
+        from pymodbus.client import AsyncModbusTcpClient
+
+        framer = FramerType.RTU if transport == "rtu_over_tcp" else FramerType.SOCKET
+        client = AsyncModbusTcpClient(host, port=port, framer=framer, timeout=timeout, retries=0, reconnect_delay=0)
+        link = ModbusLink(f"{transport}:{host}:{port}", client, shared=True)
+        status = 0
+        try:
+            for table in chosen:
+                try:
+                    result = await scan_table(lambda t, a, c: link.read(t, a, c, unit, timeout), table, start, end)
+                except LinkError as exc:
+                    click.echo(f"{table.value}: no answer ({exc}); check host, port, unit and transport", err=True)
+                    status = 1
+                    continue
+                runs = ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in result.ranges()) or "none"
+                click.echo(f"{table.value}: {len(result.answered)} of {end - start} addresses answer "
+                           f"({result.requests} requests): {runs}")
+                for code, n in sorted(result.refusals.items()):
+                    click.echo(f"  {n} block(s) refused with Modbus exception {code}")
+        finally:
+            link.close()
+        return status
+
+    sys.exit(asyncio.run(scan()))
 
 
 @cli.group(invoke_without_command=True)

@@ -7,7 +7,9 @@ where a handful suffice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+import math
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from registermap import BIT_TABLES, Table, Tag
@@ -28,10 +30,19 @@ class Read:
 
 
 def plan_reads(
-    tags: Sequence[Tag], max_registers: int = 125, max_bits: int = 2000, max_gap: int = 8
+    tags: Sequence[Tag],
+    max_registers: int = 125,
+    max_bits: int = 2000,
+    max_gap: int = 8,
+    breaks: Collection[tuple[Table, int]] = (),
 ) -> list[Read]:
     """Group tags per table, in address order; start a new read when the next tag would
-    push the read past the size limit or leave more than ``max_gap`` unmapped units."""
+    push the read past the size limit or leave more than ``max_gap`` unmapped units.
+
+    ``breaks`` holds (table, address) boundaries no read may cross: a tag at or past the
+    address starts a new read. They record where a device refused a merged read.
+    Greedy is optimal here: each read takes as many tags as it can, which never leaves
+    the remaining tags a worse start."""
     reads: list[Read] = []
     for table in Table:
         in_table = sorted((t for t in tags if t.table is table), key=lambda t: (t.address, t.width))
@@ -40,11 +51,17 @@ def plan_reads(
         is_bits = table in BIT_TABLES
         limit = max_bits if is_bits else max_registers
         gap = max_gap * 16 if is_bits else max_gap
+        cuts = sorted(a for t, a in breaks if t is table)
         current: list[Tag] = []
         start = end = 0
         for tag in in_table:
             tag_end = tag.address + tag.width
-            if current and tag.address - end <= gap and max(end, tag_end) - start <= limit:
+            if (
+                current
+                and tag.address - end <= gap
+                and max(end, tag_end) - start <= limit
+                and not _crosses(cuts, start, tag.address)
+            ):
                 current.append(tag)
                 end = max(end, tag_end)
                 continue
@@ -53,3 +70,119 @@ def plan_reads(
             current, start, end = [tag], tag.address, tag_end
         reads.append(Read(table, start, end - start, tuple(current)))
     return reads
+
+
+def _crosses(cuts: list[int], start: int, address: int) -> bool:
+    """Is there a break b with start < b <= address?"""
+    i = bisect.bisect_right(cuts, start)
+    return i < len(cuts) and cuts[i] <= address
+
+
+def bisect_read(read: Read) -> tuple[int, list[Read], list[Read]] | None:
+    """Split a refused read between two of its tags, at the middle distinct tag address.
+
+    Returns (break address, left reads, right reads), or None when every tag of the read
+    starts at one address and there is nothing left to split.
+    """
+    starts = sorted({t.address for t in read.tags})
+    if len(starts) < 2:
+        return None
+    cut = starts[len(starts) // 2]
+    left = [t for t in read.tags if t.address < cut]
+    right = [t for t in read.tags if t.address >= cut]
+    return cut, [_hull(read.table, left)], [_hull(read.table, right)]
+
+
+def _hull(table: Table, tags: Sequence[Tag]) -> Read:
+    ordered = tuple(sorted(tags, key=lambda t: (t.address, t.width)))
+    start = ordered[0].address
+    return Read(table, start, max(t.address + t.width for t in ordered) - start, ordered)
+
+
+def min_reads(tags: Iterable[Tag], max_registers: int = 125, max_bits: int = 2000, max_gap: int = 8) -> int:
+    """The fewest reads any plan can use under the same limits: an exact dynamic program
+    over address-ordered tags, independent of the greedy planner (for tests and bench)."""
+    total = 0
+    tags = list(tags)
+    for table in Table:
+        ordered = sorted((t for t in tags if t.table is table), key=lambda t: (t.address, t.width))
+        if not ordered:
+            continue
+        is_bits = table in BIT_TABLES
+        limit = max_bits if is_bits else max_registers
+        gap = max_gap * 16 if is_bits else max_gap
+        n = len(ordered)
+        best = [0.0] + [math.inf] * n  # best[j]: fewest reads for the first j tags
+        for j in range(1, n + 1):
+            for i in range(j - 1, -1, -1):  # one read for ordered[i:j]
+                if _group_fits(ordered[i:j], limit, gap):
+                    best[j] = min(best[j], best[i] + 1)
+                elif max(t.address + t.width for t in ordered[i:j]) - ordered[i].address > limit:
+                    break
+        total += int(best[n])
+    return total
+
+
+def _group_fits(group: Sequence[Tag], limit: int, gap: int) -> bool:
+    reach = group[0].address + group[0].width
+    for t in group[1:]:
+        if t.address - reach > gap:
+            return False
+        reach = max(reach, t.address + t.width)
+    return reach - group[0].address <= limit
+
+
+class DevicePlan:
+    """The reads a device needs per due set of poll intervals, and what it has learned.
+
+    Tags are grouped by poll interval; a cycle reads the tags whose interval is due, with
+    one merged plan per due set (cached). When the device refuses a read with exception 2,
+    ``refuse`` bisects it and remembers the cut, so later plans avoid the bad span;
+    a lone tag that is still refused is set aside as unreadable.
+    """
+
+    def __init__(
+        self,
+        tags: Sequence[Tag],
+        intervals: Sequence[float],
+        max_registers: int = 125,
+        max_bits: int = 2000,
+        max_gap: int = 8,
+    ) -> None:
+        self.max_registers, self.max_bits, self.max_gap = max_registers, max_bits, max_gap
+        self.groups: dict[float, list[Tag]] = {}
+        for tag, interval in zip(tags, intervals):
+            self.groups.setdefault(interval, []).append(tag)
+        self.breaks: set[tuple[Table, int]] = set()
+        self.unreadable: dict[str, Tag] = {}
+        self._cache: dict[frozenset[float], list[Read]] = {}
+
+    @property
+    def intervals(self) -> list[float]:
+        return sorted(self.groups)
+
+    def reads_for(self, due: Collection[float]) -> list[Read]:
+        key = frozenset(due)
+        if key not in self._cache:
+            tags = [t for i in key for t in self.groups.get(i, ()) if t.name not in self.unreadable]
+            self._cache[key] = plan_reads(tags, self.max_registers, self.max_bits, self.max_gap, self.breaks)
+        return self._cache[key]
+
+    def refuse(self, read: Read) -> list[Read]:
+        """The device answered ``read`` with illegal data address: return the reads to try
+        instead (empty when the read held one address, whose tags become unreadable)."""
+        self._cache.clear()
+        split = bisect_read(read)
+        if split is None:
+            for t in read.tags:
+                self.unreadable[t.name] = t
+            return []
+        cut, left, right = split
+        self.breaks.add((read.table, cut))
+        return left + right
+
+    def forgive(self) -> None:
+        """Forget what was learned, e.g. after the device's program changed (reconnect)."""
+        self.breaks.clear()
+        self.unreadable.clear()
+        self._cache.clear()

@@ -1,7 +1,9 @@
-"""Poll one Modbus device on a fixed schedule, each device in its own task and client.
+"""Poll one Modbus device on its own schedule, each device in its own task.
 
-A device that fails only delays itself: its own client times out, backs off and
-reconnects while the other devices' tasks keep their schedules.
+A device that fails only delays itself: its requests time out after its own timeout, it
+backs off (exponential, capped) and tries again by itself, while the other devices' tasks
+keep their schedules. Units on a shared link wait for the link's lock, which a dead unit
+holds for at most its timeout per (backed-off) attempt.
 """
 
 from __future__ import annotations
@@ -10,21 +12,23 @@ import asyncio
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
-
-from gateway.planner import Read, plan_reads
+from gateway.links import ILLEGAL_DATA_ADDRESS, LinkError, ModbusLink, Refused
+from gateway.planner import DevicePlan, Read
+from gateway.reporting import ChangeFilter
 from gateway.settings import DeviceSettings
-from registermap import Table, decode
+from registermap import decode
 
 log = logging.getLogger("gateway.poller")
 
 Values = dict[str, bool | int | float | str]
 #: Called with (device, source timestamp in epoch ms, decoded values) after every good poll.
 SampleSink = Callable[[DeviceSettings, int, Values], None]
+#: Called with (device, health) when the device goes online/offline and every status interval.
+HealthSink = Callable[[DeviceSettings, "DeviceHealth"], None]
 
 
 class PollError(Exception):
@@ -33,56 +37,124 @@ class PollError(Exception):
 
 @dataclass
 class DeviceHealth:
+    online: bool | None = None  # None until the first poll
     polls_ok: int = 0
     polls_failed: int = 0
     consecutive_failures: int = 0
+    timeouts: int = 0
+    exceptions: int = 0
     last_success_ms: int | None = None
     last_error: str | None = None
     last_latency_ms: float | None = None
+    unreadable_tags: list[str] = field(default_factory=list)
+
+    def as_status(self) -> dict:
+        return {
+            "state": "online" if self.online else "offline",
+            "last_success_ts": self.last_success_ms,
+            "polls_ok": self.polls_ok,
+            "polls_failed": self.polls_failed,
+            "consecutive_failures": self.consecutive_failures,
+            "timeouts": self.timeouts,
+            "exception_responses": self.exceptions,
+            "latency_ms": None if self.last_latency_ms is None else round(self.last_latency_ms, 2),
+            "last_error": self.last_error,
+            "unreadable_tags": self.unreadable_tags,
+        }
+
+
+def backoff_s(interval_s: float, failures: int, cap_s: float) -> float:
+    """Wait after ``failures`` consecutive failed polls: doubling from the poll interval, capped."""
+    return min(cap_s, interval_s * 2 ** min(max(failures - 1, 0), 20))
+
+
+def next_slot(previous: float, interval: float, now: float) -> float:
+    """The next scheduled start after ``previous`` that is not already in the past:
+    a drift-free grid; missed slots are skipped, not bunched."""
+    due = previous + interval
+    if due < now:
+        due += math.ceil((now - due) / interval) * interval
+    return due
 
 
 @dataclass
 class DevicePoller:
     device: DeviceSettings
+    link: ModbusLink
     sink: SampleSink
+    health_sink: HealthSink | None = None
     health: DeviceHealth = field(default_factory=DeviceHealth)
-    max_backoff_s: float = 30.0
+    #: lateness of each cycle start behind its schedule, in ms (for health and the bench)
+    lateness_ms: deque = field(default_factory=lambda: deque(maxlen=100_000))
 
     def __post_init__(self) -> None:
         d = self.device
-        self.reads: list[Read] = plan_reads(d.tags, d.max_registers_per_read, d.max_bits_per_read, d.max_gap)
-        self._client = AsyncModbusTcpClient(d.host, port=d.port, timeout=d.timeout_s, retries=0)
+        self.plan = DevicePlan(
+            d.tags, [d.interval_of(t) for t in d.tags], d.max_registers_per_read, d.max_bits_per_read, d.max_gap
+        )
+        self.filter = ChangeFilter(d.tags)
+        self._last_status = 0.0
+
+    @property
+    def reads(self) -> list[Read]:
+        """The plan of a cycle in which every tag is due."""
+        return self.plan.reads_for(self.plan.intervals)
 
     async def run(self) -> None:
-        """Poll forever on a drift-free schedule; missed slots are skipped, not bunched."""
-        interval = self.device.poll_interval_s
-        next_at = time.monotonic()
+        intervals = self.plan.intervals
+        now = time.monotonic()
+        due_at = {i: now for i in intervals}
         while True:
+            start = time.monotonic()
+            scheduled = min(due_at.values())
+            self.lateness_ms.append((start - scheduled) * 1000)
+            due = [i for i in intervals if due_at[i] <= start + 0.001]
             try:
-                await self.poll_once()
+                await self.poll_once(due)
             except Exception as exc:  # noqa: BLE001 - a long-running poller must outlive any one poll
                 if not isinstance(exc, PollError):
                     log.exception("poll_crashed device=%s", self.device.name)
                 self._failed(str(exc))
-                await asyncio.sleep(self._backoff_s())
-                next_at = time.monotonic()
+                wait = backoff_s(self.device.poll_interval_s, self.health.consecutive_failures,
+                                 self.device.max_backoff_s)
+                await asyncio.sleep(wait)
+                retry = time.monotonic()
+                due_at = {i: retry for i in intervals}
                 continue
-            next_at += interval
             now = time.monotonic()
-            if next_at < now:  # overran: skip to the next slot in the future
-                next_at += math.ceil((now - next_at) / interval) * interval
-            await asyncio.sleep(next_at - now)
+            for i in due:
+                due_at[i] = next_slot(due_at[i], i, now)
+            self._maybe_status()
+            await asyncio.sleep(max(0.0, min(due_at.values()) - time.monotonic()))
 
-    async def poll_once(self) -> None:
+    async def poll_once(self, due: list[float] | None = None) -> Values:
+        """Read the due tags (all by default), hand the sample to the sink and return it."""
         d = self.device
-        if not self._client.connected:
-            if not await self._client.connect():
-                raise PollError(f"cannot connect to {d.host}:{d.port}")
         ts_ms = time.time_ns() // 1_000_000
         started = time.perf_counter()
         values: Values = {}
-        for read in self.reads:
-            raw = await self._read(read)
+        pending = list(self.plan.reads_for(due if due is not None else self.plan.intervals))
+        while pending:
+            read = pending.pop(0)
+            try:
+                raw = await self.link.read(read.table, read.address, read.count, d.unit_id, d.timeout_s)
+            except Refused as exc:
+                self.health.exceptions += 1
+                if exc.code != ILLEGAL_DATA_ADDRESS:
+                    raise PollError(str(exc)) from exc
+                instead = self.plan.refuse(read)
+                log.warning(
+                    "read_refused device=%s table=%s address=%d count=%d action=%s", d.name, read.table.value,
+                    read.address, read.count, "bisect" if instead else "skip-tags:" + ",".join(t.name for t in read.tags),
+                )
+                if not instead:
+                    self.health.unreadable_tags = sorted(self.plan.unreadable)
+                pending[:0] = instead
+                continue
+            except LinkError as exc:
+                if "Timeout" in str(exc) or "No response" in str(exc):
+                    self.health.timeouts += 1
+                raise PollError(str(exc)) from exc
             for tag in read.tags:
                 value = decode(tag, raw[read.slice_for(tag)])
                 if isinstance(value, float) and not math.isfinite(value):
@@ -91,28 +163,10 @@ class DevicePoller:
                 values[tag.name] = value
         latency_ms = (time.perf_counter() - started) * 1000
         self._succeeded(ts_ms, latency_ms)
-        self.sink(d, ts_ms, values)
-
-    async def _read(self, read: Read) -> list[int] | list[bool]:
-        d = self.device
-        call = {
-            Table.coil: self._client.read_coils,
-            Table.discrete_input: self._client.read_discrete_inputs,
-            Table.holding_register: self._client.read_holding_registers,
-            Table.input_register: self._client.read_input_registers,
-        }[read.table]
-        try:
-            response = await call(read.address, count=read.count, device_id=d.unit_id)
-        except (ModbusException, OSError, asyncio.TimeoutError) as exc:
-            self._client.close()
-            raise PollError(f"{read.table.value} {read.address}+{read.count}: {type(exc).__name__}: {exc}") from exc
-        if response.isError():
-            code = getattr(response, "exception_code", None)
-            raise PollError(f"{read.table.value} {read.address}+{read.count}: Modbus exception {code}")
-        data = response.bits if read.table in (Table.coil, Table.discrete_input) else response.registers
-        if len(data) < read.count:
-            raise PollError(f"{read.table.value} {read.address}+{read.count}: short response ({len(data)})")
-        return data
+        selected = self.filter.select(ts_ms, values)
+        if selected:
+            self.sink(d, ts_ms, selected)
+        return selected
 
     def _succeeded(self, ts_ms: int, latency_ms: float) -> None:
         h = self.health
@@ -122,6 +176,10 @@ class DevicePoller:
         h.consecutive_failures = 0
         h.last_success_ms = ts_ms
         h.last_latency_ms = latency_ms
+        if h.online is not True:
+            h.online = True
+            log.info("device_online device=%s link=%s unit=%d", self.device.name, self.link.name, self.device.unit_id)
+            self._publish_status()
 
     def _failed(self, error: str) -> None:
         h = self.health
@@ -129,13 +187,22 @@ class DevicePoller:
         h.consecutive_failures += 1
         h.last_error = error
         log.warning(
-            "poll_failed device=%s host=%s:%d failures=%d backoff_s=%.1f error=%r",
-            self.device.name, self.device.host, self.device.port, h.consecutive_failures, self._backoff_s(), error,
+            "poll_failed device=%s link=%s unit=%d failures=%d backoff_s=%.1f error=%r",
+            self.device.name, self.link.name, self.device.unit_id, h.consecutive_failures,
+            backoff_s(self.device.poll_interval_s, h.consecutive_failures, self.device.max_backoff_s), error,
         )
+        if h.online is not False:
+            h.online = False
+            log.warning("device_offline device=%s link=%s error=%r", self.device.name, self.link.name, error)
+            self._publish_status()
+        else:
+            self._maybe_status()
 
-    def _backoff_s(self) -> float:
-        base = self.device.poll_interval_s
-        return min(self.max_backoff_s, base * 2 ** min(self.health.consecutive_failures - 1, 10))
+    def _maybe_status(self) -> None:
+        if time.monotonic() - self._last_status >= self.device.status_interval_s:
+            self._publish_status()
 
-    def close(self) -> None:
-        self._client.close()
+    def _publish_status(self) -> None:
+        self._last_status = time.monotonic()
+        if self.health_sink is not None:
+            self.health_sink(self.device, self.health)

@@ -1,12 +1,20 @@
-"""The gateway process: one poller task per device feeding one MQTT publisher."""
+"""The gateway process: a poller task per device, a disk outbox, and the MQTT forwarder.
+
+Polls append to the outbox on the event loop (a local SQLite commit); the forwarder
+thread publishes from it. Status (birth, Last Will, per-device health) is published
+retained beside the telemetry.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
-from gateway.poller import DevicePoller
-from gateway.publisher import TelemetryPublisher
+from gateway.links import build_links
+from gateway.outbox import Outbox
+from gateway.poller import DeviceHealth, DevicePoller
+from gateway.publisher import Forwarder
 from gateway.settings import DeviceSettings, GatewaySettings
 from mqttlink import MqttSettings
 from plant import MachineRef
@@ -14,28 +22,70 @@ from plant import MachineRef
 log = logging.getLogger("gateway")
 
 
-async def run_gateway(settings: GatewaySettings, mqtt: MqttSettings) -> None:
-    publisher = TelemetryPublisher(mqtt, client_id=settings.id)
-    machines = {
-        d.name + "\x00" + d.line: MachineRef(settings.tenant, settings.site, d.line, d.name) for d in settings.devices
-    }
+def outbox_path(settings: GatewaySettings, base_dir: Path) -> Path:
+    path = settings.outbox.path or Path(f"{settings.id}.outbox.db")
+    return path if path.is_absolute() else base_dir / path
 
-    def sink(device: DeviceSettings, ts_ms: int, values: dict) -> None:
-        publisher.publish(machines[device.name + "\x00" + device.line], ts_ms, values)
 
-    pollers = [DevicePoller(d, sink) for d in settings.devices]
-    publisher.start()
-    for p in pollers:
+class Gateway:
+    """Everything one ``gateway run`` owns; ``run`` polls until cancelled."""
+
+    def __init__(self, settings: GatewaySettings, mqtt: MqttSettings, base_dir: Path = Path(".")) -> None:
+        self.settings = settings
+        self.outbox = Outbox(outbox_path(settings, base_dir), settings.outbox.max_samples)
+        self.forwarder = Forwarder(mqtt, settings, self.outbox)
+        self.machines = {id(d): MachineRef(settings.tenant, settings.site, d.line, d.name) for d in settings.devices}
+        self.links: list = []
+        self.pollers: list[DevicePoller] = []
+
+    def _build_pollers(self) -> None:
+        links = build_links(self.settings.devices)  # needs the running loop
+        self.links = list(links.values())
+        self.pollers = [DevicePoller(d, links[d.link], self._sink, self._health) for d in self.settings.devices]
+
+    def _sink(self, device: DeviceSettings, ts_ms: int, values: dict) -> None:
+        m = self.machines[id(device)]
+        self.outbox.append(f"{m.tenant}/{m.site}/{m.line}/{m.machine}", ts_ms, values)
+
+    def _health(self, device: DeviceSettings, health: DeviceHealth) -> None:
+        status = health.as_status()
         log.info(
-            "device_configured device=%s host=%s:%d unit=%d tags=%d reads_per_poll=%d interval_s=%g",
-            p.device.name, p.device.host, p.device.port, p.device.unit_id, len(p.device.tags), len(p.reads),
-            p.device.poll_interval_s,
+            "device_health device=%s state=%s ok=%d failed=%d timeouts=%d exceptions=%d latency_ms=%s last_error=%r",
+            device.name, status["state"], health.polls_ok, health.polls_failed, health.timeouts, health.exceptions,
+            status["latency_ms"], health.last_error,
         )
-    try:
-        async with asyncio.TaskGroup() as group:
-            for p in pollers:
-                group.create_task(p.run(), name=f"poll:{p.device.name}")
-    finally:
-        for p in pollers:
-            p.close()
-        publisher.stop()
+        self.forwarder.publish_device_status(self.machines[id(device)], status)
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.status_interval_s)
+            self.forwarder.publish_gateway_status()
+            log.info(
+                "gateway_status outbox_pending=%d outbox_dropped=%d sent_samples=%d acked_samples=%d mqtt=%s",
+                self.outbox.pending, self.outbox.dropped, self.forwarder.sent_samples, self.forwarder.acked_samples,
+                "up" if self.forwarder.connected.is_set() else "down",
+            )
+
+    async def run(self) -> None:
+        self._build_pollers()
+        for p in self.pollers:
+            d = p.device
+            log.info(
+                "device_configured device=%s link=%s unit=%d tags=%d reads_per_poll=%d interval_s=%g",
+                d.name, p.link.name, d.unit_id, len(d.tags), len(p.reads), d.poll_interval_s,
+            )
+        self.forwarder.start()
+        try:
+            async with asyncio.TaskGroup() as group:
+                for p in self.pollers:
+                    group.create_task(p.run(), name=f"poll:{p.device.name}")
+                group.create_task(self._status_loop(), name="status")
+        finally:
+            for link in self.links:
+                link.close()
+            await asyncio.to_thread(self.forwarder.stop)
+            self.outbox.close()
+
+
+async def run_gateway(settings: GatewaySettings, mqtt: MqttSettings, base_dir: Path = Path(".")) -> None:
+    await Gateway(settings, mqtt, base_dir).run()

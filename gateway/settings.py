@@ -1,15 +1,106 @@
-"""The ``gateway:`` section of a config file: which devices to poll and what to read."""
+"""The ``gateway:`` section of a config file: which devices to poll, how to reach them, what to read."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from plant import IDENTIFIER_PATTERN
-from registermap import Tag
+from registermap import BIT_TABLES, Table, Tag
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
+
+
+class Addressing(str, Enum):
+    """How tag addresses are written in the config.
+
+    ``zero_based`` is the address on the wire. ``modicon`` is the vendor-manual notation:
+    00001-09999 coils, 10001-19999 discrete inputs, 30001-39999 input registers,
+    40001-49999 holding registers (or the 6-digit 000001-465536 forms); the leading digit
+    gives the table and the rest is 1-based.
+    """
+
+    zero_based = "zero_based"
+    modicon = "modicon"
+
+
+class Transport(str, Enum):
+    tcp = "tcp"  # Modbus TCP (MBAP framing)
+    rtu_over_tcp = "rtu_over_tcp"  # RTU frames through a serial-to-Ethernet converter
+    rtu = "rtu"  # RTU on a local serial line
+
+
+class Report(str, Enum):
+    every_poll = "every_poll"
+    on_change = "on_change"
+
+
+class SerialLine(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    port: str = Field(description="serial device, e.g. /dev/ttyUSB0")
+    baudrate: Annotated[int, Field(ge=300, le=1_000_000)] = 19200
+    bytesize: Literal[7, 8] = 8
+    parity: Literal["N", "E", "O"] = "E"
+    stopbits: Literal[1, 2] = 1
+
+
+class PolledTag(Tag):
+    """A register-map tag plus how often to read it and when to report it."""
+
+    poll_interval_s: Annotated[float | None, Field(ge=0.05, le=86400, description="default: the device's")] = None
+    report: Report = Report.every_poll
+    deadband: Annotated[float | None, Field(ge=0, description="absolute change that counts (on_change)")] = None
+    deadband_percent: Annotated[float | None, Field(ge=0, le=1000, description="change in % of the last report")] = None
+    max_silence_s: Annotated[
+        float | None, Field(gt=0, description="on_change: report anyway after this long (heartbeat)")
+    ] = None
+
+    def __eq__(self, other: object) -> bool:
+        # A tag with default polling options is the plain register-map tag it extends, so
+        # a config can be compared with a shared map such as PRESS_TAGS.
+        if type(other) is Tag:
+            defaults = all(getattr(self, f) == PolledTag.model_fields[f].default for f in _POLLING_FIELDS)
+            return defaults and Tag.model_validate(self.model_dump(include=set(Tag.model_fields))) == other
+        return super().__eq__(other)
+
+    __hash__ = Tag.__hash__
+
+    @model_validator(mode="after")
+    def _reporting(self) -> "PolledTag":
+        if self.deadband is not None and self.deadband_percent is not None:
+            raise ValueError("set either 'deadband' or 'deadband_percent', not both")
+        if self.report is Report.every_poll and (
+            self.deadband is not None or self.deadband_percent is not None or self.max_silence_s is not None
+        ):
+            raise ValueError("'deadband', 'deadband_percent' and 'max_silence_s' need report: on_change")
+        return self
+
+
+_POLLING_FIELDS = ("poll_interval_s", "report", "deadband", "deadband_percent", "max_silence_s")
+
+_MODICON_TABLES = {0: Table.coil, 1: Table.discrete_input, 3: Table.input_register, 4: Table.holding_register}
+
+
+def modicon_to_wire(reference: int) -> tuple[Table, int]:
+    """Split a Modicon reference (40001, 400001, ...) into its table and 0-based wire address."""
+    if not isinstance(reference, int) or isinstance(reference, bool) or reference < 1:
+        raise ValueError(f"{reference!r} is not a Modicon reference (e.g. 40001 for the first holding register)")
+    if reference <= 99999:
+        prefix, offset = divmod(reference, 10000)
+    elif reference <= 465536:
+        prefix, offset = divmod(reference, 100000)
+    else:
+        raise ValueError(f"{reference} is past the largest Modicon reference 465536")
+    if prefix not in _MODICON_TABLES or offset < 1:
+        raise ValueError(
+            f"{reference} is not a Modicon reference: use 0xxxx coils, 1xxxx discrete inputs, "
+            "3xxxx input registers, 4xxxx holding registers, counting from 1 (e.g. 40001)"
+        )
+    return _MODICON_TABLES[prefix], offset - 1
 
 
 class DeviceSettings(BaseModel):
@@ -19,29 +110,97 @@ class DeviceSettings(BaseModel):
 
     name: Identifier = Field(description="machine id, the topic level and store tag")
     line: Identifier
-    host: str
+    transport: Transport = Transport.tcp
+    host: str | None = Field(None, description="for tcp and rtu_over_tcp")
     port: Annotated[int, Field(ge=1, le=65535)] = 502
+    serial: SerialLine | None = Field(None, description="for rtu")
     unit_id: Annotated[int, Field(ge=0, le=247)] = 1
+    addressing: Addressing = Addressing.zero_based
     poll_interval_s: Annotated[float, Field(ge=0.05, le=3600)] = 1.0
     timeout_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    max_backoff_s: Annotated[float, Field(ge=0.1, le=3600)] = 30.0
     max_registers_per_read: Annotated[int, Field(ge=1, le=125)] = 125
     max_bits_per_read: Annotated[int, Field(ge=1, le=2000)] = 2000
     max_gap: Annotated[int, Field(ge=0, le=124, description="unmapped registers a read may span")] = 8
-    tags: Annotated[list[Tag], Field(min_length=1)]
+    status_interval_s: Annotated[float, Field(ge=1, le=3600, description="health publish period")] = 10.0
+    tags: Annotated[list[PolledTag], Field(min_length=1)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _modicon_addresses(cls, data: Any) -> Any:
+        """Turn Modicon references into wire addresses before the tags are validated, so
+        the rest of the gateway only ever sees 0-based addresses."""
+        if not isinstance(data, dict) or data.get("addressing") != Addressing.modicon.value:
+            return data
+        tags = data.get("tags")
+        if not isinstance(tags, list):
+            return data
+        converted = []
+        for i, tag in enumerate(tags):
+            if not isinstance(tag, dict) or "address" not in tag:
+                converted.append(tag)
+                continue
+            try:
+                table, address = modicon_to_wire(tag["address"])
+            except ValueError as exc:
+                raise ValueError(f"tags[{i}].address ({tag.get('name', '?')}): {exc}") from None
+            given = tag.get("table")
+            if given is not None and given != table.value:
+                raise ValueError(
+                    f"tags[{i}].table ({tag.get('name', '?')}): Modicon reference {tag['address']} is a "
+                    f"{table.value}, but table says {given!r}; drop 'table' or fix the address"
+                )
+            converted.append({**tag, "table": table.value, "address": address})
+        return {**data, "tags": converted}
 
     @model_validator(mode="after")
-    def _unique_tags(self) -> "DeviceSettings":
+    def _consistent(self) -> "DeviceSettings":
+        if self.transport is Transport.rtu:
+            if self.serial is None:
+                raise ValueError("transport 'rtu' needs 'serial' (port, baudrate, parity, ...)")
+        else:
+            if not self.host:
+                raise ValueError(f"transport '{self.transport.value}' needs 'host'")
+            if self.serial is not None:
+                raise ValueError(f"'serial' applies only to transport 'rtu', not '{self.transport.value}'")
         names = [t.name for t in self.tags]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"tag names must be unique per device; repeated: {', '.join(dupes)}")
         for tag in self.tags:
-            if tag.width > self.max_registers_per_read:
+            if tag.table not in BIT_TABLES and tag.width > self.max_registers_per_read:
                 raise ValueError(
                     f"tag {tag.name!r} spans {tag.width} registers, more than max_registers_per_read "
                     f"({self.max_registers_per_read})"
                 )
         return self
+
+    @property
+    def link(self) -> tuple:
+        """Devices with the same link share one connection (one serial line, one converter)."""
+        if self.transport is Transport.rtu:
+            assert self.serial is not None
+            return (self.transport.value, self.serial.port)
+        return (self.transport.value, self.host, self.port)
+
+    @property
+    def link_name(self) -> str:
+        if self.transport is Transport.rtu:
+            assert self.serial is not None
+            return f"rtu:{self.serial.port}"
+        return f"{self.transport.value}:{self.host}:{self.port}"
+
+    def interval_of(self, tag: Tag) -> float:
+        return getattr(tag, "poll_interval_s", None) or self.poll_interval_s
+
+
+class OutboxSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path | None = Field(None, description="SQLite file; default <config dir>/<gateway id>.outbox.db")
+    max_samples: Annotated[int, Field(ge=100, le=100_000_000, description="oldest are dropped past this")] = 5_000_000
+    max_samples_per_message: Annotated[int, Field(ge=1, le=10_000)] = 500
+    max_in_flight: Annotated[int, Field(ge=1, le=10_000, description="unacknowledged messages")] = 200
 
 
 class GatewaySettings(BaseModel):
@@ -50,6 +209,8 @@ class GatewaySettings(BaseModel):
     id: Identifier = Field(description="this gateway's id, also its MQTT client id")
     tenant: Identifier
     site: Identifier
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    status_interval_s: Annotated[float, Field(ge=1, le=3600, description="gateway status publish period")] = 10.0
     devices: Annotated[list[DeviceSettings], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -58,4 +219,16 @@ class GatewaySettings(BaseModel):
         dupes = sorted({f"{line}/{name}" for line, name in keys if keys.count((line, name)) > 1})
         if dupes:
             raise ValueError(f"two devices publish as the same machine: {', '.join(dupes)}")
+        units: dict[tuple, list[int]] = {}
+        serials: dict[str, SerialLine] = {}
+        for d in self.devices:
+            units.setdefault(d.link, []).append(d.unit_id)
+            if d.serial is not None:
+                other = serials.setdefault(d.serial.port, d.serial)
+                if other != d.serial:
+                    raise ValueError(f"devices on serial port {d.serial.port} disagree on its settings (baudrate, ...)")
+        for link, ids in units.items():
+            repeated = sorted({u for u in ids if ids.count(u) > 1})
+            if repeated and link[0] != Transport.tcp.value:  # on a shared bus a unit id is one device
+                raise ValueError(f"two devices on {link[0]} {link[1:]} share unit id {repeated[0]}")
         return self

@@ -53,9 +53,17 @@ class MqttSettings(BaseModel):
 
 
 def make_client(
-    settings: MqttSettings, client_id: str, *, clean_session: bool = True, manual_ack: bool = False
+    settings: MqttSettings,
+    client_id: str,
+    *,
+    clean_session: bool = True,
+    manual_ack: bool = False,
+    will: tuple[str, bytes] | None = None,
 ) -> mqtt.Client:
-    """A paho 2.x client (MQTT 3.1.1) that reconnects by itself with capped backoff."""
+    """A paho 2.x client (MQTT 3.1.1) that reconnects by itself with capped backoff.
+
+    ``will`` (topic, payload) is published retained at QoS 1 by the broker if this client
+    vanishes without disconnecting, within 1.5 keep-alives."""
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=client_id,
@@ -67,5 +75,7 @@ def make_client(
         client.username_pw_set(settings.username, settings.password)
     if settings.tls:
         client.tls_set(ca_certs=settings.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+    if will is not None:
+        client.will_set(will[0], will[1], qos=1, retain=True)
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     return client

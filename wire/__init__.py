@@ -8,7 +8,10 @@ from wire.payload import MAX_PAYLOAD_BYTES, Sample, Telemetry, WireError, decode
 from wire.topics import (
     TOPIC_ROOT,
     VERSION,
+    device_status_topic,
+    gateway_status_topic,
     parse_telemetry_topic,
+    status_subscription,
     telemetry_subscription,
     telemetry_topic,
 )
@@ -21,6 +24,9 @@ __all__ = [
     "Telemetry",
     "WireError",
     "decode_telemetry",
+    "device_status_topic",
+    "gateway_status_topic",
+    "status_subscription",
     "encode_telemetry",
     "parse_telemetry_topic",
     "telemetry_subscription",

@@ -12,6 +12,10 @@ from plant import InvalidIdentifier, MachineRef
 TOPIC_ROOT = "sf"
 VERSION = "v1"
 TELEMETRY = "telemetry"
+STATUS = "status"
+#: The line level of a gateway's own status topic. It starts with '_', which no identifier
+#: may, so it can never collide with a real line.
+GATEWAY_LEVEL = "_gateway"
 
 
 def telemetry_topic(machine: MachineRef) -> str:
@@ -38,3 +42,18 @@ def parse_telemetry_topic(topic: str) -> MachineRef:
         return MachineRef(*levels[2:6])
     except InvalidIdentifier as exc:
         raise ValueError(f"topic {topic!r}: {exc}") from None
+
+
+def device_status_topic(machine: MachineRef) -> str:
+    """Retained online/offline and health of one polled device (machine)."""
+    return f"{TOPIC_ROOT}/{VERSION}/{machine.tenant}/{machine.site}/{machine.line}/{machine.machine}/{STATUS}"
+
+
+def gateway_status_topic(tenant: str, site: str, gateway_id: str) -> str:
+    """Retained birth/status of a gateway; its Last Will overwrites it with 'offline'."""
+    return f"{TOPIC_ROOT}/{VERSION}/{tenant}/{site}/{GATEWAY_LEVEL}/{gateway_id}/{STATUS}"
+
+
+def status_subscription(tenant: str = "+") -> str:
+    """Filter for every gateway's and device's status (of one tenant, or of all with '+')."""
+    return f"{TOPIC_ROOT}/{VERSION}/{tenant}/+/+/+/{STATUS}"

@@ -1,0 +1,117 @@
+"""Connections to devices: one pymodbus client per physical link, shared by the units on it.
+
+Units behind one serial line or one RTU-over-TCP converter must share a client: the bus
+carries one request at a time, and a second connection to a converter is often refused.
+So a link serialises requests with its own lock, gives each request the timeout of the
+unit it addresses, and does not drop the connection when one unit is silent (pymodbus
+would after a few no-responses, cutting off every healthy unit behind the converter).
+A dead unit therefore costs the others at most its own timeout per attempt, and its
+backoff keeps those attempts rare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from pymodbus import FramerType
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException
+
+from gateway.settings import DeviceSettings, Transport
+from registermap import BIT_TABLES, Table
+
+log = logging.getLogger("gateway.link")
+
+
+class LinkError(Exception):
+    """No usable answer: not connected, timed out, connection dropped or garbled frame."""
+
+
+class Refused(Exception):
+    """The device answered with a Modbus exception response."""
+
+    def __init__(self, code: int, what: str) -> None:
+        super().__init__(f"{what}: Modbus exception {code}")
+        self.code = code
+
+
+ILLEGAL_DATA_ADDRESS = 2
+
+_NO_AUTO_DISCONNECT = 1 << 30
+
+
+class ModbusLink:
+    def __init__(self, name: str, client: AsyncModbusTcpClient | AsyncModbusSerialClient, shared: bool) -> None:
+        """``shared``: several units use this connection, so a silent unit must not close it."""
+        self.name = name
+        self.client = client
+        self.shared = shared
+        self._lock = asyncio.Lock()
+        if shared:
+            self.client.ctx.max_until_disconnect = self.client.ctx.count_until_disconnect = _NO_AUTO_DISCONNECT
+
+    @classmethod
+    def for_device(cls, device: DeviceSettings, shared: bool) -> "ModbusLink":
+        # reconnect_delay=0: pymodbus must not reconnect behind our back; the pollers'
+        # backoff decides when to try again.
+        client: AsyncModbusTcpClient | AsyncModbusSerialClient
+        if device.transport is Transport.rtu:
+            s = device.serial
+            assert s is not None
+            client = AsyncModbusSerialClient(
+                s.port, framer=FramerType.RTU, baudrate=s.baudrate, bytesize=s.bytesize, parity=s.parity,
+                stopbits=s.stopbits, timeout=device.timeout_s, retries=0, reconnect_delay=0,
+            )
+        else:
+            framer = FramerType.RTU if device.transport is Transport.rtu_over_tcp else FramerType.SOCKET
+            client = AsyncModbusTcpClient(
+                device.host or "", port=device.port, framer=framer, timeout=device.timeout_s, retries=0,
+                reconnect_delay=0,
+            )
+        return cls(device.link_name, client, shared or device.transport is not Transport.tcp)
+
+    async def read(self, table: Table, address: int, count: int, unit: int, timeout_s: float) -> list[int] | list[bool]:
+        what = f"{table.value} {address}+{count} unit {unit}"
+        async with self._lock:
+            if not self.client.connected:
+                self.client.ctx.comm_params.timeout_connect = timeout_s
+                try:
+                    ok = await self.client.connect()
+                except (OSError, ModbusException) as exc:
+                    raise LinkError(f"cannot connect to {self.name}: {exc}") from exc
+                if not ok:
+                    raise LinkError(f"cannot connect to {self.name}")
+            self.client.ctx.comm_params.timeout_connect = timeout_s
+            call = {
+                Table.coil: self.client.read_coils,
+                Table.discrete_input: self.client.read_discrete_inputs,
+                Table.holding_register: self.client.read_holding_registers,
+                Table.input_register: self.client.read_input_registers,
+            }[table]
+            try:
+                response = await call(address, count=count, device_id=unit)
+            except (ModbusException, OSError, asyncio.TimeoutError) as exc:
+                if not self.shared or not self.client.connected:
+                    # a lone device's stale connection is reset; a shared one is kept
+                    # unless the link itself went down
+                    self.client.close()
+                raise LinkError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        if response.isError():
+            raise Refused(int(getattr(response, "exception_code", 0) or 0), what)
+        data = response.bits if table in BIT_TABLES else response.registers
+        if len(data) < count:
+            raise LinkError(f"{what}: short response ({len(data)} of {count})")
+        return data[:count]
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def build_links(devices: list[DeviceSettings]) -> dict[tuple, ModbusLink]:
+    """One link per distinct connection; a link is 'shared' when several units use it.
+    Needs a running event loop (pymodbus clients bind to it)."""
+    users: dict[tuple, list[DeviceSettings]] = {}
+    for d in devices:
+        users.setdefault(d.link, []).append(d)
+    return {key: ModbusLink.for_device(ds[0], shared=len(ds) > 1) for key, ds in users.items()}
