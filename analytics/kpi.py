@@ -1,0 +1,229 @@
+"""ISO 22400-2 KPIs as ratios of sums, per group of buckets (a shift, a day, a whole window).
+
+- APT (actual production time) = run + speed-loss states; ADET = unplanned stops;
+  planned stops leave planned busy time: PBT = time with data - planned stops.
+- Availability = APT / PBT; performance = ideal cycle x produced / APT (never from time
+  alone, and never over planned time, which would count availability twice);
+  quality = good / produced; OEE = A x P x Q = ideal x good / PBT.
+- Time without data is in no state: it lowers coverage, not availability, and every
+  result carries its coverage so a reader can see how much was measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime, timedelta
+from typing import Callable
+
+import numpy as np
+
+from analytics.buckets import Buckets
+from analytics.policy import Policy, StateKind
+
+
+@dataclass
+class Totals:
+    """Sums per group; every field has one entry per group."""
+
+    calendar_ms: np.ndarray
+    known_ms: np.ndarray
+    run_ms: np.ndarray
+    speed_ms: np.ndarray
+    unplanned_ms: np.ndarray
+    planned_ms: np.ndarray
+    failures: np.ndarray
+    failure_ms: np.ndarray
+    good: np.ndarray
+    scrap: np.ndarray
+    std_s: np.ndarray  # sum of ideal cycle x produced: standard time earned, controls for product mix
+    std_good_s: np.ndarray
+    mi_ms: np.ndarray
+    mi_runs: np.ndarray
+    energy_wh: np.ndarray
+    energy_good: np.ndarray  # good parts in buckets where the meter had data
+    state_ms: dict[int, np.ndarray] = field(default_factory=dict)
+    state_runs: dict[int, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def zeros(cls, groups: int, codes: list[int]) -> Totals:
+        z = lambda: np.zeros(groups)  # noqa: E731
+        plain = {f.name: z() for f in fields(cls) if f.name not in ("state_ms", "state_runs")}
+        return cls(**plain, state_ms={c: z() for c in codes}, state_runs={c: z() for c in codes})
+
+    def __add__(self, other: Totals) -> Totals:
+        out = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self) if f.name not in ("state_ms", "state_runs")}
+        return Totals(**out, state_ms={c: v + other.state_ms[c] for c, v in self.state_ms.items()},
+                      state_runs={c: v + other.state_runs[c] for c, v in self.state_runs.items()})
+
+    def total(self) -> Totals:
+        """All groups summed into one."""
+        plain = {f.name: np.array([getattr(self, f.name).sum()]) for f in fields(self) if f.name not in ("state_ms", "state_runs")}
+        return Totals(**plain, state_ms={c: np.array([v.sum()]) for c, v in self.state_ms.items()},
+                      state_runs={c: np.array([v.sum()]) for c, v in self.state_runs.items()})
+
+    def take(self, mask: np.ndarray) -> Totals:
+        plain = {f.name: getattr(self, f.name)[mask] for f in fields(self) if f.name not in ("state_ms", "state_runs")}
+        return Totals(**plain, state_ms={c: v[mask] for c, v in self.state_ms.items()},
+                      state_runs={c: v[mask] for c, v in self.state_runs.items()})
+
+    @property
+    def apt_ms(self) -> np.ndarray:
+        return self.run_ms + self.speed_ms
+
+    @property
+    def pbt_ms(self) -> np.ndarray:
+        return self.known_ms - self.planned_ms
+
+
+def totals(b: Buckets, labels: np.ndarray, groups: int, policy: Policy, ideal_cycle_s: float) -> Totals:
+    """Sum one machine's buckets into groups; buckets labelled -1 (outside every shift) are left out."""
+    keep = labels >= 0
+    lab = labels[keep]
+
+    def g(values: np.ndarray) -> np.ndarray:
+        return np.bincount(lab, weights=np.nan_to_num(values[keep]), minlength=groups)[:groups]
+
+    codes = [s.code for s in policy.states]
+    by_kind = lambda *k: sum((b.state_ms[c] for c in policy.codes(*k)), np.zeros(len(b.start_ms)))  # noqa: E731
+    known = b.known_ms()
+    fail_codes = policy.failure_codes()
+    energy_known = ~np.isnan(b.energy_wh)
+    return Totals(
+        calendar_ms=g(np.full(len(b.start_ms), float(b.bucket_ms))),
+        known_ms=g(known),
+        run_ms=g(by_kind(StateKind.RUN)),
+        speed_ms=g(by_kind(StateKind.SPEED_LOSS)),
+        unplanned_ms=g(by_kind(StateKind.UNPLANNED)),
+        planned_ms=g(by_kind(StateKind.PLANNED)),
+        failures=g(sum((b.state_runs[c] for c in fail_codes), np.zeros(len(b.start_ms)))),
+        failure_ms=g(sum((b.state_ms[c] for c in fail_codes), np.zeros(len(b.start_ms)))),
+        good=g(b.good),
+        scrap=g(b.scrap),
+        std_s=g(ideal_cycle_s * (b.good + b.scrap)),
+        std_good_s=g(ideal_cycle_s * b.good),
+        mi_ms=g(b.mi_ms),
+        mi_runs=g(b.mi_runs),
+        energy_wh=g(np.where(energy_known, b.energy_wh, 0.0)),
+        energy_good=g(np.where(energy_known, b.good, 0.0)),
+        state_ms={c: g(b.state_ms[c]) for c in codes},
+        state_runs={c: g(b.state_runs[c]) for c in codes},
+    )
+
+
+@dataclass(frozen=True)
+class KpiSpec:
+    key: str
+    unit: str  # "%" for ratios shown as percent
+    higher_is_better: bool
+    is_rate: bool  # a share: its change is also given in percentage points
+    pqcd: str  # P, Q, C or D: where the programme's summary lists it
+    num: Callable[[Totals], np.ndarray]
+    den: Callable[[Totals], np.ndarray]
+    scale: float = 1.0  # value = scale x num / den
+
+
+H = 3_600_000.0
+
+#: Every KPI the reports carry, in report order.
+KPIS: tuple[KpiSpec, ...] = (
+    KpiSpec("oee", "%", True, True, "P", lambda t: t.std_good_s * 1000, lambda t: t.pbt_ms),
+    KpiSpec("availability", "%", True, True, "P", lambda t: t.apt_ms, lambda t: t.pbt_ms),
+    KpiSpec("performance", "%", True, True, "P", lambda t: t.std_s * 1000, lambda t: t.apt_ms),
+    KpiSpec("quality", "%", True, True, "Q", lambda t: t.good, lambda t: t.good + t.scrap),
+    KpiSpec("output_per_hour", "pcs/h", True, False, "P", lambda t: t.good, lambda t: t.pbt_ms / H),
+    KpiSpec("throughput_rate", "pcs/h", True, False, "P", lambda t: t.good + t.scrap, lambda t: t.apt_ms / H),
+    KpiSpec("standard_output", "h/h", True, False, "P", lambda t: t.std_good_s / 3600, lambda t: t.pbt_ms / H),
+    KpiSpec("material_input_s", "s", False, False, "D", lambda t: t.mi_ms / 1000, lambda t: t.mi_runs),
+    KpiSpec("mtbf_h", "h", True, False, "D", lambda t: t.apt_ms / H, lambda t: t.failures),
+    KpiSpec("mttr_min", "min", False, False, "D", lambda t: t.failure_ms / 60_000, lambda t: t.failures),
+    KpiSpec("scrap_rate", "%", False, True, "Q", lambda t: t.scrap, lambda t: t.good + t.scrap),
+    KpiSpec("energy_per_good_wh", "Wh/pc", False, False, "C", lambda t: t.energy_wh, lambda t: t.energy_good),
+    KpiSpec("coverage", "%", True, True, "-", lambda t: t.known_ms, lambda t: t.calendar_ms),
+)
+KPI_BY_KEY = {k.key: k for k in KPIS}
+
+
+def values(t: Totals) -> dict[str, np.ndarray]:
+    """Each KPI per group; nan where its denominator is zero (no planned time, no failures...)."""
+    out = {}
+    for k in KPIS:
+        num, den = k.num(t).astype(float), k.den(t).astype(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[k.key] = np.where(den > 0, k.scale * num / np.where(den > 0, den, 1), np.nan)
+    return out
+
+
+def scalar(t: Totals) -> dict[str, float | None]:
+    """KPIs of the groups taken together (a ratio of sums, not a mean of ratios)."""
+    return {k: (None if np.isnan(v[0]) else float(v[0])) for k, v in values(t.total()).items()}
+
+
+def time_elements(t: Totals) -> dict[str, float]:
+    """ISO 22400 time elements in hours, summed over all groups."""
+    s = t.total()
+    return {
+        "calendar_h": float(s.calendar_ms[0] / H),
+        "no_data_h": float((s.calendar_ms - s.known_ms)[0] / H),
+        "pbt_h": float(s.pbt_ms[0] / H),
+        "apt_h": float(s.apt_ms[0] / H),
+        "speed_loss_h": float(s.speed_ms[0] / H),
+        "adet_h": float(s.unplanned_ms[0] / H),
+        "planned_stop_h": float(s.planned_ms[0] / H),
+        "produced": float(s.good[0] + s.scrap[0]),
+        "good": float(s.good[0]),
+        "scrap": float(s.scrap[0]),
+        "failures": float(s.failures[0]),
+        "cycles": float(s.mi_runs[0]),
+    }
+
+
+def pareto(t: Totals, policy: Policy) -> list[dict]:
+    """Stop time by reason, largest first, with cumulative share; no-data time is its own row."""
+    s = t.total()
+    rows = [
+        {"code": d.code, "reason": d.name, "kind": d.kind.value, "hours": float(s.state_ms[d.code][0] / H),
+         "episodes": int(s.state_runs[d.code][0])}
+        for d in policy.states
+        if d.kind in (StateKind.UNPLANNED, StateKind.PLANNED)
+    ]
+    rows.append({"code": None, "reason": "no_data", "kind": "unknown", "hours": float((s.calendar_ms - s.known_ms)[0] / H),
+                 "episodes": None})
+    rows = sorted((r for r in rows if r["hours"] > 0), key=lambda r: -r["hours"])
+    total = sum(r["hours"] for r in rows) or 1.0
+    cum = 0.0
+    for r in rows:
+        cum += r["hours"]
+        r["share"] = r["hours"] / total
+        r["cumulative_share"] = cum / total
+    return rows
+
+
+# -- calendar ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Calendar:
+    """Which production day and shift each bucket belongs to (a night shift belongs to the day it starts)."""
+
+    days: list[date]
+    day_of_bucket: np.ndarray  # index into days, -1 outside every shift
+    shift_of_bucket: np.ndarray  # index into policy.shifts, -1 outside
+
+
+def calendar(start_ms: np.ndarray, policy: Policy) -> Calendar:
+    zone = policy.zone()
+    n = len(start_ms)
+    shift_idx = np.full(n, -1, dtype=np.int64)
+    day_ord = np.zeros(n, dtype=np.int64)
+    for i, ms in enumerate(start_ms.tolist()):
+        local = datetime.fromtimestamp(ms / 1000, tz=zone)
+        minute = local.hour * 60 + local.minute
+        for j, sh in enumerate(policy.shifts):
+            since = (minute - sh.start_min()) % 1440
+            if since < sh.length_min():
+                shift_idx[i] = j
+                day_ord[i] = (local - timedelta(minutes=since)).date().toordinal()
+                break
+    inside = shift_idx >= 0
+    ords = sorted(set(day_ord[inside].tolist()))
+    pos = {o: k for k, o in enumerate(ords)}
+    day_idx = np.array([pos[o] if ok else -1 for o, ok in zip(day_ord.tolist(), inside.tolist())], dtype=np.int64)
+    return Calendar([date.fromordinal(o) for o in ords], day_idx, shift_idx)

@@ -1,0 +1,156 @@
+"""Per-tenant analytics policy: which states are run, planned or unplanned time, ideal cycle times, shifts.
+
+Whether a stop counts against availability is a tenant's choice (a cleaning break is planned
+in one plant and a loss in another), so it is configuration, and every report prints it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from enum import Enum
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class StateKind(str, Enum):
+    RUN = "run"  # actual production time (APT)
+    SPEED_LOSS = "speed_loss"  # inside APT but not producing (idle between cycles, micro-stops): lowers performance
+    UNPLANNED = "unplanned"  # actual delay time (ADET): lowers availability
+    PLANNED = "planned"  # planned downtime: removed from planned busy time (PBT)
+
+
+class StateDef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: int
+    name: str = Field(min_length=1, max_length=40)
+    kind: StateKind
+    failure: bool = Field(False, description="episodes of this state are failures (MTBF/MTTR)")
+
+
+class ShiftDef(BaseModel):
+    """A shift from start to end local time; end <= start means it runs past midnight."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=20)
+    start: str = "00:00"
+    end: str = "00:00"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not _HHMM.match(v):
+            raise ValueError(f"{v!r} is not a time of day: write HH:MM, e.g. 06:00 or 22:30")
+        return v
+
+    def start_min(self) -> int:
+        t = time.fromisoformat(self.start)
+        return t.hour * 60 + t.minute
+
+    def length_min(self) -> int:
+        t = time.fromisoformat(self.end)
+        length = (t.hour * 60 + t.minute - self.start_min()) % 1440
+        return length or 1440
+
+
+#: The press state register (simulators/press.py MachineState).
+DEFAULT_STATES = (
+    StateDef(code=0, name="idle", kind=StateKind.SPEED_LOSS),
+    StateDef(code=1, name="loading", kind=StateKind.RUN),
+    StateDef(code=2, name="processing", kind=StateKind.RUN),
+    StateDef(code=3, name="unloading", kind=StateKind.RUN),
+    StateDef(code=4, name="fault", kind=StateKind.UNPLANNED, failure=True),
+    StateDef(code=5, name="planned_stop", kind=StateKind.PLANNED),
+)
+
+
+class Tags(BaseModel):
+    """Tag names in the store. Counters are unsigned PLC registers of the given width."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: str = "state"
+    good: str = "good_count"
+    scrap: str = "scrap_count"
+    material_input: str | None = "material_input"
+    energy: str | None = "energy_wh"
+    good_bits: int = 16
+    scrap_bits: int = 16
+    energy_bits: int = 32
+
+
+class Policy(BaseModel):
+    """The analytics settings of one tenant (``analytics:`` in a config file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str = "Asia/Seoul"
+    states: list[StateDef] = Field(default_factory=lambda: list(DEFAULT_STATES))
+    shifts: list[ShiftDef] = Field(default_factory=lambda: [ShiftDef(name="day", start="00:00", end="00:00")])
+    tags: Tags = Field(default_factory=Tags)
+    sample_interval_s: Annotated[float, Field(gt=0, description="gateway poll interval: one sample stands for this long")] = 1.0
+    ideal_cycle_s: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="ideal cycle time per machine id (or line/machine); the default below otherwise"
+    )
+    default_ideal_cycle_s: Annotated[float, Field(gt=0)] = 12.0
+    bucket_min: Annotated[int, Field(gt=0, le=60)] = 60
+    coverage_warning: Annotated[float, Field(ge=0, le=1)] = 0.9
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}: use an IANA name such as Asia/Seoul or UTC") from None
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Policy:
+        codes = [s.code for s in self.states]
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"states: each code may appear once, got {sorted(codes)}")
+        if not any(s.kind is StateKind.RUN for s in self.states):
+            raise ValueError("states: at least one state must be of kind 'run'")
+        if 60 % self.bucket_min:
+            raise ValueError(f"bucket_min={self.bucket_min} must divide 60")
+        for sh in self.shifts:
+            if sh.start_min() % self.bucket_min or sh.length_min() % self.bucket_min:
+                raise ValueError(
+                    f"shift {sh.name!r} ({sh.start}-{sh.end}) must start and end on a multiple of "
+                    f"bucket_min={self.bucket_min} minutes; lower bucket_min (e.g. 30 or 15)"
+                )
+        starts = sorted((sh.start_min(), sh.start_min() + sh.length_min(), sh.name) for sh in self.shifts)
+        for a, b in zip(starts, [*starts[1:], (starts[0][0] + 1440, 0, starts[0][2])]):
+            if len(starts) > 1 and a[1] > b[0]:
+                raise ValueError(f"shifts {a[2]!r} and {b[2]!r} overlap")
+        return self
+
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def ideal_cycle(self, line: str, machine: str) -> float:
+        return self.ideal_cycle_s.get(f"{line}/{machine}", self.ideal_cycle_s.get(machine, self.default_ideal_cycle_s))
+
+    def codes(self, *kinds: StateKind) -> list[int]:
+        return [s.code for s in self.states if s.kind in kinds]
+
+    def failure_codes(self) -> list[int]:
+        return [s.code for s in self.states if s.failure]
+
+    def describe(self) -> dict:
+        """The classification printed on every report."""
+        return {
+            "states": [{"code": s.code, "name": s.name, "kind": s.kind.value, "failure": s.failure} for s in self.states],
+            "shifts": [{"name": s.name, "start": s.start, "end": s.end} for s in self.shifts],
+            "timezone": self.timezone,
+            "sample_interval_s": self.sample_interval_s,
+            "ideal_cycle_s": dict(self.ideal_cycle_s),
+            "default_ideal_cycle_s": self.default_ideal_cycle_s,
+        }
