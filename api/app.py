@@ -1,52 +1,160 @@
-"""FastAPI application: machines, latest values, downsampled history, health."""
+"""FastAPI application: login, plant model, machine data, line dashboards (live), alarms, centre view.
+
+Every route passes through ``api.access.authorise`` (installed app-wide), so routers mounted
+later — ``app.include_router(...)`` in ``create_app`` or by a caller — are authenticated and
+tenant-isolated without doing anything themselves: name the tenant path parameter ``tenant``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
+import json
+import logging
 import time
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
-from api.schemas import Health, History, HistoryPoint, LatestValues, Machine, TagValue
+from api import access
+from api.access import CurrentPrincipal, Principal, require
+from api.alarms import OPS, AlarmEngine
+from api.credentials import hash_password, new_secret, secret_digest, verify_password
+from api.live import LineNotFound, SnapshotCache, alarms_of
+from api.plantdb import (
+    Alarm,
+    AlarmRule,
+    ApiToken,
+    BrokerAccount,
+    Line,
+    Machine,
+    PlantDb,
+    Role,
+    Site,
+    Tenant,
+    User,
+    WebSession,
+    open_plant,
+)
+from api.schemas import Health, History, HistoryPoint, LatestValues, Machine as MachineOut, TagValue
 from api.settings import ApiSettings
 from api.timeparams import iso, parse_every, to_epoch_ms
 from plant import IDENTIFIER_PATTERN, MachineRef
 from tsstore import StoreRejected, StoreUnavailable, TimeSeriesStore
 
 STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("api")
+_DUMMY_HASH = hash_password("not-a-real-password")  # keeps unknown-user logins as slow as wrong passwords
+
+SME_WRITERS = (Role.CENTRE_ADMIN, Role.CENTRE_ENGINEER, Role.SME_OWNER)
+ACKERS = (Role.CENTRE_ADMIN, Role.CENTRE_ENGINEER, Role.SME_OWNER, Role.SME_OPERATOR)
+Acker = Annotated[Principal, Depends(require(*ACKERS))]
+SmeWriter = Annotated[Principal, Depends(require(*SME_WRITERS))]
+CentreOnly = Annotated[Principal, Depends(require(Role.CENTRE_ADMIN, Role.CENTRE_ENGINEER))]
 
 
 def get_store(request: Request) -> TimeSeriesStore:
     return request.app.state.store
 
 
+def get_plant(request: Request) -> PlantDb:
+    return request.app.state.plant
+
+
 StoreDep = Annotated[TimeSeriesStore, Depends(get_store)]
+TagQ = Annotated[str, Query(pattern=IDENTIFIER_PATTERN, description="tag name, e.g. press_force")]
+StartQ = Annotated[datetime | None, Query(description="ISO 8601; default: end − 1 h")]
+EndQ = Annotated[datetime | None, Query(description="ISO 8601; default: now")]
+EveryQ = Annotated[str, Query(description="bucket size such as 10s, 1m, 1h; 'raw' for samples")]
+AggQ = Annotated[Literal["mean", "min", "max", "last"], Query()]
+PlantDep = Annotated[PlantDb, Depends(get_plant)]
 
 
-def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None) -> FastAPI:
+class Login(BaseModel):
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+
+
+class MeUpdate(BaseModel):
+    language: Literal["ko", "en"]
+
+
+class TokenRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+
+
+class RuleIn(BaseModel):
+    site: str = Field(pattern=IDENTIFIER_PATTERN)
+    line: str = Field(pattern=IDENTIFIER_PATTERN)
+    machine: str = Field(pattern=IDENTIFIER_PATTERN)
+    name: str = Field(min_length=1, max_length=100)
+    kind: Literal["threshold", "state_duration"]
+    tag: str = Field(pattern=IDENTIFIER_PATTERN)
+    op: Literal[">", ">=", "<", "<=", "==", "!="] | None = None
+    threshold: float | None = None
+    state: int | None = None
+    duration_s: float | None = Field(default=None, gt=0)
+
+
+def _me(p: Principal) -> dict:
+    return {"username": p.username, "role": p.role.value, "tenant": p.tenant, "language": p.language}
+
+
+def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plant: PlantDb | None = None,
+               run_alarms: bool = True) -> FastAPI:
     settings = settings or ApiSettings()
+    plant = plant or open_plant(settings.database_url)
+    stale_ms = int(settings.stale_after_s * 1000)
+    engine = AlarmEngine(plant, store, stale_ms, settings.alarm_interval_s)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if run_alarms:
+            engine.start()
+        try:
+            yield
+        finally:
+            engine.stop()
+
     app = FastAPI(
         title="smartfactory API",
-        version="0.1.0",
-        description="Live machine data from the shop floor. Times are epoch milliseconds or ISO 8601 (UTC).",
+        version="0.2.0",
+        description="Live machine data from the shop floor, per tenant. Log in (POST /api/v1/auth/login) or send "
+        "'Authorization: Bearer <token>'. Times are epoch milliseconds or ISO 8601 (UTC).",
+        dependencies=[Depends(access.authorise)],
+        lifespan=lifespan,
     )
     app.state.store = store
+    app.state.plant = plant
+    app.state.settings = settings
+    app.state.alarms = engine
+    app.state.snapshots = SnapshotCache(plant, store, stale_ms)
 
     @app.exception_handler(StoreUnavailable)
     async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
         return JSONResponse(status_code=503, content={"detail": f"time-series store unavailable: {exc}"})
 
-    def machine_ref(tenant: str, site: str, line: str, machine: str) -> MachineRef:
-        try:
-            return MachineRef(tenant, site, line, machine)
-        except ValueError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from None
+    @app.exception_handler(LineNotFound)
+    async def _no_line(request: Request, exc: LineNotFound) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(exc)})
 
-    @app.get("/health", response_model=Health, tags=["operations"])
+    app.include_router(_session_routes(settings))
+    app.include_router(_machine_routes(settings))
+    app.include_router(_dashboard_routes())
+    app.include_router(_alarm_routes())
+    app.include_router(_centre_routes(stale_ms))
+    _mount_optional_routers(app)
+
+    @app.get("/health", response_model=Health, tags=["operations"], **access.public())
     def health(store: StoreDep) -> JSONResponse:
         try:
             store.ping()
@@ -54,37 +162,141 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None) -> F
             return JSONResponse(status_code=503, content={"status": "degraded", "store": "unavailable", "detail": str(exc)})
         return JSONResponse(content={"status": "ok", "store": "ok", "detail": None})
 
-    @app.get("/api/v1/machines", response_model=list[Machine], tags=["machines"])
-    def list_machines(store: StoreDep) -> list[Machine]:
-        return [Machine(**m.as_dict()) for m in store.machines()]
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    base = "/api/v1/machines/{tenant}/{site}/{line}/{machine}"
+    @app.get("/", include_in_schema=False, **access.public())
+    def dashboard() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
-    @app.get(base + "/latest", response_model=LatestValues, tags=["machines"])
+    return app
+
+
+def _mount_optional_routers(app: FastAPI) -> None:
+    """Routers other packages provide (reports); authorise applies to them like to ours."""
+    try:
+        from api import reports  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    router = getattr(reports, "router", None)
+    if router is not None:
+        app.include_router(router)
+
+
+# -- login, sessions, tokens ------------------------------------------------------------------
+
+def _session_routes(settings: ApiSettings) -> APIRouter:
+    r = APIRouter(prefix="/api/v1", tags=["identity"])
+
+    @r.post("/auth/login", **access.public())
+    def login(body: Login, response: Response, plant: PlantDep) -> dict:
+        with plant.session() as s, s.begin():
+            user = s.scalars(select(User).filter_by(username=body.username)).first()
+            ok = verify_password(user.password_hash if user else _DUMMY_HASH, body.password)
+            if not user or not ok or not user.active:
+                log.info("login_failed user=%r", body.username)
+                raise HTTPException(status_code=401, detail="wrong username or password")
+            secret = new_secret()
+            expires = int((time.time() + settings.session_hours * 3600) * 1000)
+            s.add(WebSession(token_hash=secret_digest(secret), user_id=user.id, expires_ms=expires))
+            principal = access.principal_for_user(user)
+        response.set_cookie(access.SESSION_COOKIE, secret, max_age=int(settings.session_hours * 3600), httponly=True,
+                            samesite="strict", secure=settings.secure_cookies, path="/")
+        log.info("login user=%s role=%s", principal.username, principal.role.value)
+        return _me(principal)
+
+    @r.post("/auth/logout")
+    def logout(request: Request, response: Response, plant: PlantDep) -> dict:
+        cookie = request.cookies.get(access.SESSION_COOKIE)
+        if cookie:
+            with plant.session() as s, s.begin():
+                for row in s.scalars(select(WebSession).filter_by(token_hash=secret_digest(cookie))):
+                    s.delete(row)
+        response.delete_cookie(access.SESSION_COOKIE, path="/")
+        return {"status": "logged out"}
+
+    @r.get("/me")
+    def me(principal: CurrentPrincipal) -> dict:
+        return _me(principal)
+
+    @r.patch("/me")
+    def update_me(body: MeUpdate, principal: CurrentPrincipal, plant: PlantDep) -> dict:
+        with plant.session() as s, s.begin():
+            user = s.scalars(select(User).filter_by(username=principal.username)).one()
+            user.language = body.language
+        return {**_me(principal), "language": body.language}
+
+    @r.post("/me/tokens", status_code=201)
+    def new_token(body: TokenRequest, principal: CurrentPrincipal, plant: PlantDep) -> dict:
+        secret = new_secret()
+        with plant.session() as s, s.begin():
+            user = s.scalars(select(User).filter_by(username=principal.username)).one()
+            s.add(ApiToken(token_hash=secret_digest(secret), user_id=user.id, name=body.name,
+                           created_ms=int(time.time() * 1000)))
+        return {"name": body.name, "token": secret, "note": "shown once; send as 'Authorization: Bearer <token>'"}
+
+    return r
+
+
+# -- plant model and machine data -------------------------------------------------------------
+
+def _machine_ref(tenant: str, site: str, line: str, machine: str) -> MachineRef:
+    try:
+        return MachineRef(tenant, site, line, machine)
+    except ValueError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+
+
+def _tenant_tree(t: Tenant) -> dict:
+    return {
+        "tenant": t.slug, "name": t.name, "timezone": t.timezone,
+        "rollout_date": t.rollout_date.isoformat() if t.rollout_date else None,
+        "sites": [{"site": s.slug, "name": s.name, "lines": [
+            {"line": ln.slug, "name": ln.name,
+             "shifts": [{"name": x.name, "start": f"{x.start_minute // 60:02d}:{x.start_minute % 60:02d}",
+                         "end": f"{x.end_minute // 60:02d}:{x.end_minute % 60:02d}", "weekdays": x.weekdays}
+                        for x in ln.shifts],
+             "machines": [{"machine": m.slug, "name": m.name, "ideal_cycle_s": m.ideal_cycle_s,
+                           "rollout_date": m.rollout_date.isoformat() if m.rollout_date else None,
+                           "gateway": m.gateway.username if m.gateway else None} for m in ln.machines]}
+            for ln in s.lines]} for s in t.sites],
+    }
+
+
+def _machine_routes(settings: ApiSettings) -> APIRouter:
+    r = APIRouter(prefix="/api/v1")
+
+    @r.get("/tenants", tags=["plant"])
+    def tenants(principal: CurrentPrincipal, plant: PlantDep) -> list[dict]:
+        with plant.session() as s:
+            return [_tenant_tree(t) for t in s.scalars(select(Tenant).order_by(Tenant.slug)) if principal.sees(t.slug)]
+
+    @r.get("/tenants/{tenant}", tags=["plant"])
+    def tenant_detail(tenant: str, plant: PlantDep) -> dict:
+        with plant.session() as s:
+            t = s.scalars(select(Tenant).filter_by(slug=tenant)).first()
+            if t is None:
+                raise HTTPException(status_code=404, detail="not found")
+            return _tenant_tree(t)
+
+    @r.get("/machines", response_model=list[MachineOut], tags=["machines"])
+    def list_machines(principal: CurrentPrincipal, store: StoreDep) -> list[MachineOut]:
+        return [MachineOut(**m.as_dict()) for m in store.machines() if principal.sees(m.tenant)]
+
+    base = "/machines/{tenant}/{site}/{line}/{machine}"
+
+    @r.get(base + "/latest", response_model=LatestValues, tags=["machines"])
     def latest(tenant: str, site: str, line: str, machine: str, store: StoreDep) -> LatestValues:
-        ref = machine_ref(tenant, site, line, machine)
+        ref = _machine_ref(tenant, site, line, machine)
         values = store.latest(ref)
         if not values and ref not in store.machines():
             raise HTTPException(status_code=404, detail=f"no data for machine {ref}")
         return LatestValues(
-            machine=Machine(**ref.as_dict()),
+            machine=MachineOut(**ref.as_dict()),
             values={k: TagValue(ts=v.ts_ms, time=iso(v.ts_ms), value=v.value) for k, v in sorted(values.items())},
         )
 
-    @app.get(base + "/history", response_model=History, tags=["machines"])
-    def history(
-        tenant: str,
-        site: str,
-        line: str,
-        machine: str,
-        store: StoreDep,
-        tag: Annotated[str, Query(pattern=IDENTIFIER_PATTERN, description="tag name, e.g. press_force")],
-        start: Annotated[datetime | None, Query(description="ISO 8601; default: end − 1 h")] = None,
-        end: Annotated[datetime | None, Query(description="ISO 8601; default: now")] = None,
-        every: Annotated[str, Query(description="bucket size such as 10s, 1m, 1h; 'raw' for samples")] = "1m",
-        agg: Annotated[Literal["mean", "min", "max", "last"], Query()] = "mean",
-    ) -> History:
-        ref = machine_ref(tenant, site, line, machine)
+    def _history(ref: MachineRef, store: TimeSeriesStore, tag: str, start: datetime | None, end: datetime | None,
+                 every: str, agg: str, limit: int) -> tuple[int, int, int, list]:
         try:
             every_ms = parse_every(every)
         except ValueError as exc:
@@ -93,35 +305,196 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None) -> F
         start_ms = to_epoch_ms(start) if start else end_ms - 3_600_000
         if start_ms >= end_ms:
             raise HTTPException(status_code=422, detail=f"start ({iso(start_ms)}) must be before end ({iso(end_ms)})")
-        if every_ms and (end_ms - start_ms) // every_ms > settings.max_points:
+        if every_ms and (end_ms - start_ms) // every_ms > limit:
             raise HTTPException(
                 status_code=422,
-                detail=f"{(end_ms - start_ms) // every_ms} buckets exceed the limit of {settings.max_points}: "
+                detail=f"{(end_ms - start_ms) // every_ms} buckets exceed the limit of {limit}: "
                 "choose a larger 'every' or a shorter range",
             )
         try:
             rows = store.history(ref, tag, start_ms, end_ms, every_ms, agg)
         except StoreRejected as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from None
-        if every_ms == 0 and len(rows) > settings.max_points:
+        if every_ms == 0 and len(rows) > limit:
             raise HTTPException(
                 status_code=422,
-                detail=f"{len(rows)} raw samples exceed the limit of {settings.max_points}: downsample with every=",
+                detail=f"{len(rows)} raw samples exceed the limit of {limit}: downsample with every=",
             )
-        return History(
-            machine=Machine(**ref.as_dict()),
-            tag=tag,
-            start=iso(start_ms),
-            end=iso(end_ms),
-            every_ms=every_ms,
-            agg=agg,
-            points=[HistoryPoint(ts=ts, value=v) for ts, v in rows],
-        )
+        return start_ms, end_ms, every_ms, rows
 
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    @r.get(base + "/history", response_model=History, tags=["machines"])
+    def history(tenant: str, site: str, line: str, machine: str, store: StoreDep, tag: TagQ, start: StartQ = None,
+                end: EndQ = None, every: EveryQ = "1m", agg: AggQ = "mean") -> History:
+        ref = _machine_ref(tenant, site, line, machine)
+        start_ms, end_ms, every_ms, rows = _history(ref, store, tag, start, end, every, agg, settings.max_points)
+        return History(machine=MachineOut(**ref.as_dict()), tag=tag, start=iso(start_ms), end=iso(end_ms),
+                       every_ms=every_ms, agg=agg, points=[HistoryPoint(ts=ts, value=v) for ts, v in rows])
 
-    @app.get("/", include_in_schema=False)
-    def dashboard() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
+    @r.get(base + "/export.csv", tags=["machines"], response_class=Response)
+    def export_csv(tenant: str, site: str, line: str, machine: str, store: StoreDep, tag: TagQ, start: StartQ = None,
+                   end: EndQ = None, every: EveryQ = "1m", agg: AggQ = "mean") -> Response:
+        """The same data as /history, as CSV for spreadsheets."""
+        ref = _machine_ref(tenant, site, line, machine)
+        _, _, _, rows = _history(ref, store, tag, start, end, every, agg, settings.max_points)
+        out = io.StringIO()
+        w = csv.writer(out)
+        w.writerow(["time", "ts_ms", "tenant", "site", "line", "machine", tag])
+        for ts, v in rows:
+            w.writerow([iso(ts), ts, tenant, site, line, machine, v])
+        return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{machine}-{tag}.csv"'})
 
-    return app
+    return r
+
+
+# -- line dashboards, live ---------------------------------------------------------------------
+
+def _dashboard_routes() -> APIRouter:
+    r = APIRouter(prefix="/api/v1/lines/{tenant}/{site}/{line}", tags=["dashboards"])
+
+    @r.get("/dashboard")
+    def line_dashboard(tenant: str, site: str, line: str, request: Request) -> dict:
+        return request.app.state.snapshots.get(tenant, site, line)
+
+    @r.get("/events")
+    async def line_events(tenant: str, site: str, line: str, request: Request) -> StreamingResponse:
+        """Server-sent events: the dashboard snapshot whenever it changes (checked twice a second)."""
+        cache: SnapshotCache = request.app.state.snapshots
+        first = await run_in_threadpool(cache.get, tenant, site, line)  # 404 before the stream starts
+
+        async def stream():
+            snap, sent, last_beat = first, None, time.monotonic()
+            while not await request.is_disconnected():
+                if snap["version"] != sent:
+                    sent = snap["version"]
+                    yield f"event: snapshot\ndata: {json.dumps(snap, separators=(',', ':'))}\n\n"
+                elif time.monotonic() - last_beat > 15:
+                    yield ": keep-alive\n\n"
+                    last_beat = time.monotonic()
+                await asyncio.sleep(0.5)
+                try:
+                    snap = await run_in_threadpool(cache.get, tenant, site, line)
+                except StoreUnavailable as exc:
+                    yield f"event: error\ndata: {json.dumps({'detail': str(exc)})}\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    return r
+
+
+# -- alarms ------------------------------------------------------------------------------------
+
+def _alarm_routes() -> APIRouter:
+    r = APIRouter(prefix="/api/v1", tags=["alarms"])
+
+    @r.get("/alarms/{tenant}")
+    def list_alarms(tenant: str, plant: PlantDep,
+                    status: Annotated[list[Literal["active", "acknowledged", "cleared"]], Query()] = ["active", "acknowledged"]) -> list[dict]:  # noqa: B006
+        return alarms_of(plant, tenant, tuple(status))
+
+    @r.post("/alarms/{tenant}/{alarm_id}/ack")
+    def acknowledge(tenant: str, alarm_id: int, request: Request, plant: PlantDep,
+                    principal: Acker) -> dict:
+        with plant.session() as s, s.begin():
+            row = s.execute(select(Alarm, Tenant.slug).join(AlarmRule, Alarm.rule_id == AlarmRule.id)
+                            .join(Machine, AlarmRule.machine_id == Machine.id).join(Line).join(Site).join(Tenant)
+                            .where(Alarm.id == alarm_id, Tenant.slug == tenant)).first()
+            if row is None:
+                raise HTTPException(status_code=404, detail="not found")
+            alarm = row[0]
+            if alarm.cleared_ms is None and alarm.acknowledged_ms is None:
+                alarm.acknowledged_ms = int(time.time() * 1000)
+                alarm.acknowledged_by = principal.username
+            status = alarm.status
+        request.app.state.snapshots.invalidate(tenant)
+        request.app.state.alarms.revision += 1
+        log.info("alarm_acknowledged id=%s tenant=%s by=%s", alarm_id, tenant, principal.username)
+        return {"id": alarm_id, "status": status}
+
+    @r.get("/alarm-rules/{tenant}")
+    def list_rules(tenant: str, plant: PlantDep) -> list[dict]:
+        with plant.session() as s:
+            rows = s.execute(select(AlarmRule, Machine.slug, Line.slug, Site.slug)
+                             .join(Machine, AlarmRule.machine_id == Machine.id).join(Line).join(Site).join(Tenant)
+                             .where(Tenant.slug == tenant).order_by(AlarmRule.id)).all()
+            return [{"id": x.id, "site": site, "line": ln, "machine": m, "name": x.name, "kind": x.kind, "tag": x.tag,
+                     "op": x.op, "threshold": x.threshold, "state": x.state, "duration_s": x.duration_s}
+                    for x, m, ln, site in rows]
+
+    @r.post("/alarm-rules/{tenant}", status_code=201)
+    def add_rule(tenant: str, body: RuleIn, plant: PlantDep,
+                 principal: SmeWriter) -> dict:
+        if body.kind == "threshold" and (body.op not in OPS or body.threshold is None):
+            raise HTTPException(status_code=422, detail="a threshold rule needs 'op' (>, >=, <, <=, ==, !=) and "
+                                                        "'threshold'")
+        if body.kind == "state_duration" and (body.state is None or body.duration_s is None):
+            raise HTTPException(status_code=422, detail="a state_duration rule needs 'state' and 'duration_s'")
+        with plant.session() as s, s.begin():
+            machine = s.execute(select(Machine).join(Line).join(Site).join(Tenant).where(
+                Tenant.slug == tenant, Site.slug == body.site, Line.slug == body.line,
+                Machine.slug == body.machine)).scalar_one_or_none()
+            if machine is None:
+                raise HTTPException(status_code=404, detail=f"no machine {body.site}/{body.line}/{body.machine} "
+                                                            f"in tenant {tenant}")
+            rule = AlarmRule(machine_id=machine.id, name=body.name, kind=body.kind, tag=body.tag, op=body.op,
+                             threshold=body.threshold, state=body.state, duration_s=body.duration_s)
+            s.add(rule)
+            s.flush()
+            return {"id": rule.id, **body.model_dump()}
+
+    return r
+
+
+# -- centre view -------------------------------------------------------------------------------
+
+def _centre_routes(stale_ms: int) -> APIRouter:
+    r = APIRouter(prefix="/api/v1/centre", tags=["centre"])
+    cache: dict[str, tuple[float, list]] = {}
+
+    @r.get("/overview")
+    def overview(plant: PlantDep, store: StoreDep, _p: CentreOnly) -> dict:
+        """Every tenant: rollout, machines, gateways online (a machine it reads reported recently), data coverage."""
+        hit = cache.get("o")
+        if hit and time.monotonic() - hit[0] < 5:
+            return {"tenants": hit[1]}
+        now = int(time.time() * 1000)
+        out = []
+        with plant.session() as s:
+            for t in s.scalars(select(Tenant).order_by(Tenant.slug)):
+                machines = [(site, ln, m) for site in t.sites for ln in site.lines for m in ln.machines]
+                last_seen: dict[int, int | None] = {}
+                covered = []
+                for site, ln, m in machines:
+                    ref = MachineRef(t.slug, site.slug, ln.slug, m.slug)
+                    minutes = store.history(ref, "state", now - 86_400_000, now, 60_000, "last")
+                    covered.append(len(minutes) / 1440)
+                    last_seen[m.id] = max((ts for ts, _ in minutes), default=None)
+                gateways = []
+                for g in s.scalars(select(BrokerAccount).filter_by(tenant_id=t.id, kind="gateway")):
+                    seen = [last_seen.get(m.id) for _, _, m in machines if m.gateway_id == g.id]
+                    newest = max((x for x in seen if x), default=None)
+                    gateways.append({"gateway": g.username, "machines": len(seen), "last_data_ms": newest,
+                                     "online": newest is not None and now - newest < 60_000 + stale_ms})
+                out.append({
+                    "tenant": t.slug, "name": t.name,
+                    "rollout_date": t.rollout_date.isoformat() if t.rollout_date else None,
+                    "machines": len(machines), "gateways": gateways,
+                    "coverage_24h": round(sum(covered) / len(covered), 4) if covered else None,
+                    "active_alarms": len(alarms_of(plant, t.slug, ("active",))),
+                    "gains": _latest_gains(t.slug),
+                })
+        cache["o"] = (time.monotonic(), out)
+        return {"tenants": out}
+
+    return r
+
+
+def _latest_gains(tenant: str) -> dict | None:
+    """The latest before/after report's gains, when the reports module provides them."""
+    try:
+        from api import reports  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    fn = getattr(reports, "latest_gains", None)
+    return fn(tenant) if callable(fn) else None

@@ -13,3 +13,14 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     max_points: Annotated[int, Field(ge=10, le=1_000_000, description="largest history answer")] = 10_000
+    database_url: str = Field(
+        default="sqlite:///plant.db",
+        description="plant model and users: a SQLAlchemy URL; a relative SQLite path is relative to the config "
+        "file; PostgreSQL: postgresql+psycopg://user:pass@host/db",
+    )
+    session_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 12.0
+    secure_cookies: bool = Field(default=False, description="set behind HTTPS so the session cookie is never sent "
+                                                            "in clear")
+    stale_after_s: Annotated[float, Field(gt=0)] = Field(
+        default=10.0, description="a machine without samples for this long is shown as stale/unknown")
+    alarm_interval_s: Annotated[float, Field(gt=0)] = 1.0

@@ -25,6 +25,12 @@ from simulators.press import PRESS_TAGS
 
 TENANT, SITE, LINE = "hanil-autoparts", "changwon-1", "press-line-1"
 MACHINES = ("press-1", "press-2", "press-3")
+GATEWAY_ID = "demo-gateway-1"
+#: Demo logins, printed in the banner: an SME owner (Korean UI) and a centre engineer (English UI).
+DEMO_OWNER = ("hanil-owner", "hanil-demo-1234")
+DEMO_ENGINEER = ("centre-engineer", "centre-demo-1234")
+OTHER_TENANT = "daehan-metal"  # a second SME with its own owner, to show that tenants cannot see each other
+DEMO_OTHER_OWNER = ("daehan-owner", "daehan-demo-1234")
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,7 @@ def build_config(opts: DemoOptions, broker_port: int | None, plc_ports: list[int
             ],
         },
         "gateway": {
-            "id": "demo-gateway-1",
+            "id": GATEWAY_ID,
             "tenant": TENANT,
             "site": SITE,
             "devices": [
@@ -84,8 +90,53 @@ def build_config(opts: DemoOptions, broker_port: int | None, plc_ports: list[int
             ],
         },
         "collector": {"client_id": "demo-collector-1", "batch_interval_s": 0.5},
-        "api": {"host": opts.host, "port": opts.port},
+        "api": {"host": opts.host, "port": opts.port, "database_url": "sqlite:///plant.db"},
     }
+
+
+def build_plant_seed() -> dict:
+    """The demo centre: the simulated press line's SME, a second SME, and one login per role."""
+    press_alarms = [
+        {"name": "fault > 30 s", "kind": "state_duration", "tag": "state", "state": 4, "duration_s": 30},
+        {"name": "press force > 830 kN", "kind": "threshold", "tag": "press_force", "op": ">", "threshold": 830},
+    ]
+    return {
+        "centre": "Gyeongnam Smart Factory Centre",
+        "tenants": [
+            {"slug": TENANT, "name": "한일오토파츠", "rollout_date": "2026-03-02", "sites": [
+                {"slug": SITE, "name": "창원 1공장", "lines": [
+                    {"slug": LINE, "name": "프레스 1라인",
+                     "shifts": [{"name": "주간", "start": "06:00", "end": "18:00"},
+                                {"name": "야간", "start": "18:00", "end": "06:00"}],
+                     "machines": [{"slug": m, "name": m, "ideal_cycle_s": 12.0, "gateway": GATEWAY_ID,
+                                   "alarms": press_alarms} for m in MACHINES]}]}]},
+            {"slug": OTHER_TENANT, "name": "대한금속", "sites": [
+                {"slug": "gimhae-1", "name": "김해 공장", "lines": [
+                    {"slug": "cnc-line-1", "name": "CNC 1라인",
+                     "shifts": [{"name": "주간", "start": "08:00", "end": "17:00", "weekdays": "01234"}],
+                     "machines": [{"slug": "cnc-1", "ideal_cycle_s": 90.0}]}]}]},
+        ],
+        "users": [
+            {"username": DEMO_OWNER[0], "password": DEMO_OWNER[1], "role": "sme_owner", "tenant": TENANT},
+            {"username": DEMO_OTHER_OWNER[0], "password": DEMO_OTHER_OWNER[1], "role": "sme_owner",
+             "tenant": OTHER_TENANT},
+            {"username": DEMO_ENGINEER[0], "password": DEMO_ENGINEER[1], "role": "centre_engineer"},
+        ],
+        # the embedded broker does not check passwords; with mosquitto, `smartfactory broker-acl` uses these
+        "broker_accounts": [{"username": GATEWAY_ID, "password": "gateway-demo-1234", "kind": "gateway",
+                             "tenant": TENANT}],
+    }
+
+
+def seed_plant(data_dir: Path) -> None:
+    from api.plantadmin import PlantSeed, apply_seed
+    from api.plantdb import open_plant
+
+    plant = open_plant(f"sqlite:///{data_dir / 'plant.db'}")
+    try:
+        apply_seed(plant, PlantSeed.model_validate(build_plant_seed()))
+    finally:
+        plant.close()
 
 
 class Child:
@@ -141,6 +192,7 @@ def run_demo(opts: DemoOptions) -> int:
     plc_ports = [free_port() for _ in MACHINES]
     config_path = data_dir / "smartfactory.yaml"
     config_path.write_text(yaml.safe_dump(build_config(opts, broker_port, plc_ports), sort_keys=False))
+    seed_plant(data_dir)
 
     me = [sys.executable, "-m", "cli.main"]
     cfg = ["--config", str(config_path)]
@@ -169,6 +221,8 @@ def run_demo(opts: DemoOptions) -> int:
             "\n"
             f"  smartfactory demo is running ({len(MACHINES)} simulated presses, {opts.speed:g}x speed)\n"
             f"  Dashboard:  {url}/\n"
+            f"  Log in:     {DEMO_OWNER[0]} / {DEMO_OWNER[1]}  (SME owner, Korean)\n"
+            f"              {DEMO_ENGINEER[0]} / {DEMO_ENGINEER[1]}  (centre engineer, English)\n"
             f"  API docs:   {url}/docs\n"
             f"  Config:     {config_path}\n"
             f"  Store:      {'InfluxDB ' + opts.influx_url if opts.influx_url else data_dir / 'telemetry.db'}\n"

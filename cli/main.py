@@ -1,4 +1,4 @@
-"""``smartfactory``: demo, simulate, gateway, collector, api, broker."""
+"""``smartfactory``: demo, simulate, gateway, collector, api, plant, broker-acl, broker."""
 
 from __future__ import annotations
 
@@ -258,8 +258,102 @@ def api(config_path: Path, host: str | None, port: int | None) -> None:
 
     config = _load(config_path)
     settings = config.settings.api
-    app = create_app(open_store(config.settings.store, config.base_dir), settings)
+    app = create_app(open_store(config.settings.store, config.base_dir), settings, _open_plant(config))
     uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_config=None, access_log=False)
+
+
+def _open_plant(config: LoadedConfig):
+    """The plant model database named by api.database_url, upgraded to the current schema."""
+    from api.plantdb import database_url, open_plant
+
+    url = database_url(config.settings.api.database_url, config.base_dir)
+    try:
+        return open_plant(url)
+    except Exception as exc:  # SQLAlchemy/Alembic errors: say which database and why, not a traceback
+        click.echo(f"error: cannot open the plant database {url}: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(2)
+
+
+@cli.group()
+def plant() -> None:
+    """The plant model, users and tokens (the database in api.database_url)."""
+
+
+@plant.command("seed")
+@CONFIG_OPTION
+@click.argument("seed_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def plant_seed(config_path: Path, seed_file: Path) -> None:
+    """Create or update centre, tenants, sites, lines, machines, users and broker accounts from a YAML file."""
+    import yaml
+    from pydantic import ValidationError
+
+    from api.plantadmin import PlantSeed, apply_seed
+
+    try:
+        seed = PlantSeed.model_validate(yaml.safe_load(seed_file.read_text(encoding="utf-8")) or {})
+    except (yaml.YAMLError, ValidationError) as exc:
+        click.echo(f"error: {seed_file}: {exc}", err=True)
+        sys.exit(2)
+    try:
+        apply_seed(_open_plant(_load(config_path)), seed)
+    except (LookupError, ValueError) as exc:
+        click.echo(f"error: {seed_file}: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"seeded {len(seed.tenants)} tenants, {len(seed.users)} users, "
+               f"{len(seed.broker_accounts)} broker accounts")
+
+
+@plant.command("user")
+@CONFIG_OPTION
+@click.argument("username")
+@click.option("--role", required=True,
+              type=click.Choice(["centre_admin", "centre_engineer", "sme_owner", "sme_operator"]))
+@click.option("--tenant", help="Required for sme_owner and sme_operator.")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Prompted when not given (env SMARTFACTORY_PASSWORD).", envvar="SMARTFACTORY_PASSWORD")
+def plant_user(config_path: Path, username: str, role: str, tenant: str | None, password: str) -> None:
+    """Create a user, or reset an existing user's password and role."""
+    from api.plantadmin import add_user
+    from api.plantdb import Role
+
+    db = _open_plant(_load(config_path))
+    try:
+        with db.session() as s, s.begin():
+            add_user(s, username, password, Role(role), tenant)
+    except (LookupError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"user {username} ({role}{', tenant ' + tenant if tenant else ''}) saved")
+
+
+@plant.command("token")
+@CONFIG_OPTION
+@click.argument("username")
+@click.option("--name", default="script", show_default=True, help="What the token is for.")
+def plant_token(config_path: Path, username: str, name: str) -> None:
+    """Create an API token for scripts ('Authorization: Bearer <token>'); printed once."""
+    from api.plantadmin import create_token
+
+    try:
+        click.echo(create_token(_open_plant(_load(config_path)), username, name))
+    except LookupError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+@cli.command("broker-acl")
+@CONFIG_OPTION
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--acl-file", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def broker_acl(config_path: Path, password_file: Path, acl_file: Path) -> None:
+    """Write mosquitto password_file and acl_file from the plant model: each gateway may publish only under
+    sf/v1/<its tenant>/#; collectors may read all telemetry."""
+    from api.brokerfiles import from_model, write_files
+
+    files = from_model(_open_plant(_load(config_path)))
+    write_files(files, password_file, acl_file)
+    click.echo(f"wrote {password_file} and {acl_file} ({files.passwords.count(chr(10))} accounts); "
+               "point mosquitto's password_file and acl_file at them and reload it (SIGHUP)")
 
 
 @cli.command()

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli.demo import DEMO_OWNER
 from registermap import Table, decode
 from simulators.press import PRESS_TAGS
 from tests.servers import free_port
@@ -41,6 +42,20 @@ def _start_demo(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, str, Pat
     return proc, f"http://127.0.0.1:{port}", served
 
 
+_SESSIONS: dict[str, httpx.Client] = {}
+
+
+def _api(url: str) -> httpx.Client:
+    """A client logged in with the demo owner's credentials (the ones the demo's banner prints)."""
+    client = _SESSIONS.get(url)
+    if client is None:
+        client = httpx.Client(base_url=url, timeout=5)
+        response = client.post("/api/v1/auth/login", json={"username": DEMO_OWNER[0], "password": DEMO_OWNER[1]})
+        response.raise_for_status()
+        _SESSIONS[url] = client
+    return client
+
+
 def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
@@ -54,7 +69,7 @@ def _wait_for_samples(proc: subprocess.Popen, url: str, tmp_path: Path, timeout:
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"demo exited early:\n{(tmp_path / 'demo.out').read_text()[-3000:]}"
         try:
-            machines = httpx.get(f"{url}/api/v1/machines", timeout=2).json()
+            machines = _api(url).get("/api/v1/machines", timeout=2).json()
             if len(machines) == 3 and all(len(_raw(url, m, "state")) >= MIN_SAMPLES for m in machines):
                 return machines
         except httpx.HTTPError:
@@ -69,7 +84,7 @@ def _raw(url: str, m: dict, tag: str, end_ms: int | None = None) -> list[dict]:
     params = {"tag": tag, "every": "raw", "start": "2020-01-01T00:00:00Z"}
     if end_ms is not None:
         params["end"] = datetime.fromtimestamp(end_ms / 1000, tz=timezone.utc).isoformat()
-    response = httpx.get(path, params=params, timeout=5)
+    response = _api(url).get(path, params=params, timeout=5)
     response.raise_for_status()
     return response.json()["points"]
 
@@ -102,7 +117,7 @@ def _check_pipeline(tmp_path: Path, *demo_args: str) -> None:
         ends = {m["machine"]: _raw(url, m, "state")[-1]["ts"] + 1 for m in machines}
         per_tag = {(m["machine"], t.name): _raw(url, m, t.name, ends[m["machine"]])
                    for m in machines for t in PRESS_TAGS}
-        latest = {m["machine"]: httpx.get(
+        latest = {m["machine"]: _api(url).get(
             f"{url}/api/v1/machines/{m['tenant']}/{m['site']}/{m['line']}/{m['machine']}/latest").json()
             for m in machines}
     finally:

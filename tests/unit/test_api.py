@@ -6,6 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.plantadmin import PlantSeed, apply_seed
+from api.plantdb import open_plant
 from api.settings import ApiSettings
 from api.timeparams import iso, parse_every
 from plant import MachineRef
@@ -17,11 +19,25 @@ BASE = "/api/v1/machines/acme/plant-1/line-a/press-1"
 T0 = 1_795_000_020_000
 
 
+SEED = PlantSeed.model_validate({
+    "tenants": [{"slug": "acme", "sites": [{"slug": "plant-1", "lines": [{"slug": "line-a",
+                                                                          "machines": [{"slug": "press-1"}]}]}]}],
+    "users": [{"username": "owner", "password": "owner-pass-1", "role": "sme_owner", "tenant": "acme"}],
+})
+
+
+def _plant(tmp_path):
+    plant = open_plant(f"sqlite:///{tmp_path / 'plant.db'}")
+    apply_seed(plant, SEED)
+    return plant
+
+
 @pytest.fixture
 def client(tmp_path):
     store = SqliteStore(tmp_path / "api.db")
     store.write([Point(M, T0 + i * 1000, {"state": i % 3, "force": 800.0 + i, "note": f"n{i}"}) for i in range(120)])
-    with TestClient(create_app(store, ApiSettings(max_points=100))) as c:
+    with TestClient(create_app(store, ApiSettings(max_points=100), _plant(tmp_path), run_alarms=False)) as c:
+        assert c.post("/api/v1/auth/login", json={"username": "owner", "password": "owner-pass-1"}).status_code == 200
         yield c
 
 
@@ -95,8 +111,10 @@ class _DownStore:
         raise StoreUnavailable("connection refused")
 
 
-def test_store_outage_is_503_with_reason():
-    with TestClient(create_app(_DownStore())) as c:  # type: ignore[arg-type]
+def test_store_outage_is_503_with_reason(tmp_path):
+    app = create_app(_DownStore(), plant=_plant(tmp_path), run_alarms=False)  # type: ignore[arg-type]
+    with TestClient(app) as c:
+        c.post("/api/v1/auth/login", json={"username": "owner", "password": "owner-pass-1"})
         health = c.get("/health")
         assert health.status_code == 503
         assert health.json()["status"] == "degraded"

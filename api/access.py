@@ -1,0 +1,123 @@
+"""Who is calling, and what they may see: every request passes through ``authorise``.
+
+The app installs ``authorise`` as an app-wide dependency, so it runs for every route,
+including routers mounted later (reports, exports). It
+
+- lets through only routes marked public (login, health, the static page shell);
+- resolves the caller from the session cookie or a ``Bearer`` API token (401 otherwise);
+- resolves the tenants the caller may see, and answers 404 for any ``tenant`` in the path
+  or query that is not among them — the same answer as for a tenant that does not exist,
+  so an SME cannot even learn another SME's name.
+
+That is the one place tenant isolation is enforced; list endpoints filter with
+``Principal.sees``. Role checks for writes use ``require``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.routing import APIRoute
+from sqlalchemy import select
+
+from api.credentials import TOKEN_PREFIX, secret_digest
+from api.plantdb import ApiToken, PlantDb, Role, Tenant, User, WebSession
+
+SESSION_COOKIE = "sf_session"
+PUBLIC = "x-sf-public"
+
+
+@dataclass(frozen=True)
+class Principal:
+    username: str
+    role: Role
+    tenant: str | None  # own tenant of SME roles
+    language: str
+    visible: frozenset[str] | None  # None: every tenant (centre roles)
+
+    def sees(self, tenant: str) -> bool:
+        return self.visible is None or tenant in self.visible
+
+
+def public(route_kwargs: dict | None = None) -> dict:
+    """``@app.get(path, **public())`` marks a route as reachable without logging in."""
+    return {"openapi_extra": {PUBLIC: True}, **(route_kwargs or {})}
+
+
+def _is_public(request: Request) -> bool:
+    route = request.scope.get("route")
+    return isinstance(route, APIRoute) and bool((route.openapi_extra or {}).get(PUBLIC))
+
+
+def principal_for_user(user: User, plant: PlantDb | None = None) -> Principal:
+    role = Role(user.role)
+    own = user.tenant.slug if user.tenant else None
+    language = user.language or ("en" if role.is_centre else "ko")
+    return Principal(user.username, role, own, language, None if role.is_centre else frozenset({own}))
+
+
+def resolve(plant: PlantDb, cookie: str | None, authorization: str | None) -> Principal | None:
+    secret = None
+    from_cookie = False
+    if authorization and authorization.lower().startswith("bearer "):
+        secret = authorization[7:].strip()
+    elif cookie:
+        secret, from_cookie = cookie, True
+    if not secret or not secret.startswith(TOKEN_PREFIX):
+        return None
+    digest = secret_digest(secret)
+    now_ms = int(time.time() * 1000)
+    with plant.session() as s:
+        if from_cookie:
+            row = s.scalars(select(WebSession).filter_by(token_hash=digest)).first()
+            if row is None or row.expires_ms <= now_ms:
+                return None
+        else:
+            row = s.scalars(select(ApiToken).filter_by(token_hash=digest)).first()
+            if row is None:
+                return None
+        user = row.user
+        if not user.active:
+            return None
+        return principal_for_user(user)
+
+
+def authorise(request: Request) -> None:
+    if _is_public(request):
+        return
+    plant: PlantDb = request.app.state.plant
+    principal = resolve(plant, request.cookies.get(SESSION_COOKIE), request.headers.get("authorization"))
+    if principal is None:
+        raise HTTPException(status_code=401, detail="log in first (POST /api/v1/auth/login) or send "
+                                                    "'Authorization: Bearer <API token>'",
+                            headers={"WWW-Authenticate": "Bearer"})
+    request.state.principal = principal
+    for tenant in (request.path_params.get("tenant"), *request.query_params.getlist("tenant")):
+        if tenant is not None and not principal.sees(tenant):
+            raise HTTPException(status_code=404, detail="not found")
+
+
+def current_principal(request: Request) -> Principal:
+    return request.state.principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require(*roles: Role):
+    """A dependency that answers 403 unless the caller has one of the roles."""
+
+    def check(principal: CurrentPrincipal) -> Principal:
+        if principal.role not in roles:
+            raise HTTPException(status_code=403, detail=f"this needs one of the roles: {', '.join(r.value for r in roles)}")
+        return principal
+
+    return check
+
+
+def known_tenants(plant: PlantDb) -> list[str]:
+    with plant.session() as s:
+        return list(s.scalars(select(Tenant.slug).order_by(Tenant.slug)))

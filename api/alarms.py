@@ -1,0 +1,143 @@
+"""Alarms: threshold and state-duration rules per tag, with an active → acknowledged → cleared life.
+
+``evaluate`` is pure. ``AlarmEngine`` runs in the API process: once a second it reads the
+newest values of every machine that has rules, raises an alarm when a rule starts to hold
+and clears it when the rule stops holding. Stale or missing data changes nothing: an alarm
+is neither raised nor cleared on silence (the dashboard shows the machine as stale).
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from api.plantdb import Alarm, AlarmRule, Line, Machine, PlantDb, Site, Tenant
+from plant import MachineRef
+from tsstore import StoreError, TimeSeriesStore
+
+log = logging.getLogger("api.alarms")
+
+OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne}
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    kind: str  # "threshold" | "state_duration"
+    tag: str
+    op: str | None = None
+    threshold: float | None = None
+    state: int | None = None
+    duration_s: float | None = None
+
+
+def evaluate(rule: RuleSpec, value: float | str | None, value_ts_ms: int | None, state_since_ms: int | None,
+             now_ms: int, stale_ms: int) -> bool | None:
+    """True: the rule holds; False: it does not; None: no fresh data to decide on."""
+    if value is None or value_ts_ms is None or now_ms - value_ts_ms > stale_ms or isinstance(value, str):
+        return None
+    if rule.kind == "threshold":
+        return OPS[rule.op or ">"](float(value), float(rule.threshold or 0.0))
+    if rule.kind == "state_duration":
+        if int(value) != rule.state:
+            return False
+        if state_since_ms is None:
+            return None
+        return now_ms - state_since_ms >= (rule.duration_s or 0) * 1000
+    raise ValueError(f"unknown rule kind {rule.kind!r}")
+
+
+class StateTracker:
+    """When each machine's state register last changed, as seen in its newest values."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[MachineRef, str], tuple[float, int]] = {}
+
+    def update(self, machine: MachineRef, tag: str, value: float, ts_ms: int, store: TimeSeriesStore) -> int:
+        key = (machine, tag)
+        prev = self._seen.get(key)
+        if prev is None:
+            since = self._look_back(machine, tag, value, ts_ms, store)
+        elif prev[0] != value:
+            since = ts_ms
+        else:
+            since = prev[1]
+        self._seen[key] = (value, since)
+        return since
+
+    @staticmethod
+    def _look_back(machine: MachineRef, tag: str, value: float, ts_ms: int, store: TimeSeriesStore) -> int:
+        """On first sight, the start of the current run within the last hour (or the hour's start)."""
+        rows = store.history(machine, tag, ts_ms - 3_600_000, ts_ms + 1, 0)
+        since = rows[0][0] if rows else ts_ms
+        for t, v in reversed(rows):
+            if v != value:
+                break
+            since = t
+        return since
+
+
+class AlarmEngine:
+    def __init__(self, plant: PlantDb, store: TimeSeriesStore, stale_ms: int, interval_s: float = 1.0) -> None:
+        self.plant, self.store, self.stale_ms, self.interval_s = plant, store, stale_ms, interval_s
+        self.tracker = StateTracker()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.revision = 0  # bumped on every raise/clear/ack so live views know to refresh
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="alarm-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.tick(int(time.time() * 1000))
+            except StoreError as exc:
+                log.warning("alarm_tick_skipped reason=store error=%r", str(exc))
+            except Exception:  # a bad rule must not stop alarm evaluation for everyone
+                log.exception("alarm_tick_failed")
+
+    def tick(self, now_ms: int) -> int:
+        """Evaluate every rule once; returns how many alarms changed."""
+        changed = 0
+        with self.plant.session() as s, s.begin():
+            rows = s.execute(
+                select(AlarmRule, Machine.slug, Line.slug, Site.slug, Tenant.slug)
+                .join(Machine, AlarmRule.machine_id == Machine.id).join(Line).join(Site).join(Tenant)
+            ).all()
+            open_alarms = {a.rule_id: a for a in s.scalars(select(Alarm).where(Alarm.cleared_ms.is_(None)))}
+            latest_cache: dict[MachineRef, dict] = {}
+            for rule, m, line, site, tenant in rows:
+                ref = MachineRef(tenant, site, line, m)
+                if ref not in latest_cache:
+                    latest_cache[ref] = self.store.latest(ref)
+                lv = latest_cache[ref].get(rule.tag)
+                since = None
+                if lv is not None and rule.kind == "state_duration" and not isinstance(lv.value, str):
+                    since = self.tracker.update(ref, rule.tag, lv.value, lv.ts_ms, self.store)
+                holds = evaluate(RuleSpec(rule.kind, rule.tag, rule.op, rule.threshold, rule.state, rule.duration_s),
+                                 lv.value if lv else None, lv.ts_ms if lv else None, since, now_ms, self.stale_ms)
+                current = open_alarms.get(rule.id)
+                if holds and current is None:
+                    s.add(Alarm(rule_id=rule.id, raised_ms=now_ms,
+                                value=None if lv is None or isinstance(lv.value, str) else float(lv.value)))
+                    log.info("alarm_raised rule=%s machine=%s tag=%s value=%r", rule.name, ref, rule.tag,
+                             lv.value if lv else None)
+                    changed += 1
+                elif holds is False and current is not None:
+                    current.cleared_ms = now_ms
+                    log.info("alarm_cleared rule=%s machine=%s", rule.name, ref)
+                    changed += 1
+        if changed:
+            self.revision += 1
+        return changed

@@ -1,0 +1,169 @@
+"""What a line dashboard shows, computed from samples: pure functions, no I/O, no clock.
+
+Times are epoch ms; calendars are evaluated in the tenant's time zone. The OEE here is a
+live estimate for the shift so far (ISO 22400 factors from the state register and the
+counters), labelled as such on the dashboard; period reports come from analytics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from analytics.counters import counter_deltas
+from analytics.states import UNKNOWN, Interval, coverage, state_intervals, time_in_state
+
+# State register values (simulators/press.py MachineState; the press PLC's map).
+IDLE, LOADING, PROCESSING, UNLOADING, FAULT, PLANNED_STOP = range(6)
+RUNNING_STATES = (LOADING, PROCESSING, UNLOADING)  # one production cycle: the ideal cycle time covers all three
+
+OEE_LABEL = "live estimate for the shift so far (state register and counters); reports give the audited figure"
+
+
+@dataclass(frozen=True)
+class ShiftSpec:
+    name: str
+    start_minute: int
+    end_minute: int
+    weekdays: str = "0123456"
+
+
+@dataclass(frozen=True)
+class ShiftWindow:
+    name: str
+    start_ms: int
+    end_ms: int
+
+
+def _ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000)
+
+
+def shift_occurrences(shifts: list[ShiftSpec], tz: str, around_ms: int) -> list[ShiftWindow]:
+    """Every shift that starts between two days before and one day after the instant."""
+    zone = ZoneInfo(tz)
+    local = datetime.fromtimestamp(around_ms / 1000, zone)
+    out = []
+    for day_offset in (-2, -1, 0, 1):
+        day = (local + timedelta(days=day_offset)).date()
+        for s in shifts:
+            if str(day.weekday()) not in s.weekdays:
+                continue
+            start = datetime(day.year, day.month, day.day, tzinfo=zone) + timedelta(minutes=s.start_minute)
+            length = (s.end_minute - s.start_minute) % (24 * 60) or 24 * 60
+            out.append(ShiftWindow(s.name, _ms(start), _ms(start + timedelta(minutes=length))))
+    return sorted(out, key=lambda w: w.start_ms)
+
+
+def current_shift(shifts: list[ShiftSpec], tz: str, now_ms: int) -> ShiftWindow | None:
+    """The shift running now, else the one that ended last (within a day), else None."""
+    occ = shift_occurrences(shifts, tz, now_ms)
+    running = [w for w in occ if w.start_ms <= now_ms < w.end_ms]
+    if running:
+        return running[-1]
+    ended = [w for w in occ if now_ms - 86_400_000 <= w.end_ms <= now_ms]
+    return ended[-1] if ended else None
+
+
+def day_start_ms(tz: str, now_ms: int) -> int:
+    local = datetime.fromtimestamp(now_ms / 1000, ZoneInfo(tz))
+    return _ms(datetime(local.year, local.month, local.day, tzinfo=ZoneInfo(tz)))
+
+
+def planned_ms(shifts: list[ShiftSpec], tz: str, start_ms: int, end_ms: int) -> int:
+    """Shift time inside [start, end): the planned time a count target is based on."""
+    total = 0
+    for w in shift_occurrences(shifts, tz, end_ms):
+        total += max(0, min(w.end_ms, end_ms) - max(w.start_ms, start_ms))
+    return total
+
+
+def count_since(bucket_ts: list[int], values: list[float], since_ms: int, bits: int = 16) -> tuple[int, int]:
+    """Parts counted after ``since_ms`` from per-bucket last counter readings.
+
+    The bucket before ``since_ms`` (if any) is the baseline. Returns (count, corrections):
+    wraps at 2**bits and PLC resets are corrected by ``analytics.counters`` and counted.
+    Assumes fewer than 10% of the register range per bucket (presses: a few parts a minute).
+    """
+    if not values:
+        return 0, 0
+    first = next((i for i, t in enumerate(bucket_ts) if t >= since_ms), None)
+    if first is None:
+        return 0, 0
+    base = max(first - 1, 0)
+    d = counter_deltas([int(v) for v in values[base:]], bits=bits)
+    # delta k lies between readings base+k and base+k+1; when there is no baseline bucket the
+    # first reading itself is the start
+    return d.total, len(d.corrections)
+
+
+@dataclass(frozen=True)
+class OeeEstimate:
+    availability: float | None
+    performance: float | None
+    quality: float | None
+    oee: float | None
+    coverage: float
+    planned_s: float
+    running_s: float
+    unknown_s: float
+    label: str = OEE_LABEL
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("availability", "performance", "quality", "oee", "coverage",
+                                              "planned_s", "running_s", "unknown_s", "label")}
+
+
+def oee_estimate(intervals: list[Interval], good: int, scrap: int, ideal_cycle_s: float) -> OeeEstimate:
+    """ISO 22400: A = APT/PBT, P = PRU·PQ/APT, Q = GQ/PQ.
+
+    PBT is the window minus planned stops; time without data stays in PBT (as not
+    producing) and is reported as coverage, rather than silently dropped.
+    """
+    totals = time_in_state(intervals)
+    window = sum(totals.values())
+    pbt = window - totals.get(PLANNED_STOP, 0)
+    apt = sum(totals.get(s, 0) for s in RUNNING_STATES)
+    produced = good + scrap
+    availability = apt / pbt if pbt > 0 else None
+    performance = (ideal_cycle_s * 1000 * produced / apt) if apt > 0 else None
+    quality = good / produced if produced > 0 else None
+    parts = (availability, performance, quality)
+    oee = parts[0] * parts[1] * parts[2] if all(p is not None for p in parts) else None  # type: ignore[operator]
+    return OeeEstimate(availability, performance, quality, oee, coverage(intervals), pbt / 1000, apt / 1000,
+                       totals.get(UNKNOWN, 0) / 1000)
+
+
+@dataclass(frozen=True)
+class StateNow:
+    state: int | None  # None: no recent data
+    since_ms: int | None
+    since_is_lower_bound: bool  # the state already held at the start of what was read
+
+
+def state_now(intervals: list[Interval], window_start_ms: int) -> StateNow:
+    if not intervals or intervals[-1].state == UNKNOWN:
+        return StateNow(None, intervals[-1].start_ms if intervals else None, False)
+    last = intervals[-1]
+    return StateNow(last.state, last.start_ms, last.start_ms <= window_start_ms)
+
+
+def intervals_for(ts: list[int], states: list[float], start_ms: int, end_ms: int, stale_ms: int) -> list[Interval]:
+    return state_intervals(ts, [int(s) for s in states], (start_ms, end_ms), stale_ms)
+
+
+def input_trend(buckets: dict[int, tuple[float, int]], every_ms: int, now_ms: int) -> list[dict]:
+    """Material input time per hour bucket: seconds the input signal was on, and per part.
+
+    ``buckets``: bucket start → (mean of the 0/1 material-input signal, parts made). The
+    current bucket counts only its elapsed part.
+    """
+    out = []
+    for start in sorted(buckets):
+        mean, parts = buckets[start]
+        span_s = min(every_ms, max(0, now_ms - start)) / 1000
+        input_s = mean * span_s
+        out.append({"ts": start, "input_s": round(input_s, 1), "parts": parts,
+                    "input_s_per_part": round(input_s / parts, 1) if parts else None})
+    return out

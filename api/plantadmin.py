@@ -1,0 +1,246 @@
+"""Creating the plant model and its principals: used by the CLI, the demo and the tests.
+
+A seed document (YAML or a dict, validated by pydantic) describes a whole centre at once;
+applying it is idempotent, so the demo can seed on every start.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.credentials import hash_password, mosquitto_hash, new_secret, secret_digest
+from api.plantdb import (
+    AlarmRule,
+    ApiToken,
+    BrokerAccount,
+    Centre,
+    Line,
+    Machine,
+    PlantDb,
+    Role,
+    Shift,
+    Site,
+    Tenant,
+    User,
+)
+from plant import IDENTIFIER_PATTERN
+
+Ident = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
+_HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class ShiftSeed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    start: Annotated[str, Field(pattern=_HHMM, description="local time HH:MM")]
+    end: Annotated[str, Field(pattern=_HHMM, description="local time HH:MM; before start = past midnight")]
+    weekdays: Annotated[str, Field(pattern=r"^[0-6]{1,7}$")] = "0123456"
+
+
+class RuleSeed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    kind: Literal["threshold", "state_duration"]
+    tag: Ident
+    op: Literal[">", ">=", "<", "<=", "==", "!="] | None = None
+    threshold: float | None = None
+    state: int | None = None
+    duration_s: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> RuleSeed:
+        if self.kind == "threshold" and (self.op is None or self.threshold is None):
+            raise ValueError("a threshold rule needs 'op' and 'threshold'")
+        if self.kind == "state_duration" and (self.state is None or self.duration_s is None):
+            raise ValueError("a state_duration rule needs 'state' and 'duration_s'")
+        return self
+
+
+class MachineSeed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slug: Ident
+    name: str | None = None
+    ideal_cycle_s: Annotated[float, Field(gt=0)] = 60.0
+    rollout_date: date | None = None
+    gateway: Ident | None = Field(default=None, description="broker username of the gateway that reads it")
+    alarms: list[RuleSeed] = Field(default_factory=list)
+
+
+class LineSeed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slug: Ident
+    name: str | None = None
+    shifts: list[ShiftSeed] = Field(default_factory=list)
+    machines: list[MachineSeed] = Field(default_factory=list)
+
+
+class SiteSeed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slug: Ident
+    name: str | None = None
+    lines: list[LineSeed] = Field(default_factory=list)
+
+
+class TenantSeed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slug: Ident
+    name: str | None = None
+    timezone: str = "Asia/Seoul"
+    rollout_date: date | None = None
+    sites: list[SiteSeed] = Field(default_factory=list)
+
+
+class UserSeed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: Ident
+    password: Annotated[str, Field(min_length=8)]
+    role: Role
+    tenant: Ident | None = None
+    language: Literal["ko", "en"] | None = None
+
+    @model_validator(mode="after")
+    def _tenant_matches_role(self) -> UserSeed:
+        if self.role.is_centre and self.tenant:
+            raise ValueError(f"{self.role.value} works for the centre: remove 'tenant'")
+        if not self.role.is_centre and not self.tenant:
+            raise ValueError(f"{self.role.value} belongs to one tenant: set 'tenant'")
+        return self
+
+
+class BrokerSeed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: Ident
+    password: Annotated[str, Field(min_length=8)]
+    kind: Literal["gateway", "collector"] = "gateway"
+    tenant: Ident | None = None
+
+    @model_validator(mode="after")
+    def _gateway_has_tenant(self) -> BrokerSeed:
+        if (self.kind == "gateway") != (self.tenant is not None):
+            raise ValueError("a gateway publishes for exactly one tenant; a collector for none: set 'tenant' "
+                             "on gateways only")
+        return self
+
+
+class PlantSeed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    centre: str = "Smart Factory Centre"
+    tenants: list[TenantSeed] = Field(default_factory=list)
+    users: list[UserSeed] = Field(default_factory=list)
+    broker_accounts: list[BrokerSeed] = Field(default_factory=list)
+
+    @field_validator("tenants")
+    @classmethod
+    def _unique_tenants(cls, tenants: list[TenantSeed]) -> list[TenantSeed]:
+        slugs = [t.slug for t in tenants]
+        if len(slugs) != len(set(slugs)):
+            raise ValueError(f"tenant slugs must be unique: {slugs}")
+        return tenants
+
+
+def _minute(hhmm: str) -> int:
+    h, m = hhmm.split(":")
+    return int(h) * 60 + int(m)
+
+
+def _get_or_add(s: Session, model, defaults: dict, **keys):
+    row = s.scalars(select(model).filter_by(**keys)).first()
+    if row is None:
+        row = model(**keys, **defaults)
+        s.add(row)
+        s.flush()
+    else:
+        for k, v in defaults.items():
+            setattr(row, k, v)
+    return row
+
+
+def apply_seed(plant: PlantDb, seed: PlantSeed) -> None:
+    """Create or update everything the seed names; nothing it does not name is removed."""
+    with plant.session() as s, s.begin():
+        centre = _get_or_add(s, Centre, {}, name=seed.centre)
+        tenants = {t.slug: _get_or_add(s, Tenant, {"centre_id": centre.id, "name": t.name or t.slug,
+                                                   "timezone": t.timezone, "rollout_date": t.rollout_date},
+                                       slug=t.slug) for t in seed.tenants}
+        gateways = {b.username: add_broker_account(s, b.username, b.password, b.kind, b.tenant)
+                    for b in seed.broker_accounts}
+        for t in seed.tenants:
+            tenant = tenants[t.slug]
+            for site_seed in t.sites:
+                site = _get_or_add(s, Site, {"name": site_seed.name or site_seed.slug},
+                                   tenant_id=tenant.id, slug=site_seed.slug)
+                for line_seed in site_seed.lines:
+                    line = _get_or_add(s, Line, {"name": line_seed.name or line_seed.slug},
+                                       site_id=site.id, slug=line_seed.slug)
+                    for m in line_seed.machines:
+                        gw = _gateway(s, gateways, m.gateway, t.slug)
+                        machine = _get_or_add(s, Machine, {"name": m.name or m.slug, "ideal_cycle_s": m.ideal_cycle_s,
+                                                           "rollout_date": m.rollout_date, "gateway_id": gw},
+                                              line_id=line.id, slug=m.slug)
+                        for r in m.alarms:
+                            _get_or_add(s, AlarmRule, r.model_dump(exclude={"name"}), machine_id=machine.id,
+                                        name=r.name)
+                    if line_seed.shifts:
+                        for old in list(line.shifts):
+                            s.delete(old)
+                        s.flush()
+                        for sh in line_seed.shifts:
+                            s.add(Shift(line_id=line.id, name=sh.name, start_minute=_minute(sh.start),
+                                        end_minute=_minute(sh.end), weekdays=sh.weekdays))
+        s.flush()
+        for u in seed.users:
+            add_user(s, u.username, u.password, u.role, u.tenant, u.language)
+
+
+def _gateway(s: Session, seeded: dict[str, BrokerAccount], username: str | None, tenant: str) -> int | None:
+    if username is None:
+        return None
+    account = seeded.get(username) or s.scalars(select(BrokerAccount).filter_by(username=username)).first()
+    if account is None or account.kind != "gateway" or account.tenant is None or account.tenant.slug != tenant:
+        raise ValueError(f"machine gateway {username!r} is not a gateway of tenant {tenant!r}: "
+                         "list it under broker_accounts with that tenant")
+    return account.id
+
+
+def _tenant(s: Session, slug: str | None) -> Tenant | None:
+    if slug is None:
+        return None
+    tenant = s.scalars(select(Tenant).filter_by(slug=slug)).first()
+    if tenant is None:
+        raise LookupError(f"no tenant {slug!r}: create it first (smartfactory plant seed)")
+    return tenant
+
+
+def add_user(s: Session, username: str, password: str, role: Role, tenant: str | None,
+             language: str | None = None) -> User:
+    """Create the user, or reset the password and role of an existing one."""
+    if role.is_centre == (tenant is not None):
+        raise ValueError(f"{role.value}: centre roles have no tenant, SME roles need one")
+    t = _tenant(s, tenant)
+    return _get_or_add(s, User, {"password_hash": hash_password(password), "role": role.value,
+                                 "tenant_id": t.id if t else None, "language": language, "active": True},
+                       username=username)
+
+
+def add_broker_account(s: Session, username: str, password: str, kind: str, tenant: str | None) -> BrokerAccount:
+    t = _tenant(s, tenant)
+    return _get_or_add(s, BrokerAccount, {"kind": kind, "tenant_id": t.id if t else None,
+                                          "mqtt_password_hash": mosquitto_hash(password)}, username=username)
+
+
+def create_token(plant: PlantDb, username: str, name: str) -> str:
+    """A new API token for scripts; the secret is returned once and stored only as a digest."""
+    secret = new_secret()
+    with plant.session() as s, s.begin():
+        user = s.scalars(select(User).filter_by(username=username)).first()
+        if user is None:
+            raise LookupError(f"no user {username!r}")
+        s.add(ApiToken(token_hash=secret_digest(secret), user_id=user.id, name=name,
+                       created_ms=int(time.time() * 1000)))
+    return secret

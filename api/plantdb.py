@@ -1,0 +1,253 @@
+"""The plant model and identities, stored relationally (SQLite by default, PostgreSQL by URL).
+
+centre → tenants (SMEs) → sites → lines → machines, with rollout dates, ideal cycle times
+and per-line shift calendars; users with roles; API tokens and web sessions (stored as
+hashes only); broker accounts (gateways and collectors) with mosquitto password hashes;
+alarm rules and alarms. The schema is owned by Alembic (``api/migrations``): ``open_plant``
+upgrades a database to the newest revision before use.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Integer,
+    BigInteger,
+    String,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class Role(str, enum.Enum):
+    CENTRE_ADMIN = "centre_admin"  # manages tenants, users and gateways; reads everything
+    CENTRE_ENGINEER = "centre_engineer"  # reads every tenant
+    SME_OWNER = "sme_owner"  # reads and configures alarms of the own tenant
+    SME_OPERATOR = "sme_operator"  # reads the own tenant, acknowledges alarms
+
+    @property
+    def is_centre(self) -> bool:
+        return self in (Role.CENTRE_ADMIN, Role.CENTRE_ENGINEER)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Centre(Base):
+    __tablename__ = "centres"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    tenants: Mapped[list[Tenant]] = relationship(back_populates="centre", order_by="Tenant.slug")
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    centre_id: Mapped[int] = mapped_column(ForeignKey("centres.id"))
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Seoul")
+    rollout_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    centre: Mapped[Centre] = relationship(back_populates="tenants")
+    sites: Mapped[list[Site]] = relationship(back_populates="tenant", order_by="Site.slug", cascade="all, delete-orphan")
+
+
+class Site(Base):
+    __tablename__ = "sites"
+    __table_args__ = (UniqueConstraint("tenant_id", "slug"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    tenant: Mapped[Tenant] = relationship(back_populates="sites")
+    lines: Mapped[list[Line]] = relationship(back_populates="site", order_by="Line.slug", cascade="all, delete-orphan")
+
+
+class Line(Base):
+    __tablename__ = "lines"
+    __table_args__ = (UniqueConstraint("site_id", "slug"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    site: Mapped[Site] = relationship(back_populates="lines")
+    machines: Mapped[list[Machine]] = relationship(back_populates="line", order_by="Machine.slug",
+                                                   cascade="all, delete-orphan")
+    shifts: Mapped[list[Shift]] = relationship(back_populates="line", order_by="Shift.start_minute",
+                                               cascade="all, delete-orphan")
+
+
+class Machine(Base):
+    __tablename__ = "machines"
+    __table_args__ = (UniqueConstraint("line_id", "slug"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    line_id: Mapped[int] = mapped_column(ForeignKey("lines.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    ideal_cycle_s: Mapped[float] = mapped_column(Float, default=60.0)
+    rollout_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    gateway_id: Mapped[int | None] = mapped_column(ForeignKey("broker_accounts.id", ondelete="SET NULL"), nullable=True)
+    line: Mapped[Line] = relationship(back_populates="machines")
+    gateway: Mapped[BrokerAccount | None] = relationship()
+
+
+class Shift(Base):
+    """One shift of a line's weekly calendar, in the tenant's local time.
+
+    ``end_minute`` may be smaller than ``start_minute``: the shift runs past midnight.
+    ``weekdays`` lists the days the shift starts on, Monday = 0 ("01234" = Mon–Fri).
+    """
+
+    __tablename__ = "shifts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    line_id: Mapped[int] = mapped_column(ForeignKey("lines.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    start_minute: Mapped[int] = mapped_column(Integer)
+    end_minute: Mapped[int] = mapped_column(Integer)
+    weekdays: Mapped[str] = mapped_column(String(7), default="0123456")
+    line: Mapped[Line] = relationship(back_populates="shifts")
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), nullable=True)
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    tenant: Mapped[Tenant | None] = relationship()
+
+
+class WebSession(Base):
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    expires_ms: Mapped[int] = mapped_column(BigInteger)
+    user: Mapped[User] = relationship()
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    user: Mapped[User] = relationship()
+
+
+class BrokerAccount(Base):
+    """A machine principal on the broker: a gateway (publishes for one tenant) or a collector."""
+
+    __tablename__ = "broker_accounts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "gateway" | "collector"
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), nullable=True)
+    mqtt_password_hash: Mapped[str] = mapped_column(String(200))
+    tenant: Mapped[Tenant | None] = relationship()
+
+
+class AlarmRule(Base):
+    """kind "threshold": value ``op`` threshold; kind "state_duration": state == ``state`` for ≥ duration_s."""
+
+    __tablename__ = "alarm_rules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    tag: Mapped[str] = mapped_column(String(64))
+    op: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    state: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    machine: Mapped[Machine] = relationship()
+
+
+class Alarm(Base):
+    __tablename__ = "alarms"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("alarm_rules.id", ondelete="CASCADE"))
+    raised_ms: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    acknowledged_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    cleared_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    rule: Mapped[AlarmRule] = relationship()
+
+    @property
+    def status(self) -> str:
+        if self.cleared_ms is not None:
+            return "cleared"
+        return "acknowledged" if self.acknowledged_ms is not None else "active"
+
+
+class PlantDb:
+    """The engine and a session factory; one per process."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
+        self.engine: Engine = create_engine(url, connect_args=connect_args)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest Alembic revision (a no-op when it is current)."""
+        from alembic import command
+
+        command.upgrade(alembic_config(self.url, self.engine), "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def alembic_config(url: str, engine: Engine | None = None):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def database_url(setting: str, base_dir: Path | None) -> str:
+    """A relative SQLite path in the config is relative to the config file, like the store's."""
+    prefix = "sqlite:///"
+    if setting.startswith(prefix) and base_dir is not None:
+        path = setting[len(prefix):]
+        if path and path != ":memory:" and not Path(path).is_absolute():
+            return prefix + str((base_dir / path).resolve())
+    return setting
+
+
+def open_plant(url: str) -> PlantDb:
+    plant = PlantDb(url)
+    plant.upgrade()
+    return plant
