@@ -150,7 +150,8 @@ class DeviceSettings(BaseModel):
                     f"tags[{i}].table ({tag.get('name', '?')}): Modicon reference {tag['address']} is a "
                     f"{table.value}, but table says {given!r}; drop 'table' or fix the address"
                 )
-            converted.append({**tag, "table": table.value, "address": address})
+            extra = {"type": "bool"} if table in BIT_TABLES and "type" not in tag else {}
+            converted.append({**tag, **extra, "table": table.value, "address": address})
         return {**data, "tags": converted}
 
     @model_validator(mode="after")

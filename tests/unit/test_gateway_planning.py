@@ -1,0 +1,127 @@
+"""DevicePlan: per-interval plans, bisecting refused reads, remembering the cuts; the
+exact lower bound; report-by-exception; backoff and schedule arithmetic."""
+
+from __future__ import annotations
+
+import random
+
+from gateway.planner import DevicePlan, bisect_read, min_reads, plan_reads
+from gateway.poller import backoff_s, next_slot
+from gateway.reporting import ChangeFilter
+from gateway.settings import PolledTag
+from registermap import Table, Tag
+
+HR = Table.holding_register
+
+
+def reg(a, name=None, **kw):
+    return PolledTag(name=name or f"r{a}", table=HR, address=a, **kw)
+
+
+def test_breaks_split_reads_at_the_cut():
+    tags = [reg(a) for a in range(10)]
+    assert [(r.address, r.count) for r in plan_reads(tags, breaks={(HR, 4)})] == [(0, 4), (4, 6)]
+    # a break in another table does nothing here
+    assert len(plan_reads(tags, breaks={(Table.input_register, 4)})) == 1
+
+
+def test_bisect_splits_between_tags_at_the_middle_address():
+    (read,) = plan_reads([reg(0), reg(1, type="float32"), reg(10), reg(11)], max_gap=20)
+    cut, left, right = bisect_read(read)
+    assert cut == 10
+    assert [(r.address, r.count) for r in left + right] == [(0, 3), (10, 2)]
+    (single,) = plan_reads([reg(5), reg(5, name="same_address")])
+    assert bisect_read(single) is None
+
+
+def simulate_device(plan: DevicePlan, bad: set[int], due):
+    """Run one cycle against a device refusing any read that touches ``bad``; returns
+    (requests sent, tags read)."""
+    pending = list(plan.reads_for(due))
+    requests, got = 0, set()
+    while pending:
+        r = pending.pop(0)
+        requests += 1
+        if any(r.address <= b < r.address + r.count for b in bad):
+            pending[:0] = plan.refuse(r)
+            continue
+        got |= {t.name for t in r.tags}
+    return requests, got
+
+
+def test_one_bad_address_does_not_blind_the_rest_and_is_learned():
+    tags = [reg(a) for a in range(0, 64, 2)]  # 32 tags at even addresses, gaps of 1
+    plan = DevicePlan(tags, [1.0] * len(tags), max_gap=4)
+    assert len(plan.reads_for([1.0])) == 1
+    first_requests, got = simulate_device(plan, bad={21}, due=[1.0])  # a gap register
+    assert got == {t.name for t in tags}  # every tag still read
+    assert first_requests > 1 and not plan.unreadable
+    second_requests, got2 = simulate_device(plan, bad={21}, due=[1.0])
+    assert got2 == got
+    # the splits are remembered: no more refusals, at most one extra read per bisection level
+    assert second_requests == len(plan.reads_for([1.0])) <= 1 + 5
+    assert second_requests < first_requests
+
+
+def test_a_refused_tag_is_set_aside_and_the_others_still_read():
+    tags = [reg(a) for a in range(8)]
+    plan = DevicePlan(tags, [1.0] * 8)
+    _, got = simulate_device(plan, bad={3}, due=[1.0])
+    assert got == {t.name for t in tags} - {"r3"}
+    assert set(plan.unreadable) == {"r3"}
+    requests, got = simulate_device(plan, bad={3}, due=[1.0])
+    assert "r3" not in got and requests == len(plan.reads_for([1.0]))
+    plan.forgive()
+    assert not plan.unreadable and not plan.breaks
+
+
+def test_reads_per_due_set_of_intervals():
+    tags = [reg(0), reg(1), reg(2, poll_interval_s=10), reg(3, poll_interval_s=10)]
+    plan = DevicePlan(tags, [1, 1, 10, 10])
+    assert [(r.address, r.count) for r in plan.reads_for([1])] == [(0, 2)]
+    assert [(r.address, r.count) for r in plan.reads_for([10])] == [(2, 2)]
+    assert [(r.address, r.count) for r in plan.reads_for([1, 10])] == [(0, 4)]
+
+
+def test_greedy_matches_the_exact_lower_bound_on_random_maps():
+    rng = random.Random(7)
+    for _ in range(200):
+        tags, a = [], rng.randint(0, 50)
+        for i in range(rng.randint(1, 60)):
+            a += rng.randint(0, 15)
+            t = Tag(name=f"t{i}", table=rng.choice([HR, Table.input_register]), address=a,
+                    type=rng.choice(["uint16", "float32", "float64"]))
+            tags.append(t)
+            a += t.width
+        limit, gap = rng.randint(10, 125), rng.randint(0, 12)
+        assert len(plan_reads(tags, limit, 2000, gap)) == min_reads(tags, limit, 2000, gap)
+
+
+def test_change_filter_deadbands_and_heartbeat():
+    tags = [
+        reg(0, "abs", report="on_change", deadband=0.5),
+        reg(1, "pct", report="on_change", deadband_percent=10, max_silence_s=60),
+        reg(2, "any", report="on_change"),
+        reg(3, "always"),
+    ]
+    f = ChangeFilter(tags)
+    assert f.select(0, {"abs": 10.0, "pct": 100.0, "any": 1, "always": 5}) == {
+        "abs": 10.0, "pct": 100.0, "any": 1, "always": 5}
+    assert f.select(1000, {"abs": 10.4, "pct": 109.0, "any": 1, "always": 5}) == {"always": 5}
+    assert f.select(2000, {"abs": 10.5, "pct": 110.0, "any": 2, "always": 5}) == {
+        "abs": 10.5, "pct": 110.0, "any": 2, "always": 5}
+    # slow drift is measured against the last *sent* value, not the last polled one
+    assert "abs" not in f.select(3000, {"abs": 10.8})
+    assert "abs" in f.select(4000, {"abs": 11.0})
+    # heartbeat after 60 s of silence even without change
+    assert f.select(61_999, {"pct": 110.0}) == {}
+    assert f.select(62_000, {"pct": 110.0}) == {"pct": 110.0}
+
+
+def test_backoff_doubles_from_the_interval_and_is_capped():
+    assert [backoff_s(1.0, n, 30) for n in (1, 2, 3, 4, 5, 6, 50)] == [1, 2, 4, 8, 16, 30, 30]
+
+
+def test_next_slot_skips_missed_slots_without_drift():
+    assert next_slot(10.0, 1.0, 10.5) == 11.0
+    assert next_slot(10.0, 1.0, 13.2) == 14.0  # 11, 12, 13 missed: not bunched
