@@ -17,6 +17,8 @@ class Batch:
     acks: list[tuple[int, int]] = field(default_factory=list)  # (mid, qos) to acknowledge once stored
     opened_at: float | None = None
     payload_bytes: int = 0
+    #: the store's request body for ``points``, prepared off the store thread (InfluxDB only)
+    encoded: object | None = None
 
     def add(self, points: list[Point], ack: tuple[int, int], now: float,
             raw: tuple[int, str, bytes] | None = None) -> None:

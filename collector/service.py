@@ -33,7 +33,7 @@ from collector.metrics import CollectorMetrics
 from collector.policy import Backoff, isolate_rejects
 from collector.settings import CollectorSettings
 from mqttlink import MqttSettings, make_client
-from tsstore import Point, StoreUnavailable, TimeSeriesStore
+from tsstore import Point, StoreRejected, StoreUnavailable, TimeSeriesStore
 from wire import WireError, decode_telemetry, encode_telemetry, telemetry_subscription, telemetry_topic
 
 log = logging.getLogger("collector")
@@ -168,6 +168,7 @@ class Collector:
                 item = None
             if item is _STOP:
                 if batch.acks:
+                    self._encode(batch)
                     self._ready.put(batch)
                 self._ready.put(_STOP)
                 return
@@ -178,8 +179,19 @@ class Collector:
                 else:
                     batch.add(content, ack, time.monotonic(), raw)
             if batch.due(time.monotonic(), s.batch_size, s.batch_interval_s, s.max_batch_messages):
+                self._encode(batch)
                 self._ready.put(batch)  # waits while the store thread still has the previous one
                 batch = Batch()
+
+    def _encode(self, batch: Batch) -> None:
+        """Encode here, so the store thread sends one batch while this one is encoded."""
+        encode = getattr(self.store, "encode", None)
+        if encode is None or not batch.points:
+            return
+        try:
+            batch.encoded = encode(batch.points)
+        except Exception:  # noqa: BLE001 - the store thread finds and dead-letters the culprit point
+            batch.encoded = None
 
     # -- store thread ------------------------------------------------------------------
     def _store_loop(self) -> None:
@@ -213,7 +225,7 @@ class Collector:
             self.ledger.add_dead_letters(batch.dead)
         if batch.points:
             if not self.ledger.spool_messages and self._backoff.ready(time.monotonic()):
-                if self._write(batch.points, live=True):
+                if self._write(batch.points, live=True, encoded=batch.encoded):
                     self._ack(batch)
                     return
             if not self._spool(batch):
@@ -276,11 +288,18 @@ class Collector:
             if force:
                 return
 
-    def _write(self, points: list[Point], live: bool) -> bool:
+    def _write(self, points: list[Point], live: bool, encoded: object | None = None) -> bool:
         """Write points, isolating the ones the store refuses; False if the store is unavailable."""
         started = time.perf_counter()
         try:
-            rejected = isolate_rejects(self.store.write, points)
+            rejected = []
+            if encoded is not None:
+                try:
+                    self.store.write_encoded(encoded)  # type: ignore[attr-defined]
+                except StoreRejected:
+                    rejected = isolate_rejects(self._store_write, points)
+            else:
+                rejected = isolate_rejects(self._store_write, points)
         except StoreUnavailable as exc:
             self._store_failed(exc, len(points))
             return False
@@ -310,6 +329,16 @@ class Collector:
         log.debug("batch_written points=%d values=%d rejected=%d ms=%.1f live=%s", len(good), n_values, len(rejected),
                   elapsed * 1000, live)
         return True
+
+    def _store_write(self, points: Sequence[Point]) -> None:
+        """The store's write, where a point it cannot even encode (an integer beyond float
+        range, say) counts as refused, like a line influxd rejects: never an endless retry."""
+        try:
+            self.store.write(points)
+        except (StoreUnavailable, StoreRejected):
+            raise
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise StoreRejected(f"cannot encode for the store: {type(exc).__name__}: {exc}") from exc
 
     def _dead_letter_points(self, rejected: list[tuple[Point, str]]) -> None:
         now = now_ms()

@@ -11,6 +11,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 import httpx
@@ -36,6 +37,14 @@ class PartialWrite(StoreRejected):
     def __init__(self, message: str, dropped: int | None) -> None:
         super().__init__(message)
         self.dropped = dropped
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedWrite:
+    """A gzipped line-protocol body and its number of lines."""
+
+    body: bytes
+    lines: int
 
 
 class RetryLater(StoreUnavailable):
@@ -81,23 +90,35 @@ class InfluxStore:
 
     # -- writing -----------------------------------------------------------------------
     def write(self, points: Sequence[Point]) -> None:
+        encoded = self.encode(points)
+        if encoded is not None:
+            self.write_encoded(encoded)
+
+    def encode(self, points: Sequence[Point]) -> EncodedWrite | None:
+        """The request body of ``write(points)``, or None when there is nothing to send.
+
+        CPU only, no I/O: the collector encodes the next batch while one is in flight.
+        """
         lines = to_lines(points)
         if not lines:
-            return
-        body = gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=1)
+            return None
+        return EncodedWrite(gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=1), len(lines))
+
+    def write_encoded(self, encoded: EncodedWrite) -> None:
+        """Send a body from ``encode``; raises like ``write``."""
         if not self._database_ready:
             self.ensure_database()
         response = self._request(
             "POST",
             "/write",
             params={"db": self.database, "precision": "ms"},
-            content=body,
+            content=encoded.body,
             headers={"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"},
         )
         if response.status_code == 404 and "database not found" in response.text:
             self._database_ready = False
             raise StoreUnavailable(f"InfluxDB at {self.url}: database {self.database!r} vanished; will recreate")
-        self._raise_for_write(response, len(lines))
+        self._raise_for_write(response, encoded.lines)
 
     def _raise_for_write(self, response: httpx.Response, line_count: int) -> None:
         code = response.status_code

@@ -34,22 +34,48 @@ def _field(value: bool | int | float | str) -> str | None:
     return repr(v)
 
 
+_KEYS: dict[str, str] = {}  # escaped field keys: tag names are a bounded set
+_INF = float("inf")
+
+
+def _key(key: str) -> str:
+    escaped = _KEYS.get(key)
+    if escaped is None:
+        escaped = _escape_key(key)
+        if len(_KEYS) < 100_000:
+            _KEYS[key] = escaped
+    return escaped
+
+
 def to_lines(points: Iterable[Point]) -> list[str]:
+    """One line per point. The collector's hot path: the common types are handled inline."""
     lines = []
+    prefixes: dict = {}
+    keys = _KEYS
     for p in points:
         m = p.machine
+        prefix = prefixes.get(m)
+        if prefix is None:
+            prefix = prefixes[m] = (
+                f"{MEASUREMENT},line={_escape_key(m.line)},machine={_escape_key(m.machine)},"
+                f"site={_escape_key(m.site)},tenant={_escape_key(m.tenant)} "
+            )
         fields = []
+        add = fields.append
         for key, value in p.values.items():
-            encoded = _field(value)
-            if encoded is not None:
-                fields.append(f"{_escape_key(key)}={encoded}")
-        if not fields:
-            continue
-        tags = (
-            f"line={_escape_key(m.line)},machine={_escape_key(m.machine)},"
-            f"site={_escape_key(m.site)},tenant={_escape_key(m.tenant)}"
-        )
-        lines.append(f"{MEASUREMENT},{tags} {','.join(fields)} {p.ts_ms}")
+            kind = type(value)
+            if kind is float:
+                if value != value or value == _INF or value == -_INF:
+                    continue  # line protocol has no NaN; never send a line influxd would reject
+                add(f"{keys.get(key) or _key(key)}={value!r}")
+            elif kind is int or kind is bool:
+                add(f"{keys.get(key) or _key(key)}={float(value)!r}")
+            else:
+                encoded = _field(value)
+                if encoded is not None:
+                    add(f"{_key(key)}={encoded}")
+        if fields:
+            lines.append(f"{prefix}{','.join(fields)} {p.ts_ms}")
     return lines
 
 
