@@ -295,6 +295,19 @@ class CountingPlc:
         return None
 
 
+def hanging_device(unit_id: int, release: asyncio.Event) -> SimDevice:
+    """A unit that never answers until ``release`` is set: a dead drop on a shared bus,
+    where the other units keep answering (pymodbus handles each request in its own task)."""
+
+    async def hang(*_args) -> None:
+        await release.wait()
+        return None
+
+    bits = [SimData(0, count=1, values=False, datatype=DataType.BITS)]
+    regs = [SimData(0, count=64, values=0, datatype=DataType.REGISTERS)]
+    return SimDevice(id=unit_id, simdata=(bits, bits, regs, regs), action=hang)
+
+
 async def start_tcp_server(
     devices: SimDevice | list[SimDevice], host: str = "127.0.0.1", port: int = 0, framer: FramerType = FramerType.SOCKET,
     ignore_missing_devices: bool = True,

