@@ -112,8 +112,8 @@ class AlarmEngine:
         changed = 0
         with self.plant.session() as s, s.begin():
             rows = s.execute(
-                select(AlarmRule, Machine.slug, Line.slug, Site.slug, Tenant.slug)
-                .join(Machine, AlarmRule.machine_id == Machine.id).join(Line).join(Site).join(Tenant)
+                select(AlarmRule, Machine.slug, Line.slug, Site.slug, Tenant.slug).select_from(AlarmRule)
+                .join(Machine, AlarmRule.machine_id == Machine.id).join(Line, Machine.line_id == Line.id).join(Site, Line.site_id == Site.id).join(Tenant, Site.tenant_id == Tenant.id)
             ).all()
             open_alarms = {a.rule_id: a for a in s.scalars(select(Alarm).where(Alarm.cleared_ms.is_(None)))}
             latest_cache: dict[MachineRef, dict] = {}

@@ -397,8 +397,8 @@ def _alarm_routes() -> APIRouter:
     def acknowledge(tenant: str, alarm_id: int, request: Request, plant: PlantDep,
                     principal: Acker) -> dict:
         with plant.session() as s, s.begin():
-            row = s.execute(select(Alarm, Tenant.slug).join(AlarmRule, Alarm.rule_id == AlarmRule.id)
-                            .join(Machine, AlarmRule.machine_id == Machine.id).join(Line).join(Site).join(Tenant)
+            row = s.execute(select(Alarm, Tenant.slug).select_from(Alarm).join(AlarmRule, Alarm.rule_id == AlarmRule.id)
+                            .join(Machine, AlarmRule.machine_id == Machine.id).join(Line, Machine.line_id == Line.id).join(Site, Line.site_id == Site.id).join(Tenant, Site.tenant_id == Tenant.id)
                             .where(Alarm.id == alarm_id, Tenant.slug == tenant)).first()
             if row is None:
                 raise HTTPException(status_code=404, detail="not found")
@@ -415,8 +415,8 @@ def _alarm_routes() -> APIRouter:
     @r.get("/alarm-rules/{tenant}")
     def list_rules(tenant: str, plant: PlantDep) -> list[dict]:
         with plant.session() as s:
-            rows = s.execute(select(AlarmRule, Machine.slug, Line.slug, Site.slug)
-                             .join(Machine, AlarmRule.machine_id == Machine.id).join(Line).join(Site).join(Tenant)
+            rows = s.execute(select(AlarmRule, Machine.slug, Line.slug, Site.slug).select_from(AlarmRule)
+                             .join(Machine, AlarmRule.machine_id == Machine.id).join(Line, Machine.line_id == Line.id).join(Site, Line.site_id == Site.id).join(Tenant, Site.tenant_id == Tenant.id)
                              .where(Tenant.slug == tenant).order_by(AlarmRule.id)).all()
             return [{"id": x.id, "site": site, "line": ln, "machine": m, "name": x.name, "kind": x.kind, "tag": x.tag,
                      "op": x.op, "threshold": x.threshold, "state": x.state, "duration_s": x.duration_s}
@@ -431,7 +431,7 @@ def _alarm_routes() -> APIRouter:
         if body.kind == "state_duration" and (body.state is None or body.duration_s is None):
             raise HTTPException(status_code=422, detail="a state_duration rule needs 'state' and 'duration_s'")
         with plant.session() as s, s.begin():
-            machine = s.execute(select(Machine).join(Line).join(Site).join(Tenant).where(
+            machine = s.execute(select(Machine).join(Line, Machine.line_id == Line.id).join(Site, Line.site_id == Site.id).join(Tenant, Site.tenant_id == Tenant.id).where(
                 Tenant.slug == tenant, Site.slug == body.site, Line.slug == body.line,
                 Machine.slug == body.machine)).scalar_one_or_none()
             if machine is None:

@@ -39,7 +39,7 @@ class LineModel:
 def load_line(plant: PlantDb, tenant: str, site: str, line: str) -> LineModel:
     with plant.session() as s:
         row = s.execute(
-            select(Line, Tenant.timezone).join(Site).join(Tenant)
+            select(Line, Tenant.timezone).join(Site, Line.site_id == Site.id).join(Tenant, Site.tenant_id == Tenant.id)
             .where(Tenant.slug == tenant, Site.slug == site, Line.slug == line)
         ).first()
         if row is None:
@@ -53,9 +53,9 @@ def load_line(plant: PlantDb, tenant: str, site: str, line: str) -> LineModel:
 def alarms_of(plant: PlantDb, tenant: str, statuses: tuple[str, ...] = ("active", "acknowledged"),
               line: tuple[str, str] | None = None, limit: int = 200) -> list[dict]:
     with plant.session() as s:
-        q = (select(Alarm, AlarmRule, Machine.slug, Line.slug, Site.slug)
+        q = (select(Alarm, AlarmRule, Machine.slug, Line.slug, Site.slug).select_from(Alarm)
              .join(AlarmRule, Alarm.rule_id == AlarmRule.id).join(Machine, AlarmRule.machine_id == Machine.id)
-             .join(Line).join(Site).join(Tenant).where(Tenant.slug == tenant))
+             .join(Line, Machine.line_id == Line.id).join(Site, Line.site_id == Site.id).join(Tenant, Site.tenant_id == Tenant.id).where(Tenant.slug == tenant))
         if line:
             q = q.where(Site.slug == line[0], Line.slug == line[1])
         if "cleared" not in statuses:

@@ -34,3 +34,32 @@ def influxd(tmp_path_factory) -> Iterator[servers.Influxd]:
     server = _start(servers.influxd, tmp_path_factory.mktemp("influxd"))
     yield server
     server.stop()
+
+
+#: Debian's chromium, driven by Playwright; never downloaded (factory CI is often offline).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Debian chromium; fails under CI=true when it or playwright is missing, skips otherwise."""
+    import shutil
+
+    path = shutil.which("chromium") or (CHROMIUM if os.access(CHROMIUM, os.X_OK) else None)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    missing = ("Debian's chromium (sudo apt-get install -y chromium; ./sf test does it as root)" if not path else
+               "the playwright package (pip install playwright; no browser download needed)" if not sync_playwright
+               else None)
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and the browser tests need {missing}")
+        pytest.skip(f"browser tests need {missing}")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
