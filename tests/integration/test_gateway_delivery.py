@@ -1,0 +1,256 @@
+"""The gateway as a real process (``smartfactory gateway run``) against real mosquitto:
+zero loss across a broker outage and a SIGKILL, birth/Last Will and device status,
+username/password. Ground truth is the simulated PLCs' own log of every read they served."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+
+from simulators.faults import CountingPlc, start_tcp_server
+from tests.servers import Mosquitto, find_binary, free_port
+from tests.waiting import wait_until
+from wire import decode_telemetry, status_subscription, telemetry_subscription
+
+pytestmark = pytest.mark.integration
+
+TENANT, SITE = "t1", "s1"
+
+
+class Plcs:
+    """Counting PLCs served from a thread of the test process (the gateway is another process)."""
+
+    def __init__(self, names: list[str], served_log: Path) -> None:
+        self.log = open(served_log, "a", encoding="utf-8")
+        self.plcs = [CountingPlc(n, served_log=self.log) for n in names]
+        self.ports: list[int] = []
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self.thread.start()
+        assert ready.wait(10)
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def main():
+            self.servers = []
+            for p in self.plcs:
+                server, port = await start_tcp_server(p.device())
+                self.servers.append(server)
+                self.ports.append(port)
+            ready.set()
+
+        self.loop.run_until_complete(main())
+        self.loop.run_forever()
+
+    def stop(self) -> None:
+        async def shutdown():
+            for s in self.servers:
+                await s.shutdown()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.log.close()
+
+
+class Subscriber:
+    def __init__(self, url_port: int, client_id: str, username: str | None = None, password: str | None = None):
+        self.seqs: dict[str, set[int]] = {}
+        self.samples = 0
+        self.status: dict[str, dict] = {}
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+                                  protocol=mqtt.MQTTv311)
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(
+            [(telemetry_subscription(TENANT), 1), (status_subscription(TENANT), 1)])
+        self.client.on_message = self._on_message
+        self.client.connect_async("127.0.0.1", url_port)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, message) -> None:
+        if message.topic.endswith("/status"):
+            with self.lock:
+                self.status[message.topic] = json.loads(message.payload)
+            return
+        machine, telemetry = decode_telemetry(message.topic, message.payload)
+        with self.lock:
+            got = self.seqs.setdefault(machine.machine, set())
+            for s in telemetry.samples:
+                got.add(s.values["seq"])
+                self.samples += 1
+
+    def count(self, machine: str) -> int:
+        with self.lock:
+            return len(self.seqs.get(machine, ()))
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def write_config(tmp_path: Path, mqtt_port: int, plc_ports: list[int], names: list[str], **mqtt_extra) -> Path:
+    config = {
+        "mqtt": {"url": f"mqtt://127.0.0.1:{mqtt_port}", "keepalive_s": 5, **mqtt_extra},
+        "gateway": {
+            "id": "gw-test", "tenant": TENANT, "site": SITE, "status_interval_s": 1,
+            "outbox": {"path": str(tmp_path / "outbox.db")},
+            "devices": [
+                {"name": n, "line": "l1", "host": "127.0.0.1", "port": p, "poll_interval_s": 0.1, "timeout_s": 0.5,
+                 "max_backoff_s": 1, "status_interval_s": 1,
+                 "tags": [{"name": "seq", "table": "holding_register", "address": 0, "type": "uint32"},
+                          {"name": "x", "table": "holding_register", "address": 2}]}
+                for n, p in zip(names, plc_ports)
+            ],
+        },
+    }
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def start_gateway(config: Path, log: Path) -> subprocess.Popen:
+    out = open(log, "a")
+    return subprocess.Popen([sys.executable, "-m", "cli.main", "gateway", "run", "--config", str(config)],
+                            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+
+def served(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_nothing_is_lost_across_a_broker_outage_and_a_sigkill(tmp_path, mosquitto):
+    names = ["m1", "m2"]
+    served_log = tmp_path / "served.jsonl"
+    plcs = Plcs(names, served_log)
+    sub = Subscriber(mosquitto.port, "sub-zero-loss")
+    config = write_config(tmp_path, mosquitto.port, plcs.ports, names)
+    log = tmp_path / "gateway.log"
+    gw = start_gateway(config, log)
+    try:
+        wait_until(lambda: all(sub.count(n) >= 10 for n in names), 30, "live samples")
+        # 1. the broker goes away; polling goes on into the outbox
+        mosquitto.stop()
+        outage_from = len(served(served_log))
+        wait_until(lambda: len(served(served_log)) >= outage_from + 40, 30, "polls during the outage")
+        # 2. the gateway is killed with a backlog in its outbox
+        kill_ms = int(time.time() * 1000)
+        gw.send_signal(signal.SIGKILL)
+        gw.wait(10)
+        # 3. broker back, gateway restarted: the backlog and new polls must all arrive
+        mosquitto.start()
+        gw = start_gateway(config, log)
+        wait_until(lambda: len(served(served_log)) >= outage_from + 80, 30, "polls after the restart")
+        records = served(served_log)
+        expected = {n: {r["seq"] for r in records if r["machine"] == n} for n in names}
+        # a read served just before the SIGKILL may not have reached the outbox yet (one poll per device)
+        at_risk = {n: {r["seq"] for r in records if r["machine"] == n and kill_ms - 1000 <= r["t_ms"] <= kill_ms}
+                   for n in names}
+
+        def all_arrived() -> bool:
+            with sub.lock:
+                return all(not (expected[n] - at_risk[n] - sub.seqs.get(n, set())) for n in names)
+
+        try:
+            wait_until(all_arrived, 60, "every served sample at the subscriber")
+        except AssertionError:
+            with sub.lock:
+                missing = {n: sorted(expected[n] - sub.seqs.get(n, set()))[:20] for n in names}
+            raise AssertionError(f"missing samples: {missing}\n{log.read_text()[-3000:]}") from None
+        with sub.lock:
+            lost_at_kill = {n: at_risk[n] - sub.seqs.get(n, set()) for n in names}
+        assert all(len(v) <= 1 for v in lost_at_kill.values()), lost_at_kill
+        assert "outbox_resumed" in log.read_text()  # the restart found the backlog on disk
+    finally:
+        if gw.poll() is None:
+            gw.send_signal(signal.SIGTERM)
+            gw.wait(20)
+        sub.close()
+        plcs.stop()
+    assert gw.returncode == 0, log.read_text()[-3000:]
+
+
+def mosquitto_with_passwords(workdir: Path, users: dict[str, str]) -> Mosquitto:
+    binary = find_binary(("mosquitto", "/usr/sbin/mosquitto"))
+    passwd = find_binary(("mosquitto_passwd", "/usr/bin/mosquitto_passwd"))
+    if not binary or not passwd:
+        pytest.skip("mosquitto / mosquitto_passwd not installed")
+    workdir.mkdir(parents=True, exist_ok=True)
+    pwfile = workdir / "passwords"
+    pwfile.touch()
+    for user, password in users.items():
+        subprocess.run([passwd, "-b", str(pwfile), user, password], check=True, capture_output=True)
+    os.chmod(pwfile, 0o600)
+    port = free_port()
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {pwfile}\n"
+                    f"user {getpass.getuser()}\nlog_type error\nlog_type warning\n")
+    server = Mosquitto("mosquitto", [binary, "-c", str(conf)], port, workdir)
+    server.start()
+    return server
+
+
+def test_birth_will_device_status_and_password_auth(tmp_path):
+    broker = mosquitto_with_passwords(tmp_path / "mosq", {"gw": "s3cret", "dash": "view"})
+    names = ["m1", "dead"]
+    plcs = Plcs(["m1"], tmp_path / "served.jsonl")
+    dead_port = free_port()  # nothing listens there
+    sub = Subscriber(broker.port, "dashboard", "dash", "view")
+    gw_topic = f"sf/v1/{TENANT}/{SITE}/_gateway/gw-test/status"
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    bad_config = write_config(wrong, broker.port, [plcs.ports[0]], ["m1"], username="gw", password="nope")
+    bad = start_gateway(bad_config, wrong / "gateway.log")
+    config = write_config(tmp_path, broker.port, [plcs.ports[0], dead_port], names, username="gw", password="s3cret")
+    log = tmp_path / "gateway.log"
+    gw = start_gateway(config, log)
+    try:
+        wait_until(lambda: sub.count("m1") >= 3, 30, "samples through an authenticated broker")
+
+        def status(topic_end: str) -> dict:
+            with sub.lock:
+                return next((v for k, v in sub.status.items() if k.endswith(topic_end)), {})
+
+        wait_until(lambda: status("/l1/dead/status").get("state") == "offline", 20, "dead device offline")
+        wait_until(lambda: status("/l1/m1/status").get("state") == "online", 20, "live device online")
+        wait_until(lambda: status("/_gateway/gw-test/status").get("state") == "online", 20, "gateway birth")
+        dead = status("/l1/dead/status")
+        assert dead["consecutive_failures"] >= 1 and dead["last_success_ts"] is None and dead["last_error"]
+        live = status("/l1/m1/status")
+        assert live["last_success_ts"] and live["latency_ms"] is not None and live["polls_ok"] >= 1
+        assert "outbox_dropped" in status("/_gateway/gw-test/status")
+        # the gateway with a wrong password is refused, keeps its samples on disk, and says why
+        wait_until(lambda: "mqtt_connect_refused" in (wrong / "gateway.log").read_text(), 20, "refusal logged")
+        assert bad.poll() is None
+        # SIGKILL: the broker publishes the Last Will, retained
+        gw.send_signal(signal.SIGKILL)
+        gw.wait(10)
+        wait_until(lambda: status("/_gateway/gw-test/status").get("state") == "offline", 20, "last will")
+        assert status("/_gateway/gw-test/status")["reason"] == "connection-lost"
+        assert gw_topic in sub.status
+    finally:
+        for p in (gw, bad):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(20)
+        sub.close()
+        plcs.stop()
+        broker.stop()
+    assert bad.returncode == 0
