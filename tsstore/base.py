@@ -32,16 +32,18 @@ class LatestValue:
 
 @dataclass(frozen=True, slots=True)
 class ValueCount:
-    """How often one value of a tag was sampled in one bucket, and in how many runs.
+    """How long one value of a tag held in one bucket, and how many runs of it started there.
 
-    A run starts at a sample whose previous sample with the same value is more than
-    ``gap_ms`` earlier (or absent in the queried range): for a state tag polled every
-    second, runs of the FAULT value are the failures and samples x poll interval their time.
+    A sample's value holds until the tag's next sample, at most ``stale_ms`` (then the time
+    is unknown); the newest sample, with no successor yet, holds nothing. Hold time is
+    booked to the bucket its hold ends in, (a, a + every]; a run starts at a sample whose
+    value differs from the previous sample's and is booked to that sample's bucket. Works
+    for fixed-rate polling and for report-on-change with a heartbeat alike.
     """
 
     bucket_ms: int
     value: float
-    samples: int
+    held_ms: int
     runs: int
 
 
@@ -74,14 +76,15 @@ class TimeSeriesStore(Protocol):
         Buckets without data are left out. ``every_ms=0`` returns the raw points.
         """
 
-    def value_counts(
+    def state_durations(
         self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int, values: Sequence[float],
-        gap_ms: int,
+        stale_ms: int,
     ) -> list[ValueCount]:
-        """Samples and runs of each of ``values`` of a numeric tag, per epoch-aligned bucket.
+        """Time held and runs started of each of ``values`` of a numeric tag, per epoch-aligned bucket.
 
-        Computed in the store (SQL window function, InfluxQL count/elapsed): time in each
-        machine state without pulling raw points. Empty buckets and absent values are left out.
+        Computed in the store (SQL window functions; InfluxQL elapsed/difference subqueries):
+        time in each machine state without pulling raw points. Empty results are left out.
+        ``start_ms`` and ``end_ms`` should be multiples of ``every_ms``.
         """
 
     def ping(self) -> None:

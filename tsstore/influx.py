@@ -193,49 +193,59 @@ class InfluxStore:
             (int(ts), _as_stored(v)) for series in _series(result) for ts, v in series.get("values", []) if v is not None
         ]
 
-    def value_counts(
+    def state_durations(
         self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int, values: Sequence[float],
-        gap_ms: int,
+        stale_ms: int,
     ) -> list[ValueCount]:
-        """Three statements per value in one request: samples, run starts after a gap, first sample.
-
-        ``elapsed`` yields nothing for the first sample in range, so the first run is added
-        from ``first()``. The outer query of a subquery may filter on time only.
+        """Three statements per value, one request. InfluxQL has no lag(), so the previous
+        sample's value p comes from transformations: moving_average(f, 2) - difference(f) / 2;
+        elapsed() is the hold of that previous sample. Buckets offset by +1 ms book a hold to
+        the bucket it ends in, (a, a + every], as the SQLite backend does.
         """
         if every_ms <= 0:
-            raise ValueError("value_counts needs a bucket size every_ms > 0")
-        every, f, m = int(every_ms), quote_ident(tag), quote_ident(MEASUREMENT)
-        span = f"time >= {int(start_ms)}ms AND time < {int(end_ms)}ms"
+            raise ValueError("state_durations needs a bucket size every_ms > 0")
+        every, stale, f, m = int(every_ms), int(stale_ms), quote_ident(tag), quote_ident(MEASUREMENT)
+        inner_where = f"{_where_machine(machine)} AND time >= {int(start_ms) - stale}ms AND time <= {int(end_ms)}ms"
+        # InfluxDB narrows a subquery to the outer time range, which would cut off the predecessor
+        # of the first sample; so the outer range is the inner one and early buckets are dropped below.
+        held_span = f"time >= {int(start_ms) - stale}ms AND time <= {int(end_ms)}ms"
+        run_span = f"time >= {int(start_ms) - stale}ms AND time < {int(end_ms)}ms"
+        holds = f"SELECT moving_average({f}, 2) - difference({f}) / 2 AS p, elapsed({f}, 1ms) AS e FROM {m} WHERE {inner_where}"
+        steps = f"SELECT moving_average({f}, 2) + difference({f}) / 2 AS s, difference({f}) AS d FROM {m} WHERE {inner_where}"
         statements = []
         for v in values:
-            where = f"{_where_machine(machine)} AND {span} AND {f} = {float(v)!r}"
+            v = float(v)
             statements += [
-                f"SELECT count({f}) FROM {m} WHERE {where} GROUP BY time({every}ms) fill(none)",
-                f"SELECT count(e) FROM (SELECT elapsed({f}, 1ms) AS e FROM {m} WHERE {where}) "
-                f"WHERE {span} AND e > {int(gap_ms)} GROUP BY time({every}ms) fill(none)",
-                f"SELECT first({f}) FROM {m} WHERE {where}",
+                f"SELECT sum(e) FROM ({holds}) WHERE {held_span} AND p = {v!r} AND e <= {stale} "
+                f"GROUP BY time({every}ms, 1ms) fill(none)",
+                f"SELECT count(e) FROM ({holds}) WHERE {held_span} AND p = {v!r} AND e > {stale} "
+                f"GROUP BY time({every}ms, 1ms) fill(none)",
+                f"SELECT count(d) FROM ({steps}) WHERE {run_span} AND s = {v!r} AND d != 0 "
+                f"GROUP BY time({every}ms) fill(none)",
             ]
         if not statements:
             return []
         results = self._query(";".join(statements))
         out: list[ValueCount] = []
         for i, v in enumerate(values):
-            counts, gaps, first = results[3 * i : 3 * i + 3]
-            for r in (counts, gaps, first):
-                if "error" in r and "database not found" not in r["error"]:
-                    raise StoreRejected(f"InfluxDB could not count values of {tag!r}: {r['error']}")
+            held: dict[int, int] = {}
             runs: dict[int, int] = {}
-            for series in _series(gaps):
-                for ts, n in series.get("values", []):
-                    runs[int(ts)] = runs.get(int(ts), 0) + int(n or 0)
-            for series in _series(first):
-                for ts, _ in series.get("values", []):
-                    bucket = int(ts) // every * every
-                    runs[bucket] = runs.get(bucket, 0) + 1
-            for series in _series(counts):
-                for ts, n in series.get("values", []):
-                    if n:
-                        out.append(ValueCount(int(ts), float(v), int(n), runs.get(int(ts), 0)))
+            for k, r in enumerate(results[3 * i : 3 * i + 3]):
+                if "error" in r and "database not found" not in r["error"]:
+                    raise StoreRejected(f"InfluxDB could not compute durations of {tag!r}: {r['error']}")
+                for series in _series(r):
+                    for ts, n in series.get("values", []):
+                        if not n:
+                            continue
+                        if k == 2:
+                            if int(ts) >= start_ms:
+                                runs[int(ts)] = runs.get(int(ts), 0) + int(n)
+                        else:
+                            bucket = (int(ts) - 1) // every * every
+                            if bucket + every > start_ms:
+                                held[bucket] = held.get(bucket, 0) + int(n) * (1 if k == 0 else stale)
+            for bucket in sorted(set(held) | set(runs)):
+                out.append(ValueCount(bucket, float(v), held.get(bucket, 0), runs.get(bucket, 0)))
         out.sort(key=lambda c: (c.bucket_ms, c.value))
         return out
 

@@ -158,28 +158,35 @@ class SqliteStore:
         rows = self._read(sql, {"every": int(every_ms), "sid": sid, "start": start_ms, "end": end_ms})
         return [(row[0], row[1]) for row in rows]
 
-    def value_counts(
+    def state_durations(
         self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int, values: Sequence[float],
-        gap_ms: int,
+        stale_ms: int,
     ) -> list[ValueCount]:
         if every_ms <= 0:
-            raise ValueError("value_counts needs a bucket size every_ms > 0")
+            raise ValueError("state_durations needs a bucket size every_ms > 0")
         values = [float(v) for v in values]
         if not values:
             return []
         marks = ",".join("?" * len(values))
         sql = f"""
             WITH x AS (
-                SELECT ts, num, ts - lag(ts) OVER (PARTITION BY num ORDER BY ts) AS since
+                SELECT ts, num, lag(ts) OVER w AS pts, lag(num) OVER w AS pnum
                 FROM samples
                 WHERE series_id = (SELECT id FROM series WHERE tenant=? AND site=? AND line=? AND machine=? AND tag=?)
-                  AND ts >= ? AND ts < ? AND num IN ({marks})
+                  AND ts >= ? AND ts <= ?
+                WINDOW w AS (ORDER BY ts)
             )
-            SELECT (ts / ?) * ? AS bucket, num, count(*), sum(since IS NULL OR since > ?)
-            FROM x GROUP BY bucket, num ORDER BY bucket, num"""
-        params = (machine.tenant, machine.site, machine.line, machine.machine, tag, start_ms, end_ms, *values,
-                  int(every_ms), int(every_ms), int(gap_ms))
-        return [ValueCount(b, v, n, r) for b, v, n, r in self._read(sql, params)]
+            SELECT bucket, value, sum(held), sum(runs) FROM (
+                SELECT ((ts - 1) / ?) * ? AS bucket, pnum AS value, min(ts - pts, ?) AS held, 0 AS runs
+                FROM x WHERE pts IS NOT NULL AND ts > ? AND pnum IN ({marks})
+                UNION ALL
+                SELECT (ts / ?) * ?, num, 0, 1
+                FROM x WHERE pnum IS NOT NULL AND num != pnum AND ts >= ? AND ts < ? AND num IN ({marks})
+            ) GROUP BY bucket, value ORDER BY bucket, value"""
+        every, stale = int(every_ms), int(stale_ms)
+        params = (machine.tenant, machine.site, machine.line, machine.machine, tag, start_ms - stale, end_ms,
+                  every, every, stale, start_ms, *values, every, every, start_ms, end_ms, *values)
+        return [ValueCount(int(b), float(v), int(h), int(r)) for b, v, h, r in self._read(sql, params)]
 
     def ping(self) -> None:
         self._read("SELECT 1")

@@ -145,23 +145,27 @@ def test_sqlite_is_readable_from_another_process_while_a_writer_holds_it(tmp_pat
     writer.close()
 
 
-def test_value_counts_give_samples_and_runs_per_bucket_computed_in_the_store(store):
-    # one sample a second: state 4 at 2-4 s, 7 s, 9-10 s (the last run spans a bucket edge) and 12 s
-    states = [0, 0, 4, 4, 4, 0, 0, 4, 0, 4, 4, 0, 4]
+def test_state_durations_hold_each_value_until_the_next_sample_computed_in_the_store(store):
+    # one sample a second: state 4 at 2-4 s, 7 s, 9-10 s, 12 s; the last sample (13 s) has no successor.
+    # The first sample starts no run: nothing before it is known.
+    states = [0, 0, 4, 4, 4, 0, 0, 4, 0, 4, 4, 0, 4, 0]
     store.write([Point(M1, T0 + i * 1000, {"state": s}) for i, s in enumerate(states)] + [Point(M2, T0, {"state": 4})])
-    got = store.value_counts(M1, "state", T0, T0 + 60_000, 5000, [4, 0, 7], gap_ms=1500)
-    assert [(c.bucket_ms - T0, c.value, c.samples, c.runs) for c in got] == [
-        (0, 0.0, 2, 1), (0, 4.0, 3, 1),
-        (5000, 0.0, 3, 2), (5000, 4.0, 2, 2),
-        (10_000, 0.0, 1, 1), (10_000, 4.0, 2, 1),
+    got = store.state_durations(M1, "state", T0, T0 + 60_000, 5000, [4, 0, 7], stale_ms=1500)
+    # holds are booked to the bucket they end in, (a, a+5 s]: the hold 4 s -> 5 s belongs to the first bucket
+    assert [(c.bucket_ms - T0, c.value, c.held_ms, c.runs) for c in got] == [
+        (0, 0.0, 2000, 0), (0, 4.0, 3000, 1),
+        (5000, 0.0, 3000, 2), (5000, 4.0, 2000, 2),
+        (10_000, 0.0, 1000, 2), (10_000, 4.0, 2000, 1),
     ]
 
 
-def test_value_counts_start_a_run_after_a_gap_and_respect_the_range(store):
-    store.write([Point(M1, T0 + t, {"state": 2}) for t in (0, 1000, 2000, 10_000, 11_000)])
-    got = store.value_counts(M1, "state", T0 + 1000, T0 + 11_000, 60_000, [2], gap_ms=1500)
-    assert [(c.samples, c.runs) for c in got] == [(3, 2)]  # 1 s, 2 s | gap | 10 s
-    assert store.value_counts(M1, "nope", T0, T0 + 60_000, 60_000, [2], gap_ms=1500) == []
+def test_state_durations_cap_a_hold_at_the_staleness_limit_and_heartbeats_are_not_runs(store):
+    # report-on-change with a heartbeat: 2 at 0 s (heartbeats at 60 s, 120 s), 5 at 130 s, then nothing until 400 s
+    t0 = T0 - T0 % 600_000  # windows start on a bucket boundary
+    store.write([Point(M1, t0 + t * 1000, {"state": v}) for t, v in ((0, 2), (60, 2), (120, 2), (130, 5), (400, 2))])
+    got = store.state_durations(M1, "state", t0, t0 + 600_000, 600_000, [2, 5], stale_ms=90_000)
+    assert [(c.value, c.held_ms, c.runs) for c in got] == [(2.0, 130_000, 1), (5.0, 90_000, 1)]
+    assert store.state_durations(M1, "nope", T0, T0 + 60_000, 60_000, [2], stale_ms=1500) == []
 
 
 def test_count_aggregate_counts_samples_per_bucket(store):
