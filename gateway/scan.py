@@ -2,7 +2,8 @@
 
 Reads the range in the largest blocks the protocol allows; a block refused with
 exception 2 (illegal data address) is bisected until the addresses that answer are
-found, so a sparse map costs a few reads per hole rather than one per address.
+found. A refusal only says "at least one address here is missing", so every missing
+address costs about one request; present runs cost one per block plus a few per edge.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 from gateway.links import ILLEGAL_DATA_ADDRESS, Refused
 from registermap import BIT_TABLES, Table
 
+#: Refused blocks this small are probed address by address.
+_SINGLES = 16
 #: (table, address, count) -> data; raises Refused or another error
 ReadFn = Callable[[Table, int, int], Awaitable[list]]
 
@@ -50,6 +53,11 @@ async def scan_table(read: ReadFn, table: Table, start: int, end: int, block: in
                 result.refusals[exc.code] = result.refusals.get(exc.code, 0) + 1
                 return
             if count == 1:
+                return
+            if count <= _SINGLES:
+                # bisecting further would cost up to 2n-1 requests; probing each costs n
+                for a in range(address, address + count):
+                    await probe(a, 1)
                 return
             half = count // 2
             await probe(address, half)

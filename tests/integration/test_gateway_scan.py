@@ -1,0 +1,82 @@
+"""``smartfactory gateway scan`` and ``gateway plan`` from the command line, against a real device."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from cli.main import cli
+from simulators.faults import CountingPlc, start_tcp_server
+
+pytestmark = pytest.mark.integration
+
+
+def serve_in_thread(plc: CountingPlc):
+    loop = asyncio.new_event_loop()
+    box: dict = {}
+    ready = threading.Event()
+
+    def run():
+        asyncio.set_event_loop(loop)
+        box["server"], box["port"] = loop.run_until_complete(start_tcp_server(plc.device()))
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+
+    def stop():
+        asyncio.run_coroutine_threadsafe(box["server"].shutdown(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+    return box["port"], stop
+
+
+def test_scan_prints_the_served_ranges():
+    port, stop = serve_in_thread(CountingPlc("m", holes=[(10, 19), (40, 44)], size=60))
+    try:
+        result = CliRunner().invoke(cli, ["gateway", "scan", "127.0.0.1", "--port", str(port), "--unit", "1",
+                                          "--tables", "holding_register", "--range", "0-99"])
+    finally:
+        stop()
+    assert result.exit_code == 0, result.output
+    assert "holding_register: 45 of 100 addresses answer" in result.output
+    assert "0-9, 20-39, 45-59" in result.output
+
+
+def test_scan_of_nothing_listening_says_so_and_fails():
+    from tests.servers import free_port
+
+    result = CliRunner().invoke(cli, ["gateway", "scan", "127.0.0.1", "--port", str(free_port()),
+                                      "--tables", "coil", "--timeout", "0.2"])
+    assert result.exit_code == 1
+    assert "no answer" in result.output and "check host" in result.output
+
+
+def test_scan_rejects_a_bad_range():
+    result = CliRunner().invoke(cli, ["gateway", "scan", "127.0.0.1", "--range", "10-5"])
+    assert result.exit_code == 2 and "--range" in result.output
+
+
+def test_plan_shows_interval_groups_and_the_lower_bound(tmp_path):
+    config = {"gateway": {"id": "g", "tenant": "t", "site": "s", "devices": [{
+        "name": "m", "line": "l", "host": "10.0.0.5", "addressing": "modicon", "max_gap": 2,
+        "tags": [
+            {"name": "speed", "address": 40001, "type": "float32"},
+            {"name": "count", "address": 40003},
+            {"name": "temp", "address": 30010, "poll_interval_s": 10, "report": "on_change", "deadband": 0.5},
+            {"name": "far", "address": 40100},
+        ]}]}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(cli, ["gateway", "plan", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "l/m (10.0.0.5:502 unit 1): 4 tags in 3 reads (fewest possible 3, one per tag 4)" in result.output
+    assert "every 1 s: 3 tags in 2 reads" in result.output and "every 10 s: 1 tags in 1 reads" in result.output
+    assert "input_register    address     9 count    1  [temp]" in result.output

@@ -1,0 +1,52 @@
+"""Register scan: bisecting refused blocks finds exactly the addresses a device serves."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+from gateway.links import Refused
+from gateway.scan import scan_table
+from registermap import Table
+
+
+def fake_device(present: set[int], refusals: list | None = None):
+    async def read(table, address, count):
+        if any(a not in present for a in range(address, address + count)):
+            raise Refused(2, f"{address}+{count}")
+        return [a * 10 for a in range(address, address + count)]
+
+    return read
+
+
+def test_scan_finds_exactly_the_served_addresses_with_few_requests():
+    present = set(range(0, 100)) | set(range(200, 210)) | {500}
+    result = asyncio.run(scan_table(fake_device(present), Table.holding_register, 0, 1000))
+    assert set(result.answered) == present
+    assert result.ranges() == [(0, 99), (200, 209), (500, 500)]
+    assert result.values[205] == 2050
+    # a refusal only says "something here is missing": each missing address costs about one
+    # request, present runs far less
+    assert result.requests <= 1.2 * (1000 - len(present)) + 20
+
+
+def test_a_dense_map_with_one_hole_costs_few_requests():
+    present = set(range(1000)) - {617}
+    result = asyncio.run(scan_table(fake_device(present), Table.holding_register, 0, 1000))
+    assert set(result.answered) == present
+    assert result.requests <= 8 + 2 * 3 + 16  # blocks + bisection levels + one small block probed singly
+
+
+def test_scan_of_a_full_range_is_one_request_per_block():
+    result = asyncio.run(scan_table(fake_device(set(range(1000))), Table.input_register, 0, 1000))
+    assert result.requests == math.ceil(1000 / 125)
+    bits = asyncio.run(scan_table(fake_device(set(range(4000))), Table.coil, 0, 4000))
+    assert bits.requests == 2
+
+
+def test_other_exception_codes_are_counted_not_bisected():
+    async def busy(table, address, count):
+        raise Refused(6, "busy")
+
+    result = asyncio.run(scan_table(busy, Table.holding_register, 0, 250))
+    assert result.answered == [] and result.refusals == {6: 2} and result.requests == 2
