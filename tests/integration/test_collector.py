@@ -8,6 +8,7 @@ import json
 import paho.mqtt.client as mqtt
 import pytest
 
+from collector.ledger import read_dead_letters
 from collector.service import Collector
 from collector.settings import CollectorSettings
 from mqttlink import MqttSettings
@@ -36,7 +37,8 @@ def _publish(client: mqtt.Client, topic: str, payload: bytes) -> None:
 def test_bad_messages_are_counted_and_good_ones_stored(mosquitto, tmp_path):
     settings = MqttSettings(url=mosquitto.url)
     store = SqliteStore(tmp_path / "c.db")
-    collector = Collector(CollectorSettings(client_id="c-bad", batch_interval_s=0.1), settings, store)
+    collector = Collector(CollectorSettings(client_id="c-bad", batch_interval_s=0.1, metrics_port=None), settings, store,
+                          data_dir=tmp_path / "collector")
     collector.start()
     assert collector.subscribed.wait(10)
     pub = _publisher(settings)
@@ -58,13 +60,18 @@ def test_bad_messages_are_counted_and_good_ones_stored(mosquitto, tmp_path):
     assert store.history(M, "a", T0, T0 + 10_000, 0) == [(T0 + i * 1000, float(i)) for i in range(5)]
     pub.loop_stop()
     collector.stop()
+    # the dead letters hold exactly the bad inputs, in order, each with its reason
+    letters = read_dead_letters(tmp_path / "collector")
+    assert [(d.reason, d.topic, d.payload) for d in letters] == [
+        ("schema", topic, bad[0]), ("tenant_mismatch", topic, bad[1]), ("schema", topic, bad[2]),
+        ("schema", topic, bad[3])]
 
 
 def test_messages_sent_while_collector_is_away_arrive_after_restart(mosquitto, tmp_path):
     settings = MqttSettings(url=mosquitto.url)
     store = SqliteStore(tmp_path / "c.db")
-    cfg = CollectorSettings(client_id="c-persistent", batch_interval_s=0.1)
-    first = Collector(cfg, settings, store)
+    cfg = CollectorSettings(client_id="c-persistent", batch_interval_s=0.1, metrics_port=None)
+    first = Collector(cfg, settings, store, data_dir=tmp_path / "collector")
     first.start()
     assert first.subscribed.wait(10)
     first.stop()  # session (subscription) stays with the broker
@@ -74,7 +81,7 @@ def test_messages_sent_while_collector_is_away_arrive_after_restart(mosquitto, t
         _publish(pub, telemetry_topic(M), encode_telemetry(M, [(T0 + i * 1000, {"a": i})]))
     pub.loop_stop()
 
-    second = Collector(cfg, settings, store)
+    second = Collector(cfg, settings, store, data_dir=tmp_path / "collector")
     second.start()
     wait_until(lambda: second.counters["written"] >= 50, what="queued messages delivered")
     assert [v for _, v in store.history(M, "a", T0, T0 + 60_000, 0)] == [float(i) for i in range(50)]

@@ -1,0 +1,152 @@
+"""``smartfactory collector`` as real processes on real mosquitto and influxd:
+SIGKILL mid-stream, two collectors sharing one subscription, the dead-letters command."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+
+from tests.integration.collector_helpers import Publisher, influx_points
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+_SCRIPT = Path(sys.executable).with_name("smartfactory")
+SMARTFACTORY = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-c", "from cli.main import main; main()"]
+
+
+class CollectorProcess:
+    def __init__(self, config: Path, name: str) -> None:
+        self.config, self.name = config, name
+        self.log = config.parent / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "CollectorProcess":
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([*SMARTFACTORY, "collector", "--config", str(self.config)], stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        wait_until(lambda: "mqtt_subscribed" in self.log.read_text()[offset:] or self.proc.poll() is not None, 30,
+                   f"{self.name} subscribed")
+        assert self.proc.poll() is None, self.log.read_text()[-3000:]
+        return self
+
+    def metrics_url(self) -> str:
+        port = re.findall(r"metrics_serving url=http://127\.0\.0\.1:(\d+)/metrics", self.log.read_text())[-1]
+        return f"http://127.0.0.1:{port}/metrics"
+
+    def metric(self, name: str) -> float:
+        for line in httpx.get(self.metrics_url(), timeout=5).text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split(" ")[1])
+        raise KeyError(name)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def write_config(tmp_path: Path, name: str, mosquitto, influxd, database: str, **collector) -> Path:
+    cfg = {
+        "mqtt": {"url": mosquitto.url},
+        "store": {"kind": "influxdb", "url": influxd.url, "database": database},
+        "collector": {"client_id": name, "batch_interval_s": 0.2, "max_batch_messages": 20, "data_dir": f"{name}-data",
+                      "metrics_port": 0, **collector},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_collector_sigkilled_mid_stream_and_restarted_loses_nothing(mosquitto, influxd, tmp_path):
+    config = write_config(tmp_path, "c-kill", mosquitto, influxd, "killed")
+    proc = CollectorProcess(config, "c-kill").start()
+    try:
+        pub = Publisher(mosquitto.port, messages=800, samples=5, rate=200).start()
+        wait_until(lambda: influx_points(influxd.url, "killed") >= 500, 30, "the collector is storing")
+        proc.kill()  # SIGKILL: no clean-up, whatever was received but not acknowledged is lost from the process
+        killed_at = pub.sent
+        assert killed_at < pub.messages, "the publisher finished before the kill; the test would prove nothing"
+        proc.start()  # same client id: the broker resumes the session and redelivers the unacknowledged messages
+        assert "session_present=True" in proc.log.read_text().rsplit("mqtt_subscribed", 1)[1].splitlines()[0]
+        pub.stop()
+        wait_until(lambda: influx_points(influxd.url, "killed") == pub.points, 60, "every published point stored")
+    finally:
+        proc.stop()
+
+
+def test_two_collectors_share_one_subscription_and_every_message_is_stored(mosquitto, influxd, tmp_path):
+    procs = [
+        CollectorProcess(write_config(tmp_path, name, mosquitto, influxd, "shared", shared_group="collectors"), name)
+        for name in ("c-share-1", "c-share-2")
+    ]
+    try:
+        for p in procs:
+            p.start()
+        pub = Publisher(mosquitto.port, messages=600, samples=5, rate=300).start()
+        pub.stop()
+        wait_until(lambda: influx_points(influxd.url, "shared") == pub.points, 60, "every published point stored")
+        received = [p.metric("collector_messages_received_total") for p in procs]
+        assert all(r > 0 for r in received), f"both collectors took part: {received}"
+        assert sum(received) >= pub.messages  # at least once: a redelivery may count twice, never zero times
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def test_dead_letters_command_shows_the_bad_inputs_with_their_reasons(mosquitto, influxd, tmp_path):
+    config = write_config(tmp_path, "c-dl", mosquitto, influxd, "deadletters")
+    proc = CollectorProcess(config, "c-dl").start()
+    sent = {
+        "sf/v1/acme/plant-1/line-a/press-1/telemetry": b"{not json",
+        "sf/v1/acme/plant-1/line-a/press-2/telemetry":
+            b'{"v":1,"tenant":"other","samples":[{"ts":1795000020000,"values":{"a":1}}]}',
+        "sf/v1/acme/plant-1/line-a/bad level/telemetry": b'{"v":1}',
+        "sf/v1/acme/plant-1/line-a/press-3/telemetry":
+            b'{"v":1,"tenant":"acme","samples":[{"ts":1795000020000,"values":{"a":Infinity}}]}',
+    }
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-pub-dl")
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+    try:
+        for topic, payload in sent.items():
+            pub.publish(topic, payload, qos=1).wait_for_publish(10)
+
+        def listed() -> list[dict]:
+            out = subprocess.run([*SMARTFACTORY, "collector", "dead-letters", "--config", str(config), "--json"],
+                                 capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            return [json.loads(line) for line in out.stdout.splitlines()]
+
+        wait_until(lambda: len(listed()) == 4, 30, "4 dead letters")
+        letters = listed()
+        assert {(d["topic"], d["payload"].encode(), d["reason"]) for d in letters} == {
+            (t, p, r) for (t, p), r in zip(sent.items(), ["schema", "tenant_mismatch", "topic", "schema"])}
+        summary = subprocess.run([*SMARTFACTORY, "collector", "dead-letters", "--config", str(config), "--summary",
+                                  "--json"], capture_output=True, text=True, timeout=60)
+        assert json.loads(summary.stdout) == {"dead_letters": {"schema": 2, "tenant_mismatch": 1, "topic": 1},
+                                              "spool_messages": 0, "spool_bytes": 0}
+        assert proc.metric('collector_rejected_total{reason="schema"}') == 2
+    finally:
+        pub.loop_stop()
+        proc.stop()
