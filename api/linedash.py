@@ -153,17 +153,21 @@ def intervals_for(ts: list[int], states: list[float], start_ms: int, end_ms: int
     return state_intervals(ts, [int(s) for s in states], (start_ms, end_ms), stale_ms)
 
 
-def input_trend(buckets: dict[int, tuple[float, int]], every_ms: int, now_ms: int) -> list[dict]:
-    """Material input time per hour bucket: seconds the input signal was on, and per part.
+def known_ms_in(intervals: list[Interval], start_ms: int, end_ms: int) -> int:
+    """Time with a known state inside [start, end): the part of a bucket that has data."""
+    return sum(max(0, min(iv.end_ms, end_ms) - max(iv.start_ms, start_ms)) for iv in intervals if iv.state != UNKNOWN)
 
-    ``buckets``: bucket start → (mean of the 0/1 material-input signal, parts made). The
-    current bucket counts only its elapsed part.
+
+def input_seconds(mean_signal: float, known_ms: int) -> float:
+    """Seconds the 0/1 material-input signal was on, from its mean over the time that has data.
+
+    Scaling by the whole bucket instead would count hours without data as input time.
     """
-    out = []
-    for start in sorted(buckets):
-        mean, parts = buckets[start]
-        span_s = min(every_ms, max(0, now_ms - start)) / 1000
-        input_s = mean * span_s
-        out.append({"ts": start, "input_s": round(input_s, 1), "parts": parts,
-                    "input_s_per_part": round(input_s / parts, 1) if parts else None})
-    return out
+    return float(mean_signal) * known_ms / 1000
+
+
+def input_trend(buckets: dict[int, tuple[float, int]]) -> list[dict]:
+    """Material input time per bucket: bucket start → (input seconds, parts made), with seconds per part."""
+    return [{"ts": start, "input_s": round(secs, 1), "parts": parts,
+             "input_s_per_part": round(secs / parts, 1) if parts else None}
+            for start, (secs, parts) in sorted(buckets.items())]

@@ -75,9 +75,9 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
     shift = ld.current_shift(model.shifts, model.tz, now_ms)
     day0 = ld.day_start_ms(model.tz, now_ms)
     shift_end = min(shift.end_ms, now_ms) if shift else now_ms
-    state_from = min(shift.start_ms if shift else now_ms - HOUR, now_ms - HOUR)
-    count_from = min(day0, shift.start_ms if shift else day0) - HOUR
     trend_from = (now_ms // HOUR) * HOUR - 7 * HOUR
+    state_from = min(shift.start_ms if shift else now_ms - HOUR, trend_from)
+    count_from = min(day0, shift.start_ms if shift else day0, trend_from) - HOUR
     tiles, trend_acc = [], {}
     line_good = line_scrap = 0
     line_target = 0
@@ -116,9 +116,10 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
         inp = store.history(ref, INPUT_TAG, trend_from, now_ms + 1, HOUR, "mean")
         for t, mean in inp:
             parts, _ = _parts_in(gts, gv, t, t + HOUR)
-            acc_mean, acc_parts, n = trend_acc.get(t, (0.0, 0, 0))
-            trend_acc[t] = (acc_mean + float(mean), acc_parts + parts, n + 1)
-    trend = ld.input_trend({t: (m, p) for t, (m, p, _n) in trend_acc.items()}, HOUR, now_ms)
+            secs = ld.input_seconds(float(mean), ld.known_ms_in(tile_iv, t, t + HOUR))
+            acc_secs, acc_parts = trend_acc.get(t, (0.0, 0))
+            trend_acc[t] = (acc_secs + secs, acc_parts + parts)
+    trend = ld.input_trend(trend_acc)
     line_oee = _line_oee(oee_inputs)
     version = f"{max((t['last_seen_ms'] or 0) for t in tiles) if tiles else 0}:{len(alarms)}:" + ",".join(
         f"{a['id']}{a['status'][0]}" for a in alarms)

@@ -205,17 +205,14 @@ def gateway_scan(host: str, port: int, unit: int, transport: str, tables: str, r
     sys.exit(asyncio.run(scan()))
 
 
-@cli.group(invoke_without_command=True)
+@cli.command()
 @CONFIG_OPTION
-@click.pass_context
-def collector(ctx: click.Context, config_path: Path) -> None:
+def collector(config_path: Path) -> None:
     """Subscribe to telemetry and write it to the store (the 'collector', 'mqtt' and 'store' sections).
 
-    Without a subcommand, runs the collector. Metrics at http://127.0.0.1:9464/metrics
-    (collector.metrics_host/metrics_port); spool and dead letters in collector.data_dir.
+    Metrics at http://127.0.0.1:9464/metrics (collector.metrics_host/metrics_port); spool and
+    dead letters in collector.data_dir (see 'smartfactory dead-letters').
     """
-    if ctx.invoked_subcommand is not None:
-        return
     from collector.service import run_collector
     from tsstore import open_store
 
@@ -228,7 +225,7 @@ def collector(ctx: click.Context, config_path: Path) -> None:
     run_collector(settings, config.settings.mqtt, store, stop, settings.resolved_data_dir(config.base_dir))
 
 
-@collector.command("dead-letters")
+@cli.command("dead-letters")
 @CONFIG_OPTION
 @click.option("--reason", help="Only this reason (schema, topic, oversized, tenant_mismatch, store_rejected, ...).")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="At most this many, oldest first.")
@@ -237,7 +234,8 @@ def collector(ctx: click.Context, config_path: Path) -> None:
 @click.option("--summary", is_flag=True, help="Only the count per reason and the spool's size.")
 def collector_dead_letters(config_path: Path, reason: str | None, limit: int, after_id: int, as_json: bool,
                            summary: bool) -> None:
-    """Show what the collector could not store, with the reason (read-only; safe while it runs)."""
+    """Show what the collector could not store, with the reason (the 'collector' section; read-only,
+    safe while the collector runs)."""
     from collector.inspect import print_dead_letters
 
     config = _load(config_path)
