@@ -1,4 +1,4 @@
-"""``smartfactory collector dead-letters``: what was not stored, and why, for an operator."""
+"""``smartfactory dead-letters``: what was not stored, and why, for an operator."""
 
 from __future__ import annotations
 

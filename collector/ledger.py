@@ -4,7 +4,7 @@ Why SQLite (WAL, synchronous=FULL) rather than an append-only file with fsync: a
 atomic, so a power cut mid-append leaves the last whole batch, never a torn record that a
 reader must detect with checksums; rows keep their insertion order (INTEGER PRIMARY KEY),
 so draining oldest-first and deleting what was stored is one indexed range each; and the
-operator can read the dead letters with ``smartfactory collector dead-letters`` (or any
+operator can read the dead letters with ``smartfactory dead-letters`` (or any
 sqlite3 shell) while the collector keeps writing. Each commit is one fsync of the WAL, and
 the collector commits once per batch, not per message.
 

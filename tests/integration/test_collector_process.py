@@ -133,7 +133,7 @@ def test_dead_letters_command_shows_the_bad_inputs_with_their_reasons(mosquitto,
             pub.publish(topic, payload, qos=1).wait_for_publish(10)
 
         def listed() -> list[dict]:
-            out = subprocess.run([*SMARTFACTORY, "collector", "dead-letters", "--config", str(config), "--json"],
+            out = subprocess.run([*SMARTFACTORY, "dead-letters", "--config", str(config), "--json"],
                                  capture_output=True, text=True, timeout=60)
             assert out.returncode == 0, out.stderr
             return [json.loads(line) for line in out.stdout.splitlines()]
@@ -142,7 +142,7 @@ def test_dead_letters_command_shows_the_bad_inputs_with_their_reasons(mosquitto,
         letters = listed()
         assert {(d["topic"], d["payload"].encode(), d["reason"]) for d in letters} == {
             (t, p, r) for (t, p), r in zip(sent.items(), ["schema", "tenant_mismatch", "topic", "schema"])}
-        summary = subprocess.run([*SMARTFACTORY, "collector", "dead-letters", "--config", str(config), "--summary",
+        summary = subprocess.run([*SMARTFACTORY, "dead-letters", "--config", str(config), "--summary",
                                   "--json"], capture_output=True, text=True, timeout=60)
         assert json.loads(summary.stdout) == {"dead_letters": {"schema": 2, "tenant_mismatch": 1, "topic": 1},
                                               "spool_messages": 0, "spool_bytes": 0}
