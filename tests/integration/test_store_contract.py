@@ -12,7 +12,7 @@ import pytest
 
 from plant import MachineRef
 from tsstore import LatestValue, Point, StoreRejected, StoreUnavailable
-from tsstore.influx import InfluxStore
+from tsstore.influx import InfluxStore, PartialWrite
 from tsstore.sqlite import SqliteStore
 
 pytestmark = pytest.mark.integration
@@ -111,6 +111,27 @@ def test_influx_field_type_conflict_is_a_rejection_not_an_outage(influxd):
     store.write([Point(M1, T0, {"a": 1.5})])
     with pytest.raises(StoreRejected, match="field type conflict"):
         store.write([Point(M1, T0 + 1000, {"a": "text now"})])
+
+
+def test_influx_partial_write_keeps_the_good_points_and_says_how_many_were_dropped(influxd):
+    store = InfluxStore(influxd.url, "partial")
+    store.write([Point(M1, T0, {"a": 1.5})])
+    with pytest.raises(PartialWrite, match="partial write") as caught:
+        store.write([Point(M1, T0 + 1000, {"a": 2.0}), Point(M1, T0 + 2000, {"a": "text"}),
+                     Point(M1, T0 + 3000, {"a": 4.0})])
+    assert caught.value.dropped == 1
+    assert store.history(M1, "a", T0, T0 + 10_000, 0) == [(T0, 1.5), (T0 + 1000, 2.0), (T0 + 3000, 4.0)]
+
+
+def test_influx_encoded_write_stores_what_write_stores(influxd):
+    store = InfluxStore(influxd.url, "encoded")
+    points = [Point(M1, T0 + i, {"a": i, "s": "x"}) for i in range(3)]
+    encoded = store.encode(points)
+    assert encoded is not None and encoded.lines == 3
+    assert encoded.body[:2] == b"\x1f\x8b"  # gzip
+    store.write_encoded(encoded)
+    assert store.history(M1, "a", T0, T0 + 10, 0) == [(T0 + i, float(i)) for i in range(3)]
+    assert store.encode([]) is None
 
 
 def test_influx_down_is_unavailable_and_recovers_after_restart(influxd):
