@@ -116,7 +116,7 @@ class KpiSpec:
     unit: str  # "%" for ratios shown as percent
     higher_is_better: bool
     is_rate: bool  # a share: its change is also given in percentage points
-    pqcd: str  # P, Q, C or D: where the programme's summary lists it
+    pqcd: str  # P, Q or C: where the programme's summary lists it (D needs order data, not machine signals)
     num: Callable[[Totals], np.ndarray]
     den: Callable[[Totals], np.ndarray]
     scale: float = 1.0  # value = scale x num / den
@@ -133,9 +133,11 @@ KPIS: tuple[KpiSpec, ...] = (
     KpiSpec("output_per_hour", "pcs/h", True, False, "P", lambda t: t.good, lambda t: t.pbt_ms / H),
     KpiSpec("throughput_rate", "pcs/h", True, False, "P", lambda t: t.good + t.scrap, lambda t: t.apt_ms / H),
     KpiSpec("standard_output", "h/h", True, False, "P", lambda t: t.std_good_s / 3600, lambda t: t.pbt_ms / H),
-    KpiSpec("material_input_s", "s", False, False, "D", lambda t: t.mi_ms / 1000, lambda t: t.mi_runs),
-    KpiSpec("mtbf_h", "h", True, False, "D", lambda t: t.apt_ms / H, lambda t: t.failures),
-    KpiSpec("mttr_min", "min", False, False, "D", lambda t: t.failure_ms / 60_000, lambda t: t.failures),
+    # per produced part, not per observed input phase: at 1 s resolution an input shorter than
+    # a second can fall between two scans and leave no edge, while the total on-time stays unbiased
+    KpiSpec("material_input_s", "s", False, False, "P", lambda t: t.mi_ms / 1000, lambda t: t.good + t.scrap),
+    KpiSpec("mtbf_h", "h", True, False, "P", lambda t: t.apt_ms / H, lambda t: t.failures),
+    KpiSpec("mttr_min", "min", False, False, "P", lambda t: t.failure_ms / 60_000, lambda t: t.failures),
     KpiSpec("scrap_rate", "%", False, True, "Q", lambda t: t.scrap, lambda t: t.good + t.scrap),
     KpiSpec("energy_per_good_wh", "Wh/pc", False, False, "C", lambda t: t.energy_wh, lambda t: t.energy_good),
     KpiSpec("coverage", "%", True, True, "-", lambda t: t.known_ms, lambda t: t.calendar_ms),

@@ -59,7 +59,7 @@ class ShiftDef(BaseModel):
         return length or 1440
 
 
-#: The press state register (simulators/press.py MachineState).
+#: The machine-state register as the simulated PLCs serve it (simulators/kinds.py MachineState).
 DEFAULT_STATES = (
     StateDef(code=0, name="idle", kind=StateKind.SPEED_LOSS),
     StateDef(code=1, name="loading", kind=StateKind.RUN),
@@ -67,6 +67,9 @@ DEFAULT_STATES = (
     StateDef(code=3, name="unloading", kind=StateKind.RUN),
     StateDef(code=4, name="fault", kind=StateKind.UNPLANNED, failure=True),
     StateDef(code=5, name="planned_stop", kind=StateKind.PLANNED),
+    StateDef(code=6, name="micro_stop", kind=StateKind.SPEED_LOSS),
+    StateDef(code=7, name="changeover", kind=StateKind.UNPLANNED),
+    StateDef(code=8, name="not_scheduled", kind=StateKind.PLANNED),
 )
 
 
@@ -94,7 +97,8 @@ class Policy(BaseModel):
     states: list[StateDef] = Field(default_factory=lambda: list(DEFAULT_STATES))
     shifts: list[ShiftDef] = Field(default_factory=lambda: [ShiftDef(name="day", start="00:00", end="00:00")])
     tags: Tags = Field(default_factory=Tags)
-    sample_interval_s: Annotated[float, Field(gt=0, description="gateway poll interval: one sample stands for this long")] = 1.0
+    stale_s: Annotated[float, Field(gt=0, description="a value holds until the next sample, at most this long; "
+                                   "keep it above the gateway's heartbeat (60 s)")] = 90.0
     ideal_cycle_s: dict[str, Annotated[float, Field(gt=0)]] = Field(
         default_factory=dict, description="ideal cycle time per machine id (or line/machine); the default below otherwise"
     )
@@ -150,7 +154,7 @@ class Policy(BaseModel):
             "states": [{"code": s.code, "name": s.name, "kind": s.kind.value, "failure": s.failure} for s in self.states],
             "shifts": [{"name": s.name, "start": s.start, "end": s.end} for s in self.shifts],
             "timezone": self.timezone,
-            "sample_interval_s": self.sample_interval_s,
+            "stale_s": self.stale_s,
             "ideal_cycle_s": dict(self.ideal_cycle_s),
             "default_ideal_cycle_s": self.default_ideal_cycle_s,
         }

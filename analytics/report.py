@@ -1,0 +1,238 @@
+"""Reports from the store: a line's KPIs per day or shift, and the before/after report.
+
+The JSON they return is the documented schema (docs/report-schema.md); the HTML, PDF and
+CSV renderers and the API only reformat it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
+
+from analytics import kpi
+from analytics.beforeafter import compare, windows, xmr
+from analytics.buckets import Buckets
+from analytics.policy import Policy
+from analytics.rollup import RollupCache, machine_buckets
+from plant import MachineRef
+from tsstore import TimeSeriesStore
+
+log = logging.getLogger("analytics.report")
+
+SCHEMA = "smartfactory.report/v1"
+#: The figures the programme asks for first: production efficiency, material input time, defect rate.
+HEADLINE = ("output_per_hour", "material_input_s", "scrap_rate")
+
+Progress = Callable[[int, int, str], None]  # (done, total, what)
+
+
+class ReportError(ValueError):
+    """A report that cannot be made as asked; the message says what to change."""
+
+
+def local_midnight_ms(d: date, policy: Policy) -> int:
+    ms = int(datetime(d.year, d.month, d.day, tzinfo=policy.zone()).timestamp() * 1000)
+    if ms % (policy.bucket_min * 60_000):
+        raise ReportError(f"midnight in {policy.timezone} is not on a {policy.bucket_min}-minute boundary: lower bucket_min")
+    return ms
+
+
+def load(store: TimeSeriesStore, machines: Sequence[MachineRef], policy: Policy, start_ms: int, end_ms: int,
+         progress: Progress | None = None, cache: RollupCache | None = None, refresh: bool = False) -> dict[MachineRef, Buckets]:
+    """Bucket tallies of each machine: from the rollup cache where finished, else from the store."""
+    out = {}
+    now_ms = int(time.time() * 1000)
+    for i, m in enumerate(machines):
+        if cache is not None:
+            out[m] = cache.machine_buckets(store, m, policy, start_ms, end_ms, now_ms, refresh)
+        else:
+            out[m] = machine_buckets(store, m, policy, start_ms, end_ms)
+        if progress:
+            progress(i + 1, len(machines), f"{m.line}/{m.machine}")
+    return out
+
+
+def line_totals(data: dict[MachineRef, Buckets], policy: Policy, labels: np.ndarray, groups: int) -> kpi.Totals:
+    total = kpi.Totals.zeros(groups, [s.code for s in policy.states])
+    for m, b in data.items():
+        total = total + kpi.totals(b, labels, groups, policy, policy.ideal_cycle(m.line, m.machine))
+    return total
+
+
+def _clean(v: float | None) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def _scope(machines: Sequence[MachineRef]) -> dict:
+    if not machines:
+        raise ReportError("no machines selected: check tenant, site and line (smartfactory report --list shows them)")
+    tenants = {m.tenant for m in machines}
+    lines = sorted({m.line for m in machines})
+    if len(tenants) != 1:
+        raise ReportError(f"a report covers one tenant; got {sorted(tenants)}")
+    return {"tenant": machines[0].tenant, "site": machines[0].site, "line": ",".join(lines),
+            "machines": [m.machine for m in machines]}
+
+
+def period_report(store: TimeSeriesStore, machines: Sequence[MachineRef], policy: Policy, first: date, last: date,
+                  by: str = "day", progress: Progress | None = None, cache: RollupCache | None = None,
+                  refresh: bool = False) -> dict:
+    """KPIs of a line for each production day (or shift) in [first, last], and for the whole period."""
+    if by not in ("day", "shift"):
+        raise ReportError(f"by={by!r}: use 'day' or 'shift'")
+    if last < first:
+        raise ReportError(f"last day {last} is before first day {first}")
+    started = time.perf_counter()
+    # a night shift that starts on the last day ends the next morning: load one day more
+    start_ms, end_ms = local_midnight_ms(first, policy), local_midnight_ms(last + timedelta(days=2), policy)
+    _scope(machines)
+    data = load(store, machines, policy, start_ms, end_ms, progress, cache, refresh)
+    starts = next(iter(data.values())).start_ms
+    cal = kpi.calendar(starts, policy)
+    in_range = np.array([first <= d <= last for d in cal.days] + [False])
+    day_ok = in_range[cal.day_of_bucket]  # index -1 hits the trailing False
+    nshift = len(policy.shifts)
+    if by == "day":
+        labels = np.where(day_ok, cal.day_of_bucket, -1)
+        names = [{"date": d.isoformat()} for d in cal.days]
+    else:
+        labels = np.where(day_ok, cal.day_of_bucket * nshift + cal.shift_of_bucket, -1)
+        names = [{"date": d.isoformat(), "shift": s.name} for d in cal.days for s in policy.shifts]
+    groups = len(names)
+    total = line_totals(data, policy, labels, groups)
+    vals = kpi.values(total)
+    rows = []
+    for g, name in enumerate(names):
+        if total.calendar_ms[g] <= 0:
+            continue
+        rows.append({**name, "kpis": {k: _clean(v[g]) for k, v in vals.items()},
+                     "time": kpi.time_elements(total.take(np.arange(groups) == g))})
+    corrections = [dict(c, machine=m.machine) for m, b in data.items() for c in b.corrections]
+    return {
+        "schema": SCHEMA,
+        "kind": "period",
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "scope": _scope(machines),
+        "period": {"first": first.isoformat(), "last": last.isoformat(), "by": by},
+        "policy": policy.describe(),
+        "kpis": {k: v for k, v in kpi.scalar(total).items()},
+        "time": kpi.time_elements(total),
+        "pareto": kpi.pareto(total, policy),
+        "rows": rows,
+        "corrections": corrections,
+        "elapsed_s": round(time.perf_counter() - started, 3),
+    }
+
+
+def before_after_report(
+    store: TimeSeriesStore,
+    machines: Sequence[MachineRef],
+    policy: Policy,
+    rollout: date,
+    commissioning_days: int = 14,
+    days: int | None = None,
+    pre_exclusion_days: int = 0,
+    replicates: int = 2000,
+    progress: Progress | None = None,
+    first_day: date | None = None,
+    last_day: date | None = None,
+    cache: RollupCache | None = None,
+    refresh: bool = False,
+) -> dict:
+    """Before/after report of one line (or a set of machines of one tenant) around a rollout."""
+    started = time.perf_counter()
+    w = windows(rollout, commissioning_days, days, first_day, last_day, pre_exclusion_days)
+    start_ms = local_midnight_ms(w.baseline[0], policy)
+    end_ms = local_midnight_ms(w.post[1] + timedelta(days=1), policy)  # + the tail of a night shift
+    _scope(machines)
+    data = load(store, machines, policy, start_ms, end_ms, progress, cache, refresh)
+    starts = next(iter(data.values())).start_ms
+    cal = kpi.calendar(starts, policy)
+    phase_of_day = np.array([{"before": 0, "after": 1}.get(w.phase(d), -1) for d in cal.days] + [-1])
+    in_span = np.array([w.baseline[0] <= d < w.post[1] for d in cal.days] + [False])
+    day_labels = np.where(in_span[cal.day_of_bucket], cal.day_of_bucket, -1)
+    ndays = len(cal.days)
+    daily = line_totals(data, policy, day_labels, ndays)
+    phase = phase_of_day[:ndays]
+    before, after = daily.take(phase == 0), daily.take(phase == 1)
+
+    comparisons = []
+    for spec in kpi.KPIS:
+        c = compare(spec, spec.num(before), spec.den(before), spec.num(after), spec.den(after), replicates=replicates)
+        d = c.as_dict()
+        d.update({"unit": spec.unit, "higher_is_better": spec.higher_is_better, "is_rate": spec.is_rate,
+                  "pqcd": spec.pqcd, "headline": spec.key in HEADLINE})
+        comparisons.append(d)
+
+    machine_rows = []
+    for m, b in data.items():
+        per = kpi.totals(b, day_labels, ndays, policy, policy.ideal_cycle(m.line, m.machine))
+        row = {"machine": m.machine, "line": m.line, "kpis": {}}
+        for key in HEADLINE + ("oee",):
+            spec = kpi.KPI_BY_KEY[key]
+            pb, pa = per.take(phase == 0), per.take(phase == 1)
+            c = compare(spec, spec.num(pb), spec.den(pb), spec.num(pa), spec.den(pa), replicates=min(replicates, 1000))
+            row["kpis"][key] = {k: c.as_dict()[k] for k in ("before", "after", "improvement_pct", "ci95_improvement_pct",
+                                                            "significant")}
+        machine_rows.append(row)
+
+    vals = kpi.values(daily)
+    daily_rows = []
+    for g, d in enumerate(cal.days):
+        if not in_span[g] or daily.calendar_ms[g] <= 0:
+            continue
+        ph = w.phase(d) or ("commissioning" if w.baseline[1] <= d < w.post[0] else None)
+        if ph is None:
+            continue
+        daily_rows.append({"date": d.isoformat(), "phase": ph, "kpis": {k: _clean(v[g]) for k, v in vals.items()}})
+
+    charts = {}
+    for key in HEADLINE + ("oee",):
+        charts[key] = {p: xmr(vals[key][phase == i]) for i, p in enumerate(("before", "after"))}
+
+    cov = kpi.KPI_BY_KEY["coverage"]
+    coverage = {p: _clean(float(cov.num(t).sum() / cov.den(t).sum()) if cov.den(t).sum() else None)
+                for p, t in (("before", before), ("after", after))}
+    warnings = []
+    for p, v in coverage.items():
+        if v is not None and v < policy.coverage_warning:
+            warnings.append(f"data coverage {p} the rollout is {v:.1%}, under {policy.coverage_warning:.0%}: "
+                            "figures rest on part of the time")
+    for c in comparisons:
+        if c["headline"] and c["n_before"] < 10:
+            warnings.append(f"{c['key']}: only {c['n_before']} baseline day(s) with data")
+    corrections = [dict(c, machine=m.machine) for m, b in data.items() for c in b.corrections]
+    pqcd = {g: [c["key"] for c in comparisons if c["pqcd"] == g] for g in ("P", "Q", "C")}
+    pqcd["D"] = []
+    report = {
+        "schema": SCHEMA,
+        "kind": "before_after",
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "scope": _scope(machines),
+        "windows": w.as_dict(),
+        "policy": policy.describe(),
+        "method": {
+            "aggregation": "production day per line; KPI over a window = ratio of sums",
+            "interval": "95% CI of the change: circular block bootstrap of days, t quantiles, AR(1) truncation correction",
+            "replicates": replicates,
+            "test": "two-sided t test on the block-bootstrap standard error; significant when the 95% CI excludes 0",
+        },
+        "coverage": coverage,
+        "time": {"before": kpi.time_elements(before), "after": kpi.time_elements(after)},
+        "kpis": comparisons,
+        "pqcd": pqcd,
+        "machines": machine_rows,
+        "daily": daily_rows,
+        "control_charts": charts,
+        "pareto": {"before": kpi.pareto(before, policy), "after": kpi.pareto(after, policy)},
+        "corrections": corrections,
+        "warnings": warnings,
+        "elapsed_s": round(time.perf_counter() - started, 3),
+    }
+    log.info("report_done tenant=%s line=%s days=%d machines=%d elapsed_s=%.2f", report["scope"]["tenant"],
+             report["scope"]["line"], w.days, len(machines), report["elapsed_s"])
+    return report

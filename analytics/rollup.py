@@ -1,0 +1,189 @@
+"""Bucket tallies straight from the store's own aggregates (GROUP BY time), not from raw points.
+
+Per machine and window: time held and runs started of each state code
+(``state_durations``: SQL window functions or InfluxQL elapsed/difference), the
+material-input signal the same way (its runs are the cycles), and each counter's
+per-bucket ``last`` and ``max``. A value holds until the next sample, at most the
+policy's staleness limit, so fixed-rate polling and report-on-change both work.
+
+Counters: the increments are taken over the sequence [last before the window, max_1,
+last_1, max_2, last_2, ...]. For a counter that only rises, max = last; a bucket whose last
+is below its max held a wrap or a reset, which ``counter_deltas`` then classifies and flags,
+so a PLC restart in the middle of an hour costs nothing. Two resets in one bucket would be
+undercounted; the bucket is short (1 h by default) and restarts are rare.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from analytics.buckets import Buckets
+from analytics.counters import counter_deltas
+from analytics.policy import Policy
+from plant import MachineRef
+from tsstore import TimeSeriesStore
+
+#: How far back to look for the counter reading that precedes a window.
+LOOKBACK_MS = 7 * 86_400_000
+
+
+def machine_buckets(store: TimeSeriesStore, machine: MachineRef, policy: Policy, start_ms: int, end_ms: int) -> Buckets:
+    bucket_ms = policy.bucket_min * 60_000
+    codes = [s.code for s in policy.states]
+    b = Buckets.empty(start_ms, end_ms, bucket_ms, codes)
+    stale_ms = int(policy.stale_s * 1000)
+    tags = policy.tags
+    for c in store.state_durations(machine, tags.state, start_ms, end_ms, bucket_ms, codes, stale_ms):
+        i = (c.bucket_ms - start_ms) // bucket_ms
+        b.state_ms[int(c.value)][i] = min(c.held_ms, bucket_ms)
+        b.state_runs[int(c.value)][i] = c.runs
+    if tags.material_input:
+        for c in store.state_durations(machine, tags.material_input, start_ms, end_ms, bucket_ms, [1.0], stale_ms):
+            i = (c.bucket_ms - start_ms) // bucket_ms
+            b.mi_ms[i] = min(c.held_ms, bucket_ms)
+            b.mi_runs[i] = c.runs
+    b.good[:] = _counter(store, machine, tags.good, tags.good_bits, b, "good")
+    b.scrap[:] = _counter(store, machine, tags.scrap, tags.scrap_bits, b, "scrap")
+    if tags.energy:
+        energy = _counter(store, machine, tags.energy, tags.energy_bits, b, "energy", missing=np.nan)
+        b.energy_wh[:] = energy
+    return b
+
+
+def _counter(store: TimeSeriesStore, machine: MachineRef, tag: str, bits: int, b: Buckets, name: str,
+             missing: float = 0.0) -> np.ndarray:
+    start, end, every = int(b.start_ms[0]), int(b.start_ms[-1]) + b.bucket_ms, b.bucket_ms
+    last = store.history(machine, tag, start, end, every, "last")
+    out = np.full(len(b.start_ms), missing)
+    if not last:
+        return out
+    peak = dict(store.history(machine, tag, start, end, every, "max"))
+    before = store.history(machine, tag, start - LOOKBACK_MS, start, LOOKBACK_MS, "last")
+    if before and isinstance(before[-1][1], float):
+        seq, where = [before[-1][1]], [-1]
+    else:  # nothing earlier: the first bucket starts from its lowest reading (its first, for a rising counter)
+        first = store.history(machine, tag, start, start + every, every, "min")
+        seq, where = ([float(first[0][1])], [0]) if first and isinstance(first[0][1], float) else ([], [])
+    for ts, v in last:
+        if isinstance(v, float):
+            i = int((ts - start) // every)
+            seq += [float(peak.get(ts, v)), v]
+            where += [i, i]
+    if len(seq) < 2:
+        return out
+    d = counter_deltas(np.array(seq, dtype=np.int64), bits=bits)
+    idx = np.array(where[1:], dtype=np.int64)  # increment k ends at seq[k+1]: booked to that reading's bucket
+    out[np.unique(idx)] = 0.0
+    np.add.at(out, idx, d.deltas.astype(float))
+    for k, kind in d.corrections:
+        b.corrections.append({"ts": int(b.start_ms[idx[k]]), "tag": name, "kind": kind.value})
+    return out
+
+
+class RollupCache:
+    """Finished hours of bucket tallies, kept in a SQLite file so reports do not recompute history.
+
+    Like a continuous aggregate: an hour that ended more than ``settle_ms`` ago is computed
+    once from the store and then read back (a 180-day report of 20 machines reads 86,400
+    small rows instead of scanning every sample again). Hours without any data are not
+    kept, so a later backfill is picked up; ``refresh=True`` recomputes everything (after a
+    late replay into hours that had data, for instance). Rows are keyed by the settings that
+    shape them (tags, state codes, staleness, bucket size); the tenant's classification is
+    applied later and can change freely.
+    """
+
+    def __init__(self, path, settle_ms: int = 2 * 3_600_000) -> None:
+        import sqlite3
+        from pathlib import Path
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.settle_ms = settle_ms
+        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(
+            """CREATE TABLE IF NOT EXISTS buckets (
+                   machine TEXT NOT NULL, shape TEXT NOT NULL, bucket INTEGER NOT NULL, v BLOB NOT NULL,
+                   PRIMARY KEY (machine, shape, bucket)) WITHOUT ROWID;
+               CREATE TABLE IF NOT EXISTS corrections (
+                   machine TEXT NOT NULL, shape TEXT NOT NULL, ts INTEGER NOT NULL, tag TEXT NOT NULL, kind TEXT NOT NULL,
+                   PRIMARY KEY (machine, shape, ts, tag));"""
+        )
+        self.hits = 0
+        self.computed = 0
+
+    @staticmethod
+    def shape(policy: Policy) -> str:
+        import hashlib
+        import json
+
+        key = {"tags": policy.tags.model_dump(), "codes": sorted(s.code for s in policy.states),
+               "stale_s": policy.stale_s, "bucket_min": policy.bucket_min}
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+    def machine_buckets(self, store: TimeSeriesStore, machine: MachineRef, policy: Policy, start_ms: int, end_ms: int,
+                        now_ms: int, refresh: bool = False) -> Buckets:
+        shape, key = self.shape(policy), "/".join((machine.tenant, machine.site, machine.line, machine.machine))
+        codes = [s.code for s in policy.states]
+        every = policy.bucket_min * 60_000
+        out = Buckets.empty(start_ms, end_ms, every, codes)
+        have: dict[int, np.ndarray] = {}
+        if not refresh:
+            for bucket, blob in self._db.execute(
+                "SELECT bucket, v FROM buckets WHERE machine=? AND shape=? AND bucket>=? AND bucket<?",
+                (key, shape, start_ms, end_ms),
+            ):
+                have[bucket] = np.frombuffer(blob, dtype=np.float64)
+        missing = np.array([b not in have for b in out.start_ms.tolist()])
+        # compute each run of missing buckets in one store pass
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], missing.astype(np.int8), [0]])))
+        fresh_rows, fresh_corr = [], []
+        for a, b in zip(edges[::2], edges[1::2]):
+            part = machine_buckets(store, machine, policy, int(out.start_ms[a]), int(out.start_ms[b - 1]) + every)
+            for j in range(b - a):
+                vec = _pack(part, j, codes)
+                _unpack_into(out, a + j, vec, codes)
+                final = part.start_ms[j] + every <= now_ms - self.settle_ms
+                if final and (part.known_ms()[j] > 0 or part.good[j] or part.scrap[j]):
+                    fresh_rows.append((key, shape, int(part.start_ms[j]), vec.tobytes()))
+            for c in part.corrections:
+                out.corrections.append(c)
+                if c["ts"] + every <= now_ms - self.settle_ms:
+                    fresh_corr.append((key, shape, c["ts"], c["tag"], c["kind"]))
+            self.computed += b - a
+        for i, t in enumerate(out.start_ms.tolist()):
+            if t in have:
+                _unpack_into(out, i, have[t], codes)
+                self.hits += 1
+        if have:
+            hit_lo, hit_hi = min(have), max(have) + every
+            out.corrections += [
+                {"ts": ts, "tag": tag, "kind": kind}
+                for ts, tag, kind in self._db.execute(
+                    "SELECT ts, tag, kind FROM corrections WHERE machine=? AND shape=? AND ts>=? AND ts<?",
+                    (key, shape, hit_lo, hit_hi))
+                if ts in have
+            ]
+        if fresh_rows or fresh_corr:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT OR REPLACE INTO buckets VALUES (?, ?, ?, ?)", fresh_rows)
+            self._db.executemany("INSERT OR REPLACE INTO corrections VALUES (?, ?, ?, ?, ?)", fresh_corr)
+            self._db.execute("COMMIT")
+        out.corrections.sort(key=lambda c: (c["ts"], c["tag"]))
+        return out
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _pack(b: Buckets, j: int, codes: list[int]) -> np.ndarray:
+    return np.array([*(b.state_ms[c][j] for c in codes), *(b.state_runs[c][j] for c in codes),
+                     b.good[j], b.scrap[j], b.mi_ms[j], b.mi_runs[j], b.energy_wh[j]], dtype=np.float64)
+
+
+def _unpack_into(b: Buckets, i: int, v: np.ndarray, codes: list[int]) -> None:
+    n = len(codes)
+    for k, c in enumerate(codes):
+        b.state_ms[c][i] = v[k]
+        b.state_runs[c][i] = v[n + k]
+    b.good[i], b.scrap[i], b.mi_ms[i], b.mi_runs[i], b.energy_wh[i] = v[2 * n : 2 * n + 5]
