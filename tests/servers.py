@@ -126,16 +126,19 @@ class Influxd(ServerProcess):
         raise TimeoutError(f"influxd did not answer /ping: {self.log_path.read_text()[-2000:]}")
 
 
-def mosquitto(workdir: Path) -> Mosquitto:
+def mosquitto(workdir: Path, password_file: Path | None = None, acl_file: Path | None = None) -> Mosquitto:
+    """With password_file/acl_file, anonymous clients are refused and the ACL applies."""
     binary = find_binary(MOSQUITTO_CANDIDATES)
     if not binary:
         raise ServerMissing(f"mosquitto not found; {INSTALL_HINT}")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     conf = workdir / "mosquitto.conf"
+    auth = (f"allow_anonymous false\npassword_file {password_file}\n" if password_file else "allow_anonymous true\n")
+    auth += f"acl_file {acl_file}\n" if acl_file else ""
     conf.write_text(
         f"listener {port} 127.0.0.1\n"
-        "allow_anonymous true\n"
+        + auth +
         "persistence true\n"
         f"persistence_location {workdir}/\n"
         "autosave_interval 1\n"
