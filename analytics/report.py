@@ -236,3 +236,64 @@ def before_after_report(
     log.info("report_done tenant=%s line=%s days=%d machines=%d elapsed_s=%.2f", report["scope"]["tenant"],
              report["scope"]["line"], w.days, len(machines), report["elapsed_s"])
     return report
+
+
+def data_extent(store: TimeSeriesStore, machines: Sequence[MachineRef], policy: Policy, around: date) -> tuple[date, date]:
+    """First and last production day with data on the state tag, found without scanning history.
+
+    The last from ``latest``; the first by bisection over single-day probes within two years
+    before ``around`` (a gateway heartbeat gives every live day at least one sample).
+    """
+    zone = policy.zone()
+    last_ms = 0
+    for m in machines:
+        v = store.latest(m).get(policy.tags.state)
+        if v is not None:
+            last_ms = max(last_ms, v.ts_ms)
+    if not last_ms:
+        raise ReportError(f"no '{policy.tags.state}' data for {', '.join(m.machine for m in machines)}")
+    last = datetime.fromtimestamp(last_ms / 1000, tz=zone).date()
+
+    def has_data(d: date) -> bool:
+        a = local_midnight_ms(d, policy)
+        return any(store.history(m, policy.tags.state, a, a + 86_400_000, 86_400_000, "last") for m in machines)
+
+    lo, hi = around - timedelta(days=730), min(around, last)
+    if not has_data(hi):
+        hi = last
+    while lo < hi:
+        mid = lo + (hi - lo) // 2
+        if has_data(mid):
+            hi = mid
+        else:
+            lo = mid + timedelta(days=1)
+    return lo, last
+
+
+def select_machines(store: TimeSeriesStore, tenant: str, site: str | None = None, line: str | None = None) -> list[MachineRef]:
+    return [m for m in store.machines() if m.tenant == tenant and (site is None or m.site == site)
+            and (line is None or m.line == line)]
+
+
+def portfolio_reports(store: TimeSeriesStore, settings, replicates: int = 1000, progress: Progress | None = None,
+                      cache: RollupCache | None = None) -> tuple[list[dict], list[str]]:
+    """A before/after report for every configured rollout; problems are returned, not raised, so one
+    tenant without data does not hide the others."""
+    reports, problems = [], []
+    for i, r in enumerate(settings.rollouts):
+        machines = select_machines(store, r.tenant, r.site, r.line)
+        policy = settings.policy(r.tenant)
+        try:
+            if not machines:
+                raise ReportError("no machines with data")
+            first = last = None
+            if r.days is None:
+                first, last = data_extent(store, machines, policy, r.date)
+            reports.append(before_after_report(store, machines, policy, r.date, r.commissioning_days, r.days,
+                                               r.pre_exclusion_days, replicates, None, first, last, cache))
+        except (ReportError, ValueError) as exc:
+            problems.append(f"{r.tenant}/{r.line or '*'}: {exc}")
+            log.warning("portfolio_skipped tenant=%s line=%s reason=%r", r.tenant, r.line, str(exc))
+        if progress:
+            progress(i + 1, len(settings.rollouts), f"{r.tenant}/{r.line or '*'}")
+    return reports, problems

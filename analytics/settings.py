@@ -1,0 +1,56 @@
+"""The ``analytics:`` section of a config file: tenant policies, rollouts, the rollup cache.
+
+```yaml
+analytics:
+  default: {timezone: Asia/Seoul, default_ideal_cycle_s: 24}
+  tenants:
+    hanil-autoparts:
+      ideal_cycle_s: {press-4: 26}
+      states:   # optional: the whole classification, printed on every report
+        - {code: 7, name: changeover, kind: planned}
+        ...
+  rollouts:
+    - {tenant: hanil-autoparts, line: press-line-1, date: 2026-02-23, commissioning_days: 7}
+  cache_path: smartfactory-data/rollups.db
+```
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from analytics.policy import Policy
+
+
+class RolloutDef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant: str
+    site: str | None = None
+    line: str | None = Field(None, description="one line of the tenant; all its machines when omitted")
+    date: date
+    commissioning_days: Annotated[int, Field(ge=0, le=365)] = 14
+    pre_exclusion_days: Annotated[int, Field(ge=0, le=365)] = 0
+    days: Annotated[int | None, Field(ge=7, le=730, description="window length; the most the data allows if omitted")] = None
+
+
+class AnalyticsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    default: Policy = Field(default_factory=Policy)
+    tenants: dict[str, Policy] = Field(default_factory=dict)
+    rollouts: list[RolloutDef] = Field(default_factory=list)
+    cache_path: Path | None = Field(None, description="rollup cache file; default: beside the SQLite store")
+
+    def policy(self, tenant: str) -> Policy:
+        return self.tenants.get(tenant, self.default)
+
+    def rollout(self, tenant: str, line: str | None) -> RolloutDef | None:
+        for r in self.rollouts:
+            if r.tenant == tenant and (r.line is None or line is None or r.line == line):
+                return r
+        return None
