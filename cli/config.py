@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from analytics.settings import AnalyticsSettings
 from api.settings import ApiSettings
 from collector.settings import CollectorSettings
 from gateway.settings import GatewaySettings
@@ -30,6 +31,7 @@ class Settings(BaseModel):
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     simulator: SimulatorSettings | None = None
+    analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
 
 
 class ConfigError(Exception):

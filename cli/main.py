@@ -257,6 +257,7 @@ def api(config_path: Path, host: str | None, port: int | None) -> None:
     config = _load(config_path)
     settings = config.settings.api
     app = create_app(open_store(config.settings.store, config.base_dir), settings, _open_plant(config))
+    app.state.analytics = config.settings.analytics  # tenant policies and rollouts for /api/v1/reports
     uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_config=None, access_log=False)
 
 
@@ -362,6 +363,44 @@ def broker(host: str, port: int) -> None:
     from cli.broker import run_broker
 
     _run_until_signal(lambda: run_broker(host, port))
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--tenant", help="The SME (tenant id).")
+@click.option("--site", help="Only this site.")
+@click.option("--line", help="Only this line (default: all the tenant's machines).")
+@click.option("--rollout", type=click.DateTime(["%Y-%m-%d"]), help="Rollout date: a before/after report.")
+@click.option("--commissioning-days", type=click.IntRange(0, 365), help="Days after the rollout left out [14].")
+@click.option("--pre-exclusion-days", type=click.IntRange(0, 365), help="Days before the rollout left out [0].")
+@click.option("--days", type=click.IntRange(7, 730), help="Length of each window (default: the most the data allows, whole weeks).")
+@click.option("--from", "first", type=click.DateTime(["%Y-%m-%d"]), help="First production day: a KPI report per day/shift.")
+@click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]), help="Last production day (inclusive).")
+@click.option("--by", type=click.Choice(["day", "shift"]), default="day", show_default=True)
+@click.option("--portfolio", is_flag=True, help="Centre roll-up over every configured rollout (analytics.rollouts).")
+@click.option("--format", "fmt", type=click.Choice(["json", "html", "csv", "pdf"]), default="html", show_default=True)
+@click.option("--lang", type=click.Choice(["ko", "en"]), default="ko", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout).")
+@click.option("--replicates", type=click.IntRange(200, 20000), default=2000, show_default=True, help="Bootstrap replicates.")
+@click.option("--no-cache", "no_cache", is_flag=True, help="Do not use or fill the rollup cache of finished hours.")
+@click.option("--refresh", is_flag=True, help="Recompute cached hours (after late data arrived).")
+def report(config_path: Path, tenant, site, line, rollout, commissioning_days, pre_exclusion_days, days, first, last, by,
+           portfolio, fmt, lang, output, replicates, no_cache, refresh) -> None:
+    """KPIs (ISO 22400) and the before/after rollout report, as HTML, PDF, CSV or JSON (the 'analytics' section)."""
+    from analytics.command import ReportOptions, cache_path, run_report
+    from tsstore import open_store
+
+    config = _load(config_path)
+    store = open_store(config.settings.store, config.base_dir)
+    opts = ReportOptions(tenant, site, line, rollout.date() if rollout else None, commissioning_days, days,
+                         pre_exclusion_days, first.date() if first else None, last.date() if last else None, by,
+                         portfolio, fmt, lang, output, replicates, not no_cache, refresh)
+    try:
+        code = run_report(opts, store, config.settings.analytics,
+                          cache_path(config.settings.analytics, config.settings.store, config.base_dir))
+    finally:
+        store.close()
+    sys.exit(code)
 
 
 def main() -> None:

@@ -1,0 +1,142 @@
+"""What ``smartfactory report`` does, apart from parsing its options (cli/main.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import click
+
+from analytics.beforeafter import WindowError, portfolio
+from analytics.render import PdfFontMissing, render
+from analytics.report import (
+    ReportError,
+    before_after_report,
+    data_extent,
+    period_report,
+    portfolio_reports,
+    select_machines,
+)
+from analytics.rollup import RollupCache
+from analytics.settings import AnalyticsSettings
+from tsstore import StoreError
+
+
+@dataclass
+class ReportOptions:
+    tenant: str | None
+    site: str | None
+    line: str | None
+    rollout: date | None
+    commissioning_days: int | None
+    days: int | None
+    pre_exclusion_days: int | None
+    first: date | None
+    last: date | None
+    by: str
+    portfolio: bool
+    fmt: str
+    lang: str
+    output: Path | None
+    replicates: int
+    cache: bool
+    refresh: bool
+
+
+def cache_path(settings: AnalyticsSettings, store_settings, base_dir: Path) -> Path:
+    if settings.cache_path is not None:
+        return settings.cache_path if settings.cache_path.is_absolute() else base_dir / settings.cache_path
+    sqlite_path = getattr(store_settings, "path", None)
+    if sqlite_path is not None:
+        p = sqlite_path if sqlite_path.is_absolute() else base_dir / sqlite_path
+        return p.with_name(p.stem + ".rollups.db")
+    return base_dir / "smartfactory-data" / "rollups.db"
+
+
+def run_report(opts: ReportOptions, store, settings: AnalyticsSettings, cache_file: Path) -> int:
+    """Build, render and write one report; returns the exit code. Errors are one clear line."""
+    cache = RollupCache(cache_file) if opts.cache else None
+    try:
+        data = _build(opts, store, settings, cache)
+        out = render(data, opts.fmt, opts.lang)
+    except (ReportError, WindowError, PdfFontMissing) as exc:
+        click.echo(f"report error: {exc}", err=True)
+        return 2
+    except StoreError as exc:
+        click.echo(f"store error: {exc}", err=True)
+        return 3
+    finally:
+        if cache is not None:
+            cache.close()
+    if opts.output is None:
+        if opts.fmt == "pdf":
+            click.echo("report error: a PDF needs --output FILE", err=True)
+            return 2
+        sys.stdout.buffer.write(out)
+        sys.stdout.flush()
+    else:
+        opts.output.parent.mkdir(parents=True, exist_ok=True)
+        opts.output.write_bytes(out)
+        click.echo(f"wrote {opts.output} ({len(out):,} bytes, {opts.fmt}, {opts.lang})", err=True)
+    return 0
+
+
+def _bar(label: str):
+    """A progress callback drawing a bar on stderr (hidden when stderr is not a terminal)."""
+    state: dict = {}
+
+    def progress(done: int, total: int, what: str) -> None:
+        if "bar" not in state:
+            state["bar"] = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True,
+                                             item_show_func=lambda x: x)
+            state["bar"].__enter__()
+        state["bar"].update(1, what)
+        if done >= total:
+            state["bar"].__exit__(None, None, None)
+
+    return progress
+
+
+def _build(opts: ReportOptions, store, settings: AnalyticsSettings, cache: RollupCache | None) -> dict:
+    if opts.portfolio:
+        if not settings.rollouts:
+            raise ReportError("no rollouts configured: add analytics.rollouts to the config (see analytics/settings.py)")
+        reports, problems = portfolio_reports(store, settings, min(opts.replicates, 1000), _bar("tenants"), cache)
+        data = portfolio(reports)
+        data["problems"] = problems
+        data["reports"] = [{"scope": r["scope"], "windows": r["windows"],
+                            "kpis": [k for k in r["kpis"] if k["headline"]]} for r in reports]
+        if opts.fmt not in ("json",):
+            raise ReportError("the portfolio is JSON only from the CLI; the API serves it as HTML too")
+        return data
+    if not opts.tenant:
+        raise ReportError("--tenant is required (or --portfolio)")
+    machines = select_machines(store, opts.tenant, opts.site, opts.line)
+    if not machines:
+        known = sorted({f"{m.tenant}/{m.site}/{m.line}" for m in store.machines()})
+        raise ReportError(f"no machines for tenant={opts.tenant} site={opts.site or '*'} line={opts.line or '*'}; "
+                          f"lines with data: {', '.join(known) or 'none'}")
+    policy = settings.policy(opts.tenant)
+    if opts.first or opts.last:
+        if not (opts.first and opts.last):
+            raise ReportError("give both --from and --to")
+        return period_report(store, machines, policy, opts.first, opts.last, opts.by, _bar("machines"), cache, opts.refresh)
+    configured = settings.rollout(opts.tenant, opts.line)
+    rollout = opts.rollout or (configured.date if configured else None)
+    if rollout is None:
+        raise ReportError("give --rollout DATE, or --from/--to for plain KPIs, or configure analytics.rollouts")
+    comm = opts.commissioning_days if opts.commissioning_days is not None else (configured.commissioning_days if configured else 14)
+    pre = opts.pre_exclusion_days if opts.pre_exclusion_days is not None else (configured.pre_exclusion_days if configured else 0)
+    days = opts.days or (configured.days if configured else None)
+    first = last = None
+    if days is None:
+        first, last = data_extent(store, machines, policy, rollout)
+    return before_after_report(store, machines, policy, rollout, comm, days, pre, opts.replicates, _bar("machines"),
+                               first, last, cache, opts.refresh)
+
+
+def dumps(data: dict) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=1)
