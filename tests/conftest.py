@@ -42,8 +42,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture(scope="module")  # not session: Playwright's sync API keeps an event loop running
+def browser():                     # in this thread, which breaks asyncio.run() in later test modules
     """A headless Debian chromium; fails under CI=true when it or playwright is missing, skips otherwise."""
     import shutil
 
