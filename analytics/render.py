@@ -500,4 +500,27 @@ FORMATS = ("json", "html", "csv", "pdf")
 MEDIA_TYPES = {"json": "application/json", "html": "text/html; charset=utf-8", "csv": "text/csv; charset=utf-8",
                "pdf": "application/pdf"}
 
-__all__ = ["FORMATS", "MEDIA_TYPES", "PdfFontMissing", "daily_csv", "render", "to_csv", "to_html", "to_pdf"]
+__all__ = ["FORMATS", "MEDIA_TYPES", "PdfFontMissing", "daily_csv", "portfolio_html", "render", "to_csv", "to_html", "to_pdf"]
+
+
+def portfolio_html(data: dict, lang: str = "ko") -> str:
+    """The centre roll-up: per headline KPI how many improved and the spread, then who needs attention."""
+    L = lambda k: html.escape(label(k, lang))  # noqa: E731
+    out = [f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>{L("portfolio_title")}</title>',
+           f"<style>{_CSS}</style></head><body><h1>{L('portfolio_title')}</h1>",
+           f"<p>{data['tenants']} SME · {data['lines']} {L('line')} · {L('improved')}: <b>{data['improved']}</b></p>",
+           f"<table><tr><th>{L('kpi')}</th><th>n</th><th>{L('improved')}</th><th>{L('median_gain')}</th>"
+           "<th>Q1 / Q3</th><th>min / max</th></tr>"]
+    for key, k in data["kpis"].items():
+        q = k["quartiles_pct"] or [None, None, None]
+        out.append(f"<tr><td>{L(key)}</td><td>{k['tenants']}</td><td>{k['improved_significantly']}</td>"
+                   f"<td>{pct(k['median_improvement_pct'])}</td><td>{pct(q[0])} / {pct(q[2])}</td>"
+                   f"<td>{pct(k['min_pct'])} / {pct(k['max_pct'])}</td></tr>")
+    out.append(f"</table><h2>{L('attention')}</h2><table><tr><th>{L('tenant')}</th><th>{L('line')}</th><th></th></tr>")
+    for a in data["attention"]:
+        out.append(f"<tr><td>{html.escape(a['tenant'])}</td><td>{html.escape(a['line'])}</td>"
+                   f"<td style='text-align:left'>{html.escape('; '.join(a['reasons']))}</td></tr>")
+    out.append("</table>")
+    if data.get("problems"):
+        out.append("<div class='warn'><ul>" + "".join(f"<li>{html.escape(p)}</li>" for p in data["problems"]) + "</ul></div>")
+    return "".join(out) + "</body></html>"

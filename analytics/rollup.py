@@ -6,11 +6,9 @@ material-input signal the same way (its runs are the cycles), and each counter's
 per-bucket ``last`` and ``max``. A value holds until the next sample, at most the
 policy's staleness limit, so fixed-rate polling and report-on-change both work.
 
-Counters: the increments are taken over the sequence [last before the window, max_1,
-last_1, max_2, last_2, ...]. For a counter that only rises, max = last; a bucket whose last
-is below its max held a wrap or a reset, which ``counter_deltas`` then classifies and flags,
-so a PLC restart in the middle of an hour costs nothing. Two resets in one bucket would be
-undercounted; the bucket is short (1 h by default) and restarts are rare.
+Counters: a bucket that only rose needs its last reading and the previous bucket's; the
+rare bucket with a wrap or a PLC reset is recounted from its raw readings (see ``_counter``),
+so corrections are exact and flagged without pulling every sample.
 """
 
 from __future__ import annotations
@@ -52,31 +50,36 @@ def machine_buckets(store: TimeSeriesStore, machine: MachineRef, policy: Policy,
 
 def _counter(store: TimeSeriesStore, machine: MachineRef, tag: str, bits: int, b: Buckets, name: str,
              missing: float = 0.0) -> np.ndarray:
-    start, end, every = int(b.start_ms[0]), int(b.start_ms[-1]) + b.bucket_ms, b.bucket_ms
+    """Increments per bucket from the store's per-bucket last/max/min.
+
+    A bucket whose readings never went below the previous bucket's last (min >= prev) and
+    ended at their top (last == max) only rose: its increment is last - prev. Any other
+    bucket held a wrap or a reset (or starts the window with nothing before it); only its
+    raw readings are fetched, and ``counter_deltas`` counts and flags them exactly.
+    """
+    start, every = int(b.start_ms[0]), b.bucket_ms
+    end = int(b.start_ms[-1]) + every
     last = store.history(machine, tag, start, end, every, "last")
     out = np.full(len(b.start_ms), missing)
     if not last:
         return out
     peak = dict(store.history(machine, tag, start, end, every, "max"))
+    low = dict(store.history(machine, tag, start, end, every, "min"))
     before = store.history(machine, tag, start - LOOKBACK_MS, start, LOOKBACK_MS, "last")
-    if before and isinstance(before[-1][1], float):
-        seq, where = [before[-1][1]], [-1]
-    else:  # nothing earlier: the first bucket starts from its lowest reading (its first, for a rising counter)
-        first = store.history(machine, tag, start, start + every, every, "min")
-        seq, where = ([float(first[0][1])], [0]) if first and isinstance(first[0][1], float) else ([], [])
+    prev = before[-1][1] if before and isinstance(before[-1][1], float) else None
     for ts, v in last:
-        if isinstance(v, float):
-            i = int((ts - start) // every)
-            seq += [float(peak.get(ts, v)), v]
-            where += [i, i]
-    if len(seq) < 2:
-        return out
-    d = counter_deltas(np.array(seq, dtype=np.int64), bits=bits)
-    idx = np.array(where[1:], dtype=np.int64)  # increment k ends at seq[k+1]: booked to that reading's bucket
-    out[np.unique(idx)] = 0.0
-    np.add.at(out, idx, d.deltas.astype(float))
-    for k, kind in d.corrections:
-        b.corrections.append({"ts": int(b.start_ms[idx[k]]), "tag": name, "kind": kind.value})
+        if not isinstance(v, float):
+            continue
+        i = int((ts - start) // every)
+        if prev is not None and low.get(ts, v) >= prev and peak.get(ts, v) == v:
+            out[i] = v - prev
+        else:
+            raw = [x for _, x in store.history(machine, tag, ts, ts + every, 0) if isinstance(x, float)]
+            seq = ([prev] if prev is not None else []) + raw
+            d = counter_deltas(np.array(seq, dtype=np.int64), bits=bits)
+            out[i] = float(d.total)
+            b.corrections += [{"ts": int(ts), "tag": name, "kind": kind.value} for _, kind in d.corrections]
+        prev = v
     return out
 
 

@@ -1,0 +1,137 @@
+"""Report endpoints: a line's KPIs per day/shift, the before/after report, the centre portfolio.
+
+Mounted by ``api.app`` (``_mount_optional_routers``); the app-wide ``authorise`` keeps each
+tenant to its own reports because the path parameter is named ``tenant``. Tenant policies
+and rollouts come from the config's ``analytics`` section (``app.state.analytics``).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import Response
+
+from analytics.beforeafter import WindowError, portfolio
+from analytics.render import MEDIA_TYPES, PdfFontMissing, portfolio_html, render
+from analytics.report import ReportError, before_after_report, data_extent, period_report, portfolio_reports, select_machines
+from analytics.rollup import RollupCache
+from analytics.settings import AnalyticsSettings
+from api.access import Principal, require
+from api.plantdb import Role
+
+router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
+Format = Literal["json", "html", "csv", "pdf"]
+Lang = Literal["ko", "en"]
+_cache_lock = threading.Lock()
+
+
+def _settings(request: Request) -> AnalyticsSettings:
+    return getattr(request.app.state, "analytics", None) or AnalyticsSettings()
+
+
+def _cache(request: Request) -> RollupCache | None:
+    """The rollup cache named by analytics.cache_path, opened once per app."""
+    settings = _settings(request)
+    if settings.cache_path is None:
+        return None
+    with _cache_lock:
+        cache = getattr(request.app.state, "rollup_cache", None)
+        if cache is None:
+            cache = RollupCache(settings.cache_path)
+            request.app.state.rollup_cache = cache
+        return cache
+
+
+def _answer(report: dict, fmt: str, lang: str, name: str) -> Response:
+    try:
+        body = render(report, fmt, lang)
+    except PdfFontMissing as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    headers = {"Content-Disposition": f'attachment; filename="{name}.{fmt}"'} if fmt in ("csv", "pdf") else {}
+    return Response(content=body, media_type=MEDIA_TYPES[fmt], headers=headers)
+
+
+def _machines(request: Request, tenant: str, site: str, line: str):
+    machines = select_machines(request.app.state.store, tenant, site, line)
+    if not machines:
+        raise HTTPException(status_code=404, detail=f"no machine data for line {tenant}/{site}/{line}")
+    return machines
+
+
+@router.get("/{tenant}/{site}/{line}/kpis")
+def line_kpis(
+    request: Request,
+    tenant: str,
+    site: str,
+    line: str,
+    first: Annotated[date, Query(description="first production day (local), e.g. 2026-03-02")],
+    last: Annotated[date | None, Query(description="last production day, inclusive; default: first")] = None,
+    by: Literal["day", "shift"] = "day",
+    format: Format = "json",
+    lang: Lang = "ko",
+) -> Response:
+    """ISO 22400 KPIs of a line per production day or shift, with the stop classification used."""
+    store = request.app.state.store
+    try:
+        report = period_report(store, _machines(request, tenant, site, line), _settings(request).policy(tenant),
+                               first, last or first, by, cache=_cache(request))
+    except (ReportError, ValueError) as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    return _answer(report, format, lang, f"kpis-{tenant}-{line}-{first}")
+
+
+@router.get("/{tenant}/{site}/{line}/before-after")
+def line_before_after(
+    request: Request,
+    tenant: str,
+    site: str,
+    line: str,
+    rollout: Annotated[date | None, Query(description="rollout date; default: the configured one")] = None,
+    commissioning_days: Annotated[int | None, Query(ge=0, le=365)] = None,
+    days: Annotated[int | None, Query(ge=7, le=730, description="window length; default: the most the data allows")] = None,
+    pre_exclusion_days: Annotated[int | None, Query(ge=0, le=365)] = None,
+    replicates: Annotated[int, Query(ge=200, le=10_000)] = 2000,
+    format: Format = "json",
+    lang: Lang = "ko",
+) -> Response:
+    """Before/after the rollout: every KPI with change, 95% CI, p-value, n and coverage; PQCD summary."""
+    settings = _settings(request)
+    store = request.app.state.store
+    machines = _machines(request, tenant, site, line)
+    policy = settings.policy(tenant)
+    configured = settings.rollout(tenant, line)
+    rollout = rollout or (configured.date if configured else None)
+    if rollout is None:
+        raise HTTPException(status_code=422, detail="no rollout date: pass ?rollout=YYYY-MM-DD or configure analytics.rollouts")
+    comm = commissioning_days if commissioning_days is not None else (configured.commissioning_days if configured else 14)
+    pre = pre_exclusion_days if pre_exclusion_days is not None else (configured.pre_exclusion_days if configured else 0)
+    days = days or (configured.days if configured else None)
+    try:
+        first = last = None
+        if days is None:
+            first, last = data_extent(store, machines, policy, rollout)
+        report = before_after_report(store, machines, policy, rollout, comm, days, pre, replicates,
+                                     first_day=first, last_day=last, cache=_cache(request))
+    except (ReportError, WindowError, ValueError) as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    return _answer(report, format, lang, f"before-after-{tenant}-{line}-{rollout}")
+
+
+CentreOnly = Annotated[Principal, Depends(require(Role.CENTRE_ADMIN, Role.CENTRE_ENGINEER))]
+
+
+@router.get("/portfolio")
+def centre_portfolio(request: Request, _p: CentreOnly, format: Literal["json", "html"] = "json", lang: Lang = "ko") -> Response:
+    """Centre roll-up over every configured rollout: how many improved, the median gain, who needs attention."""
+    settings = _settings(request)
+    reports, problems = portfolio_reports(request.app.state.store, settings, 1000, cache=_cache(request))
+    data = portfolio(reports)
+    data["problems"] = problems
+    data["reports"] = [{"scope": r["scope"], "windows": r["windows"], "kpis": [k for k in r["kpis"] if k["headline"]]}
+                       for r in reports]
+    if format == "html":
+        return Response(content=portfolio_html(data, lang), media_type=MEDIA_TYPES["html"])
+    return Response(content=render(data, "json", lang), media_type=MEDIA_TYPES["json"])

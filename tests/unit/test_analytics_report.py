@@ -1,0 +1,209 @@
+"""Reports over a real SQLite store filled by the seeded synthetic line (exact truth known)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+
+from analytics import kpi
+from analytics.buckets import from_samples
+from analytics.policy import Policy
+from analytics.render import HANGUL_FONTS, render
+from analytics.report import before_after_report, data_extent, local_midnight_ms, period_report
+from analytics.rollup import RollupCache, machine_buckets
+from analytics.synthetic import LineSpec, generate
+from plant import MachineRef
+from tsstore import Point
+from tsstore.sqlite import SqliteStore
+
+MACHINES = [MachineRef("acme", "plant-1", "line-a", f"press-{i}") for i in (1, 2)]
+FIRST = date(2026, 3, 2)  # a Monday
+ROLLOUT = date(2026, 3, 30)
+DAYS = 56
+POLICY = Policy(default_ideal_cycle_s=20.0)
+
+
+def fill(store: SqliteStore, columns: dict) -> None:
+    for m, cols in columns.items():
+        if hasattr(store, "write_columns"):  # the bulk path, where the store has it
+            store.write_columns(m, cols)
+            continue
+        by_ts: dict[int, dict] = {}
+        for tag, (ts, vals) in cols.items():
+            for t, v in zip(ts.tolist(), vals.tolist()):
+                by_ts.setdefault(t, {})[tag] = v
+        store.write([Point(m, t, v) for t, v in sorted(by_ts.items())])
+
+
+@pytest.fixture(scope="module")
+def line(tmp_path_factory):
+    """Eight weeks of two presses; from the rollout on, loading takes a quarter of the time."""
+    columns, truth = generate(MACHINES, FIRST, DAYS, LineSpec(process_s=40.0), seed=7, load_scale_after=(ROLLOUT, 0.25))
+    store = SqliteStore(tmp_path_factory.mktemp("report") / "store.db")
+    fill(store, columns)
+    yield store, columns, truth
+    store.close()
+
+
+def test_store_rollups_equal_the_raw_signal_computation(line):
+    store, columns, _ = line
+    m = MACHINES[0]
+    start = local_midnight_ms(FIRST + timedelta(days=1), POLICY)
+    end = start + 86_400_000
+    pushed = machine_buckets(store, m, POLICY, start, end)
+    cols = columns[m]
+    codes = [s.code for s in POLICY.states]
+
+    def window(tag, before=0):
+        ts, v = cols[tag]
+        keep = (ts >= start - before) & (ts <= end)
+        return ts[keep], v[keep]
+
+    raw = from_samples((start, end), 3_600_000, codes, int(POLICY.stale_s * 1000), state=window("state", 90_000),
+                       good=window("good_count", 90_000), scrap=window("scrap_count", 90_000),
+                       material_input=window("material_input", 90_000))
+    for c in codes:
+        np.testing.assert_array_equal(pushed.state_ms[c], raw.state_ms[c])
+    np.testing.assert_array_equal(pushed.mi_ms, raw.mi_ms)
+    assert pushed.good.sum() == raw.good.sum() > 0 and pushed.scrap.sum() == raw.scrap.sum()
+
+
+def test_day_kpis_match_the_generator_truth(line):
+    store, _, truth = line
+    day = FIRST + timedelta(days=2)
+    r = period_report(store, MACHINES, POLICY, day, day)
+    (row,) = r["rows"]
+    good = sum(truth.good[(m.machine, day)] for m in MACHINES)
+    scrap = sum(truth.scrap[(m.machine, day)] for m in MACHINES)
+    planned_h = sum(truth.scheduled_s[(m.machine, day)] for m in MACHINES) / 3600
+    assert row["time"]["good"] == good and row["time"]["scrap"] == scrap
+    assert row["kpis"]["output_per_hour"] == pytest.approx(good / planned_h)
+    inputs = sum(truth.input_s[(m.machine, day)] for m in MACHINES)
+    assert row["kpis"]["material_input_s"] == pytest.approx(inputs / (good + scrap))
+    assert row["kpis"]["coverage"] == 1.0
+    assert r["policy"]["states"][8]["kind"] == "planned"  # the classification travels with the report
+
+
+def test_shift_rows_and_weekend_without_planned_time(line):
+    store, _, _ = line
+    policy = Policy(default_ideal_cycle_s=20.0, shifts=[{"name": "day", "start": "06:00", "end": "18:00"},
+                                                         {"name": "night", "start": "18:00", "end": "06:00"}])
+    r = period_report(store, MACHINES, policy, FIRST + timedelta(days=4), FIRST + timedelta(days=5), by="shift")
+    rows = {(x["date"], x["shift"]): x for x in r["rows"]}
+    friday, saturday = (FIRST + timedelta(days=4)).isoformat(), (FIRST + timedelta(days=5)).isoformat()
+    assert rows[(friday, "day")]["kpis"]["output_per_hour"] > 0
+    assert rows[(friday, "night")]["kpis"]["output_per_hour"] is None  # no planned busy time at night
+    assert rows[(saturday, "day")]["time"]["good"] == 0
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    c = RollupCache(tmp_path_factory.mktemp("cache") / "rollups.db")
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def report(line, cache):
+    store, _, _ = line
+    first, last = data_extent(store, MACHINES, POLICY, ROLLOUT)
+    assert (first, last) == (FIRST, FIRST + timedelta(days=DAYS - 1))
+    return before_after_report(store, MACHINES, POLICY, ROLLOUT, commissioning_days=7, first_day=first, last_day=last,
+                               replicates=1000, cache=cache)
+
+
+def test_before_after_finds_the_injected_material_input_change(line, report):
+    store, _, truth = line
+    r = report
+    w = r["windows"]
+    assert w["days_each"] == 21 and w["baseline"] == ["2026-03-09", "2026-03-30"]
+    days = lambda a, b: {date.fromisoformat(a) + timedelta(days=i) for i in range((date.fromisoformat(b) - date.fromisoformat(a)).days)}  # noqa: E731
+    per_part = lambda d: truth.total("input_s", d) / (truth.total("good", d) + truth.total("scrap", d))  # noqa: E731
+    true_change = (per_part(days(*w["post"])) / per_part(days(*w["baseline"])) - 1) * 100
+    mi = next(k for k in r["kpis"] if k["key"] == "material_input_s")
+    assert mi["change_pct"] == pytest.approx(true_change, abs=0.01)  # whole-second data: measured exactly
+    assert mi["ci95_change_pct"][0] <= true_change <= mi["ci95_change_pct"][1]
+    assert mi["significant"] and mi["improvement_pct"] > 60
+    assert (mi["n_before"], mi["n_after"]) == (15, 15)  # weekdays only: weekends have no planned time
+    assert r["coverage"]["before"] == 1.0
+    assert r["coverage"]["after"] == pytest.approx(1 - 60 / (21 * 86400))  # each machine's newest sample holds nothing yet
+    assert set(r["pqcd"]) == {"P", "Q", "C", "D"} and "output_per_hour" in r["pqcd"]["P"]
+    charts = r["control_charts"]["material_input_s"]
+    assert charts["after"]["mean"] < charts["before"]["lcl"]  # the change is outside the old limits
+    assert {d["phase"] for d in r["daily"]} == {"before", "commissioning", "after"}
+    json.dumps(r)  # the JSON schema is plain data
+
+
+def test_rollup_cache_gives_the_same_report_and_hits_on_the_second_run(line, report, cache):
+    store, _, _ = line
+    computed = cache.computed
+    assert computed > 0
+    again = before_after_report(store, MACHINES, POLICY, ROLLOUT, 7, 21, replicates=1000, cache=cache)
+    # 2 machines x 49 days (21 + 7 commissioning + 21) from the cache; the extra day after the data is
+    # empty, so it is not cached and is asked from the store again
+    assert cache.hits == 2 * 49 * 24 and cache.computed - computed == 2 * 24
+    plain = period_report(store, MACHINES, POLICY, ROLLOUT + timedelta(days=8), ROLLOUT + timedelta(days=8))
+    cached = period_report(store, MACHINES, POLICY, ROLLOUT + timedelta(days=8), ROLLOUT + timedelta(days=8), cache=cache)
+    assert plain["kpis"] == cached["kpis"]
+    for x, y in zip(report["kpis"], again["kpis"]):
+        assert x["before"] == y["before"] and x["after"] == y["after"]
+
+
+def test_counter_wrap_and_reset_inside_an_hour_are_counted_from_store_rollups(tmp_path):
+    store = SqliteStore(tmp_path / "c.db")
+    m = MACHINES[0]
+    t0 = local_midnight_ms(FIRST, POLICY)
+    readings = [65530, 65534, 2, 6, 10, 3, 5, 9]  # wrap, then a PLC restart, all in the first hour
+    store.write([Point(m, t0 + i * 60_000, {"good_count": v, "state": 2}) for i, v in enumerate(readings)])
+    store.write([Point(m, t0 + 3_600_000 + i * 60_000, {"good_count": 9 + i}) for i in range(5)])
+    b = machine_buckets(store, m, POLICY, t0, t0 + 7_200_000)
+    assert b.good.tolist() == [4 + 4 + 4 + 4 + 3 + 2 + 4, 4]
+    assert [c["kind"] for c in b.corrections] == ["wrap", "reset"]
+
+
+def test_renderings_carry_the_numbers_in_both_languages(report):
+    r = report
+    ko = render(r, "html", "ko").decode()
+    en = render(r, "html", "en").decode()
+    assert "자재 투입시간" in ko and "Material input time" in en
+    assert ko.count("<svg") >= 8 and "<script" not in ko
+    assert "src=" not in ko and "href=" not in ko  # nothing fetched from anywhere
+    mi = next(k for k in r["kpis"] if k["key"] == "material_input_s")
+    assert f"{mi['improvement_pct']:+.1f}%" in ko
+    rows = list(csv.DictReader(io.StringIO(render(r, "csv", "en").decode())))
+    row = next(x for x in rows if x["kpi"] == "material_input_s")
+    assert float(row["change_pct"]) == pytest.approx(mi["change_pct"], rel=1e-5)
+    pdf = render(r, "pdf", "en")
+    assert pdf.startswith(b"%PDF") and len(pdf) > 5000
+
+
+@pytest.mark.skipif(not any(__import__("os").path.exists(p) for p in HANGUL_FONTS), reason="no Hangul font (fonts-nanum)")
+def test_korean_pdf_embeds_a_hangul_font(report):
+    pdf = render(report, "pdf", "ko")
+    assert pdf.startswith(b"%PDF") and b"FontFile2" in pdf
+
+
+def test_period_report_renders(line):
+    store, _, _ = line
+    r = period_report(store, MACHINES, POLICY, FIRST, FIRST + timedelta(days=6))
+    assert len(r["rows"]) == 7
+    assert "<table>" in render(r, "html", "ko").decode()
+    assert render(r, "csv", "en").decode().count("\n") == 8
+    assert kpi.KPI_BY_KEY["oee"].key in r["kpis"]
+
+
+def test_reset_that_climbs_past_the_old_reading_is_still_found(tmp_path):
+    """last == max in the hour, yet the counter restarted: its min below the previous reading gives it away."""
+    store = SqliteStore(tmp_path / "c.db")
+    m = MACHINES[0]
+    t0 = local_midnight_ms(FIRST, POLICY)
+    store.write([Point(m, t0 + 1000, {"good_count": 400}), Point(m, t0 + 3_000_000, {"good_count": 500})])
+    store.write([Point(m, t0 + 3_600_000 + i * 600_000, {"good_count": v}) for i, v in enumerate((3, 100, 700))])
+    b = machine_buckets(store, m, POLICY, t0 + 3_600_000, t0 + 7_200_000)
+    assert b.good.tolist() == [3 + 97 + 600]
+    assert [c["kind"] for c in b.corrections] == ["reset"]
