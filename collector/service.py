@@ -44,6 +44,8 @@ _STOP = object()
 STORE_REJECTED = "store_rejected"
 #: the reason of a message whose classification itself failed (a bug, never expected)
 INTERNAL = "internal"
+#: a drain write takes up to this many live batches' worth of spooled messages
+DRAIN_CHUNK_BATCHES = 4
 
 
 class Collector:
@@ -257,36 +259,46 @@ class Collector:
         return True
 
     def _drain(self, force: bool = False) -> None:
-        """Write the spool's oldest messages to the store, while it answers and no live batch waits."""
+        """Write the spool's oldest messages to the store while it answers.
+
+        Each call drains at least one chunk before it yields to a waiting live batch, and a
+        chunk holds up to DRAIN_CHUNK_BATCHES live batches' worth of messages (at most
+        batch_size points), so the spool shrinks even while live traffic keeps arriving.
+        """
         s = self.settings
+        drained = 0
         while self.ledger.spool_messages and self._backoff.ready(time.monotonic()):
-            if not force and not self._ready.empty():
-                return  # spool the live batch first (cheap), then come back
-            head = self.ledger.spool_head(s.max_batch_messages)
+            if drained and (force or not self._ready.empty()):
+                return  # spool the live batch (cheap), then come back
+            head = self.ledger.spool_head(s.max_batch_messages * DRAIN_CHUNK_BATCHES)
             if not head:
                 self.ledger.spool_messages = self.ledger.spool_bytes = 0
                 return
             points: list[Point] = []
             dead: list[DeadLetter] = []
+            taken = 0
             for m in head:
+                if taken and len(points) >= s.batch_size:
+                    break
+                taken += 1
                 try:
                     machine, telemetry = decode_telemetry(m.topic, m.payload)
                 except WireError as exc:  # spooled by a collector with another contract version
                     dead.append(DeadLetter(m.received_ms, exc.reason, exc.detail, m.topic, m.payload))
                     continue
                 points.extend(Point(machine, x.ts, x.values) for x in telemetry.samples)
+            head = head[:taken]
             if not self._write(points, live=False):
                 return
             if dead:
                 self.ledger.add_dead_letters(dead)
             self.ledger.spool_remove_through(head[-1].id, len(head), sum(len(m.payload) for m in head))
+            drained += len(head)
             self.counters["drained"] += len(head)
             self.metrics.drained.inc(len(head))
             self._spool_gauges()
             if not self.ledger.spool_messages:
                 log.info("spool_drained: writing live again")
-            if force:
-                return
 
     def _write(self, points: list[Point], live: bool, encoded: object | None = None) -> bool:
         """Write points, isolating the ones the store refuses; False if the store is unavailable."""

@@ -123,6 +123,43 @@ def test_store_down_spools_and_acks_then_drains_in_order_when_it_returns(tmp_pat
     assert c.counters["spooled"] >= 30 and c.counters["drained"] >= 30
 
 
+def test_spool_drains_while_live_traffic_keeps_arriving(tmp_path):
+    c, store, link, events = make_collector(tmp_path, max_batch_messages=5, batch_interval_s=0.01)
+    store.up.clear()
+    run_threads(c)
+    for i in range(100):
+        send(c, i)
+    wait_until(lambda: len(link.acked) == 100, 10, "100 acks from the spool")
+    store.up.set()
+    sent = 100
+    while c.ledger.spool_messages and sent < 5000:  # a live batch is waiting nearly all the time
+        send(c, sent)
+        sent += 1
+    wait_until(lambda: c.ledger.spool_messages == 0, 20, "spool drained despite live traffic")
+    wait_until(lambda: len(link.acked) == sent, 10, "everything acked")
+    stop_threads(c)
+    assert sorted({p.ts_ms for p in store.points}) == [T0 + i for i in range(sent)]
+    assert [p.ts_ms for p in store.points[:100]] == [T0 + i for i in range(100)]  # the backlog first, in order
+
+
+def test_a_waiting_live_batch_does_not_starve_the_drain(tmp_path):
+    """Under sustained load a live batch is nearly always waiting; each drain call must still
+    write a chunk of several live batches' worth, or the spool would never shrink."""
+    from collector.batcher import Batch
+
+    c, store, link, events = make_collector(tmp_path, max_batch_messages=5)
+    c.ledger.spool_append([(0, telemetry_topic(M), encode_telemetry(M, [(T0 + i, {"a": i})])) for i in range(100)])
+    c._ready.put(Batch())  # a live batch waits
+    c._drain()
+    assert c.ledger.spool_messages == 100 - 5 * 4  # one chunk of DRAIN_CHUNK_BATCHES live batches, then yield
+    assert [p.ts_ms for p in store.points] == [T0 + i for i in range(20)]
+    c._ready.get_nowait()
+    c._drain()  # nothing waits: drain it all, in order
+    assert c.ledger.spool_messages == 0
+    assert [p.ts_ms for p in store.points] == [T0 + i for i in range(100)]
+    c.ledger.close()
+
+
 def test_full_spool_holds_acknowledgements_back_and_releases_them_when_the_store_returns(tmp_path):
     c, store, link, events = make_collector(tmp_path, spool_max_bytes=1024, max_batch_messages=10)
     store.up.clear()
