@@ -94,14 +94,19 @@ class DevicePoller:
         )
         self.filter = ChangeFilter(d.tags)
         self._last_status = 0.0
+        self._learned_at = time.monotonic()
 
     @property
     def reads(self) -> list[Read]:
         """The plan of a cycle in which every tag is due."""
         return self.plan.reads_for(self.plan.intervals)
 
-    async def run(self) -> None:
+    async def run(self, phase_s: float = 0.0) -> None:
+        """Poll until cancelled. ``phase_s`` delays the first cycle, so that a gateway can
+        spread its devices over the interval instead of sending every request at once."""
         intervals = self.plan.intervals
+        if phase_s > 0:
+            await asyncio.sleep(phase_s)
         now = time.monotonic()
         due_at = {i: now for i in intervals}
         while True:
@@ -125,6 +130,7 @@ class DevicePoller:
             for i in due:
                 due_at[i] = next_slot(due_at[i], i, now)
             self._maybe_status()
+            self._maybe_relearn(now)
             await asyncio.sleep(max(0.0, min(due_at.values()) - time.monotonic()))
 
     async def poll_once(self, due: list[float] | None = None) -> Values:
@@ -197,6 +203,17 @@ class DevicePoller:
             self._publish_status()
         else:
             self._maybe_status()
+
+    def _maybe_relearn(self, now: float) -> None:
+        if not (self.plan.breaks or self.plan.unreadable):
+            self._learned_at = now
+            return
+        if now - self._learned_at >= self.device.relearn_s:
+            log.info("plan_relearn device=%s breaks=%d unreadable=%s", self.device.name, len(self.plan.breaks),
+                     ",".join(sorted(self.plan.unreadable)) or "-")
+            self.plan.forgive()
+            self.health.unreadable_tags = []
+            self._learned_at = now
 
     def _maybe_status(self) -> None:
         if time.monotonic() - self._last_status >= self.device.status_interval_s:

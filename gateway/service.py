@@ -67,6 +67,10 @@ class Gateway:
             )
 
     async def run(self) -> None:
+        if not log.isEnabledFor(logging.DEBUG):
+            # pymodbus logs every timeout as an ERROR with a hex dump of the last frames;
+            # the pollers log each failure once, as an operator-readable line.
+            logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
         self._build_pollers()
         for p in self.pollers:
             d = p.device
@@ -77,8 +81,11 @@ class Gateway:
         self.forwarder.start()
         try:
             async with asyncio.TaskGroup() as group:
-                for p in self.pollers:
-                    group.create_task(p.run(), name=f"poll:{p.device.name}")
+                n = len(self.pollers)
+                for i, p in enumerate(self.pollers):
+                    # spread the devices' cycles over the interval: no burst of every request at once
+                    phase = p.device.poll_interval_s * i / n
+                    group.create_task(p.run(phase), name=f"poll:{p.device.name}")
                 group.create_task(self._status_loop(), name="status")
         finally:
             for link in self.links:

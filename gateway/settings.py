@@ -123,6 +123,9 @@ class DeviceSettings(BaseModel):
     max_bits_per_read: Annotated[int, Field(ge=1, le=2000)] = 2000
     max_gap: Annotated[int, Field(ge=0, le=124, description="unmapped registers a read may span")] = 8
     status_interval_s: Annotated[float, Field(ge=1, le=3600, description="health publish period")] = 10.0
+    relearn_s: Annotated[
+        float, Field(ge=10, description="forget refused addresses after this long (the PLC program may change)")
+    ] = 3600.0
     tags: Annotated[list[PolledTag], Field(min_length=1)]
 
     @model_validator(mode="before")

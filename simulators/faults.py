@@ -367,3 +367,46 @@ class NullModem:
                 os.close(fd)
             except OSError:
                 pass
+
+
+# ---------------------------------------------------------------------- command line
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m simulators.faults --upstream HOST:PORT --port N --schedule faults.yaml``:
+    put a misbehaving proxy in front of any Modbus TCP device (a simulator or a real PLC on
+    a test bench) to see how a gateway copes."""
+    import argparse
+
+    import yaml
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0] if main.__doc__ else None)
+    parser.add_argument("--upstream", required=True, help="HOST:PORT of the real device or simulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True, help="port the gateway connects to")
+    parser.add_argument("--schedule", help="YAML: faults: [{mode: silent, at_s: 10, for_s: 30, units: [2]}, ...]")
+    a = parser.parse_args(argv)
+    host, _, port = a.upstream.rpartition(":")
+    schedule = FaultSchedule()
+    if a.schedule:
+        with open(a.schedule, encoding="utf-8") as f:
+            schedule = FaultSchedule.model_validate(yaml.safe_load(f) or {})
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    async def run() -> None:
+        proxy = FaultProxy((host or "127.0.0.1", int(port)), schedule, listen=(a.host, a.port))
+        await proxy.start()
+        log.info("fault_proxy_listening port=%d upstream=%s faults=%d", proxy.port, a.upstream, len(schedule.faults))
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await proxy.stop()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

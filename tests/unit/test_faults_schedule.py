@@ -44,3 +44,13 @@ def test_frames():
     assert exception_frame(7, 1, 3, 2) == bytes([0, 7, 0, 0, 0, 3, 1, 0x83, 2])
     bad = malformed_frame(7, 1, 3)
     assert bad[7] == 3 and bad[8] == 20 and len(bad) - 9 < 20  # claims more bytes than it has
+
+
+def test_schedule_loads_from_yaml_shape():
+    import yaml
+
+    data = yaml.safe_load("faults:\n  - {mode: silent, at_s: 10, for_s: 30, units: [2]}\n"
+                          "  - {mode: illegal_address, addresses: [[5, 9]]}\n")
+    s = FaultSchedule.model_validate(data)
+    assert s.active(15, unit=2).mode is Mode.silent
+    assert s.active(15, unit=1).mode is Mode.illegal_address and s.faults[1].addresses == ((5, 9),)
