@@ -50,6 +50,7 @@ class Forwarder:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
+        self.client.on_connect_fail = self._on_connect_fail
         self.connected = threading.Event()
         self._wake = outbox.new_rows  # set by new rows, acks, connects and stop
         self._acks: deque[int] = deque()  # mids acknowledged, for the forwarder thread to settle
@@ -114,6 +115,11 @@ class Forwarder:
         self.publish_gateway_status()  # birth
         self.connected.set()
         self._wake.set()
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        # TCP refused, TLS handshake or certificate check failed: paho retries with backoff
+        log.error("mqtt_connect_failed broker=%s outbox_pending=%d hint=%s", self.settings.url, self.outbox.pending,
+                  "check the broker address, port, TLS (mqtts:// and ca_file) and firewall")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()

@@ -254,3 +254,76 @@ def test_birth_will_device_status_and_password_auth(tmp_path):
         plcs.stop()
         broker.stop()
     assert bad.returncode == 0
+
+
+def make_certs(d: Path) -> tuple[Path, Path, Path]:
+    """A private CA and a server certificate for 127.0.0.1, with openssl."""
+    openssl = find_binary(("openssl", "/usr/bin/openssl"))
+    if not openssl:
+        pytest.skip("openssl not installed")
+    d.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, cert = (d / n for n in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt"))
+    ext = d / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    for argv in (
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2",
+         "-subj", "/CN=test-ca"],
+        [openssl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+        [openssl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert,
+         "-days", "2", "-extfile", ext],
+    ):
+        subprocess.run([str(a) for a in argv], check=True, capture_output=True)
+    return ca, cert, key
+
+
+def test_tls_with_a_private_ca(tmp_path):
+    binary = find_binary(("mosquitto", "/usr/sbin/mosquitto"))
+    if not binary:
+        pytest.skip("mosquitto not installed")
+    ca, cert, key = make_certs(tmp_path / "pki")
+    workdir = tmp_path / "mosq"
+    workdir.mkdir()
+    port = free_port()
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\ncafile {ca}\ncertfile {cert}\n"
+                    f"keyfile {key}\nuser {getpass.getuser()}\nlog_type error\n")
+    broker = Mosquitto("mosquitto", [binary, "-c", str(conf)], port, workdir)
+    broker.start()
+    plcs = Plcs(["m1"], tmp_path / "served.jsonl")
+    sub = Subscriber.__new__(Subscriber)
+    sub.seqs, sub.samples, sub.status, sub.lock = {}, 0, {}, threading.Lock()
+    sub.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="tls-sub", protocol=mqtt.MQTTv311)
+    sub.client.tls_set(ca_certs=str(ca))
+    sub.client.on_connect = lambda c, u, f, rc, p: c.subscribe(telemetry_subscription(TENANT), 1)
+    sub.client.on_message = sub._on_message
+    sub.client.connect_async("127.0.0.1", port)
+    sub.client.loop_start()
+    untrusting = tmp_path / "untrusting"
+    untrusting.mkdir()
+    # without the private CA the broker's certificate must be refused: no data goes out
+    bad = start_gateway(_tls_config(untrusting, port, plcs.ports[0], "m2", None), untrusting / "gateway.log")
+    gw = start_gateway(_tls_config(tmp_path, port, plcs.ports[0], "m1", ca), tmp_path / "gateway.log")
+    try:
+        wait_until(lambda: sub.count("m1") >= 3, 30, "samples over TLS")
+        wait_until(lambda: "mqtt_connect_failed" in (untrusting / "gateway.log").read_text(), 20,
+                   "the untrusting gateway's failure logged")
+        assert sub.count("m2") == 0
+    finally:
+        for p in (gw, bad):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(20)
+        sub.close()
+        plcs.stop()
+        broker.stop()
+
+
+def _tls_config(d: Path, port: int, plc_port: int, name: str, ca: Path | None) -> Path:
+    path = write_config(d, port, [plc_port], [name])
+    config = yaml.safe_load(path.read_text())
+    config["mqtt"]["url"] = f"mqtts://127.0.0.1:{port}"
+    if ca is not None:
+        config["mqtt"]["ca_file"] = str(ca)
+    config["gateway"]["id"] = f"gw-{name}"
+    path.write_text(yaml.safe_dump(config))
+    return path
