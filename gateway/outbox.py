@@ -15,6 +15,8 @@ import json
 import logging
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +39,18 @@ class Row:
     machine: str  # "tenant/site/line/machine", enough to rebuild the topic even if the config changed
     ts: int
     values: dict
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT on an autocommit connection (rolled back on error)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -81,7 +95,7 @@ class Outbox:
         self.new_rows.set()
 
     def _drop_oldest(self, n: int) -> None:
-        with self._writer:  # one transaction: the rows and the counter move together
+        with _transaction(self._writer):  # the rows and the counter move together
             cur = self._writer.execute(
                 "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)", (n,)
             )
@@ -107,7 +121,7 @@ class Outbox:
     def delete(self, ids: list[int]) -> None:
         if not ids:
             return
-        with self._reader:
+        with _transaction(self._reader):  # one commit for the whole batch
             cur = self._reader.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
         with self._lock:
             self._count -= cur.rowcount if cur.rowcount >= 0 else len(ids)
