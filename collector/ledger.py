@@ -81,14 +81,19 @@ def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
 class Ledger:
     """Spool and dead letters; used by one thread (the collector's store thread)."""
 
-    def __init__(self, data_dir: Path, spool_max_bytes: int, dead_letter_max_payload_bytes: int) -> None:
+    def __init__(self, data_dir: Path, spool_max_bytes: int, dead_letter_max_payload_bytes: int,
+                 dead_letter_max_bytes: int | None = None) -> None:
         self.path = Path(data_dir) / DB_NAME
         self.spool_max_bytes = spool_max_bytes
         self.dead_letter_max_payload_bytes = dead_letter_max_payload_bytes
+        self.dead_letter_max_bytes = dead_letter_max_bytes
         self._conn = _connect(self.path)
         count, size = self._conn.execute("SELECT count(*), coalesce(sum(length(payload)), 0) FROM spool").fetchone()
         self.spool_messages: int = count
         self.spool_bytes: int = size
+        (self.dead_letter_bytes,) = self._conn.execute(
+            "SELECT coalesce(sum(length(payload)), 0) FROM dead_letters").fetchone()
+        self.dead_letters_pruned = 0
 
     # -- spool -----------------------------------------------------------------------------
     def spool_has_room(self, payload_bytes: int) -> bool:
@@ -131,7 +136,26 @@ class Ledger:
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
+                self.dead_letter_bytes += sum(len(r[4]) for r in rows)
+                self._prune_dead_letters()
         return len(rows)
+
+    def _prune_dead_letters(self) -> None:
+        """Past dead_letter_max_bytes of payload, the oldest letters go: a flood of garbage must not fill
+        the disk the spool needs. Counted in ``dead_letters_pruned``."""
+        limit = self.dead_letter_max_bytes
+        if limit is None or self.dead_letter_bytes <= limit:
+            return
+        excess = self.dead_letter_bytes - limit * 9 // 10  # prune to 90%, not one row per insert
+        cut_id, cut_bytes, cut_rows = None, 0, 0
+        for row_id, size in self._conn.execute("SELECT id, length(payload) FROM dead_letters ORDER BY id"):
+            cut_id, cut_bytes, cut_rows = row_id, cut_bytes + size, cut_rows + 1
+            if cut_bytes >= excess:
+                break
+        if cut_id is not None:
+            self._conn.execute("DELETE FROM dead_letters WHERE id <= ?", (cut_id,))
+            self.dead_letter_bytes -= cut_bytes
+            self.dead_letters_pruned += cut_rows
 
     def close(self) -> None:
         self._conn.close()

@@ -62,7 +62,8 @@ class Collector:
         self.subscribed = threading.Event()
         #: called by the store thread with the points of each live batch and the time they were stored
         self.on_stored: Callable[[Sequence[Point], float], None] | None = None
-        self.ledger = Ledger(self.data_dir, settings.spool_max_bytes, settings.dead_letter_max_payload_bytes)
+        self.ledger = Ledger(self.data_dir, settings.spool_max_bytes, settings.dead_letter_max_payload_bytes,
+                             settings.dead_letter_max_bytes)
         self.metrics.spool_messages.set(self.ledger.spool_messages)
         self.metrics.spool_bytes.set(self.ledger.spool_bytes)
         self._backoff = Backoff(settings.retry_initial_s, settings.retry_max_s)
@@ -222,9 +223,17 @@ class Collector:
                     if self._stopping.wait(1.0):
                         break
 
+    def _add_dead_letters(self, letters: list[DeadLetter]) -> None:
+        pruned = self.ledger.dead_letters_pruned
+        self.ledger.add_dead_letters(letters)
+        if self.ledger.dead_letters_pruned > pruned:
+            log.warning("dead_letters_pruned rows=%d total_pruned=%d: the oldest letters were deleted to stay under "
+                        "dead_letter_max_bytes=%d", self.ledger.dead_letters_pruned - pruned,
+                        self.ledger.dead_letters_pruned, self.settings.dead_letter_max_bytes)
+
     def _store(self, batch: Batch) -> None:
         if batch.dead:
-            self.ledger.add_dead_letters(batch.dead)
+            self._add_dead_letters(batch.dead)
         if batch.points:
             if not self.ledger.spool_messages and self._backoff.ready(time.monotonic()):
                 if self._write(batch.points, live=True, encoded=batch.encoded):
@@ -291,7 +300,7 @@ class Collector:
             if not self._write(points, live=False):
                 return
             if dead:
-                self.ledger.add_dead_letters(dead)
+                self._add_dead_letters(dead)
             self.ledger.spool_remove_through(head[-1].id, len(head), sum(len(m.payload) for m in head))
             drained += len(head)
             self.counters["drained"] += len(head)
@@ -361,7 +370,7 @@ class Collector:
             except ValueError:
                 payload = repr(p).encode()
             letters.append(DeadLetter(now, STORE_REJECTED, reason, telemetry_topic(p.machine), payload))
-        self.ledger.add_dead_letters(letters)
+        self._add_dead_letters(letters)
         self.counters[f"rejected_{STORE_REJECTED}"] += len(rejected)
         self.metrics.rejected.labels(STORE_REJECTED).inc(len(rejected))
         log.error("points_rejected_by_store count=%d first_reason=%r (kept in the dead letters)", len(rejected),

@@ -45,6 +45,10 @@ class CollectorSettings(BaseModel):
     dead_letter_max_payload_bytes: Annotated[int, Field(ge=0, le=1024 * 1024)] = Field(
         64 * 1024, description="raw payload bytes kept per dead letter (longer ones are truncated and marked)"
     )
+    dead_letter_max_bytes: Annotated[int, Field(ge=1024)] = Field(
+        256 * 1024 * 1024,
+        description="payload bytes kept in the dead letters; past it the oldest letters are deleted (logged)",
+    )
     retry_initial_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     retry_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
     metrics_host: str = Field("127.0.0.1", description="address of the Prometheus /metrics endpoint")

@@ -45,3 +45,15 @@ def test_dead_letters_keep_reason_topic_and_a_bounded_payload(tmp_path):
 def test_reading_before_any_collector_ran_is_empty(tmp_path):
     assert read_dead_letters(tmp_path / "nothing") == []
     assert spool_status(tmp_path / "nothing") == (0, 0)
+
+
+def test_dead_letters_past_their_byte_bound_lose_the_oldest_first(tmp_path):
+    ledger = Ledger(tmp_path, spool_max_bytes=10_000, dead_letter_max_payload_bytes=100, dead_letter_max_bytes=1000)
+    for i in range(30):
+        ledger.add_dead_letters([DeadLetter(i, "schema", "x", "t", bytes([65 + i % 26]) * 100)])
+    kept = read_dead_letters(tmp_path)
+    assert sum(len(d.payload) for d in kept) <= 1000
+    assert [d.received_ms for d in kept] == list(range(30 - len(kept), 30))  # the newest survive, in order
+    assert ledger.dead_letters_pruned == 30 - len(kept) > 0
+    ledger.close()
+    assert Ledger(tmp_path, 10_000, 100, 1000).dead_letter_bytes == sum(len(d.payload) for d in kept)
