@@ -48,6 +48,23 @@ def test_influxd_killed_and_restarted_mid_stream_loses_nothing(mosquitto, influx
     assert read_dead_letters(tmp_path / "outage") == []
 
 
+def test_full_spool_stops_acknowledging_and_the_broker_keeps_the_rest_until_influxd_returns(
+        mosquitto, influxd, tmp_path):
+    c, store = _collector(mosquitto, influxd, tmp_path, "pressure", spool_max_bytes=20_000)
+    store.ensure_database()
+    influxd.stop()
+    pub = Publisher(mosquitto.port, messages=400, samples=5, rate=400).start()
+    wait_until(lambda: c.metrics.backpressure._value.get() == 1, 30, "spool full: back-pressure")
+    pub.stop()  # every message reached the broker; most wait there, unacknowledged
+    assert c.ledger.spool_bytes <= 20_000 + 20 * 1000  # the bound plus at most one batch
+    assert c.counters["spooled"] < pub.messages
+    influxd.start()
+    wait_until(lambda: influx_points(influxd.url, "pressure") == pub.points, 60, "every published point stored")
+    wait_until(lambda: c.metrics.backpressure._value.get() == 0 and c.ledger.spool_messages == 0, 30,
+               "spool drained, acks flowing")
+    c.stop()
+
+
 def test_field_type_conflict_keeps_the_good_points_and_dead_letters_the_bad_one(mosquitto, influxd, tmp_path):
     m = MachineRef("acme", "plant-1", "line-a", "press-1")
     c, store = _collector(mosquitto, influxd, tmp_path, "conflict", batch_interval_s=1.0, max_batch_messages=30)
