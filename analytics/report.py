@@ -87,8 +87,10 @@ def period_report(store: TimeSeriesStore, machines: Sequence[MachineRef], policy
     if last < first:
         raise ReportError(f"last day {last} is before first day {first}")
     started = time.perf_counter()
-    # a night shift that starts on the last day ends the next morning: load one day more
-    start_ms, end_ms = local_midnight_ms(first, policy), local_midnight_ms(last + timedelta(days=2), policy)
+    # a night shift that starts on the last day ends the next morning: then load one day more
+    overnight = any(sh.start_min() + sh.length_min() > 1440 for sh in policy.shifts)
+    start_ms = local_midnight_ms(first, policy)
+    end_ms = local_midnight_ms(last + timedelta(days=2 if overnight else 1), policy)
     _scope(machines)
     data = load(store, machines, policy, start_ms, end_ms, progress, cache, refresh)
     starts = next(iter(data.values())).start_ms

@@ -65,7 +65,9 @@ def _counter(store: TimeSeriesStore, machine: MachineRef, tag: str, bits: int, b
         return out
     peak = dict(store.history(machine, tag, start, end, every, "max"))
     low = dict(store.history(machine, tag, start, end, every, "min"))
-    before = store.history(machine, tag, start - LOOKBACK_MS, start, LOOKBACK_MS, "last")
+    # the heartbeat puts a reading in the last hours; look further back only when there is none
+    before = store.history(machine, tag, start - 2 * every, start, 2 * every, "last") or store.history(
+        machine, tag, start - LOOKBACK_MS, start, LOOKBACK_MS, "last")
     prev = before[-1][1] if before and isinstance(before[-1][1], float) else None
     for ts, v in last:
         if not isinstance(v, float):

@@ -129,13 +129,12 @@ class SqliteStore:
         if agg not in AGGREGATES:
             raise ValueError(f"unknown aggregate {agg!r}; use one of {AGGREGATES}")
         series = self._read(
-            "SELECT id, EXISTS(SELECT 1 FROM samples WHERE series_id = series.id AND txt IS NOT NULL) "
-            "FROM series WHERE tenant=? AND site=? AND line=? AND machine=? AND tag=?",
+            "SELECT id FROM series WHERE tenant=? AND site=? AND line=? AND machine=? AND tag=?",
             (machine.tenant, machine.site, machine.line, machine.machine, tag),
         )
         if not series:
             return []
-        sid, has_text = series[0]
+        (sid,) = series[0]
         if every_ms <= 0:
             rows = self._read(
                 "SELECT ts, coalesce(num, txt) FROM samples WHERE series_id=? AND ts>=? AND ts<? ORDER BY ts",
@@ -149,6 +148,12 @@ class SqliteStore:
                 "WHERE series_id=:sid AND ts>=:start AND ts<:end GROUP BY bucket ORDER BY bucket"
             )
         else:
+            # Only the queried range is checked: scanning the whole series on every call made each
+            # history() as slow as the series is long (seconds for months of 1 s data).
+            (has_text,) = self._read(
+                "SELECT EXISTS(SELECT 1 FROM samples WHERE series_id=? AND ts>=? AND ts<? AND txt IS NOT NULL)",
+                (sid, start_ms, end_ms),
+            )[0]
             if has_text:
                 raise StoreRejected(f"tag {tag!r} holds text; only agg=last applies to it")
             sql = (
@@ -162,31 +167,53 @@ class SqliteStore:
         self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int, values: Sequence[float],
         stale_ms: int,
     ) -> list[ValueCount]:
+        """One ordered range scan of the primary key, tallied with numpy inside the store.
+
+        The same rules written as SQL (lag() window functions, GROUP BY) ran about twice as
+        slow on SQLite 3.40; the rows never leave this method.
+        """
+        import numpy as np
+
         if every_ms <= 0:
             raise ValueError("state_durations needs a bucket size every_ms > 0")
-        values = [float(v) for v in values]
-        if not values:
+        wanted = np.array([float(v) for v in values])
+        if not len(wanted):
             return []
-        marks = ",".join("?" * len(values))
-        sql = f"""
-            WITH x AS (
-                SELECT ts, num, lag(ts) OVER w AS pts, lag(num) OVER w AS pnum
-                FROM samples
-                WHERE series_id = (SELECT id FROM series WHERE tenant=? AND site=? AND line=? AND machine=? AND tag=?)
-                  AND ts >= ? AND ts <= ?
-                WINDOW w AS (ORDER BY ts)
-            )
-            SELECT bucket, value, sum(held), sum(runs) FROM (
-                SELECT ((ts - 1) / ?) * ? AS bucket, pnum AS value, min(ts - pts, ?) AS held, 0 AS runs
-                FROM x WHERE pts IS NOT NULL AND ts > ? AND pnum IN ({marks})
-                UNION ALL
-                SELECT (ts / ?) * ?, num, 0, 1
-                FROM x WHERE pnum IS NOT NULL AND num != pnum AND ts >= ? AND ts < ? AND num IN ({marks})
-            ) GROUP BY bucket, value ORDER BY bucket, value"""
+        series = self._read("SELECT id FROM series WHERE tenant=? AND site=? AND line=? AND machine=? AND tag=?",
+                            (machine.tenant, machine.site, machine.line, machine.machine, tag))
+        if not series:
+            return []
         every, stale = int(every_ms), int(stale_ms)
-        params = (machine.tenant, machine.site, machine.line, machine.machine, tag, start_ms - stale, end_ms,
-                  every, every, stale, start_ms, *values, every, every, start_ms, end_ms, *values)
-        return [ValueCount(int(b), float(v), int(h), int(r)) for b, v, h, r in self._read(sql, params)]
+        try:
+            cur = self._connect().execute(
+                "SELECT ts, num FROM samples WHERE series_id=? AND ts>=? AND ts<=? ORDER BY ts",
+                (series[0][0], start_ms - stale, end_ms),
+            )
+            parts = []
+            while rows := cur.fetchmany(250_000):
+                parts.append(np.array(rows, dtype=np.float64))
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
+        if not parts or sum(len(p) for p in parts) < 2:
+            return []
+        a = np.concatenate(parts)
+        ts, v = a[:, 0].astype(np.int64), a[:, 1]  # text rows have num NULL -> nan: matches no value
+        prev_v, t = v[:-1], ts[1:]
+        tallies: dict[tuple[int, float], list[int]] = {}
+        held_ok = (t > start_ms) & np.isin(prev_v, wanted)
+        held = np.minimum(t - ts[:-1], stale)[held_ok]
+        hb = ((t[held_ok] - 1) // every) * every
+        hv = prev_v[held_ok]
+        run_ok = (v[1:] != prev_v) & (t >= start_ms) & (t < end_ms) & np.isin(v[1:], wanted)
+        rb, rv = (t[run_ok] // every) * every, v[1:][run_ok]
+        for keys, weights, slot in ((np.stack([hb, hv]), held, 0), (np.stack([rb, rv]), None, 1)):
+            if not keys.shape[1]:
+                continue
+            uniq, inv = np.unique(keys, axis=1, return_inverse=True)
+            sums = np.bincount(inv.ravel(), weights=weights, minlength=uniq.shape[1])
+            for (bucket, value), total in zip(uniq.T.tolist(), sums.tolist()):
+                tallies.setdefault((int(bucket), float(value)), [0, 0])[slot] += int(round(total))
+        return [ValueCount(b, v_, h, r) for (b, v_), (h, r) in sorted(tallies.items())]
 
     def ping(self) -> None:
         self._read("SELECT 1")
