@@ -207,13 +207,16 @@ def gateway_scan(host: str, port: int, unit: int, transport: str, tables: str, r
 
 @cli.command()
 @CONFIG_OPTION
-def collector(config_path: Path) -> None:
+@click.option("--retire", is_flag=True,
+              help="Leave for good: unsubscribe, store what the broker still holds for this client id and the "
+                   "spool, then delete the broker session and exit (scale-in of a shared group).")
+def collector(config_path: Path, retire: bool) -> None:
     """Subscribe to telemetry and write it to the store (the 'collector', 'mqtt' and 'store' sections).
 
     Metrics at http://127.0.0.1:9464/metrics (collector.metrics_host/metrics_port); spool and
     dead letters in collector.data_dir (see 'smartfactory dead-letters').
     """
-    from collector.service import run_collector
+    from collector.service import retire_collector, run_collector
     from tsstore import open_store
 
     config = _load(config_path)
@@ -222,7 +225,10 @@ def collector(config_path: Path) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     settings = config.settings.collector
-    run_collector(settings, config.settings.mqtt, store, stop, settings.resolved_data_dir(config.base_dir))
+    data_dir = settings.resolved_data_dir(config.base_dir)
+    if retire:
+        sys.exit(0 if retire_collector(settings, config.settings.mqtt, store, stop, data_dir) else 1)
+    run_collector(settings, config.settings.mqtt, store, stop, data_dir)
 
 
 @cli.command("dead-letters")

@@ -50,7 +50,7 @@ DRAIN_CHUNK_BATCHES = 4
 
 class Collector:
     def __init__(self, settings: CollectorSettings, mqtt_settings: MqttSettings, store: TimeSeriesStore,
-                 data_dir: Path | None = None) -> None:
+                 data_dir: Path | None = None, retire: bool = False) -> None:
         self.settings = settings
         self.mqtt_settings = mqtt_settings
         self.store = store
@@ -60,6 +60,9 @@ class Collector:
         self.metrics = CollectorMetrics()
         self.metrics_port: int | None = None
         self.subscribed = threading.Event()
+        #: leave the (shared) subscription: store what the session still holds, take nothing new
+        self.retire = retire
+        self.last_message_at = time.monotonic()
         #: called by the store thread with the points of each live batch and the time they were stored
         self.on_stored: Callable[[Sequence[Point], float], None] | None = None
         self.ledger = Ledger(self.data_dir, settings.spool_max_bytes, settings.dead_letter_max_payload_bytes,
@@ -113,9 +116,16 @@ class Collector:
         if reason_code.is_failure:
             log.error("mqtt_connect_refused broker=%s reason=%s", self.mqtt_settings.url, reason_code)
             return
-        client.subscribe(self.topic, qos=1)
-        log.info("mqtt_subscribed broker=%s topic=%s session_present=%s", self.mqtt_settings.url, self.topic,
-                 flags.session_present)
+        if self.retire:
+            # The broker stops giving this session new messages; what it already holds for it
+            # (in flight or queued) is still delivered, stored and acknowledged.
+            client.unsubscribe(self.topic)
+            log.info("mqtt_retiring broker=%s topic=%s session_present=%s: unsubscribed, draining the session",
+                     self.mqtt_settings.url, self.topic, flags.session_present)
+        else:
+            client.subscribe(self.topic, qos=1)
+            log.info("mqtt_subscribed broker=%s topic=%s session_present=%s", self.mqtt_settings.url, self.topic,
+                     flags.session_present)
         self.subscribed.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -134,6 +144,7 @@ class Collector:
         """Classify one message and queue it for the batcher; never raises on any input."""
         ack = (mid, qos)
         received = now_ms()
+        self.last_message_at = time.monotonic()
         self.counters["received"] += 1
         self.metrics.received.inc()
         self.metrics.unacked.inc()
@@ -392,6 +403,50 @@ class Collector:
     def _spool_gauges(self) -> None:
         self.metrics.spool_messages.set(self.ledger.spool_messages)
         self.metrics.spool_bytes.set(self.ledger.spool_bytes)
+
+    def idle(self, quiet_s: float) -> bool:
+        """Nothing received for quiet_s, nothing unacknowledged, nothing spooled."""
+        return (self.subscribed.is_set() and time.monotonic() - self.last_message_at >= quiet_s
+                and self.metrics.unacked._value.get() == 0 and self.ledger.spool_messages == 0)
+
+
+def forget_session(settings: CollectorSettings, mqtt_settings: MqttSettings, timeout_s: float = 10.0) -> None:
+    """Connect once with clean_session=True under the collector's client id: the broker drops its session."""
+    done = threading.Event()
+    client = make_client(mqtt_settings, settings.client_id, clean_session=True)
+    client.on_connect = lambda c, u, f, rc, p: (done.set(), c.disconnect()) if not rc.is_failure else None
+    client.connect(mqtt_settings.host, mqtt_settings.port, mqtt_settings.keepalive_s)
+    client.loop_start()
+    try:
+        if not done.wait(timeout_s):
+            raise RuntimeError(f"broker {mqtt_settings.url} did not accept the clean-session connect")
+    finally:
+        client.loop_stop()
+
+
+def retire_collector(settings: CollectorSettings, mqtt_settings: MqttSettings, store: TimeSeriesStore,
+                     stop: threading.Event, data_dir: Path | None = None, quiet_s: float = 5.0) -> bool:
+    """Take a collector out of a shared group without losing what the broker holds for it.
+
+    Unsubscribe, store (and drain the spool of) everything still delivered to the session,
+    and once quiet for quiet_s, delete the session so the broker queues nothing more for
+    this client id. True when retired; False if stopped first (the session stays).
+    """
+    collector = Collector(settings, mqtt_settings, store, data_dir, retire=True)
+    collector.start()
+    try:
+        while not stop.wait(0.2):
+            if collector.idle(quiet_s):
+                break
+        else:
+            return False
+    finally:
+        collector.stop()
+        store.close()
+    forget_session(settings, mqtt_settings)
+    log.info("collector_retired client_id=%s received=%d written=%d: the broker holds no session for it any more",
+             settings.client_id, collector.counters["received"], collector.counters["written"])
+    return True
 
 
 def run_collector(settings: CollectorSettings, mqtt_settings: MqttSettings, store: TimeSeriesStore,

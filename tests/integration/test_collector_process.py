@@ -114,6 +114,37 @@ def test_two_collectors_share_one_subscription_and_every_message_is_stored(mosqu
             p.stop()
 
 
+def test_a_dead_group_member_holds_its_share_until_retired_then_nothing_is_lost(mosquitto, influxd, tmp_path):
+    configs = {name: write_config(tmp_path, name, mosquitto, influxd, "scalein", shared_group="collectors")
+               for name in ("c-in-1", "c-in-2")}
+    keeper, leaver = (CollectorProcess(configs[n], n) for n in configs)
+    try:
+        keeper.start()
+        leaver.start()
+        pub = Publisher(mosquitto.port, messages=300, samples=5, rate=300).start()
+        wait_until(lambda: leaver.metric("collector_messages_received_total") >= 20, 30, "the leaver is taking part")
+        leaver.kill()
+        pub.stop()
+        # the broker keeps the dead member's share for its session: not stored yet, not lost
+        wait_until(lambda: keeper.metric("collector_messages_received_total") + 20 < pub.messages
+                   and influx_points(influxd.url, "scalein") < pub.points, 5, "a share waiting for the dead member")
+        retire = subprocess.run([*SMARTFACTORY, "collector", "--retire", "--config", str(configs["c-in-2"])],
+                                capture_output=True, text=True, timeout=120)
+        assert retire.returncode == 0, retire.stderr[-3000:]
+        assert "collector_retired" in retire.stderr
+        wait_until(lambda: influx_points(influxd.url, "scalein") == pub.points, 30, "the dead member's share stored")
+        # after retirement the broker gives everything to the remaining member
+        before = keeper.metric("collector_messages_received_total")
+        more = Publisher(mosquitto.port, messages=50, samples=5, rate=300)
+        more.start()
+        more.stop()
+        wait_until(lambda: keeper.metric("collector_messages_received_total") == before + 50, 30,
+                   "all new messages to the remaining member")
+    finally:
+        keeper.stop()
+        leaver.stop()
+
+
 def test_dead_letters_command_shows_the_bad_inputs_with_their_reasons(mosquitto, influxd, tmp_path):
     config = write_config(tmp_path, "c-dl", mosquitto, influxd, "deadletters")
     proc = CollectorProcess(config, "c-dl").start()
