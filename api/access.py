@@ -22,6 +22,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.routing import APIRoute
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from api.credentials import TOKEN_PREFIX, secret_digest
 from api.plantdb import ApiToken, PlantDb, Role, Tenant, User, WebSession
@@ -85,11 +86,44 @@ def resolve(plant: PlantDb, cookie: str | None, authorization: str | None) -> Pr
         return principal_for_user(user)
 
 
-def authorise(request: Request) -> None:
+class PrincipalCache:
+    """Resolved callers for a few seconds, so a dashboard's requests do not each query the user tables.
+
+    A logout or a revoked token takes effect within ``ttl_s`` on other requests of the
+    same secret; the logout request itself drops its entry at once.
+    """
+
+    def __init__(self, ttl_s: float = 5.0) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[tuple[str | None, str | None], tuple[float, Principal]] = {}
+
+    def get(self, plant: PlantDb, cookie: str | None, authorization: str | None) -> Principal | None:
+        key = (cookie, authorization)
+        hit = self._entries.get(key)
+        now = time.monotonic()
+        if hit and now - hit[0] < self.ttl_s:
+            return hit[1]
+        principal = resolve(plant, cookie, authorization)
+        if principal is None:
+            self._entries.pop(key, None)
+        else:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[key] = (now, principal)
+        return principal
+
+    def forget(self, cookie: str | None) -> None:
+        for key in [k for k in self._entries if k[0] == cookie]:
+            self._entries.pop(key, None)
+
+
+async def authorise(request: Request) -> None:
     if _is_public(request):
         return
     plant: PlantDb = request.app.state.plant
-    principal = resolve(plant, request.cookies.get(SESSION_COOKIE), request.headers.get("authorization"))
+    cache: PrincipalCache = request.app.state.principals
+    principal = await run_in_threadpool(cache.get, plant, request.cookies.get(SESSION_COOKIE),
+                                        request.headers.get("authorization"))
     if principal is None:
         raise HTTPException(status_code=401, detail="log in first (POST /api/v1/auth/login) or send "
                                                     "'Authorization: Bearer <API token>'",

@@ -138,6 +138,7 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
     app.state.settings = settings
     app.state.alarms = engine
     app.state.snapshots = SnapshotCache(plant, store, stale_ms)
+    app.state.principals = access.PrincipalCache()
 
     @app.exception_handler(StoreUnavailable)
     async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
@@ -207,6 +208,7 @@ def _session_routes(settings: ApiSettings) -> APIRouter:
     @r.post("/auth/logout")
     def logout(request: Request, response: Response, plant: PlantDep) -> dict:
         cookie = request.cookies.get(access.SESSION_COOKIE)
+        request.app.state.principals.forget(cookie)
         if cookie:
             with plant.session() as s, s.begin():
                 for row in s.scalars(select(WebSession).filter_by(token_hash=secret_digest(cookie))):
@@ -219,7 +221,8 @@ def _session_routes(settings: ApiSettings) -> APIRouter:
         return _me(principal)
 
     @r.patch("/me")
-    def update_me(body: MeUpdate, principal: CurrentPrincipal, plant: PlantDep) -> dict:
+    def update_me(body: MeUpdate, request: Request, principal: CurrentPrincipal, plant: PlantDep) -> dict:
+        request.app.state.principals.forget(request.cookies.get(access.SESSION_COOKIE))
         with plant.session() as s, s.begin():
             user = s.scalars(select(User).filter_by(username=principal.username)).one()
             user.language = body.language

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from analytics.counters import counter_deltas
-from analytics.states import UNKNOWN, Interval, coverage, state_intervals, time_in_state
+from analytics.states import UNKNOWN, Interval, state_intervals, time_in_state
 
 # State register values (simulators/press.py MachineState; the press PLC's map).
 IDLE, LOADING, PROCESSING, UNLOADING, FAULT, PLANNED_STOP = range(6)
@@ -121,18 +121,7 @@ def oee_estimate(intervals: list[Interval], good: int, scrap: int, ideal_cycle_s
     PBT is the window minus planned stops; time without data stays in PBT (as not
     producing) and is reported as coverage, rather than silently dropped.
     """
-    totals = time_in_state(intervals)
-    window = sum(totals.values())
-    pbt = window - totals.get(PLANNED_STOP, 0)
-    apt = sum(totals.get(s, 0) for s in RUNNING_STATES)
-    produced = good + scrap
-    availability = apt / pbt if pbt > 0 else None
-    performance = (ideal_cycle_s * 1000 * produced / apt) if apt > 0 else None
-    quality = good / produced if produced > 0 else None
-    parts = (availability, performance, quality)
-    oee = parts[0] * parts[1] * parts[2] if all(p is not None for p in parts) else None  # type: ignore[operator]
-    return OeeEstimate(availability, performance, quality, oee, coverage(intervals), pbt / 1000, apt / 1000,
-                       totals.get(UNKNOWN, 0) / 1000)
+    return oee_from_totals(time_in_state(intervals), good, scrap, ideal_cycle_s)
 
 
 @dataclass(frozen=True)
@@ -171,3 +160,114 @@ def input_trend(buckets: dict[int, tuple[float, int]]) -> list[dict]:
     return [{"ts": start, "input_s": round(secs, 1), "parts": parts,
              "input_s_per_part": round(secs / parts, 1) if parts else None}
             for start, (secs, parts) in sorted(buckets.items())]
+
+
+def add_sample(runs: list[list[int]], ts: int, state: int, stale_ms: int) -> None:
+    """Fold one state sample (in time order) into runs of [first ts, last ts, state].
+
+    A run continues while the state repeats and samples are at most ``stale_ms`` apart, so
+    runs hold exactly what ``state_intervals`` needs, in a fraction of the samples.
+    """
+    if runs and runs[-1][2] == state and ts - runs[-1][1] <= stale_ms:
+        if ts > runs[-1][1]:
+            runs[-1][1] = ts
+        return
+    runs.append([ts, ts, state])
+
+
+def runs_to_intervals(runs: list[list[int]], window: tuple[int, int], stale_ms: int) -> list[Interval]:
+    """The same intervals ``analytics.states.state_intervals`` gives for the samples behind the runs."""
+    start, end = window
+    out: list[Interval] = []
+
+    def emit(a: int, b: int, state: int) -> None:
+        a, b = max(a, start), min(b, end)
+        if b <= a:
+            return
+        if out and out[-1].state == state and out[-1].end_ms == a:
+            out[-1] = Interval(out[-1].start_ms, b, state)
+        else:
+            out.append(Interval(a, b, state))
+
+    cursor = start
+    for i, (first, last, state) in enumerate(runs):
+        if first >= end:
+            break
+        nxt = runs[i + 1][0] if i + 1 < len(runs) else end
+        valid_until = min(nxt, last + stale_ms, end)
+        if valid_until <= start:
+            continue
+        emit(cursor, first, UNKNOWN)
+        emit(first, valid_until, state)
+        cursor = max(cursor, valid_until)
+    emit(cursor, end, UNKNOWN)
+    return out
+
+
+def _run_spans(runs: list[list[int]], window: tuple[int, int], stale_ms: int):
+    """Per run, the clipped span [a, b) its state holds inside the window (vectorised)."""
+    import numpy as np
+
+    start, end = window
+    if not runs:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    arr = np.asarray(runs, dtype=np.int64)
+    first, last, state = arr[:, 0], arr[:, 1], arr[:, 2]
+    nxt = np.append(first[1:], end)
+    valid = np.minimum(np.minimum(nxt, last + stale_ms), end)
+    a = np.maximum(first, start)
+    b = np.maximum(np.minimum(valid, end), a)
+    return a, b, state
+
+
+def run_totals(runs: list[list[int]], window: tuple[int, int], stale_ms: int) -> dict[int, int]:
+    """Time in each state inside the window, UNKNOWN for the rest: ``time_in_state`` without building intervals."""
+    import numpy as np
+
+    a, b, state = _run_spans(runs, window, stale_ms)
+    dur = b - a
+    totals: dict[int, int] = {}
+    if dur.size:
+        for s in np.unique(state):
+            ms = int(dur[state == s].sum())
+            if ms:
+                totals[int(s)] = ms
+    unknown = (window[1] - window[0]) - int(dur.sum())
+    if unknown:
+        totals[UNKNOWN] = unknown
+    return totals
+
+
+def known_ms_per_bucket(runs: list[list[int]], window: tuple[int, int], stale_ms: int,
+                        bucket_starts: list[int], every_ms: int) -> dict[int, int]:
+    a, b, _ = _run_spans(runs, window, stale_ms)
+    out = {}
+    for t in bucket_starts:
+        lo, hi = max(t, window[0]), min(t + every_ms, window[1])
+        out[t] = int((b.clip(lo, hi) - a.clip(lo, hi)).sum()) if hi > lo and a.size else 0
+    return out
+
+
+def current_state(runs: list[list[int]], now_ms: int, window_start_ms: int, stale_ms: int) -> StateNow:
+    """The state now, since when (the start of its run), or None when the last sample is stale."""
+    if not runs or now_ms - runs[-1][1] > stale_ms:
+        return StateNow(None, runs[-1][1] + stale_ms if runs else None, False)
+    first, _, state = runs[-1]
+    return StateNow(state, max(first, window_start_ms), first <= window_start_ms)
+
+
+def oee_from_totals(totals: dict[int, int], good: int, scrap: int, ideal_cycle_s: float) -> OeeEstimate:
+    """ISO 22400 as in ``oee_estimate``, from time-in-state totals (UNKNOWN included)."""
+    window = sum(totals.values())
+    pbt = window - totals.get(PLANNED_STOP, 0)
+    apt = sum(totals.get(s, 0) for s in RUNNING_STATES)
+    produced = good + scrap
+    availability = apt / pbt if pbt > 0 else None
+    performance = (ideal_cycle_s * 1000 * produced / apt) if apt > 0 else None
+    quality = good / produced if produced > 0 else None
+    parts = (availability, performance, quality)
+    oee = parts[0] * parts[1] * parts[2] if all(p is not None for p in parts) else None  # type: ignore[operator]
+    known = window - totals.get(UNKNOWN, 0)
+    return OeeEstimate(availability, performance, quality, oee, known / window if window else 0.0, pbt / 1000,
+                       apt / 1000, totals.get(UNKNOWN, 0) / 1000)

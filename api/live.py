@@ -71,38 +71,112 @@ def alarms_of(plant: PlantDb, tenant: str, statuses: tuple[str, ...] = ("active"
         return out
 
 
-def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict], now_ms: int, stale_ms: int) -> dict:
+class MachineFeed:
+    """One machine's samples as the dashboard needs them, kept in memory and topped up.
+
+    A full read of the window (shift, today, the trend's hours) happens on the first
+    refresh and then every ``reload_ms``; in between, each refresh folds in only the
+    machine's newest values (``store.latest``, one indexed lookup). Range reads are kept
+    rare on purpose: the SQLite backend's ``history`` scans the whole series once per
+    call, which at 30 days of 1 s samples costs far more than the dashboard may.
+    Between full reads a state shorter than the refresh interval can be missed and the
+    hourly input trend is as old as the last full read; the full read corrects both, and
+    also folds in data that arrived late (a gateway forwarding its buffer after an outage).
+    """
+
+    def __init__(self, ref: MachineRef, stale_ms: int, reload_ms: int = 300_000) -> None:
+        self.ref, self.stale_ms, self.reload_ms = ref, stale_ms, reload_ms
+        self.loaded_from: int | None = None
+        self.loaded_at = 0
+        self.last_ts: int | None = None
+        self.runs: list[list[int]] = []
+        self.counters: dict[str, dict[int, float]] = {GOOD_TAG: {}, SCRAP_TAG: {}}  # minute → last reading
+        self.inputs: dict[int, float] = {}  # hour → mean of the material-input signal
+
+    def refresh(self, store: TimeSeriesStore, need_from: int, now_ms: int) -> None:
+        full = self.loaded_from is None or need_from < self.loaded_from or now_ms - self.loaded_at > self.reload_ms
+        if full:
+            self._load(store, need_from, now_ms)
+        else:
+            self._top_up(store)
+        self._trim(need_from)
+
+    def _load(self, store: TimeSeriesStore, need_from: int, now_ms: int) -> None:
+        self.runs, self.last_ts = [], None
+        self.counters = {GOOD_TAG: {}, SCRAP_TAG: {}}
+        self.inputs = {}
+        self.loaded_from, self.loaded_at = need_from, now_ms
+        for ts, v in store.history(self.ref, STATE_TAG, need_from, now_ms + 1, 0):
+            if not isinstance(v, str):
+                ld.add_sample(self.runs, ts, int(v), self.stale_ms)
+                self.last_ts = ts
+        for tag, buckets in self.counters.items():
+            for ts, v in store.history(self.ref, tag, need_from, now_ms + 1, MINUTE, "last"):
+                if not isinstance(v, str):
+                    buckets[ts] = float(v)
+        for ts, v in store.history(self.ref, INPUT_TAG, (need_from // HOUR) * HOUR, now_ms + 1, HOUR, "mean"):
+            self.inputs[ts] = float(v)
+
+    def _top_up(self, store: TimeSeriesStore) -> None:
+        latest = store.latest(self.ref)
+        state = latest.get(STATE_TAG)
+        if state is not None and not isinstance(state.value, str) and (self.last_ts is None
+                                                                       or state.ts_ms > self.last_ts):
+            ld.add_sample(self.runs, state.ts_ms, int(state.value), self.stale_ms)
+            self.last_ts = state.ts_ms
+        for tag, buckets in self.counters.items():
+            lv = latest.get(tag)
+            if lv is not None and not isinstance(lv.value, str):
+                buckets[(lv.ts_ms // MINUTE) * MINUTE] = float(lv.value)
+
+    def _trim(self, need_from: int) -> None:
+        """Forget what no window needs any more (keeping one earlier bucket as a counter baseline)."""
+        keep = 0
+        while keep + 1 < len(self.runs) and self.runs[keep][1] + self.stale_ms < need_from:
+            keep += 1
+        del self.runs[:keep]
+        for buckets in self.counters.values():
+            for ts in [t for t in buckets if t < need_from - MINUTE]:
+                del buckets[ts]
+        self.loaded_from = max(self.loaded_from or need_from, need_from - MINUTE)
+
+    def counter(self, tag: str) -> tuple[list[int], list[float]]:
+        items = sorted(self.counters[tag].items())
+        return [t for t, _ in items], [v for _, v in items]
+
+
+def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict], now_ms: int, stale_ms: int,
+                   feeds: dict[str, MachineFeed] | None = None) -> dict:
+    feeds = feeds if feeds is not None else {}
     shift = ld.current_shift(model.shifts, model.tz, now_ms)
     day0 = ld.day_start_ms(model.tz, now_ms)
     shift_end = min(shift.end_ms, now_ms) if shift else now_ms
     trend_from = (now_ms // HOUR) * HOUR - 7 * HOUR
-    state_from = min(shift.start_ms if shift else now_ms - HOUR, trend_from)
-    count_from = min(day0, shift.start_ms if shift else day0, trend_from) - HOUR
+    tile_from = min(shift.start_ms if shift else now_ms - HOUR, trend_from)
+    need_from = min(day0, tile_from) - HOUR  # one hour before: a counter baseline, and the state before
     tiles, trend_acc = [], {}
-    line_good = line_scrap = 0
-    line_target = 0
+    line_good = line_target = 0
     oee_inputs = []
+    planned_today_ms = ld.planned_ms(model.shifts, model.tz, day0, now_ms)
     for slug, name, ideal_s in model.machines:
         ref = MachineRef(model.tenant, model.site, model.line, slug)
-        st = store.history(ref, STATE_TAG, state_from, now_ms + 1, 0)
-        ts, vals = [t for t, _ in st], [v for _, v in st]
-        tile_iv = ld.intervals_for(ts, vals, state_from, now_ms, stale_ms)
-        now_state = ld.state_now(tile_iv, state_from)
-        good = store.history(ref, GOOD_TAG, count_from, now_ms + 1, MINUTE, "last")
-        scrap = store.history(ref, SCRAP_TAG, count_from, now_ms + 1, MINUTE, "last")
-        gts, gv = [t for t, _ in good], [float(v) for _, v in good]
-        sts, sv = [t for t, _ in scrap], [float(v) for _, v in scrap]
+        feed = feeds.get(slug)
+        if feed is None:
+            feed = feeds[slug] = MachineFeed(ref, stale_ms)
+        feed.refresh(store, need_from, now_ms)
+        now_state = ld.current_state(feed.runs, now_ms, tile_from, stale_ms)
+        gts, gv = feed.counter(GOOD_TAG)
+        sts, sv = feed.counter(SCRAP_TAG)
         count_today, corrections = ld.count_since(gts, gv, day0)
-        planned_today_ms = ld.planned_ms(model.shifts, model.tz, day0, now_ms)
         target = int(planned_today_ms / 1000 // ideal_s) if ideal_s > 0 else None
         oee = None
         if shift:
-            iv = ld.intervals_for(ts, vals, shift.start_ms, shift_end, stale_ms)
+            totals = ld.run_totals(feed.runs, (shift.start_ms, shift_end), stale_ms)
             g, _ = ld.count_since(gts, gv, shift.start_ms)
             sc, _ = ld.count_since(sts, sv, shift.start_ms)
-            oee = ld.oee_estimate(iv, g, sc, ideal_s)
-            oee_inputs.append((iv, g, sc, ideal_s))
-        last_seen = ts[-1] if ts else None
+            oee = ld.oee_from_totals(totals, g, sc, ideal_s)
+            oee_inputs.append((totals, g, sc, ideal_s))
+        last_seen = feed.last_ts
         tiles.append({
             "machine": slug, "name": name, "state": now_state.state, "state_since_ms": now_state.since_ms,
             "state_since_is_lower_bound": now_state.since_is_lower_bound,
@@ -112,11 +186,13 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
         })
         line_good += count_today
         line_target += target or 0
-        # material input trend: hourly mean of the 0/1 input signal, parts from the counter
-        inp = store.history(ref, INPUT_TAG, trend_from, now_ms + 1, HOUR, "mean")
-        for t, mean in inp:
+        # material input trend: hourly mean of the 0/1 input signal over the time with data; parts per hour
+        hours = [t for t in feed.inputs if t >= trend_from]
+        known = ld.known_ms_per_bucket(feed.runs, (trend_from, now_ms), stale_ms, hours, HOUR)
+        for t in hours:
+            mean = feed.inputs[t]
             parts, _ = _parts_in(gts, gv, t, t + HOUR)
-            secs = ld.input_seconds(float(mean), ld.known_ms_in(tile_iv, t, t + HOUR))
+            secs = ld.input_seconds(mean, known[t])
             acc_secs, acc_parts = trend_acc.get(t, (0.0, 0))
             trend_acc[t] = (acc_secs + secs, acc_parts + parts)
     trend = ld.input_trend(trend_acc)
@@ -143,13 +219,16 @@ def _line_oee(inputs: list) -> dict | None:
     """Line OEE: the machines' time and parts pooled, so each machine weighs by its planned time."""
     if not inputs:
         return None
-    merged = [iv for ivs, *_ in inputs for iv in ivs]
+    merged: dict[int, int] = {}
+    for totals, *_ in inputs:
+        for state, ms in totals.items():
+            merged[state] = merged.get(state, 0) + ms
     good = sum(g for _, g, _, _ in inputs)
     scrap = sum(sc for _, _, sc, _ in inputs)
     produced = good + scrap
     # standard-time output Σ(ideal cycle × count) keeps machines with different cycle times comparable
     std_s = sum(ideal * (g + sc) for _, g, sc, ideal in inputs)
-    est = ld.oee_estimate(merged, good, scrap, std_s / produced if produced else 0.0)
+    est = ld.oee_from_totals(merged, good, scrap, std_s / produced if produced else 0.0)
     return est.as_dict()
 
 
@@ -157,6 +236,7 @@ class SnapshotCache:
     def __init__(self, plant: PlantDb, store: TimeSeriesStore, stale_ms: int, ttl_s: float = 1.0) -> None:
         self.plant, self.store, self.stale_ms, self.ttl_s = plant, store, stale_ms, ttl_s
         self._entries: dict[tuple[str, str, str], tuple[float, dict]] = {}
+        self._feeds: dict[tuple[str, str, str], dict[str, MachineFeed]] = {}
         self._locks: dict[tuple[str, str, str], threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -164,15 +244,25 @@ class SnapshotCache:
         key = (tenant, site, line)
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
-        with lock:  # one computation per line at a time; the others wait and share it
+        hit = self._entries.get(key)
+        if hit and time.monotonic() - hit[0] < self.ttl_s:
+            return hit[1]
+        # one computation per line at a time; while it runs (a full reload can take seconds),
+        # the other viewers get the previous snapshot instead of waiting
+        if not lock.acquire(blocking=hit is None):
+            return hit[1]  # type: ignore[index]
+        try:
             hit = self._entries.get(key)
             if hit and time.monotonic() - hit[0] < self.ttl_s:
                 return hit[1]
             model = load_line(self.plant, tenant, site, line)
             alarms = alarms_of(self.plant, tenant, line=(site, line))
-            snap = build_snapshot(model, self.store, alarms, int(time.time() * 1000), self.stale_ms)
+            feeds = self._feeds.setdefault(key, {})
+            snap = build_snapshot(model, self.store, alarms, int(time.time() * 1000), self.stale_ms, feeds)
             self._entries[key] = (time.monotonic(), snap)
             return snap
+        finally:
+            lock.release()
 
     def invalidate(self, tenant: str) -> None:
         for key in [k for k in self._entries if k[0] == tenant]:

@@ -6,10 +6,12 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from api import linedash as ld
 from api.live import LineModel, build_snapshot
-from analytics.states import UNKNOWN, Interval
+from analytics.states import UNKNOWN, Interval, state_intervals, time_in_state
 from plant import MachineRef
 from tsstore import Point
 from tsstore.sqlite import SqliteStore
@@ -117,3 +119,44 @@ def test_snapshot_from_a_store(tmp_path):
     assert snap["shift"]["name"] == "day" and snap["count_today"] == 54
     assert snap["oee"]["coverage"] < 0.1  # ten minutes of data in a four-hour shift
     assert snap["material_input"][-1]["input_s"] == pytest.approx(300, abs=2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 5000), st.integers(0, 5)), max_size=40), st.integers(0, 30_000),
+       st.integers(1, 30_000), st.integers(1, 3000))
+def test_runs_give_the_same_intervals_and_totals_as_the_samples(steps, start, span, stale):
+    """The dashboard keeps runs instead of samples; it must not change a single interval."""
+    ts, states, t = [], [], 0
+    for gap, s in steps:
+        t += gap
+        ts.append(t)
+        states.append(s)
+    runs: list[list[int]] = []
+    for x, s in zip(ts, states):
+        ld.add_sample(runs, x, s, stale)
+    window = (start, start + span)
+    expected = state_intervals(ts, states, window, stale)
+    assert ld.runs_to_intervals(runs, window, stale) == expected
+    assert ld.run_totals(runs, window, stale) == time_in_state(expected)
+    hour = 5000
+    buckets = list(range((start // hour) * hour, start + span, hour))
+    known = ld.known_ms_per_bucket(runs, window, stale, buckets, hour)
+    assert known == {b: ld.known_ms_in(expected, b, b + hour) for b in buckets}
+
+
+def test_incremental_snapshot_equals_a_fresh_one(tmp_path):
+    store = SqliteStore(tmp_path / "s.db")
+    now = _ms(2026, 11, 24, 10)
+    m1 = MachineRef("acme", "s", "l", "m1")
+    pts = [Point(m1, now - 300_000 + i * 1000, {"state": (i // 7) % 4, "good_count": i // 14, "scrap_count": 0,
+                                                 "material_input": int((i // 7) % 4 == 1)}) for i in range(300)]
+    model = LineModel("acme", "s", "l", "Line", SEOUL, [DAY, NIGHT], [("m1", "M1", 10.0)])
+    feeds: dict = {}
+    store.write(pts[:200])
+    build_snapshot(model, store, [], now - 100_000, 10_000, feeds)
+    for k in range(200, 300):  # one new sample per refresh, as a watched dashboard sees them
+        store.write([pts[k]])
+        incremental = build_snapshot(model, store, [], now - 300_000 + k * 1000 + 1, 10_000, feeds)
+    fresh = build_snapshot(model, store, [], now - 300_000 + 299 * 1000 + 1, 10_000)
+    for key in ("count_today", "oee", "machines"):
+        assert incremental[key] == fresh[key], key
