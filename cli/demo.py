@@ -16,12 +16,15 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
 import yaml
 
 from simulators.press import PRESS_TAGS
+
+HISTORY_UTC_OFFSET_H = 9  # the demo plant is in Korea
 
 TENANT, SITE, LINE = "hanil-autoparts", "changwon-1", "press-line-1"
 MACHINES = ("press-1", "press-2", "press-3")
@@ -44,6 +47,7 @@ class DemoOptions:
     speed: float
     served_log: Path | None = None
     poll_interval_s: float = 1.0
+    history_days: float = 28.0  # backfilled before the live part; the rollout falls in the middle
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -71,11 +75,7 @@ def build_config(opts: DemoOptions, broker_port: int | None, plc_ports: list[int
             "host": "127.0.0.1",
             "speed": opts.speed,
             **({"served_log": str(opts.served_log.resolve())} if opts.served_log else {}),
-            "machines": [
-                # press-1 starts near the top of its uint16 counter so the wrap shows early
-                {"name": name, "port": port, "seed": i + 1, "initial_good_count": 65500 if i == 0 else 0}
-                for i, (name, port) in enumerate(zip(MACHINES, plc_ports))
-            ],
+            "scenario": SCENARIO_FILE,  # written beside this file by build_scenario
         },
         "gateway": {
             "id": GATEWAY_ID,
@@ -139,6 +139,48 @@ def seed_plant(data_dir: Path) -> None:
         plant.close()
 
 
+SCENARIO_FILE = "demo-scenario.yaml"
+
+
+def build_scenario(opts: DemoOptions, plc_ports: list[int], now: float) -> dict:
+    """The demo line as a scenario: its history is backfilled, then the same timelines go live.
+
+    Three shifts every day (so the line moves whenever the demo is started), the press
+    line's parameters and its rollout (material input -75%) in the middle of the history.
+    """
+    tz = timezone(timedelta(hours=HISTORY_UTC_OFFSET_H))
+    today = datetime.fromtimestamp(now, tz).date()
+    days = max(int(round(opts.history_days)), 0)
+    start = today - timedelta(days=days)
+    every = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    scenario: dict = {
+        "tenant": TENANT, "site": SITE, "description": "smartfactory demo press line", "seed": 1,
+        "start": start.isoformat(), "days": max(days, 1), "host": "127.0.0.1",
+        "calendar": {
+            "utc_offset_hours": HISTORY_UTC_OFFSET_H,
+            "shifts": [{"start": "06:00", "end": "14:00", "days": every},
+                       {"start": "14:00", "end": "22:00", "days": every},
+                       {"start": "22:00", "end": "06:00", "days": every}],
+            "breaks": [{"start": "10:00", "minutes": 10}, {"start": "18:00", "minutes": 10},
+                       {"start": "02:00", "minutes": 10}],
+            "cleaning_minutes": 10,
+        },
+        "lines": [{"name": LINE, "machines": [
+            {"name": name, "kind": "press", "port": port, "params": {"load_s": 4.2, "process_s": 19.0},
+             # the walking skeleton's map, which the gateway config below reads
+             "register_map": [t.model_dump(mode="json", exclude_defaults=True) for t in PRESS_TAGS],
+             # press-1 starts high so its uint16 counter wraps; press-2's PLC restarted once
+             **({"initial_good_count": 60000} if i == 0 else {}),
+             **({"restarts": [f"{(start + timedelta(days=days // 3)).isoformat()}T10:00:00+09:00"]}
+                if i == 1 and days >= 3 else {})}
+            for i, (name, port) in enumerate(zip(MACHINES, plc_ports))]}],
+    }
+    if days >= 2:
+        scenario["rollout"] = {"date": (start + timedelta(days=days // 2)).isoformat(), "commissioning_days": 1,
+                               "changes": {"material_input_time": "-75%"}}
+    return scenario
+
+
 class Child:
     def __init__(self, name: str, argv: list[str], log_dir: Path) -> None:
         self.name = name
@@ -192,6 +234,9 @@ def run_demo(opts: DemoOptions) -> int:
     plc_ports = [free_port() for _ in MACHINES]
     config_path = data_dir / "smartfactory.yaml"
     config_path.write_text(yaml.safe_dump(build_config(opts, broker_port, plc_ports), sort_keys=False))
+    now = time.time()
+    scenario = build_scenario(opts, plc_ports, now)
+    (data_dir / SCENARIO_FILE).write_text(yaml.safe_dump(scenario, sort_keys=False))
     seed_plant(data_dir)
 
     me = [sys.executable, "-m", "cli.main"]
@@ -217,6 +262,13 @@ def run_demo(opts: DemoOptions) -> int:
         start("gateway", "gateway", "run", *cfg)
         url = f"http://{opts.host}:{opts.port}"
         _wait(lambda: _healthy(url), "API", children)
+        # History up to the moment the live part took over, written beside the live data
+        # while the live part runs (a one-shot child: its exit does not stop the demo).
+        backfill = None
+        if "rollout" in scenario and opts.history_days > 0:
+            end = datetime.fromtimestamp(now, timezone.utc).isoformat()
+            backfill = start("backfill", "backfill", str(data_dir / SCENARIO_FILE), "--end", end, *cfg,
+                             "--truth", str(data_dir / "ground-truth"))
         print(
             "\n"
             f"  smartfactory demo is running ({len(MACHINES)} simulated presses, {opts.speed:g}x speed)\n"
@@ -227,11 +279,24 @@ def run_demo(opts: DemoOptions) -> int:
             f"  Config:     {config_path}\n"
             f"  Store:      {'InfluxDB ' + opts.influx_url if opts.influx_url else data_dir / 'telemetry.db'}\n"
             f"  Broker:     {opts.mqtt_url or f'embedded, mqtt://127.0.0.1:{broker_port}'}\n"
+            + (f"  History:    {scenario['days']} days being backfilled (rollout on {scenario['rollout']['date']}: "
+               f"material input -75%); ground truth in {data_dir / 'ground-truth'}\n" if backfill else "")
+            + f"  Scenario:   {data_dir / SCENARIO_FILE}\n"
             "  Stop with Ctrl-C.\n",
             flush=True,
         )
         while not stop.wait(0.5):
             for c in children:
+                if c.name == "backfill":
+                    if c is backfill and c.proc.poll() is not None:
+                        if c.proc.returncode == 0:
+                            print("  History backfilled: the dashboard shows the days before and after the rollout.",
+                                  flush=True)
+                        else:
+                            print(f"warning: backfill exited with code {c.proc.returncode} (log: {c.log_path}); "
+                                  "the live part keeps running", file=sys.stderr, flush=True)
+                        backfill = None
+                    continue
                 if c.proc.poll() is not None and not stop.is_set():
                     print(f"error: {c.name} exited with code {c.proc.returncode}; stopping the demo "
                           f"(log: {c.log_path})", file=sys.stderr)

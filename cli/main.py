@@ -83,22 +83,143 @@ def cli(log_level: str) -> None:
               help="Seconds between polls of each simulated PLC.")
 @click.option("--served-log", type=click.Path(dir_okay=False, path_type=Path),
               help="Record every block of registers the simulators serve (JSON lines), to verify the pipeline.")
-def demo(mqtt_url, influx_url, influx_database, data_dir, host, port, speed, poll_interval, served_log) -> None:
+@click.option("--history-days", default=28, show_default=True, type=click.IntRange(0, 366),
+              help="Days of history to backfill (rollout in the middle), while the live part runs; 0: none.")
+def demo(mqtt_url, influx_url, influx_database, data_dir, host, port, speed, poll_interval, served_log,
+         history_days) -> None:
     """Run the whole platform on one machine: simulated press line, gateway, broker, collector, store, API."""
     from cli.demo import DemoOptions, run_demo
 
     sys.exit(run_demo(DemoOptions(mqtt_url, influx_url, influx_database, data_dir, host, port, speed,
-                                  served_log=served_log, poll_interval_s=poll_interval)))
+                                  served_log=served_log, poll_interval_s=poll_interval,
+                                  history_days=history_days)))
+
+
+def _scenario(name: str):
+    from simulators.scenario import ScenarioError, load_scenario, resolve_scenario_path
+
+    try:
+        return load_scenario(resolve_scenario_path(name))
+    except ScenarioError as exc:
+        click.echo(f"scenario error: {exc}", err=True)
+        sys.exit(2)
 
 
 @cli.command()
+@click.argument("scenario", required=False)
 @CONFIG_OPTION
-def simulate(config_path: Path) -> None:
-    """Serve simulated PLCs over Modbus TCP (the config's 'simulator' section)."""
-    from simulators.modbus_server import serve
+@click.option("--speed", type=click.FloatRange(0.01, 1000), help="Simulated seconds per real second [default: 1].")
+@click.option("--start", "start", help="Simulated instant at startup, ISO 8601 with zone [default: now].")
+@click.option("--host", help="Listen address [default: the scenario's or the config's].")
+@click.option("--served-log", type=click.Path(dir_okay=False, path_type=Path),
+              help="Record every block of registers served, with its wall and simulated time (JSON lines).")
+@click.option("--truth", "truth_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="On exit, write the ground truth of the simulated span to this directory.")
+@click.pass_context
+def simulate(ctx: click.Context, scenario: str | None, config_path: Path, speed: float | None, start: str | None,
+             host: str | None, served_log: Path | None, truth_dir: Path | None) -> None:
+    """Serve simulated PLCs over Modbus TCP, one port per machine.
 
-    settings = _section(_load(config_path), "simulator")
-    _run_until_signal(lambda: serve(settings))
+    SCENARIO is a scenario file or a shipped scenario's name (autoparts_press_line,
+    maskpack_filling_line, placebo_machining_line); without it, the config's 'simulator'
+    section. History for the same scenario: 'smartfactory backfill SCENARIO'.
+    """
+    from datetime import datetime
+
+    from simulators.modbus_server import serve_scenario
+
+    if scenario == "backfill":
+        click.echo("error: history has its own command: smartfactory backfill SCENARIO --days N --sqlite FILE "
+                   "(see smartfactory backfill --help)", err=True)
+        sys.exit(2)
+    if scenario is not None and ctx.get_parameter_source("config_path") is click.core.ParameterSource.COMMANDLINE:
+        click.echo("error: give a SCENARIO or --config, not both", err=True)
+        sys.exit(2)
+    start_s = None
+    if start:
+        try:
+            when = datetime.fromisoformat(start)
+        except ValueError:
+            click.echo(f"error: --start {start!r} is not an ISO 8601 instant (2026-03-02T08:30:00+09:00)", err=True)
+            sys.exit(2)
+        if when.tzinfo is None:
+            click.echo(f"error: --start {start!r} needs a time zone, e.g. {start}+09:00", err=True)
+            sys.exit(2)
+        start_s = when.timestamp()
+    if scenario is not None:
+        loaded = _scenario(scenario)
+        _run_until_signal(lambda: serve_scenario(loaded, host=host, speed=speed or 1.0, start_s=start_s,
+                                                 served_log=served_log, truth_dir=truth_dir))
+        return
+    config = _load(config_path)
+    settings = _section(config, "simulator")
+    from simulators.scenario import ScenarioError
+
+    try:
+        loaded = settings.resolve_scenario(config.base_dir)
+    except ScenarioError as exc:
+        click.echo(f"scenario error: {exc}", err=True)
+        sys.exit(2)
+    _run_until_signal(lambda: serve_scenario(
+        loaded, host=host or settings.host, speed=speed or settings.speed,
+        start_s=start_s if start_s is not None else settings.start_s(),
+        served_log=served_log or settings.served_log, truth_dir=truth_dir or settings.truth_dir))
+
+
+@cli.command()
+@click.argument("scenario")
+@click.option("--days", type=click.FloatRange(0.001, 3660), help="Days of history [default: the scenario's 'days'].")
+@click.option("--start", help="First day (2026-01-05) or instant [default: the scenario's start].")
+@click.option("--end", help="'now' or a date/instant: the history ends here (with --days and no --start: "
+                            "the last N days before it).")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this config file's store.")
+@click.option("--sqlite", "sqlite_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this SQLite store file.")
+@click.option("--influx-url", help="Write to this InfluxDB (http://host:8086).")
+@click.option("--influx-database", default="smartfactory", show_default=True)
+@click.option("--truth", "truth_dir", type=click.Path(file_okay=False, path_type=Path), default="ground-truth",
+              show_default=True, help="Directory for the run's ground truth (ground_truth.json, one npz per machine).")
+@click.option("--dry-run", is_flag=True, help="Generate and sample only; write nothing to a store.")
+def backfill(scenario: str, days: float | None, start: str | None, end: str | None, config_path: Path | None,
+             sqlite_path: Path | None, influx_url: str | None, influx_database: str, truth_dir: Path,
+             dry_run: bool) -> None:
+    """Write days of a scenario's history into a store, as the collector would have stored it.
+
+    Report-on-change at 1 s resolution with every tag at least once a minute (see
+    simulators/backfill.py); the same timelines 'smartfactory simulate SCENARIO' serves live.
+    """
+    from simulators.backfill import backfill as run_backfill
+    from simulators.backfill import plan_range, store_writer
+    from tsstore import InfluxSettings, SqliteSettings, open_store
+
+    loaded = _scenario(scenario)
+    targets = [t for t in (config_path, sqlite_path, influx_url) if t]
+    if dry_run == bool(targets) or len(targets) > 1:
+        click.echo("error: say where to write: one of --config, --sqlite, --influx-url (or --dry-run)", err=True)
+        sys.exit(2)
+    try:
+        t_from, t_to = plan_range(loaded, start, end, days)
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    store = None
+    if config_path:
+        config = _load(config_path)
+        store = open_store(config.settings.store, config.base_dir)
+    elif sqlite_path:
+        store = open_store(SqliteSettings(path=sqlite_path))
+    elif influx_url:
+        store = open_store(InfluxSettings(kind="influxdb", url=influx_url, database=influx_database))
+    try:
+        report = run_backfill(loaded, t_from, t_to, store_writer(store) if store else None, truth_dir=truth_dir,
+                              progress=log.info)
+    finally:
+        if store is not None:
+            store.close()
+    log.info("backfill_done machines=%d days=%.2f instants=%d values=%d seconds=%.1f values_per_s=%.0f truth=%s",
+             report.machines, report.days, report.instants, report.values, report.seconds, report.values_per_s,
+             report.truth_path)
 
 
 @cli.group()

@@ -1,8 +1,9 @@
 """Serve simulated machines as Modbus TCP devices (pymodbus), one server per machine.
 
-Registers are refreshed from the model on every request, so every response carries the
-machine's state at the moment it was served; with ``served_log`` set, each served block
-is recorded with its wall-clock time as ground truth for tests.
+Registers are refreshed from the machine's timeline on every request, so every response
+carries the machine's state at the simulated instant it was served. The simulated clock
+is ``start + (wall - wall_at_start) * speed``. With ``served_log`` set, each served block
+is recorded with its wall-clock time and simulated time as ground truth for tests.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from registermap import Table, Tag, encode
-from simulators.press import PRESS_TAGS, PressModel
-from simulators.settings import SimulatedMachine, SimulatorSettings
+from simulators.scenario import Scenario, SimMachine
+from simulators.timeline import MachineTimeline
 
 log = logging.getLogger("simulators.modbus")
 
@@ -27,20 +29,28 @@ _TABLE_OF_FUNCTION = {1: Table.coil, 5: Table.coil, 15: Table.coil, 2: Table.dis
 _TABLE_OF_FUNCTION.update({fc: Table.holding_register for fc in (3, 6, 16, 22, 23)})
 
 
+def register_values(timeline: MachineTimeline, t: float) -> dict[str, bool | int | float]:
+    """The machine's signals at one instant as register-friendly Python values."""
+    out: dict[str, bool | int | float] = {}
+    for name, arr in timeline.values_at(t).items():
+        v = arr[0].item()
+        out[name] = v if isinstance(v, (bool, float)) else int(v)
+    return out
+
+
 class SimulatedPlc:
-    """One machine behind one Modbus unit id: a model, its register map and a clock."""
+    """One machine behind one Modbus unit id: a timeline, its register map and a clock."""
 
     def __init__(
         self,
-        machine: SimulatedMachine,
-        model: PressModel,
-        tags: tuple[Tag, ...] = PRESS_TAGS,
+        machine: SimMachine,
+        timeline: MachineTimeline | None = None,
         sim_time: Callable[[float], float] = lambda wall: wall,
         served_log: TextIO | None = None,
     ) -> None:
         self.machine = machine
-        self.model = model
-        self.tags = tags
+        self.timeline = timeline or MachineTimeline(machine.spec)
+        self.tags: tuple[Tag, ...] = machine.tags
         self.sim_time = sim_time
         self.served_log = served_log
 
@@ -71,7 +81,8 @@ class SimulatedPlc:
         if table is None:
             return None
         wall = time.time()
-        values = self.model.at(self.sim_time(wall)).values()
+        sim = self.sim_time(wall)
+        values = register_values(self.timeline, sim)
         bit_table = table in (Table.coil, Table.discrete_input)
         for tag in self.tags:
             if tag.table is not table:
@@ -79,15 +90,20 @@ class SimulatedPlc:
             if bit_table:
                 word, bit = divmod(tag.address, 16)
                 idx = word - start_address
-                registers[idx] = (registers[idx] & ~(1 << bit)) | ((1 if values[tag.name] else 0) << bit)
+                if 0 <= idx < len(registers):
+                    registers[idx] = (registers[idx] & ~(1 << bit)) | ((1 if values[tag.name] else 0) << bit)
             else:
                 regs = encode(tag, values[tag.name])
                 offset = tag.address - start_address
-                registers[offset : offset + len(regs)] = regs
+                if offset + len(regs) > 0 and offset < len(registers):
+                    lo = max(offset, 0)
+                    registers[lo : offset + len(regs)] = regs[lo - offset :][: len(registers) - lo]
         if self.served_log is not None:
             record = {
                 "t_ms": int(wall * 1000),
-                "machine": self.machine.name,
+                "sim_s": sim,
+                "machine": self.machine.ref.machine,
+                "line": self.machine.ref.line,
                 "table": table.value,
                 "block_start": start_address * 16 if bit_table else start_address,
                 "registers": registers[:-1],  # pymodbus appends one guard register
@@ -97,29 +113,60 @@ class SimulatedPlc:
         return None
 
 
-async def serve(settings: SimulatorSettings, ready: asyncio.Event | None = None) -> None:
-    """Run every configured machine until cancelled."""
-    start = time.time()
+async def serve_scenario(
+    scenario: Scenario,
+    host: str | None = None,
+    speed: float = 1.0,
+    start_s: float | None = None,
+    served_log: Path | None = None,
+    truth_dir: Path | None = None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Serve every machine of the scenario that has a port, until cancelled.
+
+    ``start_s``: the simulated instant at startup (default: now). With ``truth_dir``, the
+    ground truth of the simulated span is written there on the way out.
+    """
+    wall0 = time.time()
+    sim0 = wall0 if start_s is None else start_s
 
     def sim_time(wall: float) -> float:
-        return start + (wall - start) * settings.speed
+        return sim0 + (wall - wall0) * speed
 
-    served_log = open(settings.served_log, "a", encoding="utf-8") if settings.served_log else None
+    machines = [m for m in scenario.machines() if m.port is not None]
+    if not machines:
+        raise ValueError("no machine in the scenario has a Modbus port; give each a 'port' to serve it live")
+    log_file = open(served_log, "a", encoding="utf-8") if served_log else None
+    host = host or scenario.host
     servers = []
+    plcs = []
     try:
-        for m in settings.machines:
-            model = PressModel(seed=m.seed, start_s=start, initial_good_count=m.initial_good_count)
-            plc = SimulatedPlc(m, model, sim_time=sim_time, served_log=served_log)
-            server = ModbusTcpServer(plc.device(), address=(settings.host, m.port))
-            servers.append(server)
-        for server, m in zip(servers, settings.machines):
+        for m in machines:
+            plc = SimulatedPlc(m, sim_time=sim_time, served_log=log_file)
+            register_values(plc.timeline, sim0)  # draw the history up to now before listening
+            plcs.append(plc)
+            servers.append(ModbusTcpServer(plc.device(), address=(host, m.port)))
+        for server, m in zip(servers, machines):
             await server.serve_forever(background=True)  # returns once listening
-            log.info("plc_listening machine=%s address=%s:%d unit=%d seed=%d", m.name, settings.host, m.port, m.unit_id, m.seed)
+            log.info("plc_listening machine=%s/%s kind=%s address=%s:%d unit=%d speed=%g",
+                     m.ref.line, m.ref.machine, m.spec.kind.name, host, m.port, m.unit_id, speed)
         if ready is not None:
             ready.set()
         await asyncio.Event().wait()
     finally:
         for s in servers:
             await s.shutdown()
-        if served_log is not None:
-            served_log.close()
+        if log_file is not None:
+            log_file.close()
+        if truth_dir is not None:
+            from simulators.backfill import truth_only
+
+            path = truth_only(scenario, sim0, sim_time(time.time()), truth_dir)
+            log.info("ground_truth_written path=%s", path)
+
+
+async def serve(settings, base_dir: Path | None = None, ready: asyncio.Event | None = None) -> None:
+    """Run the config's ``simulator`` section until cancelled."""
+    scenario = settings.resolve_scenario(base_dir)
+    await serve_scenario(scenario, host=settings.host, speed=settings.speed, start_s=settings.start_s(),
+                         served_log=settings.served_log, truth_dir=settings.truth_dir, ready=ready)

@@ -1,4 +1,8 @@
-"""A press as a seeded state machine: pure computation, no I/O, no clock of its own.
+"""The walking skeleton's press: a seeded state machine stepped phase by phase.
+
+Superseded for serving and backfill by ``simulators.timeline`` (vectorised, with a
+calendar, faults from MTBF/MTTR, scenarios); kept because analytics tests use it as a
+small, exact signal source.
 
 The state at any instant is a function of (seed, start time, instant), computed by
 advancing through drawn phases, so a live server can ask for "now" on every Modbus
@@ -8,32 +12,13 @@ request and a test can recompute what any register held at any time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import IntEnum
 
 import numpy as np
 
-from registermap import Table, Tag
+from simulators.kinds import PRESS_TAGS, MachineState
 
-
-class MachineState(IntEnum):
-    """Values of the machine-state holding register."""
-
-    IDLE = 0
-    LOADING = 1  # material being put in: the material-input coil is on
-    PROCESSING = 2
-    UNLOADING = 3
-    FAULT = 4
-    PLANNED_STOP = 5
-
-
-#: The press PLC's register map: what the simulator serves and the gateway reads.
-PRESS_TAGS: tuple[Tag, ...] = (
-    Tag(name="state", table=Table.holding_register, address=0, type="uint16"),
-    Tag(name="good_count", table=Table.holding_register, address=1, type="uint16"),
-    Tag(name="scrap_count", table=Table.holding_register, address=2, type="uint16"),
-    Tag(name="press_force", table=Table.holding_register, address=3, type="float32", order="ABCD", unit="kN"),
-    Tag(name="material_input", table=Table.coil, address=0, type="bool"),
-)
+# The state codes and the skeleton's press map live in simulators.kinds (one place).
+__all__ = ["MachineState", "PRESS_TAGS", "PressModel", "PressParameters", "PressSnapshot"]
 
 
 @dataclass(frozen=True)

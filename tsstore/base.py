@@ -63,6 +63,9 @@ class TimeSeriesStore(Protocol):
     def write(self, points: Sequence[Point]) -> None:
         """Store points idempotently: the same machine, tag and timestamp overwrite."""
 
+    def write_columns(self, machine: MachineRef, columns: Mapping[str, tuple[Sequence[int], Sequence[float]]]) -> None:
+        """Bulk write of numbers for one machine: tag -> (epoch ms, values), same rows as ``write``."""
+
     def machines(self) -> list[MachineRef]: ...
 
     def latest(self, machine: MachineRef) -> dict[str, LatestValue]:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
@@ -18,7 +19,7 @@ import httpx
 
 from plant import MachineRef
 from tsstore.base import LatestValue, Point, StoredValue, StoreRejected, StoreUnavailable, ValueCount
-from tsstore.lineprotocol import MEASUREMENT, quote_ident, quote_literal, to_lines
+from tsstore.lineprotocol import MEASUREMENT, _escape_key, quote_ident, quote_literal, to_lines
 
 log = logging.getLogger("tsstore.influx")
 
@@ -119,6 +120,41 @@ class InfluxStore:
             self._database_ready = False
             raise StoreUnavailable(f"InfluxDB at {self.url}: database {self.database!r} vanished; will recreate")
         self._raise_for_write(response, encoded.lines)
+
+    def write_columns(
+        self, machine: MachineRef, columns: Mapping[str, tuple[Sequence[int], Sequence[float]]],
+        batch_lines: int = 5000,
+    ) -> None:
+        """Bulk path for history backfill: per tag, parallel arrays of epoch ms and numbers.
+
+        One field per line (InfluxDB merges the fields of a series at one timestamp), sent
+        as gzip bodies of ``batch_lines`` lines; non-finite numbers are dropped.
+        """
+        prefix = (
+            f"{MEASUREMENT},line={_escape_key(machine.line)},machine={_escape_key(machine.machine)},"
+            f"site={_escape_key(machine.site)},tenant={_escape_key(machine.tenant)} "
+        )
+        lines: list[str] = []
+        for tag, (ts, values) in columns.items():
+            ts_list = ts.tolist() if hasattr(ts, "tolist") else list(ts)
+            vals = values.tolist() if hasattr(values, "tolist") else list(values)
+            if len(ts_list) != len(vals):
+                raise StoreRejected(f"tag {tag!r}: {len(ts_list)} timestamps but {len(vals)} values")
+            head = f"{prefix}{_escape_key(tag)}="
+            lines.extend([f"{head}{float(v)!r} {t}" for t, v in zip(ts_list, vals) if math.isfinite(v)])
+        if lines and not self._database_ready:
+            self.ensure_database()
+        for i in range(0, len(lines), batch_lines):
+            chunk = lines[i : i + batch_lines]
+            body = gzip.compress(("\n".join(chunk) + "\n").encode(), compresslevel=1)
+            response = self._request(
+                "POST", "/write", params={"db": self.database, "precision": "ms"}, content=body,
+                headers={"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"},
+            )
+            if response.status_code == 404 and "database not found" in response.text:
+                self._database_ready = False
+                raise StoreUnavailable(f"InfluxDB at {self.url}: database {self.database!r} vanished; will recreate")
+            self._raise_for_write(response, len(chunk))
 
     def _raise_for_write(self, response: httpx.Response, line_count: int) -> None:
         code = response.status_code

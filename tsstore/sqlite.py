@@ -7,9 +7,11 @@ allows one writer beside many readers (measured in bench/store_choice.py).
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
-from collections.abc import Sequence
+from itertools import repeat
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from plant import MachineRef
@@ -93,6 +95,44 @@ class SqliteStore:
         except sqlite3.Error as exc:
             _rollback(db)
             self._series_ids.clear()
+            raise StoreRejected(f"SQLite store {self.path} refused the batch: {exc}") from exc
+
+    def write_columns(self, machine: MachineRef, columns: Mapping[str, tuple[Sequence[int], Sequence[float]]]) -> None:
+        """Bulk path for history backfill: per tag, parallel arrays of epoch ms and numbers.
+
+        Same rows, upsert and errors as ``write``, without building a Point per instant;
+        non-finite numbers are dropped, as the line protocol must drop them.
+        """
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for tag, (ts, values) in columns.items():
+                ts_list = ts.tolist() if hasattr(ts, "tolist") else list(ts)
+                vals = values.astype(float).tolist() if hasattr(values, "astype") else [float(v) for v in values]
+                if len(ts_list) != len(vals):
+                    raise StoreRejected(f"tag {tag!r}: {len(ts_list)} timestamps but {len(vals)} values")
+                if not ts_list:
+                    continue
+                if not all(map(math.isfinite, vals)):
+                    finite = [math.isfinite(v) for v in vals]
+                    ts_list = [t for t, ok in zip(ts_list, finite) if ok]
+                    vals = [v for v, ok in zip(vals, finite) if ok]
+                sid = self._series_id(db, machine, tag)
+                db.executemany(
+                    "INSERT INTO samples (series_id, ts, num, txt) VALUES (?, ?, ?, NULL) "
+                    "ON CONFLICT (series_id, ts) DO UPDATE SET num = excluded.num, txt = NULL",
+                    zip(repeat(sid), ts_list, vals),
+                )
+            db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            _rollback(db)
+            self._series_ids.clear()
+            raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
+        except (sqlite3.Error, StoreRejected) as exc:
+            _rollback(db)
+            self._series_ids.clear()
+            if isinstance(exc, StoreRejected):
+                raise
             raise StoreRejected(f"SQLite store {self.path} refused the batch: {exc}") from exc
 
     def _series_id(self, db: sqlite3.Connection, m: MachineRef, tag: str) -> int:

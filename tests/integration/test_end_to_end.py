@@ -62,7 +62,21 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(30)
 
 
-def _wait_for_samples(proc: subprocess.Popen, url: str, tmp_path: Path, timeout: float = 60) -> list[dict]:
+def _live_start_ms(proc: subprocess.Popen, served: Path, tmp_path: Path, timeout: float = 60) -> int:
+    """When the simulators served their first read. The demo backfills history before that
+    instant; only what was polled live can be checked against the served registers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"demo exited early:\n{(tmp_path / 'demo.out').read_text()[-3000:]}"
+        if served.exists() and served.read_text().strip():
+            first = json.loads(served.read_text().splitlines()[0])
+            return first["t_ms"] - 200  # a poll's timestamp precedes its read by a little
+        time.sleep(0.25)
+    pytest.fail(f"the simulators served nothing within {timeout}s\n{(tmp_path / 'demo.out').read_text()[-3000:]}")
+
+
+def _wait_for_samples(proc: subprocess.Popen, url: str, tmp_path: Path, start_ms: int,
+                      timeout: float = 60) -> list[dict]:
     """Poll the API (an external observer has nothing else to wait on) until every machine has samples."""
     deadline = time.monotonic() + timeout
     machines: list[dict] = []
@@ -70,7 +84,8 @@ def _wait_for_samples(proc: subprocess.Popen, url: str, tmp_path: Path, timeout:
         assert proc.poll() is None, f"demo exited early:\n{(tmp_path / 'demo.out').read_text()[-3000:]}"
         try:
             machines = _api(url).get("/api/v1/machines", timeout=2).json()
-            if len(machines) == 3 and all(len(_raw(url, m, "state")) >= MIN_SAMPLES for m in machines):
+            if len(machines) == 3 and all(len(_raw(url, m, "state", start_ms=start_ms)) >= MIN_SAMPLES
+                                          for m in machines):
                 return machines
         except httpx.HTTPError:
             pass
@@ -79,9 +94,11 @@ def _wait_for_samples(proc: subprocess.Popen, url: str, tmp_path: Path, timeout:
                 f"{(tmp_path / 'demo.out').read_text()[-3000:]}")
 
 
-def _raw(url: str, m: dict, tag: str, end_ms: int | None = None) -> list[dict]:
+def _raw(url: str, m: dict, tag: str, end_ms: int | None = None, start_ms: int | None = None) -> list[dict]:
     path = f"{url}/api/v1/machines/{m['tenant']}/{m['site']}/{m['line']}/{m['machine']}/history"
-    params = {"tag": tag, "every": "raw", "start": "2020-01-01T00:00:00Z"}
+    start = "2020-01-01T00:00:00Z" if start_ms is None else datetime.fromtimestamp(
+        start_ms / 1000, tz=timezone.utc).isoformat()
+    params = {"tag": tag, "every": "raw", "start": start}
     if end_ms is not None:
         params["end"] = datetime.fromtimestamp(end_ms / 1000, tz=timezone.utc).isoformat()
     response = _api(url).get(path, params=params, timeout=5)
@@ -111,11 +128,12 @@ def _served_values(served: list[dict], machine: str, ts_ms: int) -> dict:
 def _check_pipeline(tmp_path: Path, *demo_args: str) -> None:
     proc, url, served_path = _start_demo(tmp_path, *demo_args)
     try:
-        machines = _wait_for_samples(proc, url, tmp_path)
+        live_ms = _live_start_ms(proc, served_path, tmp_path)
+        machines = _wait_for_samples(proc, url, tmp_path, live_ms)
         # Data keeps flowing: read every tag up to the same instant, just past a stored poll
         # (a poll's tags are stored together), so all tags see the same polls.
-        ends = {m["machine"]: _raw(url, m, "state")[-1]["ts"] + 1 for m in machines}
-        per_tag = {(m["machine"], t.name): _raw(url, m, t.name, ends[m["machine"]])
+        ends = {m["machine"]: _raw(url, m, "state", start_ms=live_ms)[-1]["ts"] + 1 for m in machines}
+        per_tag = {(m["machine"], t.name): _raw(url, m, t.name, ends[m["machine"]], start_ms=live_ms)
                    for m in machines for t in PRESS_TAGS}
         latest = {m["machine"]: _api(url).get(
             f"{url}/api/v1/machines/{m['tenant']}/{m['site']}/{m['line']}/{m['machine']}/latest").json()
