@@ -231,11 +231,16 @@ def gateway() -> None:
 @CONFIG_OPTION
 def gateway_run(config_path: Path) -> None:
     """Poll the configured devices and publish every poll (the 'gateway' and 'mqtt' sections)."""
+    from gateway.outbox import OutboxError
     from gateway.service import run_gateway
 
     config = _load(config_path)
     settings = _section(config, "gateway")
-    _run_until_signal(lambda: run_gateway(settings, config.settings.mqtt, config.base_dir))
+    try:
+        _run_until_signal(lambda: run_gateway(settings, config.settings.mqtt, config.base_dir))
+    except OutboxError as exc:
+        click.echo(f"gateway error: {exc}", err=True)
+        sys.exit(2)
 
 
 @gateway.command("plan")

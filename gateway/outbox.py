@@ -62,14 +62,24 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+class OutboxError(Exception):
+    """The outbox file cannot be opened; the message says where and what to change."""
+
+
 class Outbox:
     def __init__(self, path: Path, max_samples: int) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_samples = max_samples
-        self._writer = _connect(self.path)
-        self._writer.executescript(_SCHEMA)
-        self._reader = _connect(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = _connect(self.path)
+            self._writer.executescript(_SCHEMA)
+            self._reader = _connect(self.path)
+        except (OSError, sqlite3.Error) as exc:
+            raise OutboxError(
+                f"cannot open the outbox {self.path}: {exc}; set gateway.outbox.path to a file on a writable, "
+                "persistent disk (the gateway keeps unsent samples there)"
+            ) from None
         self._lock = threading.Lock()  # guards the counters below
         self._count = self._writer.execute("SELECT count(*) FROM outbox").fetchone()[0]
         row = self._writer.execute("SELECT value FROM counters WHERE name='dropped'").fetchone()

@@ -65,3 +65,32 @@ def test_pack_keeps_messages_under_the_size_budget():
     messages = Forwarder._pack(rows, limit=10_000)
     assert len(messages) > 1
     assert all(sum(40 + sum(len(k) + 24 for k in r.values) for r in m) <= 512 * 1024 for m in messages)
+
+
+def test_an_unwritable_outbox_path_is_a_clear_error(tmp_path):
+    import pytest
+
+    from gateway.outbox import OutboxError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(OutboxError, match="gateway.outbox.path"):
+        Outbox(blocker / "sub" / "o.db", max_samples=100)
+
+
+def test_gateway_run_refuses_an_unwritable_outbox_with_exit_2(tmp_path):
+    import yaml
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    (tmp_path / "a-file").write_text("")
+    config = {"gateway": {"id": "g", "tenant": "t", "site": "s",
+                          "outbox": {"path": str(tmp_path / "a-file" / "o.db")},
+                          "devices": [{"name": "m", "line": "l", "host": "127.0.0.1",
+                                       "tags": [{"name": "a", "table": "coil", "address": 0, "type": "bool"}]}]}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(cli, ["gateway", "run", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "cannot open the outbox" in result.output and "gateway.outbox.path" in result.output
