@@ -1,0 +1,57 @@
+"""The same KPIs from InfluxDB (InfluxQL rollups) as from the embedded store, on the same samples."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from analytics.policy import Policy
+from analytics.report import period_report
+from analytics.synthetic import LineSpec, generate
+from plant import MachineRef
+from tsstore import Point
+from tsstore.influx import InfluxStore
+from tsstore.sqlite import SqliteStore
+
+pytestmark = pytest.mark.integration
+
+MACHINES = [MachineRef("acme", "plant-1", "line-a", "press-1"), MachineRef("acme", "plant-1", "line-a", "press-2")]
+FIRST = date(2026, 3, 2)
+
+
+def points(columns: dict) -> list[Point]:
+    out = []
+    for m, cols in columns.items():
+        by_ts: dict[int, dict] = {}
+        for tag, (ts, vals) in cols.items():
+            for t, v in zip(ts.tolist(), vals.tolist()):
+                by_ts.setdefault(t, {})[tag] = v
+        out += [Point(m, t, v) for t, v in sorted(by_ts.items())]
+    return out
+
+
+def test_day_and_shift_kpis_agree_between_influxdb_and_sqlite(influxd, tmp_path):
+    columns, truth = generate(MACHINES, FIRST, 3, LineSpec(process_s=60.0), seed=5)
+    pts = points(columns)
+    influx = InfluxStore(influxd.url, "analytics")
+    sqlite = SqliteStore(tmp_path / "s.db")
+    for i in range(0, len(pts), 5000):
+        influx.write(pts[i : i + 5000])
+    sqlite.write(pts)
+    policy = Policy(default_ideal_cycle_s=70.0, shifts=[{"name": "day", "start": "06:00", "end": "18:00"},
+                                                        {"name": "night", "start": "18:00", "end": "06:00"}])
+    a = period_report(influx, MACHINES, policy, FIRST, date(2026, 3, 4), by="shift")
+    b = period_report(sqlite, MACHINES, policy, FIRST, date(2026, 3, 4), by="shift")
+    assert a["rows"] and len(a["rows"]) == len(b["rows"])
+    for x, y in zip(a["rows"], b["rows"]):
+        assert (x["date"], x["shift"]) == (y["date"], y["shift"])
+        for k, v in y["kpis"].items():
+            if v is None:
+                assert x["kpis"][k] is None, (x["date"], x["shift"], k)
+            else:
+                assert x["kpis"][k] == pytest.approx(v, rel=1e-9), (x["date"], x["shift"], k)
+    good = truth.total("good")
+    assert a["time"]["good"] == b["time"]["good"] == good
+    influx.close()
+    sqlite.close()
