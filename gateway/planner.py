@@ -181,6 +181,31 @@ class DevicePlan:
         self.breaks.add((read.table, cut))
         return left + right
 
+    def cut_checks(
+        self, cuts: Collection[tuple[Table, int]], done: Sequence[Read]
+    ) -> list[tuple[tuple[Table, int], int, int]]:
+        """For new cuts, the gap [lo, hi) each one guards: the addresses between the good
+        reads on either side of it. Bisection leaves a cut at every level, but only a cut
+        whose gap is refused isolates a bad address; the others cost a read per cycle for
+        nothing. An empty gap (hi == lo) means the cut is unneeded outright. Cuts without a
+        good read on both sides, or with a gap longer than one read, are not offered."""
+        checks = []
+        for table, cut in sorted(cuts, key=lambda c: (c[0].value, c[1])):
+            same = [r for r in done if r.table is table]
+            left = max((r for r in same if r.address + r.count <= cut), key=lambda r: r.address + r.count, default=None)
+            right = min((r for r in same if r.address >= cut), key=lambda r: r.address, default=None)
+            if left is None or right is None:
+                continue
+            lo, hi = left.address + left.count, right.address
+            if hi - lo <= (self.max_bits if table in BIT_TABLES else self.max_registers):
+                checks.append(((table, cut), lo, hi))
+        return checks
+
+    def drop_break(self, cut: tuple[Table, int]) -> None:
+        """A cut turned out unnecessary: the addresses across it answer."""
+        self.breaks.discard(cut)
+        self._cache.clear()
+
     def forgive(self) -> None:
         """Forget what was learned, e.g. after the device's program changed (reconnect)."""
         self.breaks.clear()

@@ -140,6 +140,8 @@ class DevicePoller:
         started = time.perf_counter()
         values: Values = {}
         pending = list(self.plan.reads_for(due if due is not None else self.plan.intervals))
+        done: list[Read] = []
+        cuts_before = set(self.plan.breaks)
         while pending:
             read = pending.pop(0)
             try:
@@ -161,6 +163,7 @@ class DevicePoller:
                 if "Timeout" in str(exc) or "No response" in str(exc):
                     self.health.timeouts += 1
                 raise PollError(str(exc)) from exc
+            done.append(read)
             for tag in read.tags:
                 value = decode(tag, raw[read.slice_for(tag)])
                 if isinstance(value, float) and not math.isfinite(value):
@@ -172,7 +175,24 @@ class DevicePoller:
         selected = self.filter.select(ts_ms, values)
         if selected:
             self.sink(d, ts_ms, selected)
+        if self.plan.breaks - cuts_before:
+            await self._prune_cuts(self.plan.breaks - cuts_before, done)
         return selected
+
+    async def _prune_cuts(self, cuts: set, done: list[Read]) -> None:
+        """Keep only the cuts that isolate a bad address (see ``DevicePlan.cut_checks``);
+        each is checked once, with one read of just the gap it guards."""
+        d = self.device
+        for cut, lo, hi in self.plan.cut_checks(cuts, done):
+            if hi > lo:
+                try:
+                    await self.link.read(cut[0], lo, hi - lo, d.unit_id, d.timeout_s)
+                except (Refused, LinkError):
+                    continue  # the gap holds a bad address: the cut stays
+            self.plan.drop_break(cut)
+        log.info("plan_learned device=%s breaks=%s unreadable=%s", d.name,
+                 ",".join(f"{t.value}@{a}" for t, a in sorted(self.plan.breaks, key=lambda c: (c[0].value, c[1])))
+                 or "-", ",".join(sorted(self.plan.unreadable)) or "-")
 
     def _succeeded(self, ts_ms: int, latency_ms: float) -> None:
         h = self.health

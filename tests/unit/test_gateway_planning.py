@@ -38,14 +38,22 @@ def simulate_device(plan: DevicePlan, bad: set[int], due):
     """Run one cycle against a device refusing any read that touches ``bad``; returns
     (requests sent, tags read)."""
     pending = list(plan.reads_for(due))
-    requests, got = 0, set()
+    requests, got, done = 0, set(), []
+    before = set(plan.breaks)
     while pending:
         r = pending.pop(0)
         requests += 1
         if any(r.address <= b < r.address + r.count for b in bad):
             pending[:0] = plan.refuse(r)
             continue
+        done.append(r)
         got |= {t.name for t in r.tags}
+    for cut, lo, hi in plan.cut_checks(plan.breaks - before, done):  # what the poller does
+        if hi > lo:
+            requests += 1
+            if any(lo <= b < hi for b in bad):
+                continue
+        plan.drop_break(cut)
     return requests, got
 
 
@@ -58,8 +66,10 @@ def test_one_bad_address_does_not_blind_the_rest_and_is_learned():
     assert first_requests > 1 and not plan.unreadable
     second_requests, got2 = simulate_device(plan, bad={21}, due=[1.0])
     assert got2 == got
-    # the splits are remembered: no more refusals, at most one extra read per bisection level
-    assert second_requests == len(plan.reads_for([1.0])) <= 1 + 5
+    # only the cut that isolates the bad register is kept: two reads from now on, the fewest
+    # possible without reading register 21
+    assert plan.breaks == {(HR, 22)}
+    assert second_requests == len(plan.reads_for([1.0])) == 2
     assert second_requests < first_requests
 
 
@@ -125,3 +135,32 @@ def test_backoff_doubles_from_the_interval_and_is_capped():
 def test_next_slot_skips_missed_slots_without_drift():
     assert next_slot(10.0, 1.0, 10.5) == 11.0
     assert next_slot(10.0, 1.0, 13.2) == 14.0  # 11, 12, 13 missed: not bunched
+
+
+def test_learning_converges_on_random_maps_and_bad_addresses():
+    rng = random.Random(11)
+    for _ in range(150):
+        tags, a = [], 0
+        for i in range(rng.randint(1, 40)):
+            a += rng.randint(0, 6)
+            t = PolledTag(name=f"t{i}", table=HR, address=a, type=rng.choice(["uint16", "float32"]))
+            tags.append(t)
+            a += t.width
+        bad = set(rng.sample(range(a + 5), rng.randint(0, 3)))
+        plan = DevicePlan(tags, [1.0] * len(tags), max_registers=rng.randint(10, 125), max_gap=rng.randint(0, 10))
+        readable = {t.name for t in tags if not any(t.address <= b < t.address + t.width for b in bad)}
+        for _ in range(3):
+            _, got = simulate_device(plan, bad, [1.0])
+            assert got == readable  # never blinded: every readable tag, every cycle
+        requests, got = simulate_device(plan, bad, [1.0])
+        assert requests == len(plan.reads_for([1.0]))  # learned: no refusals any more
+        assert set(plan.unreadable) == {t.name for t in tags} - readable
+        # and as few reads as any plan that never touches a bad address
+        optimum, group = 0, []
+        for t in sorted((t for t in tags if t.name in readable), key=lambda t: t.address):
+            if group and any(group[-1].address < b < t.address + t.width for b in bad):
+                optimum += min_reads(group, plan.max_registers, 2000, plan.max_gap)
+                group = []
+            group.append(t)
+        optimum += min_reads(group, plan.max_registers, 2000, plan.max_gap) if group else 0
+        assert requests == optimum
