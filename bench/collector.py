@@ -389,6 +389,7 @@ def orchestrate(p: argparse.Namespace) -> None:
     from tests import servers
 
     workdir = Path(tempfile.mkdtemp(prefix="bench_collector_"))
+    p.load_before = os.getloadavg()
     probes = [probe_inflight_window(workdir / f"probe-{w}", w) for w in (20, 1000)]
     for pr in probes:
         print(f"mosquitto max_inflight_messages={pr['window']}: a subscriber withholding acks got "
@@ -489,6 +490,8 @@ def write_results(p: argparse.Namespace, runs: list[dict], probes: list[dict]) -
         "",
         f"- date: {info['date']}",
         f"- machine: {info['machine']}; {mosq[0] if mosq else 'mosquitto'}; {influx}; all processes on this machine",
+        f"- load average (1 min) before / after the run: {p.load_before[0]:.1f} / {os.getloadavg()[0]:.1f} "
+        "(other work shares the 2 cores: a load above 2 means every process here got less than a core)",
         f"- load: {p.machines} machines; each message = 1 machine x {p.samples} samples x {p.tags} values "
         f"= {vpm} values (~{_approx_payload(p)} bytes of JSON); {p.messages:,} messages per throughput run "
         f"({p.messages * vpm:,} values); publisher paho QoS 1 in its own process; each consumer in its own process",
