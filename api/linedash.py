@@ -12,11 +12,16 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from analytics.counters import counter_deltas
+from analytics.policy import DEFAULT_STATES, StateKind
 from analytics.states import UNKNOWN, Interval, state_intervals, time_in_state
 
-# State register values (simulators/press.py MachineState; the press PLC's map).
-IDLE, LOADING, PROCESSING, UNLOADING, FAULT, PLANNED_STOP = range(6)
-RUNNING_STATES = (LOADING, PROCESSING, UNLOADING)  # one production cycle: the ideal cycle time covers all three
+# State register values (simulators/kinds.py MachineState; the press PLC's map).
+IDLE, LOADING, PROCESSING, UNLOADING, FAULT, PLANNED_STOP, MICRO_STOP, CHANGEOVER, NOT_SCHEDULED = range(9)
+# The same classes the reports use (analytics.policy.DEFAULT_STATES), so the live estimate and
+# the report agree on what is production time: run and speed-loss states form APT, planned
+# states leave PBT, everything else (faults, changeovers, unknown codes) is delay inside PBT.
+RUNNING_STATES = tuple(d.code for d in DEFAULT_STATES if d.kind in (StateKind.RUN, StateKind.SPEED_LOSS))
+PLANNED_STATES = tuple(d.code for d in DEFAULT_STATES if d.kind is StateKind.PLANNED)
 
 OEE_LABEL = "live estimate for the shift so far (state register and counters); reports give the audited figure"
 
@@ -260,7 +265,7 @@ def current_state(runs: list[list[int]], now_ms: int, window_start_ms: int, stal
 def oee_from_totals(totals: dict[int, int], good: int, scrap: int, ideal_cycle_s: float) -> OeeEstimate:
     """ISO 22400 as in ``oee_estimate``, from time-in-state totals (UNKNOWN included)."""
     window = sum(totals.values())
-    pbt = window - totals.get(PLANNED_STOP, 0)
+    pbt = window - sum(totals.get(s, 0) for s in PLANNED_STATES)
     apt = sum(totals.get(s, 0) for s in RUNNING_STATES)
     produced = good + scrap
     availability = apt / pbt if pbt > 0 else None

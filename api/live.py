@@ -233,7 +233,7 @@ def _line_oee(inputs: list) -> dict | None:
 
 
 class SnapshotCache:
-    def __init__(self, plant: PlantDb, store: TimeSeriesStore, stale_ms: int, ttl_s: float = 1.0) -> None:
+    def __init__(self, plant: PlantDb, store: TimeSeriesStore, stale_ms: int, ttl_s: float = 0.5) -> None:
         self.plant, self.store, self.stale_ms, self.ttl_s = plant, store, stale_ms, ttl_s
         self._entries: dict[tuple[str, str, str], tuple[float, dict]] = {}
         self._feeds: dict[tuple[str, str, str], dict[str, MachineFeed]] = {}

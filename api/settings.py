@@ -22,5 +22,6 @@ class ApiSettings(BaseModel):
     secure_cookies: bool = Field(default=False, description="set behind HTTPS so the session cookie is never sent "
                                                             "in clear")
     stale_after_s: Annotated[float, Field(gt=0)] = Field(
-        default=10.0, description="a machine without samples for this long is shown as stale/unknown")
+        default=90.0, description="a value holds until the next sample, at most this long, then the machine shows "
+        "as stale/unknown; keep it above the gateways' heartbeat (max_silence_s, 60 s) like analytics.stale_s")
     alarm_interval_s: Annotated[float, Field(gt=0)] = 1.0

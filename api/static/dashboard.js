@@ -118,7 +118,13 @@ function openLine(tenant, site, line) {
     LAST = { kind: "line", snap };
     render();
     SOURCE = new EventSource(`${path}/events`);
-    SOURCE.addEventListener("snapshot", (ev) => { LAST = { kind: "line", snap: JSON.parse(ev.data) }; render(); });
+    SOURCE.addEventListener("snapshot", (ev) => {
+      LAST = { kind: "line", snap: JSON.parse(ev.data) };
+      render();
+      // source time of the newest sample → on screen, for the browser test's record (same clock here)
+      const newest = Math.max(...LAST.snap.machines.map((m) => m.last_seen_ms || 0));
+      if (newest) (window.sfLatencies = window.sfLatencies || []).push(Date.now() - newest);
+    });
     SOURCE.onerror = () => { $("status").textContent = t("disconnected"); };
   }).catch((err) => { if (err.status === 404 || err.status === 403) notFound(); });
 }

@@ -74,8 +74,18 @@ def test_oee_estimate_is_iso_22400_and_keeps_unknown_time_in_the_denominator():
 
 
 def test_oee_estimate_without_production_has_no_fake_numbers():
-    est = ld.oee_estimate([Interval(0, 1000, ld.IDLE)], good=0, scrap=0, ideal_cycle_s=10)
+    est = ld.oee_estimate([Interval(0, 1000, ld.FAULT)], good=0, scrap=0, ideal_cycle_s=10)
     assert (est.availability, est.performance, est.quality, est.oee) == (0.0, None, None, None)
+
+
+def test_state_classes_match_the_reports():
+    """Idle and micro-stops are speed losses inside production time; not-scheduled time is planned."""
+    h = 3_600_000
+    ivs = [Interval(0, h, ld.PROCESSING), Interval(h, 2 * h, ld.IDLE), Interval(2 * h, 3 * h, ld.MICRO_STOP),
+           Interval(3 * h, 4 * h, ld.CHANGEOVER), Interval(4 * h, 5 * h, ld.NOT_SCHEDULED)]
+    est = ld.oee_estimate(ivs, good=360, scrap=0, ideal_cycle_s=10)
+    assert est.availability == pytest.approx(3 / 4)
+    assert est.performance == pytest.approx(360 * 10 / (3 * 3600))
 
 
 def test_state_now_says_when_the_start_is_only_a_lower_bound():
