@@ -58,6 +58,9 @@ def cache_path(settings: AnalyticsSettings, store_settings, base_dir: Path) -> P
 
 def run_report(opts: ReportOptions, store, settings: AnalyticsSettings, cache_file: Path) -> int:
     """Build, render and write one report; returns the exit code. Errors are one clear line."""
+    if opts.output is None and opts.fmt == "pdf":
+        click.echo("report error: a PDF needs --output FILE", err=True)
+        return 2
     cache = RollupCache(cache_file) if opts.cache else None
     try:
         data = _build(opts, store, settings, cache)
@@ -72,9 +75,6 @@ def run_report(opts: ReportOptions, store, settings: AnalyticsSettings, cache_fi
         if cache is not None:
             cache.close()
     if opts.output is None:
-        if opts.fmt == "pdf":
-            click.echo("report error: a PDF needs --output FILE", err=True)
-            return 2
         sys.stdout.buffer.write(out)
         sys.stdout.flush()
     else:

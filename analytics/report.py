@@ -69,7 +69,7 @@ def _clean(v: float | None) -> float | None:
 
 def _scope(machines: Sequence[MachineRef]) -> dict:
     if not machines:
-        raise ReportError("no machines selected: check tenant, site and line (smartfactory report --list shows them)")
+        raise ReportError("no machines selected: check tenant, site and line (GET /api/v1/machines lists them)")
     tenants = {m.tenant for m in machines}
     lines = sorted({m.line for m in machines})
     if len(tenants) != 1:
