@@ -457,7 +457,10 @@ def _centre_routes(stale_ms: int) -> APIRouter:
 
     @r.get("/overview")
     def overview(plant: PlantDep, store: StoreDep, _p: CentreOnly) -> dict:
-        """Every tenant: rollout, machines, gateways online (a machine it reads reported recently), data coverage."""
+        """Every tenant: rollout, machines, gateways online (a machine it reads reported recently), data coverage.
+
+        Report gains come from /api/v1/reports/portfolio (api/reports.py); the centre page joins the two.
+        """
         hit = cache.get("o")
         if hit and time.monotonic() - hit[0] < 5:
             return {"tenants": hit[1]}
@@ -485,19 +488,8 @@ def _centre_routes(stale_ms: int) -> APIRouter:
                     "machines": len(machines), "gateways": gateways,
                     "coverage_24h": round(sum(covered) / len(covered), 4) if covered else None,
                     "active_alarms": len(alarms_of(plant, t.slug, ("active",))),
-                    "gains": _latest_gains(t.slug),
                 })
         cache["o"] = (time.monotonic(), out)
         return {"tenants": out}
 
     return r
-
-
-def _latest_gains(tenant: str) -> dict | None:
-    """The latest before/after report's gains, when the reports module provides them."""
-    try:
-        from api import reports  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    fn = getattr(reports, "latest_gains", None)
-    return fn(tenant) if callable(fn) else None

@@ -220,8 +220,23 @@ function trendPanel(points) {
 
 // -- centre overview -------------------------------------------------------------------
 function openCentre() {
-  api("/api/v1/centre/overview").then((data) => { LAST = { kind: "centre", data }; render(); })
-    .catch((err) => { if (err.status === 403 || err.status === 404) notFound(); });
+  // the report gains come from the reports' portfolio; the overview shows without them if it fails
+  const gains = api("/api/v1/reports/portfolio").catch(() => null);
+  api("/api/v1/centre/overview").then(async (data) => {
+    LAST = { kind: "centre", data };
+    render();
+    const portfolio = await gains;
+    if (portfolio && LAST && LAST.kind === "centre") {
+      data.gains = {};
+      for (const r of portfolio.reports || []) {
+        const t = r.scope && r.scope.tenant;
+        if (!t) continue;
+        (data.gains[t] = data.gains[t] || []).push(...r.kpis.filter((k) => k.improvement_pct !== null)
+          .map((k) => `${r.scope.line ? r.scope.line + " " : ""}${k.key} ${k.improvement_pct > 0 ? "+" : ""}${k.improvement_pct.toFixed(1)}%${k.significant ? "" : " (n.s.)"}`));
+      }
+      render();
+    }
+  }).catch((err) => { if (err.status === 403 || err.status === 404) notFound(); });
 }
 
 function renderCentre(data) {
@@ -232,7 +247,7 @@ function renderCentre(data) {
     .map((k) => el("th", {}, t(k)))));
   for (const tn of data.tenants) {
     const gw = tn.gateways.map((g) => `${g.gateway}: ${g.online ? t("online") : t("offline")}`).join(", ") || t("none");
-    const gains = tn.gains ? Object.entries(tn.gains).map(([k, v]) => `${k} ${typeof v === "number" ? v.toFixed(1) + "%" : v}`).join(", ") : t("none");
+    const gains = (data.gains && data.gains[tn.tenant] && data.gains[tn.tenant].join(", ")) || t("none");
     table.append(el("tr", { "data-tenant": tn.tenant }, el("td", {}, tn.name), el("td", {}, tn.rollout_date ?? "–"),
       el("td", {}, tn.machines), el("td", {}, gw), el("td", {}, pct(tn.coverage_24h)), el("td", {}, tn.active_alarms),
       el("td", {}, gains)));
