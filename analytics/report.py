@@ -161,6 +161,10 @@ def before_after_report(
     daily = line_totals(data, policy, day_labels, ndays)
     phase = phase_of_day[:ndays]
     before, after = daily.take(phase == 0), daily.take(phase == 1)
+    for name, t, (a, b) in (("baseline", before, w.baseline), ("post", after, w.post)):
+        if t.known_ms.sum() <= 0:
+            raise ReportError(f"the {name} window {a} – {b} has no data for these machines: "
+                              "move the rollout date or shorten the window (days)")
 
     comparisons = []
     for spec in kpi.KPIS:

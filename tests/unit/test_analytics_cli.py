@@ -1,0 +1,68 @@
+"""``smartfactory report`` end to end on a config file and a real SQLite store."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+from click.testing import CliRunner
+
+from analytics.synthetic import LineSpec, generate
+from cli.main import cli
+from plant import MachineRef
+from tsstore.sqlite import SqliteStore
+
+M = MachineRef("acme", "plant-1", "line-a", "press-1")
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    store = SqliteStore(tmp / "store.db")
+    columns, _ = generate([M], date(2026, 3, 2), 21, LineSpec(process_s=60.0), seed=4,
+                          load_scale_after=(date(2026, 3, 9), 0.5))
+    if hasattr(store, "write_columns"):
+        store.write_columns(M, columns[M])
+    else:
+        from tests.unit.test_analytics_report import fill
+
+        fill(store, columns)
+    store.close()
+    path = tmp / "sf.yaml"
+    path.write_text(
+        "store: {kind: sqlite, path: store.db}\n"
+        "analytics:\n"
+        "  default: {default_ideal_cycle_s: 70}\n"
+        "  rollouts:\n"
+        "    - {tenant: acme, line: line-a, date: 2026-03-09, commissioning_days: 0, days: 7}\n"
+    )
+    return path
+
+
+def test_before_after_from_the_configured_rollout_to_a_file(config):
+    out = config.parent / "r.html"
+    result = CliRunner().invoke(cli, ["report", "-c", str(config), "--tenant", "acme", "--lang", "en", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Material input time" in out.read_text() and (config.parent / "store.rollups.db").exists()
+
+
+def test_json_to_stdout_and_plain_kpis_by_day(config):
+    runner = CliRunner()
+    r = runner.invoke(cli, ["report", "-c", str(config), "--tenant", "acme", "--format", "json", "--replicates", "300"])
+    assert r.exit_code == 0
+    body = json.loads(r.stdout)
+    assert body["windows"]["rollout"] == "2026-03-09" and body["windows"]["days_each"] == 7
+    r = runner.invoke(cli, ["report", "-c", str(config), "--tenant", "acme", "--from", "2026-03-02", "--to", "2026-03-04",
+                            "--format", "csv"])
+    assert r.exit_code == 0 and len(r.stdout.strip().splitlines()) == 4
+
+
+def test_errors_are_one_line_with_a_non_zero_exit(config):
+    runner = CliRunner()
+    r = runner.invoke(cli, ["report", "-c", str(config), "--tenant", "nobody"])
+    assert r.exit_code == 2 and "lines with data: acme/plant-1/line-a" in r.stderr
+    r = runner.invoke(cli, ["report", "-c", str(config), "--tenant", "acme", "--format", "pdf"])
+    assert r.exit_code == 2 and "--output" in r.stderr
+    r = runner.invoke(cli, ["report", "-c", str(config), "--tenant", "acme", "--rollout", "2026-03-02"])
+    assert r.exit_code == 2 and "baseline window 2026-02-23 – 2026-03-02 has no data" in r.stderr
