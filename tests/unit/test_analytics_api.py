@@ -40,12 +40,7 @@ def app(tmp_path_factory):
     store = SqliteStore(tmp / "store.db")
     columns, _ = generate([M, OTHER], FIRST, 28, LineSpec(process_s=60.0), seed=2, load_scale_after=(ROLLOUT, 0.5))
     for m, cols in columns.items():
-        if hasattr(store, "write_columns"):
-            store.write_columns(m, cols)
-        else:
-            from tests.unit.test_analytics_report import fill
-
-            fill(store, {m: cols})
+        store.write_columns(m, cols)
     plant = open_plant(f"sqlite:///{tmp / 'plant.db'}")
     apply_seed(plant, SEED)
     application = create_app(store, ApiSettings(), plant, run_alarms=False)

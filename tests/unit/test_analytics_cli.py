@@ -22,12 +22,7 @@ def config(tmp_path_factory):
     store = SqliteStore(tmp / "store.db")
     columns, _ = generate([M], date(2026, 3, 2), 21, LineSpec(process_s=60.0), seed=4,
                           load_scale_after=(date(2026, 3, 9), 0.5))
-    if hasattr(store, "write_columns"):
-        store.write_columns(M, columns[M])
-    else:
-        from tests.unit.test_analytics_report import fill
-
-        fill(store, columns)
+    store.write_columns(M, columns[M])
     store.close()
     path = tmp / "sf.yaml"
     path.write_text(

@@ -30,14 +30,7 @@ POLICY = Policy(default_ideal_cycle_s=20.0)
 
 def fill(store: SqliteStore, columns: dict) -> None:
     for m, cols in columns.items():
-        if hasattr(store, "write_columns"):  # the bulk path, where the store has it
-            store.write_columns(m, cols)
-            continue
-        by_ts: dict[int, dict] = {}
-        for tag, (ts, vals) in cols.items():
-            for t, v in zip(ts.tolist(), vals.tolist()):
-                by_ts.setdefault(t, {})[tag] = v
-        store.write([Point(m, t, v) for t, v in sorted(by_ts.items())])
+        store.write_columns(m, cols)
 
 
 @pytest.fixture(scope="module")
