@@ -156,10 +156,11 @@ class RollupCache:
                 if c["ts"] + every <= now_ms - self.settle_ms:
                     fresh_corr.append((key, shape, c["ts"], c["tag"], c["kind"]))
             self.computed += b - a
-        for i, t in enumerate(out.start_ms.tolist()):
-            if t in have:
-                _unpack_into(out, i, have[t], codes)
-                self.hits += 1
+        if have:  # all cached rows at once: one matrix, one column per tally
+            keys = np.fromiter(have, dtype=np.int64, count=len(have))
+            rows = (keys - out.start_ms[0]) // every
+            _unpack_rows(out, rows, np.vstack([have[k] for k in keys.tolist()]), codes)
+            self.hits += len(have)
         if have:
             hit_lo, hit_hi = min(have), max(have) + every
             out.corrections += [
@@ -192,3 +193,11 @@ def _unpack_into(b: Buckets, i: int, v: np.ndarray, codes: list[int]) -> None:
         b.state_ms[c][i] = v[k]
         b.state_runs[c][i] = v[n + k]
     b.good[i], b.scrap[i], b.mi_ms[i], b.mi_runs[i], b.energy_wh[i] = v[2 * n : 2 * n + 5]
+
+
+def _unpack_rows(b: Buckets, rows: np.ndarray, m: np.ndarray, codes: list[int]) -> None:
+    n = len(codes)
+    for k, c in enumerate(codes):
+        b.state_ms[c][rows] = m[:, k]
+        b.state_runs[c][rows] = m[:, n + k]
+    b.good[rows], b.scrap[rows], b.mi_ms[rows], b.mi_runs[rows], b.energy_wh[rows] = m[:, 2 * n : 2 * n + 5].T
