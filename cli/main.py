@@ -368,7 +368,7 @@ def collector_dead_letters(config_path: Path, reason: str | None, limit: int, af
                            summary: bool) -> None:
     """Show what the collector could not store, with the reason (the 'collector' section; read-only,
     safe while the collector runs)."""
-    from collector.inspect import print_dead_letters
+    from collector.letters import print_dead_letters
 
     config = _load(config_path)
     data_dir = config.settings.collector.resolved_data_dir(config.base_dir)

@@ -63,6 +63,8 @@ class Collector:
         #: leave the (shared) subscription: store what the session still holds, take nothing new
         self.retire = retire
         self.last_message_at = time.monotonic()
+        self._unacked = 0  # received and not yet acknowledged (also the collector_unacked_messages gauge)
+        self._unacked_lock = threading.Lock()
         #: called by the store thread with the points of each live batch and the time they were stored
         self.on_stored: Callable[[Sequence[Point], float], None] | None = None
         self.ledger = Ledger(self.data_dir, settings.spool_max_bytes, settings.dead_letter_max_payload_bytes,
@@ -147,6 +149,8 @@ class Collector:
         self.last_message_at = time.monotonic()
         self.counters["received"] += 1
         self.metrics.received.inc()
+        with self._unacked_lock:
+            self._unacked += 1
         self.metrics.unacked.inc()
         try:
             payload = bytes(payload)
@@ -398,6 +402,8 @@ class Collector:
         for mid, qos in batch.acks:
             if qos > 0:
                 self.client.ack(mid, qos)
+        with self._unacked_lock:
+            self._unacked -= len(batch.acks)
         self.metrics.unacked.dec(len(batch.acks))
 
     def _spool_gauges(self) -> None:
@@ -407,7 +413,7 @@ class Collector:
     def idle(self, quiet_s: float) -> bool:
         """Nothing received for quiet_s, nothing unacknowledged, nothing spooled."""
         return (self.subscribed.is_set() and time.monotonic() - self.last_message_at >= quiet_s
-                and self.metrics.unacked._value.get() == 0 and self.ledger.spool_messages == 0)
+                and self._unacked == 0 and self.ledger.spool_messages == 0)
 
 
 def forget_session(settings: CollectorSettings, mqtt_settings: MqttSettings, timeout_s: float = 10.0) -> None:
