@@ -365,9 +365,18 @@ def _dashboard_routes() -> APIRouter:
         cache: SnapshotCache = request.app.state.snapshots
         first = await run_in_threadpool(cache.get, tenant, site, line)  # 404 before the stream starts
 
+        principals: access.PrincipalCache = request.app.state.principals
+        cookie, authorization = request.cookies.get(access.SESSION_COOKIE), request.headers.get("authorization")
+
         async def stream():
             snap, sent, last_beat = first, None, time.monotonic()
+            last_auth = time.monotonic()
             while not await request.is_disconnected():
+                if time.monotonic() - last_auth > 30:  # a logout or an expired session ends the stream too
+                    last_auth = time.monotonic()
+                    if await run_in_threadpool(principals.get, request.app.state.plant, cookie, authorization) is None:
+                        yield "event: logout\ndata: {}\n\n"
+                        return
                 if snap["version"] != sent:
                     sent = snap["version"]
                     yield f"event: snapshot\ndata: {json.dumps(snap, separators=(',', ':'))}\n\n"

@@ -125,6 +125,7 @@ function openLine(tenant, site, line) {
       const newest = Math.max(...LAST.snap.machines.map((m) => m.last_seen_ms || 0));
       if (newest) (window.sfLatencies = window.sfLatencies || []).push(Date.now() - newest);
     });
+    SOURCE.addEventListener("logout", () => showLogin());
     SOURCE.onerror = () => { $("status").textContent = t("disconnected"); };
   }).catch((err) => { if (err.status === 404 || err.status === 403) notFound(); });
 }

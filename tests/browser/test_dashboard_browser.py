@@ -156,3 +156,22 @@ def test_engineer_sees_every_tenant_in_english(demo, page):
     page.screenshot(path=str(ARTIFACTS / "engineer-centre.png"), full_page=True)
     page.goto(f"{demo}/#/line/{TENANT}/{SITE}/{LINE}")
     page.wait_for_selector(".tile[data-machine]")
+
+
+def test_owner_sees_an_alarm_raised_and_acknowledges_it(demo, page):
+    _log_in(page, demo, DEMO_OWNER)
+    page.wait_for_selector(".tile[data-machine]")
+    # a rule that holds whenever press-2 reports a state at all: the alarm engine raises it within a second or two
+    status = page.evaluate(f"""async () => (await fetch('/api/v1/alarm-rules/{TENANT}', {{method: 'POST',
+        headers: {{'Content-Type': 'application/json'}}, body: JSON.stringify({{site: '{SITE}', line: '{LINE}',
+        machine: 'press-2', name: 'browser-test state >= 0', kind: 'threshold', tag: 'state', op: '>=',
+        threshold: 0}})}})).status""")
+    assert status == 201
+    row = page.locator(".alarm.active", has_text="browser-test state >= 0")
+    row.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "owner-alarm-active.png"), full_page=True)
+    row.locator("button").click()
+    page.locator(".alarm.acknowledged", has_text="browser-test state >= 0").wait_for(timeout=30_000)
+    alarms = page.evaluate(f"async () => (await fetch('/api/v1/alarms/{TENANT}')).json()")
+    mine = [a for a in alarms if a["rule"] == "browser-test state >= 0"]
+    assert mine and mine[0]["status"] == "acknowledged" and mine[0]["acknowledged_by"] == DEMO_OWNER[0]
