@@ -25,7 +25,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from api.credentials import TOKEN_PREFIX, secret_digest
-from api.plantdb import ApiToken, PlantDb, Role, Tenant, User, WebSession
+from api.plantdb import ApiToken, PlantDb, Role, User, WebSession
 
 SESSION_COOKIE = "sf_session"
 PUBLIC = "x-sf-public"
@@ -53,7 +53,7 @@ def _is_public(request: Request) -> bool:
     return isinstance(route, APIRoute) and bool((route.openapi_extra or {}).get(PUBLIC))
 
 
-def principal_for_user(user: User, plant: PlantDb | None = None) -> Principal:
+def principal_for_user(user: User) -> Principal:
     role = Role(user.role)
     own = user.tenant.slug if user.tenant else None
     language = user.language or ("en" if role.is_centre else "ko")
@@ -152,6 +152,27 @@ def require(*roles: Role):
     return check
 
 
-def known_tenants(plant: PlantDb) -> list[str]:
-    with plant.session() as s:
-        return list(s.scalars(select(Tenant.slug).order_by(Tenant.slug)))
+class LoginThrottle:
+    """Refuses logins for a username after ``limit`` failures within ``window_s`` (guessing passwords).
+
+    In memory, per API process: enough to make online guessing slow; a restart forgets.
+    """
+
+    def __init__(self, limit: int = 5, window_s: float = 300.0) -> None:
+        self.limit, self.window_s = limit, window_s
+        self._failures: dict[str, list[float]] = {}
+
+    def blocked_for(self, username: str) -> float:
+        """Seconds until the next attempt is allowed (0: allowed now)."""
+        now = time.monotonic()
+        recent = [t for t in self._failures.get(username, []) if now - t < self.window_s]
+        self._failures[username] = recent
+        return self.window_s - (now - recent[0]) if len(recent) >= self.limit else 0.0
+
+    def failed(self, username: str) -> None:
+        if len(self._failures) > 100_000:
+            self._failures.clear()
+        self._failures.setdefault(username, []).append(time.monotonic())
+
+    def succeeded(self, username: str) -> None:
+        self._failures.pop(username, None)

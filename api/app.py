@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -139,6 +139,7 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
     app.state.alarms = engine
     app.state.snapshots = SnapshotCache(plant, store, stale_ms)
     app.state.principals = access.PrincipalCache()
+    app.state.login_throttle = access.LoginThrottle()
 
     @app.exception_handler(StoreUnavailable)
     async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
@@ -189,13 +190,21 @@ def _session_routes(settings: ApiSettings) -> APIRouter:
     r = APIRouter(prefix="/api/v1", tags=["identity"])
 
     @r.post("/auth/login", **access.public())
-    def login(body: Login, response: Response, plant: PlantDep) -> dict:
+    def login(body: Login, request: Request, response: Response, plant: PlantDep) -> dict:
+        throttle: access.LoginThrottle = request.app.state.login_throttle
+        wait_s = throttle.blocked_for(body.username)
+        if wait_s > 0:
+            log.warning("login_throttled user=%r retry_after_s=%.0f", body.username, wait_s)
+            raise HTTPException(status_code=429, detail=f"too many failed logins for this user: try again in "
+                                                        f"{wait_s:.0f} s", headers={"Retry-After": f"{wait_s:.0f}"})
         with plant.session() as s, s.begin():
             user = s.scalars(select(User).filter_by(username=body.username)).first()
             ok = verify_password(user.password_hash if user else _DUMMY_HASH, body.password)
             if not user or not ok or not user.active:
+                throttle.failed(body.username)
                 log.info("login_failed user=%r", body.username)
                 raise HTTPException(status_code=401, detail="wrong username or password")
+            throttle.succeeded(body.username)
             secret = new_secret()
             expires = int((time.time() + settings.session_hours * 3600) * 1000)
             s.add(WebSession(token_hash=secret_digest(secret), user_id=user.id, expires_ms=expires))

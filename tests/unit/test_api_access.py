@@ -157,6 +157,7 @@ def test_tenantless_routes_reveal_only_the_own_tenant(app):
     for method, path in TENANTLESS:
         r = owner_a.request(method, path, json=BODIES.get(path))
         assert "bravo" not in r.text and "BRAVO" not in r.text, f"{method} {path} leaks tenant B"
+    owner_a.patch("/api/v1/me", json={"language": "ko"})  # PATCH /me above switched it to English
 
 
 def test_unknown_tenant_looks_the_same_as_a_foreign_one(app):
@@ -210,7 +211,7 @@ def test_session_cookie_is_httponly_and_logout_ends_it(app):
 
 
 def test_language_defaults_by_role_and_is_remembered(app):
-    assert _client(app, "owner-a").get("/api/v1/me").json()["language"] == "ko"
+    assert _client(app, "operator-a").get("/api/v1/me").json()["language"] == "ko"  # never changed by a test
     assert _client(app, "engineer").get("/api/v1/me").json()["language"] == "en"
     c = _client(app, "owner-a")
     c.patch("/api/v1/me", json={"language": "en"})
@@ -232,3 +233,14 @@ def test_routers_mounted_later_are_isolated_too(app):
     assert _client(app, "owner-a").get("/api/v1/reports/bravo/summary").status_code == 404
     assert _client(app, "owner-b").get("/api/v1/reports/bravo/summary").json() == {"tenant": "bravo"}
     assert _client(app, None).get("/api/v1/reports/bravo/summary").status_code == 401
+
+
+def test_password_guessing_is_throttled_per_user(app):
+    c = TestClient(app)
+    for _ in range(5):
+        assert c.post("/api/v1/auth/login", json={"username": "operator-a", "password": "guess-1234"}).status_code == 401
+    blocked = c.post("/api/v1/auth/login", json={"username": "operator-a", "password": PASSWORD})
+    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+    # other users are not affected
+    assert c.post("/api/v1/auth/login", json={"username": "owner-a", "password": PASSWORD}).status_code == 200
+    app.state.login_throttle.succeeded("operator-a")  # the module's other tests log in as operator-a
