@@ -24,6 +24,14 @@ from registermap import BIT_TABLES, Table
 log = logging.getLogger("gateway.link")
 
 
+def _reraise_cancellation() -> None:
+    """pymodbus turns a cancelled request into ModbusIOException; a task being cancelled
+    (shutdown) must stop, not treat it as a failed poll and go on polling."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()
+
+
 class LinkError(Exception):
     """No usable answer: not connected, timed out, connection dropped or garbled frame."""
 
@@ -79,6 +87,7 @@ class ModbusLink:
                 try:
                     ok = await self.client.connect()
                 except (OSError, ModbusException) as exc:
+                    _reraise_cancellation()
                     raise LinkError(f"cannot connect to {self.name}: {exc}") from exc
                 if not ok:
                     raise LinkError(f"cannot connect to {self.name}")
@@ -92,6 +101,7 @@ class ModbusLink:
             try:
                 response = await call(address, count=count, device_id=unit)
             except (ModbusException, OSError, asyncio.TimeoutError) as exc:
+                _reraise_cancellation()
                 if not self.shared or not self.client.connected:
                     # a lone device's stale connection is reset; a shared one is kept
                     # unless the link itself went down

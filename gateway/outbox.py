@@ -39,6 +39,7 @@ class Row:
     machine: str  # "tenant/site/line/machine", enough to rebuild the topic even if the config changed
     ts: int
     values: dict
+    size: int = 0  # bytes of the values as JSON, for packing messages
 
 
 @contextmanager
@@ -126,7 +127,7 @@ class Outbox:
         rows = self._reader.execute(
             "SELECT id, machine, ts, body FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
         ).fetchall()
-        return [Row(i, m, ts, json.loads(body)) for i, m, ts, body in rows]
+        return [Row(i, m, ts, json.loads(body), len(body)) for i, m, ts, body in rows]
 
     def delete(self, ids: list[int]) -> None:
         if not ids:

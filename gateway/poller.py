@@ -63,6 +63,16 @@ class DeviceHealth:
         }
 
 
+def _stop_if_cancelled() -> None:
+    """Raise CancelledError if this task is being cancelled. A cancellation can be lost
+    inside a library (pymodbus turns it into ModbusIOException; asyncio.wait_for in 3.11
+    drops it when the awaited future completes at the same moment); a poller that went on
+    after that would keep a shutting-down gateway alive forever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()
+
+
 def backoff_s(interval_s: float, failures: int, cap_s: float) -> float:
     """Wait after ``failures`` consecutive failed polls: doubling from the poll interval, capped."""
     return min(cap_s, interval_s * 2 ** min(max(failures - 1, 0), 20))
@@ -117,6 +127,7 @@ class DevicePoller:
             try:
                 await self.poll_once(due)
             except Exception as exc:  # noqa: BLE001 - a long-running poller must outlive any one poll
+                _stop_if_cancelled()
                 if not isinstance(exc, PollError):
                     log.exception("poll_crashed device=%s", self.device.name)
                 self._failed(str(exc))
@@ -126,6 +137,7 @@ class DevicePoller:
                 retry = time.monotonic()
                 due_at = {i: retry for i in intervals}
                 continue
+            _stop_if_cancelled()
             now = time.monotonic()
             for i in due:
                 due_at[i] = next_slot(due_at[i], i, now)

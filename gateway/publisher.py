@@ -31,6 +31,8 @@ log = logging.getLogger("gateway.publisher")
 
 #: Keep a packed message well under the contract's 1 MiB limit.
 _MESSAGE_BUDGET = MAX_PAYLOAD_BYTES // 2
+#: Rows read from the outbox per pass.
+_BATCH_ROWS = 5000
 
 
 def _now_ms() -> int:
@@ -142,7 +144,10 @@ class Forwarder:
                 self._wake.clear()
                 self._settle_acks()
                 room = window - len(self._in_flight)
-                rows = self.outbox.batch(last_id, limit * room) if room > 0 and self.connected.is_set() else []
+                # a bounded batch: memory stays flat however large the backlog, and the
+                # messages it makes exceed the in-flight window by at most one batch
+                rows = self.outbox.batch(last_id, min(limit * room, _BATCH_ROWS)) \
+                    if room > 0 and self.connected.is_set() else []
                 if not rows:
                     self._wake.wait(0.5)
                     continue
@@ -178,7 +183,7 @@ class Forwarder:
         sizes: dict[str, int] = {}
         for row in rows:
             chunks = per_machine.setdefault(row.machine, [[]])
-            row_size = 40 + sum(len(k) + 24 for k in row.values)
+            row_size = 32 + (row.size or sum(len(k) + 24 for k in row.values))
             if chunks[-1] and (len(chunks[-1]) >= limit or sizes[row.machine] + row_size > _MESSAGE_BUDGET):
                 chunks.append([])
                 sizes[row.machine] = 0

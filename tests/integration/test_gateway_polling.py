@@ -228,3 +228,30 @@ def test_malformed_and_dropped_answers_fail_the_poll_not_the_poller():
         assert p.health.polls_ok >= 4
 
     run(main())
+
+
+def test_cancelling_pollers_mid_request_stops_them():
+    """Shutdown while a request hangs on a silent device: the poller must stop at once and not
+    count it as a failed poll (pymodbus may turn a cancelled request into ModbusIOException;
+    the link re-raises the cancellation whatever pymodbus raised)."""
+
+    async def main():
+        plc = CountingPlc("m")
+        server, port = await start_tcp_server(plc.device())
+        proxy = FaultProxy(("127.0.0.1", port))
+        await proxy.start()
+        proxy.set_fault(Fault(mode=Mode.silent))
+        rec = Recorder()
+        devices = [dev("m", port=proxy.port, timeout_s=30)]  # the request hangs for the whole test
+        pollers, tasks, links = start_pollers(devices, rec)
+        await wait_for(lambda: proxy.requests >= 1, 10, "a request in flight")
+        tasks[0].cancel()
+        done, _ = await asyncio.wait(tasks, timeout=5)
+        for link in links.values():
+            link.close()
+        await proxy.stop()
+        await server.shutdown()
+        assert done and tasks[0].cancelled()
+        assert pollers[0].health.polls_failed == 0  # the cancellation was not counted as a failed poll
+
+    run(main())

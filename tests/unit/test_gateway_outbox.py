@@ -64,7 +64,22 @@ def test_pack_keeps_messages_under_the_size_budget():
     rows = [row(i, n=2000) for i in range(1, 40)]  # ~60 kB of values each
     messages = Forwarder._pack(rows, limit=10_000)
     assert len(messages) > 1
-    assert all(sum(40 + sum(len(k) + 24 for k in r.values) for r in m) <= 512 * 1024 for m in messages)
+    assert all(sum(32 + sum(len(k) + 24 for k in r.values) for r in m) <= 512 * 1024 for m in messages)
+
+
+def test_pack_uses_the_stored_json_size(tmp_path):
+    box = Outbox(tmp_path / "o.db", max_samples=100_000)
+    for i in range(3000):
+        box.append("t/s/l/m", 1_700_000_000_000 + i, {f"tag{j}": j for j in range(200)})
+    rows = box.batch(0, 3000)
+    assert rows[0].size == len('{"tag0":0') + sum(len(f',"tag{j}":{j}') for j in range(1, 200)) + 1
+    messages = Forwarder._pack(rows, limit=10_000)
+    from wire import encode_telemetry
+    from plant import MachineRef
+
+    sizes = [len(encode_telemetry(MachineRef("t", "s", "l", "m"), [(r.ts, r.values) for r in m])) for m in messages]
+    assert max(sizes) <= 1024 * 1024 and min(sizes[:-1]) > 256 * 1024  # full, but under the contract limit
+    box.close()
 
 
 def test_an_unwritable_outbox_path_is_a_clear_error(tmp_path):

@@ -1,0 +1,405 @@
+"""Gateway benchmark: request planning, CPU and cycle jitter of a 50-PLC fleet, replay rate.
+
+What it measures:
+
+1. Requests per poll cycle for three 200-tag register maps (contiguous, sparse, mixed
+   types): the planner's count, the exact lower bound under the same limits (a dynamic
+   program, independent of the planner), one read per tag (what some peers send), and the
+   requests a real poll actually sent, counted by a FaultProxy in front of a pymodbus server.
+2. One gateway (this process: pollers, SQLite outbox, MQTT forwarder to a real mosquitto)
+   polling 50 simulated PLCs x 200 tags every second; the PLCs run in a separate process.
+   CPU = this process's CPU time / wall time; cycle-start jitter = how late each healthy
+   device's cycle started behind its schedule, p50/p99. Then again with 5 PLCs silent
+   (connection accepted, no answer: every request to them times out).
+3. Replay: the broker is stopped for ``--outage-s`` seconds while polling goes on; then
+   restarted. Replay rate = samples acknowledged per second until the backlog is gone,
+   against the live rate (samples per second produced by polling).
+
+Results go to the section "Gateway: planning, fleet CPU and jitter, replay
+(bench/gateway.py)" of bench/RESULTS.md; other sections are kept.
+
+    /tmp/sfvenv/bin/python bench/gateway.py [--plcs 50] [--dead 5] [--seconds 30] [--outage-s 120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from pymodbus.simulator import DataType, SimData, SimDevice  # noqa: E402
+
+from gateway.links import build_links  # noqa: E402
+from gateway.planner import min_reads, plan_reads  # noqa: E402
+from gateway.poller import DevicePoller  # noqa: E402
+from gateway.service import Gateway  # noqa: E402
+from gateway.settings import DeviceSettings, GatewaySettings  # noqa: E402
+from mqttlink import MqttSettings  # noqa: E402
+from registermap import BIT_TABLES, Table, Tag  # noqa: E402
+from simulators.faults import Fault, FaultProxy, Mode, start_tcp_server  # noqa: E402
+from tests.servers import mosquitto  # noqa: E402
+
+RESULTS_PATH = REPO_ROOT / "bench" / "RESULTS.md"
+SECTION_TITLE = "## Gateway: planning, fleet CPU and jitter, replay (bench/gateway.py)"
+RESULTS_HEADER = (
+    "# Benchmark results\n\n"
+    "Each section below is written by the script named in its heading; re-running a script "
+    "replaces only its own section. The machine is shared and noisy, so absolute figures move "
+    "between runs: compare the ratios, which are taken against a baseline measured in the same "
+    "run on the same data.\n"
+)
+HR, IR, COIL, DI = Table.holding_register, Table.input_register, Table.coil, Table.discrete_input
+
+
+# -- register maps -------------------------------------------------------------------------
+def contiguous_map() -> list[Tag]:
+    return [Tag(name=f"r{a}", table=HR, address=a) for a in range(200)]
+
+
+def sparse_map(seed: int = 1) -> list[Tag]:
+    """200 uint16 tags with random holes of 0-30 registers between them."""
+    rng = random.Random(seed)
+    tags, a = [], 0
+    for i in range(200):
+        a += rng.choice([0, 0, 1, 2, 5, 12, 20, 30])
+        tags.append(Tag(name=f"s{i}", table=HR, address=a))
+        a += 1
+    return tags
+
+
+def mixed_map(seed: int = 2) -> list[Tag]:
+    """200 tags over all four tables and every type and byte order."""
+    rng = random.Random(seed)
+    kinds = ["uint16", "int16", "uint32", "int32", "float32", "float64", "int64", "string", "bitreg"]
+    orders = ["ABCD", "CDAB", "BADC", "DCBA"]
+    tags: list[Tag] = []
+    next_addr = {HR: 0, IR: 0, COIL: 0, DI: 0}
+    for i in range(200):
+        table = rng.choice([HR, HR, HR, IR, IR, COIL, DI])
+        if table in BIT_TABLES:
+            t = Tag(name=f"m{i}", table=table, address=next_addr[table], type="bool")
+            next_addr[table] += 1 + rng.choice([0, 0, 0, 3, 40])
+        else:
+            kind = rng.choice(kinds)
+            kw: dict = {"order": rng.choice(orders)}
+            if kind == "string":
+                kw = {"length": rng.choice([4, 8])}
+            elif kind == "bitreg":
+                kind, kw = "bool", {"bit": rng.randrange(16)}
+            elif kind in ("uint16", "int16"):
+                kw = {}
+            t = Tag(name=f"m{i}", table=table, address=next_addr[table], type=kind, **kw)
+            next_addr[table] += t.width + rng.choice([0, 0, 1, 4, 15])
+        tags.append(t)
+    return tags
+
+
+def fleet_map() -> list[Tag]:
+    """The 200 tags each fleet PLC serves: 120 uint16, 40 float32, 20 int32 inputs, 20 coils."""
+    tags = [Tag(name=f"u{a}", table=HR, address=a) for a in range(120)]
+    tags += [Tag(name=f"f{i}", table=HR, address=200 + 2 * i, type="float32") for i in range(40)]
+    tags += [Tag(name=f"i{i}", table=IR, address=2 * i, type="int32") for i in range(20)]
+    tags += [Tag(name=f"c{i}", table=COIL, address=i, type="bool") for i in range(20)]
+    return tags
+
+
+def device_for(tags: list[Tag], unit: int = 1) -> SimDevice:
+    """A pymodbus device serving every address the map uses (0 up to its highest)."""
+
+    def block(table: Table) -> list[SimData]:
+        in_table = [t for t in tags if t.table is table]
+        size = max((t.address + t.width for t in in_table), default=1)
+        if table in BIT_TABLES:
+            return [SimData(0, count=size, values=False, datatype=DataType.BITS)]
+        return [SimData(0, count=size, values=1, datatype=DataType.REGISTERS)]
+
+    return SimDevice(id=unit, simdata=(block(COIL), block(DI), block(HR), block(IR)))
+
+
+# -- 1. planning -----------------------------------------------------------------------------
+async def measure_planning() -> list[dict]:
+    rows = []
+    for name, tags in (("contiguous", contiguous_map()), ("sparse", sparse_map()), ("mixed types", mixed_map())):
+        server, port = await start_tcp_server(device_for(tags))
+        proxy = FaultProxy(("127.0.0.1", port))
+        await proxy.start()
+        device = DeviceSettings.model_validate({
+            "name": "m", "line": "l", "host": "127.0.0.1", "port": proxy.port,
+            "tags": [t.model_dump(mode="json") for t in tags]})
+        links = build_links([device])
+        got: list[dict] = []
+        poller = DevicePoller(device, links[device.link], lambda d, ts, v: got.append(v))
+        await poller.poll_once()
+        sent = proxy.requests
+        links[device.link].close()
+        await proxy.stop()
+        await server.shutdown()
+        assert len(got) == 1 and len(got[0]) == len(tags), "a poll must return every tag"
+        rows.append({
+            "map": name, "tags": len(tags), "planned": len(plan_reads(tags)), "sent": sent,
+            "lower_bound": min_reads(tags), "one_per_tag": len(tags),
+            "tables": len({t.table for t in tags}),
+        })
+    return rows
+
+
+# -- 2. the PLC fleet, in its own process ------------------------------------------------------
+def serve_fleet(n: int, dead: int) -> None:
+    """Child process: n PLCs; the last ``dead`` behind proxies that go silent on 'dead' (stdin)."""
+
+    async def main() -> None:
+        tags = fleet_map()
+        ports, proxies, servers = [], [], []
+        for i in range(n):
+            server, port = await start_tcp_server(device_for(tags))
+            servers.append(server)
+            if i >= n - dead:
+                proxy = FaultProxy(("127.0.0.1", port))
+                await proxy.start()
+                proxies.append(proxy)
+                port = proxy.port
+            ports.append(port)
+        print(json.dumps({"ports": ports}), flush=True)
+        loop = asyncio.get_running_loop()
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                return
+            for proxy in proxies:
+                proxy.set_fault(Fault(mode=Mode.silent) if line.strip() == "dead" else None)
+            print("ok", flush=True)
+
+    asyncio.run(main())
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))
+    return ordered[k]
+
+
+async def run_fleet_phase(gw: Gateway, seconds: float, warmup: float, healthy: set[str]) -> dict:
+    await asyncio.sleep(warmup)
+    for p in gw.pollers:
+        p.lateness_ms.clear()
+    acked0 = gw.forwarder.acked_samples
+    polls0 = sum(p.health.polls_ok for p in gw.pollers)
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    await asyncio.sleep(seconds)
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    late = [x for p in gw.pollers if p.device.name in healthy for x in p.lateness_ms]
+    polls = sum(p.health.polls_ok for p in gw.pollers) - polls0
+    return {
+        "cpu_share": cpu / wall, "wall_s": wall, "polls": polls, "tags_per_s": polls * 200 / wall,
+        "acked_per_s": (gw.forwarder.acked_samples - acked0) / wall,
+        "jitter_p50_ms": percentile(late, 50), "jitter_p99_ms": percentile(late, 99),
+        "jitter_max_ms": max(late) if late else float("nan"), "cycles": len(late),
+    }
+
+
+async def measure_fleet(a: argparse.Namespace, workdir: Path) -> dict:
+    fleet = subprocess.Popen([sys.executable, __file__, "--serve-fleet", str(a.plcs), "--dead", str(a.dead)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    broker = mosquitto(workdir / "mosquitto")
+    try:
+        ports = json.loads(fleet.stdout.readline())["ports"]
+        tags = [t.model_dump(mode="json", exclude_defaults=True) for t in fleet_map()]
+        settings = GatewaySettings.model_validate({
+            "id": "bench-gw", "tenant": "bench", "site": "s1",
+            "outbox": {"path": str(workdir / "outbox.db")},
+            "devices": [{"name": f"plc{i:02d}", "line": "l1", "host": "127.0.0.1", "port": port,
+                         "poll_interval_s": 1.0, "timeout_s": 1.0, "max_backoff_s": 30, "tags": tags}
+                        for i, port in enumerate(ports)],
+        })
+        gw = Gateway(settings, MqttSettings(url=broker.url), workdir)
+        task = asyncio.create_task(gw.run())
+        names = {d.name for d in settings.devices}
+        dead_names = {d.name for d in settings.devices[len(ports) - a.dead:]}
+        reads_per_poll = len(gw_reads(settings.devices[0]))
+        all_alive = await run_fleet_phase(gw, a.seconds, a.warmup, names)
+        fleet.stdin.write("dead\n")
+        fleet.stdin.flush()
+        fleet.stdout.readline()
+        with_dead = await run_fleet_phase(gw, a.seconds, a.warmup, names - dead_names)
+        fleet.stdin.write("alive\n")
+        fleet.stdin.flush()
+        fleet.stdout.readline()
+        # replay: broker down for the outage, polling goes on into the outbox
+        await asyncio.sleep(a.warmup)
+        print("outage: broker stopped", file=sys.stderr, flush=True)
+        await asyncio.to_thread(broker.stop)
+        t_down = time.monotonic()
+        acked_before = gw.forwarder.acked_samples
+        polls0 = sum(p.health.polls_ok for p in gw.pollers)
+        await asyncio.sleep(a.outage_s)
+        live_rate = (sum(p.health.polls_ok for p in gw.pollers) - polls0) / (time.monotonic() - t_down)
+        backlog = gw.outbox.pending
+        await asyncio.to_thread(broker.start)
+        t_up = time.monotonic()
+        print(f"outage: broker back, backlog={backlog}", file=sys.stderr, flush=True)
+        while not gw.forwarder.connected.is_set() and time.monotonic() - t_up < 120:
+            await asyncio.sleep(0.01)
+        t_conn = time.monotonic()  # paho's own reconnect backoff (1 s doubling to 30 s) ends here
+        shown = 0.0
+        while gw.outbox.pending > max(10, live_rate) and time.monotonic() - t_conn < 1200:
+            if time.monotonic() - shown > 5:
+                shown = time.monotonic()
+                print(f"replay: pending={gw.outbox.pending} acked={gw.forwarder.acked_samples - acked_before} "
+                      f"in_flight={len(gw.forwarder._in_flight)}", file=sys.stderr, flush=True)
+            await asyncio.sleep(0.02)
+        drain_s = time.monotonic() - t_conn
+        replayed = gw.forwarder.acked_samples - acked_before
+        print(f"replay: done in {drain_s:.1f} s", file=sys.stderr, flush=True)
+        task.cancel()
+        try:
+            await asyncio.wait_for(task, 30)
+        except (asyncio.CancelledError, asyncio.TimeoutError):
+            pass
+        return {
+            "all_alive": all_alive, "with_dead": with_dead, "reads_per_poll": reads_per_poll,
+            "replay": {"outage_s": a.outage_s, "backlog": backlog, "drain_s": drain_s, "replayed": replayed,
+                       "reconnect_s": t_conn - t_up,
+                       "replay_rate": replayed / drain_s, "live_rate": live_rate,
+                       "ratio": (replayed / drain_s) / live_rate if live_rate else float("nan"),
+                       "outbox_bytes": (workdir / "outbox.db").stat().st_size},
+            "plcs": len(ports), "dead": a.dead,
+        }
+    finally:
+        fleet.stdin.close()
+        fleet.wait(20)
+        broker.stop()
+
+
+def gw_reads(device: DeviceSettings):
+    return plan_reads(device.tags, device.max_registers_per_read, device.max_bits_per_read, device.max_gap)
+
+
+# -- results -----------------------------------------------------------------------------------
+def update_results(section: str) -> None:
+    text = RESULTS_PATH.read_text() if RESULTS_PATH.exists() else RESULTS_HEADER
+    pattern = re.compile(r"^" + re.escape(SECTION_TITLE) + r"\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
+    RESULTS_PATH.write_text(text.rstrip("\n") + "\n")
+
+
+def render(a: argparse.Namespace, planning: list[dict], fleet: dict) -> str:
+    def verdict(ok: bool) -> str:
+        return "**met**" if ok else "**missed**"
+
+    out = [
+        SECTION_TITLE, "",
+        f"- date: {time.strftime('%a %b %d %H:%M:%S UTC %Y', time.gmtime())}",
+        f"- machine: {platform.system()} {platform.release()} {platform.machine()}, nproc {os.cpu_count()}, "
+        f"Python {platform.python_version()}; shared with other engineers' jobs while running",
+        f"- command: `python bench/gateway.py --plcs {a.plcs} --dead {a.dead} --seconds {a.seconds} "
+        f"--outage-s {a.outage_s}`",
+        "",
+        "### Requests per poll cycle (200 tags each; limits 125 registers / 2000 bits, max gap 8)",
+        "",
+        "| map | tables | planned | sent (counted by a proxy) | lower bound | one per tag | one-per-tag / sent |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in planning:
+        out.append(f"| {r['map']} | {r['tables']} | {r['planned']} | {r['sent']} | {r['lower_bound']} | "
+                   f"{r['one_per_tag']} | {r['one_per_tag'] / r['sent']:.0f}x |")
+    ok_plan = all(r["sent"] == r["lower_bound"] for r in planning)
+    out += ["", f"Target: request count = lower bound: {verdict(ok_plan)}. The lower bound is the fewest "
+            "reads any plan can use under the same size and gap limits (exact dynamic program per table, "
+            "`gateway.planner.min_reads`).", ""]
+    aa, wd, rp = fleet["all_alive"], fleet["with_dead"], fleet["replay"]
+    out += [
+        f"### Fleet: one gateway process, {fleet['plcs']} PLCs x 200 tags every 1 s "
+        f"({fleet['reads_per_poll']} reads per PLC per cycle)",
+        "",
+        "PLCs are pymodbus servers in a separate process; the gateway (pollers, SQLite outbox, paho forwarder) "
+        f"runs in the benchmark process and publishes to a real mosquitto. Each phase measured for {a.seconds} s "
+        f"after {a.warmup} s warm-up. Dead PLCs accept the connection and never answer (timeout 1 s, backoff "
+        "capped at 30 s). Jitter = lateness of each healthy device's cycle start behind its schedule.",
+        "",
+        "| phase | tags/s polled | samples/s acked by broker | CPU (share of one core) | jitter p50 ms | "
+        "jitter p99 ms | max ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, r in ((f"all {fleet['plcs']} alive", aa), (f"{fleet['dead']} dead", wd)):
+        out.append(f"| {label} | {r['tags_per_s']:,.0f} | {r['acked_per_s']:,.1f} | {r['cpu_share']:.3f} | "
+                   f"{r['jitter_p50_ms']:.1f} | {r['jitter_p99_ms']:.1f} | {r['jitter_max_ms']:.1f} |")
+    cpu_per_10k = aa["cpu_share"] * 10_000 / aa["tags_per_s"] if aa["tags_per_s"] else float("nan")
+    out += [
+        "",
+        f"Target: 10,000 tags/s under half a core: {cpu_per_10k:.3f} of a core per 10,000 tags/s "
+        f"(all alive) {verdict(cpu_per_10k < 0.5)}; with dead PLCs {wd['cpu_share']:.3f} of a core.",
+        f"Target: jitter p99 < 100 ms with dead PLCs: {wd['jitter_p99_ms']:.1f} ms {verdict(wd['jitter_p99_ms'] < 100)}.",
+        "",
+        "### Replay after a broker outage",
+        "",
+        f"mosquitto stopped for {rp['outage_s']:.0f} s while polling went on (live rate {rp['live_rate']:.1f} "
+        f"samples/s = {rp['live_rate'] * 200:,.0f} values/s); backlog {rp['backlog']:,} samples "
+        f"({rp['outbox_bytes'] / 1e6:.1f} MB outbox file). The gateway reconnected {rp['reconnect_s']:.1f} s after "
+        "the broker came back (paho's reconnect backoff, 1 s doubling to 30 s); from then the backlog (plus the "
+        f"live polls meanwhile) drained in {rp['drain_s']:.1f} s: {rp['replayed']:,} samples acknowledged, "
+        f"**{rp['replay_rate']:,.0f} samples/s = {rp['ratio']:.0f}x the live rate** "
+        f"(target >= 10x: {verdict(rp['ratio'] >= 10)}). Replay packs up to 500 samples of one machine per message "
+        "(bounded by ~0.5 MiB), 200 messages in flight.",
+        "",
+    ]
+    if rp["outage_s"] < 600:
+        out += [f"The issue asks for a 10-minute outage; this run used {rp['outage_s']:.0f} s (a 10-minute backlog "
+                f"at this live rate would be {rp['live_rate'] * 600:,.0f} samples). The replay rate is per sample, "
+                "so a longer backlog drains proportionally longer at the same rate.", ""]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plcs", type=int, default=50)
+    parser.add_argument("--dead", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--warmup", type=float, default=5)
+    parser.add_argument("--outage-s", type=float, default=120)
+    parser.add_argument("--no-write", action="store_true", help="print, do not update RESULTS.md")
+    parser.add_argument("--serve-fleet", type=int, help=argparse.SUPPRESS)
+    a = parser.parse_args()
+    if a.serve_fleet:
+        serve_fleet(a.serve_fleet, a.dead)
+        return
+
+    async def run() -> tuple[list[dict], dict]:
+        planning = await measure_planning()
+        print(json.dumps(planning, indent=1), flush=True)
+        with tempfile.TemporaryDirectory(prefix="bench_gateway_") as tmp:
+            fleet = await measure_fleet(a, Path(tmp))
+        print(json.dumps(fleet, indent=1), flush=True)
+        return planning, fleet
+
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    planning, fleet = asyncio.run(run())
+    section = render(a, planning, fleet)
+    print(section)
+    if not a.no_write:
+        update_results(section)
+
+
+if __name__ == "__main__":
+    main()
