@@ -173,7 +173,7 @@ def compare(
     lo, hi = change - half, change + half
     p = 2 * t_sf(abs(change) / se, df) if se > 0 else (0.0 if change else 1.0)
     sign = 1 if spec.higher_is_better else -1
-    imp_ci = tuple(sorted((sign * lo, sign * hi)))
+    imp_ci = tuple(sorted((float(sign * lo), float(sign * hi))))
     return Comparison(
         key=spec.key,
         before=float(before),
@@ -182,7 +182,7 @@ def compare(
         change_pct=float(change),
         improvement_pct=float(sign * change),
         pp_change=float((after - before) * 100) if spec.is_rate else None,
-        ci95_change_pct=(lo, hi),
+        ci95_change_pct=(float(lo), float(hi)),
         ci95_improvement_pct=imp_ci,  # type: ignore[arg-type]
         p_value=float(p),
         significant=bool(lo > 0 or hi < 0),
