@@ -204,6 +204,9 @@ class PlantDb:
     def __init__(self, url: str) -> None:
         self.url = url
         connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
+        file_path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
+        if file_path and file_path != ":memory:":
+            Path(file_path).parent.mkdir(parents=True, exist_ok=True)  # SQLite creates the file, not its directory
         self.engine: Engine = create_engine(url, connect_args=connect_args)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)

@@ -142,3 +142,9 @@ def test_migrations_render_for_postgresql(tmp_path):
                   "broker_accounts", "alarm_rules", "alarms"):
         assert f"CREATE TABLE {table} " in ddl, table
     assert "expires_ms BIGINT" in ddl and "PRAGMA" not in ddl
+
+
+def test_sqlite_plant_database_gets_its_directory(tmp_path):
+    plant = open_plant(f"sqlite:///{tmp_path / 'api-data' / 'plant.db'}")
+    assert (tmp_path / "api-data" / "plant.db").exists()
+    plant.close()
