@@ -30,6 +30,7 @@ class Buckets:
     mi_runs: np.ndarray  # material-input phases starting in the bucket (one per cycle)
     energy_wh: np.ndarray  # nan where no energy meter
     corrections: list[dict] = field(default_factory=list)  # counter wraps/resets: {"ts", "tag", "kind"}
+    ideal_s: np.ndarray | None = None  # ideal cycle of the product made in the bucket; nan: the machine's
 
     @classmethod
     def empty(cls, start_ms: int, end_ms: int, bucket_ms: int, codes: list[int]) -> Buckets:
@@ -38,7 +39,7 @@ class Buckets:
         starts = np.arange(start_ms, end_ms, bucket_ms, dtype=np.int64)
         z = lambda: np.zeros(len(starts))  # noqa: E731
         return cls(starts, bucket_ms, {c: z() for c in codes}, {c: z() for c in codes}, z(), z(), z(), z(),
-                   np.full(len(starts), np.nan))
+                   np.full(len(starts), np.nan), [], np.full(len(starts), np.nan))
 
     def index(self, ts_ms: np.ndarray) -> np.ndarray:
         """Bucket index of each timestamp, -1 outside the table."""
@@ -92,6 +93,7 @@ def from_samples(
     material_input: tuple | None = None,
     energy: tuple | None = None,
     bits: tuple[int | None, int | None, int | None] = (16, 16, 32),
+    product_ideal: tuple | None = None,
 ) -> Buckets:
     """Tallies from raw (timestamps, values) pairs; counters may include one sample before the window.
 
@@ -117,6 +119,10 @@ def from_samples(
     if energy is not None:
         b.energy_wh = np.zeros(len(b.start_ms))
         add_counter(b, b.energy_wh, "energy", *energy, bits[2])
+    if product_ideal is not None:  # (timestamps, ideal cycle of the product sampled then): the bucket's last one
+        ts, ideal = np.asarray(product_ideal[0], dtype=np.int64), np.asarray(product_ideal[1], dtype=float)
+        idx = b.index(ts)
+        b.ideal_s[idx[idx >= 0]] = ideal[idx >= 0]  # later samples overwrite earlier ones
     return b
 
 

@@ -88,6 +88,8 @@ def totals(b: Buckets, labels: np.ndarray, groups: int, policy: Policy, ideal_cy
     known = b.known_ms()
     fail_codes = policy.failure_codes()
     energy_known = ~np.isnan(b.energy_wh)
+    # standard time per part: the product's ideal cycle where the bucket knows its product (mix control)
+    ideal = np.full(len(b.start_ms), ideal_cycle_s) if b.ideal_s is None else np.where(np.isnan(b.ideal_s), ideal_cycle_s, b.ideal_s)
     return Totals(
         calendar_ms=g(np.full(len(b.start_ms), float(b.bucket_ms))),
         known_ms=g(known),
@@ -99,8 +101,8 @@ def totals(b: Buckets, labels: np.ndarray, groups: int, policy: Policy, ideal_cy
         failure_ms=g(sum((b.state_ms[c] for c in fail_codes), np.zeros(len(b.start_ms)))),
         good=g(b.good),
         scrap=g(b.scrap),
-        std_s=g(ideal_cycle_s * (b.good + b.scrap)),
-        std_good_s=g(ideal_cycle_s * b.good),
+        std_s=g(ideal * (b.good + b.scrap)),
+        std_good_s=g(ideal * b.good),
         mi_ms=g(b.mi_ms),
         mi_runs=g(b.mi_runs),
         energy_wh=g(np.where(energy_known, b.energy_wh, 0.0)),

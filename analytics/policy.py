@@ -86,6 +86,7 @@ class Tags(BaseModel):
     good_bits: int = 16
     scrap_bits: int = 16
     energy_bits: int = 32
+    product: str | None = Field("product", description="tag holding the product code (number or text), for product-mix control")
 
 
 class Policy(BaseModel):
@@ -103,6 +104,9 @@ class Policy(BaseModel):
         default_factory=dict, description="ideal cycle time per machine id (or line/machine); the default below otherwise"
     )
     default_ideal_cycle_s: Annotated[float, Field(gt=0)] = 12.0
+    ideal_cycle_by_product: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="ideal cycle time per product code (the product tag's value); overrides the machine's"
+    )
     bucket_min: Annotated[int, Field(gt=0, le=60)] = 60
     coverage_warning: Annotated[float, Field(ge=0, le=1)] = 0.9
 
@@ -142,6 +146,11 @@ class Policy(BaseModel):
     def ideal_cycle(self, line: str, machine: str) -> float:
         return self.ideal_cycle_s.get(f"{line}/{machine}", self.ideal_cycle_s.get(machine, self.default_ideal_cycle_s))
 
+    def product_ideal(self, code: float | str) -> float | None:
+        """Ideal cycle of a product code; 12.0 from a numeric register matches the key '12'."""
+        key = code if isinstance(code, str) else (str(int(code)) if float(code).is_integer() else str(code))
+        return self.ideal_cycle_by_product.get(key)
+
     def codes(self, *kinds: StateKind) -> list[int]:
         return [s.code for s in self.states if s.kind in kinds]
 
@@ -157,4 +166,5 @@ class Policy(BaseModel):
             "stale_s": self.stale_s,
             "ideal_cycle_s": dict(self.ideal_cycle_s),
             "default_ideal_cycle_s": self.default_ideal_cycle_s,
+            "ideal_cycle_by_product": dict(self.ideal_cycle_by_product),
         }

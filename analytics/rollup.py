@@ -13,6 +13,8 @@ so corrections are exact and flagged without pulling every sample.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from analytics.buckets import Buckets
@@ -20,6 +22,8 @@ from analytics.counters import counter_deltas
 from analytics.policy import Policy
 from plant import MachineRef
 from tsstore import TimeSeriesStore
+
+log = logging.getLogger("analytics.rollup")
 
 #: How far back to look for the counter reading that precedes a window.
 LOOKBACK_MS = 7 * 86_400_000
@@ -45,6 +49,14 @@ def machine_buckets(store: TimeSeriesStore, machine: MachineRef, policy: Policy,
     if tags.energy:
         energy = _counter(store, machine, tags.energy, tags.energy_bits, b, "energy", missing=np.nan)
         b.energy_wh[:] = energy
+    if tags.product and policy.ideal_cycle_by_product:
+        # the product at the end of each bucket; a changeover inside a bucket is booked to the new product
+        for ts, code in store.history(machine, tags.product, start_ms, end_ms, bucket_ms, "last"):
+            ideal = policy.product_ideal(code)
+            if ideal is None:
+                log.warning("product_without_ideal_cycle machine=%s product=%r fix=add it to ideal_cycle_by_product",
+                            machine.machine, code)
+            b.ideal_s[(ts - start_ms) // bucket_ms] = np.nan if ideal is None else ideal
     return b
 
 
@@ -123,7 +135,7 @@ class RollupCache:
         import json
 
         key = {"tags": policy.tags.model_dump(), "codes": sorted(s.code for s in policy.states),
-               "stale_s": policy.stale_s, "bucket_min": policy.bucket_min}
+               "stale_s": policy.stale_s, "bucket_min": policy.bucket_min, "products": policy.ideal_cycle_by_product}
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     def machine_buckets(self, store: TimeSeriesStore, machine: MachineRef, policy: Policy, start_ms: int, end_ms: int,
@@ -184,7 +196,7 @@ class RollupCache:
 
 def _pack(b: Buckets, j: int, codes: list[int]) -> np.ndarray:
     return np.array([*(b.state_ms[c][j] for c in codes), *(b.state_runs[c][j] for c in codes),
-                     b.good[j], b.scrap[j], b.mi_ms[j], b.mi_runs[j], b.energy_wh[j]], dtype=np.float64)
+                     b.good[j], b.scrap[j], b.mi_ms[j], b.mi_runs[j], b.energy_wh[j], b.ideal_s[j]], dtype=np.float64)
 
 
 def _unpack_into(b: Buckets, i: int, v: np.ndarray, codes: list[int]) -> None:
@@ -192,7 +204,7 @@ def _unpack_into(b: Buckets, i: int, v: np.ndarray, codes: list[int]) -> None:
     for k, c in enumerate(codes):
         b.state_ms[c][i] = v[k]
         b.state_runs[c][i] = v[n + k]
-    b.good[i], b.scrap[i], b.mi_ms[i], b.mi_runs[i], b.energy_wh[i] = v[2 * n : 2 * n + 5]
+    b.good[i], b.scrap[i], b.mi_ms[i], b.mi_runs[i], b.energy_wh[i], b.ideal_s[i] = v[2 * n : 2 * n + 6]
 
 
 def _unpack_rows(b: Buckets, rows: np.ndarray, m: np.ndarray, codes: list[int]) -> None:
@@ -200,4 +212,4 @@ def _unpack_rows(b: Buckets, rows: np.ndarray, m: np.ndarray, codes: list[int]) 
     for k, c in enumerate(codes):
         b.state_ms[c][rows] = m[:, k]
         b.state_runs[c][rows] = m[:, n + k]
-    b.good[rows], b.scrap[rows], b.mi_ms[rows], b.mi_runs[rows], b.energy_wh[rows] = m[:, 2 * n : 2 * n + 5].T
+    b.good[rows], b.scrap[rows], b.mi_ms[rows], b.mi_runs[rows], b.energy_wh[rows], b.ideal_s[rows] = m[:, 2 * n : 2 * n + 6].T

@@ -192,3 +192,9 @@ def test_oee_is_the_product_of_its_factors(run_s, speed_s, down_s, good, scrap, 
     v = kpi.scalar(t)
     if good + scrap:
         assert v["oee"] == pytest.approx(v["availability"] * v["performance"] * v["quality"], rel=1e-9)
+
+
+def test_raw_path_books_each_bucket_to_its_last_product():
+    ts = np.array([T0 + 10_000, T0 + 3_000_000, T0 + 3_700_000])
+    b = from_samples((T0, T0 + 3 * H), H, CODES, 3000, product_ideal=(ts, np.array([10.0, 20.0, 30.0])))
+    assert b.ideal_s[:2].tolist() == [20.0, 30.0] and np.isnan(b.ideal_s[2])

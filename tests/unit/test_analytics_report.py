@@ -200,3 +200,30 @@ def test_reset_that_climbs_past_the_old_reading_is_still_found(tmp_path):
     b = machine_buckets(store, m, POLICY, t0 + 3_600_000, t0 + 7_200_000)
     assert b.good.tolist() == [3 + 97 + 600]
     assert [c["kind"] for c in b.corrections] == ["reset"]
+
+
+def test_standard_time_output_controls_for_product_mix(tmp_path):
+    """Hour 1 makes product A (ideal 10 s), hour 2 product B (ideal 20 s), both at their ideal pace:
+    parts per hour halve, standard-time output and performance do not move."""
+    store = SqliteStore(tmp_path / "mix.db")
+    m = MACHINES[0]
+    t0 = local_midnight_ms(FIRST, POLICY)
+    pts = [Point(m, t0 - 1000, {"good_count": 0})]  # a part completes every 10 s, then every 20 s
+    pts += [Point(m, t0 + s * 1000, {"state": 2, "product": "A", "good_count": s // 10 + 1}) for s in range(5, 3600, 10)]
+    pts += [Point(m, t0 + 3_600_000 + s * 1000, {"state": 2, "product": "B", "good_count": 360 + s // 20 + 1})
+            for s in range(10, 3600, 20)]
+    pts.append(Point(m, t0 + 7_200_000, {"state": 2, "product": "B", "good_count": 540}))
+    store.write(pts)
+    by_hour = np.array([0, 1], dtype=np.int64)
+
+    def kpis(policy: Policy) -> dict:
+        b = machine_buckets(store, m, policy, t0, t0 + 7_200_000)
+        return kpi.values(kpi.totals(b, by_hour, 2, policy, policy.ideal_cycle(m.line, m.machine)))
+
+    mixed = kpis(Policy(default_ideal_cycle_s=15.0, ideal_cycle_by_product={"A": 10.0, "B": 20.0}))
+    # (within 1%: a state hold is booked to the hour it ends in, so a few seconds move across the edge)
+    assert mixed["output_per_hour"].tolist() == pytest.approx([360, 180], rel=0.01)
+    assert mixed["standard_output"].tolist() == pytest.approx([1.0, 1.0], rel=0.01)
+    assert mixed["performance"].tolist() == pytest.approx([1.0, 1.0], rel=0.01)
+    blind = kpis(Policy(default_ideal_cycle_s=15.0))  # one ideal cycle for both: the mix looks like a slowdown
+    assert blind["performance"].tolist() == pytest.approx([1.5, 0.75], rel=0.01)
