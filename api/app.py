@@ -492,7 +492,8 @@ def _centre_routes(stale_ms: int) -> APIRouter:
                 for site, ln, m in machines:
                     ref = MachineRef(t.slug, site.slug, ln.slug, m.slug)
                     minutes = store.history(ref, "state", now - 86_400_000, now, 60_000, "last")
-                    covered.append(len(minutes) / 1440)
+                    spanned = now // 60_000 - (now - 86_400_000) // 60_000 + 1  # minute buckets the window touches
+                    covered.append(len(minutes) / spanned)
                     last_seen[m.id] = max((ts for ts, _ in minutes), default=None)
                 gateways = []
                 for g in s.scalars(select(BrokerAccount).filter_by(tenant_id=t.id, kind="gateway")):

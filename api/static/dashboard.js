@@ -137,6 +137,7 @@ function render() {
 }
 
 function renderLine(snap) {
+  TZ = snap.timezone;
   $("where").textContent = `${snap.tenant} · ${snap.site} · ${snap.name}`;
   $("status").textContent = `${t("live")} · ${t("updated")} ${clock(snap.generated_ms)}`;
   const tiles = el("section", { class: "tiles" });
@@ -193,6 +194,12 @@ function sinceText(since, lower) {
   return `${t("in_state")} ${lower ? "≥ " : ""}${duration(Date.now() - since)}`;
 }
 
+let TZ = undefined;  // the line's time zone (the tenant's), for hour labels
+function hourIn(ms, tz) {
+  try { return new Intl.DateTimeFormat("en-GB", { hour: "2-digit", hourCycle: "h23", timeZone: tz }).format(new Date(ms)); }
+  catch { return String(new Date(ms).getHours()); }
+}
+
 function trendPanel(points) {
   const panel = el("section", { class: "panel trend" }, el("h3", {}, t("trend")));
   const values = points.map((p) => p.input_s_per_part ?? 0);
@@ -212,7 +219,7 @@ function trendPanel(points) {
     svg.append(r);
     const lbl = document.createElementNS(ns, "text");
     lbl.setAttribute("x", i * 30 + 15); lbl.setAttribute("y", 99); lbl.setAttribute("text-anchor", "middle");
-    lbl.textContent = new Date(p.ts).getHours();
+    lbl.textContent = hourIn(p.ts, TZ);
     svg.append(lbl);
   });
   panel.append(svg, el("div", { class: "muted small" }, t("input_s_per_part")));

@@ -170,3 +170,27 @@ def test_incremental_snapshot_equals_a_fresh_one(tmp_path):
     fresh = build_snapshot(model, store, [], now - 300_000 + 299 * 1000 + 1, 10_000)
     for key in ("count_today", "oee", "machines"):
         assert incremental[key] == fresh[key], key
+
+
+def test_centre_coverage_is_the_share_of_minutes_with_data(tmp_path):
+    import time as _time
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.plantadmin import PlantSeed, apply_seed
+    from api.plantdb import open_plant
+
+    plant = open_plant(f"sqlite:///{tmp_path / 'plant.db'}")
+    apply_seed(plant, PlantSeed.model_validate({
+        "tenants": [{"slug": "acme", "sites": [{"slug": "s", "lines": [{"slug": "l", "machines": [
+            {"slug": "full"}, {"slug": "half"}]}]}]}],
+        "users": [{"username": "eng", "password": "engineer-1", "role": "centre_engineer"}]}))
+    store = SqliteStore(tmp_path / "s.db")
+    now = int(_time.time() * 1000)
+    store.write([Point(MachineRef("acme", "s", "l", "full"), now - k * 60_000, {"state": 2}) for k in range(1, 1500)])
+    store.write([Point(MachineRef("acme", "s", "l", "half"), now - k * 60_000, {"state": 2}) for k in range(1, 721)])
+    with TestClient(create_app(store, plant=plant, run_alarms=False)) as c:
+        c.post("/api/v1/auth/login", json={"username": "eng", "password": "engineer-1"})
+        (tenant,) = c.get("/api/v1/centre/overview").json()["tenants"]
+    assert tenant["coverage_24h"] == pytest.approx((1.0 + 0.5) / 2, abs=0.01)
