@@ -267,7 +267,10 @@ def _period_html(report: dict, lang: str) -> str:
     out = [f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>{L("title_period")}</title>',
            f"<style>{_CSS}</style></head><body><h1>{L('title_period')}</h1>",
            f"<p>{L('tenant')}: <b>{html.escape(s['tenant'])}</b> · {L('line')}: <b>{html.escape(s['line'])}</b> · "
-           f"{L('period')}: {per['first']} – {per['last']}</p><table><tr><th>{L('date')}</th>"
+           f"{L('period')}: {per['first']} – {per['last']}</p>"
+           + ("<div class='warn'><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in report.get("warnings", []))
+              + "</ul></div>" if report.get("warnings") else "")
+           + f"<table><tr><th>{L('date')}</th>"
            + ("<th>" + L("shift") + "</th>" if per["by"] == "shift" else "")
            + "".join(f"<th>{L(k)}</th>" for k in keys) + "</tr>"]
     for r in report["rows"]:

@@ -63,6 +63,16 @@ def line_totals(data: dict[MachineRef, Buckets], policy: Policy, labels: np.ndar
     return total
 
 
+def _ideal_warning(m: MachineRef, t: kpi.Totals, policy: Policy) -> list[str]:
+    """Performance over 100% means the configured ideal cycle is slower than the machine really is."""
+    perf = kpi.scalar(t)["performance"]
+    if perf is None or perf <= 1.05:
+        return []
+    return [f"{m.line}/{m.machine}: performance {perf:.0%} is over 100%: its ideal cycle time "
+            f"({policy.ideal_cycle(m.line, m.machine):g} s) is longer than its real cycles; set "
+            f"analytics ideal_cycle_s for it (or ideal_cycle_by_product) so performance and OEE mean something"]
+
+
 def _clean(v: float | None) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
 
@@ -114,6 +124,8 @@ def period_report(store: TimeSeriesStore, machines: Sequence[MachineRef], policy
         rows.append({**name, "kpis": {k: _clean(v[g]) for k, v in vals.items()},
                      "time": kpi.time_elements(total.take(np.arange(groups) == g))})
     corrections = [dict(c, machine=m.machine) for m, b in data.items() for c in b.corrections]
+    warnings = [w for m, b in data.items() for w in _ideal_warning(
+        m, kpi.totals(b, labels, groups, policy, policy.ideal_cycle(m.line, m.machine)), policy)]
     return {
         "schema": SCHEMA,
         "kind": "period",
@@ -126,6 +138,7 @@ def period_report(store: TimeSeriesStore, machines: Sequence[MachineRef], policy
         "pareto": kpi.pareto(total, policy),
         "rows": rows,
         "corrections": corrections,
+        "warnings": warnings,
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
 
@@ -175,8 +188,10 @@ def before_after_report(
         comparisons.append(d)
 
     machine_rows = []
+    slow_ideal = []
     for m, b in data.items():
         per = kpi.totals(b, day_labels, ndays, policy, policy.ideal_cycle(m.line, m.machine))
+        slow_ideal += _ideal_warning(m, per, policy)
         row = {"machine": m.machine, "line": m.line, "kpis": {}}
         for key in HEADLINE + ("oee",):
             spec = kpi.KPI_BY_KEY[key]
@@ -203,7 +218,7 @@ def before_after_report(
     cov = kpi.KPI_BY_KEY["coverage"]
     coverage = {p: _clean(float(cov.num(t).sum() / cov.den(t).sum()) if cov.den(t).sum() else None)
                 for p, t in (("before", before), ("after", after))}
-    warnings = []
+    warnings = list(slow_ideal)
     for p, v in coverage.items():
         if v is not None and v < policy.coverage_warning:
             warnings.append(f"data coverage {p} the rollout is {v:.1%}, under {policy.coverage_warning:.0%}: "

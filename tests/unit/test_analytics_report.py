@@ -227,3 +227,10 @@ def test_standard_time_output_controls_for_product_mix(tmp_path):
     assert mixed["performance"].tolist() == pytest.approx([1.0, 1.0], rel=0.01)
     blind = kpis(Policy(default_ideal_cycle_s=15.0))  # one ideal cycle for both: the mix looks like a slowdown
     assert blind["performance"].tolist() == pytest.approx([1.5, 0.75], rel=0.01)
+
+
+def test_an_ideal_cycle_slower_than_the_machine_is_called_out(line):
+    store, _, _ = line
+    r = period_report(store, MACHINES, Policy(default_ideal_cycle_s=200.0), FIRST, FIRST)
+    assert len(r["warnings"]) == 2 and "ideal cycle time (200 s)" in r["warnings"][0]
+    assert period_report(store, MACHINES, POLICY, FIRST, FIRST)["warnings"] == []
