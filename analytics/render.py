@@ -138,7 +138,7 @@ def svg_distribution(report: dict, key: str, lang: str) -> str:
     allv = np.concatenate(list(groups.values()))
     if not len(allv):
         return ""
-    f = _Frame(340, 240, float(allv.min()), float(allv.max()), 2, f"{label(key, lang)} — {label('distribution', lang)}")
+    f = _Frame(440, 240, float(allv.min()), float(allv.max()), 2, f"{label(key, lang)} — {label('distribution', lang)}")
     for i, (phase, colour) in enumerate((("before", BEFORE_COLOUR), ("after", AFTER_COLOUR))):
         v = groups[phase]
         cx = f.x(i)
