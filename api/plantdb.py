@@ -214,9 +214,17 @@ class PlantDb:
 
     def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision (a no-op when it is current)."""
+        import logging
+
         from alembic import command
 
-        command.upgrade(alembic_config(self.url, self.engine), "head")
+        alembic_log = logging.getLogger("alembic")
+        level = alembic_log.level
+        alembic_log.setLevel(logging.WARNING)  # its INFO lines on every start say nothing an operator needs
+        try:
+            command.upgrade(alembic_config(self.url, self.engine), "head")
+        finally:
+            alembic_log.setLevel(level)
 
     def close(self) -> None:
         self.engine.dispose()

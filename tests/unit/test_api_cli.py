@@ -1,0 +1,62 @@
+"""``smartfactory plant ...`` and ``broker-acl``: what an operator types, and the errors they get."""
+
+from __future__ import annotations
+
+import yaml
+from click.testing import CliRunner
+
+from api.credentials import mosquitto_verify, verify_password
+from api.plantdb import ApiToken, User, open_plant
+from cli.main import cli
+
+
+def _setup(tmp_path):
+    config = tmp_path / "smartfactory.yaml"
+    config.write_text(yaml.safe_dump({"api": {"database_url": "sqlite:///data/plant.db"}}))
+    seed = tmp_path / "centre.yaml"
+    seed.write_text(yaml.safe_dump({"tenants": [{"slug": "acme"}],
+                                    "broker_accounts": [{"username": "gw-1", "password": "gateway-pw-1",
+                                                         "tenant": "acme"}]}))
+    return config, seed
+
+
+def test_seed_user_token_and_broker_files(tmp_path):
+    config, seed = _setup(tmp_path)
+    run = CliRunner().invoke
+    r = run(cli, ["plant", "seed", "-c", str(config), str(seed)])
+    assert r.exit_code == 0 and "seeded 1 tenants" in r.output
+    r = run(cli, ["plant", "user", "-c", str(config), "kim", "--role", "sme_owner", "--tenant", "acme",
+                  "--password", "kim-password-1"])
+    assert r.exit_code == 0, r.output
+    r = run(cli, ["plant", "token", "-c", str(config), "kim", "--name", "export"])
+    token = r.stdout.strip()  # only the token on stdout, so TOKEN=$(smartfactory plant token ...) works
+    assert r.exit_code == 0 and token.startswith("sf_")
+    plant = open_plant(f"sqlite:///{tmp_path / 'data' / 'plant.db'}")  # relative to the config file
+    with plant.session() as s:
+        user = s.query(User).filter_by(username="kim").one()
+        assert user.role == "sme_owner" and verify_password(user.password_hash, "kim-password-1")
+        assert s.query(ApiToken).count() == 1 and token not in {t.token_hash for t in s.query(ApiToken)}
+    r = run(cli, ["broker-acl", "-c", str(config), "--password-file", str(tmp_path / "pw"), "--acl-file",
+                  str(tmp_path / "acl")])
+    assert r.exit_code == 0, r.output
+    user, hashed = (tmp_path / "pw").read_text().strip().split(":", 1)
+    assert user == "gw-1" and mosquitto_verify(hashed, "gateway-pw-1")
+    assert "topic write sf/v1/acme/#" in (tmp_path / "acl").read_text()
+    assert oct((tmp_path / "pw").stat().st_mode & 0o777) == "0o600"
+
+
+def test_operator_errors_are_clear(tmp_path):
+    config, seed = _setup(tmp_path)
+    run = CliRunner().invoke
+    r = run(cli, ["plant", "user", "-c", str(config), "kim", "--role", "sme_owner", "--tenant", "nobody",
+                  "--password", "kim-password-1"])
+    assert r.exit_code == 2 and "no tenant 'nobody'" in r.output
+    r = run(cli, ["plant", "user", "-c", str(config), "lee", "--role", "centre_engineer", "--tenant", "acme",
+                  "--password", "lee-password-1"])
+    assert r.exit_code == 2 and "centre roles have no tenant" in r.output
+    r = run(cli, ["plant", "token", "-c", str(config), "ghost"])
+    assert r.exit_code == 2 and "no user 'ghost'" in r.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"users": [{"username": "x", "password": "short", "role": "sme_owner"}]}))
+    r = run(cli, ["plant", "seed", "-c", str(config), str(bad)])
+    assert r.exit_code == 2 and "bad.yaml" in r.output and "password" in r.output
