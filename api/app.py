@@ -364,15 +364,17 @@ def _machine_routes(settings: ApiSettings) -> APIRouter:
 def _dashboard_routes() -> APIRouter:
     r = APIRouter(prefix="/api/v1/lines/{tenant}/{site}/{line}", tags=["dashboards"])
 
-    @r.get("/dashboard")
-    def line_dashboard(tenant: str, site: str, line: str, request: Request) -> dict:
-        return request.app.state.snapshots.get(tenant, site, line)
+    @r.get("/dashboard", response_class=Response)
+    def line_dashboard(tenant: str, site: str, line: str, request: Request) -> Response:
+        """The line's snapshot (the same JSON the events stream sends)."""
+        _, body = request.app.state.snapshots.get_with_json(tenant, site, line)
+        return Response(body, media_type="application/json")
 
     @r.get("/events")
     async def line_events(tenant: str, site: str, line: str, request: Request) -> StreamingResponse:
         """Server-sent events: the dashboard snapshot whenever it changes (checked twice a second)."""
         cache: SnapshotCache = request.app.state.snapshots
-        first = await run_in_threadpool(cache.get, tenant, site, line)  # 404 before the stream starts
+        first = await run_in_threadpool(cache.get_with_json, tenant, site, line)  # 404 before the stream starts
 
         principals: access.PrincipalCache = request.app.state.principals
         cookie, authorization = request.cookies.get(access.SESSION_COOKIE), request.headers.get("authorization")
@@ -386,15 +388,15 @@ def _dashboard_routes() -> APIRouter:
                     if await run_in_threadpool(principals.get, request.app.state.plant, cookie, authorization) is None:
                         yield "event: logout\ndata: {}\n\n"
                         return
-                if snap["version"] != sent:
-                    sent = snap["version"]
-                    yield f"event: snapshot\ndata: {json.dumps(snap, separators=(',', ':'))}\n\n"
+                if snap[0]["version"] != sent:
+                    sent = snap[0]["version"]
+                    yield b"event: snapshot\ndata: " + snap[1] + b"\n\n"
                 elif time.monotonic() - last_beat > 15:
                     yield ": keep-alive\n\n"
                     last_beat = time.monotonic()
                 await asyncio.sleep(0.5)
                 try:
-                    snap = await run_in_threadpool(cache.get, tenant, site, line)
+                    snap = await run_in_threadpool(cache.get_with_json, tenant, site, line)
                 except StoreUnavailable as exc:
                     yield f"event: error\ndata: {json.dumps({'detail': str(exc)})}\n\n"
 

@@ -6,6 +6,7 @@ it: every live view of a line shares it.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -235,12 +236,16 @@ def _line_oee(inputs: list) -> dict | None:
 class SnapshotCache:
     def __init__(self, plant: PlantDb, store: TimeSeriesStore, stale_ms: int, ttl_s: float = 0.5) -> None:
         self.plant, self.store, self.stale_ms, self.ttl_s = plant, store, stale_ms, ttl_s
-        self._entries: dict[tuple[str, str, str], tuple[float, dict]] = {}
+        self._entries: dict[tuple[str, str, str], tuple[float, tuple[dict, bytes]]] = {}
         self._feeds: dict[tuple[str, str, str], dict[str, MachineFeed]] = {}
         self._locks: dict[tuple[str, str, str], threading.Lock] = {}
         self._guard = threading.Lock()
 
     def get(self, tenant: str, site: str, line: str) -> dict:
+        return self.get_with_json(tenant, site, line)[0]
+
+    def get_with_json(self, tenant: str, site: str, line: str) -> tuple[dict, bytes]:
+        """The snapshot and its JSON, serialised once per computation for every viewer."""
         key = (tenant, site, line)
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
@@ -259,8 +264,9 @@ class SnapshotCache:
             alarms = alarms_of(self.plant, tenant, line=(site, line))
             feeds = self._feeds.setdefault(key, {})
             snap = build_snapshot(model, self.store, alarms, int(time.time() * 1000), self.stale_ms, feeds)
-            self._entries[key] = (time.monotonic(), snap)
-            return snap
+            entry = (snap, json.dumps(snap, separators=(",", ":"), ensure_ascii=False).encode())
+            self._entries[key] = (time.monotonic(), entry)
+            return entry
         finally:
             lock.release()
 

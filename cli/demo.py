@@ -94,8 +94,11 @@ def build_config(opts: DemoOptions, broker_port: int | None, plc_ports: list[int
     }
 
 
-def build_plant_seed() -> dict:
-    """The demo centre: the simulated press line's SME, a second SME, and one login per role."""
+def build_plant_seed(rollout_date: str | None = None) -> dict:
+    """The demo centre: the simulated press line's SME, a second SME, and one login per role.
+
+    Shifts follow the demo scenario's calendar; the rollout date is the scenario's.
+    """
     press_alarms = [
         {"name": "fault > 30 s", "kind": "state_duration", "tag": "state", "state": 4, "duration_s": 30},
         {"name": "press force > 830 kN", "kind": "threshold", "tag": "press_force", "op": ">", "threshold": 830},
@@ -103,11 +106,12 @@ def build_plant_seed() -> dict:
     return {
         "centre": "Gyeongnam Smart Factory Centre",
         "tenants": [
-            {"slug": TENANT, "name": "한일오토파츠", "rollout_date": "2026-03-02", "sites": [
+            {"slug": TENANT, "name": "한일오토파츠", "rollout_date": rollout_date, "sites": [
                 {"slug": SITE, "name": "창원 1공장", "lines": [
                     {"slug": LINE, "name": "프레스 1라인",
-                     "shifts": [{"name": "주간", "start": "06:00", "end": "18:00"},
-                                {"name": "야간", "start": "18:00", "end": "06:00"}],
+                     "shifts": [{"name": "1조", "start": "06:00", "end": "14:00"},
+                                {"name": "2조", "start": "14:00", "end": "22:00"},
+                                {"name": "3조", "start": "22:00", "end": "06:00"}],
                      "machines": [{"slug": m, "name": m, "ideal_cycle_s": 12.0, "gateway": GATEWAY_ID,
                                    "alarms": press_alarms} for m in MACHINES]}]}]},
             {"slug": OTHER_TENANT, "name": "대한금속", "sites": [
@@ -128,13 +132,13 @@ def build_plant_seed() -> dict:
     }
 
 
-def seed_plant(data_dir: Path) -> None:
+def seed_plant(data_dir: Path, rollout_date: str | None = None) -> None:
     from api.plantadmin import PlantSeed, apply_seed
     from api.plantdb import open_plant
 
     plant = open_plant(f"sqlite:///{data_dir / 'plant.db'}")
     try:
-        apply_seed(plant, PlantSeed.model_validate(build_plant_seed()))
+        apply_seed(plant, PlantSeed.model_validate(build_plant_seed(rollout_date)))
     finally:
         plant.close()
 
@@ -237,7 +241,7 @@ def run_demo(opts: DemoOptions) -> int:
     now = time.time()
     scenario = build_scenario(opts, plc_ports, now)
     (data_dir / SCENARIO_FILE).write_text(yaml.safe_dump(scenario, sort_keys=False))
-    seed_plant(data_dir)
+    seed_plant(data_dir, scenario.get("rollout", {}).get("date"))
 
     me = [sys.executable, "-m", "cli.main"]
     cfg = ["--config", str(config_path)]
