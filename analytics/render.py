@@ -256,7 +256,9 @@ def _policy_html(report: dict, lang: str) -> str:
     shifts = ", ".join(f"{sh['name']} {sh['start']}-{sh['end']}" for sh in p["shifts"])
     out.append("</table><p><small>" + html.escape(
         f"shifts: {shifts}; timezone {p['timezone']}; stale after {p['stale_s']} s; "
-        f"ideal cycle default {p['default_ideal_cycle_s']} s {p['ideal_cycle_s'] or ''}") + "</small></p>")
+        f"ideal cycle default {p['default_ideal_cycle_s']} s {p['ideal_cycle_s'] or ''}"
+        f"{'; per product ' + str(p.get('ideal_cycle_by_product')) if p.get('ideal_cycle_by_product') else ''}")
+        + "</small></p>")
     return "".join(out)
 
 
