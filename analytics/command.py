@@ -30,6 +30,7 @@ class ReportOptions:
     tenant: str | None
     site: str | None
     line: str | None
+    machine: str | None
     rollout: date | None
     commissioning_days: int | None
     days: int | None
@@ -114,10 +115,11 @@ def _build(opts: ReportOptions, store, settings: AnalyticsSettings, cache: Rollu
         return data
     if not opts.tenant:
         raise ReportError("--tenant is required (or --portfolio)")
-    machines = select_machines(store, opts.tenant, opts.site, opts.line)
+    machines = select_machines(store, opts.tenant, opts.site, opts.line, opts.machine)
     if not machines:
         known = sorted({f"{m.tenant}/{m.site}/{m.line}" for m in store.machines()})
-        raise ReportError(f"no machines for tenant={opts.tenant} site={opts.site or '*'} line={opts.line or '*'}; "
+        raise ReportError(f"no machines for tenant={opts.tenant} site={opts.site or '*'} line={opts.line or '*'} "
+                          f"machine={opts.machine or '*'}; "
                           f"lines with data: {', '.join(known) or 'none'}")
     policy = settings.policy(opts.tenant)
     if opts.first or opts.last:

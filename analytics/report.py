@@ -291,9 +291,10 @@ def data_extent(store: TimeSeriesStore, machines: Sequence[MachineRef], policy: 
     return lo, last
 
 
-def select_machines(store: TimeSeriesStore, tenant: str, site: str | None = None, line: str | None = None) -> list[MachineRef]:
+def select_machines(store: TimeSeriesStore, tenant: str, site: str | None = None, line: str | None = None,
+                    machine: str | None = None) -> list[MachineRef]:
     return [m for m in store.machines() if m.tenant == tenant and (site is None or m.site == site)
-            and (line is None or m.line == line)]
+            and (line is None or m.line == line) and (machine is None or m.machine == machine)]
 
 
 def portfolio_reports(store: TimeSeriesStore, settings, replicates: int = 1000, progress: Progress | None = None,

@@ -54,10 +54,10 @@ def _answer(report: dict, fmt: str, lang: str, name: str) -> Response:
     return Response(content=body, media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
-def _machines(request: Request, tenant: str, site: str, line: str):
-    machines = select_machines(request.app.state.store, tenant, site, line)
+def _machines(request: Request, tenant: str, site: str, line: str, machine: str | None = None):
+    machines = select_machines(request.app.state.store, tenant, site, line, machine)
     if not machines:
-        raise HTTPException(status_code=404, detail=f"no machine data for line {tenant}/{site}/{line}")
+        raise HTTPException(status_code=404, detail=f"no machine data for {tenant}/{site}/{line}/{machine or '*'}")
     return machines
 
 
@@ -70,13 +70,14 @@ def line_kpis(
     first: Annotated[date, Query(description="first production day (local), e.g. 2026-03-02")],
     last: Annotated[date | None, Query(description="last production day, inclusive; default: first")] = None,
     by: Literal["day", "shift"] = "day",
+    machine: Annotated[str | None, Query(description="only this machine of the line")] = None,
     format: Format = "json",
     lang: Lang = "ko",
 ) -> Response:
-    """ISO 22400 KPIs of a line per production day or shift, with the stop classification used."""
+    """ISO 22400 KPIs of a line (or one machine) per production day or shift, with the stop classification used."""
     store = request.app.state.store
     try:
-        report = period_report(store, _machines(request, tenant, site, line), _settings(request).policy(tenant),
+        report = period_report(store, _machines(request, tenant, site, line, machine), _settings(request).policy(tenant),
                                first, last or first, by, cache=_cache(request))
     except (ReportError, ValueError) as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None

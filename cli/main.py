@@ -502,6 +502,7 @@ def broker(host: str, port: int) -> None:
 @click.option("--tenant", help="The SME (tenant id).")
 @click.option("--site", help="Only this site.")
 @click.option("--line", help="Only this line (default: all the tenant's machines).")
+@click.option("--machine", help="Only this machine.")
 @click.option("--rollout", type=click.DateTime(["%Y-%m-%d"]), help="Rollout date: a before/after report.")
 @click.option("--commissioning-days", type=click.IntRange(0, 365), help="Days after the rollout left out [14].")
 @click.option("--pre-exclusion-days", type=click.IntRange(0, 365), help="Days before the rollout left out [0].")
@@ -516,7 +517,7 @@ def broker(host: str, port: int) -> None:
 @click.option("--replicates", type=click.IntRange(200, 20000), default=2000, show_default=True, help="Bootstrap replicates.")
 @click.option("--no-cache", "no_cache", is_flag=True, help="Do not use or fill the rollup cache of finished hours.")
 @click.option("--refresh", is_flag=True, help="Recompute cached hours (after late data arrived).")
-def report(config_path: Path, tenant, site, line, rollout, commissioning_days, pre_exclusion_days, days, first, last, by,
+def report(config_path: Path, tenant, site, line, machine, rollout, commissioning_days, pre_exclusion_days, days, first, last, by,
            portfolio, fmt, lang, output, replicates, no_cache, refresh) -> None:
     """KPIs (ISO 22400) and the before/after rollout report, as HTML, PDF, CSV or JSON (the 'analytics' section)."""
     from analytics.command import ReportOptions, cache_path, run_report
@@ -524,7 +525,7 @@ def report(config_path: Path, tenant, site, line, rollout, commissioning_days, p
 
     config = _load(config_path)
     store = open_store(config.settings.store, config.base_dir)
-    opts = ReportOptions(tenant, site, line, rollout.date() if rollout else None, commissioning_days, days,
+    opts = ReportOptions(tenant, site, line, machine, rollout.date() if rollout else None, commissioning_days, days,
                          pre_exclusion_days, first.date() if first else None, last.date() if last else None, by,
                          portfolio, fmt, lang, output, replicates, not no_cache, refresh)
     try:

@@ -95,3 +95,10 @@ def test_portfolio_is_for_centre_engineers(app):
     assert body["tenants"] == 2 and body["kpis"]["material_input_s"]["improved_significantly"] == 2
     html = c.get("/api/v1/reports/portfolio", params={"format": "html", "lang": "ko"})
     assert "센터 포트폴리오" in html.text
+
+
+def test_one_machines_day_kpis(app):
+    c = login(app, "owner", "owner-pass-1")
+    one = c.get(f"{BASE}/kpis", params={"first": "2026-03-03", "machine": "press-1"}).json()
+    assert one["scope"]["machines"] == ["press-1"] and one["rows"][0]["kpis"]["output_per_hour"] > 0
+    assert c.get(f"{BASE}/kpis", params={"first": "2026-03-03", "machine": "nope"}).status_code == 404

@@ -61,3 +61,11 @@ def test_errors_are_one_line_with_a_non_zero_exit(config):
     assert r.exit_code == 2 and "--output" in r.stderr
     r = runner.invoke(cli, ["report", "-c", str(config), "--tenant", "acme", "--rollout", "2026-03-02"])
     assert r.exit_code == 2 and "baseline window 2026-02-23 – 2026-03-02 has no data" in r.stderr
+
+
+def test_machine_filter(config):
+    r = CliRunner().invoke(cli, ["report", "-c", str(config), "--tenant", "acme", "--machine", "press-1",
+                                 "--from", "2026-03-03", "--to", "2026-03-03", "--format", "json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["scope"]["machines"] == ["press-1"]
+    r = CliRunner().invoke(cli, ["report", "-c", str(config), "--tenant", "acme", "--machine", "nope"])
+    assert r.exit_code == 2 and "machine=nope" in r.stderr
