@@ -211,6 +211,7 @@ async def run_fleet_phase(gw: Gateway, seconds: float, warmup: float, healthy: s
         "acked_per_s": (gw.forwarder.acked_samples - acked0) / wall,
         "jitter_p50_ms": percentile(late, 50), "jitter_p99_ms": percentile(late, 99),
         "jitter_max_ms": max(late) if late else float("nan"), "cycles": len(late),
+        "loadavg_1m": os.getloadavg()[0],
     }
 
 
@@ -313,6 +314,8 @@ def render(a: argparse.Namespace, planning: list[dict], fleet: dict) -> str:
         f"Python {platform.python_version()}; shared with other engineers' jobs while running",
         f"- command: `python bench/gateway.py --plcs {a.plcs} --dead {a.dead} --seconds {a.seconds} "
         f"--outage-s {a.outage_s}`",
+        f"- load average (1 min) at the end of the two fleet phases: {fleet['all_alive']['loadavg_1m']:.1f}, "
+        f"{fleet['with_dead']['loadavg_1m']:.1f}",
         "",
         "### Requests per poll cycle (200 tags each; limits 125 registers / 2000 bits, max gap 8)",
         "",
