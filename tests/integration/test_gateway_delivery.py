@@ -70,6 +70,7 @@ class Plcs:
 class Subscriber:
     def __init__(self, url_port: int, client_id: str, username: str | None = None, password: str | None = None):
         self.seqs: dict[str, set[int]] = {}
+        self.first_arrival: dict[str, list[int]] = {}  # each seq when first seen, in arrival order
         self.samples = 0
         self.status: dict[str, dict] = {}
         self.lock = threading.Lock()
@@ -92,7 +93,10 @@ class Subscriber:
         machine, telemetry = decode_telemetry(message.topic, message.payload)
         with self.lock:
             got = self.seqs.setdefault(machine.machine, set())
+            order = self.first_arrival.setdefault(machine.machine, [])
             for s in telemetry.samples:
+                if s.values["seq"] not in got:
+                    order.append(s.values["seq"])
                 got.add(s.values["seq"])
                 self.samples += 1
 
@@ -178,6 +182,8 @@ def test_nothing_is_lost_across_a_broker_outage_and_a_sigkill(tmp_path, mosquitt
             lost_at_kill = {n: at_risk[n] - sub.seqs.get(n, set()) for n in names}
         assert all(len(v) <= 1 for v in lost_at_kill.values()), lost_at_kill
         assert "outbox_resumed" in log.read_text()  # the restart found the backlog on disk
+        with sub.lock:  # the backlog was replayed in order, before the polls made after it
+            assert all(sub.first_arrival[n] == sorted(sub.first_arrival[n]) for n in names)
     finally:
         if gw.poll() is None:
             gw.send_signal(signal.SIGTERM)
