@@ -68,7 +68,8 @@ class Plcs:
 
 
 class Subscriber:
-    def __init__(self, url_port: int, client_id: str, username: str | None = None, password: str | None = None):
+    def __init__(self, url_port: int, client_id: str, username: str | None = None, password: str | None = None,
+                 tls_ca: Path | None = None):
         self.seqs: dict[str, set[int]] = {}
         self.first_arrival: dict[str, list[int]] = {}  # each seq when first seen, in arrival order
         self.samples = 0
@@ -78,6 +79,8 @@ class Subscriber:
                                   protocol=mqtt.MQTTv311)
         if username:
             self.client.username_pw_set(username, password)
+        if tls_ca:
+            self.client.tls_set(ca_certs=str(tls_ca))
         self.client.reconnect_delay_set(0.1, 0.5)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(
             [(telemetry_subscription(TENANT), 1), (status_subscription(TENANT), 1)])
@@ -296,14 +299,7 @@ def test_tls_with_a_private_ca(tmp_path):
     broker = Mosquitto("mosquitto", [binary, "-c", str(conf)], port, workdir)
     broker.start()
     plcs = Plcs(["m1"], tmp_path / "served.jsonl")
-    sub = Subscriber.__new__(Subscriber)
-    sub.seqs, sub.samples, sub.status, sub.lock = {}, 0, {}, threading.Lock()
-    sub.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="tls-sub", protocol=mqtt.MQTTv311)
-    sub.client.tls_set(ca_certs=str(ca))
-    sub.client.on_connect = lambda c, u, f, rc, p: c.subscribe(telemetry_subscription(TENANT), 1)
-    sub.client.on_message = sub._on_message
-    sub.client.connect_async("127.0.0.1", port)
-    sub.client.loop_start()
+    sub = Subscriber(port, "tls-sub", tls_ca=ca)
     untrusting = tmp_path / "untrusting"
     untrusting.mkdir()
     # without the private CA the broker's certificate must be refused: no data goes out
