@@ -15,6 +15,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -86,6 +87,7 @@ class Outbox:
         row = self._writer.execute("SELECT value FROM counters WHERE name='dropped'").fetchone()
         self.dropped = row[0] if row else 0
         self.new_rows = threading.Event()
+        self._last_drop_log = -1e9
         if self._count:
             log.info("outbox_resumed path=%s pending=%d dropped_total=%d", self.path, self._count, self.dropped)
             self.new_rows.set()
@@ -119,8 +121,11 @@ class Outbox:
         with self._lock:
             self._count -= dropped
             self.dropped += dropped
-        log.warning("outbox_full dropped_oldest=%d dropped_total=%d max_samples=%d", dropped, self.dropped,
-                    self.max_samples)
+        now = time.monotonic()
+        if now - self._last_drop_log >= 10:  # a full outbox drops on every poll: say so every 10 s
+            self._last_drop_log = now
+            log.warning("outbox_full dropped_oldest=%d dropped_total=%d max_samples=%d", dropped, self.dropped,
+                        self.max_samples)
 
     def batch(self, after_id: int, limit: int) -> list[Row]:
         """The oldest rows with id > after_id, in order."""

@@ -329,3 +329,55 @@ def _tls_config(d: Path, port: int, plc_port: int, name: str, ca: Path | None) -
     config["gateway"]["id"] = f"gw-{name}"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def test_a_full_outbox_drops_the_oldest_and_publishes_the_count(tmp_path):
+    binary = find_binary(("mosquitto", "/usr/sbin/mosquitto"))
+    if not binary:
+        pytest.skip("mosquitto not installed")
+    port = free_port()  # no broker there yet: the outbox fills up
+    plcs = Plcs(["m1"], tmp_path / "served.jsonl")
+    config = write_config(tmp_path, port, plcs.ports, ["m1"])
+    data = yaml.safe_load(config.read_text())
+    data["gateway"]["outbox"]["max_samples"] = 100
+    data["gateway"]["devices"][0]["poll_interval_s"] = 0.05
+    config.write_text(yaml.safe_dump(data))
+    log = tmp_path / "gateway.log"
+    gw = start_gateway(config, log)
+    workdir = tmp_path / "mosq"
+    workdir.mkdir()
+    broker = None
+    sub = None
+    try:
+        wait_until(lambda: "outbox_full" in log.read_text(), 30, "the outbox reaching its limit")
+        conf = workdir / "mosquitto.conf"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n")
+        broker = Mosquitto("mosquitto", [binary, "-c", str(conf)], port, workdir)
+        broker.start()
+        sub = Subscriber(port, "drop-watcher")
+
+        def gateway_status() -> dict:
+            with sub.lock:
+                return next((v for k, v in sub.status.items() if "/_gateway/" in k), {})
+
+        wait_until(lambda: gateway_status().get("outbox_dropped", 0) > 0, 30, "the drop count in the gateway status")
+        wait_until(lambda: sub.count("m1") >= 50, 30, "the kept samples")
+        def missing() -> set[int]:
+            with sub.lock:
+                got = set(sub.seqs["m1"])
+            return set(range(1, max(got) + 1)) - got
+
+        # every sample that never arrived was counted as dropped (a dropped row may also have
+        # been in flight and arrived, so the count can be higher), and the oldest went first
+        wait_until(lambda: 0 < len(missing()) <= gateway_status()["outbox_dropped"], 30,
+                   "every missing sample counted")
+        assert 1 in missing()
+    finally:
+        if gw.poll() is None:
+            gw.send_signal(signal.SIGTERM)
+            gw.wait(20)
+        if sub is not None:
+            sub.close()
+        plcs.stop()
+        if broker is not None:
+            broker.stop()
