@@ -42,8 +42,8 @@ ENV PATH=/opt/venv/bin:$PATH \
 RUN groupadd --system --gid 10001 smartfactory \
     && useradd --system --uid 10001 --gid smartfactory --no-create-home --home-dir /app \
         --shell /usr/sbin/nologin smartfactory \
-    && mkdir -p /app /etc/smartfactory \
-    && chown smartfactory:smartfactory /app
+    && mkdir -p /app/gateway-data /app/collector-data /app/api-data /etc/smartfactory \
+    && chown -R smartfactory:smartfactory /app
 
 COPY --from=build /opt/venv /opt/venv
 

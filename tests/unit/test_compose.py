@@ -556,3 +556,26 @@ def test_dockerfile_fetches_nothing_but_pip():
         if ins == "RUN":
             for tool in ("curl", "wget", "apt-get", "apk ", "git clone"):
                 assert tool not in args, f"RUN uses {tool.strip()}: {args}"
+
+
+WRITABLE_PATHS = {
+    # service: where its config makes it write (must outlive the container)
+    "gateway": lambda cfg: cfg.settings.gateway.outbox.path,
+    "collector": lambda cfg: Path(cfg.settings.collector.data_dir),
+    "api": lambda cfg: Path(cfg.settings.api.database_url.removeprefix("sqlite:///")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRITABLE_PATHS))
+def test_every_path_a_service_writes_is_on_a_named_volume(compose, services, name):
+    svc = service(services, name)
+    _, _, cfg = service_config(svc)
+    path = Path(WRITABLE_PATHS[name](cfg))
+    assert path.is_absolute(), f"{name} writes to a relative path {path}"
+    named = [m for m in mounts(svc) if not is_bind(m["source"])]
+    holders = [m for m in named if path.is_relative_to(m["target"])]
+    assert holders, f"{name} writes {path}, which is on no named volume: {named}"
+    assert holders[0]["source"] in compose["volumes"], f"volume {holders[0]['source']} is not declared"
+    assert not holders[0].get("read_only"), f"{name}'s data volume is mounted read-only"
+    # the image creates the directory owned by the service user, so a new volume inherits it
+    assert f"/app/{Path(holders[0]['target']).name}" in DOCKERFILE.read_text()
