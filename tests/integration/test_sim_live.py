@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -29,7 +30,8 @@ pytestmark = pytest.mark.integration
 
 SPEED = 600.0  # 10 simulated minutes per second
 START = "2026-03-03T09:00:00+09:00"  # a Tuesday morning shift, after the rollout
-READS_PER_MACHINE = 200
+READS_PER_MACHINE = 200  # at least; reading goes on until the run spans MIN_SIM_SPAN_S
+MIN_SIM_SPAN_S = 11 * 60  # simulated seconds, so the run crosses several cycles and states
 
 
 def _listening(port: int) -> bool:
@@ -65,7 +67,11 @@ def live_run(tmp_path_factory):
             assert c.connect()
         hr_count = {m.ref.machine: max(t.address + t.width for t in m.tags if t.table is Table.holding_register)
                     for m in sims}
-        for _ in range(READS_PER_MACHINE):
+        started = time.monotonic()
+        # a fast machine does 200 reads in well under a second: keep reading until the
+        # accelerated clock has covered the span the assertions below rely on
+        while (len(reads[sims[0].ref.machine]) < READS_PER_MACHINE
+               or (time.monotonic() - started) * SPEED < MIN_SIM_SPAN_S):
             for m in sims:
                 name = m.ref.machine
                 hr = clients[name].read_holding_registers(0, count=hr_count[name], device_id=m.unit_id)
@@ -92,7 +98,7 @@ def test_every_register_read_is_what_was_served(live_run):
     for m in sims:
         name = m.ref.machine
         hr = _served(records, name, Table.holding_register)
-        assert len(hr) == len(reads[name]) == READS_PER_MACHINE
+        assert len(hr) == len(reads[name]) >= READS_PER_MACHINE
         assert [r["registers"] for r in hr] == [r["hr"] for r in reads[name]]
 
 
@@ -101,7 +107,7 @@ def test_ground_truth_matches_what_the_registers_showed(live_run):
     scenario, sims, reads, records, truth_dir = live_run
     doc = json.loads((truth_dir / "ground_truth.json").read_text())
     t_from, t_to = doc["range_s"]
-    assert t_to - t_from > 10 * 60  # the run covered at least ten simulated minutes
+    assert t_to - t_from > 10 * 60  # the truth covers the run: at least ten simulated minutes
     seen_states = set()
     for m in sims:
         name = m.ref.machine
