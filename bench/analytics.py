@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import shutil
 import statistics
 import sys
@@ -56,7 +55,8 @@ from plant import MachineRef  # noqa: E402
 from tsstore import Point  # noqa: E402
 from tsstore.sqlite import SqliteStore  # noqa: E402
 
-RESULTS_PATH = REPO_ROOT / "bench" / "RESULTS.md"
+from bench.results import RESULTS_PATH, update_section  # noqa: E402
+
 SECTION_TITLE = "## Analytics: reports from the store (bench/analytics.py)"
 FIRST = date(2025, 11, 3)  # a Monday
 SPEC = LineSpec(load_s=8.0, process_s=45.0, unload_s=5.0)
@@ -121,14 +121,8 @@ def timed(fn, reps: int = REPS) -> tuple[float, object]:
     return statistics.median(times), out
 
 
-def update_results(section: str, path: Path = RESULTS_PATH) -> None:
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"^" + re.escape(SECTION_TITLE) + r"\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    path.write_text(text.rstrip("\n") + "\n")
+def update_results(section: str) -> None:
+    update_section(SECTION_TITLE, section)
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import os
 import platform
-import re
 import signal
 import socket
 import sqlite3
@@ -38,9 +37,9 @@ from plant import MachineRef  # noqa: E402
 from tsstore import Point  # noqa: E402
 from tsstore.sqlite import SqliteStore  # noqa: E402
 
-RESULTS_PATH = ROOT / "bench" / "RESULTS.md"
+from bench.results import RESULTS_PATH, update_section  # noqa: E402
+
 SECTION_TITLE = "## API: dashboard endpoints at 50 concurrent clients (bench/api.py)"
-RESULTS_HEADER = "# Benchmark results\n"
 CLIENTS = 50
 TAGS = ("state", "good_count", "scrap_count", "press_force", "material_input")
 LINES = [("bench-a", "site-1", "line-1"), ("bench-b", "site-1", "line-1")]
@@ -169,14 +168,8 @@ def machine_info() -> dict:
                     f"SQLite {sqlite3.sqlite_version}, httpx {httpx.__version__}"}
 
 
-def update_results(section: str, path: Path = RESULTS_PATH) -> None:
-    text = path.read_text() if path.exists() else RESULTS_HEADER
-    pattern = re.compile(r"^" + re.escape(SECTION_TITLE) + r"\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    path.write_text(text.rstrip("\n") + "\n")
+def update_results(section: str) -> None:
+    update_section(SECTION_TITLE, section)
 
 
 def main() -> None:

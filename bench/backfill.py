@@ -28,10 +28,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,15 +47,9 @@ from simulators.timeline import MachineTimeline  # noqa: E402
 from tsstore import Point  # noqa: E402
 from tsstore.sqlite import SqliteStore  # noqa: E402
 
-RESULTS_PATH = REPO_ROOT / "bench" / "RESULTS.md"
+from bench.results import RESULTS_PATH, update_section, run_command  # noqa: E402
+
 SECTION_TITLE = "## Backfill (bench/backfill.py)"
-RESULTS_HEADER = (
-    "# Benchmark results\n\n"
-    "Each section below is written by the script named in its heading; re-running a script "
-    "replaces only its own section. The machine is shared and noisy, so absolute figures move "
-    "between runs: compare the ratios, which are taken against a baseline measured in the same "
-    "run on the same data.\n"
-)
 TARGET_S = 120.0
 
 
@@ -70,11 +62,6 @@ def wide_scenario(machines: int) -> Scenario:
     return Scenario.model_validate(data)
 
 
-def _cmd(argv: list[str], fallback: str) -> str:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return fallback
 
 
 def naive_baseline(sc: Scenario, days: float, tmp: Path) -> tuple[int, float]:
@@ -125,20 +112,14 @@ def influx_run(sc: Scenario, days: float, tmp: Path) -> dict | None:
         t0 = sc.origin_s
         report = backfill(sc, t0, t0 + days * 86400, store_writer(store))
         store.close()
-        version = _cmd(["influxd", "version"], "influxd")
+        version = run_command(["influxd", "version"], "influxd")
         return {"days": days, "values": report.values, "seconds": report.seconds, "version": version}
     finally:
         server.stop()
 
 
-def update_results(section: str, path: Path = RESULTS_PATH) -> None:
-    text = path.read_text() if path.exists() else RESULTS_HEADER
-    pattern = re.compile(r"^" + re.escape(SECTION_TITLE) + r"\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    path.write_text(text)
+def update_results(section: str) -> None:
+    update_section(SECTION_TITLE, section)
 
 
 def main() -> int:
@@ -188,7 +169,7 @@ def main() -> int:
             SECTION_TITLE,
             "",
             f"- date: {time.strftime('%a %b %d %H:%M:%S UTC %Y', time.gmtime())}",
-            f"- machine: {_cmd(['uname', '-srm'], platform.platform())}, nproc {_cmd(['nproc'], str(os.cpu_count()))}, "
+            f"- machine: {run_command(['uname', '-srm'], platform.platform())}, nproc {run_command(['nproc'], str(os.cpu_count()))}, "
             f"Python {platform.python_version()}, numpy {np.__version__}, SQLite {sqlite3.sqlite_version}; "
             f"load average at the end {os.getloadavg()[0]:.1f} (the machine is shared)",
             f"- data: the shipped press line widened to {args.machines} presses, {args.days:g} days from "

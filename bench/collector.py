@@ -40,7 +40,6 @@ import json
 import os
 import platform
 import queue
-import re
 import resource
 import statistics
 import subprocess
@@ -60,15 +59,9 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from collector.settings import CollectorSettings  # noqa: E402
 
 DEFAULTS = CollectorSettings()
-RESULTS_PATH = REPO_ROOT / "bench" / "RESULTS.md"
+from bench.results import update_section  # noqa: E402
+
 SECTION_TITLE = "## Collector: throughput and latency (bench/collector.py)"
-RESULTS_HEADER = (
-    "# Benchmark results\n\n"
-    "Each section below is written by the script named in its heading; re-running a script "
-    "replaces only its own section. The machine is shared and noisy, so absolute figures move "
-    "between runs: compare the ratios, which are taken against a baseline measured in the same "
-    "run on the same data.\n"
-)
 TENANT, SITE, LINE = "bench", "site-1", "line-1"
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: synthetic, unique (machine, ts) per sample
 
@@ -534,14 +527,7 @@ def write_results(p: argparse.Namespace, runs: list[dict], probes: list[dict]) -
         "there measures the backlog, not the collector.",
         "",
     ]
-    text = RESULTS_PATH.read_text() if RESULTS_PATH.exists() else RESULTS_HEADER
-    body = "\n".join(section)
-    pattern = re.compile(r"^" + re.escape(SECTION_TITLE) + r"\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: body.rstrip("\n") + "\n\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + body.rstrip("\n") + "\n"
-    RESULTS_PATH.write_text(text.rstrip("\n") + "\n")
+    update_section(SECTION_TITLE, "\n".join(section))
     if p.keep_json:
         (REPO_ROOT / "bench" / "collector-last-run.json").write_text(json.dumps(runs, indent=1))
     print("\n".join(targets))

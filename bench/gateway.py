@@ -30,8 +30,6 @@ import math
 import os
 import platform
 import random
-import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,15 +52,9 @@ from registermap import BIT_TABLES, Table, Tag  # noqa: E402
 from simulators.faults import Fault, FaultProxy, Mode, start_tcp_server  # noqa: E402
 from tests.servers import mosquitto  # noqa: E402
 
-RESULTS_PATH = REPO_ROOT / "bench" / "RESULTS.md"
+from bench.results import update_section  # noqa: E402
+
 SECTION_TITLE = "## Gateway: planning, fleet CPU and jitter, replay (bench/gateway.py)"
-RESULTS_HEADER = (
-    "# Benchmark results\n\n"
-    "Each section below is written by the script named in its heading; re-running a script "
-    "replaces only its own section. The machine is shared and noisy, so absolute figures move "
-    "between runs: compare the ratios, which are taken against a baseline measured in the same "
-    "run on the same data.\n"
-)
 HR, IR, COIL, DI = Table.holding_register, Table.input_register, Table.coil, Table.discrete_input
 
 
@@ -294,13 +286,7 @@ def gw_reads(device: DeviceSettings):
 
 # -- results -----------------------------------------------------------------------------------
 def update_results(section: str) -> None:
-    text = RESULTS_PATH.read_text() if RESULTS_PATH.exists() else RESULTS_HEADER
-    pattern = re.compile(r"^" + re.escape(SECTION_TITLE) + r"\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    RESULTS_PATH.write_text(text.rstrip("\n") + "\n")
+    update_section(SECTION_TITLE, section)
 
 
 def render(a: argparse.Namespace, planning: list[dict], fleet: dict) -> str:

@@ -37,11 +37,9 @@ import multiprocessing as mp
 import os
 import platform
 import queue
-import re
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,15 +58,9 @@ from plant import MachineRef  # noqa: E402
 from tsstore.base import LatestValue, Point, StoredValue, stored_value  # noqa: E402
 from tsstore.sqlite import SqliteStore  # noqa: E402
 
-RESULTS_PATH = REPO_ROOT / "bench" / "RESULTS.md"
+from bench.results import RESULTS_PATH, update_section, run_command  # noqa: E402
+
 SECTION_TITLE = "## Embedded store: SQLite vs DuckDB (bench/store_choice.py)"
-RESULTS_HEADER = (
-    "# Benchmark results\n\n"
-    "Each section below is written by the script named in its heading; re-running a script "
-    "replaces only its own section. The machine is shared and noisy, so absolute figures move "
-    "between runs: compare the ratios, which are taken against a baseline measured in the same "
-    "run on the same data.\n"
-)
 
 SEED = 20240601
 MACHINES = 10
@@ -487,18 +479,13 @@ def describe_two(res: dict) -> str:
 
 
 # -- reporting ------------------------------------------------------------------------------
-def _cmd(args: list[str], fallback: str) -> str:
-    try:
-        return subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return fallback
 
 
 def machine_info() -> dict:
     return {
-        "date": _cmd(["date", "-u"], time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime())),
-        "machine": _cmd(["uname", "-srm"], " ".join(platform.uname()[i] for i in (0, 2, 4))),
-        "nproc": _cmd(["nproc"], str(os.cpu_count())),
+        "date": run_command(["date", "-u"], time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime())),
+        "machine": run_command(["uname", "-srm"], " ".join(platform.uname()[i] for i in (0, 2, 4))),
+        "nproc": run_command(["nproc"], str(os.cpu_count())),
         "python": platform.python_version(),
         "libs": f"SQLite {sqlite3.sqlite_version} (python sqlite3), duckdb {duckdb.__version__}, numpy {np.__version__}",
     }
@@ -616,14 +603,8 @@ def build_report(mode: str, data: Dataset, info: dict, w: dict, rd: dict, two: d
     return "\n".join(out)
 
 
-def update_results(section: str, path: Path = RESULTS_PATH) -> None:
-    text = path.read_text() if path.exists() else RESULTS_HEADER
-    pattern = re.compile(r"^" + re.escape(SECTION_TITLE) + r"\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    path.write_text(text.rstrip("\n") + "\n")
+def update_results(section: str) -> None:
+    update_section(SECTION_TITLE, section)
 
 
 def main() -> None:
