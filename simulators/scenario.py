@@ -29,14 +29,14 @@ from datetime import date, datetime, time, timezone, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from plant import IDENTIFIER_PATTERN, MachineRef
 from registermap import ByteOrder, Tag
 from simulators.calendar import CalendarSettings
 from simulators.kinds import KINDS, KindName, MachineParameters, default_register_map
 from simulators.timeline import MachineSpec
+from yamlmodel import YamlFileError, load_model
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 
@@ -54,7 +54,7 @@ CHANGE_TARGETS: dict[str, tuple[str, ...]] = {
 _PARAM_NAMES = {f.name for f in fields(MachineParameters)} - {"power_kw"}
 
 
-class ScenarioError(Exception):
+class ScenarioError(YamlFileError):
     """A scenario that cannot be used; the message names the file and the key."""
 
 
@@ -252,28 +252,9 @@ class SimMachine:
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file; errors name the file, line and key path."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: no such scenario file (shipped ones: {', '.join(shipped_scenarios())})") from None
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise ScenarioError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
-    if not isinstance(data, dict):
-        raise ScenarioError(f"{path}: a scenario is a mapping (tenant, site, start, lines, ...)")
-    try:
-        return Scenario.model_validate(data)
-    except ValidationError as exc:
-        from cli.config import format_validation_error  # late: cli.config imports this package
-
-        raise ScenarioError(format_validation_error(path, exc, root)) from None
+    return load_model(path, Scenario, what="scenario file", error=ScenarioError,
+                      shape="a mapping (tenant, site, start, lines, ...)",
+                      missing_hint=f" (shipped ones: {', '.join(shipped_scenarios())})")
 
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
