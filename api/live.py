@@ -78,8 +78,8 @@ class MachineFeed:
     A full read of the window (shift, today, the trend's hours) happens on the first
     refresh and then every ``reload_ms``; in between, each refresh folds in only the
     machine's newest values (``store.latest``, one indexed lookup). Range reads are kept
-    rare on purpose: the SQLite backend's ``history`` scans the whole series once per
-    call, which at 30 days of 1 s samples costs far more than the dashboard may.
+    rare on purpose: a window of 1 s samples is thousands of rows per tag and machine,
+    which at every refresh of every viewer costs far more than the dashboard may.
     Between full reads a state shorter than the refresh interval can be missed and the
     hourly input trend is as old as the last full read; the full read corrects both, and
     also folds in data that arrived late (a gateway forwarding its buffer after an outage).

@@ -296,8 +296,8 @@ def main() -> None:
                  "**not met** by: " + ", ".join(n for n, r in data_rows if r["p95"] >= TARGET_P95_MS) + ".")
               + f" The baseline itself has p95 {base:.0f} ms: with 50 clients on one uvicorn worker (one Python "
               "process, sharing 2 cores with the load generator and other work), latency is mostly queueing "
-              "(mean ≈ 50 / throughput), so the ratio to /health is the figure to compare; the trend rows pay "
-              "`tsstore.sqlite` history's scan of the whole series per call (see the note in api/live.py)."]
+              "(mean ≈ 50 / throughput), so the ratio to /health is the figure to compare; the trend rows, "
+              "a range aggregation in the store per request, are the slowest (not yet profiled)."]
     section = "\n".join(lines) + "\n"
     print(section)
     if not args.no_write:
