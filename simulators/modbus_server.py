@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from registermap import Table, Tag, encode
+from simulators.faults import FaultProxy, FaultSchedule
 from simulators.scenario import Scenario, SimMachine
 from simulators.timeline import MachineTimeline
 
@@ -113,6 +115,12 @@ class SimulatedPlc:
         return None
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 async def serve_scenario(
     scenario: Scenario,
     host: str | None = None,
@@ -140,20 +148,32 @@ async def serve_scenario(
     host = host or scenario.host
     servers = []
     plcs = []
+    proxies: list[FaultProxy] = []
     try:
         for m in machines:
             plc = SimulatedPlc(m, sim_time=sim_time, served_log=log_file)
             register_values(plc.timeline, sim0)  # draw the history up to now before listening
             plcs.append(plc)
-            servers.append(ModbusTcpServer(plc.device(), address=(host, m.port)))
+            if m.faults:
+                # the PLC listens on a private port; clients reach it through the fault proxy
+                inner = _free_port()
+                servers.append(ModbusTcpServer(plc.device(), address=("127.0.0.1", inner)))
+                proxies.append(FaultProxy(("127.0.0.1", inner), FaultSchedule(faults=m.faults), listen=(host, m.port)))
+            else:
+                servers.append(ModbusTcpServer(plc.device(), address=(host, m.port)))
         for server, m in zip(servers, machines):
             await server.serve_forever(background=True)  # returns once listening
-            log.info("plc_listening machine=%s/%s kind=%s address=%s:%d unit=%d speed=%g",
-                     m.ref.line, m.ref.machine, m.spec.kind.name, host, m.port, m.unit_id, speed)
+        for proxy in proxies:
+            await proxy.start()  # fault windows count from here
+        for m in machines:
+            log.info("plc_listening machine=%s/%s kind=%s address=%s:%d unit=%d speed=%g faults=%d",
+                     m.ref.line, m.ref.machine, m.spec.kind.name, host, m.port, m.unit_id, speed, len(m.faults))
         if ready is not None:
             ready.set()
         await asyncio.Event().wait()
     finally:
+        for proxy in proxies:
+            await proxy.stop()
         for s in servers:
             await s.shutdown()
         if log_file is not None:

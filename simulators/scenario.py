@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from plant import IDENTIFIER_PATTERN, MachineRef
 from registermap import ByteOrder, Tag
 from simulators.calendar import CalendarSettings
+from simulators.faults import Fault
 from simulators.kinds import KINDS, KindName, MachineParameters, default_register_map
 from simulators.timeline import MachineSpec
 from yamlmodel import YamlFileError, load_model
@@ -128,6 +129,11 @@ class MachineConfig(BaseModel):
     initial_good_count: Annotated[int, Field(ge=0, le=65535)] = 0
     seed: int | None = Field(None, description="default: derived from the scenario seed and the machine's name")
     rollout: bool = Field(True, description="false: this machine keeps its old way of working (a control)")
+    faults: list[Fault] = Field(
+        default_factory=list,
+        description="live mode only: windows of misbehaviour (delay, drop, exception, illegal_address, malformed, "
+        "silent, disappear); at_s counts wall-clock seconds from the start of 'smartfactory simulate'",
+    )
 
     @field_validator("params")
     @classmethod
@@ -235,7 +241,7 @@ class Scenario(BaseModel):
                 tags = tuple(m.register_map) if m.register_map is not None else default_register_map(
                     m.kind, m.float_order)
                 out.append(SimMachine(MachineRef(self.tenant, self.site, line.name, m.name), spec, tags,
-                                      m.port, m.unit_id))
+                                      m.port, m.unit_id, tuple(m.faults)))
         return out
 
 
@@ -248,6 +254,7 @@ class SimMachine:
     tags: tuple[Tag, ...]
     port: int | None
     unit_id: int
+    faults: tuple[Fault, ...] = ()
 
 
 def load_scenario(path: str | Path) -> Scenario:
