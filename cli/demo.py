@@ -61,8 +61,13 @@ def port_in_use(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def build_config(opts: DemoOptions, broker_port: int | None, plc_ports: list[int]) -> dict:
-    """The demo's config file, written to the data dir so the user can read and reuse it."""
+def build_config(opts: DemoOptions, broker_port: int | None, plc_ports: list[int],
+                 rollout_date: str | None = None) -> dict:
+    """The demo's config file, written to the data dir so the user can read and reuse it.
+
+    With the history's rollout date, the ``analytics`` section names the rollout, so the
+    centre view and ``smartfactory report --portfolio`` show its before/after at once.
+    """
     store: dict
     if opts.influx_url:
         store = {"kind": "influxdb", "url": opts.influx_url, "database": opts.influx_database}
@@ -91,6 +96,11 @@ def build_config(opts: DemoOptions, broker_port: int | None, plc_ports: list[int
         },
         "collector": {"client_id": "demo-collector-1", "batch_interval_s": 0.5},
         "api": {"host": opts.host, "port": opts.port, "database_url": "sqlite:///plant.db"},
+        **({"analytics": {
+            # the demo presses' ideal cycle: pressing plus unloading, without material input
+            "default": {"timezone": "Asia/Seoul", "default_ideal_cycle_s": 24.0},
+            "rollouts": [{"tenant": TENANT, "line": LINE, "date": rollout_date, "commissioning_days": 1}],
+        }} if rollout_date else {}),
     }
 
 
@@ -236,12 +246,13 @@ def run_demo(opts: DemoOptions) -> int:
     (data_dir / "logs").mkdir(parents=True, exist_ok=True)
     broker_port = None if opts.mqtt_url else free_port()
     plc_ports = [free_port() for _ in MACHINES]
-    config_path = data_dir / "smartfactory.yaml"
-    config_path.write_text(yaml.safe_dump(build_config(opts, broker_port, plc_ports), sort_keys=False))
     now = time.time()
     scenario = build_scenario(opts, plc_ports, now)
     (data_dir / SCENARIO_FILE).write_text(yaml.safe_dump(scenario, sort_keys=False))
-    seed_plant(data_dir, scenario.get("rollout", {}).get("date"))
+    rollout_date = scenario.get("rollout", {}).get("date")
+    config_path = data_dir / "smartfactory.yaml"
+    config_path.write_text(yaml.safe_dump(build_config(opts, broker_port, plc_ports, rollout_date), sort_keys=False))
+    seed_plant(data_dir, rollout_date)
 
     me = [sys.executable, "-m", "cli.main"]
     cfg = ["--config", str(config_path)]

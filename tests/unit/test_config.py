@@ -135,3 +135,13 @@ def test_every_command_has_help(args):
     result = CliRunner().invoke(cli, [*args, "--help"])
     assert result.exit_code == 0
     assert "Usage: " in result.output
+
+
+def test_demo_config_names_the_history_rollout_for_the_reports(tmp_path):
+    from cli.demo import LINE, TENANT
+
+    opts = DemoOptions(None, None, "smartfactory", Path("demo-data"), "127.0.0.1", 8000, 1.0)
+    data = build_config(opts, broker_port=1883, plc_ports=[5020, 5021, 5022], rollout_date="2026-11-09")
+    rollout = load_config(_write(tmp_path, data)).settings.analytics.rollout(TENANT, LINE)
+    assert rollout is not None and rollout.date.isoformat() == "2026-11-09"
+    assert "analytics" not in _demo_config()  # no history, no rollout to report on
