@@ -14,6 +14,7 @@ so corrections are exact and flagged without pulling every sample.
 from __future__ import annotations
 
 import logging
+import threading
 
 import numpy as np
 
@@ -116,15 +117,20 @@ class RollupCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.settle_ms = settle_ms
-        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        # one connection per thread: API request threads and the maintainer share the cache
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
         self._db.executescript(
             """CREATE TABLE IF NOT EXISTS buckets (
                    machine TEXT NOT NULL, shape TEXT NOT NULL, bucket INTEGER NOT NULL, v BLOB NOT NULL,
                    PRIMARY KEY (machine, shape, bucket)) WITHOUT ROWID;
                CREATE TABLE IF NOT EXISTS corrections (
                    machine TEXT NOT NULL, shape TEXT NOT NULL, ts INTEGER NOT NULL, tag TEXT NOT NULL, kind TEXT NOT NULL,
-                   PRIMARY KEY (machine, shape, ts, tag));"""
+                   PRIMARY KEY (machine, shape, ts, tag));
+               CREATE TABLE IF NOT EXISTS coverage (
+                   machine TEXT NOT NULL, shape TEXT NOT NULL, until_ms INTEGER NOT NULL,
+                   PRIMARY KEY (machine, shape)) WITHOUT ROWID;"""
         )
         self.hits = 0
         self.computed = 0
@@ -140,7 +146,7 @@ class RollupCache:
 
     def machine_buckets(self, store: TimeSeriesStore, machine: MachineRef, policy: Policy, start_ms: int, end_ms: int,
                         now_ms: int, refresh: bool = False) -> Buckets:
-        shape, key = self.shape(policy), "/".join((machine.tenant, machine.site, machine.line, machine.machine))
+        shape, key = self.shape(policy), _key(machine)
         codes = [s.code for s in policy.states]
         every = policy.bucket_min * 60_000
         out = Buckets.empty(start_ms, end_ms, every, codes)
@@ -190,8 +196,38 @@ class RollupCache:
         out.corrections.sort(key=lambda c: (c["ts"], c["tag"]))
         return out
 
+    def covered_until(self, machine: MachineRef, policy: Policy) -> int | None:
+        """Up to where ``analytics.continuous`` has kept this machine's rollups (epoch ms), if it has."""
+        row = self._db.execute("SELECT until_ms FROM coverage WHERE machine=? AND shape=?",
+                               (_key(machine), self.shape(policy))).fetchone()
+        return None if row is None else int(row[0])
+
+    def set_covered_until(self, machine: MachineRef, policy: Policy, until_ms: int) -> None:
+        self._db.execute("INSERT OR REPLACE INTO coverage VALUES (?, ?, ?)", (_key(machine), self.shape(policy), until_ms))
+
+    @property
+    def _db(self):
+        import sqlite3
+
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            self._local.db = db
+            with self._guard:
+                self._all.append(db)
+        return db
+
     def close(self) -> None:
-        self._db.close()
+        with self._guard:
+            for db in self._all:
+                db.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+def _key(m: MachineRef) -> str:
+    return "/".join((m.tenant, m.site, m.line, m.machine))
 
 
 def _pack(b: Buckets, j: int, codes: list[int]) -> np.ndarray:

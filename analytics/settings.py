@@ -12,6 +12,7 @@ analytics:
   rollouts:
     - {tenant: hanil-autoparts, line: press-line-1, date: 2026-02-23, commissioning_days: 7}
   cache_path: smartfactory-data/rollups.db
+  rollup_interval_s: 300   # the API keeps the cache up to date
 ```
 """
 
@@ -45,6 +46,11 @@ class AnalyticsSettings(BaseModel):
     tenants: dict[str, Policy] = Field(default_factory=dict)
     rollouts: list[RolloutDef] = Field(default_factory=list)
     cache_path: Path | None = Field(None, description="rollup cache file; default: beside the SQLite store")
+    maintain_rollups: bool = Field(True, description="keep the rollup cache up to date in the API (a continuous "
+                                   "aggregate), so no report starts cold")
+    rollup_interval_s: Annotated[float, Field(ge=10, le=86_400)] = 300.0
+    rollup_recheck_hours: Annotated[int, Field(ge=0, le=24 * 14, description="hours recomputed on every pass "
+                                               "for late data (gateway outbox replays)")] = 24
 
     def policy(self, tenant: str) -> Policy:
         return self.tenants.get(tenant, self.default)

@@ -25,10 +25,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from analytics.continuous import RollupMaintainer
 from api import access
 from api.access import CurrentPrincipal, Principal, require
 from api.alarms import OPS, AlarmEngine
 from api.credentials import hash_password, new_secret, secret_digest, verify_password
+from api.leader import Leadership
 from api.live import LineNotFound, SnapshotCache, alarms_of
 from api.plantdb import (
     Alarm,
@@ -110,20 +112,40 @@ def _me(p: Principal) -> dict:
 
 
 def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plant: PlantDb | None = None,
-               run_alarms: bool = True) -> FastAPI:
+               run_alarms: bool = True, leader_lock: Path | None = None,
+               rollups: RollupMaintainer | None = None) -> FastAPI:
+    """The API app. Background duties (the alarm engine and, when given, the rollup maintainer) run
+    unless ``run_alarms`` is false; with ``leader_lock`` only in the worker holding that lock."""
     settings = settings or ApiSettings()
     plant = plant or open_plant(settings.database_url)
     stale_ms = int(settings.stale_after_s * 1000)
     engine = AlarmEngine(plant, store, stale_ms, settings.alarm_interval_s)
 
+    def lead() -> None:
+        engine.start()
+        if rollups is not None:
+            rollups.start()
+
+    def resign() -> None:
+        engine.stop()
+        if rollups is not None:
+            rollups.stop()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if run_alarms:
-            engine.start()
+        leadership = Leadership(leader_lock, lead, resign) if run_alarms and leader_lock is not None else None
+        app.state.leadership = leadership
+        if leadership is not None:
+            leadership.start()
+        elif run_alarms:
+            lead()
         try:
             yield
         finally:
-            engine.stop()
+            if leadership is not None:
+                leadership.stop()
+            elif run_alarms:
+                resign()
 
     app = FastAPI(
         title="smartfactory API",

@@ -35,11 +35,9 @@ def _settings(request: Request) -> AnalyticsSettings:
 def _cache(request: Request) -> RollupCache | None:
     """The rollup cache named by analytics.cache_path, opened once per app."""
     settings = _settings(request)
-    if settings.cache_path is None:
-        return None
     with _cache_lock:
-        cache = getattr(request.app.state, "rollup_cache", None)
-        if cache is None:
+        cache = getattr(request.app.state, "rollup_cache", None)  # set by 'smartfactory api', shared with the maintainer
+        if cache is None and settings.cache_path is not None:
             cache = RollupCache(settings.cache_path)
             request.app.state.rollup_cache = cache
         return cache

@@ -25,3 +25,9 @@ class ApiSettings(BaseModel):
         default=90.0, description="a value holds until the next sample, at most this long, then the machine shows "
         "as stale/unknown; keep it above the gateways' heartbeat (max_silence_s, 60 s) like analytics.stale_s")
     alarm_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    workers: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=1, description="uvicorn worker processes; more than one spreads requests over CPU cores. The "
+        "alarm engine and the rollup maintainer then run in exactly one of them (see leader_lock)")
+    leader_lock: str = Field(
+        default="api-leader.lock", description="lock file that elects the worker running the background duties; "
+        "a relative path is relative to the config file. Workers must share it (one host)")

@@ -26,5 +26,6 @@ def setup_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # Third-party chatter an operator cannot act on.
     for noisy, lvl in (("pymodbus", logging.CRITICAL), ("amqtt", logging.CRITICAL), ("transitions", logging.WARNING),
-                       ("uvicorn.access", logging.WARNING), ("httpx", logging.WARNING)):
+                       ("uvicorn.access", logging.WARNING), ("httpx", logging.WARNING),
+                       ("alembic.runtime.plugins", logging.WARNING)):
         logging.getLogger(noisy).setLevel(lvl)

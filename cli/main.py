@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 import threading
@@ -214,12 +215,75 @@ def backfill(scenario: str, days: float | None, start: str | None, end: str | No
     try:
         report = run_backfill(loaded, t_from, t_to, store_writer(store) if store else None, truth_dir=truth_dir,
                               progress=log.info)
+        if config_path and store is not None:
+            _refresh_rollups(config, store, [m.ref for m in loaded.machines()], t_from, t_to)
     finally:
         if store is not None:
             store.close()
     log.info("backfill_done machines=%d days=%.2f instants=%d values=%d seconds=%.1f values_per_s=%.0f truth=%s",
              report.machines, report.days, report.instants, report.values, report.seconds, report.values_per_s,
              report.truth_path)
+
+
+def _refresh_rollups(config: LoadedConfig, store, machines: list, t_from: float, t_to: float) -> None:
+    """History written into the past is older than the maintainer's recheck window: tally it now."""
+    import time as _time
+
+    from analytics.command import cache_path
+    from analytics.continuous import RollupMaintainer
+    from analytics.rollup import RollupCache
+
+    s = config.settings
+    cache = RollupCache(cache_path(s.analytics, s.store, config.base_dir))
+    try:
+        started = _time.perf_counter()
+        n = RollupMaintainer(store, s.analytics, cache).refresh(machines, int(t_from * 1000), int(t_to * 1000))
+        log.info("rollups_refreshed machines=%d buckets=%d seconds=%.1f cache=%s", len(machines), n,
+                 _time.perf_counter() - started, cache.path)
+    finally:
+        cache.close()
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--once", is_flag=True, help="One pass, then exit (for cron); default: a pass every "
+              "analytics.rollup_interval_s until stopped.")
+@click.option("--refresh-days", type=click.IntRange(1, 3650),
+              help="First recompute the last N days for every machine (after importing history).")
+def rollups(config_path: Path, once: bool, refresh_days: int | None) -> None:
+    """Keep the analytics rollup cache up to date, without the API (which does it itself).
+
+    Each pass tallies every machine's newly finished hours from the store and recomputes the
+    last analytics.rollup_recheck_hours for late data, so reports never start cold.
+    """
+    import time as _time
+
+    from analytics.command import cache_path
+    from analytics.continuous import RollupMaintainer
+    from analytics.rollup import RollupCache
+    from tsstore import open_store
+
+    config = _load(config_path)
+    s = config.settings
+    store = open_store(s.store, config.base_dir)
+    cache = RollupCache(cache_path(s.analytics, s.store, config.base_dir))
+    maintainer = RollupMaintainer(store, s.analytics, cache, interval_s=s.analytics.rollup_interval_s,
+                                  recheck_ms=s.analytics.rollup_recheck_hours * 3_600_000)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        if refresh_days:
+            now = _time.time()
+            n = maintainer.refresh(store.machines(), int((now - refresh_days * 86_400) * 1000), int(now * 1000))
+            log.info("rollups_refreshed days=%d buckets=%d cache=%s", refresh_days, n, cache.path)
+        while True:
+            result = maintainer.run_pass()
+            if once or stop.wait(s.analytics.rollup_interval_s):
+                sys.exit(1 if result.failed else 0)
+    finally:
+        cache.close()
+        store.close()
 
 
 @cli.group()
@@ -379,18 +443,30 @@ def collector_dead_letters(config_path: Path, reason: str | None, limit: int, af
 @CONFIG_OPTION
 @click.option("--host", help="Override api.host.")
 @click.option("--port", type=click.IntRange(1, 65535), help="Override api.port.")
-def api(config_path: Path, host: str | None, port: int | None) -> None:
-    """Serve the HTTP API, its OpenAPI document (/docs) and the live dashboard (/)."""
+@click.option("--workers", type=click.IntRange(1, 64), help="Override api.workers (processes serving requests).")
+def api(config_path: Path, host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the HTTP API, its OpenAPI document (/docs) and the live dashboard (/).
+
+    Also runs the alarm engine and keeps the analytics rollups up to date (in one worker).
+    """
     import uvicorn
 
-    from api.app import create_app
-    from tsstore import open_store
+    from cli.apiserver import CONFIG_ENV, build_app
 
     config = _load(config_path)
     settings = config.settings.api
-    app = create_app(open_store(config.settings.store, config.base_dir), settings, _open_plant(config))
-    app.state.analytics = config.settings.analytics  # tenant policies and rollouts for /api/v1/reports
-    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_config=None, access_log=False)
+    workers = workers or settings.workers
+    host, port = host or settings.host, port or settings.port
+    plant = _open_plant(config)  # migrates the schema once, here, before any worker starts
+    if workers == 1:
+        uvicorn.run(build_app(config, plant), host=host, port=port, log_config=None, access_log=False)
+        return
+    plant.engine.dispose()
+    os.environ[CONFIG_ENV] = str(config.path)
+    os.environ["SMARTFACTORY_LOG_LEVEL"] = logging.getLevelName(logging.getLogger().level)
+    log.info("api_workers count=%d host=%s port=%d", workers, host, port)
+    uvicorn.run("cli.apiserver:worker_app", factory=True, workers=workers, host=host, port=port, log_config=None,
+                access_log=False)
 
 
 def _open_plant(config: LoadedConfig):

@@ -1,0 +1,51 @@
+"""Builds the API app from a config file: for ``smartfactory api`` and for each of its uvicorn workers.
+
+With ``api.workers`` > 1 uvicorn starts fresh worker processes that import an app factory
+by name, so the config path travels in ``SMARTFACTORY_CONFIG`` and every worker builds the
+same app here. The workers share the listening socket; the background duties go to the
+one holding ``api.leader_lock`` (``api.leader``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from cli.config import LoadedConfig, load_config
+
+CONFIG_ENV = "SMARTFACTORY_CONFIG"
+
+
+def build_app(config: LoadedConfig, plant=None) -> FastAPI:
+    from analytics.command import cache_path
+    from analytics.continuous import RollupMaintainer
+    from analytics.rollup import RollupCache
+    from api.app import create_app
+    from api.plantdb import database_url, open_plant
+    from tsstore import open_store
+
+    s = config.settings
+    store = open_store(s.store, config.base_dir)
+    plant = plant or open_plant(database_url(s.api.database_url, config.base_dir))
+    cache = RollupCache(cache_path(s.analytics, s.store, config.base_dir))
+    rollups = None
+    if s.analytics.maintain_rollups:
+        rollups = RollupMaintainer(store, s.analytics, cache, interval_s=s.analytics.rollup_interval_s,
+                                   recheck_ms=s.analytics.rollup_recheck_hours * 3_600_000)
+    lock = Path(s.api.leader_lock)
+    app = create_app(store, s.api, plant, leader_lock=lock if lock.is_absolute() else config.base_dir / lock,
+                     rollups=rollups)
+    app.state.analytics = s.analytics  # tenant policies and rollouts for /api/v1/reports
+    app.state.rollup_cache = cache
+    app.state.rollups = rollups
+    return app
+
+
+def worker_app() -> FastAPI:
+    """Factory for uvicorn workers (``cli.apiserver:worker_app``)."""
+    from cli.logs import setup_logging
+
+    setup_logging(os.environ.get("SMARTFACTORY_LOG_LEVEL", "INFO"))
+    return build_app(load_config(Path(os.environ[CONFIG_ENV])))

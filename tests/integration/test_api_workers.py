@@ -1,0 +1,109 @@
+"""``smartfactory api`` with several uvicorn workers: one alarm engine, and a standby that takes over.
+
+A real API process tree (uvicorn's supervisor and two workers) over SQLite; the leader worker
+is SIGKILLed as a crash would kill it, and the alarms must go on without a duplicate.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from api.plantadmin import PlantSeed, apply_seed, create_token
+from api.plantdb import open_plant
+from plant import MachineRef
+from tests.servers import free_port
+from tests.waiting import wait_until
+from tsstore import Point
+from tsstore.sqlite import SqliteStore
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+MACHINE = MachineRef("acme", "plant-1", "line-1", "press-1")
+
+
+def _force(store: SqliteStore, value: float) -> None:
+    store.write([Point(MACHINE, int(time.time() * 1000), {"press_force": value, "state": 2.0})])
+
+
+@pytest.fixture()
+def api(tmp_path):
+    config = tmp_path / "smartfactory.yaml"
+    config.write_text(yaml.safe_dump({
+        "store": {"kind": "sqlite", "path": "store.db"},
+        "api": {"database_url": "sqlite:///plant.db", "alarm_interval_s": 0.2, "workers": 2},
+        "analytics": {"rollup_interval_s": 10},
+    }))
+    plant = open_plant(f"sqlite:///{tmp_path / 'plant.db'}")
+    apply_seed(plant, PlantSeed.model_validate({
+        "tenants": [{"slug": "acme", "sites": [{"slug": "plant-1", "lines": [{"slug": "line-1", "machines": [
+            {"slug": "press-1", "alarms": [{"name": "force > 800", "kind": "threshold", "tag": "press_force",
+                                            "op": ">", "threshold": 800}]}]}]}]}],
+        "users": [{"username": "owner", "password": "owner-password-1", "role": "sme_owner", "tenant": "acme"}]}))
+    token = create_token(plant, "owner", "test")
+    plant.close()
+    store = SqliteStore(tmp_path / "store.db")
+    _force(store, 100.0)
+    port = free_port()
+    log = tmp_path / "api.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "-c", str(config), "--port", str(port)],
+                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+
+    def up() -> bool:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            return client.get("/health").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, 60, "the API workers")
+    yield client, store, log, tmp_path / "api-leader.lock"
+    client.close()
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    store.close()
+
+
+def _alarms(client: httpx.Client) -> list[dict]:
+    r = client.get("/api/v1/alarms/acme", params={"status": ["active", "acknowledged", "cleared"]})
+    r.raise_for_status()
+    return r.json()
+
+
+def test_two_workers_one_alarm_engine_and_failover(api):
+    client, store, log, lock = api
+    wait_until(lambda: log.read_text().count("leader_standby") == 1 and log.read_text().count("leader_elected") == 1,
+               30, "one leader and one standby worker")
+    leader_pid = int(lock.read_text())
+
+    _force(store, 900.0)
+    wait_until(lambda: len(_alarms(client)) == 1, 20, "the alarm to be raised")
+    wait_until(lambda: "rollup_pass" in log.read_text(), 30, "the leader's first rollup pass")
+
+    os.kill(leader_pid, signal.SIGKILL)  # a crash: the standby must take the duties over
+    wait_until(lambda: log.read_text().count("leader_elected") == 2, 30, "the standby to take over")
+    assert int(lock.read_text()) != leader_pid
+
+    # the new leader clears and raises again: its engine runs, and it did not raise a second copy
+    _force(store, 100.0)
+    wait_until(lambda: [a["status"] for a in _alarms(client)] == ["cleared"], 20, "the alarm to clear")
+    _force(store, 950.0)
+    wait_until(lambda: sorted(a["status"] for a in _alarms(client)) == ["active", "cleared"], 20,
+               "a new alarm from the new leader")
+    assert client.get("/health").status_code == 200
