@@ -22,6 +22,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from analytics.command import cache_path
 from cli.config import LoadedConfig, load_config
 from cli.main import cli
 from simulators.press import PRESS_TAGS
@@ -44,7 +45,7 @@ SECTIONS_NEEDED = {
     ("gateway", "run"): {"gateway", "mqtt"},
     ("gateway", "plan"): {"gateway"},
     ("collector",): {"collector", "mqtt", "store"},
-    ("api",): {"api", "store"},
+    ("api",): {"api", "store", "analytics"},
 }
 
 
@@ -559,22 +560,24 @@ def test_dockerfile_fetches_nothing_but_pip():
 
 
 WRITABLE_PATHS = {
-    # service: where its config makes it write (must outlive the container)
-    "gateway": lambda cfg: cfg.settings.gateway.outbox.path,
-    "collector": lambda cfg: Path(cfg.settings.collector.data_dir),
-    "api": lambda cfg: Path(cfg.settings.api.database_url.removeprefix("sqlite:///")),
+    # (service, what): where its config makes it write (must outlive the container or be writable)
+    ("gateway", "outbox"): lambda cfg: cfg.settings.gateway.outbox.path,
+    ("collector", "spool"): lambda cfg: Path(cfg.settings.collector.data_dir),
+    ("api", "plant database"): lambda cfg: Path(cfg.settings.api.database_url.removeprefix("sqlite:///")),
+    ("api", "leader lock"): lambda cfg: cfg.base_dir / cfg.settings.api.leader_lock,
+    ("api", "rollup cache"): lambda cfg: cache_path(cfg.settings.analytics, cfg.settings.store, cfg.base_dir),
 }
 
 
-@pytest.mark.parametrize("name", sorted(WRITABLE_PATHS))
-def test_every_path_a_service_writes_is_on_a_named_volume(compose, services, name):
+@pytest.mark.parametrize(("name", "what"), sorted(WRITABLE_PATHS))
+def test_every_path_a_service_writes_is_on_a_named_volume(compose, services, name, what):
     svc = service(services, name)
     _, _, cfg = service_config(svc)
-    path = Path(WRITABLE_PATHS[name](cfg))
-    assert path.is_absolute(), f"{name} writes to a relative path {path}"
+    path = Path(WRITABLE_PATHS[(name, what)](cfg))
+    assert path.is_absolute(), f"{name} writes its {what} to a relative path {path}"
     named = [m for m in mounts(svc) if not is_bind(m["source"])]
     holders = [m for m in named if path.is_relative_to(m["target"])]
-    assert holders, f"{name} writes {path}, which is on no named volume: {named}"
+    assert holders, f"{name} writes its {what} to {path}, which is on no named volume: {named}"
     assert holders[0]["source"] in compose["volumes"], f"volume {holders[0]['source']} is not declared"
     assert not holders[0].get("read_only"), f"{name}'s data volume is mounted read-only"
     # the image creates the directory owned by the service user, so a new volume inherits it
