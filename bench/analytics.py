@@ -10,8 +10,9 @@ Python. This script measures, in one run on one data set:
    samples into Python (``history(every=0)``) and computing the same tallies there
    (``analytics.buckets.from_samples``); both must give the same KPIs;
 2. the full before/after report (20 machines, 180 days, 2000 bootstrap replicates) cold,
-   from the store's rollups, and warm, from the rollup cache of finished hours
-   (``analytics.rollup.RollupCache``) that the first run filled.
+   every hour computed from the store (the baseline), and as the platform serves it, with
+   the rollups kept up to date by the maintainer (``analytics.continuous``); plus what the
+   maintainer costs: its first pass over the history and a steady pass per finished hour.
 
 Data: ``analytics.synthetic`` writes what a report-on-change gateway with a 60 s heartbeat
 sends for a press cycle (states, material-input coil, good/scrap counters, energy meter),
@@ -49,7 +50,9 @@ from analytics import kpi  # noqa: E402
 from analytics.buckets import from_samples  # noqa: E402
 from analytics.policy import Policy  # noqa: E402
 from analytics.report import before_after_report, local_midnight_ms, period_report  # noqa: E402
+from analytics.continuous import HOUR_MS, RollupMaintainer  # noqa: E402
 from analytics.rollup import RollupCache  # noqa: E402
+from analytics.settings import AnalyticsSettings  # noqa: E402
 from analytics.synthetic import LineSpec, generate  # noqa: E402
 from plant import MachineRef  # noqa: E402
 from tsstore import Point  # noqa: E402
@@ -62,6 +65,7 @@ FIRST = date(2025, 11, 3)  # a Monday
 SPEC = LineSpec(load_s=8.0, process_s=45.0, unload_s=5.0)
 POLICY = Policy(default_ideal_cycle_s=55.0)
 REPS = 7
+INTERVAL_S = 300  # analytics.rollup_interval_s default
 
 
 def machine_info() -> dict:
@@ -162,15 +166,31 @@ def main() -> None:
         cache.close()
         (tmp / "rollups.db").unlink()
         cache = RollupCache(tmp / "rollups.db")
+        report = lambda c: before_after_report(store, machines, POLICY, rollout, 7, None, 0, 2000, None, FIRST,  # noqa: E731
+                                               FIRST + timedelta(days=days - 1), c)
         t = time.perf_counter()
-        cold = before_after_report(store, machines, POLICY, rollout, 7, None, 0, 2000, None, FIRST,
-                                   FIRST + timedelta(days=days - 1), cache)
+        cold = report(cache)  # baseline: nothing tallied yet, every hour computed from the store
         cold_s = time.perf_counter() - t
-        warm_s, warm = timed(lambda: before_after_report(store, machines, POLICY, rollout, 7, None, 0, 2000, None, FIRST,
-                                                         FIRST + timedelta(days=days - 1), cache), reps=3)
+        cache.close()
+        (tmp / "rollups.db").unlink()
+
+        # the platform's way: the API's maintainer keeps the rollups up to date as data arrives
+        cache = RollupCache(tmp / "rollups.db")
+        settings = AnalyticsSettings(default=POLICY)
+        maintainer = RollupMaintainer(store, settings, cache, recheck_ms=24 * HOUR_MS)
+        data_end_ms = local_midnight_ms(FIRST + timedelta(days=days), POLICY)
+        now_ms = data_end_ms + 3 * HOUR_MS
+        catch_up = maintainer.run_pass(now_ms)
+        steady_times = []
+        for k in range(1, 4):  # a pass per finished hour, each rechecking the last 24 h for late data
+            steady_times.append(maintainer.run_pass(now_ms + k * HOUR_MS).seconds)
+        steady_s = statistics.median(steady_times)
+        steady_buckets = maintainer.last.buckets_computed
+        warm_s, warm = timed(lambda: report(cache), reps=3)
         same_full = [k["after"] for k in cold["kpis"]] == [k["after"] for k in warm["kpis"]]
         mi = next(k for k in warm["kpis"] if k["key"] == "material_input_s")
-        print(f"full report: cold {cold_s:.1f} s, warm {warm_s:.2f} s, same: {same_full}; "
+        print(f"full report: cold {cold_s:.1f} s, rollups maintained {warm_s:.2f} s, same: {same_full}; "
+              f"maintainer catch-up {catch_up.seconds:.1f} s, steady pass {steady_s:.2f} s; "
               f"material input {mi['change_pct']:+.1f}% [{mi['ci95_change_pct'][0]:+.1f}, {mi['ci95_change_pct'][1]:+.1f}]")
         store.close()
         cache.close()
@@ -187,9 +207,13 @@ def main() -> None:
         f"{'met' if pushed_s < 0.2 else 'NOT met'} |",
         f"| day KPIs, one line, rollup cache warm | {cache_day_s * 1000:.0f} ms | rollups: {pushed_s * 1000:.0f} ms | "
         f"{pushed_s / cache_day_s:.1f}x faster | < 200 ms: {'met' if cache_day_s < 0.2 else 'NOT met'} |",
-        f"| full before/after report, {n_machines} machines x {days} days, cache warm (median of 3) | {warm_s:.2f} s | "
-        f"cold, from store rollups: {cold_s:.1f} s | {cold_s / warm_s:.0f}x faster | < 10 s: "
-        f"{'met' if warm_s < 10 else 'NOT met'} (cold: {'met' if cold_s < 10 else 'NOT met'}) |",
+        f"| full before/after report, {n_machines} machines x {days} days, rollups kept up to date by the maintainer "
+        f"(median of 3) | {warm_s:.2f} s | cold, every hour from the store: {cold_s:.1f} s | {cold_s / warm_s:.0f}x "
+        f"faster | < 10 s: {'met' if warm_s < 10 else 'NOT met'} |",
+        f"| maintainer: one pass at steady state ({n_machines} machines, the last 24 h recomputed for late data; "
+        f"median of 3) | {steady_s:.2f} s | every {INTERVAL_S} s: {steady_s / INTERVAL_S:.1%} of one core | | |",
+        f"| maintainer: first pass over the whole history (once, in the background) | {catch_up.seconds:.1f} s | "
+        f"cold report: {cold_s:.1f} s | {cold_s / catch_up.seconds:.1f}x | |",
     ])
     section = "\n".join([
         SECTION_TITLE,
@@ -209,10 +233,14 @@ def main() -> None:
         "",
         f"Reading: store rollups (SQLite: one ordered range scan per state tag tallied inside the store, "
         f"per-bucket counter last/max/min in SQL) give a line's day KPIs in {pushed_s * 1000:.0f} ms, "
-        f"{raw_s / pushed_s:.1f}x the speed of pulling the raw samples into Python. A cold {days}-day report of "
-        f"{n_machines} machines reads every state sample once ({cold_s:.0f} s here, linear in the samples); the "
-        f"rollup cache of finished hours (like a continuous aggregate), filled by the first or a scheduled report, "
-        f"brings it to {warm_s:.1f} s. The machine is shared: absolute figures move between runs, the ratios less.",
+        f"{raw_s / pushed_s:.1f}x the speed of pulling the raw samples into Python. A {days}-day report of "
+        f"{n_machines} machines computed cold reads every state sample once ({cold_s:.0f} s here, linear in the "
+        f"samples). The platform never serves it cold: like a continuous aggregate, the API's rollup maintainer "
+        f"(`analytics.continuous`, also `smartfactory rollups`) tallies each finished hour once as data arrives "
+        f"({steady_s:.2f} s per pass for {n_machines} machines, rechecking the last 24 h for late outbox replays; "
+        f"{steady_buckets} hours recomputed per pass), and the report reads those rows: {warm_s:.1f} s. The first pass "
+        f"over existing history ({catch_up.seconds:.0f} s here) runs once in the background, and a backfill tallies "
+        f"what it writes. The machine is shared: absolute figures move between runs, the ratios less.",
         "",
     ])
     print()
