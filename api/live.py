@@ -244,6 +244,11 @@ class SnapshotCache:
     def get(self, tenant: str, site: str, line: str) -> dict:
         return self.get_with_json(tenant, site, line)[0]
 
+    def fresh(self, tenant: str, site: str, line: str) -> tuple[dict, bytes] | None:
+        """The snapshot if one younger than ``ttl_s`` is at hand; never computes (safe on the event loop)."""
+        hit = self._entries.get((tenant, site, line))
+        return hit[1] if hit and time.monotonic() - hit[0] < self.ttl_s else None
+
     def get_with_json(self, tenant: str, site: str, line: str) -> tuple[dict, bytes]:
         """The snapshot and its JSON, serialised once per computation for every viewer."""
         key = (tenant, site, line)
