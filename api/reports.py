@@ -2,12 +2,14 @@
 
 Mounted by ``api.app`` (``_mount_optional_routers``); the app-wide ``authorise`` keeps each
 tenant to its own reports because the path parameter is named ``tenant``. Tenant policies
-and rollouts come from the config's ``analytics`` section (``app.state.analytics``).
+and rollouts come from the plant model and the config's ``analytics`` section
+(``app.state.analytics``), merged by ``api.plantpolicy``.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import date
 from typing import Annotated, Literal
 
@@ -20,6 +22,7 @@ from analytics.report import ReportError, before_after_report, data_extent, peri
 from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
 from api.access import Principal, require
+from api.plantpolicy import effective_settings
 from api.plantdb import Role
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
@@ -29,7 +32,15 @@ _cache_lock = threading.Lock()
 
 
 def _settings(request: Request) -> AnalyticsSettings:
-    return getattr(request.app.state, "analytics", None) or AnalyticsSettings()
+    """The config's analytics section completed from the plant model (``api.plantpolicy``), 30 s at most old."""
+    configured = getattr(request.app.state, "analytics", None) or AnalyticsSettings()
+    with _cache_lock:
+        hit = getattr(request.app.state, "effective_analytics", None)
+        if hit and hit[0] is configured and time.monotonic() - hit[1] < 30:
+            return hit[2]
+    merged = effective_settings(configured, request.app.state.plant)
+    request.app.state.effective_analytics = (configured, time.monotonic(), merged)
+    return merged
 
 
 def _cache(request: Request) -> RollupCache | None:

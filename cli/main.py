@@ -605,11 +605,26 @@ def report(config_path: Path, tenant, site, line, machine, rollout, commissionin
                          pre_exclusion_days, first.date() if first else None, last.date() if last else None, by,
                          portfolio, fmt, lang, output, replicates, not no_cache, refresh)
     try:
-        code = run_report(opts, store, config.settings.analytics,
+        code = run_report(opts, store, _analytics_with_plant(config),
                           cache_path(config.settings.analytics, config.settings.store, config.base_dir))
     finally:
         store.close()
     sys.exit(code)
+
+
+def _analytics_with_plant(config: LoadedConfig):
+    """The analytics section completed from the plant model (rollouts, ideal cycles), when there is one."""
+    from api.plantdb import database_url
+    from api.plantpolicy import effective_settings
+
+    url = database_url(config.settings.api.database_url, config.base_dir)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return config.settings.analytics  # no plant model here: the config alone
+    plant = _open_plant(config)
+    try:
+        return effective_settings(config.settings.analytics, plant)
+    finally:
+        plant.close()
 
 
 def main() -> None:
