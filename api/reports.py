@@ -31,7 +31,7 @@ Lang = Literal["ko", "en"]
 _cache_lock = threading.Lock()
 
 
-def _settings(request: Request) -> AnalyticsSettings:
+def analytics_settings(request: Request) -> AnalyticsSettings:
     """The config's analytics section completed from the plant model (``api.plantpolicy``), 30 s at most old."""
     configured = getattr(request.app.state, "analytics", None) or AnalyticsSettings()
     with _cache_lock:
@@ -45,7 +45,7 @@ def _settings(request: Request) -> AnalyticsSettings:
 
 def _cache(request: Request) -> RollupCache | None:
     """The rollup cache named by analytics.cache_path, opened once per app."""
-    settings = _settings(request)
+    settings = analytics_settings(request)
     with _cache_lock:
         cache = getattr(request.app.state, "rollup_cache", None)  # set by 'smartfactory api', shared with the maintainer
         if cache is None and settings.cache_path is not None:
@@ -86,7 +86,7 @@ def line_kpis(
     """ISO 22400 KPIs of a line (or one machine) per production day or shift, with the stop classification used."""
     store = request.app.state.store
     try:
-        report = period_report(store, _machines(request, tenant, site, line, machine), _settings(request).policy(tenant),
+        report = period_report(store, _machines(request, tenant, site, line, machine), analytics_settings(request).policy(tenant),
                                first, last or first, by, cache=_cache(request))
     except (ReportError, ValueError) as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
@@ -108,7 +108,7 @@ def line_before_after(
     lang: Lang = "ko",
 ) -> Response:
     """Before/after the rollout: every KPI with change, 95% CI, p-value, n and coverage; PQCD summary."""
-    settings = _settings(request)
+    settings = analytics_settings(request)
     store = request.app.state.store
     machines = _machines(request, tenant, site, line)
     policy = settings.policy(tenant)
@@ -136,7 +136,7 @@ CentreOnly = Annotated[Principal, Depends(require(Role.CENTRE_ADMIN, Role.CENTRE
 @router.get("/portfolio")
 def centre_portfolio(request: Request, _p: CentreOnly, format: Literal["json", "html"] = "json", lang: Lang = "ko") -> Response:
     """Centre roll-up over every configured rollout: how many improved, the median gain, who needs attention."""
-    settings = _settings(request)
+    settings = analytics_settings(request)
     reports, problems = portfolio_reports(request.app.state.store, settings, 1000, cache=_cache(request))
     data = portfolio(reports)
     data["problems"] = problems
