@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from analytics.counters import counter_deltas
-from analytics.states import UNKNOWN, Interval, state_intervals
+from analytics.states import Interval, state_intervals
 
 
 @dataclass
