@@ -68,7 +68,7 @@ def alarms_of(plant: PlantDb, tenant: str, statuses: tuple[str, ...] = ("active"
             out.append({"id": a.id, "status": a.status, "rule": rule.name, "kind": rule.kind, "tag": rule.tag,
                         "tenant": tenant, "site": site, "line": ln, "machine": m, "raised_ms": a.raised_ms,
                         "value": a.value, "acknowledged_ms": a.acknowledged_ms, "acknowledged_by": a.acknowledged_by,
-                        "cleared_ms": a.cleared_ms})
+                        "cleared_ms": a.cleared_ms, "cleared_reason": a.cleared_reason, "cleared_by": a.cleared_by})
         return out
 
 
