@@ -183,7 +183,7 @@ def test_edit_clears_alarms_of_the_old_condition_and_the_engine_follows_without_
     assert engine.tick(T0 + 12_000) == 1
     assert [a.status for a in _alarms(app, rule["id"])] == ["cleared", "active"]
     active = owner.get("/api/v1/alarms/acme").json()
-    assert [(a["rule"], a["status"]) for a in active] == [("force very high", "active")]
+    assert [(a["rule_id"], a["rule"], a["status"]) for a in active] == [(rule["id"], "force very high", "active")]
 
 
 def test_delete_clears_open_alarms_keeps_their_history_and_stops_evaluation(app, owner):
@@ -250,3 +250,32 @@ def test_seed_creates_a_rule_anew_that_was_deleted_in_the_ui(app, owner):
     apply_seed(app.state.plant, PlantSeed.model_validate({"tenants": [_tenant(P1, "press-1", alarms=[seeded])]}))
     (again,) = owner.get(f"{RULES}/acme").json()
     assert again["name"] == "seeded" and again["id"] != rule["id"]
+
+
+def test_every_check_has_a_korean_message_with_the_placeholders_the_server_sends():
+    """The web form shows Korean users a Korean text for each alarm_rule.* 422; a new check without one,
+    or a placeholder the server does not fill, would show English or a raw '{tag}'."""
+    import inspect
+    import re
+    from pathlib import Path
+
+    import api.alarmrules as rules
+
+    source = inspect.getsource(rules.check_rule)
+    kinds = set(re.findall(r'_error\("\w+", "(\w+)"', source))
+    assert len(kinds) == 11, kinds  # the enumeration itself works
+    i18n = (Path(rules.__file__).parent / "static" / "i18n.js").read_text(encoding="utf-8")
+    korean = dict(re.findall(r'"err\.alarm_rule\.(\w+)": "([^"]*)"', i18n))
+    assert set(korean) == kinds
+    # each placeholder is filled from ctx: collect ctx keys from real errors of each kind
+    cases = [_rule(name=" "), _rule(name="taken"), _rule(op=None, threshold=None), _rule(threshold=float("inf")),
+             _rule(tag="temp"), _rule(tag="note"),
+             _rule(kind="state_duration", state=None, duration_s=None), _rule(kind="state_duration", state=9,
+                                                                              duration_s=-1)]
+    ctx: dict[str, set[str]] = {}
+    for body in cases:
+        for e in check_rule(RuleIn(**body), TAGS, STATES, {"taken"})[0]:
+            ctx[e["type"].removeprefix("alarm_rule.")] = set(e["ctx"])
+    assert set(ctx) == kinds
+    for kind, text in korean.items():
+        assert set(re.findall(r"\{(\w+)\}", text)) <= ctx[kind], kind
