@@ -4,6 +4,12 @@
 newest values of every machine that has rules, raises an alarm when a rule starts to hold
 and clears it when the rule stops holding. Stale or missing data changes nothing: an alarm
 is neither raised nor cleared on silence (the dashboard shows the machine as stale).
+
+Rules are read from the plant database on every tick, so a rule added, edited or deleted
+through the API takes effect within a tick, without a restart. The API clears the open
+alarms of a rule whose condition it changes or that it deletes (``clear_open_alarms``); the
+engine also clears, on every tick, any open alarm whose rule is deleted, so an alarm raised
+by a tick that raced the delete does not stay open.
 """
 
 from __future__ import annotations
@@ -114,8 +120,15 @@ class AlarmEngine:
             rows = s.execute(
                 select(AlarmRule, Machine.slug, Line.slug, Site.slug, Tenant.slug).select_from(AlarmRule)
                 .join(Machine, AlarmRule.machine_id == Machine.id).join(Line, Machine.line_id == Line.id).join(Site, Line.site_id == Site.id).join(Tenant, Site.tenant_id == Tenant.id)
+                .where(AlarmRule.deleted_ms.is_(None))
             ).all()
             open_alarms = {a.rule_id: a for a in s.scalars(select(Alarm).where(Alarm.cleared_ms.is_(None)))}
+            live = {rule.id for rule, *_ in rows}
+            for rule_id, alarm in open_alarms.items():
+                if rule_id not in live:  # its rule was deleted (a tick that raced the delete raised it)
+                    alarm.cleared_ms, alarm.cleared_reason = now_ms, "rule_deleted"
+                    log.info("alarm_cleared alarm=%s rule_id=%s reason=rule_deleted", alarm.id, rule_id)
+                    changed += 1
             latest_cache: dict[MachineRef, dict] = {}
             for rule, m, line, site, tenant in rows:
                 ref = MachineRef(tenant, site, line, m)
@@ -135,9 +148,18 @@ class AlarmEngine:
                              lv.value if lv else None)
                     changed += 1
                 elif holds is False and current is not None:
-                    current.cleared_ms = now_ms
-                    log.info("alarm_cleared rule=%s machine=%s", rule.name, ref)
+                    current.cleared_ms, current.cleared_reason = now_ms, "condition_ended"
+                    log.info("alarm_cleared rule=%s machine=%s reason=condition_ended", rule.name, ref)
                     changed += 1
         if changed:
             self.revision += 1
         return changed
+
+
+def clear_open_alarms(session, rule_id: int, reason: str, by: str, now_ms: int) -> int:
+    """Clear the rule's active or acknowledged alarms because a person changed or deleted the rule."""
+    cleared = 0
+    for alarm in session.scalars(select(Alarm).where(Alarm.rule_id == rule_id, Alarm.cleared_ms.is_(None))):
+        alarm.cleared_ms, alarm.cleared_reason, alarm.cleared_by = now_ms, reason, by
+        cleared += 1
+    return cleared

@@ -22,13 +22,15 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, 
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from analytics.continuous import RollupMaintainer
-from api import access, centre
+from analytics.settings import AnalyticsSettings
+from api import access, alarmrules, centre
 from api.access import CurrentPrincipal, Principal, require
-from api.alarms import OPS, AlarmEngine
+from api.alarmrules import RuleIn
+from api.alarms import OPS, AlarmEngine, clear_open_alarms
 from api.credentials import hash_password, new_secret, secret_digest, verify_password
 from api.leader import Leadership
 from api.live import LineNotFound, SnapshotCache, alarms_of
@@ -80,6 +82,8 @@ EndQ = Annotated[datetime | None, Query(description="ISO 8601; default: now")]
 EveryQ = Annotated[str, Query(description="bucket size such as 10s, 1m, 1h; 'raw' for samples")]
 AggQ = Annotated[Literal["mean", "min", "max", "last"], Query()]
 PlantDep = Annotated[PlantDb, Depends(get_plant)]
+SiteQ = Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN, description="only this site")]
+LineQ = Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN, description="only this line")]
 
 
 class Login(BaseModel):
@@ -95,21 +99,12 @@ class TokenRequest(BaseModel):
     name: str = Field(min_length=1, max_length=100)
 
 
-class RuleIn(BaseModel):
-    site: str = Field(pattern=IDENTIFIER_PATTERN)
-    line: str = Field(pattern=IDENTIFIER_PATTERN)
-    machine: str = Field(pattern=IDENTIFIER_PATTERN)
-    name: str = Field(min_length=1, max_length=100)
-    kind: Literal["threshold", "state_duration"]
-    tag: str = Field(pattern=IDENTIFIER_PATTERN)
-    op: Literal[">", ">=", "<", "<=", "==", "!="] | None = None
-    threshold: float | None = None
-    state: int | None = None
-    duration_s: float | None = Field(default=None, gt=0)
-
-
 def _me(p: Principal) -> dict:
-    return {"username": p.username, "role": p.role.value, "tenant": p.tenant, "language": p.language}
+    """Who is logged in; ``permissions`` lets the UI show only what the API will allow."""
+    permissions = [name for name, roles in (("alarm_rules:write", SME_WRITERS), ("alarms:ack", ACKERS))
+                   if p.role in roles]
+    return {"username": p.username, "role": p.role.value, "tenant": p.tenant, "language": p.language,
+            "permissions": permissions}
 
 
 def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plant: PlantDb | None = None,
@@ -460,36 +455,106 @@ def _alarm_routes() -> APIRouter:
         log.info("alarm_acknowledged id=%s tenant=%s by=%s", alarm_id, tenant, principal.username)
         return {"id": alarm_id, "status": status}
 
+    def _changed(request: Request, tenant: str) -> None:
+        """Live views show the rule's alarms as they now are at once, not after the snapshot's ttl."""
+        request.app.state.snapshots.invalidate(tenant)
+        request.app.state.alarms.revision += 1
+
+    def _states(request: Request, tenant: str) -> dict[int, str]:
+        settings = getattr(request.app.state, "analytics", None) or AnalyticsSettings()
+        return {d.code: d.name for d in settings.policy(tenant).states}
+
+    def _checked(s, request: Request, store: TimeSeriesStore, tenant: str, body: RuleIn,
+                 rule_id: int | None = None) -> tuple[Machine, list[str]]:
+        machine = alarmrules.find_machine(s, tenant, body.site, body.line, body.machine)
+        if machine is None:
+            raise HTTPException(status_code=404, detail=f"no machine {body.site}/{body.line}/{body.machine} "
+                                                        f"in tenant {tenant}")
+        tags = alarmrules.machine_tags(store, MachineRef(tenant, body.site, body.line, body.machine))
+        errors, warnings = alarmrules.check_rule(body, tags, _states(request, tenant),
+                                                 alarmrules.taken_names(s, machine.id, rule_id))
+        if errors:
+            log.info("alarm_rule_refused tenant=%s rule=%s fields=%s", tenant, rule_id,
+                     ",".join(e["loc"][-1] for e in errors))
+        alarmrules.raise_if(errors)
+        return machine, warnings
+
     @r.get("/alarm-rules/{tenant}")
-    def list_rules(tenant: str, plant: PlantDep) -> list[dict]:
+    def list_rules(tenant: str, plant: PlantDep, site: SiteQ = None, line: LineQ = None) -> list[dict]:
+        """The tenant's rules (deleted ones are not listed), with how many alarms each has open."""
         with plant.session() as s:
-            rows = s.execute(select(AlarmRule, Machine.slug, Line.slug, Site.slug).select_from(AlarmRule)
-                             .join(Machine, AlarmRule.machine_id == Machine.id).join(Line, Machine.line_id == Line.id).join(Site, Line.site_id == Site.id).join(Tenant, Site.tenant_id == Tenant.id)
-                             .where(Tenant.slug == tenant).order_by(AlarmRule.id)).all()
-            return [{"id": x.id, "site": site, "line": ln, "machine": m, "name": x.name, "kind": x.kind, "tag": x.tag,
-                     "op": x.op, "threshold": x.threshold, "state": x.state, "duration_s": x.duration_s}
-                    for x, m, ln, site in rows]
+            return alarmrules.list_rules(s, tenant, site, line)
+
+    @r.get("/alarm-rules/{tenant}/choices")
+    def rule_choices(tenant: str, request: Request, plant: PlantDep, store: StoreDep, site: SiteQ = None,
+                     line: LineQ = None) -> dict:
+        """What a rule may name: operators, the tenant's state codes, and per machine the tags it reports
+        (``null`` while it has reported nothing)."""
+        with plant.session() as s:
+            machines = alarmrules.tenant_machines(s, tenant, site, line)
+        out = []
+        for m, site_slug, line_slug in machines:
+            tags = alarmrules.machine_tags(store, MachineRef(tenant, site_slug, line_slug, m.slug))
+            out.append({"site": site_slug, "line": line_slug, "machine": m.slug, "name": m.name,
+                        "tags": None if tags.tags is None else [{"tag": t, "numeric": n}
+                                                                for t, n in sorted(tags.tags.items())]})
+        return {"ops": list(OPS), "states": [{"code": c, "name": n} for c, n in sorted(_states(request, tenant).items())],
+                "machines": out}
 
     @r.post("/alarm-rules/{tenant}", status_code=201)
-    def add_rule(tenant: str, body: RuleIn, plant: PlantDep,
+    def add_rule(tenant: str, body: RuleIn, request: Request, plant: PlantDep, store: StoreDep,
                  principal: SmeWriter) -> dict:
-        if body.kind == "threshold" and (body.op not in OPS or body.threshold is None):
-            raise HTTPException(status_code=422, detail="a threshold rule needs 'op' (>, >=, <, <=, ==, !=) and "
-                                                        "'threshold'")
-        if body.kind == "state_duration" and (body.state is None or body.duration_s is None):
-            raise HTTPException(status_code=422, detail="a state_duration rule needs 'state' and 'duration_s'")
+        """Add a rule; 422 names each field that is wrong and how to fix it."""
         with plant.session() as s, s.begin():
-            machine = s.execute(select(Machine).join(Line, Machine.line_id == Line.id).join(Site, Line.site_id == Site.id).join(Tenant, Site.tenant_id == Tenant.id).where(
-                Tenant.slug == tenant, Site.slug == body.site, Line.slug == body.line,
-                Machine.slug == body.machine)).scalar_one_or_none()
-            if machine is None:
-                raise HTTPException(status_code=404, detail=f"no machine {body.site}/{body.line}/{body.machine} "
-                                                            f"in tenant {tenant}")
-            rule = AlarmRule(machine_id=machine.id, name=body.name, kind=body.kind, tag=body.tag, op=body.op,
-                             threshold=body.threshold, state=body.state, duration_s=body.duration_s)
+            machine, warnings = _checked(s, request, store, tenant, body)
+            rule = AlarmRule(**alarmrules.condition(body, machine.id))
             s.add(rule)
             s.flush()
-            return {"id": rule.id, **body.model_dump()}
+            out = alarmrules.rule_out(rule, body.site, body.line, body.machine, 0)
+        log.info("alarm_rule_added tenant=%s id=%s machine=%s/%s/%s kind=%s tag=%s by=%s", tenant, out["id"],
+                 body.site, body.line, body.machine, body.kind, body.tag, principal.username)
+        _changed(request, tenant)
+        return {**out, "warnings": warnings}
+
+    @r.put("/alarm-rules/{tenant}/{rule_id}")
+    def update_rule(tenant: str, rule_id: int, body: RuleIn, request: Request, plant: PlantDep, store: StoreDep,
+                    principal: SmeWriter) -> dict:
+        """Replace a rule. If what it tests changes, its open alarms are cleared (reason ``rule_changed``)
+        and the engine evaluates the new condition on its next tick; a rename keeps them."""
+        now = int(time.time() * 1000)
+        with plant.session() as s, s.begin():
+            rule = alarmrules.find_rule(s, tenant, rule_id)
+            if rule is None:
+                raise HTTPException(status_code=404, detail="not found")
+            machine, warnings = _checked(s, request, store, tenant, body, rule_id)
+            new = alarmrules.condition(body, machine.id)
+            condition_changed = any(getattr(rule, f) != new[f] for f in alarmrules.CONDITION_FIELDS)
+            for k, v in new.items():
+                setattr(rule, k, v)
+            cleared = clear_open_alarms(s, rule.id, "rule_changed", principal.username, now) if condition_changed else 0
+            s.flush()
+            still_open = s.scalar(select(func.count()).select_from(Alarm)
+                                  .where(Alarm.rule_id == rule.id, Alarm.cleared_ms.is_(None)))
+            out = alarmrules.rule_out(rule, body.site, body.line, body.machine, still_open)
+        log.info("alarm_rule_updated tenant=%s id=%s condition_changed=%s cleared_alarms=%d by=%s", tenant, rule_id,
+                 condition_changed, cleared, principal.username)
+        _changed(request, tenant)
+        return {**out, "cleared_alarms": cleared, "warnings": warnings}
+
+    @r.delete("/alarm-rules/{tenant}/{rule_id}")
+    def delete_rule(tenant: str, rule_id: int, request: Request, plant: PlantDep, principal: SmeWriter) -> dict:
+        """Delete a rule: its open alarms are cleared (reason ``rule_deleted``); cleared alarms stay in the history."""
+        now = int(time.time() * 1000)
+        with plant.session() as s, s.begin():
+            rule = alarmrules.find_rule(s, tenant, rule_id)
+            if rule is None:
+                raise HTTPException(status_code=404, detail="not found")
+            rule.deleted_ms = now
+            cleared = clear_open_alarms(s, rule.id, "rule_deleted", principal.username, now)
+        log.info("alarm_rule_deleted tenant=%s id=%s cleared_alarms=%d by=%s", tenant, rule_id, cleared,
+                 principal.username)
+        _changed(request, tenant)
+        return {"id": rule_id, "deleted": True, "cleared_alarms": cleared}
 
     return r
 

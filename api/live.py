@@ -65,10 +65,10 @@ def alarms_of(plant: PlantDb, tenant: str, statuses: tuple[str, ...] = ("active"
         for a, rule, m, ln, site in s.execute(q.order_by(Alarm.raised_ms.desc()).limit(limit)).all():
             if a.status not in statuses:
                 continue
-            out.append({"id": a.id, "status": a.status, "rule": rule.name, "kind": rule.kind, "tag": rule.tag,
+            out.append({"id": a.id, "status": a.status, "rule_id": rule.id, "rule": rule.name, "kind": rule.kind, "tag": rule.tag,
                         "tenant": tenant, "site": site, "line": ln, "machine": m, "raised_ms": a.raised_ms,
                         "value": a.value, "acknowledged_ms": a.acknowledged_ms, "acknowledged_by": a.acknowledged_by,
-                        "cleared_ms": a.cleared_ms})
+                        "cleared_ms": a.cleared_ms, "cleared_reason": a.cleared_reason, "cleared_by": a.cleared_by})
         return out
 
 

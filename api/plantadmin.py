@@ -183,9 +183,9 @@ def apply_seed(plant: PlantDb, seed: PlantSeed) -> None:
                         machine = _get_or_add(s, Machine, {"name": m.name or m.slug, "ideal_cycle_s": m.ideal_cycle_s,
                                                            "rollout_date": m.rollout_date, "gateway_id": gw},
                                               line_id=line.id, slug=m.slug)
-                        for r in m.alarms:
+                        for r in m.alarms:  # a rule deleted in the UI is created anew: the seed names it
                             _get_or_add(s, AlarmRule, r.model_dump(exclude={"name"}), machine_id=machine.id,
-                                        name=r.name)
+                                        name=r.name, deleted_ms=None)
                     if line_seed.shifts:
                         for old in list(line.shifts):
                             s.delete(old)

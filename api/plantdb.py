@@ -165,7 +165,11 @@ class BrokerAccount(Base):
 
 
 class AlarmRule(Base):
-    """kind "threshold": value ``op`` threshold; kind "state_duration": state == ``state`` for ≥ duration_s."""
+    """kind "threshold": value ``op`` threshold; kind "state_duration": state == ``state`` for ≥ duration_s.
+
+    A deleted rule keeps its row (``deleted_ms``) so the history of its alarms survives; nothing
+    evaluates or lists it any more.
+    """
 
     __tablename__ = "alarm_rules"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -177,7 +181,12 @@ class AlarmRule(Base):
     threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
     state: Mapped[int | None] = mapped_column(Integer, nullable=True)
     duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    deleted_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     machine: Mapped[Machine] = relationship()
+
+
+#: Why an alarm was cleared: its condition ended, or a person changed or deleted its rule.
+CLEARED_REASONS = ("condition_ended", "rule_changed", "rule_deleted")
 
 
 class Alarm(Base):
@@ -189,6 +198,8 @@ class Alarm(Base):
     acknowledged_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     cleared_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    cleared_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)  # one of CLEARED_REASONS
+    cleared_by: Mapped[str | None] = mapped_column(String(64), nullable=True)  # who changed/deleted the rule
     rule: Mapped[AlarmRule] = relationship()
 
     @property

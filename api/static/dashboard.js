@@ -1,4 +1,4 @@
-// Line dashboard (live over server-sent events), centre overview, login and language switch.
+// Line dashboard (live over server-sent events), its alarm rules, centre overview, login and language switch.
 // Vanilla JS, no external assets: factory networks are often offline.
 "use strict";
 
@@ -66,6 +66,7 @@ $("lang").addEventListener("click", async () => {
   applyTexts();
   if (ME) api("/api/v1/me", { method: "PATCH", body: JSON.stringify({ language: LANG }) }).catch(() => {});
   render();
+  if (RULES && RULES.open) renderRulesList();  // the form's labels follow through data-i18n; its input stays
 });
 
 // -- navigation ------------------------------------------------------------------------
@@ -111,7 +112,14 @@ function notFound() {
 
 // -- line dashboard --------------------------------------------------------------------
 function openLine(tenant, site, line) {
-  $("view").replaceChildren(el("p", { class: "muted" }, "…"));
+  // the live part is redrawn on every snapshot; the rules panel beside it is not, so a form keeps its input
+  RULES = { tenant, site, line, open: false, rules: [], choices: null, editing: null };
+  const toggle = el("button", { type: "button", class: "btn", "data-testid": "rules-toggle", "data-i18n": "rules.title" },
+    t("rules.title"));
+  toggle.setAttribute("aria-expanded", "false");
+  toggle.addEventListener("click", () => toggleRules(toggle));
+  $("view").replaceChildren(el("div", { class: "toolbar" }, toggle), el("div", { id: "live" }, el("p", { class: "muted" }, "…")),
+    el("section", { id: "rules", class: "panel rules", "data-testid": "rules", hidden: true }));
   const path = `/api/v1/lines/${encodeURIComponent(tenant)}/${encodeURIComponent(site)}/${encodeURIComponent(line)}`;
   // a plain GET first: an unknown or foreign line is a 404 the page can show
   api(`${path}/dashboard`).then((snap) => {
@@ -181,7 +189,8 @@ function renderLine(snap) {
     }
     alarms.append(row);
   }
-  $("view").replaceChildren(tiles, el("div", { class: "row" }, kpi, trendPanel(snap.material_input), alarms));
+  $("live").replaceChildren(tiles, el("div", { class: "row" }, kpi, trendPanel(snap.material_input), alarms));
+  if (RULES && RULES.open) showOpenAlarmCounts(snap.alarms);
   if (TICK) clearInterval(TICK);
   TICK = setInterval(() => {
     for (const d of document.querySelectorAll(".since[data-since]")) {
@@ -224,6 +233,279 @@ function trendPanel(points) {
   });
   panel.append(svg, el("div", { class: "muted small" }, t("input_s_per_part")));
   return panel;
+}
+
+// -- alarm rules of the line on screen ---------------------------------------------------
+// Owners (and centre roles) add, edit and delete; operators read. The server checks everything
+// again and answers 422 per field; its message is shown next to that field.
+let RULES = null;  // {tenant, site, line, open, rules, choices, editing}
+
+function mayWriteRules() { return !!ME && (ME.permissions || []).includes("alarm_rules:write"); }
+function rulesQuery() { return `site=${encodeURIComponent(RULES.site)}&line=${encodeURIComponent(RULES.line)}`; }
+function stateLabel(code) {
+  if (TEXTS.en[`state.${code}`]) return t(`state.${code}`);
+  const s = RULES && RULES.choices && RULES.choices.states.find((x) => x.code === code);
+  return s ? s.name : String(code);
+}
+
+function toggleRules(button) {
+  RULES.open = !RULES.open;
+  button.setAttribute("aria-expanded", String(RULES.open));
+  $("rules").hidden = !RULES.open;
+  if (RULES.open) {
+    buildRulesPanel();
+    loadRules();
+  }
+}
+
+async function loadRules() {
+  const base = `/api/v1/alarm-rules/${encodeURIComponent(RULES.tenant)}`;
+  try {
+    const [rules, choices] = await Promise.all([api(`${base}?${rulesQuery()}`), api(`${base}/choices?${rulesQuery()}`)]);
+    RULES.rules = rules; RULES.choices = choices;
+  } catch (err) {
+    if (err.message !== "401") rulesStatus(`${t("rules.load_failed")} (${err.message})`, true);
+    return;
+  }
+  fillMachineOptions();
+  renderRulesList();
+}
+
+function rulesStatus(text, isError = false) {
+  const p = $("rules-status");
+  if (!p) return;
+  p.textContent = text;
+  p.className = isError ? "error" : "muted";
+}
+
+function buildRulesPanel() {
+  const writer = mayWriteRules();
+  const panel = $("rules");
+  const head = el("div", { class: "panel-head" }, el("h3", { "data-i18n": "rules.title" }, t("rules.title")));
+  if (writer) {
+    const add = el("button", { type: "button", class: "btn primary", "data-testid": "rule-add", "data-i18n": "rules.add" },
+      t("rules.add"));
+    add.addEventListener("click", () => openRuleForm(null));
+    head.append(add);
+  }
+  panel.replaceChildren(head,
+    writer ? "" : el("p", { class: "muted", "data-testid": "rules-readonly", "data-i18n": "rules.readonly" }, t("rules.readonly")),
+    el("div", { id: "rules-list" }, el("p", { class: "muted" }, "…")),
+    el("p", { id: "rules-status", class: "muted", "data-testid": "rules-status", role: "status" }),
+    writer ? ruleForm() : "");
+}
+
+function conditionText(r) {
+  if (r.kind === "threshold") return `${r.tag} ${r.op} ${r.threshold}`;
+  return tf("rules.cond_state", { tag: r.tag, state: stateLabel(r.state), s: r.duration_s });
+}
+
+function renderRulesList() {
+  const list = $("rules-list");
+  if (!list) return;
+  if (!RULES.rules.length) { list.replaceChildren(el("p", { class: "muted" }, t("rules.none"))); return; }
+  const writer = mayWriteRules();
+  const table = el("table", { class: "rules-table", "data-testid": "rules-table" });
+  table.append(el("tr", {}, ...["rules.machine", "rules.name", "rules.condition", "rules.open_alarms"]
+    .map((k) => el("th", {}, t(k))), writer ? el("th", {}) : ""));
+  for (const r of RULES.rules) {
+    const tr = el("tr", { "data-rule-id": String(r.id), "data-rule-name": r.name },
+      el("td", {}, r.machine), el("td", {}, r.name), el("td", { class: "mono" }, conditionText(r)),
+      el("td", { "data-open": "" }, r.open_alarms));
+    if (writer) {
+      const edit = el("button", { type: "button", class: "btn", "data-action": "edit" }, t("rules.edit"));
+      edit.addEventListener("click", () => openRuleForm(r));
+      const del = el("button", { type: "button", class: "btn danger", "data-action": "delete" }, t("rules.delete"));
+      del.addEventListener("click", () => deleteRule(r));
+      tr.append(el("td", { class: "actions" }, edit, " ", del));
+    }
+    table.append(tr);
+  }
+  list.replaceChildren(table);
+}
+
+/** The table's open-alarm counts from the live snapshot, so they follow the alarms panel above. */
+function showOpenAlarmCounts(alarms) {
+  const counts = {};
+  for (const a of alarms) counts[a.rule_id] = (counts[a.rule_id] || 0) + 1;
+  for (const r of RULES.rules) r.open_alarms = counts[r.id] || 0;
+  for (const td of document.querySelectorAll("tr[data-rule-id] td[data-open]")) {
+    td.textContent = counts[td.parentElement.dataset.ruleId] || 0;
+  }
+}
+
+function field(name, labelKey, input, extraClass = "") {
+  input.name = name;
+  input.id = `rule-${name}`;
+  return el("label", { class: `field ${extraClass}`.trim(), htmlFor: input.id },
+    el("span", { "data-i18n": labelKey }, t(labelKey)), input,
+    el("small", { class: "field-error", "data-error-for": name, role: "alert" }));
+}
+
+function option(value, labelKey, label) {
+  const o = el("option", { value }, label ?? t(labelKey));
+  if (labelKey) o.setAttribute("data-i18n", labelKey);
+  return o;
+}
+
+function ruleForm() {
+  const form = el("form", { id: "rule-form", class: "rule-form", "data-testid": "rule-form", noValidate: true, hidden: true });
+  const kind = el("select", {}, option("threshold", "rules.kind.threshold"), option("state_duration", "rules.kind.state_duration"));
+  const op = el("select", {}, ...[">", ">=", "<", "<=", "==", "!="].map((x) => option(x, null, x)));
+  const state = el("select", {});
+  const tag = el("input", { autocomplete: "off", maxLength: 64 });
+  tag.setAttribute("list", "rule-tags");
+  const machine = el("select", {});
+  form.append(
+    el("h4", { id: "rule-form-title", "data-i18n": "rules.add" }, t("rules.add")),
+    el("div", { class: "fields" },
+      field("machine", "rules.machine", machine),
+      field("name", "rules.name", el("input", { maxLength: 100, autocomplete: "off" })),
+      field("kind", "rules.kind", kind),
+      field("tag", "rules.tag", tag),
+      field("op", "rules.op", op, "kind-threshold"),
+      field("threshold", "rules.threshold", el("input", { type: "number", step: "any", inputMode: "decimal" }), "kind-threshold"),
+      field("state", "rules.state", state, "kind-state_duration"),
+      field("duration_s", "rules.duration_s", el("input", { type: "number", step: "any", min: "0" }), "kind-state_duration")),
+    el("datalist", { id: "rule-tags" }),
+    el("p", { class: "muted small", "data-i18n": "rules.hint" }, t("rules.hint")),
+    el("p", { class: "error", "data-error-for": "_form", role: "alert" }),
+    el("div", { class: "form-actions" },
+      el("button", { type: "submit", class: "btn primary", "data-testid": "rule-save", "data-i18n": "rules.save" }, t("rules.save")),
+      (() => { const b = el("button", { type: "button", class: "btn", "data-i18n": "rules.cancel" }, t("rules.cancel"));
+        b.addEventListener("click", closeRuleForm); return b; })()));
+  kind.addEventListener("change", () => showKindFields(form));
+  machine.addEventListener("change", () => fillTagList(form));
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); saveRule(form); });
+  return form;
+}
+
+function fillMachineOptions() {
+  const form = $("rule-form");
+  if (!form || !RULES.choices) return;
+  const keep = form.elements.machine.value;
+  form.elements.machine.replaceChildren(...RULES.choices.machines.map((m) => option(m.machine, null, m.name || m.machine)));
+  if (keep) form.elements.machine.value = keep;
+  const keepState = form.elements.state.value;
+  form.elements.state.replaceChildren(...RULES.choices.states.map((s) => {
+    const known = TEXTS.en[`state.${s.code}`];
+    return option(String(s.code), known ? `state.${s.code}` : null, known ? undefined : s.name);
+  }));
+  if (keepState) form.elements.state.value = keepState;
+  fillTagList(form);
+}
+
+function fillTagList(form) {
+  const m = RULES.choices && RULES.choices.machines.find((x) => x.machine === form.elements.machine.value);
+  const tags = (m && m.tags) ? m.tags.filter((x) => x.numeric).map((x) => x.tag) : [];
+  $("rule-tags").replaceChildren(...tags.map((x) => el("option", { value: x })));
+}
+
+function showKindFields(form) {
+  const kind = form.elements.kind.value;
+  for (const f of form.querySelectorAll(".kind-threshold, .kind-state_duration")) f.hidden = !f.classList.contains(`kind-${kind}`);
+  if (kind === "state_duration" && !form.elements.tag.value) form.elements.tag.value = "state";
+}
+
+function openRuleForm(rule) {
+  const form = $("rule-form");
+  RULES.editing = rule;
+  clearRuleErrors(form);
+  rulesStatus("");
+  const title = $("rule-form-title");
+  title.setAttribute("data-i18n", rule ? "rules.edit_title" : "rules.add");
+  title.textContent = t(rule ? "rules.edit_title" : "rules.add");
+  const e = form.elements;
+  const first = RULES.choices && RULES.choices.machines[0];
+  e.machine.value = rule ? rule.machine : (first ? first.machine : "");
+  e.name.value = rule ? rule.name : "";
+  e.kind.value = rule ? rule.kind : "threshold";
+  e.tag.value = rule ? rule.tag : "";
+  e.op.value = (rule && rule.op) || ">";
+  e.threshold.value = rule && rule.threshold !== null ? rule.threshold : "";
+  e.state.value = rule && rule.state !== null ? String(rule.state) : "4";
+  e.duration_s.value = rule && rule.duration_s !== null ? rule.duration_s : "";
+  fillTagList(form);
+  showKindFields(form);
+  form.hidden = false;
+  e.name.focus();
+}
+
+function closeRuleForm() {
+  const form = $("rule-form");
+  if (form) { form.hidden = true; clearRuleErrors(form); }
+  if (RULES) RULES.editing = null;
+}
+
+function clearRuleErrors(form) {
+  for (const s of form.querySelectorAll("[data-error-for]")) s.textContent = "";
+  for (const i of form.querySelectorAll(".invalid")) i.classList.remove("invalid");
+}
+
+function showRuleError(form, name, text) {
+  const slot = form.querySelector(`[data-error-for="${name}"]`) || form.querySelector('[data-error-for="_form"]');
+  slot.textContent = slot.textContent ? `${slot.textContent} ${text}` : text;
+  if (form.elements[name]) form.elements[name].classList.add("invalid");
+}
+
+/** What the form can tell before asking the server: the fields a rule of this kind needs. */
+function ruleHints(e) {
+  const hints = [];
+  const num = (v) => v.trim() !== "" && Number.isFinite(Number(v));
+  if (!e.name.value.trim()) hints.push(["name", "hint.name"]);
+  if (!e.tag.value.trim()) hints.push(["tag", "hint.tag"]);
+  if (e.kind.value === "threshold") {
+    if (!num(e.threshold.value)) hints.push(["threshold", "hint.threshold"]);
+  } else {
+    if (e.state.value === "") hints.push(["state", "hint.state"]);
+    if (!num(e.duration_s.value) || Number(e.duration_s.value) <= 0) hints.push(["duration_s", "hint.duration_s"]);
+  }
+  return hints;
+}
+
+/** A 422 entry in the user's language when its type is known, otherwise the server's own message. */
+function serverMessage(detail) {
+  const key = `err.${detail.type}`;
+  return LANG !== "en" && TEXTS[LANG] && TEXTS[LANG][key] ? tf(key, detail.ctx || {}) : detail.msg;
+}
+
+async function saveRule(form) {
+  clearRuleErrors(form);
+  const e = form.elements;
+  const hints = ruleHints(e);
+  if (hints.length) { for (const [name, key] of hints) showRuleError(form, name, t(key)); return; }
+  const threshold = e.kind.value === "threshold";
+  const body = { site: RULES.site, line: RULES.line, machine: e.machine.value, name: e.name.value.trim(), kind: e.kind.value,
+    tag: e.tag.value.trim(), op: threshold ? e.op.value : null, threshold: threshold ? Number(e.threshold.value) : null,
+    state: threshold ? null : Number(e.state.value), duration_s: threshold ? null : Number(e.duration_s.value) };
+  const base = `/api/v1/alarm-rules/${encodeURIComponent(RULES.tenant)}`;
+  const editing = RULES.editing;
+  const r = await fetch(editing ? `${base}/${editing.id}` : base, { method: editing ? "PUT" : "POST",
+    credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  if (r.status === 401) { showLogin(); return; }
+  const data = await r.json().catch(() => ({}));
+  if (r.status === 422 && Array.isArray(data.detail)) {
+    for (const d of data.detail) showRuleError(form, d.loc[d.loc.length - 1], serverMessage(d));
+    return;
+  }
+  if (!r.ok) { showRuleError(form, "_form", `${t("rules.save_failed")} (HTTP ${r.status}): ${data.detail ?? ""}`); return; }
+  closeRuleForm();
+  const notes = [t("rules.saved")];
+  if (data.cleared_alarms) notes.push(tf("rules.cleared", { n: data.cleared_alarms }));
+  rulesStatus([...notes, ...(data.warnings || [])].join(" · "));
+  await loadRules();
+}
+
+async function deleteRule(rule) {
+  if (!window.confirm(tf("rules.confirm_delete", { name: rule.name }))) return;
+  const r = await fetch(`/api/v1/alarm-rules/${encodeURIComponent(RULES.tenant)}/${rule.id}`,
+    { method: "DELETE", credentials: "same-origin" });
+  if (r.status === 401) { showLogin(); return; }
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) { rulesStatus(`${t("rules.delete_failed")} (HTTP ${r.status}): ${data.detail ?? ""}`, true); return; }
+  if (RULES.editing && RULES.editing.id === rule.id) closeRuleForm();
+  rulesStatus([t("rules.deleted"), ...(data.cleared_alarms ? [tf("rules.cleared", { n: data.cleared_alarms })] : [])].join(" · "));
+  await loadRules();
 }
 
 // -- centre overview -------------------------------------------------------------------

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -29,8 +30,14 @@ EN_STATES = {"Idle", "Loading material", "Processing", "Unloading", "Fault", "Pl
              "Not scheduled", "No data"}
 
 
+@dataclass(frozen=True)
+class DemoRun:
+    url: str
+    data_dir: Path  # holds smartfactory.yaml, for CLI commands against the running demo
+
+
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser-demo")
     port = free_port()
     log = open(tmp / "demo.out", "w")
@@ -48,9 +55,14 @@ def demo(tmp_path_factory):
             return False
 
     wait_until(up, 60, "the demo's API")
-    yield url
+    yield DemoRun(url, tmp / "demo")
     proc.send_signal(signal.SIGINT)
     proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def demo(demo_run) -> str:
+    return demo_run.url
 
 
 @pytest.fixture

@@ -36,6 +36,8 @@ CENTRE_ONLY = {"/api/v1/centre/overview", "/api/v1/reports/portfolio"}
 BODIES = {
     "/api/v1/alarm-rules/{tenant}": {"site": B.site, "line": B.line, "machine": B.machine, "name": "hot",
                                      "kind": "threshold", "tag": "force", "op": ">", "threshold": 1.0},
+    "/api/v1/alarm-rules/{tenant}/{rule_id}": {"site": B.site, "line": B.line, "machine": B.machine, "name": "hot",
+                                               "kind": "threshold", "tag": "force", "op": ">", "threshold": 1.0},
     "/api/v1/me": {"language": "en"},
     "/api/v1/me/tokens": {"name": "t"},
 }
@@ -99,9 +101,14 @@ def _b_alarm_id(app) -> int:
         return next(a.id for a in s.query(Alarm).all() if a.rule.machine.line.site.tenant.slug == "bravo")
 
 
+def _b_rule_id(app) -> int:
+    with app.state.plant.session() as s:
+        return next(r.id for r in s.query(AlarmRule).all() if r.machine.line.site.tenant.slug == "bravo")
+
+
 def _url(app, path: str) -> str:
     values = {"tenant": B.tenant, "site": B.site, "line": B.line, "machine": B.machine,
-              "alarm_id": str(_b_alarm_id(app))}
+              "alarm_id": str(_b_alarm_id(app)), "rule_id": str(_b_rule_id(app))}
     return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), "x"), path)
 
 
@@ -126,7 +133,8 @@ def test_every_route_needs_a_login(app):
 def test_owner_of_a_gets_404_for_everything_of_b(app):
     owner_a, owner_b = _client(app, "owner-a"), _client(app, "owner-b")
     scoped = [(m, p) for m, p, _ in _routes(app) if "{tenant}" in p]
-    assert len(scoped) >= 10  # dashboards, events, machines, history, export, alarms, ack, rules, tenant
+    assert len(scoped) >= 13  # dashboards, events, machines, history, export, alarms, ack, rules (list, choices,
+    # add, edit, delete), tenant
     for method, path in scoped:
         url = _url(app, path)
         r = _call(owner_a, method, path, url)
@@ -137,6 +145,8 @@ def test_owner_of_a_gets_404_for_everything_of_b(app):
             ok = _call(owner_b, method, path, url)
             assert ok.status_code not in (401, 403) and not (ok.status_code == 404 and ok.json() == {"detail": "not found"}), (
                 f"{method} {path} as owner-b: {ok.status_code} {ok.text[:200]}")
+    # the walk above sent PUT and DELETE for B's rule as owner-a: it is untouched
+    assert [(r["name"], r["threshold"]) for r in owner_b.get("/api/v1/alarm-rules/bravo").json()] == [("force high", 0.0)]
 
 
 def test_tenant_in_query_is_isolated_too(app):

@@ -10,7 +10,7 @@ from api.credentials import hash_password, mosquitto_hash, mosquitto_verify, ver
 from api.brokerfiles import render
 from api.live import alarms_of
 from api.plantadmin import PlantSeed, apply_seed
-from api.plantdb import Alarm, alembic_config, open_plant
+from api.plantdb import Alarm, AlarmRule, alembic_config, open_plant
 from plant import MachineRef
 from tsstore import Point
 from tsstore.sqlite import SqliteStore
@@ -118,8 +118,41 @@ def test_migrations_build_exactly_the_models_schema(tmp_path):
     assert diff == []
     from alembic.script import ScriptDirectory
 
-    assert ScriptDirectory.from_config(alembic_config(plant.url)).get_heads() == ["0001"]  # one line of history
+    assert ScriptDirectory.from_config(alembic_config(plant.url)).get_heads() == ["0002"]  # one line of history
     open_plant(plant.url)  # upgrading a current database is a no-op
+
+
+def test_upgrade_from_0001_keeps_rules_and_alarms(tmp_path):
+    """A database from before rules could be edited: its rules stay live, its cleared alarms get a reason."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0001")
+    with create_engine(url).begin() as conn:
+        conn.execute(text("INSERT INTO centres (id, name) VALUES (1, 'c')"))
+        conn.execute(text("INSERT INTO tenants (id, centre_id, slug, name, timezone) VALUES (1, 1, 'acme', 'A', 'UTC')"))
+        conn.execute(text("INSERT INTO sites (id, tenant_id, slug, name) VALUES (1, 1, 's1', 'S')"))
+        conn.execute(text("INSERT INTO lines (id, site_id, slug, name) VALUES (1, 1, 'l1', 'L')"))
+        conn.execute(text("INSERT INTO machines (id, line_id, slug, name, ideal_cycle_s) VALUES (1, 1, 'press-1', 'P', 10)"))
+        conn.execute(text("INSERT INTO alarm_rules (id, machine_id, name, kind, tag, op, threshold) "
+                          "VALUES (1, 1, 'hot', 'threshold', 'force', '>', 830)"))
+        conn.execute(text("INSERT INTO alarms (rule_id, raised_ms, cleared_ms) VALUES (1, 1, 2), (1, 3, NULL)"))
+    plant = open_plant(url)
+    with plant.session() as s:
+        assert [(a.status, a.cleared_reason) for a in s.scalars(select(Alarm).order_by(Alarm.id))] == [
+            ("cleared", "condition_ended"), ("active", None)]
+    assert [a["rule"] for a in alarms_of(plant, "acme")] == ["hot"]
+    # and back: a deleted rule goes with its alarms, a live rule keeps them (SQLite must not recreate the table,
+    # which would delete every alarm through the foreign key's cascade)
+    with plant.session() as s, s.begin():
+        s.add(AlarmRule(machine_id=1, name="gone", kind="threshold", tag="force", op=">", threshold=1, deleted_ms=5))
+        s.flush()
+        s.add(Alarm(rule_id=s.scalars(select(AlarmRule).filter_by(name="gone")).one().id, raised_ms=4, cleared_ms=5))
+    command.downgrade(alembic_config(url, plant.engine), "0001")
+    with plant.engine.connect() as conn:
+        assert conn.execute(text("SELECT name FROM alarm_rules")).scalars().all() == ["hot"]
+        assert conn.execute(text("SELECT rule_id, cleared_ms FROM alarms ORDER BY id")).all() == [(1, 2), (1, None)]
 
 
 def test_migrations_render_for_postgresql(tmp_path):
@@ -142,6 +175,7 @@ def test_migrations_render_for_postgresql(tmp_path):
                   "broker_accounts", "alarm_rules", "alarms"):
         assert f"CREATE TABLE {table} " in ddl, table
     assert "expires_ms BIGINT" in ddl and "PRAGMA" not in ddl
+    assert "ALTER TABLE alarm_rules ADD COLUMN deleted_ms BIGINT" in ddl
 
 
 def test_sqlite_plant_database_gets_its_directory(tmp_path):
