@@ -33,7 +33,7 @@ from api.alarmrules import RuleIn
 from api.alarms import OPS, AlarmEngine, clear_open_alarms
 from api.credentials import hash_password, new_secret, secret_digest, verify_password
 from api.leader import Leadership
-from api.live import LineNotFound, SnapshotCache, alarms_of
+from api.live import LineNotFound, RecentAnswers, SnapshotCache, alarms_of
 from api.plantdb import (
     Alarm,
     AlarmRule,
@@ -156,6 +156,7 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
     app.state.settings = settings
     app.state.alarms = engine
     app.state.snapshots = SnapshotCache(plant, store, stale_ms)
+    app.state.alarm_lists = RecentAnswers()
     app.state.principals = access.PrincipalCache()
     app.state.login_throttle = access.LoginThrottle()
 
@@ -431,10 +432,16 @@ def _dashboard_routes() -> APIRouter:
 def _alarm_routes() -> APIRouter:
     r = APIRouter(prefix="/api/v1", tags=["alarms"])
 
-    @r.get("/alarms/{tenant}")
-    def list_alarms(tenant: str, plant: PlantDep,
-                    status: Annotated[list[Literal["active", "acknowledged", "cleared"]], Query()] = ["active", "acknowledged"]) -> list[dict]:  # noqa: B006
-        return alarms_of(plant, tenant, tuple(status))
+    @r.get("/alarms/{tenant}", response_model=list[dict])
+    async def list_alarms(tenant: str, request: Request, plant: PlantDep,
+                          status: Annotated[list[Literal["active", "acknowledged", "cleared"]], Query()] = ["active", "acknowledged"]) -> Response:  # noqa: B006
+        """Newest first, at most 200; the answer is shared for half a second (``api.live.RecentAnswers``)."""
+        answers: RecentAnswers = request.app.state.alarm_lists
+        key = (tenant, tuple(sorted(set(status))))
+        body = answers.fresh(key)
+        if body is None:
+            body = answers.put(key, await run_in_threadpool(alarms_of, plant, tenant, tuple(status)))
+        return Response(body, media_type="application/json")
 
     @r.post("/alarms/{tenant}/{alarm_id}/ack")
     def acknowledge(tenant: str, alarm_id: int, request: Request, plant: PlantDep,
@@ -451,6 +458,7 @@ def _alarm_routes() -> APIRouter:
                 alarm.acknowledged_by = principal.username
             status = alarm.status
         request.app.state.snapshots.invalidate(tenant)
+        request.app.state.alarm_lists.invalidate(tenant)
         request.app.state.alarms.revision += 1
         log.info("alarm_acknowledged id=%s tenant=%s by=%s", alarm_id, tenant, principal.username)
         return {"id": alarm_id, "status": status}
@@ -458,6 +466,7 @@ def _alarm_routes() -> APIRouter:
     def _changed(request: Request, tenant: str) -> None:
         """Live views show the rule's alarms as they now are at once, not after the snapshot's ttl."""
         request.app.state.snapshots.invalidate(tenant)
+        request.app.state.alarm_lists.invalidate(tenant)
         request.app.state.alarms.revision += 1
 
     def _states(request: Request, tenant: str) -> dict[int, str]:

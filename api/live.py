@@ -72,6 +72,34 @@ def alarms_of(plant: PlantDb, tenant: str, statuses: tuple[str, ...] = ("active"
         return out
 
 
+class RecentAnswers:
+    """JSON answers under ``ttl_s`` old, serialised once and shared by every caller in this worker.
+
+    Dashboards poll alarms as often as snapshots; the database need not answer each poll.
+    A change made through this worker drops the tenant's answers at once (``invalidate``);
+    other workers show it within ``ttl_s``, as they do the snapshot.
+    """
+
+    def __init__(self, ttl_s: float = 0.5) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[tuple, tuple[float, bytes]] = {}
+
+    def fresh(self, key: tuple) -> bytes | None:
+        hit = self._entries.get(key)
+        return hit[1] if hit and time.monotonic() - hit[0] < self.ttl_s else None
+
+    def put(self, key: tuple, value) -> bytes:
+        body = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic(), body)
+        return body
+
+    def invalidate(self, tenant: str) -> None:
+        for key in [k for k in self._entries if k[0] == tenant]:
+            self._entries.pop(key, None)
+
+
 class MachineFeed:
     """One machine's samples as the dashboard needs them, kept in memory and topped up.
 

@@ -182,3 +182,19 @@ def test_sqlite_plant_database_gets_its_directory(tmp_path):
     plant = open_plant(f"sqlite:///{tmp_path / 'api-data' / 'plant.db'}")
     assert (tmp_path / "api-data" / "plant.db").exists()
     plant.close()
+
+
+def test_recent_answers_are_shared_until_stale_or_invalidated(monkeypatch):
+    import api.live as live
+
+    clock = [100.0]
+    monkeypatch.setattr(live.time, "monotonic", lambda: clock[0])
+    answers = live.RecentAnswers(ttl_s=0.5)
+    body = answers.put(("acme", ("active",)), [{"id": 1, "rule": "온도 > 80"}])
+    assert answers.fresh(("acme", ("active",))) == body and "온도".encode() in body
+    clock[0] += 0.6
+    assert answers.fresh(("acme", ("active",))) is None  # stale: the next caller reads the database
+    answers.put(("acme", ("active",)), [])
+    answers.put(("beta", ("active",)), [])
+    answers.invalidate("acme")  # an acknowledgement in this worker shows at once
+    assert answers.fresh(("acme", ("active",))) is None and answers.fresh(("beta", ("active",))) == b"[]"
