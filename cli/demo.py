@@ -156,11 +156,35 @@ def seed_plant(data_dir: Path, rollout_date: str | None = None) -> None:
 SCENARIO_FILE = "demo-scenario.yaml"
 
 
+#: Planned stops of the demo calendar, in local minutes of the day: a 10-minute break in each
+#: shift and 10 minutes of cleaning before each shift change (06:00, 14:00, 22:00).
+BREAKS_MIN, SHIFT_ENDS_MIN, STOP_MIN = (10 * 60, 18 * 60, 2 * 60), (6 * 60, 14 * 60, 22 * 60), 10
+#: No planned stop starts within this long after the demo starts: whoever starts it sees the line move.
+MOVING_AFTER_START_MIN = 45
+
+
+def _breaks_clear_of(start: datetime) -> dict:
+    """Breaks and cleaning for the demo calendar, none of them within the first minutes of the run."""
+    now_min = start.hour * 60 + start.minute
+
+    def near(at_min: int) -> bool:  # a stop [at, at + 10) that overlaps [now - 10, now + MOVING_AFTER_START_MIN)
+        return (at_min - now_min + STOP_MIN) % 1440 < MOVING_AFTER_START_MIN + STOP_MIN
+
+    breaks = []
+    for b in BREAKS_MIN:
+        while near(b):
+            b = (b + 60) % 1440  # an hour later: still inside the same 8-hour shift for these three
+        breaks.append({"start": f"{b // 60:02d}:{b % 60:02d}", "minutes": STOP_MIN})
+    cleaning = 0 if any(near((end - STOP_MIN) % 1440) for end in SHIFT_ENDS_MIN) else STOP_MIN
+    return {"breaks": breaks, "cleaning_minutes": cleaning}
+
+
 def build_scenario(opts: DemoOptions, plc_ports: list[int], now: float) -> dict:
     """The demo line as a scenario: its history is backfilled, then the same timelines go live.
 
-    Three shifts every day (so the line moves whenever the demo is started), the press
-    line's parameters and its rollout (material input -75%) in the middle of the history.
+    Three shifts every day, with breaks and cleaning placed clear of the start (so the line
+    moves whenever the demo is started), the press line's parameters and its rollout
+    (material input -75%) in the middle of the history.
     """
     tz = timezone(timedelta(hours=HISTORY_UTC_OFFSET_H))
     today = datetime.fromtimestamp(now, tz).date()
@@ -175,9 +199,7 @@ def build_scenario(opts: DemoOptions, plc_ports: list[int], now: float) -> dict:
             "shifts": [{"start": "06:00", "end": "14:00", "days": every},
                        {"start": "14:00", "end": "22:00", "days": every},
                        {"start": "22:00", "end": "06:00", "days": every}],
-            "breaks": [{"start": "10:00", "minutes": 10}, {"start": "18:00", "minutes": 10},
-                       {"start": "02:00", "minutes": 10}],
-            "cleaning_minutes": 10,
+            **_breaks_clear_of(datetime.fromtimestamp(now, tz)),
         },
         "lines": [{"name": LINE, "machines": [
             {"name": name, "kind": "press", "port": port, "params": {"load_s": 4.2, "process_s": 19.0},

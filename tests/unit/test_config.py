@@ -145,3 +145,28 @@ def test_demo_config_names_the_history_rollout_for_the_reports(tmp_path):
     rollout = load_config(_write(tmp_path, data)).settings.analytics.rollout(TENANT, LINE)
     assert rollout is not None and rollout.date.isoformat() == "2026-11-09"
     assert "analytics" not in _demo_config()  # no history, no rollout to report on
+
+
+def test_the_demo_line_moves_for_the_first_45_minutes_whenever_it_is_started():
+    """Breaks and cleaning are placed clear of the start: a planned stop there showed a still line."""
+    from datetime import datetime, timedelta, timezone
+
+    from cli.demo import HISTORY_UTC_OFFSET_H, MOVING_AFTER_START_MIN, build_scenario
+    from simulators.calendar import CalendarSettings, day_plan
+
+    tz = timezone(timedelta(hours=HISTORY_UTC_OFFSET_H))
+    day = datetime(2026, 11, 23, tzinfo=tz)  # a Monday
+    opts = DemoOptions(None, None, "smartfactory", Path("demo-data"), "127.0.0.1", 8000, 1.0)
+    for minute in range(0, 1440, 5):
+        start = day + timedelta(minutes=minute)
+        cal = CalendarSettings.model_validate(build_scenario(opts, [5020, 5021, 5022], start.timestamp())["calendar"])
+        assert len(cal.breaks) == 3
+        window = (minute * 60.0, (minute + MOVING_AFTER_START_MIN) * 60.0)
+        stops = list(day_plan(cal, day.date()).planned) + [(a + 86400, b + 86400) for a, b in
+                                                           day_plan(cal, (day + timedelta(days=1)).date()).planned]
+        clash = [(a, b) for a, b in stops if a < window[1] and b > window[0]]
+        assert not clash, f"started at {start:%H:%M}: planned stop {clash} in the first {MOVING_AFTER_START_MIN} min"
+    # and the history keeps its breaks and cleaning when they are not in the way
+    noon = build_scenario(opts, [5020, 5021, 5022], (day + timedelta(hours=12, minutes=30)).timestamp())
+    assert noon["calendar"]["cleaning_minutes"] == 10
+    assert [b["start"] for b in noon["calendar"]["breaks"]] == ["10:00", "18:00", "02:00"]
