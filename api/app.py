@@ -404,7 +404,7 @@ def _dashboard_routes() -> APIRouter:
             snap, sent, last_beat = first, None, time.monotonic()
             last_auth = time.monotonic()
             while not await request.is_disconnected():
-                if time.monotonic() - last_auth > 30:  # a logout or an expired session ends the stream too
+                if time.monotonic() - last_auth > 5:  # a logout or an expired session ends the stream within seconds
                     last_auth = time.monotonic()
                     if await run_in_threadpool(principals.get, request.app.state.plant, cookie, authorization) is None:
                         yield "event: logout\ndata: {}\n\n"

@@ -107,3 +107,26 @@ def test_two_workers_one_alarm_engine_and_failover(api):
     wait_until(lambda: sorted(a["status"] for a in _alarms(client)) == ["active", "cleared"], 20,
                "a new alarm from the new leader")
     assert client.get("/health").status_code == 200
+
+
+def test_a_logout_through_any_worker_ends_the_live_stream_within_seconds(api):
+    client, _, _, _ = api
+    base = str(client.base_url)
+    viewer = httpx.Client(base_url=base, timeout=httpx.Timeout(5, read=30))
+    assert viewer.post("/api/v1/auth/login", json={"username": "owner", "password": "owner-password-1"}).status_code == 200
+    other = httpx.Client(base_url=base, cookies=viewer.cookies, timeout=5)  # another connection: maybe another worker
+    events = []
+    started = None
+    with viewer.stream("GET", "/api/v1/lines/acme/plant-1/line-1/events") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                events.append(line.removeprefix("event: "))
+            if events == ["snapshot"] and started is None:
+                assert other.post("/api/v1/auth/logout").status_code == 200
+                started = time.monotonic()
+            if events and events[-1] == "logout":
+                break
+    assert events[0] == "snapshot" and events[-1] == "logout"
+    assert time.monotonic() - started < 15  # the session check runs every 5 s, callers are cached for 5 s
+    viewer.close()
+    other.close()
