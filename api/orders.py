@@ -11,7 +11,8 @@ as CSV; ``smartfactory plant orders`` and ``POST /api/v1/orders/{tenant}`` impor
 - A file is imported whole or not at all: every problem is reported with its row (the
   header is row 1, as a spreadsheet shows it), its column and how to fix it.
 - Orders are upserted by (tenant, order id): re-importing a newer export updates them
-  (an order gets its completion date when it ships).
+  (an order gets its completion date when it ships). An optional column (line, product,
+  completed) missing from the file leaves what was stored; an empty cell clears it.
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ class OrderRow:
     ordered: str
     due: date
     completed: str | None
+    columns: frozenset[str] = frozenset()  # fields the file has a column for
 
 
 def decode(data: bytes) -> str:
@@ -238,7 +240,8 @@ def parse_csv(text: str, zone: tzinfo, lines: set[str] | None = None) -> list[Or
         if product is not None and len(product) > 100:
             bad("product", "product_long", "product is longer than 100 characters")
         if len(problems) == before:
-            rows.append(OrderRow(n, oid, line, product, qty, stored(ordered), due_day, stored(completed) if completed else None))
+            rows.append(OrderRow(n, oid, line, product, qty, stored(ordered), due_day,
+                                 stored(completed) if completed else None, frozenset(where)))
     if problems:
         raise OrdersRejected(problems)
     if not rows:
@@ -276,8 +279,11 @@ def import_csv(plant: PlantDb, tenant: str, data: bytes | str) -> dict:
                 o = Order(tenant_id=t.id, order_id=r.order_id)
                 s.add(o)
                 created += 1
-            o.line, o.product, o.quantity = r.line, r.product, r.quantity
-            o.ordered, o.due, o.completed, o.updated_ms = r.ordered, r.due, r.completed, now_ms
+            # an optional column the file lacks leaves what an earlier import stored (an empty cell clears it)
+            for field in ("line", "product", "completed"):
+                if field in r.columns or o.id is None:
+                    setattr(o, field, getattr(r, field))
+            o.quantity, o.ordered, o.due, o.updated_ms = r.quantity, r.ordered, r.due, now_ms
     log.info("orders_imported tenant=%s rows=%d created=%d updated=%d", tenant, len(rows), created, len(rows) - created)
     return {"tenant": tenant, "imported": len(rows), "created": created, "updated": len(rows) - created}
 
