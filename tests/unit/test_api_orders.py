@@ -207,3 +207,21 @@ def test_cli_import_and_its_errors(tmp_path):
     db = open_plant(f"sqlite:///{tmp_path / 'plant.db'}")
     assert list_orders(db, "acme")["total"] == 3
     db.close()
+
+
+def test_demo_imports_orders_that_fit_its_history(tmp_path):
+    """The demo's export covers the backfilled days only and lands in the plant model for the report's D."""
+    from cli.demo import DemoOptions, LINE, TENANT, build_scenario, seed_orders, seed_plant
+
+    opts = DemoOptions(None, None, "smartfactory", tmp_path, "127.0.0.1", 8000, 1.0, history_days=28)
+    scenario = build_scenario(opts, [1, 2, 3], datetime(2026, 3, 30, 12, tzinfo=timezone.utc).timestamp())
+    seed_plant(tmp_path, scenario["rollout"]["date"])
+    path = seed_orders(tmp_path, scenario)
+    assert path is not None and path.read_text(encoding="utf-8").startswith("주문번호,라인,")
+    db = open_plant(f"sqlite:///{tmp_path / 'plant.db'}")
+    orders = orders_for_report(db, TENANT)
+    db.close()
+    start = date.fromisoformat(scenario["start"])
+    done = [o.completed for o in orders if o.completed is not None]
+    assert len(done) == 28 * 8 and min(done) == start and max(done) == start + timedelta(days=27)
+    assert {o.line for o in orders} == {LINE} and sum(o.completed is None for o in orders) == 3
