@@ -276,6 +276,19 @@ def xmr(values: np.ndarray) -> dict | None:
             "out_of_control": int(np.sum((v > mean + 2.66 * mr) | (v < mean - 2.66 * mr)))}
 
 
+DELIVERY_KEYS = ("on_time_delivery", "lead_time_days")
+
+
+def portfolio_summary(reports: list[dict], problems: list[str]) -> dict:
+    """The portfolio as the API and the CLI serve it: the roll-up, the problems, and each line's headline and
+    delivery (D) KPIs."""
+    data = portfolio(reports)
+    data["problems"] = problems
+    data["reports"] = [{"scope": r["scope"], "windows": r["windows"],
+                        "kpis": [k for k in r["kpis"] if k["headline"] or k.get("pqcd") == "D"]} for r in reports]
+    return data
+
+
 def portfolio(reports: list[dict], headline: tuple[str, ...] = ("output_per_hour", "material_input_s", "scrap_rate"),
               coverage_floor: float = 0.9) -> dict:
     """Roll-up across tenants: how many improved, the median gain and its spread, who needs attention.
@@ -286,7 +299,9 @@ def portfolio(reports: list[dict], headline: tuple[str, ...] = ("output_per_hour
     """
     per_kpi: dict[str, dict] = {}
     attention = []
-    for key in headline:
+    # delivery (D) where some line has order records: summarised like a headline KPI, never a reason for attention
+    delivery = tuple(k for k in DELIVERY_KEYS if any(c["key"] == k for r in reports for c in r["kpis"]))
+    for key in headline + delivery:
         gains = []
         improved = worsened = 0
         for r in reports:
@@ -331,6 +346,7 @@ def portfolio(reports: list[dict], headline: tuple[str, ...] = ("output_per_hour
         "tenants": len({r["scope"]["tenant"] for r in reports}),
         "improved": int(improved_any),
         "headline_kpis": list(headline),
+        "delivery_kpis": list(delivery),
         "kpis": per_kpi,
         "attention": attention,
     }

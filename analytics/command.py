@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import click
 
-from analytics.beforeafter import WindowError, portfolio
+from analytics.beforeafter import WindowError, portfolio_summary
+from analytics.delivery import Order
 from analytics.render import PdfFontMissing, render
 from analytics.report import (
     ReportError,
@@ -57,14 +59,18 @@ def cache_path(settings: AnalyticsSettings, store_settings, base_dir: Path) -> P
     return base_dir / "smartfactory-data" / "rollups.db"
 
 
-def run_report(opts: ReportOptions, store, settings: AnalyticsSettings, cache_file: Path) -> int:
-    """Build, render and write one report; returns the exit code. Errors are one clear line."""
+def run_report(opts: ReportOptions, store, settings: AnalyticsSettings, cache_file: Path,
+               orders_for: Callable[[str], Sequence[Order]] | None = None) -> int:
+    """Build, render and write one report; returns the exit code. Errors are one clear line.
+
+    ``orders_for(tenant)``: the tenant's order records (the plant model's), for the D of PQCD.
+    """
     if opts.output is None and opts.fmt == "pdf":
         click.echo("report error: a PDF needs --output FILE", err=True)
         return 2
     cache = RollupCache(cache_file) if opts.cache else None
     try:
-        data = _build(opts, store, settings, cache)
+        data = _build(opts, store, settings, cache, orders_for)
         out = render(data, opts.fmt, opts.lang)
     except (ReportError, WindowError, PdfFontMissing) as exc:
         click.echo(f"report error: {exc}", err=True)
@@ -101,15 +107,14 @@ def _bar(label: str):
     return progress
 
 
-def _build(opts: ReportOptions, store, settings: AnalyticsSettings, cache: RollupCache | None) -> dict:
+def _build(opts: ReportOptions, store, settings: AnalyticsSettings, cache: RollupCache | None,
+           orders_for: Callable[[str], Sequence[Order]] | None = None) -> dict:
     if opts.portfolio:
         if not settings.rollouts:
             raise ReportError("no rollouts configured: add analytics.rollouts to the config (see analytics/settings.py)")
-        reports, problems = portfolio_reports(store, settings, min(opts.replicates, 1000), _bar("tenants"), cache)
-        data = portfolio(reports)
-        data["problems"] = problems
-        data["reports"] = [{"scope": r["scope"], "windows": r["windows"],
-                            "kpis": [k for k in r["kpis"] if k["headline"]]} for r in reports]
+        reports, problems = portfolio_reports(store, settings, min(opts.replicates, 1000), _bar("tenants"), cache,
+                                              orders_for)
+        data = portfolio_summary(reports, problems)
         if opts.fmt not in ("json",):
             raise ReportError("the portfolio is JSON only from the CLI; the API serves it as HTML too")
         return data
@@ -137,7 +142,8 @@ def _build(opts: ReportOptions, store, settings: AnalyticsSettings, cache: Rollu
     if days is None:
         first, last = data_extent(store, machines, policy, rollout)
     return before_after_report(store, machines, policy, rollout, comm, days, pre, opts.replicates, _bar("machines"),
-                               first, last, cache, opts.refresh)
+                               first, last, cache, opts.refresh,
+                               orders=orders_for(opts.tenant) if orders_for else None)
 
 
 def dumps(data: dict) -> str:

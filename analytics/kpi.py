@@ -118,7 +118,7 @@ class KpiSpec:
     unit: str  # "%" for ratios shown as percent
     higher_is_better: bool
     is_rate: bool  # a share: its change is also given in percentage points
-    pqcd: str  # P, Q or C: where the programme's summary lists it (D needs order data, not machine signals)
+    pqcd: str  # P, Q, C (machine KPIs) or D (delivery, from order records: analytics.delivery)
     num: Callable[[Totals], np.ndarray]
     den: Callable[[Totals], np.ndarray]
     scale: float = 1.0  # value = scale x num / den

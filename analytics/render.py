@@ -14,8 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from analytics.delivery import DELIVERY_BY_KEY
 from analytics.kpi import KPI_BY_KEY
 from analytics.labels import label
+
+SPECS = {**KPI_BY_KEY, **DELIVERY_BY_KEY}
 
 HEADLINE_CHARTS = ("output_per_hour", "material_input_s", "scrap_rate", "oee")
 BEFORE_COLOUR, AFTER_COLOUR, COMMISSION_COLOUR = "#6b7280", "#2563eb", "#f59e0b"
@@ -25,14 +28,14 @@ def fmt(key: str, v: float | None) -> str:
     """A KPI value in its display unit: ratios as percent."""
     if v is None:
         return "–"
-    spec = KPI_BY_KEY.get(key)
+    spec = SPECS.get(key)
     if spec is not None and spec.unit == "%":
         return f"{v * 100:.2f}%"
     return f"{v:,.3g}" if abs(v) < 100 else f"{v:,.1f}"
 
 
 def unit(key: str) -> str:
-    spec = KPI_BY_KEY.get(key)
+    spec = SPECS.get(key)
     return "" if spec is None or spec.unit == "%" else spec.unit
 
 
@@ -55,7 +58,7 @@ def pval(p: float | None) -> str:
 def _display(key: str, v: float | None) -> float | None:
     if v is None:
         return None
-    return v * 100 if KPI_BY_KEY[key].unit == "%" else v
+    return v * 100 if SPECS[key].unit == "%" else v
 
 
 # -- SVG -------------------------------------------------------------------------------------
@@ -190,6 +193,8 @@ def to_html(report: dict, lang: str = "ko") -> str:
         cell = "<br>".join(f"{L(k)}: {pct(cs[k]['improvement_pct'])}" for k in report["pqcd"][g]) or L("D_note")
         out.append(f'<td style="text-align:left">{cell}</td>')
     out.append("</tr></table>")
+    if report.get("delivery"):
+        out.append(f"<p>{html.escape(_delivery_line(report['delivery'], lang))}</p>")
     out.append(f"<h2>{L('kpi')}</h2>")
     out.append(_kpi_table(report, lang, report["kpis"]))
     for key in HEADLINE_CHARTS:
@@ -316,6 +321,16 @@ def daily_csv(report: dict) -> str:
     return buf.getvalue()
 
 
+def _delivery_line(d: dict, lang: str) -> str:
+    """What D rests on: orders judged per phase and the share of window days that had any."""
+    def part(p: str) -> str:
+        t = d[p]
+        return (f"{label(p, lang)} {t['completed']}/{t['late_open']}, "
+                f"{label('orders_coverage', lang)} {d['coverage'][p]:.0%}")
+    return (f"{label('delivery_line', lang)}: {label('orders_judged', lang)}: {part('before')}; {part('after')} "
+            f"({label('as_of', lang)} {d['as_of']})")
+
+
 def _num(v) -> str:
     return "" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v))
 
@@ -399,6 +414,8 @@ def to_pdf(report: dict, lang: str = "ko") -> bytes:
         for g in ("P", "Q", "C", "D"):
             items = "; ".join(f"{L(k)} {pct(cs[k]['improvement_pct'])}" for k in report["pqcd"][g]) or L("D_note")
             pdf.multi_cell(0, 5, f"{L(g)}: {items}", new_x="LMARGIN", new_y="NEXT")
+        if report.get("delivery"):
+            pdf.multi_cell(0, 5, _delivery_line(report["delivery"], lang), new_x="LMARGIN", new_y="NEXT")
         for key in ("output_per_hour", "material_input_s"):
             pdf.add_page()
             _pdf_trend(pdf, report, key, lang, family)

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 
-from analytics import kpi
+from analytics import delivery, kpi
 from analytics.beforeafter import compare, windows, xmr
 from analytics.buckets import Buckets
 from analytics.policy import Policy
@@ -157,8 +157,15 @@ def before_after_report(
     last_day: date | None = None,
     cache: RollupCache | None = None,
     refresh: bool = False,
+    orders: Sequence[delivery.Order] | None = None,
+    orders_as_of: date | None = None,
 ) -> dict:
-    """Before/after report of one line (or a set of machines of one tenant) around a rollout."""
+    """Before/after report of one line (or a set of machines of one tenant) around a rollout.
+
+    ``orders`` (the tenant's order records, read by the caller) give the D of PQCD; without
+    them D stays empty. ``orders_as_of``: the day the orders stand for (default: today in the
+    tenant's zone); an order open after its due date before then counts as late.
+    """
     started = time.perf_counter()
     w = windows(rollout, commissioning_days, days, first_day, last_day, pre_exclusion_days)
     start_ms = local_midnight_ms(w.baseline[0], policy)
@@ -187,6 +194,9 @@ def before_after_report(
                   "pqcd": spec.pqcd, "headline": spec.key in HEADLINE})
         comparisons.append(d)
 
+    d_report, d_daily = _delivery(orders, machines, policy, w, replicates, orders_as_of)
+    comparisons += d_report.pop("comparisons") if d_report else []
+
     machine_rows = []
     slow_ideal = []
     for m, b in data.items():
@@ -209,7 +219,10 @@ def before_after_report(
         ph = w.phase(d) or ("commissioning" if w.baseline[1] <= d < w.post[0] else None)
         if ph is None:
             continue
-        daily_rows.append({"date": d.isoformat(), "phase": ph, "kpis": {k: _clean(v[g]) for k, v in vals.items()}})
+        row = {k: _clean(v[g]) for k, v in vals.items()}
+        if d_daily is not None:
+            row.update({k: _clean(v[d_daily[0][d]]) if d in d_daily[0] else None for k, v in d_daily[1].items()})
+        daily_rows.append({"date": d.isoformat(), "phase": ph, "kpis": row})
 
     charts = {}
     for key in HEADLINE + ("oee",):
@@ -226,9 +239,13 @@ def before_after_report(
     for c in comparisons:
         if c["headline"] and c["n_before"] < 10:
             warnings.append(f"{c['key']}: only {c['n_before']} baseline day(s) with data")
+        if c["pqcd"] == "D" and min(c["n_before"], c["n_after"]) < 10:
+            warnings.append(f"{c['key']}: only {c['n_before']} baseline and {c['n_after']} post day(s) with judged "
+                            "orders: the delivery figures rest on few days")
+    if d_report and d_report.get("note"):
+        warnings.append(d_report["note"])
     corrections = [dict(c, machine=m.machine) for m, b in data.items() for c in b.corrections]
-    pqcd = {g: [c["key"] for c in comparisons if c["pqcd"] == g] for g in ("P", "Q", "C")}
-    pqcd["D"] = []
+    pqcd = {g: [c["key"] for c in comparisons if c["pqcd"] == g] for g in ("P", "Q", "C", "D")}
     report = {
         "schema": SCHEMA,
         "kind": "before_after",
@@ -246,6 +263,7 @@ def before_after_report(
         "time": {"before": kpi.time_elements(before), "after": kpi.time_elements(after)},
         "kpis": comparisons,
         "pqcd": pqcd,
+        "delivery": d_report,
         "machines": machine_rows,
         "daily": daily_rows,
         "control_charts": charts,
@@ -257,6 +275,38 @@ def before_after_report(
     log.info("report_done tenant=%s line=%s days=%d machines=%d elapsed_s=%.2f", report["scope"]["tenant"],
              report["scope"]["line"], w.days, len(machines), report["elapsed_s"])
     return report
+
+
+def _delivery(orders: Sequence[delivery.Order] | None, machines: Sequence[MachineRef], policy: Policy, w,
+              replicates: int, as_of: date | None) -> tuple[dict | None, tuple[dict, dict] | None]:
+    """D of PQCD from the orders of the report's lines: the comparisons, what they rest on, and daily values.
+
+    None when there are no orders for these lines (D then stays empty with the report's note).
+    """
+    picked = delivery.for_lines(list(orders or []), {m.line for m in machines})
+    if not picked:
+        return None, None
+    zone = policy.zone()
+    as_of = as_of or datetime.now(zone).date()
+    dd = delivery.daily(picked, zone, w.baseline[0], w.post[1], as_of)
+    phase = np.array([w.phase(d) for d in dd.days], dtype=object)
+    b, a = dd.take(phase == "before"), dd.take(phase == "after")
+    out: dict = {"orders": len(picked), "as_of": as_of.isoformat(),
+                 "before": b.totals(), "after": a.totals(),
+                 "coverage": {"before": b.totals()["days_with_orders"] / max(1, w.days),
+                              "after": a.totals()["days_with_orders"] / max(1, w.days)},
+                 "comparisons": []}
+    if b.judged.sum() == 0 and a.judged.sum() == 0:
+        out["note"] = (f"{len(picked)} order(s) on record, none completed or past due in the windows: "
+                       "delivery (D) not compared; import the orders of those weeks")
+        return out, None
+    for spec in delivery.DELIVERY_KPIS:
+        c = compare(spec, spec.num(b), spec.den(b), spec.num(a), spec.den(a), replicates=replicates)
+        d = c.as_dict()
+        d.update({"unit": spec.unit, "higher_is_better": spec.higher_is_better, "is_rate": spec.is_rate,
+                  "pqcd": spec.pqcd, "headline": False})
+        out["comparisons"].append(d)
+    return out, ({day: i for i, day in enumerate(dd.days)}, delivery.values(dd))
 
 
 def data_extent(store: TimeSeriesStore, machines: Sequence[MachineRef], policy: Policy, around: date) -> tuple[date, date]:
@@ -298,9 +348,10 @@ def select_machines(store: TimeSeriesStore, tenant: str, site: str | None = None
 
 
 def portfolio_reports(store: TimeSeriesStore, settings, replicates: int = 1000, progress: Progress | None = None,
-                      cache: RollupCache | None = None) -> tuple[list[dict], list[str]]:
+                      cache: RollupCache | None = None,
+                      orders_for: Callable[[str], Sequence[delivery.Order]] | None = None) -> tuple[list[dict], list[str]]:
     """A before/after report for every configured rollout; problems are returned, not raised, so one
-    tenant without data does not hide the others."""
+    tenant without data does not hide the others. ``orders_for(tenant)`` gives a tenant's orders (D)."""
     reports, problems = [], []
     for i, r in enumerate(settings.rollouts):
         machines = select_machines(store, r.tenant, r.site, r.line)
@@ -312,7 +363,8 @@ def portfolio_reports(store: TimeSeriesStore, settings, replicates: int = 1000, 
             if r.days is None:
                 first, last = data_extent(store, machines, policy, r.date)
             reports.append(before_after_report(store, machines, policy, r.date, r.commissioning_days, r.days,
-                                               r.pre_exclusion_days, replicates, None, first, last, cache))
+                                               r.pre_exclusion_days, replicates, None, first, last, cache,
+                                               orders=orders_for(r.tenant) if orders_for else None))
         except (ReportError, ValueError) as exc:
             problems.append(f"{r.tenant}/{r.line or '*'}: {exc}")
             log.warning("portfolio_skipped tenant=%s line=%s reason=%r", r.tenant, r.line, str(exc))

@@ -3,7 +3,7 @@
 centre → tenants (SMEs) → sites → lines → machines, with rollout dates, ideal cycle times
 and per-line shift calendars; users with roles; API tokens and web sessions (stored as
 hashes only); broker accounts (gateways and collectors) with mosquitto password hashes;
-alarm rules and alarms. The schema is owned by Alembic (``api/migrations``): ``open_plant``
+alarm rules and alarms; customer orders (delivery KPIs). The schema is owned by Alembic (``api/migrations``): ``open_plant``
 upgrades a database to the newest revision before use.
 """
 
@@ -207,6 +207,28 @@ class Alarm(Base):
         if self.cleared_ms is not None:
             return "cleared"
         return "acknowledged" if self.acknowledged_ms is not None else "active"
+
+
+class Order(Base):
+    """A customer order from the SME's ERP export (``api.orders``): the D of PQCD.
+
+    ``ordered`` and ``completed`` keep what the file said: a date (``2026-03-02``) or a date-time
+    with its UTC offset (naive times in the file are the tenant's local time). ``completed``
+    is null while the order is open. One row per (tenant, order_id); a later import updates it.
+    """
+
+    __tablename__ = "orders"
+    __table_args__ = (UniqueConstraint("tenant_id", "order_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    order_id: Mapped[str] = mapped_column(String(64))
+    line: Mapped[str | None] = mapped_column(String(64), nullable=True)  # a line slug of the tenant, or none
+    product: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    quantity: Mapped[float] = mapped_column(Float)
+    ordered: Mapped[str] = mapped_column(String(32))
+    due: Mapped[date] = mapped_column(Date)
+    completed: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
 
 
 class PlantDb:

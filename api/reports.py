@@ -16,12 +16,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 
-from analytics.beforeafter import WindowError, portfolio
+from analytics.beforeafter import WindowError, portfolio_summary
 from analytics.render import MEDIA_TYPES, PdfFontMissing, portfolio_html, render
 from analytics.report import ReportError, before_after_report, data_extent, period_report, portfolio_reports, select_machines
 from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
 from api.access import Principal, require
+from api.orders import orders_for_report
 from api.plantpolicy import effective_settings
 from api.plantdb import Role
 
@@ -124,7 +125,8 @@ def line_before_after(
         if days is None:
             first, last = data_extent(store, machines, policy, rollout)
         report = before_after_report(store, machines, policy, rollout, comm, days, pre, replicates,
-                                     first_day=first, last_day=last, cache=_cache(request))
+                                     first_day=first, last_day=last, cache=_cache(request),
+                                     orders=orders_for_report(request.app.state.plant, tenant))
     except (ReportError, WindowError, ValueError) as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
     return _answer(report, format, lang, f"before-after-{tenant}-{line}-{rollout}")
@@ -137,11 +139,10 @@ CentreOnly = Annotated[Principal, Depends(require(Role.CENTRE_ADMIN, Role.CENTRE
 def centre_portfolio(request: Request, _p: CentreOnly, format: Literal["json", "html"] = "json", lang: Lang = "ko") -> Response:
     """Centre roll-up over every configured rollout: how many improved, the median gain, who needs attention."""
     settings = analytics_settings(request)
-    reports, problems = portfolio_reports(request.app.state.store, settings, 1000, cache=_cache(request))
-    data = portfolio(reports)
-    data["problems"] = problems
-    data["reports"] = [{"scope": r["scope"], "windows": r["windows"], "kpis": [k for k in r["kpis"] if k["headline"]]}
-                       for r in reports]
+    plant = request.app.state.plant
+    reports, problems = portfolio_reports(request.app.state.store, settings, 1000, cache=_cache(request),
+                                          orders_for=lambda t: orders_for_report(plant, t))
+    data = portfolio_summary(reports, problems)
     if format == "html":
         return Response(content=portfolio_html(data, lang), media_type=MEDIA_TYPES["html"])
     return Response(content=render(data, "json", lang), media_type=MEDIA_TYPES["json"])

@@ -548,6 +548,33 @@ def plant_token(config_path: Path, username: str, name: str) -> None:
         sys.exit(2)
 
 
+@plant.command("orders")
+@CONFIG_OPTION
+@click.option("--tenant", required=True, help="The SME whose orders these are.")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def plant_orders(config_path: Path, tenant: str, csv_file: Path) -> None:
+    """Import the ERP's order export (CSV) for the delivery KPIs (D of PQCD): all rows or none.
+
+    Columns (English or Korean names, any order, others ignored): order_id/주문번호, quantity/수량,
+    ordered/주문일, due/납기, completed/완료일 (empty while open), optional line/라인 and product/품목.
+    Orders are updated by order id when a newer export is imported.
+    """
+    from api.orders import OrdersRejected, import_csv
+
+    db = _open_plant(_load(config_path))
+    try:
+        out = import_csv(db, tenant, csv_file.read_bytes())
+    except OrdersRejected as exc:
+        click.echo(f"error: {csv_file}: {exc}", err=True)
+        sys.exit(2)
+    except LookupError as exc:
+        click.echo(f"error: {exc}: create it first (smartfactory plant seed)", err=True)
+        sys.exit(2)
+    finally:
+        db.close()
+    click.echo(f"imported {out['imported']} orders for {tenant} ({out['created']} new, {out['updated']} updated)")
+
+
 @cli.command("broker-acl")
 @CONFIG_OPTION
 @click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), required=True)
@@ -604,12 +631,35 @@ def report(config_path: Path, tenant, site, line, machine, rollout, commissionin
     opts = ReportOptions(tenant, site, line, machine, rollout.date() if rollout else None, commissioning_days, days,
                          pre_exclusion_days, first.date() if first else None, last.date() if last else None, by,
                          portfolio, fmt, lang, output, replicates, not no_cache, refresh)
+    plant_db = _existing_plant(config)
     try:
         code = run_report(opts, store, _analytics_with_plant(config),
-                          cache_path(config.settings.analytics, config.settings.store, config.base_dir))
+                          cache_path(config.settings.analytics, config.settings.store, config.base_dir),
+                          _orders_reader(plant_db))
     finally:
         store.close()
+        if plant_db is not None:
+            plant_db.close()
     sys.exit(code)
+
+
+def _existing_plant(config: LoadedConfig):
+    """The plant model database, or None when the config names a SQLite file that does not exist."""
+    from api.plantdb import database_url
+
+    url = database_url(config.settings.api.database_url, config.base_dir)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
+    return _open_plant(config)
+
+
+def _orders_reader(plant_db):
+    """tenant -> its order records from the plant model (the D of PQCD); None without a plant model."""
+    if plant_db is None:
+        return None
+    from api.orders import orders_for_report
+
+    return lambda tenant: orders_for_report(plant_db, tenant)
 
 
 def _analytics_with_plant(config: LoadedConfig):

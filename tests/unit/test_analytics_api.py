@@ -102,3 +102,42 @@ def test_one_machines_day_kpis(app):
     one = c.get(f"{BASE}/kpis", params={"first": "2026-03-03", "machine": "press-1"}).json()
     assert one["scope"]["machines"] == ["press-1"] and one["rows"][0]["kpis"]["output_per_hour"] > 0
     assert c.get(f"{BASE}/kpis", params={"first": "2026-03-03", "machine": "nope"}).status_code == 404
+
+
+def _orders_csv() -> str:
+    """Four orders finished each day of the four weeks: 2 of 4 on time before the rollout, 4 of 4 after;
+    lead time 5 days before, 2 after."""
+    from datetime import timedelta
+
+    rows = ["주문번호,라인,수량,주문일,납기,완료일"]
+    for day in range(28):
+        d = FIRST + timedelta(days=day)
+        after = d >= ROLLOUT
+        for k in range(4):
+            lead = 2 if after else 5
+            on_time = after or k < 2
+            due = d + timedelta(days=k % 2) if on_time else d - timedelta(days=1)
+            rows.append(f"SO-{day}-{k},line-a,10,{d - timedelta(days=lead)},{due},{d}")
+    return "\n".join(rows) + "\n"
+
+
+def test_before_after_has_delivery_from_imported_orders_and_the_portfolio_lists_it(app):
+    owner = login(app, "owner", "owner-pass-1")
+    r = owner.post("/api/v1/orders/acme", content=_orders_csv().encode(), headers={"content-type": "text/csv"})
+    assert r.status_code == 200 and r.json()["imported"] == 112, r.text
+    body = owner.get(f"{BASE}/before-after", params={"replicates": 300}).json()
+    assert body["pqcd"]["D"] == ["on_time_delivery", "lead_time_days"]
+    ks = {k["key"]: k for k in body["kpis"]}
+    assert ks["on_time_delivery"]["before"] == 0.5 and ks["on_time_delivery"]["after"] == 1.0
+    assert ks["on_time_delivery"]["pp_change"] == pytest.approx(50.0)
+    assert ks["lead_time_days"]["before"] == 5.0 and ks["lead_time_days"]["improvement_pct"] == pytest.approx(60.0)
+    assert ks["on_time_delivery"]["n_before"] == 14 and body["delivery"]["coverage"]["after"] == 1.0
+    csv_text = owner.get(f"{BASE}/before-after", params={"replicates": 300, "format": "csv", "lang": "ko"}).text
+    assert "on_time_delivery,납기 준수율" in csv_text
+    eng = login(app, "eng", "eng-pass-123")
+    port = eng.get("/api/v1/reports/portfolio").json()
+    assert port["delivery_kpis"] == ["on_time_delivery", "lead_time_days"]
+    assert port["kpis"]["on_time_delivery"]["tenants"] == 1  # only acme has order records
+    acme = next(x for x in port["reports"] if x["scope"]["tenant"] == "acme")
+    assert {"on_time_delivery", "lead_time_days"} <= {k["key"] for k in acme["kpis"]}
+    assert "납기 준수율" in eng.get("/api/v1/reports/portfolio", params={"format": "html", "lang": "ko"}).text

@@ -69,3 +69,33 @@ def test_machine_filter(config):
     assert r.exit_code == 0 and json.loads(r.stdout)["scope"]["machines"] == ["press-1"]
     r = CliRunner().invoke(cli, ["report", "-c", str(config), "--tenant", "acme", "--machine", "nope"])
     assert r.exit_code == 2 and "machine=nope" in r.stderr
+
+
+def test_report_reads_orders_from_the_plant_model(config, tmp_path):
+    """`plant orders` imports an ERP export; `report` then has the delivery KPIs (D) next to P, Q and C."""
+    from datetime import timedelta
+
+    cfg = config.parent / "with-plant.yaml"
+    cfg.write_text(config.read_text() + "api: {database_url: 'sqlite:///plant.db'}\n")
+    from api.plantadmin import PlantSeed, apply_seed
+    from api.plantdb import open_plant
+
+    db = open_plant(f"sqlite:///{config.parent / 'plant.db'}")
+    apply_seed(db, PlantSeed.model_validate({"tenants": [{"slug": "acme", "sites": [{"slug": "plant-1", "lines": [
+        {"slug": "line-a", "machines": [{"slug": "press-1"}]}]}]}]}))
+    db.close()
+    rows = ["order_id,quantity,ordered,due,completed"]
+    for day in range(21):
+        d = date(2026, 3, 2) + timedelta(days=day)
+        rows += [f"A{day}-{k},5,{d - timedelta(days=3)},{d if k else d - timedelta(days=1)},{d}" for k in range(3)]
+    csv_file = tmp_path / "orders.csv"
+    csv_file.write_text("\n".join(rows) + "\n")
+    runner = CliRunner()
+    r = runner.invoke(cli, ["plant", "orders", "-c", str(cfg), "--tenant", "acme", str(csv_file)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["report", "-c", str(cfg), "--tenant", "acme", "--format", "json", "--replicates", "300"])
+    assert r.exit_code == 0, r.stderr
+    body = json.loads(r.stdout)
+    assert body["pqcd"]["D"] == ["on_time_delivery", "lead_time_days"]
+    otd = next(k for k in body["kpis"] if k["key"] == "on_time_delivery")
+    assert otd["before"] == pytest.approx(2 / 3) and otd["n_before"] == 7

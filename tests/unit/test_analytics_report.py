@@ -237,3 +237,110 @@ def test_an_ideal_cycle_slower_than_the_machine_is_called_out(line):
     r = period_report(store, MACHINES, Policy(default_ideal_cycle_s=200.0), FIRST, FIRST)
     assert len(r["warnings"]) == 2 and "ideal cycle time (200 s)" in r["warnings"][0]
     assert period_report(store, MACHINES, POLICY, FIRST, FIRST)["warnings"] == []
+
+
+# -- delivery (D of PQCD) from order records -----------------------------------------------------
+def _orders(seed: int = 11, line: str | None = "line-a") -> list:
+    """Ten orders finished every weekday: 80% on time and 6 days from order before the rollout, 95% and 4 after."""
+    from analytics.delivery import Order
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for day in range(DAYS):
+        d = FIRST + timedelta(days=day)
+        if d.weekday() >= 5:
+            continue
+        p, lead = (0.80, 6) if d < ROLLOUT else (0.95, 4)
+        for k in range(10):
+            late = rng.random() > p
+            out.append(Order(f"{d}-{k}", 100, d - timedelta(days=lead + int(rng.integers(-1, 2))),
+                             due=d - timedelta(days=2) if late else d + timedelta(days=int(rng.integers(0, 3))),
+                             completed=d, line=line))
+    # an order still open long past due: late on the day after its due date (in the baseline window)
+    out.append(Order("open-late", 50, date(2026, 3, 10), due=date(2026, 3, 16), line=line))
+    return out
+
+
+@pytest.fixture(scope="module")
+def delivery_report(line, cache):
+    store, _, _ = line
+    return before_after_report(store, MACHINES, POLICY, ROLLOUT, commissioning_days=7, first_day=FIRST,
+                               last_day=FIRST + timedelta(days=DAYS - 1), replicates=1000, cache=cache,
+                               orders=_orders(), orders_as_of=date(2026, 5, 1))
+
+
+def test_report_gives_delivery_kpis_with_ci_from_orders(delivery_report):
+    from analytics.delivery import for_lines
+
+    r = delivery_report
+    assert r["pqcd"]["D"] == ["on_time_delivery", "lead_time_days"]
+    ks = {k["key"]: k for k in r["kpis"]}
+    otd, lt = ks["on_time_delivery"], ks["lead_time_days"]
+    # window values are ratios of sums over the orders judged in each window, computed here independently
+    base = [o for o in for_lines(_orders(), {"line-a"})
+            if o.completed and date(2026, 3, 9) <= o.completed < date(2026, 3, 30)]
+    post = [o for o in _orders() if o.completed and date(2026, 4, 6) <= o.completed < date(2026, 4, 27)]
+    assert otd["before"] == pytest.approx(sum(o.completed <= o.due for o in base) / (len(base) + 1))  # + the open one
+    assert otd["after"] == pytest.approx(sum(o.completed <= o.due for o in post) / len(post))
+    assert lt["before"] == pytest.approx(sum((o.completed - o.ordered).days for o in base) / len(base))
+    assert otd["unit"] == "%" and otd["is_rate"] and otd["higher_is_better"] and otd["pp_change"] is not None
+    assert lt["unit"] == "d" and not lt["higher_is_better"] and lt["pp_change"] is None
+    # the design: 80% -> 95% on time (+18.75%), 6 -> 4 days lead time (33% better); both found, inside their CI
+    assert otd["significant"] and otd["ci95_improvement_pct"][0] < 18.75 < otd["ci95_improvement_pct"][1]
+    assert lt["significant"] and lt["ci95_improvement_pct"][0] < 100 / 3 < lt["ci95_improvement_pct"][1]
+    assert (otd["n_before"], otd["n_after"]) == (15, 15) and otd["block_days"] >= 1
+    d = r["delivery"]
+    assert d["before"]["late_open"] == 1 and d["before"]["completed"] == len(base)
+    assert d["coverage"]["before"] == pytest.approx(15 / 21)
+    day = next(x for x in r["daily"] if x["date"] == "2026-03-17")
+    assert day["kpis"]["on_time_delivery"] is not None and 0 <= day["kpis"]["on_time_delivery"] <= 1
+    json.dumps(r)
+
+
+def test_delivery_renders_in_html_csv_pdf_in_both_languages(delivery_report):
+    r = delivery_report
+    otd = next(k for k in r["kpis"] if k["key"] == "on_time_delivery")
+    ko, en = render(r, "html", "ko").decode(), render(r, "html", "en").decode()
+    assert "납기 준수율" in ko and "제조 리드타임" in ko and "On-time delivery rate" in en
+    assert f"{otd['improvement_pct']:+.1f}%" in ko
+    assert "smartfactory plant orders" not in en  # the 'no order data' note is gone once D has content
+    rows = {x["kpi"]: x for x in csv.DictReader(io.StringIO(render(r, "csv", "en").decode()))}
+    assert rows["lead_time_days"]["pqcd"] == "D" and rows["on_time_delivery"]["label"] == "On-time delivery rate"
+    assert float(rows["on_time_delivery"]["pp_change"]) == pytest.approx(otd["pp_change"], rel=1e-5)
+    assert render(r, "pdf", "en").startswith(b"%PDF")
+
+
+def test_without_orders_for_the_line_d_stays_empty_with_the_note(line, report, cache):
+    assert report["pqcd"]["D"] == [] and report["delivery"] is None
+    assert "smartfactory plant orders" in render(report, "html", "en").decode()
+    store, _, _ = line
+    other = before_after_report(store, MACHINES, POLICY, ROLLOUT, commissioning_days=7, days=21, replicates=200,
+                                cache=cache, orders=_orders(line="line-b"))
+    assert other["pqcd"]["D"] == [] and other["delivery"] is None
+
+
+def test_report_recovers_the_simulated_order_effect_within_its_ci(line, cache, tmp_path):
+    """The simulator's ERP export (on time 78% -> 93%, lead time 6 -> 4 days), imported like an SME's file:
+    the report finds both changes, each inside its 95% CI."""
+    from api.orders import import_csv, orders_for_report
+    from api.plantadmin import PlantSeed, apply_seed
+    from api.plantdb import open_plant
+    from simulators.orders import DeliveryDesign, generate as generate_orders
+
+    plant = open_plant(f"sqlite:///{tmp_path / 'plant.db'}")
+    apply_seed(plant, PlantSeed.model_validate({"tenants": [{"slug": "acme", "timezone": "UTC", "sites": [
+        {"slug": "plant-1", "lines": [{"slug": "line-a"}]}]}]}))
+    design = DeliveryDesign()
+    assert import_csv(plant, "acme", generate_orders(FIRST, DAYS, ROLLOUT, "line-a", seed=5, design=design))["imported"] \
+        == DAYS * design.orders_per_day + design.open_at_end
+    store, _, _ = line
+    r = before_after_report(store, MACHINES, POLICY, ROLLOUT, commissioning_days=7, first_day=FIRST,
+                            last_day=FIRST + timedelta(days=DAYS - 1), replicates=1000, cache=cache,
+                            orders=orders_for_report(plant, "acme"), orders_as_of=FIRST + timedelta(days=DAYS))
+    plant.close()
+    ks = {k["key"]: k for k in r["kpis"]}
+    otd, lt = ks["on_time_delivery"], ks["lead_time_days"]
+    assert otd["significant"] and otd["ci95_change_pct"][0] < design.on_time_change_pct() < otd["ci95_change_pct"][1]
+    assert lt["significant"]
+    assert lt["ci95_improvement_pct"][0] < design.lead_time_improvement_pct() < lt["ci95_improvement_pct"][1]
+    assert r["delivery"]["before"]["late_open"] == 0 and r["delivery"]["coverage"] == {"before": 1.0, "after": 1.0}

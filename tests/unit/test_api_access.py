@@ -133,8 +133,9 @@ def test_every_route_needs_a_login(app):
 def test_owner_of_a_gets_404_for_everything_of_b(app):
     owner_a, owner_b = _client(app, "owner-a"), _client(app, "owner-b")
     scoped = [(m, p) for m, p, _ in _routes(app) if "{tenant}" in p]
-    assert len(scoped) >= 13  # dashboards, events, machines, history, export, alarms, ack, rules (list, choices,
-    # add, edit, delete), tenant
+    assert len(scoped) >= 15  # dashboards, events, machines, history, export, alarms, ack, rules (list, choices,
+    # add, edit, delete), tenant, orders (import, list)
+    assert {("GET", "/api/v1/orders/{tenant}"), ("POST", "/api/v1/orders/{tenant}")} <= set(scoped)
     for method, path in scoped:
         url = _url(app, path)
         r = _call(owner_a, method, path, url)

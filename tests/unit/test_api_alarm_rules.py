@@ -219,7 +219,7 @@ def test_operator_reads_rules_but_cannot_change_them(app, owner):
     rule = owner.post(f"{RULES}/acme", json=_rule()).json()
     op = _login(app, "operator-a")
     assert op.get("/api/v1/me").json()["permissions"] == ["alarms:ack"]
-    assert owner.get("/api/v1/me").json()["permissions"] == ["alarm_rules:write", "alarms:ack"]
+    assert owner.get("/api/v1/me").json()["permissions"] == ["alarm_rules:write", "alarms:ack", "orders:write"]
     assert [x["id"] for x in op.get(f"{RULES}/acme").json()] == [rule["id"]]
     assert op.put(f"{RULES}/acme/{rule['id']}", json=_rule(threshold=1)).status_code == 403
     assert op.delete(f"{RULES}/acme/{rule['id']}").status_code == 403

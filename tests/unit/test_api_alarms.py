@@ -118,7 +118,7 @@ def test_migrations_build_exactly_the_models_schema(tmp_path):
     assert diff == []
     from alembic.script import ScriptDirectory
 
-    assert ScriptDirectory.from_config(alembic_config(plant.url)).get_heads() == ["0002"]  # one line of history
+    assert ScriptDirectory.from_config(alembic_config(plant.url)).get_heads() == ["0003"]  # one line of history
     open_plant(plant.url)  # upgrading a current database is a no-op
 
 
@@ -172,7 +172,7 @@ def test_migrations_render_for_postgresql(tmp_path):
     command.upgrade(cfg, "head", sql=True)
     ddl = buf.getvalue()
     for table in ("centres", "tenants", "sites", "lines", "machines", "shifts", "users", "web_sessions", "api_tokens",
-                  "broker_accounts", "alarm_rules", "alarms"):
+                  "broker_accounts", "alarm_rules", "alarms", "orders"):
         assert f"CREATE TABLE {table} " in ddl, table
     assert "expires_ms BIGINT" in ddl and "PRAGMA" not in ddl
     assert "ALTER TABLE alarm_rules ADD COLUMN deleted_ms BIGINT" in ddl
