@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -82,6 +83,8 @@ EndQ = Annotated[datetime | None, Query(description="ISO 8601; default: now")]
 EveryQ = Annotated[str, Query(description="bucket size such as 10s, 1m, 1h; 'raw' for samples")]
 AggQ = Annotated[Literal["mean", "min", "max", "last"], Query()]
 PlantDep = Annotated[PlantDb, Depends(get_plant)]
+# ids are 32-bit columns: a larger one is a 422 here, not a 500 from PostgreSQL ("integer out of range")
+RowId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 SiteQ = Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN, description="only this site")]
 LineQ = Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN, description="only this line")]
 
@@ -445,8 +448,7 @@ def _alarm_routes() -> APIRouter:
         return Response(body, media_type="application/json")
 
     @r.post("/alarms/{tenant}/{alarm_id}/ack")
-    def acknowledge(tenant: str, alarm_id: int, request: Request, plant: PlantDep,
-                    principal: Acker) -> dict:
+    def acknowledge(tenant: str, alarm_id: RowId, request: Request, plant: PlantDep, principal: Acker) -> dict:
         with plant.session() as s, s.begin():
             row = s.execute(select(Alarm, Tenant.slug).select_from(Alarm).join(AlarmRule, Alarm.rule_id == AlarmRule.id)
                             .join(Machine, AlarmRule.machine_id == Machine.id).join(Line, Machine.line_id == Line.id).join(Site, Line.site_id == Site.id).join(Tenant, Site.tenant_id == Tenant.id)
@@ -527,7 +529,7 @@ def _alarm_routes() -> APIRouter:
         return {**out, "warnings": warnings}
 
     @r.put("/alarm-rules/{tenant}/{rule_id}")
-    def update_rule(tenant: str, rule_id: int, body: RuleIn, request: Request, plant: PlantDep, store: StoreDep,
+    def update_rule(tenant: str, rule_id: RowId, body: RuleIn, request: Request, plant: PlantDep, store: StoreDep,
                     principal: SmeWriter) -> dict:
         """Replace a rule. If what it tests changes, its open alarms are cleared (reason ``rule_changed``)
         and the engine evaluates the new condition on its next tick; a rename keeps them."""
@@ -552,7 +554,7 @@ def _alarm_routes() -> APIRouter:
         return {**out, "cleared_alarms": cleared, "warnings": warnings}
 
     @r.delete("/alarm-rules/{tenant}/{rule_id}")
-    def delete_rule(tenant: str, rule_id: int, request: Request, plant: PlantDep, principal: SmeWriter) -> dict:
+    def delete_rule(tenant: str, rule_id: RowId, request: Request, plant: PlantDep, principal: SmeWriter) -> dict:
         """Delete a rule: its open alarms are cleared (reason ``rule_deleted``); cleared alarms stay in the history."""
         now = int(time.time() * 1000)
         with plant.session() as s, s.begin():

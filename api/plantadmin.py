@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from datetime import date
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
@@ -29,9 +30,12 @@ from api.plantdb import (
     Tenant,
     User,
 )
-from plant import IDENTIFIER_PATTERN
+from plant import IDENTIFIER_PATTERN, check_identifier
 
 Ident = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
+# Lengths and ranges are the columns' (api/plantdb.py): SQLite stores anything, PostgreSQL refuses what does not fit.
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+StateCode = Annotated[int, Field(ge=-(2**31), le=2**31 - 1, description="a state register value (32-bit column)")]
 _HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
 
 
@@ -50,7 +54,7 @@ class RuleSeed(BaseModel):
     tag: Ident
     op: Literal[">", ">=", "<", "<=", "==", "!="] | None = None
     threshold: float | None = None
-    state: int | None = None
+    state: StateCode | None = None
     duration_s: Annotated[float, Field(gt=0)] | None = None
 
     @model_validator(mode="after")
@@ -65,7 +69,7 @@ class RuleSeed(BaseModel):
 class MachineSeed(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slug: Ident
-    name: str | None = None
+    name: Name | None = None
     ideal_cycle_s: Annotated[float, Field(gt=0)] = 60.0
     rollout_date: date | None = None
     gateway: Ident | None = Field(default=None, description="broker username of the gateway that reads it")
@@ -75,7 +79,7 @@ class MachineSeed(BaseModel):
 class LineSeed(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slug: Ident
-    name: str | None = None
+    name: Name | None = None
     shifts: list[ShiftSeed] = Field(default_factory=list)
     machines: list[MachineSeed] = Field(default_factory=list)
 
@@ -83,17 +87,27 @@ class LineSeed(BaseModel):
 class SiteSeed(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slug: Ident
-    name: str | None = None
+    name: Name | None = None
     lines: list[LineSeed] = Field(default_factory=list)
 
 
 class TenantSeed(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slug: Ident
-    name: str | None = None
-    timezone: str = "Asia/Seoul"
+    name: Name | None = None
+    timezone: Annotated[str, Field(max_length=64)] = "Asia/Seoul"
     rollout_date: date | None = None
     sites: list[SiteSeed] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        """Shifts and "today" are local time: a zone the dashboards cannot load is refused here, not there."""
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}: use an IANA name such as Asia/Seoul or UTC") from None
+        return v
 
 
 class UserSeed(BaseModel):
@@ -130,7 +144,7 @@ class BrokerSeed(BaseModel):
 
 class PlantSeed(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    centre: str = "Smart Factory Centre"
+    centre: Name = "Smart Factory Centre"
     tenants: list[TenantSeed] = Field(default_factory=list)
     users: list[UserSeed] = Field(default_factory=list)
     broker_accounts: list[BrokerSeed] = Field(default_factory=list)
@@ -220,6 +234,7 @@ def _tenant(s: Session, slug: str | None) -> Tenant | None:
 def add_user(s: Session, username: str, password: str, role: Role, tenant: str | None,
              language: str | None = None) -> User:
     """Create the user, or reset the password and role of an existing one."""
+    check_identifier(username, "username")  # the seed checks it too; the CLI's `plant user` relies on this one
     if role.is_centre == (tenant is not None):
         raise ValueError(f"{role.value}: centre roles have no tenant, SME roles need one")
     t = _tenant(s, tenant)
@@ -236,6 +251,8 @@ def add_broker_account(s: Session, username: str, password: str, kind: str, tena
 
 def create_token(plant: PlantDb, username: str, name: str) -> str:
     """A new API token for scripts; the secret is returned once and stored only as a digest."""
+    if not 1 <= len(name) <= 100:
+        raise ValueError(f"token name {name!r} must be 1-100 characters")
     secret = new_secret()
     with plant.session() as s, s.begin():
         user = s.scalars(select(User).filter_by(username=username)).first()

@@ -24,6 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    make_url,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
@@ -236,12 +237,20 @@ class PlantDb:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
+        sqlite = url.startswith("sqlite")
+        connect_args = {"check_same_thread": False} if sqlite else {}
         file_path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
         if file_path and file_path != ":memory:":
             Path(file_path).parent.mkdir(parents=True, exist_ok=True)  # SQLite creates the file, not its directory
-        self.engine: Engine = create_engine(url, connect_args=connect_args)
-        if url.startswith("sqlite"):
+        try:
+            # pool_pre_ping: a server database may have restarted (or dropped idle connections) since a pooled
+            # connection was last used; test it first instead of failing the next request with a 500
+            self.engine: Engine = create_engine(url, connect_args=connect_args, pool_pre_ping=not sqlite)
+        except ModuleNotFoundError as exc:
+            raise RuntimeError(f"the plant database {redacted(url)} needs the Python driver {exc.name!r}, which is not "
+                               "installed: for PostgreSQL, pip install 'smartfactory[postgresql]' and use a "
+                               "postgresql+psycopg://user:pass@host/db URL") from None
+        if sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.session = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -249,12 +258,12 @@ class PlantDb:
         """Bring the schema to the newest Alembic revision (a no-op when it is current)."""
         import logging
 
-        from alembic import command
-
         alembic_log = logging.getLogger("alembic")
         level = alembic_log.level
         alembic_log.setLevel(logging.WARNING)  # its INFO lines on every start say nothing an operator needs
         try:
+            from alembic import command  # after setLevel: importing it logs a "setup plugin" line per plugin
+
             command.upgrade(alembic_config(self.url, self.engine), "head")
         finally:
             alembic_log.setLevel(level)
@@ -279,6 +288,14 @@ def alembic_config(url: str, engine: Engine | None = None):
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     cfg.attributes["engine"] = engine
     return cfg
+
+
+def redacted(url: str) -> str:
+    """The URL with its password replaced by ***, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: say nothing of it
+        return "<unparseable database URL>"
 
 
 def database_url(setting: str, base_dir: Path | None) -> str:

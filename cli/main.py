@@ -471,13 +471,14 @@ def api(config_path: Path, host: str | None, port: int | None, workers: int | No
 
 def _open_plant(config: LoadedConfig):
     """The plant model database named by api.database_url, upgraded to the current schema."""
-    from api.plantdb import database_url, open_plant
+    from api.plantdb import database_url, open_plant, redacted
 
     url = database_url(config.settings.api.database_url, config.base_dir)
     try:
         return open_plant(url)
     except Exception as exc:  # SQLAlchemy/Alembic errors: say which database and why, not a traceback
-        click.echo(f"error: cannot open the plant database {url}: {type(exc).__name__}: {exc}", err=True)
+        detail = str(exc).replace(url, redacted(url))  # never print the database password
+        click.echo(f"error: cannot open the plant database {redacted(url)}: {type(exc).__name__}: {detail}", err=True)
         sys.exit(2)
 
 
@@ -543,7 +544,7 @@ def plant_token(config_path: Path, username: str, name: str) -> None:
 
     try:
         click.echo(create_token(_open_plant(_load(config_path)), username, name))
-    except LookupError as exc:
+    except (LookupError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
 

@@ -1,4 +1,4 @@
-"""Fixtures that start real servers (Debian's mosquitto and influxd) on free loopback ports.
+"""Fixtures that start real servers (Debian's mosquitto, influxd and PostgreSQL) on free loopback ports.
 
 Under CI=true a missing server fails the test instead of skipping it.
 """
@@ -34,6 +34,15 @@ def influxd(tmp_path_factory) -> Iterator[servers.Influxd]:
     server = _start(servers.influxd, tmp_path_factory.mktemp("influxd"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory) -> Iterator[servers.Postgres]:
+    """A fresh PostgreSQL cluster per test module (initdb takes seconds); tests that need an empty
+    database make their own with ``postgres.create_database(name)``."""
+    server = _start(servers.postgres, tmp_path_factory.mktemp("postgres"))
+    yield server
+    server.close()
 
 
 #: Debian's chromium, driven by Playwright; never downloaded (factory CI is often offline).

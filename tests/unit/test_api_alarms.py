@@ -156,8 +156,8 @@ def test_upgrade_from_0001_keeps_rules_and_alarms(tmp_path):
 
 
 def test_migrations_render_for_postgresql(tmp_path):
-    """No PostgreSQL server here: the migration is rendered offline in its dialect (what `alembic upgrade --sql`
-    would hand a DBA), which catches SQLite-only constructs."""
+    """The migration rendered offline in PostgreSQL's dialect (what `alembic upgrade --sql` would hand a DBA),
+    which catches SQLite-only constructs without a server; tests/integration/test_api_postgresql.py runs it live."""
     import io
 
     from alembic import command
