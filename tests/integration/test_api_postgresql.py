@@ -46,7 +46,7 @@ A = MachineRef("acme", "changwon-1", "press-line-1", "press-1")
 B = MachineRef("bravo", "busan-1", "line-b", "press-b")
 PW = "correct-horse-1"
 TABLES = {"centres", "tenants", "sites", "lines", "machines", "shifts", "users", "web_sessions", "api_tokens",
-          "broker_accounts", "alarm_rules", "alarms"}
+          "broker_accounts", "alarm_rules", "alarms", "orders"}
 CLI = [sys.executable, "-m", "cli.main"]
 
 
@@ -406,3 +406,17 @@ def test_cli_error_names_the_database_without_its_password(postgres, tmp_path):
     assert "password authentication failed" in result.stderr
     assert postgres.password not in result.stderr and quote(postgres.password, safe="") not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_order_import_is_all_or_nothing_and_reads_back_on_postgresql(pg_app):
+    c = _login(pg_app, "owner-a")
+    good = "주문번호,수량,주문일,납기,완료일,라인\nPO-1,100,2026-03-02,2026-03-09,2026-03-08,press-line-1\nPO-2,50,2026-03-03,2026-03-10,,\n"
+    r = c.post("/api/v1/orders/acme", content=good.encode("cp949"), headers={"Content-Type": "text/csv"})
+    assert r.status_code == 200 and r.json()["imported"] == 2, r.text
+    bad = "order_id,quantity,ordered,due\nPO-3,10,2026-03-04,2026-03-11\nPO-4,10,2026-03-05,not-a-date\n"
+    r = c.post("/api/v1/orders/acme", content=bad, headers={"Content-Type": "text/csv"})
+    assert r.status_code == 422 and [e["loc"] for e in r.json()["detail"]] == [["body", 3, "due"]]  # row 3 named
+    listed = c.get("/api/v1/orders/acme").json()
+    rows = listed["orders"] if isinstance(listed, dict) else listed
+    assert sorted(o["order_id"] for o in rows) == ["PO-1", "PO-2"]  # nothing of the bad file was kept
+    c.post("/api/v1/auth/logout")
