@@ -160,6 +160,7 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
     app.state.alarms = engine
     app.state.snapshots = SnapshotCache(plant, store, stale_ms)
     app.state.alarm_lists = RecentAnswers()
+    app.state.tenant_trees = RecentAnswers(ttl_s=5.0)  # the plant model changes rarely (seed, admin)
     app.state.principals = access.PrincipalCache()
     app.state.login_throttle = access.LoginThrottle()
 
@@ -300,10 +301,17 @@ def _tenant_tree(t: Tenant) -> dict:
 def _machine_routes(settings: ApiSettings) -> APIRouter:
     r = APIRouter(prefix="/api/v1")
 
-    @r.get("/tenants", tags=["plant"])
-    def tenants(principal: CurrentPrincipal, plant: PlantDep) -> list[dict]:
+    def _trees(plant: PlantDb, principal: Principal) -> list[dict]:
         with plant.session() as s:
             return [_tenant_tree(t) for t in s.scalars(select(Tenant).order_by(Tenant.slug)) if principal.sees(t.slug)]
+
+    @r.get("/tenants", tags=["plant"], response_model=list[dict])
+    async def tenants(request: Request, principal: CurrentPrincipal, plant: PlantDep) -> Response:
+        """The plant trees the caller may see; every page load asks, so answers are shared for 5 s per worker."""
+        answers: RecentAnswers = request.app.state.tenant_trees
+        key = ("*",) if principal.visible is None else tuple(sorted(principal.visible))
+        body = answers.fresh(key) or answers.put(key, await run_in_threadpool(_trees, plant, principal))
+        return Response(body, media_type="application/json")
 
     @r.get("/tenants/{tenant}", tags=["plant"])
     def tenant_detail(tenant: str, plant: PlantDep) -> dict:
