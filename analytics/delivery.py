@@ -28,7 +28,7 @@ from datetime import date, datetime, timedelta, tzinfo
 
 import numpy as np
 
-from analytics.kpi import KpiSpec
+from analytics.kpi import KpiSpec, ratios
 
 
 @dataclass(frozen=True)
@@ -124,9 +124,4 @@ DELIVERY_BY_KEY = {k.key: k for k in DELIVERY_KPIS}
 
 def values(d: DeliveryDays) -> dict[str, np.ndarray]:
     """Each delivery KPI per day; nan on a day without a judged (or completed) order."""
-    out = {}
-    for k in DELIVERY_KPIS:
-        num, den = k.num(d).astype(float), k.den(d).astype(float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[k.key] = np.where(den > 0, k.scale * num / np.where(den > 0, den, 1), np.nan)
-    return out
+    return ratios(DELIVERY_KPIS, d)

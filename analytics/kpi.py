@@ -147,14 +147,19 @@ KPIS: tuple[KpiSpec, ...] = (
 KPI_BY_KEY = {k.key: k for k in KPIS}
 
 
-def values(t: Totals) -> dict[str, np.ndarray]:
-    """Each KPI per group; nan where its denominator is zero (no planned time, no failures...)."""
+def ratios(specs, source) -> dict[str, np.ndarray]:
+    """Each spec's num/den per group from ``source``; nan where the denominator is zero."""
     out = {}
-    for k in KPIS:
-        num, den = k.num(t).astype(float), k.den(t).astype(float)
+    for k in specs:
+        num, den = k.num(source).astype(float), k.den(source).astype(float)
         with np.errstate(divide="ignore", invalid="ignore"):
             out[k.key] = np.where(den > 0, k.scale * num / np.where(den > 0, den, 1), np.nan)
     return out
+
+
+def values(t: Totals) -> dict[str, np.ndarray]:
+    """Each KPI per group; nan where its denominator is zero (no planned time, no failures...)."""
+    return ratios(KPIS, t)
 
 
 def scalar(t: Totals) -> dict[str, float | None]:
