@@ -235,7 +235,7 @@ def main() -> None:
         f"per-bucket counter last/max/min in SQL) give a line's day KPIs in {pushed_s * 1000:.0f} ms, "
         f"{raw_s / pushed_s:.1f}x the speed of pulling the raw samples into Python. A {days}-day report of "
         f"{n_machines} machines computed cold reads every state sample once ({cold_s:.0f} s here, linear in the "
-        f"samples). The platform never serves it cold: like a continuous aggregate, the API's rollup maintainer "
+        f"samples). The platform does not serve it that way: like a continuous aggregate, the API's rollup maintainer "
         f"(`analytics.continuous`, also `smartfactory rollups`) tallies each finished hour once as data arrives "
         f"({steady_s:.2f} s per pass for {n_machines} machines, rechecking the last 24 h for late outbox replays; "
         f"{steady_buckets} hours recomputed per pass), and the report reads those rows: {warm_s:.1f} s. The first pass "
