@@ -55,3 +55,41 @@ def test_day_and_shift_kpis_agree_between_influxdb_and_sqlite(influxd, tmp_path)
     assert a["time"]["good"] == b["time"]["good"] == good
     influx.close()
     sqlite.close()
+
+
+def test_rollups_kept_by_the_maintainer_on_influxdb_equal_a_cold_computation(influxd, tmp_path):
+    """The continuous aggregate and the centre's coverage over InfluxQL, as production runs them."""
+    import numpy as np
+
+    from analytics.continuous import HOUR_MS, RollupMaintainer
+    from analytics.rollup import RollupCache, machine_buckets
+    from analytics.settings import AnalyticsSettings
+    from api.centre import machine_status
+
+    columns, _ = generate(MACHINES, FIRST, 3, LineSpec(process_s=60.0), seed=9)
+    influx = InfluxStore(influxd.url, "rollups")
+    pts = points(columns)
+    for i in range(0, len(pts), 5000):
+        influx.write(pts[i : i + 5000])
+    settings = AnalyticsSettings(default=Policy(default_ideal_cycle_s=70.0))
+    end = max(int(ts[-1]) for cols in columns.values() for ts, _ in cols.values())
+    now = end // HOUR_MS * HOUR_MS + 3 * HOUR_MS
+    cache = RollupCache(tmp_path / "rollups.db")
+    result = RollupMaintainer(influx, settings, cache, horizon_days=30).run_pass(now)
+    assert result.machines == 2 and not result.failed and result.buckets_computed > 0
+    first = min(int(ts[0]) for cols in columns.values() for ts, _ in cols.values())
+    start = first // HOUR_MS * HOUR_MS  # hours without any data are not kept (a late replay may fill them)
+    stop = (now - cache.settle_ms) // HOUR_MS * HOUR_MS
+    for m in MACHINES:
+        assert cache.covered_until(m, settings.default) == stop
+        before = cache.computed
+        kept = cache.machine_buckets(influx, m, settings.default, start, stop, now)
+        assert cache.computed == before  # every hour came from the cache
+        cold = machine_buckets(influx, m, settings.default, start, stop)
+        for code in cold.state_ms:
+            np.testing.assert_array_equal(kept.state_ms[code], cold.state_ms[code])
+        for name in ("good", "scrap", "mi_ms", "energy_wh"):
+            np.testing.assert_array_equal(getattr(kept, name), getattr(cold, name))
+        assert machine_status(influx, cache, m, settings, now) == machine_status(influx, None, m, settings, now)
+    cache.close()
+    influx.close()
