@@ -63,7 +63,7 @@ def machine_buckets(store: TimeSeriesStore, machine: MachineRef, policy: Policy,
 
 def _counter(store: TimeSeriesStore, machine: MachineRef, tag: str, bits: int, b: Buckets, name: str,
              missing: float = 0.0) -> np.ndarray:
-    """Increments per bucket from the store's per-bucket last/max/min.
+    """Increments per bucket from the store's per-bucket last/max/min (``counter_buckets``).
 
     A bucket whose readings never went below the previous bucket's last (min >= prev) and
     ended at their top (last == max) only rose: its increment is last - prev. Any other
@@ -72,12 +72,13 @@ def _counter(store: TimeSeriesStore, machine: MachineRef, tag: str, bits: int, b
     """
     start, every = int(b.start_ms[0]), b.bucket_ms
     end = int(b.start_ms[-1]) + every
-    last = store.history(machine, tag, start, end, every, "last")
+    stats = store.counter_buckets(machine, tag, start, end, every)  # one pass: last, max, min per bucket
     out = np.full(len(b.start_ms), missing)
-    if not last:
+    if not stats:
         return out
-    peak = dict(store.history(machine, tag, start, end, every, "max"))
-    low = dict(store.history(machine, tag, start, end, every, "min"))
+    last = [(ts, v) for ts, v, _, _ in stats]
+    peak = {ts: hi for ts, _, hi, _ in stats}
+    low = {ts: lo for ts, _, _, lo in stats}
     # the heartbeat puts a reading in the last hours; look further back only when there is none
     before = store.history(machine, tag, start - 2 * every, start, 2 * every, "last") or store.history(
         machine, tag, start - LOOKBACK_MS, start, LOOKBACK_MS, "last")

@@ -79,6 +79,15 @@ class TimeSeriesStore(Protocol):
         Buckets without data are left out. ``every_ms=0`` returns the raw points.
         """
 
+    def counter_buckets(
+        self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int
+    ) -> list[tuple[int, float, float, float]]:
+        """(bucket, last, max, min) of a numeric tag per epoch-aligned bucket of [start, end), in one pass.
+
+        What counter increments need (``analytics.rollup``): a bucket that only rose ends at its
+        max and never dipped below the previous bucket's last. Buckets without numbers are left out.
+        """
+
     def state_durations(
         self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int, values: Sequence[float],
         stale_ms: int,

@@ -229,6 +229,22 @@ class InfluxStore:
             (int(ts), _as_stored(v)) for series in _series(result) for ts, v in series.get("values", []) if v is not None
         ]
 
+    def counter_buckets(
+        self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int
+    ) -> list[tuple[int, float, float, float]]:
+        """last, max and min as three selectors of one GROUP BY time() statement."""
+        if every_ms <= 0:
+            raise ValueError("counter_buckets needs a bucket size every_ms > 0")
+        f = quote_ident(tag)
+        where = f"{_where_machine(machine)} AND time >= {int(start_ms)}ms AND time < {int(end_ms)}ms"
+        (result,) = self._query(f"SELECT last({f}), max({f}), min({f}) FROM {quote_ident(MEASUREMENT)} WHERE {where} "
+                                f"GROUP BY time({int(every_ms)}ms) fill(none)")
+        if "error" in result:
+            raise StoreRejected(f"InfluxDB could not compute counter buckets of {tag!r}: {result['error']}")
+        return [(int(ts), float(last), float(hi), float(lo)) for series in _series(result)
+                for ts, last, hi, lo in series.get("values", [])
+                if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (last, hi, lo))]
+
     def state_durations(
         self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int, values: Sequence[float],
         stale_ms: int,

@@ -203,6 +203,26 @@ class SqliteStore:
         rows = self._read(sql, {"every": int(every_ms), "sid": sid, "start": start_ms, "end": end_ms})
         return [(row[0], row[1]) for row in rows]
 
+    def counter_buckets(
+        self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int
+    ) -> list[tuple[int, float, float, float]]:
+        """One grouped range scan for max, min and the newest row's time; the last values by key lookups."""
+        if every_ms <= 0:
+            raise ValueError("counter_buckets needs a bucket size every_ms > 0")
+        series = self._read("SELECT id FROM series WHERE tenant=? AND site=? AND line=? AND machine=? AND tag=?",
+                            (machine.tenant, machine.site, machine.line, machine.machine, tag))
+        if not series:
+            return []
+        rows = self._read(
+            """WITH b AS (SELECT (ts / :every) * :every AS bucket, max(ts) AS last_ts, max(num) AS hi, min(num) AS lo
+                          FROM samples WHERE series_id = :sid AND ts >= :start AND ts < :end AND num IS NOT NULL
+                          GROUP BY bucket)
+               SELECT b.bucket, s.num, b.hi, b.lo FROM b JOIN samples s ON s.series_id = :sid AND s.ts = b.last_ts
+               ORDER BY b.bucket""",
+            {"every": int(every_ms), "sid": series[0][0], "start": start_ms, "end": end_ms},
+        )
+        return [(int(b), float(last), float(hi), float(lo)) for b, last, hi, lo in rows]
+
     def state_durations(
         self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int, values: Sequence[float],
         stale_ms: int,

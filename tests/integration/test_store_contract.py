@@ -192,3 +192,18 @@ def test_state_durations_cap_a_hold_at_the_staleness_limit_and_heartbeats_are_no
 def test_count_aggregate_counts_samples_per_bucket(store):
     store.write([Point(M1, T0 + i * 10_000, {"a": i}) for i in range(8)])
     assert store.history(M1, "a", T0, T0 + 120_000, 60_000, "count") == [(T0, 6.0), (T0 + 60_000, 2.0)]
+
+
+def test_counter_buckets_give_last_max_and_min_per_bucket_in_one_pass(store):
+    # bucket 0: rises, wraps to 3, rises to 9 (last 9, max 65534, min 3); bucket 1: empty; bucket 2: one reading
+    values = [65530, 65534, 3, 9]
+    store.write([Point(M1, T0 + i * 10_000, {"c": v, "other": 1}) for i, v in enumerate(values)])
+    store.write([Point(M1, T0 + 125_000, {"c": 12})])
+    store.write([Point(M2, T0, {"c": 99})])  # another machine's counter of the same name
+    got = store.counter_buckets(M1, "c", T0, T0 + 180_000, 60_000)
+    assert got == [(T0, 9.0, 65534.0, 3.0), (T0 + 120_000, 12.0, 12.0, 12.0)]
+    # the same figures as three history() calls
+    for agg, k in (("last", 1), ("max", 2), ("min", 3)):
+        assert [(row[0], row[k]) for row in got] == store.history(M1, "c", T0, T0 + 180_000, 60_000, agg)
+    assert store.counter_buckets(M1, "missing", T0, T0 + 180_000, 60_000) == []
+    assert store.counter_buckets(M1, "c", T0 + 60_000, T0 + 120_000, 60_000) == []  # half-open, empty range
