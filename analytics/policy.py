@@ -10,9 +10,11 @@ import re
 from datetime import time
 from enum import Enum
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from plant import check_time_zone
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -113,11 +115,7 @@ class Policy(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}: use an IANA name such as Asia/Seoul or UTC") from None
-        return v
+        return check_time_zone(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from datetime import date
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
@@ -30,7 +29,7 @@ from api.plantdb import (
     Tenant,
     User,
 )
-from plant import IDENTIFIER_PATTERN, check_identifier
+from plant import IDENTIFIER_PATTERN, check_identifier, check_time_zone
 
 Ident = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 # Lengths and ranges are the columns' (api/plantdb.py): SQLite stores anything, PostgreSQL refuses what does not fit.
@@ -103,11 +102,7 @@ class TenantSeed(BaseModel):
     @classmethod
     def _known_zone(cls, v: str) -> str:
         """Shifts and "today" are local time: a zone the dashboards cannot load is refused here, not there."""
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}: use an IANA name such as Asia/Seoul or UTC") from None
-        return v
+        return check_time_zone(v)
 
 
 class UserSeed(BaseModel):

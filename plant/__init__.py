@@ -29,6 +29,17 @@ def check_identifier(value: str, what: str = "identifier") -> str:
     return value
 
 
+def check_time_zone(value: str) -> str:
+    """A plant's local time: shifts, "today" and report days are computed in it, so it must load."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Asia/Seoul or UTC") from None
+    return value
+
+
 def is_identifier(value: object) -> bool:
     return isinstance(value, str) and _IDENTIFIER.fullmatch(value) is not None
 
