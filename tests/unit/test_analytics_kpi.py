@@ -198,3 +198,10 @@ def test_raw_path_books_each_bucket_to_its_last_product():
     ts = np.array([T0 + 10_000, T0 + 3_000_000, T0 + 3_700_000])
     b = from_samples((T0, T0 + 3 * H), H, CODES, 3000, product_ideal=(ts, np.array([10.0, 20.0, 30.0])))
     assert b.ideal_s[:2].tolist() == [20.0, 30.0] and np.isnan(b.ideal_s[2])
+
+
+def test_a_policy_refuses_a_time_zone_it_cannot_load_and_says_what_to_write():
+    import pydantic
+
+    with pytest.raises(pydantic.ValidationError, match="unknown time zone 'Asia/Changwon': use an IANA name"):
+        Policy(timezone="Asia/Changwon")
