@@ -1,7 +1,7 @@
 """Delivery (the D of PQCD) from an SME's order records: pure functions, no I/O.
 
 Machine signals say nothing about promises to customers, so D comes from the orders an SME
-exports from its ERP (imported by ``api.orders``; the report builder gets them passed in).
+exports from its ERP (imported by ``plantmodel.orders``; the report builder gets them passed in).
 
 Per calendar day in the tenant's time zone:
 

@@ -24,8 +24,8 @@ from fastapi.routing import APIRoute
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from api.credentials import TOKEN_PREFIX, secret_digest
-from api.plantdb import ApiToken, PlantDb, Role, User, WebSession
+from plantmodel.credentials import TOKEN_PREFIX, secret_digest
+from plantmodel.db import ApiToken, PlantDb, Role, User, WebSession
 
 SESSION_COOKIE = "sf_session"
 PUBLIC = "x-sf-public"

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.plantdb import Alarm, AlarmRule, Line, Machine, Site, Tenant
+from plantmodel.db import Alarm, AlarmRule, Line, Machine, Site, Tenant
 from plant import IDENTIFIER_PATTERN, MachineRef
 from tsstore import StoreError, TimeSeriesStore
 

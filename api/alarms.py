@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from api.plantdb import Alarm, AlarmRule, Line, Machine, PlantDb, Site, Tenant
+from plantmodel.db import Alarm, AlarmRule, Line, Machine, PlantDb, Site, Tenant
 from plant import MachineRef
 from tsstore import StoreError, TimeSeriesStore
 

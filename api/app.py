@@ -28,14 +28,15 @@ from starlette.concurrency import run_in_threadpool
 
 from analytics.continuous import RollupMaintainer
 from analytics.settings import AnalyticsSettings
-from api import access, alarmrules, centre, orders
+from api import access, alarmrules, centre
+from plantmodel import orders
 from api.access import CurrentPrincipal, Principal, require
 from api.alarmrules import RuleIn
 from api.alarms import OPS, AlarmEngine, clear_open_alarms
-from api.credentials import hash_password, new_secret, secret_digest, verify_password
+from plantmodel.credentials import hash_password, new_secret, secret_digest, verify_password
 from api.leader import Leadership
 from api.live import LineNotFound, RecentAnswers, SnapshotCache, alarms_of
-from api.plantdb import (
+from plantmodel.db import (
     Alarm,
     AlarmRule,
     ApiToken,

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
 from api.live import alarms_of
-from api.plantdb import BrokerAccount, PlantDb, Tenant
+from plantmodel.db import BrokerAccount, PlantDb, Tenant
 from plant import MachineRef
 from tsstore import TimeSeriesStore
 

@@ -3,7 +3,7 @@
 Mounted by ``api.app`` (``_mount_optional_routers``); the app-wide ``authorise`` keeps each
 tenant to its own reports because the path parameter is named ``tenant``. Tenant policies
 and rollouts come from the plant model and the config's ``analytics`` section
-(``app.state.analytics``), merged by ``api.plantpolicy``.
+(``app.state.analytics``), merged by ``plantmodel.policy``.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from analytics.report import ReportError, before_after_report, data_extent, peri
 from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
 from api.access import Principal, require
-from api.orders import orders_for_report
-from api.plantpolicy import effective_settings
-from api.plantdb import Role
+from plantmodel.orders import orders_for_report
+from plantmodel.policy import effective_settings
+from plantmodel.db import Role
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 Format = Literal["json", "html", "csv", "pdf"]
@@ -33,7 +33,7 @@ _cache_lock = threading.Lock()
 
 
 def analytics_settings(request: Request) -> AnalyticsSettings:
-    """The config's analytics section completed from the plant model (``api.plantpolicy``), 30 s at most old."""
+    """The config's analytics section completed from the plant model (``plantmodel.policy``), 30 s at most old."""
     configured = getattr(request.app.state, "analytics", None) or AnalyticsSettings()
     with _cache_lock:
         hit = getattr(request.app.state, "effective_analytics", None)

@@ -32,8 +32,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from api.plantadmin import PlantSeed, apply_seed, create_token  # noqa: E402
-from api.plantdb import open_plant  # noqa: E402
+from plantmodel.admin import PlantSeed, apply_seed, create_token  # noqa: E402
+from plantmodel.db import open_plant  # noqa: E402
 from plant import MachineRef  # noqa: E402
 from tsstore import Point  # noqa: E402
 from tsstore.sqlite import SqliteStore  # noqa: E402

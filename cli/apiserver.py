@@ -23,7 +23,7 @@ def build_app(config: LoadedConfig, plant=None) -> FastAPI:
     from analytics.continuous import RollupMaintainer
     from analytics.rollup import RollupCache
     from api.app import create_app
-    from api.plantdb import database_url, open_plant
+    from plantmodel.db import database_url, open_plant
     from tsstore import open_store
 
     s = config.settings

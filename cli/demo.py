@@ -143,8 +143,8 @@ def build_plant_seed(rollout_date: str | None = None) -> dict:
 
 
 def seed_plant(data_dir: Path, rollout_date: str | None = None) -> None:
-    from api.plantadmin import PlantSeed, apply_seed
-    from api.plantdb import open_plant
+    from plantmodel.admin import PlantSeed, apply_seed
+    from plantmodel.db import open_plant
 
     plant = open_plant(f"sqlite:///{data_dir / 'plant.db'}")
     try:
@@ -162,8 +162,8 @@ def seed_orders(data_dir: Path, scenario: dict) -> Path | None:
     days at the rollout), written beside the config and imported, so the report's D has content."""
     from datetime import date
 
-    from api.orders import import_csv
-    from api.plantdb import open_plant
+    from plantmodel.orders import import_csv
+    from plantmodel.db import open_plant
     from simulators.orders import generate
 
     if "rollout" not in scenario:

@@ -471,7 +471,7 @@ def api(config_path: Path, host: str | None, port: int | None, workers: int | No
 
 def _open_plant(config: LoadedConfig):
     """The plant model database named by api.database_url, upgraded to the current schema."""
-    from api.plantdb import database_url, open_plant, redacted
+    from plantmodel.db import database_url, open_plant, redacted
 
     url = database_url(config.settings.api.database_url, config.base_dir)
     try:
@@ -495,7 +495,7 @@ def plant_seed(config_path: Path, seed_file: Path) -> None:
     import yaml
     from pydantic import ValidationError
 
-    from api.plantadmin import PlantSeed, apply_seed
+    from plantmodel.admin import PlantSeed, apply_seed
 
     try:
         seed = PlantSeed.model_validate(yaml.safe_load(seed_file.read_text(encoding="utf-8")) or {})
@@ -521,8 +521,8 @@ def plant_seed(config_path: Path, seed_file: Path) -> None:
               help="Prompted when not given (env SMARTFACTORY_PASSWORD).", envvar="SMARTFACTORY_PASSWORD")
 def plant_user(config_path: Path, username: str, role: str, tenant: str | None, password: str) -> None:
     """Create a user, or reset an existing user's password and role."""
-    from api.plantadmin import add_user
-    from api.plantdb import Role
+    from plantmodel.admin import add_user
+    from plantmodel.db import Role
 
     db = _open_plant(_load(config_path))
     try:
@@ -540,7 +540,7 @@ def plant_user(config_path: Path, username: str, role: str, tenant: str | None, 
 @click.option("--name", default="script", show_default=True, help="What the token is for.")
 def plant_token(config_path: Path, username: str, name: str) -> None:
     """Create an API token for scripts ('Authorization: Bearer <token>'); printed once."""
-    from api.plantadmin import create_token
+    from plantmodel.admin import create_token
 
     try:
         click.echo(create_token(_open_plant(_load(config_path)), username, name))
@@ -560,7 +560,7 @@ def plant_orders(config_path: Path, tenant: str, csv_file: Path) -> None:
     ordered/주문일, due/납기, completed/완료일 (empty while open), optional line/라인 and product/품목.
     Orders are updated by order id when a newer export is imported.
     """
-    from api.orders import OrdersRejected, import_csv
+    from plantmodel.orders import OrdersRejected, import_csv
 
     db = _open_plant(_load(config_path))
     try:
@@ -583,7 +583,7 @@ def plant_orders(config_path: Path, tenant: str, csv_file: Path) -> None:
 def broker_acl(config_path: Path, password_file: Path, acl_file: Path) -> None:
     """Write mosquitto password_file and acl_file from the plant model: each gateway may publish only under
     sf/v1/<its tenant>/#; collectors may read all telemetry."""
-    from api.brokerfiles import from_model, write_files
+    from plantmodel.brokerfiles import from_model, write_files
 
     files = from_model(_open_plant(_load(config_path)))
     write_files(files, password_file, acl_file)
@@ -646,7 +646,7 @@ def report(config_path: Path, tenant, site, line, machine, rollout, commissionin
 
 def _existing_plant(config: LoadedConfig):
     """The plant model database, or None when the config names a SQLite file that does not exist."""
-    from api.plantdb import database_url
+    from plantmodel.db import database_url
 
     url = database_url(config.settings.api.database_url, config.base_dir)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
@@ -658,15 +658,15 @@ def _orders_reader(plant_db):
     """tenant -> its order records from the plant model (the D of PQCD); None without a plant model."""
     if plant_db is None:
         return None
-    from api.orders import orders_for_report
+    from plantmodel.orders import orders_for_report
 
     return lambda tenant: orders_for_report(plant_db, tenant)
 
 
 def _analytics_with_plant(config: LoadedConfig):
     """The analytics section completed from the plant model (rollouts, ideal cycles), when there is one."""
-    from api.plantdb import database_url
-    from api.plantpolicy import effective_settings
+    from plantmodel.db import database_url
+    from plantmodel.policy import effective_settings
 
     url = database_url(config.settings.api.database_url, config.base_dir)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():

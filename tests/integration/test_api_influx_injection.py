@@ -16,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.plantadmin import PlantSeed, apply_seed
-from api.plantdb import open_plant
+from plantmodel.admin import PlantSeed, apply_seed
+from plantmodel.db import open_plant
 from api.settings import ApiSettings
 from plant import MachineRef
 from tsstore import Point, StoreError

@@ -26,8 +26,8 @@ from sqlalchemy import select
 from api.access import PUBLIC
 from api.app import create_app
 from api.live import alarms_of
-from api.plantadmin import PlantSeed, apply_seed
-from api.plantdb import Alarm, AlarmRule, alembic_config, open_plant
+from plantmodel.admin import PlantSeed, apply_seed
+from plantmodel.db import Alarm, AlarmRule, alembic_config, open_plant
 from api.settings import ApiSettings
 from plant import MachineRef
 from tsstore import Point
@@ -114,7 +114,7 @@ def test_migration_builds_the_schema_on_an_empty_database_and_a_second_run_chang
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from api.plantdb import Base
+    from plantmodel.db import Base
 
     url = postgres.create_database("migrate_once")
     assert _tables(postgres, "migrate_once") == set()
@@ -188,7 +188,7 @@ def test_processes_starting_together_on_an_empty_database_all_come_up(postgres):
     for attempt in range(2):
         database = f"race_{attempt}"
         url = postgres.create_database(database)
-        code = f"from api.plantdb import open_plant; open_plant({url!r}).close()"
+        code = f"from plantmodel.db import open_plant; open_plant({url!r}).close()"
         procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(4)]
         results = [(p.wait(120), p.stderr.read()) for p in procs]
         assert [rc for rc, _ in results] == [0, 0, 0, 0], [err[-600:] for rc, err in results if rc]

@@ -17,8 +17,8 @@ import httpx
 import pytest
 import yaml
 
-from api.plantadmin import PlantSeed, apply_seed, create_token
-from api.plantdb import open_plant
+from plantmodel.admin import PlantSeed, apply_seed, create_token
+from plantmodel.db import open_plant
 from plant import MachineRef
 from tests.servers import free_port
 from tests.waiting import wait_until

@@ -11,8 +11,8 @@ from analytics.policy import Policy
 from analytics.settings import AnalyticsSettings, RolloutDef
 from analytics.synthetic import LineSpec, generate
 from api.app import create_app
-from api.plantadmin import PlantSeed, apply_seed
-from api.plantdb import open_plant
+from plantmodel.admin import PlantSeed, apply_seed
+from plantmodel.db import open_plant
 from api.settings import ApiSettings
 from plant import MachineRef
 from tsstore.sqlite import SqliteStore

@@ -77,8 +77,8 @@ def test_report_reads_orders_from_the_plant_model(config, tmp_path):
 
     cfg = config.parent / "with-plant.yaml"
     cfg.write_text(config.read_text() + "api: {database_url: 'sqlite:///plant.db'}\n")
-    from api.plantadmin import PlantSeed, apply_seed
-    from api.plantdb import open_plant
+    from plantmodel.admin import PlantSeed, apply_seed
+    from plantmodel.db import open_plant
 
     db = open_plant(f"sqlite:///{config.parent / 'plant.db'}")
     apply_seed(db, PlantSeed.model_validate({"tenants": [{"slug": "acme", "sites": [{"slug": "plant-1", "lines": [

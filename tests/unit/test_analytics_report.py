@@ -322,9 +322,9 @@ def test_without_orders_for_the_line_d_stays_empty_with_the_note(line, report, c
 def test_report_recovers_the_simulated_order_effect_within_its_ci(line, cache, tmp_path):
     """The simulator's ERP export (on time 78% -> 93%, lead time 6 -> 4 days), imported like an SME's file:
     the report finds both changes, each inside its 95% CI."""
-    from api.orders import import_csv, orders_for_report
-    from api.plantadmin import PlantSeed, apply_seed
-    from api.plantdb import open_plant
+    from plantmodel.orders import import_csv, orders_for_report
+    from plantmodel.admin import PlantSeed, apply_seed
+    from plantmodel.db import open_plant
     from simulators.orders import DeliveryDesign, generate as generate_orders
 
     plant = open_plant(f"sqlite:///{tmp_path / 'plant.db'}")

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from api.access import PUBLIC
 from api.app import create_app
-from api.plantadmin import PlantSeed, apply_seed, create_token
-from api.plantdb import Alarm, AlarmRule, open_plant
+from plantmodel.admin import PlantSeed, apply_seed, create_token
+from plantmodel.db import Alarm, AlarmRule, open_plant
 from api.settings import ApiSettings
 from plant import MachineRef
 from tsstore import Point

@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from analytics.settings import AnalyticsSettings
 from api.alarmrules import MachineTags, RuleIn, check_rule
 from api.app import create_app
-from api.plantadmin import PlantSeed, apply_seed
-from api.plantdb import Alarm, AlarmRule, open_plant
+from plantmodel.admin import PlantSeed, apply_seed
+from plantmodel.db import Alarm, AlarmRule, open_plant
 from api.settings import ApiSettings
 from plant import MachineRef
 from tsstore import Point

@@ -6,11 +6,11 @@ import pytest
 from sqlalchemy import select
 
 from api.alarms import AlarmEngine, RuleSpec, evaluate
-from api.credentials import hash_password, mosquitto_hash, mosquitto_verify, verify_password
-from api.brokerfiles import render
+from plantmodel.credentials import hash_password, mosquitto_hash, mosquitto_verify, verify_password
+from plantmodel.brokerfiles import render
 from api.live import alarms_of
-from api.plantadmin import PlantSeed, apply_seed
-from api.plantdb import Alarm, AlarmRule, alembic_config, open_plant
+from plantmodel.admin import PlantSeed, apply_seed
+from plantmodel.db import Alarm, AlarmRule, alembic_config, open_plant
 from plant import MachineRef
 from tsstore import Point
 from tsstore.sqlite import SqliteStore
@@ -110,7 +110,7 @@ def test_migrations_build_exactly_the_models_schema(tmp_path):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from api.plantdb import Base
+    from plantmodel.db import Base
 
     plant = open_plant(f"sqlite:///{tmp_path / 'm.db'}")
     with plant.engine.connect() as conn:
@@ -163,7 +163,7 @@ def test_migrations_render_for_postgresql(tmp_path):
     from alembic import command
     from alembic.config import Config
 
-    from api.plantdb import MIGRATIONS
+    from plantmodel.db import MIGRATIONS
 
     buf = io.StringIO()
     cfg = Config(output_buffer=buf)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import yaml
 from click.testing import CliRunner
 
-from api.credentials import mosquitto_verify, verify_password
-from api.plantdb import ApiToken, User, open_plant
+from plantmodel.credentials import mosquitto_verify, verify_password
+from plantmodel.db import ApiToken, User, open_plant
 from cli.main import cli
 
 

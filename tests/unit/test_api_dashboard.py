@@ -178,8 +178,8 @@ def test_centre_coverage_is_the_share_of_minutes_with_data(tmp_path):
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from api.plantadmin import PlantSeed, apply_seed
-    from api.plantdb import open_plant
+    from plantmodel.admin import PlantSeed, apply_seed
+    from plantmodel.db import open_plant
 
     plant = open_plant(f"sqlite:///{tmp_path / 'plant.db'}")
     apply_seed(plant, PlantSeed.model_validate({

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.app import create_app
-from api.orders import OrdersRejected, import_csv, list_orders, orders_for_report, parse_csv
-from api.plantadmin import PlantSeed, apply_seed
-from api.plantdb import Order, alembic_config, open_plant
+from plantmodel.orders import OrdersRejected, import_csv, list_orders, orders_for_report, parse_csv
+from plantmodel.admin import PlantSeed, apply_seed
+from plantmodel.db import Order, alembic_config, open_plant
 from api.settings import ApiSettings
 from cli.main import cli
 from tsstore.sqlite import SqliteStore

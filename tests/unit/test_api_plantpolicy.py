@@ -12,9 +12,9 @@ from analytics.policy import Policy
 from analytics.settings import AnalyticsSettings, RolloutDef
 from analytics.synthetic import LineSpec, generate
 from api.app import create_app
-from api.plantadmin import PlantSeed, apply_seed
-from api.plantdb import open_plant
-from api.plantpolicy import effective_settings
+from plantmodel.admin import PlantSeed, apply_seed
+from plantmodel.db import open_plant
+from plantmodel.policy import effective_settings
 from api.settings import ApiSettings
 from plant import MachineRef
 from tsstore.sqlite import SqliteStore
@@ -61,7 +61,7 @@ def test_lines_with_different_shifts_keep_the_default_shifts(tmp_path):
 def test_plant_shifts_off_the_bucket_grid_are_refused_with_the_fix(tmp_path, caplog):
     plant = _plant(tmp_path, [{"slug": "acme", "sites": [{"slug": "p1", "lines": [
         _line("l1", [{"slug": "m1"}], shifts=[{"name": "day", "start": "07:30", "end": "16:30"}])]}]}])
-    with caplog.at_level(logging.WARNING, logger="api.plantpolicy"):
+    with caplog.at_level(logging.WARNING, logger="plantmodel.policy"):
         policy = effective_settings(AnalyticsSettings(), plant).policy("acme")
     assert policy.shifts == Policy().shifts
     assert "plant_shifts_not_used tenant=acme" in caplog.text and "bucket_min" in caplog.text
@@ -81,7 +81,7 @@ def test_rollouts_come_from_the_plant_unless_the_config_covers_the_line(tmp_path
     configured = AnalyticsSettings(rollouts=[
         RolloutDef(tenant="acme", line="configured", date=date(2026, 1, 5), commissioning_days=3),
         RolloutDef(tenant="whole-tenant", date=date(2026, 5, 11))])
-    with caplog.at_level(logging.WARNING, logger="api.plantpolicy"):
+    with caplog.at_level(logging.WARNING, logger="plantmodel.policy"):
         got = effective_settings(configured, plant)
     by_line = {(r.tenant, r.line): (r.date, r.commissioning_days) for r in got.rollouts}
     assert by_line == {

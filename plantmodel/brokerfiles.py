@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from api.plantdb import BrokerAccount, PlantDb
+from plantmodel.db import BrokerAccount, PlantDb
 from plant import check_identifier
 
 TELEMETRY_ROOT = "sf/v1"

@@ -1,7 +1,7 @@
 """One source for rollout dates, ideal cycle times, time zones and shifts: the plant model.
 
 A centre records each SME's rollout date, its machines' ideal cycle times, its time zone and
-its lines' shifts in the plant model (``api.plantdb``, seeded or edited there). Reports read
+its lines' shifts in the plant model (``plantmodel.db``, seeded or edited there). Reports read
 their settings from the config's ``analytics`` section, which could say the same things
 differently. The rules, applied wherever a report is made (API and ``smartfactory report``):
 
@@ -26,9 +26,9 @@ from sqlalchemy import select
 
 from analytics.policy import Policy, ShiftDef
 from analytics.settings import AnalyticsSettings, RolloutDef
-from api.plantdb import PlantDb, Tenant
+from plantmodel.db import PlantDb, Tenant
 
-log = logging.getLogger("api.plantpolicy")
+log = logging.getLogger("plantmodel.policy")
 
 
 def _hhmm(minute: int) -> str:

@@ -31,10 +31,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from analytics.delivery import Order as DeliveryOrder, local_date
-from api.plantdb import Line, Order, PlantDb, Site, Tenant
+from plantmodel.db import Line, Order, PlantDb, Site, Tenant
 from plant import IDENTIFIER_PATTERN
 
-log = logging.getLogger("api.orders")
+log = logging.getLogger("plantmodel.orders")
 
 #: Field → header spellings accepted (compared without case, spaces, '_', '-', '.', '()').
 COLUMNS: dict[str, tuple[str, ...]] = {

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.credentials import hash_password, mosquitto_hash, new_secret, secret_digest
-from api.plantdb import (
+from plantmodel.credentials import hash_password, mosquitto_hash, new_secret, secret_digest
+from plantmodel.db import (
     AlarmRule,
     ApiToken,
     BrokerAccount,
@@ -32,7 +32,7 @@ from api.plantdb import (
 from plant import IDENTIFIER_PATTERN, check_identifier, check_time_zone
 
 Ident = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
-# Lengths and ranges are the columns' (api/plantdb.py): SQLite stores anything, PostgreSQL refuses what does not fit.
+# Lengths and ranges are the columns' (plantmodel/db.py): SQLite stores anything, PostgreSQL refuses what does not fit.
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 StateCode = Annotated[int, Field(ge=-(2**31), le=2**31 - 1, description="a state register value (32-bit column)")]
 _HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"

@@ -3,7 +3,7 @@
 centre → tenants (SMEs) → sites → lines → machines, with rollout dates, ideal cycle times
 and per-line shift calendars; users with roles; API tokens and web sessions (stored as
 hashes only); broker accounts (gateways and collectors) with mosquitto password hashes;
-alarm rules and alarms; customer orders (delivery KPIs). The schema is owned by Alembic (``api/migrations``): ``open_plant``
+alarm rules and alarms; customer orders (delivery KPIs). The schema is owned by Alembic (``plantmodel/migrations``): ``open_plant``
 upgrades a database to the newest revision before use.
 """
 
@@ -211,7 +211,7 @@ class Alarm(Base):
 
 
 class Order(Base):
-    """A customer order from the SME's ERP export (``api.orders``): the D of PQCD.
+    """A customer order from the SME's ERP export (``plantmodel.orders``): the D of PQCD.
 
     ``ordered`` and ``completed`` keep what the file said: a date (``2026-03-02``) or a date-time
     with its UTC offset (naive times in the file are the tenant's local time). ``completed``

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, text
 
-from api.plantdb import Base
+from plantmodel.db import Base
 
 config = context.config
 target_metadata = Base.metadata
