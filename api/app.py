@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from analytics.continuous import RollupMaintainer
 from analytics.settings import AnalyticsSettings
-from api import access, alarmrules, centre
+from api import access, alarmrules, centre, validation
 from plantmodel import orders
 from api.access import CurrentPrincipal, Principal, require
 from api.alarmrules import RuleIn
@@ -164,6 +164,7 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
     app.state.tenant_trees = RecentAnswers(ttl_s=5.0)  # the plant model changes rarely (seed, admin)
     app.state.principals = access.PrincipalCache()
     app.state.login_throttle = access.LoginThrottle()
+    validation.install(app)
 
     @app.exception_handler(StoreUnavailable)
     async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
