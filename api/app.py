@@ -8,7 +8,6 @@ tenant-isolated without doing anything themselves: name the tenant path paramete
 from __future__ import annotations
 
 import asyncio
-import csv
 import io
 import json
 import logging
@@ -26,6 +25,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
+import csvcells
 from analytics.continuous import RollupMaintainer
 from analytics.settings import AnalyticsSettings
 from api import access, alarmrules, centre, validation
@@ -382,7 +382,7 @@ def _machine_routes(settings: ApiSettings) -> APIRouter:
         ref = _machine_ref(tenant, site, line, machine)
         _, _, _, rows = _history(ref, store, tag, start, end, every, agg, settings.max_points)
         out = io.StringIO()
-        w = csv.writer(out)
+        w = csvcells.writer(out)
         w.writerow(["time", "ts_ms", "tenant", "site", "line", "machine", tag])
         for ts, v in rows:
             w.writerow([iso(ts), ts, tenant, site, line, machine, v])
