@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 import csvcells
 from analytics.continuous import RollupMaintainer
 from analytics.settings import AnalyticsSettings
-from api import access, alarmrules, centre, validation
+from api import access, alarmrules, centre, limits, validation
 from plantmodel import orders
 from api.access import CurrentPrincipal, Principal, require
 from api.alarmrules import RuleIn
@@ -350,6 +350,7 @@ def _machine_routes(settings: ApiSettings) -> APIRouter:
         start_ms = to_epoch_ms(start) if start else end_ms - 3_600_000
         if start_ms >= end_ms:
             raise HTTPException(status_code=422, detail=f"start ({iso(start_ms)}) must be before end ({iso(end_ms)})")
+        limits.check_span_ms(start_ms, end_ms, settings.max_range_days)
         if every_ms and (end_ms - start_ms) // every_ms > limit:
             raise HTTPException(
                 status_code=422,
