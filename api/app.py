@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 import csvcells
 from analytics.continuous import RollupMaintainer
 from analytics.settings import AnalyticsSettings
-from api import access, alarmrules, centre, limits, validation
+from api import access, alarmrules, apidocs, centre, csrf, limits, security_headers, uploads, validation
 from plantmodel import orders
 from api.access import CurrentPrincipal, Principal, require
 from api.alarmrules import RuleIn
@@ -154,7 +154,11 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
         "'Authorization: Bearer <token>'. Times are epoch milliseconds or ISO 8601 (UTC).",
         dependencies=[Depends(access.authorise)],
         lifespan=lifespan,
+        docs_url=None, redoc_url=None, openapi_url=None,  # api.apidocs serves them, from this host
     )
+    app.add_middleware(csrf.OriginCheck, trusted_origins=settings.trusted_origins)
+    app.add_middleware(security_headers.SecurityHeaders, https=settings.secure_cookies)  # outermost: on every answer
+    apidocs.install(app, public=settings.docs_public)
     app.state.store = store
     app.state.plant = plant
     app.state.settings = settings
@@ -588,7 +592,9 @@ MAX_ORDERS_CSV_BYTES = 20 * 1024 * 1024
 _CSV_BODY = {"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}, "example": (
     "order_id,line,product,quantity,ordered,due,completed\n"
     "SO-1001,press-line-1,bracket-a,1200,2026-03-02,2026-03-09,2026-03-06\n"
-    "SO-1002,,bracket-b,800,2026-03-03 09:30,2026-03-12,\n")}}}}
+    "SO-1002,,bracket-b,800,2026-03-03 09:30,2026-03-12,\n")},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}},
+                                       "required": ["file"]}}}}}
 
 
 def _order_routes() -> APIRouter:
@@ -598,13 +604,7 @@ def _order_routes() -> APIRouter:
     async def import_orders(tenant: str, request: Request, plant: PlantDep, principal: SmeWriter) -> dict:
         """Import the ERP's order export (CSV, UTF-8 or CP949): the whole file or, on any problem, nothing (422
         listing each row, column and fix). Orders are upserted by order id. Columns: docs/api.md."""
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind not in ("text/csv", "text/plain", "application/csv", "application/octet-stream", ""):
-            raise HTTPException(status_code=415, detail=f"send the CSV file itself with Content-Type: text/csv "
-                                                        f"(got {kind})")
-        body = await request.body()
-        if len(body) > MAX_ORDERS_CSV_BYTES:
-            raise HTTPException(status_code=413, detail=f"the file is over {MAX_ORDERS_CSV_BYTES // 2**20} MB: split it")
+        body = await uploads.csv_upload(request, MAX_ORDERS_CSV_BYTES)  # text/csv or a form's file, else 415
         try:
             out = await run_in_threadpool(orders.import_csv, plant, tenant, body)
         except orders.OrdersRejected as exc:

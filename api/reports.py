@@ -23,6 +23,7 @@ from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
 from api import limits
 from api.access import Principal, require
+from api.security_headers import REPORT_CONTENT_SECURITY_POLICY
 from plantmodel.orders import orders_for_report
 from plantmodel.policy import effective_settings
 from plantmodel.db import Role
@@ -62,6 +63,8 @@ def _answer(report: dict, fmt: str, lang: str, name: str) -> Response:
     except PdfFontMissing as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
     headers = {"Content-Disposition": f'attachment; filename="{name}.{fmt}"'} if fmt in ("csv", "pdf") else {}
+    if fmt == "html":  # inline style, no script: a stricter policy than the dashboards' (api.security_headers)
+        headers["Content-Security-Policy"] = REPORT_CONTENT_SECURITY_POLICY
     return Response(content=body, media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
@@ -175,7 +178,8 @@ async def centre_portfolio(request: Request, _p: CentreOnly, format: Literal["js
                                               orders_for=lambda t: orders_for_report(plant, t))
         data = portfolio_summary(reports, problems)
         if format == "html":
-            return Response(content=portfolio_html(data, lang), media_type=MEDIA_TYPES["html"])
+            return Response(content=portfolio_html(data, lang), media_type=MEDIA_TYPES["html"],
+                            headers={"Content-Security-Policy": REPORT_CONTENT_SECURITY_POLICY})
         return Response(content=render(data, "json", lang), media_type=MEDIA_TYPES["json"])
 
     return await limits.computed(request, work, "portfolio")
