@@ -312,7 +312,7 @@ def gateway_run(config_path: Path) -> None:
 @CONFIG_OPTION
 def gateway_plan(config_path: Path) -> None:
     """Print the Modbus reads each poll will send, without touching a device."""
-    from gateway.planner import DevicePlan, min_reads
+    from gateway.planner import DevicePlan, area_name, min_reads
 
     settings = _section(_load(config_path), "gateway")
     for d in settings.devices:
@@ -330,7 +330,7 @@ def gateway_plan(config_path: Path) -> None:
                 click.echo(f"  every {interval:g} s: {len(plan.groups[interval])} tags in {len(reads)} reads")
             for r in reads:
                 names = ", ".join(t.name for t in r.tags)
-                click.echo(f"    {r.table.value:<17} address {r.address:>5} count {r.count:>4}  [{names}]")
+                click.echo(f"    {area_name(r.table):<17} address {r.address:>5} count {r.count:>4}  [{names}]")
 
 
 def _parse_range(text: str) -> tuple[int, int]:
