@@ -549,6 +549,40 @@ def plant_token(config_path: Path, username: str, name: str) -> None:
         sys.exit(2)
 
 
+@plant.command("broker-account")
+@CONFIG_OPTION
+@click.argument("username")
+@click.option("--kind", type=click.Choice(["gateway", "collector"]), required=True,
+              help="gateway: publishes for one tenant; collector: reads all telemetry (one account per process).")
+@click.option("--tenant", help="The gateway's tenant (gateways only).")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Prompted when not given (env SMARTFACTORY_PASSWORD).", envvar="SMARTFACTORY_PASSWORD")
+def plant_broker_account(config_path: Path, username: str, kind: str, tenant: str | None, password: str) -> None:
+    """Create a broker account, or reset its password; then run 'smartfactory broker-acl'.
+
+    The account's username is also its MQTT client id (the broker binds the two), so give each
+    gateway and each collector process its own account.
+    """
+    from pydantic import ValidationError
+
+    from plantmodel.admin import BrokerSeed, add_broker_account
+
+    try:
+        seed = BrokerSeed(username=username, password=password, kind=kind, tenant=tenant)
+    except ValidationError as exc:
+        click.echo(f"error: {'; '.join(e['msg'] for e in exc.errors())}", err=True)
+        sys.exit(2)
+    db = _open_plant(_load(config_path))
+    try:
+        with db.session() as s, s.begin():
+            add_broker_account(s, seed.username, seed.password, seed.kind, seed.tenant)
+    except (LookupError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"broker account {username} ({kind}{', tenant ' + tenant if tenant else ''}) saved; "
+               "run smartfactory broker-acl to update the broker's files")
+
+
 @plant.command("orders")
 @CONFIG_OPTION
 @click.option("--tenant", required=True, help="The SME whose orders these are.")
@@ -580,15 +614,24 @@ def plant_orders(config_path: Path, tenant: str, csv_file: Path) -> None:
 @CONFIG_OPTION
 @click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--acl-file", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def broker_acl(config_path: Path, password_file: Path, acl_file: Path) -> None:
+@click.option("--conf-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the mosquitto.conf lines these files need (anonymous off, client id = username).")
+def broker_acl(config_path: Path, password_file: Path, acl_file: Path, conf_file: Path | None) -> None:
     """Write mosquitto password_file and acl_file from the plant model: each gateway may publish only under
-    sf/v1/<its tenant>/#; collectors may read all telemetry."""
-    from plantmodel.brokerfiles import from_model, write_files
+    sf/v1/<its tenant>/#; collectors may read all telemetry. mosquitto must also set
+    use_username_as_clientid true and allow_anonymous false (--conf-file writes these lines)."""
+    from plantmodel.brokerfiles import from_model, kinds, write_files
 
-    files = from_model(_open_plant(_load(config_path)))
-    write_files(files, password_file, acl_file)
-    click.echo(f"wrote {password_file} and {acl_file} ({files.passwords.count(chr(10))} accounts); "
-               "point mosquitto's password_file and acl_file at them and reload it (SIGHUP)")
+    plant = _open_plant(_load(config_path))
+    files = from_model(plant)
+    write_files(files, password_file, acl_file, conf_file)
+    click.echo(f"wrote {password_file} and {acl_file}{' and ' + str(conf_file) if conf_file else ''} "
+               f"({files.passwords.count(chr(10))} accounts); point mosquitto's password_file and acl_file at them, "
+               "set use_username_as_clientid true and allow_anonymous false, and reload it (SIGHUP)")
+    if not kinds(plant).get("collector"):
+        click.echo("warning: no collector account: with anonymous access off no collector can subscribe. Add one "
+                   "per collector process (smartfactory plant broker-account NAME --kind collector) and run "
+                   "broker-acl again", err=True)
 
 
 @cli.command()
