@@ -403,6 +403,9 @@ def gateway_scan(host: str, port: int, unit: int, transport: str, tables: str, r
 def collector(config_path: Path, retire: bool) -> None:
     """Subscribe to telemetry and write it to the store (the 'collector', 'mqtt' and 'store' sections).
 
+    Only machines in the plant model (collector.plant_database_url, default api.database_url) are
+    stored, within the per-tenant limits; the rest goes to the dead letters (docs/collector.md).
+
     Metrics at http://127.0.0.1:9464/metrics (collector.metrics_host/metrics_port); spool and
     dead letters in collector.data_dir (see 'smartfactory dead-letters').
     """
@@ -418,7 +421,16 @@ def collector(config_path: Path, retire: bool) -> None:
     data_dir = settings.resolved_data_dir(config.base_dir)
     if retire:
         sys.exit(0 if retire_collector(settings, config.settings.mqtt, store, stop, data_dir) else 1)
-    run_collector(settings, config.settings.mqtt, store, stop, data_dir)
+    machine_list = None
+    if settings.unknown_machines == "refuse":
+        from plantmodel.db import database_url, redacted
+        from plantmodel.machinelist import loader
+
+        url = database_url(settings.plant_database_url or config.settings.api.database_url, config.base_dir)
+        log.info("collector_machine_list plant_model=%s refresh_s=%g (collector.unknown_machines: refuse)",
+                 redacted(url), settings.plant_refresh_s)
+        machine_list = loader(url)
+    run_collector(settings, config.settings.mqtt, store, stop, data_dir, machine_list=machine_list)
 
 
 @cli.command("dead-letters")
