@@ -649,11 +649,52 @@ def broker_acl(config_path: Path, password_file: Path, acl_file: Path, conf_file
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=1883, show_default=True, type=click.IntRange(1, 65535))
-def broker(host: str, port: int) -> None:
-    """Run the embedded MQTT broker (for the demo; use mosquitto in production)."""
-    from cli.broker import run_broker
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="mosquitto password file written by smartfactory broker-acl (re-read when it changes).")
+@click.option("--acl-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="mosquitto ACL file written by smartfactory broker-acl.")
+@click.option("-c", "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Or: take the accounts from this config's plant database (api.database_url).")
+@click.option("--allow-anonymous", is_flag=True,
+              help="Let any client connect, publish and subscribe without an account (a demo on one machine only).")
+def broker(host: str, port: int, password_file: Path | None, acl_file: Path | None, config_path: Path | None,
+           allow_anonymous: bool) -> None:
+    """Run the embedded MQTT broker (for the demo; use mosquitto in production).
 
-    _run_until_signal(lambda: run_broker(host, port))
+    Like mosquitto with the files broker-acl writes: only known accounts, each client id bound to
+    its account (it must connect with its username as client id), gateways publish only into
+    their tenant, collectors read. Give --password-file and --acl-file, or -c CONFIG, or
+    --allow-anonymous.
+    """
+    from cli.broker import broker_config, run_broker
+
+    plant_url = None
+    if config_path is not None:
+        from plantmodel.db import database_url
+
+        config = _load(config_path)
+        plant_url = database_url(config.settings.api.database_url, config.base_dir)
+        _open_plant(config).close()  # exists and is migrated, or a clear error now
+    if allow_anonymous and (password_file or acl_file or config_path):
+        click.echo("error: --allow-anonymous takes no accounts: drop it, or drop --password-file/--acl-file/-c",
+                   err=True)
+        sys.exit(2)
+    if bool(password_file) != bool(acl_file):
+        click.echo("error: give both --password-file and --acl-file (smartfactory broker-acl writes them)", err=True)
+        sys.exit(2)
+    try:
+        broker_config(host, port, allow_anonymous=allow_anonymous, password_file=str(password_file or "") or None,
+                      acl_file=str(acl_file or "") or None, plant_url=plant_url)
+        if not allow_anonymous:
+            from cli.brokerauth import _Source
+
+            _Source.get(str(password_file) if password_file else None, str(acl_file) if acl_file else None, plant_url)
+    except (ValueError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    _run_until_signal(lambda: run_broker(host, port, allow_anonymous=allow_anonymous,
+                                         password_file=str(password_file) if password_file else None,
+                                         acl_file=str(acl_file) if acl_file else None, plant_url=plant_url))
 
 
 @cli.command()
