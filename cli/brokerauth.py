@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
@@ -82,10 +83,7 @@ def _covers(pattern: str, topic: str) -> bool:
             return False
         if t[i] == "#":  # the filter asks for more than a non-# pattern level grants
             return False
-        if level != "+" and level != t[i]:
-            return False
-        # a '+' in the filter is covered only by a '+' (or '#') in the pattern
-        if t[i] == "+" and level != "+":
+        if level != "+" and level != t[i]:  # also: a '+' in the filter needs a '+' in the pattern
             return False
     return len(p) == len(t)
 
@@ -93,8 +91,8 @@ def _covers(pattern: str, topic: str) -> bool:
 class _Source:
     """The accounts of one set of files or one plant database, reloaded when they change."""
 
-    _lock = threading.Lock()
-    _cache: dict[tuple, _Source] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _cache: ClassVar[dict[tuple, _Source]] = {}
 
     def __init__(self, password_file: str | None, acl_file: str | None, plant_url: str | None) -> None:
         self.password_file, self.acl_file, self.plant_url = password_file, acl_file, plant_url
@@ -133,7 +131,7 @@ class _Source:
                                           f"{paths[0]}, {paths[1]}")
                     self._stamp = stamp
                     log.info("broker_accounts loaded=%d from=%s", len(self.accounts), ", ".join(map(str, paths)))
-        except Exception as exc:  # noqa: BLE001 - keep the last good accounts; the first load raises at start
+        except Exception as exc:  # keep the last good accounts; the first load raises at start
             if force:
                 raise
             log.error("broker_accounts_reload_failed error=%r (keeping the %d accounts loaded before)", str(exc),

@@ -39,7 +39,7 @@ class Refusal:
 
 
 class _Bucket:
-    __slots__ = ("tokens", "at")
+    __slots__ = ("at", "tokens")
 
     def __init__(self, tokens: float, at: float) -> None:
         self.tokens, self.at = tokens, at

@@ -42,7 +42,7 @@ def loader(url: str):
             state["db"] = PlantDb(url)
         try:
             return machine_refs(state["db"])
-        except Exception as exc:  # the message names the database, never its password
+        except Exception as exc:  # noqa: BLE001 - the message names the database, never its password
             raise RuntimeError(f"cannot read the machines of {redacted(url)}: {type(exc).__name__}: "
                                f"{str(exc).replace(url, redacted(url))[:300]}") from None
 

@@ -81,7 +81,7 @@ def written(proc: CollectorProcess) -> float:
 # one message per tenant per 100 s: every further one is over the rate
 @pytest.mark.parametrize("setup", [{"max_messages_per_s_per_tenant": 0.01, "tenant_burst_s": 1}], indirect=True)
 def test_unknown_machines_and_a_tenant_over_its_rate_go_to_dead_letters_and_metrics(setup, tmp_path):
-    config, proc, pub = setup
+    _config, proc, pub = setup
     send(pub, KNOWN, 0, {"a": 1, "b": 2, "c": 3})
     send(pub, GHOST, 0, {"a": 1})  # refused as unknown before it can use acme's budget
     for i in range(20):

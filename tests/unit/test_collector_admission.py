@@ -66,8 +66,16 @@ def test_a_tenant_over_its_rate_is_refused_while_another_tenant_is_not():
 
 
 def test_refusals_are_dead_lettered_before_they_are_acked_and_counted_by_reason_and_tenant(tmp_path):
-    c, store, link, events = make_collector(tmp_path, max_tags_per_machine=2)
+    c, store, link, _events = make_collector(tmp_path, max_tags_per_machine=2)
     c.admission.set_machines({A1, B1})
+    letters_at_ack: dict[int, set[str]] = {}
+    ack = link.ack
+
+    def checked_ack(mid: int, qos: int) -> None:  # what the dead letters hold when each message is acked
+        letters_at_ack[mid] = {d.topic + "#" + d.reason for d in read_dead_letters(tmp_path)}
+        ack(mid, qos)
+
+    link.ack = checked_ack  # type: ignore[method-assign]
     run_threads(c)
     msgs = [(A1, {"a": 1}), (GHOST, {"a": 1}), (A1, {"b": 1, "c": 2}), (B1, {"z": 1})]
     for i, (m, values) in enumerate(msgs):
@@ -76,6 +84,8 @@ def test_refusals_are_dead_lettered_before_they_are_acked_and_counted_by_reason_
     stop_threads(c)
     letters = read_dead_letters(tmp_path)
     assert sorted(d.reason for d in letters) == [TOO_MANY_TAGS, UNKNOWN_MACHINE]
+    assert telemetry_topic(GHOST) + "#" + UNKNOWN_MACHINE in letters_at_ack[2]  # committed, then acked
+    assert telemetry_topic(A1) + "#" + TOO_MANY_TAGS in letters_at_ack[3]
     assert [(p.machine, p.ts_ms) for p in store.points] == [(A1, T0), (B1, T0 + 3)]
     reg = c.metrics.registry
     assert reg.get_sample_value("collector_refused_messages_total", {"reason": UNKNOWN_MACHINE, "tenant": "acme"}) == 1
