@@ -11,7 +11,8 @@ admitted only if
   ``tenant_burst_s`` seconds' worth, so a gateway replaying its outbox after an outage
   still gets through (``rate_limited``);
 - it names no tag beyond the first ``max_tags_per_machine`` tag names seen for its machine
-  (``too_many_tags``).
+  (``too_many_tags``); the collector keeps the names it admitted in its data dir, so the
+  bound holds across restarts.
 
 Pure: the clock is passed in, no I/O, so the policy is unit-tested without servers. A
 refused message goes to the dead letters with its reason; nothing here drops anything.
@@ -19,7 +20,7 @@ refused message goes to the dead letters with its reason; nothing here drops any
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from plant import MachineRef
@@ -47,7 +48,9 @@ class _Bucket:
 
 class Admission:
     def __init__(self, max_tags_per_machine: int, max_messages_per_s_per_tenant: float, tenant_burst_s: float,
-                 accept_unknown_machines: bool = False) -> None:
+                 accept_unknown_machines: bool = False,
+                 on_new_tags: Callable[[MachineRef, list[str]], None] | None = None) -> None:
+        """``on_new_tags`` is told each admitted machine's new tag names (to remember them across restarts)."""
         self.max_tags = max_tags_per_machine
         self.rate = max_messages_per_s_per_tenant
         self.capacity = max(1.0, max_messages_per_s_per_tenant * tenant_burst_s)
@@ -56,6 +59,11 @@ class Admission:
         self._tenants: frozenset[str] = frozenset()
         self._tags: dict[MachineRef, set[str]] = {}
         self._buckets: dict[str, _Bucket] = {}
+        self._on_new_tags = on_new_tags
+
+    def remember_tags(self, machine: MachineRef, tags: Iterable[str]) -> None:
+        """Tag names the machine had before (a previous run): they count towards its limit."""
+        self._tags.setdefault(machine, set()).update(tags)
 
     def set_machines(self, machines: Iterable[MachineRef] | None) -> None:
         """The plant model's machines; None: no list (every machine passes this check)."""
@@ -102,5 +110,8 @@ class Admission:
                            f"tag names, more than collector.max_tags_per_machine={self.max_tags} (new: "
                            f"{', '.join(sorted(new)[:5])}{', ...' if len(new) > 5 else ''})",
                            self.tenant_label(tenant))
-        seen.update(new)
+        if new:
+            seen.update(new)
+            if self._on_new_tags is not None:
+                self._on_new_tags(machine, new)
         return None

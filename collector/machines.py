@@ -104,3 +104,55 @@ class MachineDirectory:
             os.replace(tmp, self.cache_path)
         except OSError as exc:
             log.warning("machine_cache_not_written path=%s error=%r", self.cache_path, str(exc))
+
+
+TAGS_NAME = "known-tags.tsv"
+
+
+class TagNameLog:
+    """The tag names admitted per machine, appended to ``known-tags.tsv`` in the data dir.
+
+    Read once at start so ``max_tags_per_machine`` holds across restarts; one line per new
+    name, which is rare (at most machines x max_tags_per_machine lines ever), so the file
+    stays small and an append costs nothing measurable. Lost lines (a crash before the OS
+    writes them) only let a machine re-admit those names.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = Path(data_dir) / TAGS_NAME
+        self._file = None
+
+    def read(self) -> dict[MachineRef, set[str]]:
+        out: dict[MachineRef, set[str]] = {}
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                for line in f:
+                    parts = line.rstrip("\n").split("\t")
+                    if len(parts) != 5:
+                        continue  # a torn last line
+                    try:
+                        machine = MachineRef(*parts[:4])
+                    except ValueError:
+                        continue
+                    out.setdefault(machine, set()).add(parts[4])
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("tag_names_unreadable path=%s error=%r (the tag limit restarts from zero)", self.path, str(exc))
+        return out
+
+    def append(self, machine: MachineRef, tags: list[str]) -> None:
+        try:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for appends
+            self._file.write("".join(f"{machine.tenant}\t{machine.site}\t{machine.line}\t{machine.machine}\t{t}\n"
+                                     for t in tags if "\t" not in t and "\n" not in t))
+            self._file.flush()
+        except OSError as exc:
+            log.warning("tag_names_not_written path=%s error=%r", self.path, str(exc))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

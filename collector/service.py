@@ -30,7 +30,7 @@ import paho.mqtt.client as mqtt
 from collector.admission import Admission
 from collector.batcher import Batch
 from collector.ledger import DeadLetter, Ledger, now_ms
-from collector.machines import MachineDirectory
+from collector.machines import MachineDirectory, TagNameLog
 from collector.metrics import CollectorMetrics
 from collector.policy import Backoff, isolate_rejects
 from collector.settings import CollectorSettings
@@ -80,8 +80,12 @@ class Collector:
                              settings.dead_letter_max_bytes)
         self.metrics.spool_messages.set(self.ledger.spool_messages)
         self.metrics.spool_bytes.set(self.ledger.spool_bytes)
+        self._tag_log = TagNameLog(self.data_dir)
         self.admission = Admission(settings.max_tags_per_machine, settings.max_messages_per_s_per_tenant,
-                                   settings.tenant_burst_s, accept_unknown_machines=settings.unknown_machines == "accept")
+                                   settings.tenant_burst_s, accept_unknown_machines=settings.unknown_machines == "accept",
+                                   on_new_tags=self._tag_log.append)
+        for machine, tags in self._tag_log.read().items():
+            self.admission.remember_tags(machine, tags)
         self.machines: MachineDirectory | None = None
         self._refusal_logged: dict[tuple[str, str], float] = {}
         if machine_list is not None and settings.unknown_machines == "refuse":
@@ -150,6 +154,7 @@ class Collector:
             self.machines.stop()
         self.client.disconnect()
         self.client.loop_stop()
+        self._tag_log.close()
         self.ledger.close()
         self.metrics.close()
 

@@ -139,3 +139,20 @@ def test_without_any_list_the_collector_does_not_subscribe(tmp_path):
         wait_until(lambda: connects == [1], 10, "connects once the plant model answers")
     finally:
         real.stop()
+
+
+def test_the_tag_limit_holds_across_a_restart(tmp_path):
+    c, store, link, _ = make_collector(tmp_path, max_tags_per_machine=2)
+    run_threads(c)
+    c.handle_message(telemetry_topic(A1), encode_telemetry(A1, [(T0, {"a": 1, "b": 2})]), 1, 1)
+    wait_until(lambda: link.acked == [1], 10, "ack")
+    stop_threads(c)
+    c._tag_log.close()
+    again, store, link, _ = make_collector(tmp_path, max_tags_per_machine=2)  # same data dir: a restart
+    run_threads(again)
+    again.handle_message(telemetry_topic(A1), encode_telemetry(A1, [(T0 + 1, {"c": 3})]), 1, 1)
+    again.handle_message(telemetry_topic(A1), encode_telemetry(A1, [(T0 + 2, {"a": 4, "b": 5})]), 2, 1)
+    wait_until(lambda: link.acked == [1, 2], 10, "acks")
+    stop_threads(again)
+    assert [d.reason for d in read_dead_letters(tmp_path)] == [TOO_MANY_TAGS]
+    assert [p.ts_ms for p in store.points] == [T0 + 2]
