@@ -86,9 +86,9 @@ class Admission:
         """None to store the message; else why not. Call once per message, in arrival order."""
         if self.checks_machines and machine not in self._machines:  # type: ignore[operator]
             return Refusal(UNKNOWN_MACHINE,
-                           f"machine {machine.site}/{machine.line}/{machine.machine} of tenant {machine.tenant!r} is not "
-                           "in the plant model: add it (web UI or smartfactory plant seed); the collector reloads the "
-                           "machine list every collector.plant_refresh_s",
+                           f"machine {machine.site}/{machine.line}/{machine.machine} of tenant {machine.tenant!r} "
+                           "is not in the plant model: add it (web UI or smartfactory plant seed); the collector "
+                           "reloads the machine list every collector.plant_refresh_s",
                            self.tenant_label(machine.tenant))
         tenant = machine.tenant
         bucket = self._buckets.get(tenant)
