@@ -276,7 +276,7 @@ class OutboxSettings(BaseModel):
 class GatewaySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: Identifier = Field(description="this gateway's id, also its MQTT client id")
+    id: Identifier = Field(description="this gateway's id, in its status topic; its MQTT client id unless mqtt.username is set (then the username)")
     tenant: Identifier
     site: Identifier
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
