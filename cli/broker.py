@@ -72,6 +72,7 @@ def _guarded_broker_class():
 def broker_config(host: str, port: int, *, allow_anonymous: bool = False, password_file: str | None = None,
                   acl_file: str | None = None, plant_url: str | None = None) -> dict:
     """amqtt's configuration: anonymous (demo), or the accounts of the files or the plant database."""
+    plugins: dict[str, dict[str, object]]
     if allow_anonymous:
         plugins = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
     else:
@@ -79,7 +80,7 @@ def broker_config(host: str, port: int, *, allow_anonymous: bool = False, passwo
             raise ValueError("the embedded broker needs accounts: --password-file and --acl-file (written by "
                              "smartfactory broker-acl) or -c CONFIG (the plant database), or --allow-anonymous "
                              "for a demo")
-        source = {"password_file": password_file, "acl_file": acl_file, "plant_url": plant_url}
+        source: dict[str, object] = {"password_file": password_file, "acl_file": acl_file, "plant_url": plant_url}
         plugins = {"cli.brokerauth.AccountAuthPlugin": source, "cli.brokerauth.AccountTopicPlugin": source}
     return {"listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}}, "sys_interval": 0,
             "plugins": plugins}

@@ -55,17 +55,17 @@ def parse(passwords: str, acl: str, where: str = "broker files") -> dict[str, Ac
                              "writes it)")
         hashes[user] = hashed
     grants: dict[str, dict[str, list[str]]] = {}
-    user = None
+    owner: str | None = None
     for n, line in enumerate(acl.splitlines(), 1):
         words = line.split()
         if not words or words[0].startswith("#"):
             continue
         if words[0] == "user" and len(words) == 2:
-            user = words[1]
-            grants.setdefault(user, {"read": [], "write": []})
-        elif words[0] == "topic" and len(words) == 3 and words[1] in ("read", "write", "readwrite") and user:
+            owner = words[1]
+            grants.setdefault(owner, {"read": [], "write": []})
+        elif words[0] == "topic" and len(words) == 3 and words[1] in ("read", "write", "readwrite") and owner:
             for access in (("read", "write") if words[1] == "readwrite" else (words[1],)):
-                grants[user][access].append(words[2])
+                grants[owner][access].append(words[2])
         else:
             raise ValueError(f"{where}: acl file line {n}: {line.strip()!r} is not 'user NAME' or "
                              "'topic read|write|readwrite PATTERN' after a user line")

@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+from typing import TextIO
 from collections.abc import Callable
 from pathlib import Path
 
@@ -120,7 +121,7 @@ class TagNameLog:
 
     def __init__(self, data_dir: Path) -> None:
         self.path = Path(data_dir) / TAGS_NAME
-        self._file = None
+        self._file: TextIO | None = None
 
     def read(self) -> dict[MachineRef, set[str]]:
         out: dict[MachineRef, set[str]] = {}
