@@ -312,17 +312,19 @@ def gateway_run(config_path: Path) -> None:
 @CONFIG_OPTION
 def gateway_plan(config_path: Path) -> None:
     """Print the Modbus reads each poll will send, without touching a device."""
-    from gateway.planner import DevicePlan, area_name, min_reads
+    from gateway.planner import DevicePlan, area_name, fewest_reads, plan_reads
 
     settings = _section(_load(config_path), "gateway")
     for d in settings.devices:
         plan = DevicePlan(d.tags, [d.interval_of(t) for t in d.tags], d.max_registers_per_read,
                           d.max_bits_per_read, d.max_gap)
         every = plan.reads_for(plan.intervals)
-        fewest = min_reads(d.tags, d.max_registers_per_read, d.max_bits_per_read, d.max_gap)
+        fewest, gap_needed = fewest_reads(d.tags, d.max_registers_per_read, d.max_bits_per_read)
+        whole = len(plan_reads(d.tags, d.max_registers_per_read, d.max_bits_per_read, d.max_gap))
+        reach = "" if whole <= fewest else f" with max_gap: {gap_needed}"
         where = f"{d.host}:{d.port}" if d.transport.value == "tcp" else d.link_name
         click.echo(f"{d.line}/{d.name} ({where} unit {d.unit_id}): {len(d.tags)} tags in {len(every)} "
-                   f"reads (fewest possible {fewest}, one per tag {len(d.tags)}); per read at most "
+                   f"reads (fewest possible {fewest}{reach}, one per tag {len(d.tags)}); per read at most "
                    f"{d.max_registers_per_read} registers / {d.max_bits_per_read} bits, gap {d.max_gap}")
         for interval in plan.intervals:
             reads = plan.reads_for([interval])
