@@ -178,6 +178,7 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
     app.include_router(_dashboard_routes())
     app.include_router(_alarm_routes())
     app.include_router(_centre_routes(stale_ms))
+    app.include_router(centre.router)  # the portfolio and an SME for the centre (api/centre.py)
     app.include_router(_order_routes())
     _mount_optional_routers(app)
 
@@ -285,10 +286,10 @@ def _machine_ref(tenant: str, site: str, line: str, machine: str) -> MachineRef:
 
 def _tenant_tree(t: Tenant) -> dict:
     return {
-        "tenant": t.slug, "name": t.name, "timezone": t.timezone,
+        "tenant": t.slug, "name": t.name, "name_en": t.name_en, "timezone": t.timezone,
         "rollout_date": t.rollout_date.isoformat() if t.rollout_date else None,
-        "sites": [{"site": s.slug, "name": s.name, "lines": [
-            {"line": ln.slug, "name": ln.name,
+        "sites": [{"site": s.slug, "name": s.name, "name_en": s.name_en, "lines": [
+            {"line": ln.slug, "name": ln.name, "name_en": ln.name_en,
              "shifts": [{"name": x.name, "start": f"{x.start_minute // 60:02d}:{x.start_minute % 60:02d}",
                          "end": f"{x.end_minute // 60:02d}:{x.end_minute % 60:02d}", "weekdays": x.weekdays}
                         for x in ln.shifts],

@@ -1,4 +1,5 @@
-"""The centre view's status of every SME: cheap per machine, so it scales to hundreds of tenants.
+"""The centre's view of every SME: status cheap per machine (so it scales to hundreds of tenants), the
+before/after gains in words, and the reasons an SME needs attention.
 
 Data coverage over the last day comes from the hourly rollups the maintainer keeps
 (``analytics.continuous``): the settled hours are rows in the rollup cache, and only the
@@ -9,18 +10,33 @@ one, at most the staleness limit). Last data is the newest state sample (``lates
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from dataclasses import dataclass
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, HTTPException, Request
 from sqlalchemy import select
 
+from analytics.beforeafter import DELIVERY_KEYS
+from analytics.delivery import DELIVERY_KPIS
+from analytics.kpi import KPIS
+from analytics.labels import LANGS, label
+from analytics.report import HEADLINE, portfolio_reports
 from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
+from api.access import Principal, require
 from api.live import alarms_of
-from plantmodel.db import BrokerAccount, PlantDb, Tenant
+from plantmodel.db import BrokerAccount, PlantDb, Role, Tenant
+from plantmodel.orders import orders_for_report
 from plant import MachineRef
 from tsstore import TimeSeriesStore
 
 DAY_MS = 86_400_000
+log = logging.getLogger("api.centre")
+KPI_UNITS = {k.key: k.unit for k in (*KPIS, *DELIVERY_KPIS)}
+HIGHER_IS_BETTER = {k.key: k.higher_is_better for k in (*KPIS, *DELIVERY_KPIS)}
 
 
 @dataclass(frozen=True)
@@ -28,6 +44,7 @@ class MachineStatus:
     known_ms: int
     window_ms: int
     last_data_ms: int | None
+    state: float | None = None  # the newest state sample's value (a state code)
 
 
 def machine_status(store: TimeSeriesStore, cache: RollupCache | None, ref: MachineRef, settings: AnalyticsSettings,
@@ -52,7 +69,8 @@ def machine_status(store: TimeSeriesStore, cache: RollupCache | None, ref: Machi
         known += float(cache.machine_buckets(store, ref, policy, first_whole, settled, now_ms).known_ms().sum())
     known += from_store(settled, -(-now_ms // every) * every, every)  # the hours too recent to be settled
     newest = store.latest(ref).get(policy.tags.state)
-    return MachineStatus(int(known), now_ms - start, newest.ts_ms if newest else None)
+    state = newest.value if newest is not None and isinstance(newest.value, (int, float)) else None
+    return MachineStatus(int(known), now_ms - start, newest.ts_ms if newest else None, state)
 
 
 def overview(plant: PlantDb, store: TimeSeriesStore, cache: RollupCache | None, settings: AnalyticsSettings,
@@ -79,3 +97,226 @@ def overview(plant: PlantDb, store: TimeSeriesStore, cache: RollupCache | None, 
             })
     return out
 
+
+
+# -- the portfolio: every SME with its status, gains in words and the reasons it needs attention ---------------
+
+#: the KPIs whose before/after change the portfolio shows per SME (the report's headline KPIs and delivery)
+GAIN_KEYS = HEADLINE + DELIVERY_KEYS
+#: headline KPIs whose significant worsening flags an SME (delivery is shown, never a reason: few orders)
+WATCHED_KEYS = HEADLINE
+
+
+def gain(kpi: dict, scope: dict) -> dict:
+    """One KPI's before/after as data for words: the report's labels, the signed change and whether it is better.
+
+    ``change_pct`` is signed as the value moved (a shorter material input time is negative);
+    ``improvement_pct`` is the programme's convention (positive is better), as in the reports.
+    """
+    change, imp = kpi.get("change_pct"), kpi.get("improvement_pct")
+    direction = None if change is None else "unchanged" if change == 0 else "increased" if change > 0 else "reduced"
+    return {
+        "key": kpi["key"], "label": {lang: label(kpi["key"], lang) for lang in LANGS},
+        "unit": kpi.get("unit"), "higher_is_better": kpi.get("higher_is_better"),
+        "site": scope.get("site"), "line": scope.get("line"),
+        "before": kpi.get("before"), "after": kpi.get("after"),
+        "change_pct": change, "direction": direction, "improvement_pct": imp,
+        "better": None if imp is None or imp == 0 else imp > 0,
+        "significant": bool(kpi.get("significant")), "pp_change": kpi.get("pp_change"),
+    }
+
+
+def gains_by_tenant(reports: list[dict]) -> dict[str, list[dict]]:
+    """The gains of each tenant's before/after reports (one per configured rollout line)."""
+    out: dict[str, list[dict]] = {}
+    for r in reports:
+        scope = r.get("scope") or {}
+        for k in r.get("kpis", []):
+            if k.get("key") in GAIN_KEYS:
+                out.setdefault(scope.get("tenant"), []).append(gain(k, scope))
+    order = {k: i for i, k in enumerate(GAIN_KEYS)}
+    for gs in out.values():
+        gs.sort(key=lambda g: (g["line"] or "", order[g["key"]]))
+    return out
+
+
+def _reason(code: str, text: str, **params) -> dict:
+    return {"code": code, "text": text, "params": params}
+
+
+def _ago(now_ms: int, ts_ms: int) -> str:
+    minutes = max(0, (now_ms - ts_ms) // 60_000)
+    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h" if minutes < 48 * 60 else f"{minutes // 1440} days"
+
+
+def attention(row: dict, gains: list[dict], problems: list[str], coverage_floor: float, now_ms: int) -> list[dict]:
+    """Why an SME needs attention, as data (``code``, ``params``) and in English (``text``); empty when none.
+
+    - ``no_machines``: the plant model lists no machine;
+    - ``no_data``: none of its machines sent a state sample in the last 24 h;
+    - ``no_gateway``: machines but no gateway account registered;
+    - ``gateway_offline``: a gateway reported before but not recently; ``gateway_never``: never reported;
+    - ``low_coverage``: data coverage over 24 h under the floor (but not zero: that is ``no_data``);
+    - ``kpi_worse``: a headline KPI of a before/after report got significantly worse;
+    - ``report_failed``: its configured before/after report could not be computed.
+    """
+    out = []
+    coverage = row.get("coverage_24h")
+    if not row.get("machines"):
+        out.append(_reason("no_machines", "no machines in the plant model"))
+    elif not coverage:
+        out.append(_reason("no_data", "no data in the last 24 h", machines=row["machines"]))
+    elif coverage < coverage_floor:
+        out.append(_reason("low_coverage", f"data coverage {coverage:.0%} in 24 h, under the {coverage_floor:.0%} "
+                           "threshold", coverage=coverage, threshold=coverage_floor))
+    gateways = row.get("gateways") or []
+    if row.get("machines") and not gateways:
+        out.append(_reason("no_gateway", "no gateway registered"))
+    for g in gateways:
+        status = g.get("status") or gateway_status(g)
+        if status == "never":
+            out.append(_reason("gateway_never", f"gateway {g['gateway']} has never reported", gateway=g["gateway"]))
+        elif status == "offline":
+            out.append(_reason("gateway_offline", f"gateway {g['gateway']} offline, last seen "
+                               f"{_ago(now_ms, g['last_data_ms'])} ago", gateway=g["gateway"],
+                               last_seen_ms=g["last_data_ms"]))
+    for g in gains:
+        if g["key"] in WATCHED_KEYS and g["significant"] and g["better"] is False:
+            out.append(_reason("kpi_worse", f"{g['label']['en']} got worse: {g['change_pct']:+.1f}% ({g['direction']})"
+                               + (f" on {g['line']}" if g["line"] else ""), kpi=g["key"], line=g["line"],
+                               change_pct=g["change_pct"], direction=g["direction"], label=g["label"]))
+    for p in problems:
+        out.append(_reason("report_failed", f"before/after report failed: {p}", problem=p))
+    return out
+
+
+def gateway_status(g: dict) -> str:
+    return "online" if g.get("online") else "never" if g.get("last_data_ms") is None else "offline"
+
+
+def portfolio_rows(overview_rows: list[dict], names_en: dict[str, str | None], reports: list[dict],
+                   problems: list[str], coverage_floor: float, now_ms: int) -> list[dict]:
+    """The centre overview rows joined with the report gains and the attention reasons (pure: unit-tested)."""
+    gains = gains_by_tenant(reports)
+    out = []
+    for row in overview_rows:
+        tenant = row["tenant"]
+        gws = [{**g, "status": gateway_status(g)} for g in row.get("gateways", [])]
+        statuses = {g["status"] for g in gws}
+        overall = ("none" if not gws else "online" if statuses == {"online"} else
+                   "never" if statuses == {"never"} else "offline")
+        last_seen = max((g["last_data_ms"] for g in gws if g.get("last_data_ms")), default=None)
+        r = {**row, "name_en": names_en.get(tenant), "gateways": gws, "gateway_status": overall,
+             "last_seen_ms": last_seen, "gains": gains.get(tenant, [])}
+        mine = [p for p in problems if p.split("/", 1)[0] == tenant]  # "tenant/line: why" (portfolio_reports)
+        r["attention"] = attention(r, r["gains"], mine, coverage_floor, now_ms)
+        out.append(r)
+    return out
+
+
+def kpi_legend() -> list[dict]:
+    """The gain KPIs with the report's labels, unit and direction of goodness, for charts and legends."""
+    return [{"key": k, "label": {lang: label(k, lang) for lang in LANGS}, "unit": KPI_UNITS.get(k),
+             "higher_is_better": HIGHER_IS_BETTER.get(k), "flags_attention": k in WATCHED_KEYS} for k in GAIN_KEYS]
+
+
+# -- routes ----------------------------------------------------------------------------------------------------
+
+router = APIRouter(prefix="/api/v1/centre", tags=["centre"])
+CentreOnly = Annotated[Principal, Depends(require(Role.CENTRE_ADMIN, Role.CENTRE_ENGINEER))]
+STATUS_TTL_S = 30.0  # the overview's status, as /centre/overview keeps it
+_gains_lock = threading.Lock()  # one worker computes the reports once, however many pages ask at the same time
+
+
+def _gains(request: Request, ttl_s: float) -> tuple[float, list[dict], list[str]]:
+    """The before/after reports of every configured rollout, kept ``ttl_s`` per worker (they change by the day)."""
+    from api.reports import _cache, analytics_settings
+
+    state = request.app.state
+    with _gains_lock:
+        hit = getattr(state, "centre_gains", None)
+        if hit and time.monotonic() - hit[0] < ttl_s:
+            return hit[1], hit[2], hit[3]
+        plant = state.plant
+        t0 = time.monotonic()
+        reports, problems = portfolio_reports(state.store, analytics_settings(request), 1000, cache=_cache(request),
+                                              orders_for=lambda t: orders_for_report(plant, t))
+        log.info("centre_gains_computed reports=%d problems=%d seconds=%.2f", len(reports), len(problems),
+                 time.monotonic() - t0)
+        state.centre_gains = (time.monotonic(), time.time() * 1000, reports, problems)
+        return state.centre_gains[1], reports, problems
+
+
+def _status(request: Request) -> list[dict]:
+    from api.reports import analytics_settings
+
+    state = request.app.state
+    hit = getattr(state, "centre_status", None)
+    if hit and time.monotonic() - hit[0] < STATUS_TTL_S:
+        return hit[1]
+    out = overview(state.plant, state.store, getattr(state, "rollup_cache", None), analytics_settings(request),
+                   int(time.time() * 1000), int(state.settings.stale_after_s * 1000))
+    state.centre_status = (time.monotonic(), out)
+    return out
+
+
+def _portfolio(request: Request) -> dict:
+    settings = request.app.state.settings
+    now_ms = int(time.time() * 1000)
+    rows = _status(request)
+    as_of, reports, problems = _gains(request, settings.centre_gains_ttl_s)
+    with request.app.state.plant.session() as s:
+        names_en = {t.slug: t.name_en for t in s.scalars(select(Tenant))}
+    floor = settings.centre_coverage_floor
+    return {"schema": "smartfactory.centre-portfolio/v1", "generated_ms": now_ms, "gains_as_of_ms": int(as_of),
+            "coverage_floor": floor, "kpis": kpi_legend(),
+            "tenants": portfolio_rows(rows, names_en, reports, problems, floor, now_ms)}
+
+
+@router.get("/portfolio")
+def portfolio_view(request: Request, _p: CentreOnly) -> dict:
+    """Every SME: names, rollout, gateway status, 24 h coverage, active alarms, before/after gains as data
+    (the report's labels, signed change, direction of goodness) and the reasons it needs attention.
+
+    Status comes from the hourly rollups (kept 30 s); the gains from the before/after reports of the
+    configured rollouts (kept ``api.centre_gains_ttl_s``). An SME needs attention with no data, a gateway
+    offline or never seen, coverage under ``api.centre_coverage_floor``, or a headline KPI significantly worse.
+    """
+    return _portfolio(request)
+
+
+@router.get("/tenants/{tenant}")
+def tenant_view(tenant: str, request: Request, _p: CentreOnly) -> dict:
+    """One SME for the centre: its portfolio row, and its sites, lines and machines with state and coverage."""
+    from api.reports import analytics_settings
+
+    state = request.app.state
+    row = next((r for r in _portfolio(request)["tenants"] if r["tenant"] == tenant), None)
+    settings, now_ms = analytics_settings(request), int(time.time() * 1000)
+    stale_ms = int(state.settings.stale_after_s * 1000)
+    cache = getattr(state, "rollup_cache", None)
+    alarms = alarms_of(state.plant, tenant, ("active",))
+    with state.plant.session() as s:
+        t = s.scalars(select(Tenant).filter_by(slug=tenant)).first()
+        if t is None or row is None:
+            raise HTTPException(status_code=404, detail="not found")
+        sites = []
+        for site in t.sites:
+            lines = []
+            for ln in site.lines:
+                machines = []
+                for m in ln.machines:
+                    st = machine_status(state.store, cache, MachineRef(t.slug, site.slug, ln.slug, m.slug), settings,
+                                        now_ms)
+                    fresh = st.last_data_ms is not None and now_ms - st.last_data_ms < stale_ms
+                    machines.append({"machine": m.slug, "name": m.name, "gateway": m.gateway.username if m.gateway else None,
+                                     "state": int(st.state) if fresh and st.state is not None else None,
+                                     "last_data_ms": st.last_data_ms, "fresh": fresh,
+                                     "coverage_24h": round(min(1.0, st.known_ms / st.window_ms), 4),
+                                     "active_alarms": sum(a["machine"] == m.slug and a["line"] == ln.slug
+                                                          and a["site"] == site.slug for a in alarms)})
+                lines.append({"line": ln.slug, "name": ln.name, "name_en": ln.name_en, "machines": machines,
+                              "active_alarms": sum(m["active_alarms"] for m in machines),
+                              "gains": [g for g in row["gains"] if g["line"] == ln.slug]})
+            sites.append({"site": site.slug, "name": site.name, "name_en": site.name_en, "lines": lines})
+    return {**row, "sites": sites, "kpis": kpi_legend()}
