@@ -235,7 +235,8 @@ def _gains(request: Request, ttl_s: float) -> tuple[float, list[dict], list[str]
     state = request.app.state
     with _gains_lock:
         hit = getattr(state, "centre_gains", None)
-        if hit and time.monotonic() - hit[0] < ttl_s:
+        # a failed report (often: data still arriving) is retried sooner than a day's figures are recomputed
+        if hit and time.monotonic() - hit[0] < (min(ttl_s, STATUS_TTL_S) if hit[3] else ttl_s):
             return hit[1], hit[2], hit[3]
         plant = state.plant
         t0 = time.monotonic()
