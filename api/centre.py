@@ -14,9 +14,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
 from sqlalchemy import select
 
 from analytics.beforeafter import DELIVERY_KEYS
@@ -26,9 +24,8 @@ from analytics.labels import LANGS, label
 from analytics.report import HEADLINE, portfolio_reports
 from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
-from api.access import Principal, require
 from api.live import alarms_of
-from plantmodel.db import BrokerAccount, PlantDb, Role, Tenant
+from plantmodel.db import BrokerAccount, PlantDb, Tenant
 from plantmodel.orders import orders_for_report
 from plant import MachineRef
 from tsstore import TimeSeriesStore
@@ -220,95 +217,76 @@ def kpi_legend() -> list[dict]:
              "higher_is_better": HIGHER_IS_BETTER.get(k), "flags_attention": k in WATCHED_KEYS} for k in GAIN_KEYS]
 
 
-# -- routes ----------------------------------------------------------------------------------------------------
+# -- kept per worker -------------------------------------------------------------------------------------------
 
-router = APIRouter(prefix="/api/v1/centre", tags=["centre"])
-CentreOnly = Annotated[Principal, Depends(require(Role.CENTRE_ADMIN, Role.CENTRE_ENGINEER))]
-STATUS_TTL_S = 30.0  # the overview's status, as /centre/overview keeps it
-_gains_lock = threading.Lock()  # one worker computes the reports once, however many pages ask at the same time
+STATUS_TTL_S = 30.0  # the status, as /centre/overview keeps it
 
 
-def _gains(request: Request, ttl_s: float) -> tuple[float, list[dict], list[str]]:
-    """The before/after reports of every configured rollout, kept ``ttl_s`` per worker (they change by the day)."""
-    from api.reports import _cache, analytics_settings
+class CentrePortfolio:
+    """The portfolio's inputs kept per worker: the status for 30 s, the report gains for ``gains_ttl_s``.
 
-    state = request.app.state
-    with _gains_lock:
-        hit = getattr(state, "centre_gains", None)
-        # a failed report (often: data still arriving) is retried sooner than a day's figures are recomputed
-        if hit and time.monotonic() - hit[0] < (min(ttl_s, STATUS_TTL_S) if hit[3] else ttl_s):
-            return hit[1], hit[2], hit[3]
-        plant = state.plant
-        t0 = time.monotonic()
-        reports, problems = portfolio_reports(state.store, analytics_settings(request), 1000, cache=_cache(request),
-                                              orders_for=lambda t: orders_for_report(plant, t))
-        log.info("centre_gains_computed reports=%d problems=%d seconds=%.2f", len(reports), len(problems),
-                 time.monotonic() - t0)
-        state.centre_gains = (time.monotonic(), time.time() * 1000, reports, problems)
-        return state.centre_gains[1], reports, problems
-
-
-def _status(request: Request) -> list[dict]:
-    from api.reports import analytics_settings
-
-    state = request.app.state
-    hit = getattr(state, "centre_status", None)
-    if hit and time.monotonic() - hit[0] < STATUS_TTL_S:
-        return hit[1]
-    out = overview(state.plant, state.store, getattr(state, "rollup_cache", None), analytics_settings(request),
-                   int(time.time() * 1000), int(state.settings.stale_after_s * 1000))
-    state.centre_status = (time.monotonic(), out)
-    return out
-
-
-def _portfolio(request: Request) -> dict:
-    settings = request.app.state.settings
-    now_ms = int(time.time() * 1000)
-    rows = _status(request)
-    as_of, reports, problems = _gains(request, settings.centre_gains_ttl_s)
-    with request.app.state.plant.session() as s:
-        names_en = {t.slug: t.name_en for t in s.scalars(select(Tenant))}
-    floor = settings.centre_coverage_floor
-    return {"schema": "smartfactory.centre-portfolio/v1", "generated_ms": now_ms, "gains_as_of_ms": int(as_of),
-            "coverage_floor": floor, "kpis": kpi_legend(),
-            "tenants": portfolio_rows(rows, names_en, reports, problems, floor, now_ms)}
-
-
-@router.get("/portfolio")
-def portfolio_view(request: Request, _p: CentreOnly) -> dict:
-    """Every SME: names, rollout, gateway status, 24 h coverage, active alarms, before/after gains as data
-    (the report's labels, signed change, direction of goodness) and the reasons it needs attention.
-
-    Status comes from the hourly rollups (kept 30 s); the gains from the before/after reports of the
-    configured rollouts (kept ``api.centre_gains_ttl_s``). An SME needs attention with no data, a gateway
-    offline or never seen, coverage under ``api.centre_coverage_floor``, or a headline KPI significantly worse.
+    The gains come from a before/after report per configured rollout; they change by the day, so
+    they are computed once per ``gains_ttl_s`` however many pages ask at the same time (a lock).
+    A run with a failed report (often: data still arriving) is retried after ``STATUS_TTL_S``.
     """
-    return _portfolio(request)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._status: tuple[float, list[dict]] | None = None
+        self._gains: tuple[float, float, list[dict], list[str]] | None = None
+
+    def status(self, plant: PlantDb, store: TimeSeriesStore, cache: RollupCache | None, settings: AnalyticsSettings,
+               stale_ms: int) -> list[dict]:
+        hit = self._status
+        if hit and time.monotonic() - hit[0] < STATUS_TTL_S:
+            return hit[1]
+        out = overview(plant, store, cache, settings, int(time.time() * 1000), stale_ms)
+        self._status = (time.monotonic(), out)
+        return out
+
+    def gains(self, plant: PlantDb, store: TimeSeriesStore, cache: RollupCache | None, settings: AnalyticsSettings,
+              ttl_s: float) -> tuple[float, list[dict], list[str]]:
+        """(computed at, epoch ms; the reports; the problems)."""
+        with self._lock:
+            hit = self._gains
+            if hit and time.monotonic() - hit[0] < (min(ttl_s, STATUS_TTL_S) if hit[3] else ttl_s):
+                return hit[1], hit[2], hit[3]
+            t0 = time.monotonic()
+            reports, problems = portfolio_reports(store, settings, 1000, cache=cache,
+                                                  orders_for=lambda t: orders_for_report(plant, t))
+            log.info("centre_gains_computed reports=%d problems=%d seconds=%.2f", len(reports), len(problems),
+                     time.monotonic() - t0)
+            self._gains = (time.monotonic(), time.time() * 1000, reports, problems)
+            return self._gains[1], reports, problems
+
+    def portfolio(self, plant: PlantDb, store: TimeSeriesStore, cache: RollupCache | None, settings: AnalyticsSettings,
+                  stale_ms: int, coverage_floor: float, gains_ttl_s: float) -> dict:
+        rows = self.status(plant, store, cache, settings, stale_ms)
+        as_of, reports, problems = self.gains(plant, store, cache, settings, gains_ttl_s)
+        with plant.session() as s:
+            names_en = {t.slug: t.name_en for t in s.scalars(select(Tenant))}
+        now_ms = int(time.time() * 1000)
+        return {"schema": "smartfactory.centre-portfolio/v1", "generated_ms": now_ms, "gains_as_of_ms": int(as_of),
+                "coverage_floor": coverage_floor, "kpis": kpi_legend(),
+                "tenants": portfolio_rows(rows, names_en, reports, problems, coverage_floor, now_ms)}
 
 
-@router.get("/tenants/{tenant}")
-def tenant_view(tenant: str, request: Request, _p: CentreOnly) -> dict:
-    """One SME for the centre: its portfolio row, and its sites, lines and machines with state and coverage."""
-    from api.reports import analytics_settings
-
-    state = request.app.state
-    row = next((r for r in _portfolio(request)["tenants"] if r["tenant"] == tenant), None)
-    settings, now_ms = analytics_settings(request), int(time.time() * 1000)
-    stale_ms = int(state.settings.stale_after_s * 1000)
-    cache = getattr(state, "rollup_cache", None)
-    alarms = alarms_of(state.plant, tenant, ("active",))
-    with state.plant.session() as s:
+def tenant_detail(plant: PlantDb, store: TimeSeriesStore, cache: RollupCache | None, settings: AnalyticsSettings,
+                  stale_ms: int, row: dict) -> dict | None:
+    """One SME for the centre: its portfolio ``row``, and its sites, lines and machines with state and coverage."""
+    tenant, now_ms = row["tenant"], int(time.time() * 1000)
+    alarms = alarms_of(plant, tenant, ("active",))
+    with plant.session() as s:
         t = s.scalars(select(Tenant).filter_by(slug=tenant)).first()
-        if t is None or row is None:
-            raise HTTPException(status_code=404, detail="not found")
+        if t is None:
+            return None
         sites = []
         for site in t.sites:
             lines = []
             for ln in site.lines:
                 machines = []
                 for m in ln.machines:
-                    st = machine_status(state.store, cache, MachineRef(t.slug, site.slug, ln.slug, m.slug), settings,
-                                        now_ms)
+                    st = machine_status(store, cache, MachineRef(t.slug, site.slug, ln.slug, m.slug), settings, now_ms)
                     fresh = st.last_data_ms is not None and now_ms - st.last_data_ms < stale_ms
                     machines.append({"machine": m.slug, "name": m.name, "gateway": m.gateway.username if m.gateway else None,
                                      "state": int(st.state) if fresh and st.state is not None else None,
