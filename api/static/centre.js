@@ -6,14 +6,17 @@
 // with
 //   container  an Element the page owns while it is on screen (its children are replaced)
 //   route      the part of the hash after "#/centre": "" or "/" (portfolio), "/{tenant}" (one SME);
-//              a query such as "?attention=1&q=text&sort=coverage&dir=asc" keeps the portfolio's view
+//              or the shell's object {hash: "#/centre/{tenant}", tenant, parts}
 //   ctx = {
-//     lang:  "en" | "ko"                 the UI language (centre roles default to English)
+//     lang:  "en" | "ko", or a function giving it   the UI language (centre roles default to English)
 //     t(key) → string                    the glossary (i18n.js); returns the key itself when unknown
 //     api(path) → Promise<JSON>          GET with the session; rejects with an Error carrying .status
 //     me:    {username, role, ...}       who is logged in (GET /api/v1/me), may be absent
+//     setWhere(text)                     optional: the shell's header line ("where am I")
 //   }
 // Every field is used defensively: a missing t falls back to the key, a missing api to fetch.
+// A language switch re-renders the page when the shell changes <html lang> (as applyTexts does);
+// search, filter and sort are kept across it.
 // Drill-down ends on the owner's pages: #/line/{t}/{s}/{l} and #/machine/{t}/{s}/{l}/{m}.
 "use strict";
 
@@ -49,7 +52,8 @@
 
   function context(ctx) {
     ctx = ctx || {};
-    const lang = ctx.lang === "ko" ? "ko" : "en";
+    const raw = typeof ctx.lang === "function" ? ctx.lang() : ctx.lang;
+    const lang = raw === "ko" ? "ko" : "en";
     const t = (key, params) => {
       let s = typeof ctx.t === "function" ? ctx.t(key) : key;
       if (typeof s !== "string") s = key;
@@ -60,7 +64,8 @@
       if (!r.ok) { const e = new Error(`${path}: HTTP ${r.status}`); e.status = r.status; throw e; }
       return r.json();
     };
-    return { lang, t, api, me: ctx.me || null, locale: lang === "ko" ? "ko-KR" : "en-GB" };
+    const setWhere = (text) => { if (typeof ctx.setWhere === "function") try { ctx.setWhere(text); } catch { /* the shell's */ } };
+    return { lang, t, api, setWhere, me: ctx.me || null, locale: lang === "ko" ? "ko-KR" : "en-GB" };
   }
 
   // -- words and numbers ---------------------------------------------------------------
@@ -110,11 +115,9 @@
   }
 
   // -- the portfolio ---------------------------------------------------------------------
-  function parseQuery(route) {
-    const q = new URLSearchParams((route.split("?")[1] || ""));
-    return { q: q.get("q") || "", attention: q.get("attention") === "1", sort: q.get("sort") || "attention",
-             dir: q.get("dir") === "asc" ? "asc" : q.get("dir") === "desc" ? "desc" : null };
-  }
+  // search, filter and sort of the portfolio: kept while the page lives (a language switch re-renders it)
+  const VIEW = { q: "", attention: false, sort: "attention", dir: null };
+
   function sortValue(c, row, key) {
     switch (key) {
       case "name": return nameOf(c, row).toLocaleLowerCase(c.locale);
@@ -167,17 +170,6 @@
       distribution(c, rows, data.kpis || [], Math.max(300, Math.min(1200, (root.clientWidth || 720) - 40))));
 
     function dirOf() { return view.dir || DEFAULT_DIR[view.sort] || "asc"; }
-    function keepInHash() {
-      const q = new URLSearchParams();
-      if (view.q) q.set("q", view.q);
-      if (view.attention) q.set("attention", "1");
-      if (view.sort !== "attention") q.set("sort", view.sort);
-      if (view.dir) q.set("dir", view.dir);
-      const s = q.toString();
-      const want = `#/centre${s ? "?" + s : ""}`;
-      if (location.hash.startsWith("#/centre") && !location.hash.startsWith("#/centre/") && location.hash !== want)
-        history.replaceState(null, "", want);  // the view survives a reload and the back button, without a re-render
-    }
     function draw() {
       const dir = dirOf();
       dirBtn.textContent = dir === "asc" ? "↑" : "↓";
@@ -188,7 +180,7 @@
           el("button", { type: "button", class: "cx-th", "data-sort": k, onclick: () => {
             if (view.sort === k) view.dir = dirOf() === "asc" ? "desc" : "asc";
             else { view.sort = k; view.dir = null; }
-            sortSel.value = view.sort; keepInHash(); draw();
+            sortSel.value = view.sort; draw();
           } }, c.t(label), active ? (dir === "asc" ? " ↑" : " ↓") : ""));
       })));
       const needle = view.q.trim().toLocaleLowerCase(c.locale);
@@ -203,10 +195,10 @@
       empty.hidden = shown.length > 0;
       table.dataset.count = String(shown.length);
     }
-    search.addEventListener("input", () => { view.q = search.value; keepInHash(); draw(); });
-    only.addEventListener("change", () => { view.attention = only.checked; keepInHash(); draw(); });
-    sortSel.addEventListener("change", () => { view.sort = sortSel.value; view.dir = null; keepInHash(); draw(); });
-    dirBtn.addEventListener("click", () => { view.dir = dirOf() === "asc" ? "desc" : "asc"; keepInHash(); draw(); });
+    search.addEventListener("input", () => { view.q = search.value; draw(); });
+    only.addEventListener("change", () => { view.attention = only.checked; draw(); });
+    sortSel.addEventListener("change", () => { view.sort = sortSel.value; view.dir = null; draw(); });
+    dirBtn.addEventListener("click", () => { view.dir = dirOf() === "asc" ? "desc" : "asc"; draw(); });
     draw();
     const asOf = data.gains_as_of_ms ? el("p", { class: "cx-note" },
       c.t("centre.gains_as_of", { when: new Date(data.gains_as_of_ms).toLocaleString(c.locale) })) : null;
@@ -286,7 +278,8 @@
       const name = svg("text", { x: L, y: y0 + 14, class: "cx-kpi" }, fit(label, 13));
       name.append(svg("title", {}, label));
       g.append(name, svg("text", { x: L, y: y0 + 30, class: "cx-stat" },
-        `n=${vals.length} · ${c.t("centre.median")} ${signed(med)}% · ${signed(vals[0])}% … ${signed(vals[vals.length - 1])}%`));
+        `n=${vals.length} · ${c.t("centre.median")} ${signed(med)}%` +
+        (vals.length > 1 ? ` · ${signed(vals[0])}% … ${signed(vals[vals.length - 1])}%` : "")));
       const cy = y0 + 48;
       g.append(svg("line", { x1: L, x2: W - R, y1: cy, y2: cy, class: "cx-strip" }));
       g.append(svg("line", { x1: x(med), x2: x(med), y1: cy - 10, y2: cy + 10, class: "cx-median" }));
@@ -362,23 +355,49 @@
         : `${c.t("centre.load_failed")}${status ? ` (HTTP ${status})` : ""}`));
   }
 
+  /** "" for the portfolio, "{tenant}" for one SME, from the route string or the shell's route object. */
+  function routePath(route) {
+    let r = route;
+    if (r && typeof r === "object") {
+      if (typeof r.hash === "string" && r.hash.startsWith("#/centre")) r = r.hash.slice("#/centre".length);
+      else r = r.tenant ? `/${encodeURIComponent(r.tenant)}` : "";
+    }
+    return (typeof r === "string" ? r : "").split("?")[0].replace(/^\/+|\/+$/g, "");
+  }
+
+  let observer = null;
+  /** Re-render in the new language when the shell switches <html lang>, while this page is on screen. */
+  function watchLanguage(container, route, ctx) {
+    if (observer) observer.disconnect();
+    if (typeof MutationObserver !== "function") return;
+    const before = document.documentElement.lang;
+    observer = new MutationObserver(() => {
+      if (document.documentElement.lang === before) return;
+      const here = container.querySelector(":scope > .cx");
+      if (!here || !container.isConnected) { observer.disconnect(); return; }
+      const lang = document.documentElement.lang;
+      render(container, route, typeof (ctx && ctx.lang) === "function" ? ctx : { ...(ctx || {}), lang });
+    });
+    observer.observe(document.documentElement, { attributes: true, attributeFilter: ["lang"] });
+  }
+
   function render(container, route, ctx) {
     if (!container) return;
     const c = context(ctx);
     const mine = ++seq;
-    route = typeof route === "string" ? route : "";
-    const path = route.split("?")[0].replace(/^\/+|\/+$/g, "");
+    const path = routePath(route);
+    watchLanguage(container, route, ctx);
     const root = el("div", { class: "cx", lang: c.lang, "data-testid": path ? "centre-sme" : "centre" },
       el("p", { class: "cx-loading", role: "status" }, c.t("centre.loading")));
     container.replaceChildren(root);
     if (!path) {
-      const view = parseQuery(route);
-      c.api("/api/v1/centre/portfolio").then((data) => { if (mine === seq) renderPortfolio(root, data || {}, c, view); })
+      c.setWhere(c.t("centre.title"));
+      c.api("/api/v1/centre/portfolio").then((data) => { if (mine === seq) renderPortfolio(root, data || {}, c, VIEW); })
         .catch((err) => { if (mine === seq) failed(root, c, err); });
     } else {
       const tenant = decodeURIComponent(path.split("/")[0]);
       c.api(`/api/v1/centre/tenants/${encodeURIComponent(tenant)}`)
-        .then((data) => { if (mine === seq) renderSme(root, data || {}, c); })
+        .then((data) => { if (mine === seq) { renderSme(root, data || {}, c); c.setWhere(`${c.t("centre.title")} › ${nameOf(c, data || {})}`); } })
         .catch((err) => { if (mine === seq) failed(root, c, err); });
     }
   }

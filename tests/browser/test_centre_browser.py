@@ -6,9 +6,9 @@ daehan-metal (no gateway, no data), which the portfolio must flag with its reaso
 gains in the report's words with the right sign, the distribution chart, and the drill-down
 portfolio → SME → line (the owner's page). Screenshots go to test-artifacts/browser/.
 
-Until the shell's router (api/static/index.html, owned by the UI shell) hands ``#/centre`` to
-``window.sfCentre``, the page is mounted in a minimal shell served by the test (``SHELL``): the
-same static files, the same glossary, the same API.
+Until the shell's router (api/static/dashboard.js, owned by the UI shell; on branch ui) is on this
+branch, the page is mounted in a minimal shell served by the test (``SHELL``) that calls
+``window.sfCentre.render`` the way that router does: the same static files, glossary and API.
 """
 
 from __future__ import annotations
@@ -26,13 +26,15 @@ pytestmark = pytest.mark.integration
 
 WIDE, PHONE = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
 SHELL_PATH = "/static/centre-test-shell.html"
-SHELL = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+SHELL = r"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>centre</title>
 <link rel="stylesheet" href="/static/style.css"><link rel="stylesheet" href="/static/centre.css"></head>
-<body><header><h1>smartfactory</h1><nav><button id="lang" type="button" data-testid="lang-toggle">한국어</button></nav></header>
+<body><header><h1>smartfactory</h1><span id="where"></span>
+<nav><button id="lang" type="button" data-testid="lang-toggle">한국어</button></nav></header>
 <main id="view"></main>
 <script src="/static/i18n.js"></script><script src="/static/centre.js"></script>
 <script>
+// called as the shell's router calls it (branch ui, dashboard.js openCentreRoute): a route object, lang as a function
 let ME = null;
 const api = (p) => fetch(p, {credentials: "same-origin"}).then((r) => {
   if (!r.ok) { const e = new Error(p + ": HTTP " + r.status); e.status = r.status; throw e; } return r.json(); });
@@ -41,13 +43,16 @@ async function go() {
   LANG = localStorage.getItem("sf-lang") || ME.language || "en";
   document.documentElement.lang = LANG;
   document.getElementById("lang").textContent = t("switch");
-  const h = location.hash;
-  if (h.startsWith("#/centre")) sfCentre.render(document.getElementById("view"), h.slice("#/centre".length),
-                                               {lang: LANG, t, api, me: ME});
-  else document.getElementById("view").textContent = "owner page " + h;
+  const parts = location.hash.replace(/^#\//, "").split("/").map(decodeURIComponent);
+  if (parts[0] === "centre") sfCentre.render(document.getElementById("view"), {parts, tenant: parts[1] || null, hash: location.hash},
+    {api, t, tf, me: ME, lang: () => LANG, setWhere: (x) => { document.getElementById("where").textContent = x; }});
+  else document.getElementById("view").textContent = "owner page " + location.hash;
 }
 addEventListener("hashchange", go);
-document.getElementById("lang").onclick = () => { localStorage.setItem("sf-lang", LANG === "ko" ? "en" : "ko"); go(); };
+// the language switch as the shell does it: applyTexts() sets <html lang>; the page re-renders itself
+document.getElementById("lang").onclick = () => {
+  LANG = LANG === "ko" ? "en" : "ko"; localStorage.setItem("sf-lang", LANG);
+  document.documentElement.lang = LANG; document.getElementById("lang").textContent = t("switch"); };
 go();
 </script></body></html>"""
 
@@ -197,8 +202,11 @@ def test_portfolio_on_a_phone_is_cards_without_overflow_and_a_tap_opens_the_sme(
 def test_portfolio_in_korean_uses_the_glossary_and_the_report_labels(browser, demo, api_portfolio, viewport):
     context, page = _page(browser, demo, viewport)
     _portfolio(page, demo)
-    page.click("[data-testid=lang-toggle]")
+    page.check("[data-testid=centre-attention-only]")
+    page.click("[data-testid=lang-toggle]")  # the shell switches <html lang>; the page re-renders, keeping its filter
     page.wait_for_function("document.querySelector('[data-testid=centre-title]')?.innerText === '도입 기업 현황'")
+    assert page.is_checked("[data-testid=centre-attention-only]") and _shown(page) == [OTHER_TENANT]
+    page.uncheck("[data-testid=centre-attention-only]")
     daehan = page.locator(f"tr[data-tenant={OTHER_TENANT}]")
     assert daehan.locator("[data-testid=centre-sme-link]").inner_text() == "대한금속"
     assert daehan.locator("[data-testid=centre-reasons] li").all_inner_texts() == ["최근 24시간 데이터 없음", "게이트웨이 미등록"]
