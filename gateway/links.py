@@ -39,8 +39,9 @@ class LinkError(Exception):
 class Refused(Exception):
     """The device answered with a Modbus exception response."""
 
-    def __init__(self, code: int, what: str) -> None:
-        super().__init__(f"{what}: Modbus exception {code}")
+    def __init__(self, code: int, what: str, detail: str | None = None) -> None:
+        """``detail``: the protocol's own words for the refusal (default: the Modbus exception code)."""
+        super().__init__(f"{what}: {detail or f'Modbus exception {code}'}")
         self.code = code
 
 
