@@ -264,6 +264,7 @@
     lo = Math.floor(lo / step) * step; hi = Math.ceil(hi / step) * step;
     const x = (v) => L + (v - lo) / (hi - lo) * (W - L - R);
     const g = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "cx-dist", role: "img", "data-testid": "centre-distribution",
+                           style: `max-width:${W}px`,  // shrinks with the window, never grows its text
                            "aria-label": c.t("centre.distribution") });
     for (let v = lo; v <= hi + step / 2; v += step) {
       g.append(svg("line", { x1: x(v), x2: x(v), y1: top, y2: H - 32, class: v === 0 ? "cx-zero" : "cx-grid" }),
