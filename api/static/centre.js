@@ -403,5 +403,6 @@
     }
   }
 
-  window.sfCentre = { render, _words: { gainWords, reasonWords, signed } };
+  // _words: the wording alone, for tests of reasons the demo does not produce (ctx as for render)
+  window.sfCentre = { render, _words: { gain: (g, ctx) => gainWords(context(ctx), g), reason: (r, ctx) => reasonWords(context(ctx), r) } };
 })();

@@ -239,3 +239,25 @@ def test_an_sme_owner_gets_no_portfolio(browser, demo):
     page.goto(f"{demo}{SHELL_PATH}#/centre/{TENANT}")  # another SME: looks like nothing there
     page.wait_for_function("document.querySelector('[data-testid=centre-error]')?.innerText === '찾을 수 없습니다'")
     context.close()
+
+
+def test_every_reason_is_worded_in_both_languages(browser, demo, api_portfolio):
+    """Reasons the demo does not produce, worded by the page from the API's data (api.centre.attention)."""
+    from api.centre import attention, gain
+
+    now = api_portfolio[TENANT]["last_seen_ms"]
+    worse = gain({"key": "material_input_s", "before": 10.0, "after": 12.0, "change_pct": 20.0, "improvement_pct": -20.0,
+                  "significant": True, "unit": "s"}, {"line": LINE})
+    row = {"machines": 2, "coverage_24h": 0.42, "gateways": [
+        {"gateway": "gw-9", "machines": 2, "last_data_ms": now - 3 * 3_600_000, "online": False}]}
+    reasons = attention(row, [worse], [], 0.8, now)
+    assert [r["code"] for r in reasons] == ["low_coverage", "gateway_offline", "kpi_worse"]
+    context, page = _page(browser, demo, WIDE)
+    _portfolio(page, demo)
+    words = {lang: page.evaluate("([rs, lang]) => rs.map(r => sfCentre._words.reason(r, {lang, t: (k) => TEXTS[lang][k] ?? k}))",
+                                 [reasons, lang]) for lang in ("en", "ko")}
+    assert words["en"] == ["Data coverage 42% in 24 h, under the 80% threshold", "Gateway gw-9 offline, last seen 3 hours ago",
+                           "Material input time per part got worse: +20.0% (increased)"]
+    assert words["ko"] == ["24시간 데이터 수집률 42%, 기준 80% 미만", "게이트웨이 gw-9 연결 끊김, 마지막 수신 3시간 전",
+                           "자재 투입시간 (개당) 악화: +20.0% (증가)"]
+    context.close()
