@@ -39,21 +39,12 @@ DISCONNECT_POLL_S = 0.5
 CLIENT_CLOSED = 499
 
 
-def _settings(request: Request) -> ApiSettings:
-    return getattr(request.app.state, "settings", None) or ApiSettings()
-
-
 def _too_long(param: str, days: int, limit: int, hint: str) -> HTTPException:
     return HTTPException(status_code=422, detail=[{
         "type": "range_too_long", "loc": ["query", param],
         "msg": f"the range is {days} days; one request may cover at most {limit} days (api.max_range_days): "
                f"ask for less, e.g. {hint}, and split a longer period into several requests",
         "ctx": {"days": days, "max_days": limit}}])
-
-
-def max_days(request: Request) -> int:
-    """``api.max_range_days`` of the app serving the request."""
-    return _settings(request).max_range_days
 
 
 def check_days(first: date, last: date, limit: int, first_name: str = "first", last_name: str = "last") -> None:
@@ -78,13 +69,13 @@ def check_span_ms(start_ms: int, end_ms: int, limit: int) -> None:
         raise _too_long("start", days, limit, f"start={iso(end_ms - limit * 86_400_000)}&end={iso(end_ms)}")
 
 
-async def computed(request: Request, work: Callable[[], T], what: str) -> T | Response:
+async def computed(request: Request, settings: ApiSettings, work: Callable[[], T], what: str) -> T | Response:
     """``work()`` in a worker thread under the report time budget, cancelled if the client disconnects.
 
     A spent budget is a 503 that says what to ask for instead; a cancelled computation
     answers 499 (nobody reads it) and logs ``report_abandoned``.
     """
-    deadline = Deadline(_settings(request).report_budget_s)
+    deadline = Deadline(settings.report_budget_s)
 
     def run() -> T:
         with enforced(deadline):

@@ -30,9 +30,12 @@ T0 = 1_795_000_000_000
 TENANTLESS = {
     ("POST", "/api/v1/auth/logout"), ("GET", "/api/v1/me"), ("PATCH", "/api/v1/me"), ("POST", "/api/v1/me/tokens"),
     ("GET", "/api/v1/tenants"), ("GET", "/api/v1/machines"), ("GET", "/api/v1/centre/overview"),
-    ("GET", "/api/v1/reports/portfolio"),  # centre roles only (api/reports.py)
+    ("GET", "/api/v1/reports/portfolio"),  # centre roles only (api/routers/reports.py)
+    ("GET", "/api/v1/centre/portfolio"),  # centre roles only (api/routers/centre.py)
 }
-CENTRE_ONLY = {"/api/v1/centre/overview", "/api/v1/reports/portfolio"}
+CENTRE_ONLY = {"/api/v1/centre/overview", "/api/v1/reports/portfolio", "/api/v1/centre/portfolio"}
+#: tenant-scoped routes for centre roles only: the tenant's own owner gets 403 there, a centre engineer 200
+CENTRE_ONLY_SCOPED = {"/api/v1/centre/tenants/{tenant}"}
 BODIES = {
     "/api/v1/alarm-rules/{tenant}": {"site": B.site, "line": B.line, "machine": B.machine, "name": "hot",
                                      "kind": "threshold", "tag": "force", "op": ">", "threshold": 1.0},
@@ -97,12 +100,12 @@ def _routes(app) -> list[tuple[str, str, dict]]:
 
 
 def _b_alarm_id(app) -> int:
-    with app.state.plant.session() as s:
+    with app.state.services.plant.session() as s:
         return next(a.id for a in s.query(Alarm).all() if a.rule.machine.line.site.tenant.slug == "bravo")
 
 
 def _b_rule_id(app) -> int:
-    with app.state.plant.session() as s:
+    with app.state.services.plant.session() as s:
         return next(r.id for r in s.query(AlarmRule).all() if r.machine.line.site.tenant.slug == "bravo")
 
 
@@ -143,9 +146,11 @@ def test_owner_of_a_gets_404_for_everything_of_b(app):
         # the same request gets past isolation for B's own owner: the 404 above is isolation, not a bad URL
         # (it may still be refused for other reasons, e.g. a report that needs a rollout date)
         if method == "GET" and not path.endswith("/events"):
-            ok = _call(owner_b, method, path, url)
+            ok = _call(_client(app, "engineer") if path in CENTRE_ONLY_SCOPED else owner_b, method, path, url)
             assert ok.status_code not in (401, 403) and not (ok.status_code == 404 and ok.json() == {"detail": "not found"}), (
                 f"{method} {path} as owner-b: {ok.status_code} {ok.text[:200]}")
+    for path in CENTRE_ONLY_SCOPED:
+        assert _call(owner_b, "GET", path, _url(app, path)).status_code == 403, path
     # the walk above sent PUT and DELETE for B's rule as owner-a: it is untouched
     assert [(r["name"], r["threshold"]) for r in owner_b.get("/api/v1/alarm-rules/bravo").json()] == [("force high", 0.0)]
 
@@ -186,6 +191,11 @@ def test_centre_engineer_reads_every_tenant(app):
     assert [t["tenant"] for t in overview] == ["acme", "bravo"]
     gw = overview[1]["gateways"]
     assert gw == [{"gateway": "gw-b", "machines": 0, "last_data_ms": None, "online": False}]
+    portfolio = {t["tenant"]: t for t in eng.get("/api/v1/centre/portfolio").json()["tenants"]}
+    assert sorted(portfolio) == ["acme", "bravo"]
+    assert [r["code"] for r in portfolio["bravo"]["attention"]] == ["no_data", "gateway_never"]
+    sme = eng.get(f"/api/v1/centre/tenants/{B.tenant}").json()
+    assert [m["machine"] for s in sme["sites"] for ln in s["lines"] for m in ln["machines"]] == [B.machine]
 
 
 def test_operator_acknowledges_but_cannot_add_rules(app):
@@ -202,10 +212,10 @@ def test_operator_acknowledges_but_cannot_add_rules(app):
 
 
 def test_api_token_for_scripts_and_wrong_credentials(app):
-    token = create_token(app.state.plant, "owner-a", "nightly export")
+    token = create_token(app.state.services.plant, "owner-a", "nightly export")
     c = TestClient(app)
     assert c.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).json()["username"] == "owner-a"
-    assert c.get(f"/api/v1/tenants/bravo", headers={"Authorization": f"Bearer {token}"}).status_code == 404
+    assert c.get("/api/v1/tenants/bravo", headers={"Authorization": f"Bearer {token}"}).status_code == 404
     assert c.get("/api/v1/me", headers={"Authorization": "Bearer sf_not-a-token"}).status_code == 401
     assert c.post("/api/v1/auth/login", json={"username": "owner-a", "password": "wrong-password"}).status_code == 401
     assert c.post("/api/v1/auth/login", json={"username": "nobody", "password": PASSWORD}).status_code == 401
@@ -254,4 +264,4 @@ def test_password_guessing_is_throttled_per_user(app):
     assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
     # other users are not affected
     assert c.post("/api/v1/auth/login", json={"username": "owner-a", "password": PASSWORD}).status_code == 200
-    app.state.login_throttle.succeeded("operator-a")  # the module's other tests log in as operator-a
+    app.state.services.login_throttle.succeeded("operator-a")  # the module's other tests log in as operator-a

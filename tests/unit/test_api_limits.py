@@ -41,8 +41,8 @@ def _app(tmp, **api) -> TestClient:
             store.write_columns(m, cols)
     plant = open_plant(f"sqlite:///{tmp / 'plant.db'}")
     apply_seed(plant, SEED)
-    app = create_app(store, ApiSettings(**api), plant, run_alarms=False)
-    app.state.analytics = AnalyticsSettings(default=Policy(default_ideal_cycle_s=60.0), cache_path=tmp / "rollups.db")
+    app = create_app(store, ApiSettings(**api), plant, run_alarms=False,
+                     analytics=AnalyticsSettings(default=Policy(default_ideal_cycle_s=60.0), cache_path=tmp / "rollups.db"))
     c = TestClient(app)
     assert c.post("/api/v1/auth/login", json={"username": "owner", "password": "owner-pass-1"}).status_code == 200
     return c
