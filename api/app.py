@@ -28,12 +28,14 @@ from starlette.concurrency import run_in_threadpool
 
 from analytics.continuous import RollupMaintainer
 from analytics.settings import AnalyticsSettings
-from api import access, alarmrules, centre
+from api import access, accounts, alarmrules, centre
 from plantmodel import orders
 from api.access import CurrentPrincipal, Principal, require
 from api.alarmrules import RuleIn
 from api.alarms import OPS, AlarmEngine, clear_open_alarms
-from plantmodel.credentials import hash_password, new_secret, secret_digest, verify_password
+from plantmodel.credentials import secret_digest
+from plantmodel.housekeeping import Housekeeper
+from plantmodel.throttle import Throttle
 from api.leader import Leadership
 from api.live import LineNotFound, RecentAnswers, SnapshotCache, alarms_of
 from plantmodel.db import (
@@ -58,7 +60,6 @@ from tsstore import StoreRejected, StoreUnavailable, TimeSeriesStore
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("api")
-_DUMMY_HASH = hash_password("not-a-real-password")  # keeps unknown-user logins as slow as wrong passwords
 
 SME_WRITERS = (Role.CENTRE_ADMIN, Role.CENTRE_ENGINEER, Role.SME_OWNER)
 ACKERS = (Role.CENTRE_ADMIN, Role.CENTRE_ENGINEER, Role.SME_OWNER, Role.SME_OPERATOR)
@@ -99,10 +100,6 @@ class MeUpdate(BaseModel):
     language: Literal["ko", "en"]
 
 
-class TokenRequest(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
-
-
 def _me(p: Principal) -> dict:
     """Who is logged in; ``permissions`` lets the UI show only what the API will allow."""
     permissions = [name for name, roles in (("alarm_rules:write", SME_WRITERS), ("alarms:ack", ACKERS),
@@ -120,14 +117,17 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
     plant = plant or open_plant(settings.database_url)
     stale_ms = int(settings.stale_after_s * 1000)
     engine = AlarmEngine(plant, store, stale_ms, settings.alarm_interval_s)
+    housekeeper = Housekeeper(plant, settings.retention(), settings.housekeeping_interval_s)
 
     def lead() -> None:
         engine.start()
+        housekeeper.start()
         if rollups is not None:
             rollups.start()
 
     def resign() -> None:
         engine.stop()
+        housekeeper.stop()
         if rollups is not None:
             rollups.stop()
 
@@ -162,8 +162,10 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
     app.state.snapshots = SnapshotCache(plant, store, stale_ms)
     app.state.alarm_lists = RecentAnswers()
     app.state.tenant_trees = RecentAnswers(ttl_s=5.0)  # the plant model changes rarely (seed, admin)
-    app.state.principals = access.PrincipalCache()
-    app.state.login_throttle = access.LoginThrottle()
+    app.state.principals = access.PrincipalCache(settings.credential_cache_s)
+    app.state.login_throttle = Throttle(plant, settings.throttle_policy())
+    app.state.retention = settings.retention()
+    app.state.housekeeper = housekeeper
 
     @app.exception_handler(StoreUnavailable)
     async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
@@ -174,6 +176,7 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
         return JSONResponse(status_code=404, content={"detail": str(exc)})
 
     app.include_router(_session_routes(settings))
+    app.include_router(accounts.router)
     app.include_router(_machine_routes(settings))
     app.include_router(_dashboard_routes())
     app.include_router(_alarm_routes())
@@ -216,28 +219,8 @@ def _session_routes(settings: ApiSettings) -> APIRouter:
 
     @r.post("/auth/login", **access.public())
     def login(body: Login, request: Request, response: Response, plant: PlantDep) -> dict:
-        throttle: access.LoginThrottle = request.app.state.login_throttle
-        wait_s = throttle.blocked_for(body.username)
-        if wait_s > 0:
-            log.warning("login_throttled user=%r retry_after_s=%.0f", body.username, wait_s)
-            raise HTTPException(status_code=429, detail=f"too many failed logins for this user: try again in "
-                                                        f"{wait_s:.0f} s", headers={"Retry-After": f"{wait_s:.0f}"})
-        with plant.session() as s, s.begin():
-            user = s.scalars(select(User).filter_by(username=body.username)).first()
-            ok = verify_password(user.password_hash if user else _DUMMY_HASH, body.password)
-            if not user or not ok or not user.active:
-                throttle.failed(body.username)
-                log.info("login_failed user=%r", body.username)
-                raise HTTPException(status_code=401, detail="wrong username or password")
-            throttle.succeeded(body.username)
-            secret = new_secret()
-            expires = int((time.time() + settings.session_hours * 3600) * 1000)
-            s.add(WebSession(token_hash=secret_digest(secret), user_id=user.id, expires_ms=expires))
-            principal = access.principal_for_user(user)
-        response.set_cookie(access.SESSION_COOKIE, secret, max_age=int(settings.session_hours * 3600), httponly=True,
-                            samesite="strict", secure=settings.secure_cookies, path="/")
-        log.info("login user=%s role=%s", principal.username, principal.role.value)
-        return _me(principal)
+        """Start a web session. Failed logins slow further ones down per address and per account (429)."""
+        return _me(accounts.login(request, response, plant, settings, body.username, body.password))
 
     @r.post("/auth/logout")
     def logout(request: Request, response: Response, plant: PlantDep) -> dict:
@@ -261,15 +244,6 @@ def _session_routes(settings: ApiSettings) -> APIRouter:
             user = s.scalars(select(User).filter_by(username=principal.username)).one()
             user.language = body.language
         return {**_me(principal), "language": body.language}
-
-    @r.post("/me/tokens", status_code=201)
-    def new_token(body: TokenRequest, principal: CurrentPrincipal, plant: PlantDep) -> dict:
-        secret = new_secret()
-        with plant.session() as s, s.begin():
-            user = s.scalars(select(User).filter_by(username=principal.username)).one()
-            s.add(ApiToken(token_hash=secret_digest(secret), user_id=user.id, name=body.name,
-                           created_ms=int(time.time() * 1000)))
-        return {"name": body.name, "token": secret, "note": "shown once; send as 'Authorization: Bearer <token>'"}
 
     return r
 
