@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from typing import Annotated, Literal
 
@@ -68,7 +69,7 @@ def login(request: Request, response: Response, plant: PlantDb, settings: ApiSet
         ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
         if not user or not ok or not user.active:
             throttle.failed(_client_address(request), username, device)
-            log.info("login_failed user=%r address=%s", username, _client_address(request))
+            log.info("login_failed user=%r address=%s pid=%d", username, _client_address(request), os.getpid())
             raise HTTPException(status_code=401, detail="wrong username or password")
         principal, user_id = access.principal_for_user(user), user.id
     throttle.succeeded(username)
