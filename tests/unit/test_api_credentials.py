@@ -81,7 +81,7 @@ def test_tokens_expire_by_default_and_cannot_outlive_the_maximum(app):
 def test_an_expired_token_is_refused(app):
     c = _client(app, "owner-a")
     r = c.post("/api/v1/me/tokens", json={"name": "cron"}).json()
-    with app.state.plant.session() as s, s.begin():
+    with app.state.services.plant.session() as s, s.begin():
         s.get(ApiToken, r["id"]).expires_ms = int(time.time() * 1000) - 1
     assert TestClient(app).get("/api/v1/me", headers=_bearer(r["token"])).status_code == 401
     listed = c.get("/api/v1/me/tokens").json()
@@ -97,7 +97,7 @@ def test_my_tokens_are_listed_without_secrets_and_revoked(app):
     (row,) = r.json()
     assert row["id"] == made["id"] and row["name"] == "export" and row["expires_ms"] == made["expires_ms"]
     assert row["created_ms"] > 0 and row["last_used_ms"] is not None  # the request above used it
-    with app.state.plant.session() as s:
+    with app.state.services.plant.session() as s:
         digest = s.get(ApiToken, made["id"]).token_hash
     assert made["token"] not in r.text and digest not in r.text and "token" not in row
     assert c.delete(f"/api/v1/me/tokens/{made['id']}").json()["revoked"] is True
@@ -287,7 +287,7 @@ def test_the_leader_purges_expired_sessions_and_a_login_purges_the_users_own(pla
         s.add(WebSession(token_hash="e" * 64, user_id=uid, expires_ms=1))
     app = create_app(store, ApiSettings(housekeeping_interval_s=0.2), plant, run_alarms=True)  # the leader's duties
     with TestClient(app):
-        wait_until(lambda: app.state.housekeeper.passes >= 1, 20, "the housekeeper's first pass")
+        wait_until(lambda: app.state.services.housekeeper.passes >= 1, 20, "the housekeeper's first pass")
         with plant.session() as s:
             assert s.scalar(select(WebSession).filter_by(token_hash="e" * 64)) is None
     # a follower (no duties) still drops a user's expired sessions when that user logs in

@@ -1,18 +1,13 @@
-"""Logins, API tokens, password changes and user accounts: the credentials a centre can take back.
+"""The caller's API tokens and password; for centre admins, users and their tokens.
 
-``login`` (called by the login route in ``api.app``) throttles guessing per client address and per
-account through the plant database (``plantmodel.throttle``), so every worker shares the counts.
-``router`` serves the caller's own tokens and password, and for centre admins other users' tokens,
-creation and deactivation. A password change or a deactivation deletes every session and token of
-the user; other workers stop accepting them within ``api.credential_cache_s`` (``api.access``).
+A password change or a deactivation deletes every session and token of the user; other workers
+stop accepting them within ``api.credential_cache_s`` (``api.access.PrincipalCache``). Token
+secrets are shown once, at creation: only their digests are stored.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import os
-import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
@@ -20,94 +15,19 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from api import access
+from api import access, logins
 from api.access import CurrentPrincipal, Principal, require
-from api.settings import ApiSettings
+from api.services import PlantDep, ServicesDep, SettingsDep
 from plantmodel import admin
-from plantmodel.credentials import WeakPassword, hash_password, new_secret, secret_digest, verify_password
-from plantmodel.db import PlantDb, Role, User, WebSession
-from plantmodel.housekeeping import purge_user_sessions
-from plantmodel.throttle import Throttle
+from plantmodel.credentials import WeakPassword, verify_password
+from plantmodel.db import Role, User
 
-log = logging.getLogger("api.accounts")
-DEVICE_COOKIE = "sf_device"
-_DUMMY_HASH = hash_password("not-a-real-password")  # keeps unknown-user logins as slow as wrong passwords
-
+log = logging.getLogger(__name__)
 TokenId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 Username = Annotated[str, PathParam(max_length=64)]
 CentreAdmin = Annotated[Principal, Depends(require(Role.CENTRE_ADMIN))]
 
-
-def _client_address(request: Request) -> str:
-    """The caller's address; behind a reverse proxy uvicorn takes it from X-Forwarded-For (FORWARDED_ALLOW_IPS)."""
-    return request.client.host if request.client else "unknown"
-
-
-def _throttled(wait_s: float, why: str) -> HTTPException:
-    seconds = max(1, math.ceil(wait_s))
-    who = "from this address" if why == "address" else "for this account"
-    return HTTPException(status_code=429, detail=f"too many failed logins {who}: try again in {seconds} s",
-                         headers={"Retry-After": str(seconds)})
-
-
-def _check_throttle(request: Request, throttle: Throttle, username: str) -> None:
-    wait_s, why = throttle.wait_s(_client_address(request), username, request.cookies.get(DEVICE_COOKIE))
-    if wait_s > 0:
-        log.warning("login_throttled user=%r address=%s by=%s retry_after_s=%.0f", username,
-                    _client_address(request), why, wait_s)
-        raise _throttled(wait_s, why)
-
-
-def login(request: Request, response: Response, plant: PlantDb, settings: ApiSettings, username: str,
-          password: str) -> Principal:
-    """Check the password (unless throttled: 429), start a web session and set its cookie."""
-    throttle: Throttle = request.app.state.login_throttle
-    _check_throttle(request, throttle, username)
-    device = request.cookies.get(DEVICE_COOKIE)
-    with plant.session() as s:
-        user = s.scalars(select(User).filter_by(username=username)).first()
-        ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
-        if not user or not ok or not user.active:
-            throttle.failed(_client_address(request), username, device)
-            log.info("login_failed user=%r address=%s pid=%d", username, _client_address(request), os.getpid())
-            raise HTTPException(status_code=401, detail="wrong username or password")
-        principal, user_id = access.principal_for_user(user), user.id
-    throttle.succeeded(username)
-    if not device:
-        device = new_secret()
-    throttle.remember_device(device, user_id)
-    response.set_cookie(DEVICE_COOKIE, device, max_age=int(request.app.state.retention.device_days * 86400),
-                        httponly=True, samesite="strict", secure=settings.secure_cookies, path="/api/v1/auth")
-    purge_user_sessions(plant, user_id, int(time.time() * 1000))
-    start_session(response, plant, settings, user_id)
-    log.info("login user=%s role=%s", principal.username, principal.role.value)
-    return principal
-
-
-def start_session(response: Response, plant: PlantDb, settings: ApiSettings, user_id: int) -> None:
-    secret = new_secret()
-    expires = int((time.time() + settings.session_hours * 3600) * 1000)
-    with plant.session() as s, s.begin():
-        s.add(WebSession(token_hash=secret_digest(secret), user_id=user_id, expires_ms=expires))
-    response.set_cookie(access.SESSION_COOKIE, secret, max_age=int(settings.session_hours * 3600), httponly=True,
-                        samesite="strict", secure=settings.secure_cookies, path="/")
-
-
-# -- routes ----------------------------------------------------------------------------------------
-
 router = APIRouter(prefix="/api/v1", tags=["identity"])
-
-
-async def _plant(request: Request) -> PlantDb:
-    return request.app.state.plant
-
-
-async def _settings(request: Request) -> ApiSettings:
-    return request.app.state.settings
-
-
-PlantDep = Annotated[PlantDb, Depends(_plant)]
-SettingsDep = Annotated[ApiSettings, Depends(_settings)]
 
 
 class TokenRequest(BaseModel):
@@ -139,8 +59,8 @@ def _weak(exc: WeakPassword, field: str) -> HTTPException:
                                                    "ctx": {"problem": exc.problem, "fix": exc.fix}}])
 
 
-def _ended(request: Request, username: str, ended: tuple[int, int], why: str, by: str) -> dict:
-    request.app.state.principals.forget_user(username)  # this worker at once; the others within the cache ttl
+def _ended(services, username: str, ended: tuple[int, int], why: str, by: str) -> dict:
+    services.principals.forget_user(username)  # this worker at once; the others within the cache ttl
     log.warning("credentials_ended user=%s why=%s sessions=%d tokens=%d by=%s", username, why, ended[0], ended[1], by)
     return {"sessions_ended": ended[0], "tokens_ended": ended[1]}
 
@@ -165,28 +85,28 @@ def new_token(body: TokenRequest, principal: CurrentPrincipal, plant: PlantDep, 
 
 
 @router.delete("/me/tokens/{token_id}")
-def revoke_my_token(token_id: TokenId, request: Request, principal: CurrentPrincipal, plant: PlantDep) -> dict:
+def revoke_my_token(token_id: TokenId, principal: CurrentPrincipal, services: ServicesDep) -> dict:
     try:
-        out = admin.revoke_token(plant, token_id, principal.username)
+        out = admin.revoke_token(services.plant, token_id, principal.username)
     except LookupError:
         raise HTTPException(status_code=404, detail="not found") from None
-    request.app.state.principals.forget_user(principal.username)
+    services.principals.forget_user(principal.username)
     log.info("token_revoked user=%s id=%s by=%s", principal.username, token_id, principal.username)
     return {**out, "revoked": True}
 
 
 @router.post("/me/password")
 def change_my_password(body: PasswordChange, request: Request, response: Response, principal: CurrentPrincipal,
-                       plant: PlantDep, settings: SettingsDep) -> dict:
+                       services: ServicesDep) -> dict:
     """Change the own password: every session and token of the user ends (on every worker within seconds);
     a browser gets a new session at once. Wrong current password: 403, counted like a failed login."""
-    throttle: Throttle = request.app.state.login_throttle
-    _check_throttle(request, throttle, principal.username)
+    throttle, plant, settings = services.login_throttle, services.plant, services.settings
+    logins.check_throttle(request, throttle, principal.username)
     with plant.session() as s:
         user = s.scalars(select(User).filter_by(username=principal.username)).one()
         stored, user_id = user.password_hash, user.id
     if not verify_password(stored, body.current_password):
-        throttle.failed(_client_address(request), principal.username, request.cookies.get(DEVICE_COOKIE))
+        throttle.failed(logins.client_address(request), principal.username, request.cookies.get(logins.DEVICE_COOKIE))
         raise HTTPException(status_code=403, detail=[{"type": "password.wrong", "loc": ["body", "current_password"],
                                                       "msg": "the current password is wrong: type the password "
                                                              "you logged in with"}])
@@ -194,9 +114,9 @@ def change_my_password(body: PasswordChange, request: Request, response: Respons
         ended = admin.change_password(plant, principal.username, body.new_password)
     except WeakPassword as exc:
         raise _weak(exc, "new_password") from None
-    out = _ended(request, principal.username, ended, "password_changed", principal.username)
+    out = _ended(services, principal.username, ended, "password_changed", principal.username)
     if request.cookies.get(access.SESSION_COOKIE):
-        start_session(response, plant, settings, user_id)
+        logins.start_session(response, plant, settings, user_id)
     return out
 
 
@@ -219,15 +139,15 @@ def create_user(body: NewUser, admin_: CentreAdmin, plant: PlantDep) -> dict:
 
 
 @router.patch("/users/{username}")
-def change_user(username: Username, body: UserChange, request: Request, admin_: CentreAdmin, plant: PlantDep) -> dict:
+def change_user(username: Username, body: UserChange, admin_: CentreAdmin, services: ServicesDep) -> dict:
     """Deactivate (``active: false``: every session and token ends) or reactivate a user (centre admins)."""
     try:
-        ended = admin.set_active(plant, username, body.active)
+        ended = admin.set_active(services.plant, username, body.active)
     except LookupError:
         raise HTTPException(status_code=404, detail="not found") from None
     out = {"username": username, "active": body.active}
     if not body.active:
-        out |= _ended(request, username, ended, "deactivated", admin_.username)
+        out |= _ended(services, username, ended, "deactivated", admin_.username)
     return out
 
 
@@ -240,12 +160,11 @@ def user_tokens(username: Username, _a: CentreAdmin, plant: PlantDep) -> list[di
 
 
 @router.delete("/users/{username}/tokens/{token_id}")
-def revoke_user_token(username: Username, token_id: TokenId, request: Request, admin_: CentreAdmin,
-                      plant: PlantDep) -> dict:
+def revoke_user_token(username: Username, token_id: TokenId, admin_: CentreAdmin, services: ServicesDep) -> dict:
     try:
-        out = admin.revoke_token(plant, token_id, username)
+        out = admin.revoke_token(services.plant, token_id, username)
     except LookupError:
         raise HTTPException(status_code=404, detail="not found") from None
-    request.app.state.principals.forget_user(username)
+    services.principals.forget_user(username)
     log.info("token_revoked user=%s id=%s by=%s", username, token_id, admin_.username)
     return {**out, "revoked": True}
