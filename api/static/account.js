@@ -72,7 +72,7 @@
   document.body.append(panel);
   let secret = null;  // the token just created: shown until the panel closes, never fetched again
 
-  function close() { panel.hidden = true; secret = null; button.setAttribute("aria-expanded", "false"); }
+  function close() { panel.hidden = true; secret = null; panel.replaceChildren(); button.setAttribute("aria-expanded", "false"); }
 
   async function render() {
     const r = await call("/api/v1/me/tokens");
