@@ -242,7 +242,7 @@ def _tenant(s: Session, slug: str | None) -> Tenant | None:
 
 def add_user(s: Session, username: str, password: str, role: Role, tenant: str | None,
              language: str | None = None) -> User:
-    """Create the user, or reset the password and role of an existing one.
+    """Create the user, or reset the password and role of an existing one (a deactivated one stays so).
 
     A new password must pass the policy (``WeakPassword`` says why not) and ends every session and
     token of the user; the same password again (the demo seeds on every start) changes nothing.
@@ -259,8 +259,9 @@ def add_user(s: Session, username: str, password: str, role: Role, tenant: str |
         password_hash = hash_password(password)
         if existing is not None:
             end_credentials(s, existing)
+    # ``active`` is left alone: re-running a seed must not bring back a user the centre deactivated
     return _get_or_add(s, User, {"password_hash": password_hash, "role": role.value,
-                                 "tenant_id": t.id if t else None, "language": language, "active": True},
+                                 "tenant_id": t.id if t else None, "language": language},
                        username=username)
 
 

@@ -178,6 +178,18 @@ def test_deactivation_ends_sessions_and_tokens_and_refuses_logins_until_activate
     assert admin.patch("/api/v1/users/nobody", json={"active": False}).status_code == 404
 
 
+def test_seeding_again_neither_reactivates_a_user_nor_ends_sessions(app, plant):
+    """The demo seeds on every start: the same password changes nothing, and a deactivation holds."""
+    owner = _client(app, "owner-b")
+    seed = PlantSeed.model_validate({"tenants": [{"slug": "acme"}, {"slug": "bravo"}], "users": [
+        {"username": "owner-a", "password": PASSWORD, "role": "sme_owner", "tenant": "acme"},
+        {"username": "owner-b", "password": PASSWORD, "role": "sme_owner", "tenant": "bravo"}]})
+    _client(app, "admin").patch("/api/v1/users/owner-a", json={"active": False})
+    apply_seed(plant, seed)
+    assert owner.get("/api/v1/me").status_code == 200
+    assert _login(_client(app), "owner-a", PASSWORD).status_code == 401
+
+
 def test_centre_admin_creates_users_only_with_strong_passwords(app):
     admin = _client(app, "admin")
     body = {"username": "lee-sujin", "password": "password", "role": "sme_operator", "tenant": "acme"}
