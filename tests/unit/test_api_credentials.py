@@ -368,3 +368,24 @@ def test_the_demo_passwords_pass_the_policy():
 
     for user, password in (DEMO_OWNER, DEMO_ENGINEER, DEMO_OTHER_OWNER):
         check_password(password, user)
+
+
+def test_upgrade_to_0004_gives_tokens_from_before_an_expiry_on_sqlite(tmp_path):
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from plantmodel.db import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0003")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO users (username, password_hash, role, active) VALUES ('kim', 'x', 'centre_engineer', 1)"))
+        conn.execute(text("INSERT INTO api_tokens (token_hash, user_id, name, created_ms) VALUES ('abc', 1, 'old', 1)"))
+    engine.dispose()
+    before = int(time.time() * 1000)
+    plant = open_plant(url)
+    with plant.session() as s:
+        token = s.scalars(select(ApiToken)).one()
+        assert token.name == "old" and before + 90 * DAY_MS <= token.expires_ms <= int(time.time() * 1000) + 90 * DAY_MS
+    plant.close()
