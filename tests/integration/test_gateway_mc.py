@@ -121,7 +121,7 @@ def test_mc_device_settings_say_what_is_wrong(change, message):
 def test_modbus_and_mc_tags_cannot_be_mixed_up():
     with pytest.raises(ValueError, match="set 'protocol: mc'"):
         DeviceSettings.model_validate({"name": "m", "line": "l1", "host": "127.0.0.1", "tags": TAGS})
-    with pytest.raises(ValueError, match="name the PLC device"):
+    with pytest.raises(ValueError, match="name it with 'device', e.g. D100"):
         DeviceSettings.model_validate({"name": "m", "line": "l1", "protocol": "mc", "host": "127.0.0.1", "port": 5007,
                                        "tags": [{"name": "x", "table": "holding_register", "address": 0}]})
     with pytest.raises(ValueError, match="bit device: type must be 'bool'"):
