@@ -36,6 +36,7 @@ from api.alarms import OPS, AlarmEngine, clear_open_alarms
 from plantmodel.credentials import hash_password, new_secret, secret_digest, verify_password
 from api.leader import Leadership
 from api.live import LineNotFound, RecentAnswers, SnapshotCache, alarms_of
+from api.reports import effective_analytics
 from plantmodel.db import (
     Alarm,
     AlarmRule,
@@ -159,7 +160,8 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
     app.state.plant = plant
     app.state.settings = settings
     app.state.alarms = engine
-    app.state.snapshots = SnapshotCache(plant, store, stale_ms)
+    # the tenant's effective analytics policy (tags, counter widths, state classes, stale_s), as the reports use it
+    app.state.snapshots = SnapshotCache(plant, store, lambda tenant: effective_analytics(app).policy(tenant))
     app.state.alarm_lists = RecentAnswers()
     app.state.tenant_trees = RecentAnswers(ttl_s=5.0)  # the plant model changes rarely (seed, admin)
     app.state.principals = access.PrincipalCache()

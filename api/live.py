@@ -1,7 +1,9 @@
-"""Line snapshots for dashboards: reads the plant model and the store, computes with linedash.
+"""Line snapshots for dashboards: reads the plant model and the store, computes with ``analytics.live``.
 
 A snapshot is computed at most once per ``ttl_s`` per line, however many browsers watch
-it: every live view of a line shares it.
+it: every live view of a line shares it. It follows the tenant's effective analytics policy
+(``plantmodel.policy``): its tag names, counter widths, state classes, ideal cycle times and
+staleness, so the live figures are the report's.
 """
 
 from __future__ import annotations
@@ -9,17 +11,18 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from api import linedash as ld
+from analytics import live as ld
+from analytics.policy import Policy, Tags
 from plantmodel.db import Alarm, AlarmRule, Line, Machine, PlantDb, Site, Tenant
 from plant import MachineRef
 from tsstore import TimeSeriesStore
 
 MINUTE, HOUR = 60_000, 3_600_000
-STATE_TAG, GOOD_TAG, SCRAP_TAG, INPUT_TAG = "state", "good_count", "scrap_count", "material_input"
 
 
 class LineNotFound(LookupError):
@@ -113,14 +116,18 @@ class MachineFeed:
     also folds in data that arrived late (a gateway forwarding its buffer after an outage).
     """
 
-    def __init__(self, ref: MachineRef, stale_ms: int, reload_ms: int = 300_000) -> None:
-        self.ref, self.stale_ms, self.reload_ms = ref, stale_ms, reload_ms
+    def __init__(self, ref: MachineRef, tags: Tags, stale_ms: int, reload_ms: int = 300_000) -> None:
+        self.ref, self.tags, self.stale_ms, self.reload_ms = ref, tags, stale_ms, reload_ms
         self.loaded_from: int | None = None
         self.loaded_at = 0
         self.last_ts: int | None = None
         self.runs: list[list[int]] = []
-        self.counters: dict[str, dict[int, float]] = {GOOD_TAG: {}, SCRAP_TAG: {}}  # minute → last reading
+        self.counters: dict[str, dict[int, float]] = {tags.good: {}, tags.scrap: {}}  # minute → last reading
         self.inputs: dict[int, float] = {}  # hour → mean of the material-input signal
+
+    def follows(self, tags: Tags, stale_ms: int) -> bool:
+        """Whether this feed was read with these settings (a changed policy needs a fresh feed)."""
+        return self.tags == tags and self.stale_ms == stale_ms
 
     def refresh(self, store: TimeSeriesStore, need_from: int, now_ms: int) -> None:
         full = self.loaded_from is None or need_from < self.loaded_from or now_ms - self.loaded_at > self.reload_ms
@@ -132,10 +139,10 @@ class MachineFeed:
 
     def _load(self, store: TimeSeriesStore, need_from: int, now_ms: int) -> None:
         self.runs, self.last_ts = [], None
-        self.counters = {GOOD_TAG: {}, SCRAP_TAG: {}}
+        self.counters = {self.tags.good: {}, self.tags.scrap: {}}
         self.inputs = {}
         self.loaded_from, self.loaded_at = need_from, now_ms
-        for ts, v in store.history(self.ref, STATE_TAG, need_from, now_ms + 1, 0):
+        for ts, v in store.history(self.ref, self.tags.state, need_from, now_ms + 1, 0):
             if not isinstance(v, str):
                 ld.add_sample(self.runs, ts, int(v), self.stale_ms)
                 self.last_ts = ts
@@ -143,12 +150,14 @@ class MachineFeed:
             for ts, v in store.history(self.ref, tag, need_from, now_ms + 1, MINUTE, "last"):
                 if not isinstance(v, str):
                     buckets[ts] = float(v)
-        for ts, v in store.history(self.ref, INPUT_TAG, (need_from // HOUR) * HOUR, now_ms + 1, HOUR, "mean"):
-            self.inputs[ts] = float(v)
+        if self.tags.material_input:
+            for ts, v in store.history(self.ref, self.tags.material_input, (need_from // HOUR) * HOUR, now_ms + 1,
+                                       HOUR, "mean"):
+                self.inputs[ts] = float(v)
 
     def _top_up(self, store: TimeSeriesStore) -> None:
         latest = store.latest(self.ref)
-        state = latest.get(STATE_TAG)
+        state = latest.get(self.tags.state)
         if state is not None and not isinstance(state.value, str) and (self.last_ts is None
                                                                        or state.ts_ms > self.last_ts):
             ld.add_sample(self.runs, state.ts_ms, int(state.value), self.stale_ms)
@@ -174,9 +183,12 @@ class MachineFeed:
         return [t for t, _ in items], [v for _, v in items]
 
 
-def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict], now_ms: int, stale_ms: int,
+def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict], now_ms: int, policy: Policy,
                    feeds: dict[str, MachineFeed] | None = None) -> dict:
+    """The line's live view at ``now_ms``, computed with the tenant's policy (``policy``)."""
     feeds = feeds if feeds is not None else {}
+    tags, stale_ms = policy.tags, int(policy.stale_s * 1000)
+    names = {d.code: (d.name, d.kind.value) for d in policy.states}
     shift = ld.current_shift(model.shifts, model.tz, now_ms)
     day0 = ld.day_start_ms(model.tz, now_ms)
     shift_end = min(shift.end_ms, now_ms) if shift else now_ms
@@ -185,47 +197,54 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
     need_from = min(day0, tile_from) - HOUR  # one hour before: a counter baseline, and the state before
     tiles, trend_acc = [], {}
     line_good = line_target = 0
-    oee_inputs = []
+    line_totals = None
     planned_today_ms = ld.planned_ms(model.shifts, model.tz, day0, now_ms)
-    for slug, name, ideal_s in model.machines:
+    for slug, name, _ in model.machines:
         ref = MachineRef(model.tenant, model.site, model.line, slug)
+        ideal_s = policy.ideal_cycle(model.line, slug)  # the report's ideal cycle (from the plant model by default)
         feed = feeds.get(slug)
-        if feed is None:
-            feed = feeds[slug] = MachineFeed(ref, stale_ms)
+        if feed is None or not feed.follows(tags, stale_ms):
+            feed = feeds[slug] = MachineFeed(ref, tags, stale_ms)
         feed.refresh(store, need_from, now_ms)
         now_state = ld.current_state(feed.runs, now_ms, tile_from, stale_ms)
-        gts, gv = feed.counter(GOOD_TAG)
-        sts, sv = feed.counter(SCRAP_TAG)
-        count_today, corrections = ld.count_since(gts, gv, day0)
+        gts, gv = feed.counter(tags.good)
+        sts, sv = feed.counter(tags.scrap)
+        count_today, corrections = ld.count_since(gts, gv, day0, tags.good_bits)
         target = int(planned_today_ms / 1000 // ideal_s) if ideal_s > 0 else None
+        runs = ld.runs_array(feed.runs)
         oee = None
         if shift:
-            totals = ld.run_totals(feed.runs, (shift.start_ms, shift_end), stale_ms)
-            g, _ = ld.count_since(gts, gv, shift.start_ms)
-            sc, _ = ld.count_since(sts, sv, shift.start_ms)
-            oee = ld.oee_from_totals(totals, g, sc, ideal_s)
-            oee_inputs.append((totals, g, sc, ideal_s))
+            state_ms = ld.run_totals(runs, (shift.start_ms, shift_end), stale_ms)
+            g, _ = ld.count_since(gts, gv, shift.start_ms, tags.good_bits, until_ms=shift_end)
+            sc, _ = ld.count_since(sts, sv, shift.start_ms, tags.scrap_bits, until_ms=shift_end)
+            totals = ld.window_totals(state_ms, shift_end - shift.start_ms, g, sc, ideal_s, policy)
+            oee = ld.estimate(totals)
+            line_totals = totals if line_totals is None else line_totals + totals
         last_seen = feed.last_ts
+        state_name, state_kind = names.get(now_state.state, (None, None))
         tiles.append({
-            "machine": slug, "name": name, "state": now_state.state, "state_since_ms": now_state.since_ms,
+            "machine": slug, "name": name, "state": now_state.state, "state_name": state_name,
+            "state_kind": state_kind, "state_since_ms": now_state.since_ms,
             "state_since_is_lower_bound": now_state.since_is_lower_bound,
             "stale": last_seen is None or now_ms - last_seen > stale_ms, "last_seen_ms": last_seen,
             "count_today": count_today, "counter_corrections_today": corrections, "target_today": target,
-            "ideal_cycle_s": ideal_s, "oee": oee.as_dict() if oee else None,
+            "ideal_cycle_s": ideal_s, "oee": oee,
         })
         line_good += count_today
         line_target += target or 0
         # material input trend: hourly mean of the 0/1 input signal over the time with data; parts per hour
         hours = [t for t in feed.inputs if t >= trend_from]
-        known = ld.known_ms_per_bucket(feed.runs, (trend_from, now_ms), stale_ms, hours, HOUR)
+        known = ld.known_ms_per_bucket(runs, (trend_from, now_ms), stale_ms, hours, HOUR)
         for t in hours:
             mean = feed.inputs[t]
-            parts, _ = _parts_in(gts, gv, t, t + HOUR)
+            parts, _ = _parts_in(gts, gv, t, t + HOUR, tags.good_bits)
             secs = ld.input_seconds(mean, known[t])
             acc_secs, acc_parts = trend_acc.get(t, (0.0, 0))
             trend_acc[t] = (acc_secs + secs, acc_parts + parts)
     trend = ld.input_trend(trend_acc)
-    line_oee = _line_oee(oee_inputs)
+    # line OEE: the machines' time and parts pooled (a ratio of sums, as in the reports), so each
+    # machine weighs by its planned time and standard time keeps different cycle times comparable
+    line_oee = ld.estimate(line_totals) if line_totals is not None else None
     version = f"{max((t['last_seen_ms'] or 0) for t in tiles) if tiles else 0}:{len(alarms)}:" + ",".join(
         f"{a['id']}{a['status'][0]}" for a in alarms)
     return {
@@ -237,33 +256,17 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
     }
 
 
-def _parts_in(ts: list[int], values: list[float], start: int, end: int) -> tuple[int, int]:
+def _parts_in(ts: list[int], values: list[float], start: int, end: int, bits: int) -> tuple[int, int]:
     sub = [(t, v) for t, v in zip(ts, values) if start - MINUTE <= t < end]
     if len(sub) < 2:
         return 0, 0
-    return ld.count_since([t for t, _ in sub], [v for _, v in sub], start)
-
-
-def _line_oee(inputs: list) -> dict | None:
-    """Line OEE: the machines' time and parts pooled, so each machine weighs by its planned time."""
-    if not inputs:
-        return None
-    merged: dict[int, int] = {}
-    for totals, *_ in inputs:
-        for state, ms in totals.items():
-            merged[state] = merged.get(state, 0) + ms
-    good = sum(g for _, g, _, _ in inputs)
-    scrap = sum(sc for _, _, sc, _ in inputs)
-    produced = good + scrap
-    # standard-time output Σ(ideal cycle × count) keeps machines with different cycle times comparable
-    std_s = sum(ideal * (g + sc) for _, g, sc, ideal in inputs)
-    est = ld.oee_from_totals(merged, good, scrap, std_s / produced if produced else 0.0)
-    return est.as_dict()
+    return ld.count_since([t for t, _ in sub], [v for _, v in sub], start, bits)
 
 
 class SnapshotCache:
-    def __init__(self, plant: PlantDb, store: TimeSeriesStore, stale_ms: int, ttl_s: float = 0.5) -> None:
-        self.plant, self.store, self.stale_ms, self.ttl_s = plant, store, stale_ms, ttl_s
+    def __init__(self, plant: PlantDb, store: TimeSeriesStore, policy_for: Callable[[str], Policy],
+                 ttl_s: float = 0.5) -> None:
+        self.plant, self.store, self.policy_for, self.ttl_s = plant, store, policy_for, ttl_s
         self._entries: dict[tuple[str, str, str], tuple[float, tuple[dict, bytes]]] = {}
         self._feeds: dict[tuple[str, str, str], dict[str, MachineFeed]] = {}
         self._locks: dict[tuple[str, str, str], threading.Lock] = {}
@@ -296,7 +299,7 @@ class SnapshotCache:
             model = load_line(self.plant, tenant, site, line)
             alarms = alarms_of(self.plant, tenant, line=(site, line))
             feeds = self._feeds.setdefault(key, {})
-            snap = build_snapshot(model, self.store, alarms, int(time.time() * 1000), self.stale_ms, feeds)
+            snap = build_snapshot(model, self.store, alarms, int(time.time() * 1000), self.policy_for(tenant), feeds)
             entry = (snap, json.dumps(snap, separators=(",", ":"), ensure_ascii=False).encode())
             self._entries[key] = (time.monotonic(), entry)
             return entry

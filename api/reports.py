@@ -34,13 +34,18 @@ _cache_lock = threading.Lock()
 
 def analytics_settings(request: Request) -> AnalyticsSettings:
     """The config's analytics section completed from the plant model (``plantmodel.policy``), 30 s at most old."""
-    configured = getattr(request.app.state, "analytics", None) or AnalyticsSettings()
+    return effective_analytics(request.app)
+
+
+def effective_analytics(app) -> AnalyticsSettings:
+    """``analytics_settings`` for code without a request: the live dashboard's snapshots."""
+    configured = getattr(app.state, "analytics", None) or AnalyticsSettings()
     with _cache_lock:
-        hit = getattr(request.app.state, "effective_analytics", None)
+        hit = getattr(app.state, "effective_analytics", None)
         if hit and hit[0] is configured and time.monotonic() - hit[1] < 30:
             return hit[2]
-    merged = effective_settings(configured, request.app.state.plant)
-    request.app.state.effective_analytics = (configured, time.monotonic(), merged)
+    merged = effective_settings(configured, app.state.plant)
+    app.state.effective_analytics = (configured, time.monotonic(), merged)
     return merged
 
 
