@@ -109,7 +109,6 @@ def test_snapshot_from_a_store(tmp_path):
     store = SqliteStore(tmp_path / "s.db")
     now = _ms(2026, 11, 24, 10)
     m1 = MachineRef("acme", "s", "l", "m1")
-    m2 = MachineRef("acme", "s", "l", "m2")
     points = []
     for i in range(0, 600):  # the last 10 minutes, one sample a second
         t = now - 600_000 + i * 1000
@@ -276,7 +275,7 @@ def test_live_shift_figures_equal_the_report_for_a_tenant_with_its_own_policy(tm
 
 
 def test_the_dashboard_endpoint_reads_the_tenants_policy(tmp_path):
-    """The served snapshot uses the configured tenant policy (``app.state.analytics``), not the defaults."""
+    """The served snapshot uses the configured tenant policy (the app's analytics settings), not the defaults."""
     import time as _time
 
     from fastapi.testclient import TestClient
@@ -297,9 +296,9 @@ def test_the_dashboard_endpoint_reads_the_tenants_policy(tmp_path):
     # two minutes of a 32-bit counter passing its top, under the tenant's own tag names and state code
     store.write([Point(ref, now - 120_000 + i * 1000, {"st": 10, "ok_parts": (2**32 - 30 + i // 2) % 2**32})
                  for i in range(121)])
-    app = create_app(store, plant=plant, run_alarms=False)
-    app.state.analytics = AnalyticsSettings.model_validate({"tenants": {"acme": {**CUSTOM, "timezone": "UTC",
-                                                                                "shifts": [{"name": "day"}]}}})
+    analytics = AnalyticsSettings.model_validate({"tenants": {"acme": {**CUSTOM, "timezone": "UTC",
+                                                                      "shifts": [{"name": "day"}]}}})
+    app = create_app(store, plant=plant, run_alarms=False, analytics=analytics)
     with TestClient(app) as c:
         c.post("/api/v1/auth/login", json={"username": "eng", "password": "engineer-1"})
         (tile,) = c.get("/api/v1/lines/acme/s/l/dashboard").json()["machines"]
