@@ -24,6 +24,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from api.caches import SharedCache
 from plantmodel.credentials import TOKEN_PREFIX, secret_digest
 from plantmodel.db import ApiToken, PlantDb, Role, User, WebSession
 
@@ -93,33 +94,28 @@ class PrincipalCache:
     same secret; the logout request itself drops its entry at once.
     """
 
-    def __init__(self, ttl_s: float = 5.0) -> None:
+    def __init__(self, ttl_s: float = 5.0, maxsize: int = 10_000) -> None:
         self.ttl_s = ttl_s
-        self._entries: dict[tuple[str | None, str | None], tuple[float, Principal]] = {}
+        self._entries: SharedCache[tuple[str | None, str | None], Principal] = SharedCache(maxsize, ttl_s)
 
     def peek(self, cookie: str | None, authorization: str | None) -> Principal | None:
         """A fresh cached caller, without touching the database (safe on the event loop)."""
-        hit = self._entries.get((cookie, authorization))
-        return hit[1] if hit and time.monotonic() - hit[0] < self.ttl_s else None
+        return self._entries.get((cookie, authorization))
 
     def get(self, plant: PlantDb, cookie: str | None, authorization: str | None) -> Principal | None:
         key = (cookie, authorization)
         hit = self._entries.get(key)
-        now = time.monotonic()
-        if hit and now - hit[0] < self.ttl_s:
-            return hit[1]
+        if hit is not None:
+            return hit
         principal = resolve(plant, cookie, authorization)
         if principal is None:
-            self._entries.pop(key, None)
+            self._entries.pop(key)
         else:
-            if len(self._entries) > 10_000:
-                self._entries.clear()
-            self._entries[key] = (now, principal)
+            self._entries.put(key, principal)
         return principal
 
     def forget(self, cookie: str | None) -> None:
-        for key in [k for k in self._entries if k[0] == cookie]:
-            self._entries.pop(key, None)
+        self._entries.drop_where(lambda key: key[0] == cookie)
 
 
 async def authorise(request: Request) -> None:
@@ -175,21 +171,23 @@ class LoginThrottle:
     In memory, per API process: enough to make online guessing slow; a restart forgets.
     """
 
-    def __init__(self, limit: int = 5, window_s: float = 300.0) -> None:
+    def __init__(self, limit: int = 5, window_s: float = 300.0, maxsize: int = 100_000) -> None:
         self.limit, self.window_s = limit, window_s
-        self._failures: dict[str, list[float]] = {}
+        # a username's failures expire window_s after its last one, when none of them counts any more
+        self._failures: SharedCache[str, tuple[float, ...]] = SharedCache(maxsize, window_s)
+
+    def _recent(self, username: str) -> tuple[float, ...]:
+        now = time.monotonic()
+        return tuple(t for t in self._failures.get(username) or () if now - t < self.window_s)
 
     def blocked_for(self, username: str) -> float:
         """Seconds until the next attempt is allowed (0: allowed now)."""
-        now = time.monotonic()
-        recent = [t for t in self._failures.get(username, []) if now - t < self.window_s]
-        self._failures[username] = recent
-        return self.window_s - (now - recent[0]) if len(recent) >= self.limit else 0.0
+        recent = self._recent(username)
+        return self.window_s - (time.monotonic() - recent[0]) if len(recent) >= self.limit else 0.0
 
     def failed(self, username: str) -> None:
-        if len(self._failures) > 100_000:
-            self._failures.clear()
-        self._failures.setdefault(username, []).append(time.monotonic())
+        now = time.monotonic()
+        self._failures.update(username, lambda old: tuple(t for t in old or () if now - t < self.window_s) + (now,))
 
     def succeeded(self, username: str) -> None:
-        self._failures.pop(username, None)
+        self._failures.pop(username)

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from analytics import live as ld
 from analytics.policy import Policy, Tags
+from api.caches import SharedCache
 from plantmodel.db import Alarm, AlarmRule, Line, Machine, PlantDb, Site, Tenant
 from plantmodel.scoping import in_tenant
 from plant import MachineRef
@@ -78,27 +79,23 @@ class RecentAnswers:
 
     Dashboards poll alarms as often as snapshots; the database need not answer each poll.
     A change made through this worker drops the tenant's answers at once (``invalidate``);
-    other workers show it within ``ttl_s``, as they do the snapshot.
+    other workers show it within ``ttl_s``, as they do the snapshot. At most ``maxsize``
+    answers are kept (the least recently used go first); safe from any thread.
     """
 
-    def __init__(self, ttl_s: float = 0.5) -> None:
+    def __init__(self, ttl_s: float = 0.5, maxsize: int = 10_000) -> None:
         self.ttl_s = ttl_s
-        self._entries: dict[tuple, tuple[float, bytes]] = {}
+        self._entries: SharedCache[tuple, bytes] = SharedCache(maxsize, ttl_s)
 
     def fresh(self, key: tuple) -> bytes | None:
-        hit = self._entries.get(key)
-        return hit[1] if hit and time.monotonic() - hit[0] < self.ttl_s else None
+        return self._entries.get(key)
 
     def put(self, key: tuple, value) -> bytes:
         body = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-        if len(self._entries) > 10_000:
-            self._entries.clear()
-        self._entries[key] = (time.monotonic(), body)
-        return body
+        return self._entries.put(key, body)
 
     def invalidate(self, tenant: str) -> None:
-        for key in [k for k in self._entries if k[0] == tenant]:
-            self._entries.pop(key, None)
+        self._entries.drop_where(lambda key: key[0] == tenant)
 
 
 class MachineFeed:
@@ -261,49 +258,66 @@ def _parts_in(ts: list[int], values: list[float], start: int, end: int, bits: in
     return ld.count_since([t for t, _ in sub], [v for _, v in sub], start, bits)
 
 
+class _LineView:
+    """One line's live state in this worker: its computation lock, machine feeds and last snapshot."""
+
+    __slots__ = ("lock", "feeds", "entry")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.feeds: dict[str, MachineFeed] = {}
+        self.entry: tuple[float, tuple[dict, bytes]] | None = None  # (monotonic time, (snapshot, JSON))
+
+
 class SnapshotCache:
+    """Line snapshots shared by every viewer in this worker, for the ``max_lines`` lines watched last."""
+
     def __init__(self, plant: PlantDb, store: TimeSeriesStore, policy_for: Callable[[str], Policy],
-                 ttl_s: float = 0.5) -> None:
+                 ttl_s: float = 0.5, max_lines: int = 2048) -> None:
         self.plant, self.store, self.policy_for, self.ttl_s = plant, store, policy_for, ttl_s
-        self._entries: dict[tuple[str, str, str], tuple[float, tuple[dict, bytes]]] = {}
-        self._feeds: dict[tuple[str, str, str], dict[str, MachineFeed]] = {}
-        self._locks: dict[tuple[str, str, str], threading.Lock] = {}
-        self._guard = threading.Lock()
+        # a view evicted while a request computes it stays that request's; the next one starts afresh,
+        # so two computations never share feeds
+        self._lines: SharedCache[tuple[str, str, str], _LineView] = SharedCache(max_lines)
 
     def get(self, tenant: str, site: str, line: str) -> dict:
         return self.get_with_json(tenant, site, line)[0]
 
+    def _fresh(self, hit: tuple[float, tuple[dict, bytes]] | None) -> tuple[dict, bytes] | None:
+        return hit[1] if hit and time.monotonic() - hit[0] < self.ttl_s else None
+
     def fresh(self, tenant: str, site: str, line: str) -> tuple[dict, bytes] | None:
         """The snapshot if one younger than ``ttl_s`` is at hand; never computes (safe on the event loop)."""
-        hit = self._entries.get((tenant, site, line))
-        return hit[1] if hit and time.monotonic() - hit[0] < self.ttl_s else None
+        view = self._lines.get((tenant, site, line))
+        return self._fresh(view.entry) if view else None
 
     def get_with_json(self, tenant: str, site: str, line: str) -> tuple[dict, bytes]:
         """The snapshot and its JSON, serialised once per computation for every viewer."""
         key = (tenant, site, line)
-        with self._guard:
-            lock = self._locks.setdefault(key, threading.Lock())
-        hit = self._entries.get(key)
-        if hit and time.monotonic() - hit[0] < self.ttl_s:
-            return hit[1]
+        view = self._lines.get_or_put(key, _LineView)
+        hit = view.entry
+        if (fresh := self._fresh(hit)) is not None:
+            return fresh
         # one computation per line at a time; while it runs (a full reload can take seconds),
         # the other viewers get the previous snapshot instead of waiting
-        if not lock.acquire(blocking=hit is None):
+        if not view.lock.acquire(blocking=hit is None):
             return hit[1]  # type: ignore[index]
         try:
-            hit = self._entries.get(key)
-            if hit and time.monotonic() - hit[0] < self.ttl_s:
-                return hit[1]
-            model = load_line(self.plant, tenant, site, line)
+            if (fresh := self._fresh(view.entry)) is not None:
+                return fresh
+            try:
+                model = load_line(self.plant, tenant, site, line)
+            except LineNotFound:
+                self._lines.pop(key)  # no line: keep no state for it
+                raise
             alarms = alarms_of(self.plant, tenant, line=(site, line))
-            feeds = self._feeds.setdefault(key, {})
-            snap = build_snapshot(model, self.store, alarms, int(time.time() * 1000), self.policy_for(tenant), feeds)
+            snap = build_snapshot(model, self.store, alarms, int(time.time() * 1000), self.policy_for(tenant), view.feeds)
             entry = (snap, json.dumps(snap, separators=(",", ":"), ensure_ascii=False).encode())
-            self._entries[key] = (time.monotonic(), entry)
+            view.entry = (time.monotonic(), entry)
             return entry
         finally:
-            lock.release()
+            view.lock.release()
 
     def invalidate(self, tenant: str) -> None:
-        for key in [k for k in self._entries if k[0] == tenant]:
-            self._entries.pop(key, None)
+        """The tenant's next snapshots are computed afresh (the feeds, which hold data, are kept)."""
+        for view in self._lines.values_where(lambda key: key[0] == tenant):
+            view.entry = None
