@@ -28,7 +28,7 @@ from plantmodel.scoping import up_to_tenant
 from plant import MachineRef
 from tsstore import StoreError, TimeSeriesStore
 
-log = logging.getLogger("api.alarms")
+log = logging.getLogger(__name__)
 
 OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-log = logging.getLogger("broker")
+log = logging.getLogger(__name__)
 
 
 async def run_broker(host: str, port: int, ready: asyncio.Event | None = None) -> None:

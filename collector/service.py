@@ -36,7 +36,7 @@ from mqttlink import MqttSettings, make_client
 from tsstore import Point, StoreRejected, StoreUnavailable, TimeSeriesStore
 from wire import WireError, decode_telemetry, encode_telemetry, telemetry_subscription, telemetry_topic
 
-log = logging.getLogger("collector")
+log = logging.getLogger(__name__)
 
 _STOP = object()
 

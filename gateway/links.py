@@ -21,7 +21,7 @@ from pymodbus.exceptions import ModbusException
 from gateway.settings import DeviceSettings, Transport
 from registermap import BIT_TABLES, Table
 
-log = logging.getLogger("gateway.link")
+log = logging.getLogger(__name__)
 
 
 def _reraise_cancellation() -> None:
