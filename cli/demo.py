@@ -116,17 +116,17 @@ def build_plant_seed(rollout_date: str | None = None) -> dict:
     return {
         "centre": "Gyeongnam Smart Factory Centre",
         "tenants": [
-            {"slug": TENANT, "name": "한일오토파츠", "rollout_date": rollout_date, "sites": [
-                {"slug": SITE, "name": "창원 1공장", "lines": [
-                    {"slug": LINE, "name": "프레스 1라인",
+            {"slug": TENANT, "name": "한일오토파츠", "name_en": "Hanil Autoparts", "rollout_date": rollout_date, "sites": [
+                {"slug": SITE, "name": "창원 1공장", "name_en": "Changwon Plant 1", "lines": [
+                    {"slug": LINE, "name": "프레스 1라인", "name_en": "Press Line 1",
                      "shifts": [{"name": "1조", "start": "06:00", "end": "14:00"},
                                 {"name": "2조", "start": "14:00", "end": "22:00"},
                                 {"name": "3조", "start": "22:00", "end": "06:00"}],
                      "machines": [{"slug": m, "name": m, "ideal_cycle_s": 12.0, "gateway": GATEWAY_ID,
                                    "alarms": press_alarms} for m in MACHINES]}]}]},
-            {"slug": OTHER_TENANT, "name": "대한금속", "sites": [
-                {"slug": "gimhae-1", "name": "김해 공장", "lines": [
-                    {"slug": "cnc-line-1", "name": "CNC 1라인",
+            {"slug": OTHER_TENANT, "name": "대한금속", "name_en": "Daehan Metal", "sites": [
+                {"slug": "gimhae-1", "name": "김해 공장", "name_en": "Gimhae Plant", "lines": [
+                    {"slug": "cnc-line-1", "name": "CNC 1라인", "name_en": "CNC Line 1",
                      "shifts": [{"name": "주간", "start": "08:00", "end": "17:00", "weekdays": "01234"}],
                      "machines": [{"slug": "cnc-1", "ideal_cycle_s": 90.0}]}]}]},
         ],
@@ -136,7 +136,8 @@ def build_plant_seed(rollout_date: str | None = None) -> dict:
              "tenant": OTHER_TENANT},
             {"username": DEMO_ENGINEER[0], "password": DEMO_ENGINEER[1], "role": "centre_engineer"},
         ],
-        # the embedded broker does not check passwords; with mosquitto, `smartfactory broker-acl` uses these
+        # the demo's embedded broker runs with --allow-anonymous; with mosquitto (or `smartfactory broker -c`),
+        # `smartfactory broker-acl` uses these
         "broker_accounts": [{"username": GATEWAY_ID, "password": "gateway-demo-1234", "kind": "gateway",
                              "tenant": TENANT}],
     }
@@ -315,7 +316,8 @@ def run_demo(opts: DemoOptions) -> int:
 
     try:
         if broker_port:
-            start("broker", "broker", "--port", str(broker_port))
+            # anonymous: the demo's gateway and collector share one config (one mqtt section) on one machine
+            start("broker", "broker", "--port", str(broker_port), "--allow-anonymous")
             _wait(lambda: port_in_use("127.0.0.1", broker_port), "embedded MQTT broker", children)
         start("api", "api", *cfg)
         start("collector", "collector", *cfg)
@@ -341,6 +343,9 @@ def run_demo(opts: DemoOptions) -> int:
             f"  Config:     {config_path}\n"
             f"  Store:      {'InfluxDB ' + opts.influx_url if opts.influx_url else data_dir / 'telemetry.db'}\n"
             f"  Broker:     {opts.mqtt_url or f'embedded, mqtt://127.0.0.1:{broker_port}'}\n"
+            + ("" if opts.mqtt_url else
+               "              ANONYMOUS (--allow-anonymous): any local client may publish and read; demo only,\n"
+               "              production needs broker accounts (docs/security.md)\n")
             + (f"  History:    {scenario['days']} days being backfilled (rollout on {scenario['rollout']['date']}: "
                f"material input -75%); ground truth in {data_dir / 'ground-truth'}\n"
                f"  Orders:     {data_dir / ORDERS_FILE} imported (on time 78% -> 93%, lead time 6 -> 4 days: "
