@@ -19,17 +19,20 @@ from analytics.continuous import RollupMaintainer
 from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
 from api import access
+from api.access import PrincipalCache
 from api.alarms import AlarmEngine
 from api.leader import Leadership
 from api.live import LineNotFound, SnapshotCache
-from api.routers import alarms, centre, dashboards, machines, orders, pages, plant, reports, session
+from api.routers import accounts, alarms, centre, dashboards, machines, orders, pages, plant, reports, session
 from api.routers.pages import STATIC
 from api.services import EffectiveAnalytics, Services
 from api.settings import ApiSettings
 from plantmodel.db import PlantDb, open_plant
+from plantmodel.housekeeping import Housekeeper
+from plantmodel.throttle import Throttle
 from tsstore import StoreUnavailable, TimeSeriesStore
 
-ROUTERS = (session, plant, machines, dashboards, alarms, centre, orders, reports, pages)
+ROUTERS = (session, accounts, plant, machines, dashboards, alarms, centre, orders, reports, pages)
 
 
 def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plant: PlantDb | None = None,
@@ -50,19 +53,24 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
         rollup_cache = RollupCache(analytics.cache_path)
     stale_ms = int(settings.stale_after_s * 1000)
     engine = AlarmEngine(plant_db, store, stale_ms, settings.alarm_interval_s)
+    housekeeper = Housekeeper(plant_db, settings.retention(), settings.housekeeping_interval_s)
     effective = EffectiveAnalytics(analytics, plant_db)
     # live views follow the tenant's effective analytics policy (tags, counter widths, state classes, stale_s)
     snapshots = SnapshotCache(plant_db, store, lambda tenant: effective.get().policy(tenant))
     services = Services(store=store, plant=plant_db, settings=settings, analytics=effective,
-                        alarms=engine, snapshots=snapshots, rollup_cache=rollup_cache)
+                        alarms=engine, snapshots=snapshots, rollup_cache=rollup_cache,
+                        principals=PrincipalCache(settings.credential_cache_s),
+                        login_throttle=Throttle(plant_db, settings.throttle_policy()), housekeeper=housekeeper)
 
     def lead() -> None:
         engine.start()
+        housekeeper.start()
         if rollups is not None:
             rollups.start()
 
     def resign() -> None:
         engine.stop()
+        housekeeper.stop()
         if rollups is not None:
             rollups.stop()
 

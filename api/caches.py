@@ -60,6 +60,14 @@ class SharedCache(Generic[K, V]):
                 self._cache[key] = value
             return value
 
+    def drop_items_where(self, doomed: Callable[[K, V], bool]) -> int:
+        """Remove every entry for which ``doomed(key, value)`` is true; returns how many."""
+        with self._lock:
+            keys = [k for k, v in list(self._cache.items()) if doomed(k, v)]
+            for k in keys:
+                self._cache.pop(k, None)
+            return len(keys)
+
     def values_where(self, wanted: Callable[[K], bool]) -> list[V]:
         """The entries whose key ``wanted`` says so, copied out under the lock."""
         with self._lock:
