@@ -289,7 +289,7 @@ def test_the_dashboard_endpoint_reads_the_tenants_policy(tmp_path):
     apply_seed(plant, PlantSeed.model_validate({
         "tenants": [{"slug": "acme", "timezone": "UTC", "sites": [{"slug": "s", "lines": [{"slug": "l", "machines": [
             {"slug": "m1"}]}]}]}],
-        "users": [{"username": "eng", "password": "engineer-1", "role": "centre_engineer"}]}))
+        "users": [{"username": "eng", "password": "lathe-morning-cactus-47", "role": "centre_engineer"}]}))
     store = SqliteStore(tmp_path / "s.db")
     now = int(_time.time() * 1000)
     ref = MachineRef("acme", "s", "l", "m1")
@@ -300,7 +300,7 @@ def test_the_dashboard_endpoint_reads_the_tenants_policy(tmp_path):
                                                                       "shifts": [{"name": "day"}]}}})
     app = create_app(store, plant=plant, run_alarms=False, analytics=analytics)
     with TestClient(app) as c:
-        c.post("/api/v1/auth/login", json={"username": "eng", "password": "engineer-1"})
+        c.post("/api/v1/auth/login", json={"username": "eng", "password": "lathe-morning-cactus-47"})
         (tile,) = c.get("/api/v1/lines/acme/s/l/dashboard").json()["machines"]
     assert (tile["state"], tile["state_name"], tile["stale"]) == (10, "cutting", False)
     if _time.gmtime(now / 1000 - 120).tm_mday == _time.gmtime(now / 1000).tm_mday:  # all two minutes are "today"
