@@ -65,8 +65,8 @@ def run_report(opts: ReportOptions, store, settings: AnalyticsSettings, cache_fi
 
     ``orders_for(tenant)``: the tenant's order records (the plant model's), for the D of PQCD.
     """
-    if opts.output is None and opts.fmt == "pdf":
-        click.echo("report error: a PDF needs --output FILE", err=True)
+    if opts.output is None and opts.fmt in ("pdf", "xlsx"):
+        click.echo(f"report error: a {opts.fmt.upper()} file needs --output FILE", err=True)
         return 2
     cache = RollupCache(cache_file) if opts.cache else None
     try:

@@ -615,7 +615,7 @@ def broker(host: str, port: int) -> None:
 @click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]), help="Last production day (inclusive).")
 @click.option("--by", type=click.Choice(["day", "shift"]), default="day", show_default=True)
 @click.option("--portfolio", is_flag=True, help="Centre roll-up over every configured rollout (analytics.rollouts).")
-@click.option("--format", "fmt", type=click.Choice(["json", "html", "csv", "pdf"]), default="html", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "html", "csv", "pdf", "xlsx"]), default="html", show_default=True)
 @click.option("--lang", type=click.Choice(["ko", "en"]), default="ko", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout).")
 @click.option("--replicates", type=click.IntRange(200, 20000), default=2000, show_default=True, help="Bootstrap replicates.")
@@ -623,7 +623,7 @@ def broker(host: str, port: int) -> None:
 @click.option("--refresh", is_flag=True, help="Recompute cached hours (after late data arrived).")
 def report(config_path: Path, tenant, site, line, machine, rollout, commissioning_days, pre_exclusion_days, days, first, last, by,
            portfolio, fmt, lang, output, replicates, no_cache, refresh) -> None:
-    """KPIs (ISO 22400) and the before/after rollout report, as HTML, PDF, CSV or JSON (the 'analytics' section)."""
+    """KPIs (ISO 22400) and the before/after rollout report, as HTML, PDF, XLSX, CSV or JSON (the 'analytics' section)."""
     from analytics.command import ReportOptions, cache_path, run_report
     from tsstore import open_store
 

@@ -14,14 +14,14 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
 from analytics.beforeafter import WindowError, portfolio_summary
-from analytics.render import MEDIA_TYPES, PdfFontMissing, portfolio_html, render
+from analytics.render import ATTACHMENTS, MEDIA_TYPES, PdfFontMissing, portfolio_html, render
 from analytics.report import ReportError, before_after_report, data_extent, period_report, portfolio_reports, select_machines
 from api.access import CentreOnly
 from api.services import Services, ServicesDep
 from plantmodel.orders import orders_for_report
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
-Format = Literal["json", "html", "csv", "pdf"]
+Format = Literal["json", "html", "csv", "pdf", "xlsx"]
 Lang = Literal["ko", "en"]
 
 
@@ -30,7 +30,7 @@ def _answer(report: dict, fmt: str, lang: str, name: str) -> Response:
         body = render(report, fmt, lang)
     except PdfFontMissing as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
-    headers = {"Content-Disposition": f'attachment; filename="{name}.{fmt}"'} if fmt in ("csv", "pdf") else {}
+    headers = {"Content-Disposition": f'attachment; filename="{name}.{fmt}"'} if fmt in ATTACHMENTS else {}
     return Response(content=body, media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
