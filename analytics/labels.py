@@ -135,7 +135,7 @@ _LABELS: dict[str, tuple[str, str]] = {
         "'Significant' means the interval does not include zero: the change is not explained by day-to-day chance alone.",
     ),
     "same_ratio": (
-        "{other}와(과) 같은 비율: 제품 하나, 이상 사이클 시간 하나이면 두 지표는 같은 비율로 움직입니다",
+        "{other} 같은 비율: 제품 하나, 이상 사이클 시간 하나이면 두 지표는 같은 비율로 움직입니다",
         "same ratio as {other}: with one product and one ideal cycle time the two move together",
     ),
     "appendix": ("부록: 계산 방법과 설정", "Appendix: method and settings"),

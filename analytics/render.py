@@ -44,7 +44,8 @@ def unit(key: str) -> str:
 def pct(v: float | None, signed: bool = True) -> str:
     if v is None:
         return "–"
-    v = 0.0 if round(v, 1) == 0 else v  # no "-0.0%"
+    if round(v, 1) == 0:
+        return "0.0%"  # neither "+0.0%" nor "-0.0%"
     return f"{v:+.1f}%" if signed else f"{v:.1f}%"
 
 
@@ -113,6 +114,14 @@ def _subject(word: str, lang: str) -> str:
     if "가" <= last <= "힣":
         return word + ("이" if (ord(last) - 0xAC00) % 28 else "가")
     return word + "이(가)"
+
+
+def same_ratio_note(key: str, other: str, lang: str) -> str:
+    """'same ratio as OEE' / '설비종합효율과 같은 비율' (와 after a vowel, 과 after a consonant)."""
+    name = kpi_name(other, lang)
+    if lang == "ko" and name and "가" <= name[-1] <= "힣":
+        name += "과" if (ord(name[-1]) - 0xAC00) % 28 else "와"
+    return label("same_ratio", lang).format(other=name)
 
 
 def measured(c: dict) -> bool:
@@ -298,7 +307,7 @@ def _kpi_table(report: dict, lang: str, rows: list[dict]) -> str:
         cls = ' class="sig"' if good else (' class="worse"' if bad else "")
         cells = [html.escape(x) for x in kpi_row(c, lang)]
         if c["key"] in same:
-            cells[0] += "<br><small>" + html.escape(label("same_ratio", lang).format(other=kpi_name(same[c["key"]], lang))) + "</small>"
+            cells[0] += "<br><small>" + html.escape(same_ratio_note(c["key"], same[c["key"]], lang)) + "</small>"
         out.append("<tr>" + "".join(f"<td{cls if i == 5 else ''}>{v}</td>" for i, v in enumerate(cells)) + "</tr>")
     out.append("</table>")
     return "".join(out)
@@ -676,7 +685,7 @@ def build_pdf(report: dict, lang: str = "ko"):
         rows.append(r)
     pdf_table(pdf, [L(h) for h in KPI_HEAD], rows, wrap_cols={0})
     for key, other in same.items():
-        _para(pdf, f"* {label(key, lang)}: " + L("same_ratio").format(other=kpi_name(other, lang)), 8)
+        _para(pdf, f"* {label(key, lang)}: " + same_ratio_note(key, other, lang), 8)
     _para(pdf, L("sign_legend"), 8)
     _heading(pdf, L("machine_table"))
     head, rows = machine_rows(report, lang)
@@ -794,6 +803,18 @@ def portfolio_html(data: dict, lang: str = "ko") -> str:
         out.append(f"<tr><td>{html.escape(a['tenant'])}</td><td>{html.escape(a['line'])}</td>"
                    f"<td style='text-align:left'>{html.escape('; '.join(a['reasons']))}</td></tr>")
     out.append("</table>")
+    rows = [(x, t) for x in data.get("reports", []) for t in (x.get("targets") or [])]
+    if rows:
+        out.append(f"<h2>{L('targets')}</h2><table><tr><th>{L('tenant')}</th><th>{L('line')}</th><th>{L('kpi')}</th>"
+                   f"<th>{L('target')}</th><th>{L('actual')}</th><th>{L('achievement')}</th></tr>")
+        for x, t in rows:
+            n = names(x)
+            ach = t.get("achievement_pct")
+            out.append(f"<tr><td>{html.escape(n['tenant'])}</td><td>{html.escape(n['line'])}</td><td>{L(t['key'])}</td>"
+                       f"<td>{html.escape(change_words(t['target_change_pct'], lang))}</td>"
+                       f"<td>{html.escape(change_words(t.get('actual_change_pct'), lang))}</td>"
+                       f"<td>{'–' if ach is None else f'{ach:.0f}%'}</td></tr>")
+        out.append("</table>")
     if data.get("problems"):
         out.append("<div class='warn'><ul>" + "".join(f"<li>{html.escape(p)}</li>" for p in data["problems"]) + "</ul></div>")
     return "".join(out) + "</body></html>"

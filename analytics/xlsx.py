@@ -83,7 +83,7 @@ def to_xlsx(report: dict, lang: str = "ko") -> bytes:
                          r._display(c["key"], c["after"]), change_words(c["change_pct"], lang), _pct(c["change_pct"]),
                          _pct(c["improvement_pct"]), _pct(c["pp_change"]), _pct(lo), _pct(hi), c["p_value"],
                          L("yes") if c["significant"] else L("no"), c["n_before"], c["n_after"], c["pqcd"],
-                         L("same_ratio").format(other=r.kpi_name(same[c["key"]], lang)) if c["key"] in same else ""])
+                         r.same_ratio_note(c["key"], same[c["key"]], lang) if c["key"] in same else ""])
     _sheet(wb, L("kpi"), [L("kpi"), L("unit"), L("before"), L("after"), L("change"), f"{L('change')} %",
                           f"{L('improvement')} %", L("pp"), f"{L('ci95')} low %", f"{L('ci95')} high %", L("p_value"),
                           L("significant"), f"n {L('before')}", f"n {L('after')}", "PQCD", ""], kpi_rows)

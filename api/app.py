@@ -22,14 +22,14 @@ from api import access
 from api.alarms import AlarmEngine
 from api.leader import Leadership
 from api.live import LineNotFound, SnapshotCache
-from api.routers import alarms, centre, dashboards, machines, orders, pages, plant, reports, session
+from api.routers import alarms, centre, dashboards, machines, orders, pages, plant, reports, session, targets
 from api.routers.pages import STATIC
 from api.services import EffectiveAnalytics, Services
 from api.settings import ApiSettings
 from plantmodel.db import PlantDb, open_plant
 from tsstore import StoreUnavailable, TimeSeriesStore
 
-ROUTERS = (session, plant, machines, dashboards, alarms, centre, orders, reports, pages)
+ROUTERS = (session, plant, machines, dashboards, alarms, centre, orders, reports, targets, pages)
 
 
 def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plant: PlantDb | None = None,

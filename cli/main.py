@@ -576,6 +576,45 @@ def plant_orders(config_path: Path, tenant: str, csv_file: Path) -> None:
     click.echo(f"imported {out['imported']} orders for {tenant} ({out['created']} new, {out['updated']} updated)")
 
 
+@plant.command("targets")
+@CONFIG_OPTION
+@click.option("--tenant", required=True, help="The SME whose rollout plan this is.")
+@click.option("--line", help="Only this line (default: the targets apply to every line).")
+@click.option("--set", "settings", multiple=True, metavar="KPI=CHANGE",
+              help="A target change in percent, signed: output_per_hour=+10, scrap_rate=-20. Repeat for more.")
+@click.option("--replace", is_flag=True, help="Remove the tenant's targets not given with --set.")
+def plant_targets(config_path: Path, tenant: str, line: str | None, settings: tuple[str, ...], replace: bool) -> None:
+    """List or set the target KPIs of the rollout plan; the before/after report shows 달성률 against them."""
+    from plantmodel.targets import list_targets, set_targets
+
+    wanted = []
+    for item in settings:
+        kpi, sep, change = item.partition("=")
+        try:
+            wanted.append({"kpi": kpi.strip(), "change_pct": float(change.strip().rstrip("%")), "line": line})
+        except ValueError:
+            click.echo(f"error: --set {item!r}: write KPI=CHANGE, e.g. output_per_hour=+10 or scrap_rate=-20", err=True)
+            sys.exit(2)
+        if not sep:
+            click.echo(f"error: --set {item!r}: write KPI=CHANGE, e.g. output_per_hour=+10", err=True)
+            sys.exit(2)
+    db = _open_plant(_load(config_path))
+    try:
+        rows = set_targets(db, tenant, wanted, replace) if wanted or replace else list_targets(db, tenant)
+    except LookupError as exc:
+        click.echo(f"error: {exc}: create it first (smartfactory plant seed)", err=True)
+        sys.exit(2)
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    finally:
+        db.close()
+    for r in rows:
+        click.echo(f"{r['line'] or '*'}\t{r['kpi']}\t{r['change_pct']:+g}%" + (f"\t{r['note']}" if r["note"] else ""))
+    if not rows:
+        click.echo(f"no targets for {tenant}")
+
+
 @cli.command("broker-acl")
 @CONFIG_OPTION
 @click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), required=True)
@@ -636,7 +675,7 @@ def report(config_path: Path, tenant, site, line, machine, rollout, commissionin
     try:
         code = run_report(opts, store, _analytics_with_plant(config),
                           cache_path(config.settings.analytics, config.settings.store, config.base_dir),
-                          _orders_reader(plant_db))
+                          _orders_reader(plant_db), _annotator(plant_db))
     finally:
         store.close()
         if plant_db is not None:
@@ -661,6 +700,15 @@ def _orders_reader(plant_db):
     from plantmodel.orders import orders_for_report
 
     return lambda tenant: orders_for_report(plant_db, tenant)
+
+
+def _annotator(plant_db):
+    """report -> the report with the plant model's names and target achievement; None without a plant model."""
+    if plant_db is None:
+        return None
+    from plantmodel.targets import annotate
+
+    return lambda report: annotate(report, plant_db)
 
 
 def _analytics_with_plant(config: LoadedConfig):

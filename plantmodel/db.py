@@ -232,6 +232,23 @@ class Order(Base):
     updated_ms: Mapped[int] = mapped_column(BigInteger)
 
 
+class KpiTarget(Base):
+    """A target KPI the SME declared in its rollout plan (``plantmodel.targets``): the report's 달성률.
+
+    ``change_pct`` is the declared change, signed as the programme writes it: +10 (output per
+    hour up 10%), -20 (defect rate down 20%). ``line`` is a line slug, or null for every line.
+    """
+
+    __tablename__ = "kpi_targets"
+    __table_args__ = (UniqueConstraint("tenant_id", "line", "kpi"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    line: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    kpi: Mapped[str] = mapped_column(String(64))
+    change_pct: Mapped[float] = mapped_column(Float)
+    note: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
 class PlantDb:
     """The engine and a session factory; one per process."""
 
