@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.links import ILLEGAL_DATA_ADDRESS, LinkError, ModbusLink, Refused
-from gateway.planner import DevicePlan, Read
+from gateway.mclink import McLink
+from gateway.planner import DevicePlan, Read, area_name
 from gateway.reporting import ChangeFilter
 from gateway.settings import DeviceSettings
 from registermap import decode
@@ -90,7 +91,7 @@ def next_slot(previous: float, interval: float, now: float) -> float:
 @dataclass
 class DevicePoller:
     device: DeviceSettings
-    link: ModbusLink
+    link: ModbusLink | McLink
     sink: SampleSink
     health_sink: HealthSink | None = None
     health: DeviceHealth = field(default_factory=DeviceHealth)
@@ -164,7 +165,7 @@ class DevicePoller:
                     raise PollError(str(exc)) from exc
                 instead = self.plan.refuse(read)
                 log.warning(
-                    "read_refused device=%s table=%s address=%d count=%d action=%s", d.name, read.table.value,
+                    "read_refused device=%s table=%s address=%d count=%d action=%s", d.name, area_name(read.table),
                     read.address, read.count, "bisect" if instead else "skip-tags:" + ",".join(t.name for t in read.tags),
                 )
                 if not instead:
@@ -203,7 +204,7 @@ class DevicePoller:
                     continue  # the gap holds a bad address: the cut stays
             self.plan.drop_break(cut)
         log.info("plan_learned device=%s breaks=%s unreadable=%s", d.name,
-                 ",".join(f"{t.value}@{a}" for t, a in sorted(self.plan.breaks, key=lambda c: (c[0].value, c[1])))
+                 ",".join(f"{area_name(t)}@{a}" for t, a in sorted(self.plan.breaks, key=lambda c: (area_name(c[0]), c[1])))
                  or "-", ",".join(sorted(self.plan.unreadable)) or "-")
 
     def _succeeded(self, ts_ms: int, latency_ms: float) -> None:

@@ -33,7 +33,7 @@ class MqttSettings(BaseModel):
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError("use mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
         try:
-            parts.port
+            _ = parts.port  # raises for a port that is not a number in 1..65535
         except ValueError:
             raise ValueError("the port must be a number from 1 to 65535") from None
         return url
@@ -62,8 +62,18 @@ def make_client(
 ) -> mqtt.Client:
     """A paho 2.x client (MQTT 3.1.1) that reconnects by itself with capped backoff.
 
+    With a broker account (``username``) the client id *is* the username: the brokers we
+    support bind each client id to its account (mosquitto's ``use_username_as_clientid``,
+    the embedded broker refuses any other id), so one credential cannot push another
+    client off the broker or discard its session. ``client_id`` names the client only on an
+    anonymous (demo) broker.
+
     ``will`` (topic, payload) is published retained at QoS 1 by the broker if this client
     vanishes without disconnecting, within 1.5 keep-alives."""
+    if settings.username and client_id != settings.username:
+        log.info("mqtt_client_id configured=%s used=%s: with an account the client id is the username",
+                 client_id, settings.username)
+        client_id = settings.username
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=client_id,

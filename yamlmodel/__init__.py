@@ -69,24 +69,26 @@ def format_validation_error(path: Path, exc: ValidationError, root: yaml.Node | 
     return "\n".join(lines)
 
 
-def _loc_for_yaml(loc: tuple) -> tuple:
-    """Drop pydantic's union-branch names (e.g. 'influxdb' under 'store') from a location."""
+def _loc_for_yaml(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """Drop pydantic's union-branch names (e.g. 'influxdb' under 'store', 'mc' under a tag) from a location."""
     kept = []
     for i, part in enumerate(loc):
         if i > 0 and loc[i - 1] == "store" and part in ("sqlite", "influxdb"):
+            continue
+        if i > 1 and loc[i - 2] == "tags" and isinstance(loc[i - 1], int) and part in ("modbus", "mc"):
             continue
         kept.append(part)
     return tuple(kept)
 
 
-def _key_path(loc: tuple) -> str:
+def _key_path(loc: tuple[str | int, ...]) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
-def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
+def _line_of(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
     """Line (1-based) of the deepest YAML node the location reaches."""
     line = None
     for part in loc:
