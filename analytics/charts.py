@@ -147,10 +147,10 @@ def control_chart(rows: list[dict], values: list[float | None], limits: dict, ro
         if prev is not None:
             c.line(ax.x(prev[0]), ax.y(prev[1]), ax.x(i), ax.y(v), "#9ca3af", 0.8)
         prev = (i, v)
-    colour = {"before": BEFORE, "after": AFTER, "commissioning": COMMISSION}
+    phase_colour = {"before": BEFORE, "after": AFTER, "commissioning": COMMISSION}
     for i, v in enumerate(values):
         if v is not None:
-            c.circle(ax.x(i), ax.y(v), 2.3, colour[rows[i]["phase"]])
+            c.circle(ax.x(i), ax.y(v), 2.3, phase_colour[rows[i]["phase"]])
     step = max(1, math.ceil(len(rows) / 7))
     for i in range(0, len(rows), step):
         c.line(ax.x(i), ax.bottom, ax.x(i), ax.bottom + 4, INK, 0.8)
@@ -218,11 +218,11 @@ def pareto(before: list[dict], after: list[dict], reason_label, title: str, x_ti
         c.line(X(t), top, X(t), bottom, GRID, 0.6)
         c.text(X(t), bottom + 14, tick_text(t, ticks), 10, "middle")
     c.text((left + right) / 2, bottom + 30, x_title, 10, "middle")
-    for i, r in enumerate(order):
+    for i, reason in enumerate(order):
         y = top + i * (2 * bar + gap) + gap / 2
         c.text(left - 6, y + bar + 3, names[i], 10, "end")
         for k, colour in ((0, BEFORE), (1, AFTER)):
-            c.rect(left, y + k * bar, max(X(reasons[r][k]) - left, 0.5), bar - 1, colour, 0.85)
+            c.rect(left, y + k * bar, max(X(reasons[reason][k]) - left, 0.5), bar - 1, colour, 0.85)
     c.line(left, top, left, bottom, INK, 0.8)
     legend(c, [("box", BEFORE, labels["before"]), ("box", AFTER, labels["after"])], bottom + 48, left)
     return c

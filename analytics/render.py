@@ -782,7 +782,8 @@ ATTACHMENTS = ("csv", "pdf", "xlsx")
 MEDIA_TYPES = {"json": "application/json", "html": "text/html; charset=utf-8", "csv": "text/csv; charset=utf-8",
                "pdf": "application/pdf", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
-__all__ = ["ATTACHMENTS", "FORMATS", "MEDIA_TYPES", "build_pdf", "PdfFontMissing", "daily_csv", "portfolio_html", "render", "to_csv", "to_html", "to_pdf"]
+__all__ = ["ATTACHMENTS", "FORMATS", "MEDIA_TYPES", "build_pdf", "PdfFontMissing", "daily_csv", "portfolio_html", "render",
+           "to_csv", "to_html", "to_pdf"]
 
 
 def portfolio_html(data: dict, lang: str = "ko") -> str:
