@@ -35,7 +35,7 @@ ROUTERS = (session, plant, machines, dashboards, alarms, centre, orders, reports
 def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plant: PlantDb | None = None,
                run_alarms: bool = True, leader_lock: Path | None = None,
                rollups: RollupMaintainer | None = None, analytics: AnalyticsSettings | None = None,
-               rollup_cache: RollupCache | None = None) -> FastAPI:
+               rollup_cache: RollupCache | None = None, delivery=None) -> FastAPI:
     """The API app. Background duties (the alarm engine and, when given, the rollup maintainer) run
     unless ``run_alarms`` is false; with ``leader_lock`` only in the worker holding that lock.
 
@@ -53,15 +53,17 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
     services = Services(store=store, plant=plant_db, settings=settings, analytics=EffectiveAnalytics(analytics, plant_db),
                         alarms=engine, snapshots=SnapshotCache(plant_db, store, stale_ms), rollup_cache=rollup_cache)
 
+    duties = [d for d in (rollups, delivery) if d is not None]  # delivery: reportmail.Delivery (scheduled e-mails)
+
     def lead() -> None:
         engine.start()
-        if rollups is not None:
-            rollups.start()
+        for d in duties:
+            d.start()
 
     def resign() -> None:
         engine.stop()
-        if rollups is not None:
-            rollups.stop()
+        for d in duties:
+            d.stop()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
