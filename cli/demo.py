@@ -122,7 +122,11 @@ def build_plant_seed(rollout_date: str | None = None) -> dict:
     return {
         "centre": "Gyeongnam Smart Factory Centre",
         "tenants": [
-            {"slug": TENANT, "name": "한일오토파츠", "rollout_date": rollout_date, "sites": [
+            {"slug": TENANT, "name": "한일오토파츠", "rollout_date": rollout_date,
+             # the rollout plan's targets: the report shows 달성률 against them
+             "targets": [{"kpi": "output_per_hour", "change_pct": 10, "note": "시간당 생산량 10% 향상"},
+                         {"kpi": "material_input_s", "change_pct": -70, "note": "자재 투입 자동화"}],
+             "sites": [
                 {"slug": SITE, "name": "창원 1공장", "lines": [
                     {"slug": LINE, "name": "프레스 1라인",
                      "shifts": [{"name": "1조", "start": "06:00", "end": "14:00"},
