@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -478,8 +479,9 @@ class PdfFontMissing(RuntimeError):
     pass
 
 
-def _font(lang: str) -> str:
-    for p in (HANGUL_FONTS if lang == "ko" else LATIN_FONTS + HANGUL_FONTS):
+def _font(lang: str, hangul_text: bool = False) -> str:
+    """A font for the language; an English report naming a Korean company needs Hangul too."""
+    for p in (HANGUL_FONTS if lang == "ko" or hangul_text else LATIN_FONTS + HANGUL_FONTS):
         if Path(p).exists():
             return p
     if lang == "ko":
@@ -602,13 +604,13 @@ def _heading(pdf, text: str, size: float = 11.5) -> None:
     pdf.set_font(size=BODY_PT)
 
 
-def _new_pdf(lang: str):
+def _new_pdf(lang: str, hangul_text: bool = False):
     import logging
 
     from fpdf import FPDF
 
     logging.getLogger("fontTools").setLevel(logging.ERROR)  # subsetting chatter about hinting tables
-    font = _font(lang)
+    font = _font(lang, hangul_text)
     pdf = FPDF(orientation="L", unit="mm", format="A4")
     pdf.overflows = []
     pdf.set_auto_page_break(True, margin=12)
@@ -623,7 +625,7 @@ def _new_pdf(lang: str):
 
 def build_pdf(report: dict, lang: str = "ko"):
     """The PDF as an fpdf2 document (``.overflows`` lists any text wider than its cell; ``.charts`` the charts)."""
-    pdf = _new_pdf(lang)
+    pdf = _new_pdf(lang, any(ch >= "\u2e80" for ch in json.dumps(report.get("names") or {}, ensure_ascii=False)))
     pdf.charts = []
     L = lambda k: label(k, lang)  # noqa: E731
     n = names(report)
@@ -759,8 +761,6 @@ def to_pdf(report: dict, lang: str = "ko") -> bytes:
 
 def render(report: dict, fmt_name: str, lang: str) -> bytes:
     """The report in one format: json, html, csv, pdf or xlsx."""
-    import json
-
     if fmt_name == "json":
         return json.dumps(report, ensure_ascii=False, indent=1).encode()
     if fmt_name == "html":

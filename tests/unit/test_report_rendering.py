@@ -8,6 +8,7 @@ than its cell, dates with their inclusive last day, changes said in words.
 from __future__ import annotations
 
 import copy
+from datetime import timedelta
 import io
 import os
 import shutil
@@ -162,3 +163,19 @@ def test_round_ticks():
     assert charts.nice_ticks(0.781, 4.6) == [0, 1, 2, 3, 4, 5]
     ticks = charts.nice_ticks(0.6, 0.72)
     assert [charts.tick_text(t, ticks) for t in ticks] == ["0.55", "0.60", "0.65", "0.70", "0.75"]
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_period_pdf_fits_its_cells(line, lang):  # noqa: F811
+    from analytics.report import period_report
+    from tests.unit.test_analytics_report import FIRST, MACHINES, POLICY
+
+    store, _, _ = line
+    r = period_report(store, MACHINES, POLICY, FIRST, FIRST + timedelta(days=6))
+    r["names"] = NAMES
+    doc = build_pdf(r, lang)
+    assert doc.overflows == [] and doc.page_no() >= 2
+
+
+def test_an_english_pdf_naming_a_korean_company_embeds_hangul(named, tmp_path):
+    assert "한일오토파츠" in _text(render(named, "pdf", "en"), tmp_path)
