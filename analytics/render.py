@@ -87,14 +87,18 @@ def when(iso: str | None, report: dict) -> str:
     return f"{t:%Y-%m-%d %H:%M} ({zone})"
 
 
-def names(report: dict) -> dict:
-    """Display names from the plant model (``report['names']``, added by the API/CLI); slugs otherwise."""
+def names(report: dict, lang: str = "ko") -> dict:
+    """Display names from the plant model (``report['names']``, added by the API/CLI); slugs otherwise.
+
+    An English report takes the English names (``names.en``) where the plant model has them."""
     s, n = report["scope"], report.get("names") or {}
-    lines = n.get("lines", {})
+    en = n.get("en") or {} if lang == "en" else {}
+    lines = {**n.get("lines", {}), **{k: v for k, v in en.get("lines", {}).items() if v}}
+    sites = {**n.get("sites", {}), **{k: v for k, v in en.get("sites", {}).items() if v}}
     machines = n.get("machines", {})
     return {
-        "tenant": n.get("tenant") or s["tenant"],
-        "site": n.get("sites", {}).get(s.get("site"), s.get("site") or ""),
+        "tenant": en.get("tenant") or n.get("tenant") or s["tenant"],
+        "site": sites.get(s.get("site"), s.get("site") or ""),
         "line": ", ".join(lines.get(x, x) for x in s["line"].split(",")),
         "machines": [machines.get(m, m) for m in s["machines"]],
         "machine": lambda m: machines.get(m, m),
@@ -241,7 +245,7 @@ th:first-child,td:first-child{text-align:left}th{background:#f3f4f6}.sig{font-we
 
 def _head_html(report: dict, lang: str) -> list[str]:
     L = lambda k: html.escape(label(k, lang))  # noqa: E731
-    n, w = names(report), report["windows"]
+    n, w = names(report, lang), report["windows"]
     return [f"<p>{L('tenant')}: <b>{html.escape(n['tenant'])}</b> · {L('line')}: <b>{html.escape(n['line'])}</b> · "
             f"{L('machines')}: {html.escape(', '.join(n['machines']))}<br>"
             f"{L('rollout')}: <b>{w['rollout']}</b> · {L('baseline')}: {day_span(w['baseline'])} · "
@@ -330,7 +334,7 @@ def pqcd_rows(report: dict, lang: str) -> tuple[list[str], list[list[str]]]:
 
 
 def machine_rows(report: dict, lang: str) -> tuple[list[str], list[list[str]]]:
-    n = names(report)
+    n = names(report, lang)
     heads = ("output_per_hour", "material_input_s", "scrap_rate", "oee")
     head = [label("machines", lang)] + [f"{kpi_name(k, lang)} ({unit_text(k, lang)})" for k in heads]
     rows = []
@@ -395,7 +399,7 @@ def _policy_html(report: dict, lang: str) -> str:
 
 def _period_html(report: dict, lang: str) -> str:
     L = lambda k: html.escape(label(k, lang))  # noqa: E731
-    s, per, n = report["scope"], report["period"], names(report)
+    s, per, n = report["scope"], report["period"], names(report, lang)
     keys = [k for k in report["kpis"]]
     out = [f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>{L("title_period")}</title>',
            f"<style>{_CSS}</style></head><body><h1>{L('title_period')}</h1>",
@@ -628,7 +632,7 @@ def build_pdf(report: dict, lang: str = "ko"):
     pdf = _new_pdf(lang, any(ch >= "\u2e80" for ch in json.dumps(report.get("names") or {}, ensure_ascii=False)))
     pdf.charts = []
     L = lambda k: label(k, lang)  # noqa: E731
-    n = names(report)
+    n = names(report, lang)
     pdf.add_page()
     title = L("title_period") if report.get("kind") == "period" else L("title_before_after")
     _heading(pdf, title, 16)
@@ -809,7 +813,7 @@ def portfolio_html(data: dict, lang: str = "ko") -> str:
         out.append(f"<h2>{L('targets')}</h2><table><tr><th>{L('tenant')}</th><th>{L('line')}</th><th>{L('kpi')}</th>"
                    f"<th>{L('target')}</th><th>{L('actual')}</th><th>{L('achievement')}</th></tr>")
         for x, t in rows:
-            n = names(x)
+            n = names(x, lang)
             ach = t.get("achievement_pct")
             out.append(f"<tr><td>{html.escape(n['tenant'])}</td><td>{html.escape(n['line'])}</td><td>{L(t['key'])}</td>"
                        f"<td>{html.escape(change_words(t['target_change_pct'], lang))}</td>"

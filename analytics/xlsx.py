@@ -48,7 +48,7 @@ def _pct(v):
 def to_xlsx(report: dict, lang: str = "ko") -> bytes:
     L = lambda k: label(k, lang)  # noqa: E731
     wb = Workbook()
-    n = r.names(report)
+    n = r.names(report, lang)
     if report.get("kind") == "period":
         keys = list(report["kpis"])
         _sheet(wb, L("title_period"), [L("date"), L("shift")] + [f"{r.kpi_name(k, lang)} ({r.unit_text(k, lang)})" for k in keys],

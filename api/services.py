@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 
 from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
+from api.centre import CentrePortfolio
 from api.access import LoginThrottle, PrincipalCache
 from api.alarms import AlarmEngine
 from api.live import RecentAnswers, SnapshotCache
@@ -63,6 +64,7 @@ class Services:
     alarm_lists: RecentAnswers = field(default_factory=RecentAnswers)
     tenant_trees: RecentAnswers = field(default_factory=lambda: RecentAnswers(ttl_s=5.0))  # the model changes rarely
     centre_overview: RecentAnswers = field(default_factory=lambda: RecentAnswers(ttl_s=30.0))
+    centre_portfolio: CentrePortfolio = field(default_factory=CentrePortfolio)  # status 30 s, report gains longer
 
     @property
     def stale_ms(self) -> int:

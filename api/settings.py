@@ -31,3 +31,9 @@ class ApiSettings(BaseModel):
     leader_lock: str = Field(
         default="api-leader.lock", description="lock file that elects the worker running the background duties; "
         "a relative path is relative to the config file. Workers must share it (one host)")
+    centre_coverage_floor: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.8, description="the centre portfolio flags an SME whose data coverage over the last 24 h is under "
+        "this share (0.8 = 80%); no data at all is flagged as such")
+    centre_gains_ttl_s: Annotated[float, Field(ge=0, le=86_400)] = Field(
+        default=300.0, description="how long a worker keeps the before/after reports behind the centre portfolio's "
+        "gains (they change by the day; computing them reads every rollout's windows)")

@@ -312,17 +312,19 @@ def gateway_run(config_path: Path) -> None:
 @CONFIG_OPTION
 def gateway_plan(config_path: Path) -> None:
     """Print the Modbus reads each poll will send, without touching a device."""
-    from gateway.planner import DevicePlan, area_name, min_reads
+    from gateway.planner import DevicePlan, area_name, fewest_reads, plan_reads
 
     settings = _section(_load(config_path), "gateway")
     for d in settings.devices:
         plan = DevicePlan(d.tags, [d.interval_of(t) for t in d.tags], d.max_registers_per_read,
                           d.max_bits_per_read, d.max_gap)
         every = plan.reads_for(plan.intervals)
-        fewest = min_reads(d.tags, d.max_registers_per_read, d.max_bits_per_read, d.max_gap)
+        fewest, gap_needed = fewest_reads(d.tags, d.max_registers_per_read, d.max_bits_per_read)
+        whole = len(plan_reads(d.tags, d.max_registers_per_read, d.max_bits_per_read, d.max_gap))
+        reach = "" if whole <= fewest else f" with max_gap: {gap_needed}"
         where = f"{d.host}:{d.port}" if d.transport.value == "tcp" else d.link_name
         click.echo(f"{d.line}/{d.name} ({where} unit {d.unit_id}): {len(d.tags)} tags in {len(every)} "
-                   f"reads (fewest possible {fewest}, one per tag {len(d.tags)}); per read at most "
+                   f"reads (fewest possible {fewest}{reach}, one per tag {len(d.tags)}); per read at most "
                    f"{d.max_registers_per_read} registers / {d.max_bits_per_read} bits, gap {d.max_gap}")
         for interval in plan.intervals:
             reads = plan.reads_for([interval])
@@ -355,10 +357,13 @@ def _parse_range(text: str) -> tuple[int, int]:
               help="Wire addresses FIRST-LAST (0-based, inclusive).")
 @click.option("--timeout", default=1.0, show_default=True, type=click.FloatRange(0.05, 30),
               help="Seconds to wait for each answer.")
-def gateway_scan(host: str, port: int, unit: int, transport: str, tables: str, range_: str, timeout: float) -> None:
+@click.option("--end-after", default=256, show_default=True, type=click.IntRange(0),
+              help="Stop a table after this many addresses in a row that do not answer (0: scan the whole range).")
+def gateway_scan(host: str, port: int, unit: int, transport: str, tables: str, range_: str, timeout: float,
+                 end_after: int) -> None:
     """Probe which addresses of a device answer, to help build its register map."""
     from gateway.links import LinkError, ModbusLink
-    from gateway.scan import scan_table
+    from gateway.scan import reachability, scan_table
     from registermap import Table
 
     try:
@@ -372,6 +377,10 @@ def gateway_scan(host: str, port: int, unit: int, transport: str, tables: str, r
         from pymodbus import FramerType
         from pymodbus.client import AsyncModbusTcpClient
 
+        problem = await reachability(host, port, max(timeout, 3.0))
+        if problem is not None:
+            click.echo(f"{host}:{port}: {problem}", err=True)
+            return 1
         framer = FramerType.RTU if transport == "rtu_over_tcp" else FramerType.SOCKET
         client = AsyncModbusTcpClient(host, port=port, framer=framer, timeout=timeout, retries=0, reconnect_delay=0)
         link = ModbusLink(f"{transport}:{host}:{port}", client, shared=True)
@@ -379,14 +388,24 @@ def gateway_scan(host: str, port: int, unit: int, transport: str, tables: str, r
         try:
             for table in chosen:
                 try:
-                    result = await scan_table(lambda t, a, c: link.read(t, a, c, unit, timeout), table, start, end)
-                except LinkError as exc:
-                    click.echo(f"{table.value}: no answer ({exc}); check host, port, unit and transport", err=True)
+                    result = await scan_table(lambda t, a, c: link.read(t, a, c, unit, timeout), table, start, end,
+                                              end_after=end_after or None)
+                except LinkError:
+                    click.echo(f"{table.value}: the device at {host}:{port} accepts connections but did not answer "
+                               f"unit {unit} within {timeout:g} s; check the unit id and the transport "
+                               f"(tcp or rtu_over_tcp), or raise --timeout", err=True)
                     status = 1
                     continue
                 runs = ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in result.ranges()) or "none"
-                click.echo(f"{table.value}: {len(result.answered)} of {end - start} addresses answer "
+                scanned = (result.stopped_at or end) - start
+                click.echo(f"{table.value}: {len(result.answered)} of {scanned} addresses answer "
                            f"({result.requests} requests): {runs}")
+                if result.stopped_at is not None:
+                    click.echo(f"  stopped at {result.stopped_at}: nothing answered in the {end_after} addresses after "
+                               f"the last that did; --range {result.stopped_at}-{end - 1} looks further")
+                if result.all_zero:
+                    click.echo("  every answering address reads 0: some devices (and converters with nothing "
+                               "behind them) answer any address with zeros; check an address whose value you know")
                 for code, n in sorted(result.refusals.items()):
                     click.echo(f"  {n} block(s) refused with Modbus exception {code}")
         finally:

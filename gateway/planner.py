@@ -136,6 +136,21 @@ def min_reads(tags: Iterable[AnyTag], max_registers: int = 125, max_bits: int = 
     return total
 
 
+def fewest_reads(tags: Sequence[AnyTag], max_registers: int = 125, max_bits: int = 2000) -> tuple[int, int]:
+    """The fewest reads the protocol's own limits allow (any gap inside one read), and the
+    smallest ``max_gap`` with which the planner reaches it. ``gateway plan`` prints both, so a
+    field engineer sees what a larger gap would save."""
+    bound = min_reads(tags, max_registers, max_bits, max_gap=max_registers)
+    lo, hi = 0, max_registers  # the read count falls as the gap grows: search the smallest gap that reaches it
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if len(plan_reads(tags, max_registers, max_bits, mid)) <= bound:
+            hi = mid
+        else:
+            lo = mid + 1
+    return bound, lo
+
+
 def _group_fits(group: Sequence[AnyTag], limit: int, gap: int) -> bool:
     reach = group[0].address + group[0].width
     for t in group[1:]:

@@ -151,8 +151,15 @@ class DeviceSettings(BaseModel):
     max_backoff_s: Annotated[float, Field(ge=0.1, le=3600)] = 30.0
     max_registers_per_read: Annotated[int, Field(ge=1, le=960, description="Modbus: at most 125; MC: 960")] = 125
     max_bits_per_read: Annotated[int, Field(ge=1, le=2000)] = 2000
-    max_gap: Annotated[int, Field(ge=0, le=124, description="unmapped registers a read may span")] = 8
+    max_gap: Annotated[int, Field(ge=0, le=959, description="unmapped registers a read may span; default: "
+                                  "the whole read on Ethernet, 16 on a serial line")] = 124
     status_interval_s: Annotated[float, Field(ge=1, le=3600, description="health publish period")] = 10.0
+    offline_after_failures: Annotated[
+        int, Field(ge=1, le=1000, description="consecutive failed polls before the device is reported offline")
+    ] = 3
+    offline_after_s: Annotated[
+        float, Field(gt=0, le=86400, description="or this long without a good poll, whichever comes first")
+    ] = 30.0
     relearn_s: Annotated[
         float, Field(ge=10, description="forget refused addresses after this long (the PLC program may change)")
     ] = 3600.0
@@ -161,10 +168,23 @@ class DeviceSettings(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _protocol_defaults(cls, data: Any) -> Any:
-        """An MC device reads up to 960 words a request unless told less."""
-        if isinstance(data, dict) and data.get("protocol") == Protocol.mc.value and "max_registers_per_read" not in data:
-            return {**data, "max_registers_per_read": MC_LIMITS[McSeries.q][0]}  # 960 on every series
-        return data
+        """Defaults that depend on the protocol and the medium.
+
+        An MC device reads up to 960 words a request unless told less. The gap a read may span
+        trades bytes against round trips: on Ethernet a request costs a round trip to the PLC
+        (milliseconds, plus its scan), an unmapped register 2 bytes, so any gap that fits in one
+        read is worth spanning; on a serial line at 9600-19200 baud a register costs about a
+        millisecond and a request about twenty (frame, silent intervals, turnaround), so 16.
+        A span the device refuses is bisected and learned either way."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        if data.get("protocol") == Protocol.mc.value and "max_registers_per_read" not in data:
+            out["max_registers_per_read"] = MC_LIMITS[McSeries.q][0]  # 960 on every series
+        if "max_gap" not in data:
+            serial = data.get("transport") in (Transport.rtu.value, Transport.rtu_over_tcp.value)
+            out["max_gap"] = 16 if serial else int(out.get("max_registers_per_read", 125)) - 1
+        return out
 
     @model_validator(mode="before")
     @classmethod
@@ -206,6 +226,8 @@ class DeviceSettings(BaseModel):
                                      "Modbus: set 'protocol: mc' on the device, or give 'table' and 'address'")
             if self.max_registers_per_read > 125:
                 raise ValueError(f"max_registers_per_read {self.max_registers_per_read}: Modbus reads at most 125 registers")
+            if self.max_gap > 124:
+                raise ValueError(f"max_gap {self.max_gap}: a Modbus read spans at most 124 unmapped registers")
         if self.transport is Transport.rtu:
             if self.serial is None:
                 raise ValueError("transport 'rtu' needs 'serial' (port, baudrate, parity, ...)")

@@ -25,6 +25,7 @@ class MqttSettings(BaseModel):
     password: str | None = None
     ca_file: str | None = Field(None, description="CA bundle for mqtts://; the system's by default")
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    reconnect_max_s: Annotated[float, Field(ge=1, le=300, description="longest wait between reconnect attempts")] = 5.0
 
     @field_validator("url")
     @classmethod
@@ -87,5 +88,7 @@ def make_client(
         client.tls_set(ca_certs=settings.ca_file, cert_reqs=ssl.CERT_REQUIRED)
     if will is not None:
         client.will_set(will[0], will[1], qos=1, retain=True)
-    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    # paho doubles the wait from 1 s up to this cap: a short cap brings a gateway back within
+    # seconds of a long broker outage ending, at the cost of one CONNECT every few seconds meanwhile
+    client.reconnect_delay_set(min_delay=1, max_delay=max(1, round(settings.reconnect_max_s)))
     return client

@@ -79,6 +79,7 @@ class LineSeed(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slug: Ident
     name: Name | None = None
+    name_en: Name | None = Field(default=None, description="the name in English (the centre's UI)")
     shifts: list[ShiftSeed] = Field(default_factory=list)
     machines: list[MachineSeed] = Field(default_factory=list)
 
@@ -87,6 +88,7 @@ class SiteSeed(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slug: Ident
     name: Name | None = None
+    name_en: Name | None = Field(default=None, description="the name in English (the centre's UI)")
     lines: list[LineSeed] = Field(default_factory=list)
 
 
@@ -111,6 +113,7 @@ class TenantSeed(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slug: Ident
     name: Name | None = None
+    name_en: Name | None = Field(default=None, description="the name in English (the centre's UI)")
     timezone: Annotated[str, Field(max_length=64)] = "Asia/Seoul"
     rollout_date: date | None = None
     sites: list[SiteSeed] = Field(default_factory=list)
@@ -192,7 +195,7 @@ def apply_seed(plant: PlantDb, seed: PlantSeed) -> None:
     """Create or update everything the seed names; nothing it does not name is removed."""
     with plant.session() as s, s.begin():
         centre = _get_or_add(s, Centre, {}, name=seed.centre)
-        tenants = {t.slug: _get_or_add(s, Tenant, {"centre_id": centre.id, "name": t.name or t.slug,
+        tenants = {t.slug: _get_or_add(s, Tenant, {"centre_id": centre.id, "name": t.name or t.slug, "name_en": t.name_en,
                                                    "timezone": t.timezone, "rollout_date": t.rollout_date},
                                        slug=t.slug) for t in seed.tenants}
         gateways = {b.username: add_broker_account(s, b.username, b.password, b.kind, b.tenant)
@@ -200,10 +203,10 @@ def apply_seed(plant: PlantDb, seed: PlantSeed) -> None:
         for t in seed.tenants:
             tenant = tenants[t.slug]
             for site_seed in t.sites:
-                site = _get_or_add(s, Site, {"name": site_seed.name or site_seed.slug},
+                site = _get_or_add(s, Site, {"name": site_seed.name or site_seed.slug, "name_en": site_seed.name_en},
                                    tenant_id=tenant.id, slug=site_seed.slug)
                 for line_seed in site_seed.lines:
-                    line = _get_or_add(s, Line, {"name": line_seed.name or line_seed.slug},
+                    line = _get_or_add(s, Line, {"name": line_seed.name or line_seed.slug, "name_en": line_seed.name_en},
                                        site_id=site.id, slug=line_seed.slug)
                     for m in line_seed.machines:
                         gw = _gateway(s, gateways, m.gateway, t.slug)

@@ -60,6 +60,7 @@ class Tenant(Base):
     centre_id: Mapped[int] = mapped_column(ForeignKey("centres.id"))
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the name in English, if given
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Seoul")
     rollout_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     centre: Mapped[Centre] = relationship(back_populates="tenants")
@@ -73,6 +74,7 @@ class Site(Base):
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     slug: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the name in English, if given
     tenant: Mapped[Tenant] = relationship(back_populates="sites")
     lines: Mapped[list[Line]] = relationship(back_populates="site", order_by="Line.slug", cascade="all, delete-orphan")
 
@@ -84,6 +86,7 @@ class Line(Base):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
     slug: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the name in English, if given
     site: Mapped[Site] = relationship(back_populates="lines")
     machines: Mapped[list[Machine]] = relationship(back_populates="line", order_by="Machine.slug",
                                                    cascade="all, delete-orphan")

@@ -72,7 +72,7 @@ def report_mail(job: Job, key: str, store, settings: Callable[[], AnalyticsSetti
                                  configured.pre_exclusion_days, replicates, first_day=first, last_day=last, cache=cache,
                                  orders=orders_for_report(plant, job.tenant))
     annotate(report, plant)
-    n = names(report)
+    n = names(report, job.lang)
     lang = job.lang
     title = label("title_before_after", lang)
     lines = [f"{title}: {n['tenant']} · {n['line']}",

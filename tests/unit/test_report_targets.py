@@ -87,9 +87,14 @@ def test_cli_sets_and_lists_targets(tmp_path):
 
 def test_annotate_gives_names_without_touching_an_unknown_tenant(tmp_path):
     plant = open_plant(f"sqlite:///{tmp_path / 'plant.db'}")
-    apply_seed(plant, PlantSeed.model_validate({"tenants": [{"slug": "acme", "name": "에이스 정밀", "sites": [
-        {"slug": "p1", "lines": [{"slug": "l1", "name": "1라인", "machines": [{"slug": "m1", "name": "프레스 1호기"}]}]}]}]}))
-    r = annotate({"kind": "period", "scope": {"tenant": "acme", "line": "l1", "machines": ["m1"]}}, plant)
+    apply_seed(plant, PlantSeed.model_validate({"tenants": [{"slug": "acme", "name": "에이스 정밀", "name_en": "Ace Precision",
+        "sites": [{"slug": "p1", "lines": [{"slug": "l1", "name": "1라인", "name_en": "Line 1",
+                                            "machines": [{"slug": "m1", "name": "프레스 1호기"}]}]}]}]}))
+    r = annotate({"kind": "period", "scope": {"tenant": "acme", "site": "p1", "line": "l1", "machines": ["m1"]}}, plant)
     assert r["names"]["tenant"] == "에이스 정밀" and r["names"]["machines"] == {"m1": "프레스 1호기"}
+    from analytics.render import names
+
+    assert names(r, "ko")["tenant"] == "에이스 정밀" and names(r, "ko")["line"] == "1라인"
+    assert names(r, "en")["tenant"] == "Ace Precision" and names(r, "en")["line"] == "Line 1"
     assert "names" not in annotate({"kind": "period", "scope": {"tenant": "zzz", "line": "l1", "machines": []}}, plant)
     plant.close()
