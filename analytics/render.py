@@ -92,7 +92,7 @@ def names(report: dict, lang: str = "ko") -> dict:
 
     An English report takes the English names (``names.en``) where the plant model has them."""
     s, n = report["scope"], report.get("names") or {}
-    en = n.get("en") or {} if lang == "en" else {}
+    en = (n.get("en") or {}) if lang == "en" else {}
     lines = {**n.get("lines", {}), **{k: v for k, v in en.get("lines", {}).items() if v}}
     sites = {**n.get("sites", {}), **{k: v for k, v in en.get("sites", {}).items() if v}}
     machines = n.get("machines", {})
