@@ -98,3 +98,16 @@ def test_annotate_gives_names_without_touching_an_unknown_tenant(tmp_path):
     assert names(r, "en")["tenant"] == "Ace Precision" and names(r, "en")["line"] == "Line 1"
     assert "names" not in annotate({"kind": "period", "scope": {"tenant": "zzz", "line": "l1", "machines": []}}, plant)
     plant.close()
+
+
+def test_api_serves_the_report_as_xlsx(app):  # noqa: F811
+    import io
+
+    from openpyxl import load_workbook
+
+    owner = login(app, "owner", "owner-pass-1")
+    r = owner.get(f"{BASE}/before-after", params={"replicates": 300, "format": "xlsx", "lang": "en"})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    assert r.headers["content-disposition"].endswith('.xlsx"')
+    assert "KPI" in load_workbook(io.BytesIO(r.content)).sheetnames
