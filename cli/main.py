@@ -546,17 +546,42 @@ def plant_seed(config_path: Path, seed_file: Path) -> None:
 @plant.command("user")
 @CONFIG_OPTION
 @click.argument("username")
-@click.option("--role", required=True,
-              type=click.Choice(["centre_admin", "centre_engineer", "sme_owner", "sme_operator"]))
+@click.option("--role", type=click.Choice(["centre_admin", "centre_engineer", "sme_owner", "sme_operator"]),
+              help="Required to create or reset a user.")
 @click.option("--tenant", help="Required for sme_owner and sme_operator.")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="Prompted when not given (env SMARTFACTORY_PASSWORD).", envvar="SMARTFACTORY_PASSWORD")
-def plant_user(config_path: Path, username: str, role: str, tenant: str | None, password: str) -> None:
-    """Create a user, or reset an existing user's password and role."""
-    from plantmodel.admin import add_user
+@click.option("--password", help="Prompted when not given (env SMARTFACTORY_PASSWORD).",
+              envvar="SMARTFACTORY_PASSWORD")
+@click.option("--deactivate", "state", flag_value="deactivate",
+              help="Refuse the user's logins and end every session and token of the user.")
+@click.option("--activate", "state", flag_value="activate", help="Allow a deactivated user to log in again.")
+def plant_user(config_path: Path, username: str, role: str | None, tenant: str | None, password: str | None,
+               state: str | None) -> None:
+    """Create a user, reset an existing user's password and role, or (de)activate a user.
+
+    A new password must not be common, breached or guessable (zxcvbn); a changed password ends every
+    session and API token of the user, on every API worker within seconds.
+    """
+    from plantmodel.admin import add_user, set_active
     from plantmodel.db import Role
 
     db = _open_plant(_load(config_path))
+    if state is not None:
+        if role or password:
+            click.echo("error: --activate/--deactivate change nothing else: leave out --role and --password", err=True)
+            sys.exit(2)
+        try:
+            sessions, tokens = set_active(db, username, state == "activate")
+        except LookupError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        click.echo(f"user {username} {state}d" + (f"; ended {sessions} sessions and {tokens} API tokens"
+                                                   if state == "deactivate" else ""))
+        return
+    if role is None:
+        click.echo("error: give --role to create or reset a user (or --deactivate / --activate)", err=True)
+        sys.exit(2)
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         with db.session() as s, s.begin():
             add_user(s, username, password, Role(role), tenant)
@@ -570,15 +595,59 @@ def plant_user(config_path: Path, username: str, role: str, tenant: str | None, 
 @CONFIG_OPTION
 @click.argument("username")
 @click.option("--name", default="script", show_default=True, help="What the token is for.")
-def plant_token(config_path: Path, username: str, name: str) -> None:
-    """Create an API token for scripts ('Authorization: Bearer <token>'); printed once."""
-    from plantmodel.admin import create_token
+@click.option("--days", "--expires-in-days", "days", type=click.FloatRange(min=0, min_open=True),
+              help="Lifetime in days (default api.token_default_days; at most api.token_max_days).")
+def plant_token(config_path: Path, username: str, name: str, days: float | None) -> None:
+    """Create an API token for scripts ('Authorization: Bearer <token>'); printed once, with its expiry on stderr."""
+    from plantmodel.admin import create_token_row
 
+    config = _load(config_path)
     try:
-        click.echo(create_token(_open_plant(_load(config_path)), username, name))
+        secret, row = create_token_row(_open_plant(config), username, name, days, config.settings.api.token_lifetime())
     except (LookupError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    click.echo(secret)
+    click.echo(f"token {row['id']} of {username} expires {_utc(row['expires_ms'])}", err=True)
+
+
+@plant.command("tokens")
+@CONFIG_OPTION
+@click.argument("username", required=False)
+def plant_tokens(config_path: Path, username: str | None) -> None:
+    """List API tokens (of one user, or all): id, user, name, created, last used, expires. Never the secrets."""
+    from plantmodel.admin import list_tokens
+
+    try:
+        rows = list_tokens(_open_plant(_load(config_path)), username)
+    except LookupError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"{'id':>5}  {'user':<20} {'name':<24} {'created':<17} {'last used':<17} expires")
+    for r in rows:
+        click.echo(f"{r['id']:>5}  {r['user']:<20} {r['name'][:24]:<24} {_utc(r['created_ms']):<17} "
+                   f"{_utc(r['last_used_ms']):<17} {_utc(r['expires_ms'])}{' (expired)' if r['expired'] else ''}")
+
+
+@plant.command("revoke-token")
+@CONFIG_OPTION
+@click.argument("token_id", type=click.IntRange(1, 2**31 - 1))
+def plant_revoke_token(config_path: Path, token_id: int) -> None:
+    """Revoke an API token by its id (see `smartfactory plant tokens`); every API worker refuses it within seconds."""
+    from plantmodel.admin import revoke_token
+
+    try:
+        row = revoke_token(_open_plant(_load(config_path)), token_id)
+    except LookupError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"revoked token {token_id} ({row['name']}) of {row['user']}")
+
+
+def _utc(ms: int | None) -> str:
+    from datetime import datetime, timezone
+
+    return "-" if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
 @plant.command("broker-account")

@@ -113,7 +113,7 @@ def test_english_names_migrate_up_from_0003_come_from_the_seed_and_migrate_back(
     with create_engine(url).begin() as conn:
         conn.execute(text("INSERT INTO centres (id, name) VALUES (1, 'c')"))
         conn.execute(text("INSERT INTO tenants (id, centre_id, slug, name, timezone) VALUES (1, 1, 'acme', '에이', 'UTC')"))
-    plant = open_plant(url)  # to head: 0004
+    plant = open_plant(url)  # to head
     with plant.session() as s:
         assert s.query(Tenant).one().name_en is None  # an existing tenant keeps its name and has no English one yet
     apply_seed(plant, PlantSeed.model_validate({"centre": "c", "tenants": [
