@@ -50,12 +50,17 @@ def pct(v: float | None, signed: bool = True) -> str:
     return f"{v:+.1f}%" if signed else f"{v:.1f}%"
 
 
+def _signed(v: float, digits: int) -> str:
+    """+1.2 / -1.2, and 0.0 for what rounds to zero (never "-0.0")."""
+    return f"{0.0:.{digits}f}" if round(v, digits) == 0 else f"{v:+.{digits}f}"
+
+
 def ci(pair) -> str:
-    return "–" if not pair else f"[{pair[0]:+.1f}%, {pair[1]:+.1f}%]"
+    return "–" if not pair else f"[{_signed(pair[0], 1)}%, {_signed(pair[1], 1)}%]"
 
 
 def pp(v: float | None) -> str:
-    return "–" if v is None else f"{v:+.2f}"
+    return "–" if v is None else _signed(v, 2)
 
 
 def pval(p: float | None) -> str:
@@ -237,7 +242,7 @@ def report_charts(report: dict, lang: str) -> list[tuple[str, object]]:
 # -- HTML ------------------------------------------------------------------------------------
 _CSS = """body{font-family:system-ui,"Noto Sans KR","Malgun Gothic",sans-serif;margin:24px;color:#111827;max-width:1180px}
 table{border-collapse:collapse;margin:8px 0 20px;font-size:13px}th,td{border:1px solid #d1d5db;padding:4px 8px;text-align:right}
-th:first-child,td:first-child{text-align:left}th{background:#f3f4f6}.sig{font-weight:bold;color:#15803d}
+th:first-child,td:first-child{text-align:left}th{background:#f3f4f6}td{white-space:nowrap}td:first-child{white-space:normal}.sig{font-weight:bold;color:#15803d}
 .worse{font-weight:bold;color:#b91c1c}.warn{background:#fef3c7;padding:8px;border-left:4px solid #f59e0b}
 .charts{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}h2{margin-top:28px}small{color:#4b5563}
 .note{color:#374151;font-size:13px;max-width:900px}"""
