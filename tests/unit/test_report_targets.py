@@ -111,3 +111,17 @@ def test_api_serves_the_report_as_xlsx(app):  # noqa: F811
     assert r.headers["content-type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     assert r.headers["content-disposition"].endswith('.xlsx"')
     assert "KPI" in load_workbook(io.BytesIO(r.content)).sheetnames
+
+
+def test_centre_adds_report_schedules_and_reads_the_sends(app):  # noqa: F811
+    eng = login(app, "eng", "eng-pass-123")
+    r = eng.post("/api/v1/report-schedules", json={"tenant": "acme", "kind": "weekly", "recipients": ["o@acme.test"]})
+    assert r.status_code == 201, r.text
+    assert eng.post("/api/v1/report-schedules", json={"kind": "weekly", "recipients": ["not an address"]}).status_code == 422
+    assert eng.post("/api/v1/report-schedules", json={"tenant": "nope", "kind": "monthly",
+                                                      "recipients": ["a@b.test"]}).status_code == 404
+    listed = eng.get("/api/v1/report-schedules").json()["schedules"]
+    assert any(s["id"] == r.json()["id"] and s["recipients"] == ["o@acme.test"] for s in listed)
+    assert eng.get("/api/v1/report-schedules/sends").json() == {"sends": []}
+    owner = login(app, "owner", "owner-pass-1")
+    assert owner.get("/api/v1/report-schedules").status_code == 403
