@@ -14,16 +14,17 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from analytics.beforeafter import WindowError, portfolio_summary
-from analytics.render import MEDIA_TYPES, PdfFontMissing, portfolio_html, render
+from analytics.render import ATTACHMENTS, MEDIA_TYPES, PdfFontMissing, portfolio_html, render
 from analytics.report import ReportError, before_after_report, data_extent, period_report, portfolio_reports, select_machines
 from api import limits
 from api.access import CentreOnly
 from api.security_headers import REPORT_CONTENT_SECURITY_POLICY
 from api.services import Services, ServicesDep
 from plantmodel.orders import orders_for_report
+from plantmodel.targets import annotate
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
-Format = Literal["json", "html", "csv", "pdf"]
+Format = Literal["json", "html", "csv", "pdf", "xlsx"]
 Lang = Literal["ko", "en"]
 
 
@@ -32,7 +33,7 @@ def _answer(report: dict, fmt: str, lang: str, name: str) -> Response:
         body = render(report, fmt, lang)
     except PdfFontMissing as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
-    headers = {"Content-Disposition": f'attachment; filename="{name}.{fmt}"'} if fmt in ("csv", "pdf") else {}
+    headers = {"Content-Disposition": f'attachment; filename="{name}.{fmt}"'} if fmt in ATTACHMENTS else {}
     if fmt == "html":  # inline style, no script: a stricter policy than the dashboards' (api.security_headers)
         headers["Content-Security-Policy"] = REPORT_CONTENT_SECURITY_POLICY
     return Response(content=body, media_type=MEDIA_TYPES[fmt], headers=headers)
@@ -72,7 +73,7 @@ async def line_kpis(
                                    cache=services.rollup_cache)
         except (ReportError, ValueError) as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from None
-        return _answer(report, format, lang, f"kpis-{tenant}-{line}-{first}")
+        return _answer(annotate(report, services.plant), format, lang, f"kpis-{tenant}-{line}-{first}")
 
     return await limits.computed(request, services.settings, work, "KPI report")
 
@@ -127,7 +128,7 @@ async def line_before_after(
                                          orders=orders_for_report(services.plant, tenant))
         except (ReportError, WindowError, ValueError) as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from None
-        return _answer(report, format, lang, f"before-after-{tenant}-{line}-{day0}")
+        return _answer(annotate(report, services.plant), format, lang, f"before-after-{tenant}-{line}-{day0}")
 
     return await limits.computed(request, services.settings, work, "before/after report")
 
@@ -143,7 +144,7 @@ async def centre_portfolio(request: Request, services: ServicesDep, _p: CentreOn
         settings, plant = services.analytics.get(), services.plant
         reports, problems = portfolio_reports(services.store, settings, 1000, cache=services.rollup_cache,
                                               orders_for=lambda t: orders_for_report(plant, t))
-        data = portfolio_summary(reports, problems)
+        data = portfolio_summary([annotate(r, plant) for r in reports], problems)
         if format == "html":
             return Response(content=portfolio_html(data, lang), media_type=MEDIA_TYPES["html"],
                             headers={"Content-Security-Policy": REPORT_CONTENT_SECURITY_POLICY})
