@@ -73,3 +73,19 @@ def test_report_csvs_quote_formula_text_and_keep_negative_figures():
     assert rows[1] == ["2026-03-02", "'=HYPERLINK(\"x\")", "0.5", "-0.25"]
     daily = {"daily": [{"date": "2026-03-02", "phase": "@before", "kpis": {"oee": -1.5}}]}
     assert _rows(daily_csv(daily))[1] == ["2026-03-02", "'@before", "-1.5"]
+
+
+def test_xlsx_sheets_keep_formula_like_text_as_text_and_numbers_as_numbers():
+    from openpyxl import Workbook, load_workbook
+
+    from analytics.xlsx import _sheet
+
+    texts = [f for f in FORMULAS if "\0" not in f]  # openpyxl refuses control characters itself
+    wb = Workbook()
+    _sheet(wb, "days", ["shift", "change"], [[f, -1.5] for f in texts], first=True)
+    buf = io.BytesIO()
+    wb.save(buf)
+    buf.seek(0)
+    rows = list(load_workbook(buf).active.iter_rows(min_row=2))
+    assert [(a.data_type, b.data_type) for a, b in rows] == [("s", "n")] * len(texts)
+    assert rows[0][0].value == texts[0] and rows[0][1].value == -1.5
