@@ -35,6 +35,7 @@ from api.alarmrules import RuleIn
 from api.alarms import OPS, AlarmEngine, clear_open_alarms
 from plantmodel.credentials import hash_password, new_secret, secret_digest, verify_password
 from api.leader import Leadership
+from api.routers import glossary, history
 from api.live import LineNotFound, RecentAnswers, SnapshotCache, alarms_of
 from plantmodel.db import (
     Alarm,
@@ -180,6 +181,8 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
     app.include_router(_centre_routes(stale_ms))
     app.include_router(_order_routes())
     _mount_optional_routers(app)
+    app.include_router(history.router)  # machine page and range picker (api/routers/history.py)
+    app.include_router(glossary.router)  # the reports' labels for the page
 
     @app.get("/health", response_model=Health, tags=["operations"], **access.public())
     def health(store: StoreDep) -> JSONResponse:

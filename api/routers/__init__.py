@@ -1,0 +1,1 @@
+"""API routers by area (FastAPI's "bigger applications" layout): each module has a module-level ``router``."""
