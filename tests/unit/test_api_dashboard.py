@@ -194,3 +194,16 @@ def test_centre_coverage_is_the_share_of_minutes_with_data(tmp_path):
         c.post("/api/v1/auth/login", json={"username": "eng", "password": "engineer-1"})
         (tenant,) = c.get("/api/v1/centre/overview").json()["tenants"]
     assert tenant["coverage_24h"] == pytest.approx((1.0 + 0.5) / 2, abs=0.01)
+
+
+def test_between_shifts_the_snapshot_says_the_shift_has_ended(tmp_path):
+    """At 02:51 a day-shift tenant's OEE is yesterday's shift: the snapshot must not call it current."""
+    weekday_day = ld.ShiftSpec("주간", 8 * 60, 17 * 60, "01234")
+    now = _ms(2026, 11, 25, 2, 51)  # a Wednesday
+    model = LineModel("acme", "s", "l", "Line", SEOUL, [weekday_day], [("m1", "M1", 10.0)])
+    snap = build_snapshot(model, SqliteStore(tmp_path / "s.db"), [], now, stale_ms=10_000)
+    assert snap["shift"]["running"] is False
+    assert snap["shift"]["end_ms"] == _ms(2026, 11, 24, 17)
+    assert snap["shift"]["next"]["start_ms"] == _ms(2026, 11, 25, 8)
+    during = build_snapshot(model, SqliteStore(tmp_path / "s.db"), [], _ms(2026, 11, 25, 9), stale_ms=10_000)
+    assert during["shift"]["running"] is True and during["shift"]["start_ms"] == _ms(2026, 11, 25, 8)
