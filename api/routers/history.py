@@ -16,6 +16,7 @@ import math
 import time
 from datetime import datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -137,13 +138,18 @@ def _kpis(t: kpi.Totals) -> dict:
     return {k: _clean(s.get(k)) for k in keys} | {"coverage": _clean(s.get("coverage"))}
 
 
-def _series(b, every_ms: int, clip: tuple[int, int]) -> list[dict]:
-    """Good and scrap parts per display bucket (hour or day), summed from the hourly tallies."""
+def _local_day_ms(ts: int, zone: ZoneInfo) -> int:
+    local = datetime.fromtimestamp(ts / 1000, zone)
+    return int(datetime(local.year, local.month, local.day, tzinfo=zone).timestamp() * 1000)
+
+
+def _series(b, every_ms: int, clip: tuple[int, int], zone: ZoneInfo) -> list[dict]:
+    """Good and scrap parts per display bucket (hour, or the tenant's local day), summed from the hourly tallies."""
     out: dict[int, list[float]] = {}
     for ts, g, sc in zip(b.start_ms.tolist(), b.good.tolist(), b.scrap.tolist()):
         if ts + b.bucket_ms <= clip[0] or ts >= clip[1]:
             continue
-        k = ts // every_ms * every_ms
+        k = _local_day_ms(ts, zone) if every_ms >= DAY else ts // every_ms * every_ms
         acc = out.setdefault(k, [0.0, 0.0])
         acc[0] += g
         acc[1] += sc
@@ -201,7 +207,7 @@ def machine_history(tenant: str, site: str, line: str, machine: str, request: Re
         "timeline": {"step_ms": step, "segments": segments},
         "kpis": _kpis(total), "time": kpi.time_elements(total),
         "counts": {"good": int(b.good.sum()), "scrap": int(b.scrap.sum()), "every_ms": series_every,
-                   "series": _series(b, series_every, (start_ms, end_ms))},
+                   "series": _series(b, series_every, (start_ms, end_ms), policy.zone())},
         "pareto": kpi.pareto(total, policy),
         "corrections": len(b.corrections),
         "alarms": _alarms(request, ref, start_ms, end_ms),
@@ -243,7 +249,7 @@ def line_history(tenant: str, site: str, line: str, request: Request, start: Sta
         pooled = t if pooled is None else pooled + t
         per.append({"machine": ref.machine, "name": name, "kpis": _kpis(t), "good": int(b.good.sum()),
                     "scrap": int(b.scrap.sum())})
-        for row in _series(b, series_every, (start_ms, end_ms)):
+        for row in _series(b, series_every, (start_ms, end_ms), policy.zone()):
             acc = series.setdefault(row["ts"], {"ts": row["ts"], "good": 0, "scrap": 0})
             acc["good"] += row["good"]
             acc["scrap"] += row["scrap"]

@@ -71,6 +71,7 @@ function fmt(ms, opts) { return new Intl.DateTimeFormat(locale(), { timeZone: TZ
 function clock(ms) { return fmt(ms, { hour: "2-digit", minute: "2-digit", second: "2-digit" }); }
 function hm(ms) { return fmt(ms, { hour: "2-digit", minute: "2-digit" }); }
 function dateHm(ms) { return fmt(ms, { month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit" }); }
+function monthDay(ms) { return fmt(ms, { month: LANG === "ko" ? "numeric" : "short", day: "numeric" }); }
 function shortDate(ms) { return fmt(ms, { month: LANG === "ko" ? "numeric" : "short", day: "numeric", weekday: "short" }); }
 
 function tickClock() {
@@ -325,7 +326,7 @@ function gantt(segments, start, end) {
   const multiDay = end - start > 36 * 3_600_000;
   for (let i = 0; i <= 4; i++) {
     const at = start + (span * i) / 4;
-    ticks.append(el("span", {}, multiDay ? shortDate(at) : hm(at)));
+    ticks.append(el("span", {}, multiDay ? monthDay(at) : hm(at)));
   }
   const legend = el("div", { class: "legend", "data-testid": "gantt-legend" });
   for (const [k, ms] of [...totals].sort((a, b) => b[1] - a[1])) {
@@ -372,8 +373,8 @@ function countsChart(series, everyMs) {
     s.append(svg("rect", { x, y: H - B - hg, width: Math.max(1, bw - 2), height: hg, class: "good" }));
     s.append(svg("rect", { x, y: H - B - hg - hs, width: Math.max(1, bw - 2), height: hs, class: "scrap" }));
     if (n <= 31 && bw > 16) s.append(svg("text", { x: x + bw / 2 - 1, y: H - B - hg - hs - 2, "text-anchor": "middle" }, p.good + p.scrap));
-    const every = Math.ceil(n / 8);
-    if (i % every === 0) s.append(svg("text", { x: x + bw / 2, y: H - 6, "text-anchor": "middle" }, everyMs >= 86_400_000 ? shortDate(p.ts) : hm(p.ts)));
+    const every = Math.ceil(n / 6);
+    if (i % every === 0) s.append(svg("text", { x: x + bw / 2, y: H - 6, "text-anchor": "middle" }, everyMs >= 86_400_000 ? monthDay(p.ts) : hm(p.ts)));
   });
   s.setAttribute("aria-label", series.map((p) => `${everyMs >= 86_400_000 ? shortDate(p.ts) : hm(p.ts)} ${p.good}/${p.scrap}`).join(", "));
   return s;
@@ -394,7 +395,7 @@ function trendChart(box, tag, points) {
       { label: t("trend.min"), stroke: "#93c5fd", width: 1 }, { label: t("trend.max"), stroke: "#93c5fd", width: 1 }],
     bands: [{ series: [3, 2], fill: "rgba(29,78,216,.12)" }],
     axes: [{ stroke: "#4b5563", grid: { stroke: "#e5e7eb" },
-      values: (u, splits) => splits.map((v) => (multiDay ? shortDate(v * 1000) : hm(v * 1000))) },
+      values: (u, splits) => splits.map((v) => (multiDay ? monthDay(v * 1000) : hm(v * 1000))), space: 70 },
       { stroke: "#4b5563", grid: { stroke: "#e5e7eb" }, label: tagLabel(tag), size: 60 }],
     legend: { show: true, live: false },
     cursor: { drag: { x: false, y: false } },
@@ -656,7 +657,8 @@ async function loadMachine(tenant, site, line, machine, body) {
 function renderMachine(body, data, trends) {
   while (CHARTS.length) CHARTS.pop().destroy();
   const timeline = el("section", { class: "panel", "data-testid": "timeline" },
-    el("h3", {}, `${t("timeline")} · ${rangeText()}`), gantt(data.timeline.segments, data.start_ms, data.end_ms));
+    el("h3", {}, `${t("timeline")} · ${rangeText()}`), gantt(data.timeline.segments, data.start_ms, data.end_ms),
+    el("p", { class: "muted small" }, `${t("timeline.step")}: ${duration(data.timeline.step_ms)} (${t("timeline.step_note")})`));
   const kpis = el("section", { class: "panel", "data-testid": "machine-kpis" }, el("h3", {}, t("range_kpis")), kpiGrid(data.kpis, "machine"),
     el("p", { class: "small muted" }, `${t("report.mtbf_h")} ${data.kpis.mtbf_h === null ? "–" : data.kpis.mtbf_h.toFixed(1) + " h"} · ${t("report.mttr_min")} ${data.kpis.mttr_min === null ? "–" : data.kpis.mttr_min.toFixed(1) + " min"}`));
   const counts = el("section", { class: "panel", "data-testid": "machine-counts" },

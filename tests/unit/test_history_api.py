@@ -97,6 +97,9 @@ def test_a_long_range_is_read_from_the_rollups(client):
     assert client.cache.hits - hits >= 3  # the three hours with data
     assert again["timeline"]["step_ms"] == HOUR and again["counts"]["every_ms"] == DAY
     assert again["counts"]["good"] == 720
+    # days are the tenant's (Asia/Seoul): T0 is 09:00 there, so the three hours fall on the day that began at T0 - 9 h
+    days = [p for p in again["counts"]["series"] if p["good"]]
+    assert [p["ts"] for p in days] == [T0 - 9 * HOUR] and days[0]["good"] == 720
 
 
 def test_trend_has_axes_worth_of_points(client):
