@@ -125,8 +125,10 @@ class PrincipalCache:
 async def authorise(request: Request) -> None:
     if _is_public(request):
         return
-    plant: PlantDb = request.app.state.plant
-    cache: PrincipalCache = request.app.state.principals
+    from api.services import services_of  # api.services builds on this module
+
+    services = services_of(request.app)
+    plant, cache = services.plant, services.principals
     cookie, authorization = request.cookies.get(SESSION_COOKIE), request.headers.get("authorization")
     # the common case, a caller seen within seconds, needs no thread hop; a miss queries the database
     principal = cache.peek(cookie, authorization) or await run_in_threadpool(cache.get, plant, cookie, authorization)
@@ -156,6 +158,15 @@ def require(*roles: Role):
         return principal
 
     return check
+
+
+# Who may change an SME's configuration (alarm rules, orders). Centre engineers may: they set up the
+# SMEs' systems during the rollout. If a centre's policy says read-only, drop them here; the UI follows /me.
+SME_WRITERS = (Role.CENTRE_ADMIN, Role.CENTRE_ENGINEER, Role.SME_OWNER)
+ACKERS = (Role.CENTRE_ADMIN, Role.CENTRE_ENGINEER, Role.SME_OWNER, Role.SME_OPERATOR)
+Acker = Annotated[Principal, Depends(require(*ACKERS))]
+SmeWriter = Annotated[Principal, Depends(require(*SME_WRITERS))]
+CentreOnly = Annotated[Principal, Depends(require(Role.CENTRE_ADMIN, Role.CENTRE_ENGINEER))]
 
 
 class LoginThrottle:

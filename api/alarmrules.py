@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from plantmodel.db import Alarm, AlarmRule, Line, Machine, Site, Tenant
+from plantmodel.scoping import in_tenant, up_to_tenant
 from plant import IDENTIFIER_PATTERN, MachineRef
 from tsstore import StoreError, TimeSeriesStore
 
@@ -135,8 +136,7 @@ def condition(body: RuleIn, machine_id: int) -> dict:
 
 
 def _machine_query():
-    return (select(Machine, Site.slug, Line.slug).join(Line, Machine.line_id == Line.id)
-            .join(Site, Line.site_id == Site.id).join(Tenant, Site.tenant_id == Tenant.id))
+    return up_to_tenant(select(Machine, Site.slug, Line.slug), Machine)
 
 
 def find_machine(s: Session, tenant: str, site: str, line: str, machine: str) -> Machine | None:
@@ -157,11 +157,8 @@ def tenant_machines(s: Session, tenant: str, site: str | None = None, line: str 
 
 def find_rule(s: Session, tenant: str, rule_id: int) -> AlarmRule | None:
     """A live (not deleted) rule of the tenant; another tenant's rule id finds nothing."""
-    return s.execute(select(AlarmRule).join(Machine, AlarmRule.machine_id == Machine.id)
-                     .join(Line, Machine.line_id == Line.id).join(Site, Line.site_id == Site.id)
-                     .join(Tenant, Site.tenant_id == Tenant.id)
-                     .where(AlarmRule.id == rule_id, Tenant.slug == tenant, AlarmRule.deleted_ms.is_(None))
-                     ).scalar_one_or_none()
+    return s.execute(in_tenant(select(AlarmRule), AlarmRule, tenant)
+                     .where(AlarmRule.id == rule_id, AlarmRule.deleted_ms.is_(None))).scalar_one_or_none()
 
 
 def taken_names(s: Session, machine_id: int, except_rule: int | None = None) -> set[str]:
@@ -175,10 +172,8 @@ def list_rules(s: Session, tenant: str, site: str | None = None, line: str | Non
     """The tenant's live rules, each with how many of its alarms are open (active or acknowledged)."""
     open_counts = dict(s.execute(select(Alarm.rule_id, func.count()).where(Alarm.cleared_ms.is_(None))
                                  .group_by(Alarm.rule_id)).all())
-    q = (select(AlarmRule, Machine.slug, Line.slug, Site.slug).select_from(AlarmRule)
-         .join(Machine, AlarmRule.machine_id == Machine.id).join(Line, Machine.line_id == Line.id)
-         .join(Site, Line.site_id == Site.id).join(Tenant, Site.tenant_id == Tenant.id)
-         .where(Tenant.slug == tenant, AlarmRule.deleted_ms.is_(None)))
+    q = (in_tenant(select(AlarmRule, Machine.slug, Line.slug, Site.slug).select_from(AlarmRule), AlarmRule, tenant)
+         .where(AlarmRule.deleted_ms.is_(None)))
     if site:
         q = q.where(Site.slug == site)
     if line:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from plantmodel.db import Alarm, AlarmRule, Line, Machine, PlantDb, Site, Tenant
+from plantmodel.scoping import up_to_tenant
 from plant import MachineRef
 from tsstore import StoreError, TimeSeriesStore
 
@@ -118,8 +119,8 @@ class AlarmEngine:
         changed = 0
         with self.plant.session() as s, s.begin():
             rows = s.execute(
-                select(AlarmRule, Machine.slug, Line.slug, Site.slug, Tenant.slug).select_from(AlarmRule)
-                .join(Machine, AlarmRule.machine_id == Machine.id).join(Line, Machine.line_id == Line.id).join(Site, Line.site_id == Site.id).join(Tenant, Site.tenant_id == Tenant.id)
+                up_to_tenant(select(AlarmRule, Machine.slug, Line.slug, Site.slug, Tenant.slug).select_from(AlarmRule),
+                             AlarmRule)
                 .where(AlarmRule.deleted_ms.is_(None))
             ).all()
             open_alarms = {a.rule_id: a for a in s.scalars(select(Alarm).where(Alarm.cleared_ms.is_(None)))}

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from api import linedash as ld
 from plantmodel.db import Alarm, AlarmRule, Line, Machine, PlantDb, Site, Tenant
+from plantmodel.scoping import in_tenant
 from plant import MachineRef
 from tsstore import TimeSeriesStore
 
@@ -40,8 +41,7 @@ class LineModel:
 def load_line(plant: PlantDb, tenant: str, site: str, line: str) -> LineModel:
     with plant.session() as s:
         row = s.execute(
-            select(Line, Tenant.timezone).join(Site, Line.site_id == Site.id).join(Tenant, Site.tenant_id == Tenant.id)
-            .where(Tenant.slug == tenant, Site.slug == site, Line.slug == line)
+            in_tenant(select(Line, Tenant.timezone), Line, tenant).where(Site.slug == site, Line.slug == line)
         ).first()
         if row is None:
             raise LineNotFound(f"no line {tenant}/{site}/{line} in the plant model")
@@ -54,9 +54,7 @@ def load_line(plant: PlantDb, tenant: str, site: str, line: str) -> LineModel:
 def alarms_of(plant: PlantDb, tenant: str, statuses: tuple[str, ...] = ("active", "acknowledged"),
               line: tuple[str, str] | None = None, limit: int = 200) -> list[dict]:
     with plant.session() as s:
-        q = (select(Alarm, AlarmRule, Machine.slug, Line.slug, Site.slug).select_from(Alarm)
-             .join(AlarmRule, Alarm.rule_id == AlarmRule.id).join(Machine, AlarmRule.machine_id == Machine.id)
-             .join(Line, Machine.line_id == Line.id).join(Site, Line.site_id == Site.id).join(Tenant, Site.tenant_id == Tenant.id).where(Tenant.slug == tenant))
+        q = in_tenant(select(Alarm, AlarmRule, Machine.slug, Line.slug, Site.slug).select_from(Alarm), Alarm, tenant)
         if line:
             q = q.where(Site.slug == line[0], Line.slug == line[1])
         if "cleared" not in statuses:

@@ -35,12 +35,8 @@ def build_app(config: LoadedConfig, plant=None) -> FastAPI:
         rollups = RollupMaintainer(store, s.analytics, cache, interval_s=s.analytics.rollup_interval_s,
                                    recheck_ms=s.analytics.rollup_recheck_hours * 3_600_000)
     lock = Path(s.api.leader_lock)
-    app = create_app(store, s.api, plant, leader_lock=lock if lock.is_absolute() else config.base_dir / lock,
-                     rollups=rollups)
-    app.state.analytics = s.analytics  # tenant policies and rollouts for /api/v1/reports
-    app.state.rollup_cache = cache
-    app.state.rollups = rollups
-    return app
+    return create_app(store, s.api, plant, leader_lock=lock if lock.is_absolute() else config.base_dir / lock,
+                      rollups=rollups, analytics=s.analytics, rollup_cache=cache)
 
 
 def worker_app() -> FastAPI:

@@ -112,7 +112,7 @@ class ModbusLink:
         data = response.bits if table in BIT_TABLES else response.registers
         if len(data) < count:
             raise LinkError(f"{what}: short response ({len(data)} of {count})")
-        return data[:count]
+        return list(data[:count])
 
     def close(self) -> None:
         self.client.close()

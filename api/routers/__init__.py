@@ -1,1 +1,1 @@
-"""API routers by area (FastAPI's "bigger applications" layout): each module has a module-level ``router``."""
+"""The API's routers, one module an area, each with a module-level ``router`` (wired in ``api.app``)."""

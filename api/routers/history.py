@@ -19,16 +19,17 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy import select
 
 from analytics import kpi
 from analytics.report import load
 from analytics.states import UNKNOWN
-from api.reports import _cache, analytics_settings
+from api.services import Services, ServicesDep
 from api.timeparams import iso, to_epoch_ms
 from plant import IDENTIFIER_PATTERN, MachineRef
 from plantmodel.db import Alarm, AlarmRule, Line, Machine, Site, Tenant
+from plantmodel.scoping import in_tenant
 
 router = APIRouter(prefix="/api/v1/history", tags=["history"])
 
@@ -92,27 +93,24 @@ def dominant_segments(step_starts: list[int], held: dict[int, dict[int, int]], s
     return out
 
 
-def _machine(request: Request, tenant: str, site: str, line: str, machine: str) -> tuple[MachineRef, str, str, float]:
+def _machine(services: Services, tenant: str, site: str, line: str, machine: str) -> tuple[MachineRef, str, str, float]:
     """The machine as the plant model has it (name, line name, ideal cycle); 404 when it is not there."""
     try:
         ref = MachineRef(tenant, site, line, machine)
     except ValueError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
-    with request.app.state.plant.session() as s:
-        row = s.execute(select(Machine.name, Line.name, Machine.ideal_cycle_s).join(Line, Machine.line_id == Line.id)
-                        .join(Site, Line.site_id == Site.id).join(Tenant, Site.tenant_id == Tenant.id)
-                        .where(Tenant.slug == tenant, Site.slug == site, Line.slug == line, Machine.slug == machine)).first()
+    with services.plant.session() as s:
+        q = in_tenant(select(Machine.name, Line.name, Machine.ideal_cycle_s).select_from(Machine), Machine, tenant)
+        row = s.execute(q.where(Site.slug == site, Line.slug == line, Machine.slug == machine)).first()
     if row is None:
         raise HTTPException(status_code=404, detail=f"no machine {site}/{line}/{machine} in this tenant's plant model")
     return ref, row[0] or machine, row[1] or line, float(row[2] or 0)
 
 
-def _line_machines(request: Request, tenant: str, site: str, line: str) -> tuple[str, list[tuple[MachineRef, str]]]:
-    with request.app.state.plant.session() as s:
-        rows = s.execute(select(Line.name, Machine.slug, Machine.name).join(Machine, Machine.line_id == Line.id)
-                         .join(Site, Line.site_id == Site.id).join(Tenant, Site.tenant_id == Tenant.id)
-                         .where(Tenant.slug == tenant, Site.slug == site, Line.slug == line)
-                         .order_by(Machine.slug)).all()
+def _line_machines(services: Services, tenant: str, site: str, line: str) -> tuple[str, list[tuple[MachineRef, str]]]:
+    with services.plant.session() as s:
+        q = in_tenant(select(Line.name, Machine.slug, Machine.name).select_from(Machine), Machine, tenant)
+        rows = s.execute(q.where(Site.slug == site, Line.slug == line).order_by(Machine.slug)).all()
     if not rows:
         raise HTTPException(status_code=404, detail=f"no line {site}/{line} with machines in this tenant's plant model")
     return rows[0][0] or line, [(MachineRef(tenant, site, line, slug), name or slug) for _, slug, name in rows]
@@ -156,13 +154,11 @@ def _series(b, every_ms: int, clip: tuple[int, int], zone: ZoneInfo) -> list[dic
     return [{"ts": k, "good": int(v[0]), "scrap": int(v[1])} for k, v in sorted(out.items())]
 
 
-def _alarms(request: Request, ref: MachineRef, start_ms: int, end_ms: int, limit: int = 200) -> list[dict]:
+def _alarms(services: Services, ref: MachineRef, start_ms: int, end_ms: int, limit: int = 200) -> list[dict]:
     """Alarms of the machine that were open at some time in the range, newest first."""
-    with request.app.state.plant.session() as s:
-        q = (select(Alarm, AlarmRule).join(AlarmRule, Alarm.rule_id == AlarmRule.id)
-             .join(Machine, AlarmRule.machine_id == Machine.id).join(Line, Machine.line_id == Line.id)
-             .join(Site, Line.site_id == Site.id).join(Tenant, Site.tenant_id == Tenant.id)
-             .where(Tenant.slug == ref.tenant, Site.slug == ref.site, Line.slug == ref.line, Machine.slug == ref.machine,
+    with services.plant.session() as s:
+        q = (in_tenant(select(Alarm, AlarmRule).select_from(Alarm), Alarm, ref.tenant)
+             .where(Site.slug == ref.site, Line.slug == ref.line, Machine.slug == ref.machine,
                     Alarm.raised_ms < end_ms, (Alarm.cleared_ms.is_(None)) | (Alarm.cleared_ms >= start_ms))
              .order_by(Alarm.raised_ms.desc()).limit(limit))
         return [{"id": a.id, "rule": r.name, "tag": r.tag, "kind": r.kind, "op": r.op, "threshold": r.threshold,
@@ -186,16 +182,16 @@ def _timeline(store, ref: MachineRef, policy, b, start_ms: int, end_ms: int) -> 
 
 
 @router.get("/{tenant}/{site}/{line}/{machine}")
-def machine_history(tenant: str, site: str, line: str, machine: str, request: Request,
+def machine_history(tenant: str, site: str, line: str, machine: str, services: ServicesDep,
                     start: StartQ = None, end: EndQ = None) -> dict:
     """The machine page for [start, end): state timeline, KPIs, counters, downtime Pareto, alarms, its tags."""
     started = time.perf_counter()
     start_ms, end_ms = window(start, end, int(time.time() * 1000))
-    ref, name, line_name, _ = _machine(request, tenant, site, line, machine)
-    store = request.app.state.store
-    policy = analytics_settings(request).policy(tenant)
+    ref, name, line_name, _ = _machine(services, tenant, site, line, machine)
+    store = services.store
+    policy = services.analytics.get().policy(tenant)
     a, z = _hours(start_ms, end_ms, policy.bucket_min * 60_000)
-    b = load(store, [ref], policy, a, z, cache=_cache(request))[ref]
+    b = load(store, [ref], policy, a, z, cache=services.rollup_cache)[ref]
     total = kpi.totals(b, _in_shifts(b, policy), 1, policy, policy.ideal_cycle(line, machine))
     step, segments = _timeline(store, ref, policy, b, start_ms, end_ms)
     series_every = HOUR if end_ms - start_ms <= 3 * DAY else DAY
@@ -210,19 +206,19 @@ def machine_history(tenant: str, site: str, line: str, machine: str, request: Re
                    "series": _series(b, series_every, (start_ms, end_ms), policy.zone())},
         "pareto": kpi.pareto(total, policy),
         "corrections": len(b.corrections),
-        "alarms": _alarms(request, ref, start_ms, end_ms),
+        "alarms": _alarms(services, ref, start_ms, end_ms),
         "tags": sorted(k for k, v in latest.items() if not isinstance(v.value, str)),
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
 
 
 @router.get("/{tenant}/{site}/{line}/{machine}/trend")
-def machine_trend(tenant: str, site: str, line: str, machine: str, request: Request, tag: TagQ,
+def machine_trend(tenant: str, site: str, line: str, machine: str, services: ServicesDep, tag: TagQ,
                   start: StartQ = None, end: EndQ = None) -> dict:
     """One tag over [start, end) in about 600 buckets (mean, min, max): the store's own GROUP BY time."""
     start_ms, end_ms = window(start, end, int(time.time() * 1000))
-    ref, *_ = _machine(request, tenant, site, line, machine)
-    store = request.app.state.store
+    ref, *_ = _machine(services, tenant, site, line, machine)
+    store = services.store
     every = nice_step(end_ms - start_ms, TREND_POINTS)
     a, z = _hours(start_ms, end_ms, every)
     means = {ts: v for ts, v in store.history(ref, tag, a, z, every, "mean") if not isinstance(v, str)}
@@ -233,14 +229,15 @@ def machine_trend(tenant: str, site: str, line: str, machine: str, request: Requ
 
 
 @router.get("/{tenant}/{site}/{line}")
-def line_history(tenant: str, site: str, line: str, request: Request, start: StartQ = None, end: EndQ = None) -> dict:
+def line_history(tenant: str, site: str, line: str, services: ServicesDep, start: StartQ = None,
+                 end: EndQ = None) -> dict:
     """The line for [start, end): KPIs per machine and pooled, parts per hour or day, from the rollups."""
     start_ms, end_ms = window(start, end, int(time.time() * 1000))
-    line_name, machines = _line_machines(request, tenant, site, line)
-    store = request.app.state.store
-    policy = analytics_settings(request).policy(tenant)
+    line_name, machines = _line_machines(services, tenant, site, line)
+    store = services.store
+    policy = services.analytics.get().policy(tenant)
     a, z = _hours(start_ms, end_ms, policy.bucket_min * 60_000)
-    data = load(store, [m for m, _ in machines], policy, a, z, cache=_cache(request))
+    data = load(store, [m for m, _ in machines], policy, a, z, cache=services.rollup_cache)
     series_every = HOUR if end_ms - start_ms <= 3 * DAY else DAY
     pooled, per, series = None, [], {}
     for ref, name in machines:

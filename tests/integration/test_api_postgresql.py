@@ -245,7 +245,7 @@ def test_seed_through_the_cli_reads_back_as_given_and_applies_again_without_dupl
         return postgres.psql("plant", "SELECT " + ", ".join(f"(SELECT count(*) FROM {t})" for t in sorted(TABLES)))
 
     before = counts()
-    apply_seed(pg_app.state.plant, PlantSeed.model_validate(SEED))
+    apply_seed(pg_app.state.services.plant, PlantSeed.model_validate(SEED))
     assert counts() == before
 
 
@@ -276,7 +276,7 @@ def test_alarm_rule_added_raised_acknowledged_cleared_changed_and_deleted(pg_app
     assert added.status_code == 201
     assert [r["name"] for r in owner.get("/api/v1/alarm-rules/acme").json()] == ["fault > 30 s", "force > 830 kN"]
 
-    store, engine = pg_app.state.store, pg_app.state.alarms
+    store, engine = pg_app.state.services.store, pg_app.state.services.alarms
     now = int(time.time() * 1000)
     store.write([Point(A, now, {"state": 2, "force": 850.0})])
     engine.tick(now)
@@ -327,7 +327,7 @@ def test_values_that_do_not_fit_the_columns_are_refused_with_a_clear_error(pg_ap
 
 def test_owner_of_a_gets_404_for_every_route_of_b(pg_app):
     owner_a, owner_b = _login(pg_app, "owner-a"), _login(pg_app, "owner-b")
-    with pg_app.state.plant.session() as s:
+    with pg_app.state.services.plant.session() as s:
         b_alarm = s.scalars(select(Alarm).join(AlarmRule).where(AlarmRule.name == "force high")).first().id
     values = {"tenant": B.tenant, "site": B.site, "line": B.line, "machine": B.machine, "alarm_id": str(b_alarm)}
     bodies = {"/api/v1/alarm-rules/{tenant}": {"site": B.site, "line": B.line, "machine": B.machine, "name": "hot",
@@ -365,7 +365,7 @@ def test_concurrent_requests_while_the_alarm_engine_runs(pg_app):
     def engine_loop() -> None:
         while not stop.is_set():
             try:
-                pg_app.state.alarms.tick(int(time.time() * 1000))
+                pg_app.state.services.alarms.tick(int(time.time() * 1000))
                 ticks.append(1)
             except Exception as exc:  # noqa: BLE001 - reported below
                 failures.append(repr(exc))

@@ -43,14 +43,12 @@ def app(tmp_path_factory):
         store.write_columns(m, cols)
     plant = open_plant(f"sqlite:///{tmp / 'plant.db'}")
     apply_seed(plant, SEED)
-    application = create_app(store, ApiSettings(), plant, run_alarms=False)
-    application.state.analytics = AnalyticsSettings(
+    return create_app(store, ApiSettings(), plant, run_alarms=False, analytics=AnalyticsSettings(
         default=Policy(default_ideal_cycle_s=60.0),
         rollouts=[RolloutDef(tenant="acme", line="line-a", date=ROLLOUT, commissioning_days=0),
                   RolloutDef(tenant="beta", line="line-z", date=ROLLOUT, commissioning_days=0)],
         cache_path=tmp / "rollups.db",
-    )
-    return application
+    ))
 
 
 def login(app, user: str, password: str) -> TestClient:

@@ -30,7 +30,7 @@ T0 = 1_795_000_000_000
 TENANTLESS = {
     ("POST", "/api/v1/auth/logout"), ("GET", "/api/v1/me"), ("PATCH", "/api/v1/me"), ("POST", "/api/v1/me/tokens"),
     ("GET", "/api/v1/tenants"), ("GET", "/api/v1/machines"), ("GET", "/api/v1/centre/overview"),
-    ("GET", "/api/v1/reports/portfolio"),  # centre roles only (api/reports.py)
+    ("GET", "/api/v1/reports/portfolio"),  # centre roles only (api/routers/reports.py)
 }
 CENTRE_ONLY = {"/api/v1/centre/overview", "/api/v1/reports/portfolio"}
 BODIES = {
@@ -97,12 +97,12 @@ def _routes(app) -> list[tuple[str, str, dict]]:
 
 
 def _b_alarm_id(app) -> int:
-    with app.state.plant.session() as s:
+    with app.state.services.plant.session() as s:
         return next(a.id for a in s.query(Alarm).all() if a.rule.machine.line.site.tenant.slug == "bravo")
 
 
 def _b_rule_id(app) -> int:
-    with app.state.plant.session() as s:
+    with app.state.services.plant.session() as s:
         return next(r.id for r in s.query(AlarmRule).all() if r.machine.line.site.tenant.slug == "bravo")
 
 
@@ -202,10 +202,10 @@ def test_operator_acknowledges_but_cannot_add_rules(app):
 
 
 def test_api_token_for_scripts_and_wrong_credentials(app):
-    token = create_token(app.state.plant, "owner-a", "nightly export")
+    token = create_token(app.state.services.plant, "owner-a", "nightly export")
     c = TestClient(app)
     assert c.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).json()["username"] == "owner-a"
-    assert c.get(f"/api/v1/tenants/bravo", headers={"Authorization": f"Bearer {token}"}).status_code == 404
+    assert c.get("/api/v1/tenants/bravo", headers={"Authorization": f"Bearer {token}"}).status_code == 404
     assert c.get("/api/v1/me", headers={"Authorization": "Bearer sf_not-a-token"}).status_code == 401
     assert c.post("/api/v1/auth/login", json={"username": "owner-a", "password": "wrong-password"}).status_code == 401
     assert c.post("/api/v1/auth/login", json={"username": "nobody", "password": PASSWORD}).status_code == 401
@@ -254,4 +254,4 @@ def test_password_guessing_is_throttled_per_user(app):
     assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
     # other users are not affected
     assert c.post("/api/v1/auth/login", json={"username": "owner-a", "password": PASSWORD}).status_code == 200
-    app.state.login_throttle.succeeded("operator-a")  # the module's other tests log in as operator-a
+    app.state.services.login_throttle.succeeded("operator-a")  # the module's other tests log in as operator-a

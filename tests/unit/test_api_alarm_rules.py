@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from analytics.settings import AnalyticsSettings
 from api.alarmrules import MachineTags, RuleIn, check_rule
 from api.app import create_app
+from api.services import EffectiveAnalytics
 from plantmodel.admin import PlantSeed, apply_seed
 from plantmodel.db import Alarm, AlarmRule, open_plant
 from api.settings import ApiSettings
@@ -63,11 +64,11 @@ def _rule(**kw) -> dict:
 
 
 def _write(app, ts: int, force: float) -> None:
-    app.state.store.write([Point(P1, ts, {"state": 2, "force": force})])
+    app.state.services.store.write([Point(P1, ts, {"state": 2, "force": force})])
 
 
 def _alarms(app, rule_id: int) -> list[Alarm]:
-    with app.state.plant.session() as s:
+    with app.state.services.plant.session() as s:
         return s.query(Alarm).filter_by(rule_id=rule_id).order_by(Alarm.id).all()
 
 
@@ -155,15 +156,16 @@ def test_choices_list_operators_states_and_each_machines_tags(app, owner):
 
 
 def test_the_tenants_own_state_codes_are_the_valid_ones(app, owner):
-    app.state.analytics = AnalyticsSettings.model_validate({"tenants": {"acme": {"states": [
-        {"code": 1, "name": "run", "kind": "run"}, {"code": 20, "name": "jam", "kind": "unplanned"}]}}})
+    app.state.services.analytics = EffectiveAnalytics(AnalyticsSettings.model_validate({"tenants": {"acme": {"states": [
+        {"code": 1, "name": "run", "kind": "run"}, {"code": 20, "name": "jam", "kind": "unplanned"}]}}}),
+        app.state.services.plant)
     body = _rule(name="jam", kind="state_duration", tag="state", state=20, duration_s=5)
     assert owner.post(f"{RULES}/acme", json=body).status_code == 201
     assert "1 run, 20 jam" in _fields(owner.post(f"{RULES}/acme", json={**body, "name": "x", "state": 4}))["state"]
 
 
 def test_edit_clears_alarms_of_the_old_condition_and_the_engine_follows_without_restart(app, owner):
-    engine = app.state.alarms
+    engine = app.state.services.alarms
     rule = owner.post(f"{RULES}/acme", json=_rule()).json()
     _write(app, T0 + 10_000, 900.0)
     assert engine.tick(T0 + 10_000) == 1
@@ -187,7 +189,7 @@ def test_edit_clears_alarms_of_the_old_condition_and_the_engine_follows_without_
 
 
 def test_delete_clears_open_alarms_keeps_their_history_and_stops_evaluation(app, owner):
-    engine = app.state.alarms
+    engine = app.state.services.alarms
     rule = owner.post(f"{RULES}/acme", json=_rule()).json()
     _write(app, T0 + 10_000, 900.0)
     engine.tick(T0 + 10_000)
@@ -208,10 +210,10 @@ def test_delete_clears_open_alarms_keeps_their_history_and_stops_evaluation(app,
 def test_engine_clears_an_alarm_a_racing_tick_raised_for_a_deleted_rule(app, owner):
     rule = owner.post(f"{RULES}/acme", json=_rule()).json()
     owner.delete(f"{RULES}/acme/{rule['id']}")
-    with app.state.plant.session() as s, s.begin():  # what a tick that read the rule before the delete writes
+    with app.state.services.plant.session() as s, s.begin():  # what a tick that read the rule before the delete writes
         s.add(Alarm(rule_id=rule["id"], raised_ms=T0, value=900.0))
     _write(app, T0 + 10_000, 900.0)
-    assert app.state.alarms.tick(T0 + 10_000) == 1
+    assert app.state.services.alarms.tick(T0 + 10_000) == 1
     assert [(a.status, a.cleared_reason) for a in _alarms(app, rule["id"])] == [("cleared", "rule_deleted")]
 
 
@@ -227,7 +229,7 @@ def test_operator_reads_rules_but_cannot_change_them(app, owner):
 
 
 def test_another_tenants_rule_cannot_be_reached_through_the_own_tenant(app, owner):
-    with app.state.plant.session() as s:
+    with app.state.services.plant.session() as s:
         b_rule = s.query(AlarmRule).filter_by(name="b hot").one().id
     assert owner.put(f"{RULES}/acme/{b_rule}", json=_rule()).status_code == 404
     assert owner.delete(f"{RULES}/acme/{b_rule}").status_code == 404
@@ -237,17 +239,17 @@ def test_another_tenants_rule_cannot_be_reached_through_the_own_tenant(app, owne
     foreign = {"site": B.site, "line": B.line, "machine": B.machine}
     assert owner.put(f"{RULES}/acme/{mine['id']}", json=_rule(**foreign)).status_code == 404
     assert owner.post(f"{RULES}/acme", json=_rule(name="x", **foreign)).status_code == 404
-    with app.state.plant.session() as s:
+    with app.state.services.plant.session() as s:
         b = s.get(AlarmRule, b_rule)
         assert (b.deleted_ms, b.threshold, b.machine.slug) == (None, 5000.0, B.machine)
 
 
 def test_seed_creates_a_rule_anew_that_was_deleted_in_the_ui(app, owner):
     seeded = {"name": "seeded", "kind": "threshold", "tag": "force", "op": ">", "threshold": 5}
-    apply_seed(app.state.plant, PlantSeed.model_validate({"tenants": [_tenant(P1, "press-1", alarms=[seeded])]}))
+    apply_seed(app.state.services.plant, PlantSeed.model_validate({"tenants": [_tenant(P1, "press-1", alarms=[seeded])]}))
     (rule,) = owner.get(f"{RULES}/acme").json()
     owner.delete(f"{RULES}/acme/{rule['id']}")
-    apply_seed(app.state.plant, PlantSeed.model_validate({"tenants": [_tenant(P1, "press-1", alarms=[seeded])]}))
+    apply_seed(app.state.services.plant, PlantSeed.model_validate({"tenants": [_tenant(P1, "press-1", alarms=[seeded])]}))
     (again,) = owner.get(f"{RULES}/acme").json()
     assert again["name"] == "seeded" and again["id"] != rule["id"]
 

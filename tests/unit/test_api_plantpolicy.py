@@ -109,7 +109,6 @@ def test_reports_use_the_rollout_recorded_in_the_plant_model(tmp_path):
             {"slug": "line-a", "machines": [{"slug": "press-1", "ideal_cycle_s": 60}]}]}]}],
         "users": [{"username": "eng", "password": "eng-pass-123", "role": "centre_engineer"}]}))
     app = create_app(store, ApiSettings(), plant, run_alarms=False)
-    app.state.analytics = AnalyticsSettings()
     with TestClient(app) as c:
         assert c.post("/api/v1/auth/login", json={"username": "eng", "password": "eng-pass-123"}).status_code == 200
         r = c.get("/api/v1/reports/acme/plant-1/line-a/before-after", params={"replicates": 300})

@@ -51,11 +51,11 @@ def client(tmp_path_factory):
         pts.append(Point(M, ts, {"state": 4 if faulted else 2, "good_count": min(i, 720), "scrap_count": 0,
                                  "press_force": 800.0 + (i % 10)}))
     store.write(pts)
-    app = create_app(store, ApiSettings(), plant, run_alarms=False)
-    app.state.rollup_cache = RollupCache(tmp / "rollups.db", settle_ms=0)
+    cache = RollupCache(tmp / "rollups.db", settle_ms=0)
+    app = create_app(store, ApiSettings(), plant, run_alarms=False, rollup_cache=cache)
     c = TestClient(app)
     assert c.post("/api/v1/auth/login", json={"username": "owner-a", "password": PASSWORD}).status_code == 200
-    c.cache = app.state.rollup_cache
+    c.cache = cache
     return c
 
 

@@ -1,58 +1,28 @@
 """Report endpoints: a line's KPIs per day/shift, the before/after report, the centre portfolio.
 
-Mounted by ``api.app`` (``_mount_optional_routers``); the app-wide ``authorise`` keeps each
-tenant to its own reports because the path parameter is named ``tenant``. Tenant policies
-and rollouts come from the plant model and the config's ``analytics`` section
-(``app.state.analytics``), merged by ``plantmodel.policy``.
+The app-wide ``authorise`` keeps each tenant to its own reports because the path parameter
+is named ``tenant``. Tenant policies and rollouts come from the plant model and the config's
+``analytics`` section, merged by ``plantmodel.policy`` (``Services.analytics``).
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
 from analytics.beforeafter import WindowError, portfolio_summary
 from analytics.render import MEDIA_TYPES, PdfFontMissing, portfolio_html, render
 from analytics.report import ReportError, before_after_report, data_extent, period_report, portfolio_reports, select_machines
-from analytics.rollup import RollupCache
-from analytics.settings import AnalyticsSettings
-from api.access import Principal, require
+from api.access import CentreOnly
+from api.services import Services, ServicesDep
 from plantmodel.orders import orders_for_report
-from plantmodel.policy import effective_settings
-from plantmodel.db import Role
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 Format = Literal["json", "html", "csv", "pdf"]
 Lang = Literal["ko", "en"]
-_cache_lock = threading.Lock()
-
-
-def analytics_settings(request: Request) -> AnalyticsSettings:
-    """The config's analytics section completed from the plant model (``plantmodel.policy``), 30 s at most old."""
-    configured = getattr(request.app.state, "analytics", None) or AnalyticsSettings()
-    with _cache_lock:
-        hit = getattr(request.app.state, "effective_analytics", None)
-        if hit and hit[0] is configured and time.monotonic() - hit[1] < 30:
-            return hit[2]
-    merged = effective_settings(configured, request.app.state.plant)
-    request.app.state.effective_analytics = (configured, time.monotonic(), merged)
-    return merged
-
-
-def _cache(request: Request) -> RollupCache | None:
-    """The rollup cache named by analytics.cache_path, opened once per app."""
-    settings = analytics_settings(request)
-    with _cache_lock:
-        cache = getattr(request.app.state, "rollup_cache", None)  # set by 'smartfactory api', shared with the maintainer
-        if cache is None and settings.cache_path is not None:
-            cache = RollupCache(settings.cache_path)
-            request.app.state.rollup_cache = cache
-        return cache
 
 
 def _answer(report: dict, fmt: str, lang: str, name: str) -> Response:
@@ -64,8 +34,8 @@ def _answer(report: dict, fmt: str, lang: str, name: str) -> Response:
     return Response(content=body, media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
-def _machines(request: Request, tenant: str, site: str, line: str, machine: str | None = None):
-    machines = select_machines(request.app.state.store, tenant, site, line, machine)
+def _machines(services: Services, tenant: str, site: str, line: str, machine: str | None = None):
+    machines = select_machines(services.store, tenant, site, line, machine)
     if not machines:
         raise HTTPException(status_code=404, detail=f"no machine data for {tenant}/{site}/{line}/{machine or '*'}")
     return machines
@@ -73,7 +43,7 @@ def _machines(request: Request, tenant: str, site: str, line: str, machine: str 
 
 @router.get("/{tenant}/{site}/{line}/kpis")
 def line_kpis(
-    request: Request,
+    services: ServicesDep,
     tenant: str,
     site: str,
     line: str,
@@ -85,10 +55,10 @@ def line_kpis(
     lang: Lang = "ko",
 ) -> Response:
     """ISO 22400 KPIs of a line (or one machine) per production day or shift, with the stop classification used."""
-    store = request.app.state.store
     try:
-        report = period_report(store, _machines(request, tenant, site, line, machine), analytics_settings(request).policy(tenant),
-                               first, last or first, by, cache=_cache(request))
+        report = period_report(services.store, _machines(services, tenant, site, line, machine),
+                               services.analytics.get().policy(tenant), first, last or first, by,
+                               cache=services.rollup_cache)
     except (ReportError, ValueError) as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
     return _answer(report, format, lang, f"kpis-{tenant}-{line}-{first}")
@@ -96,7 +66,7 @@ def line_kpis(
 
 @router.get("/{tenant}/{site}/{line}/before-after")
 def line_before_after(
-    request: Request,
+    services: ServicesDep,
     tenant: str,
     site: str,
     line: str,
@@ -109,9 +79,9 @@ def line_before_after(
     lang: Lang = "ko",
 ) -> Response:
     """Before/after the rollout: every KPI with change, 95% CI, p-value, n and coverage; PQCD summary."""
-    settings = analytics_settings(request)
-    store = request.app.state.store
-    machines = _machines(request, tenant, site, line)
+    settings = services.analytics.get()
+    store = services.store
+    machines = _machines(services, tenant, site, line)
     policy = settings.policy(tenant)
     configured = settings.rollout(tenant, line)
     rollout = rollout or (configured.date if configured else None)
@@ -125,22 +95,18 @@ def line_before_after(
         if days is None:
             first, last = data_extent(store, machines, policy, rollout)
         report = before_after_report(store, machines, policy, rollout, comm, days, pre, replicates,
-                                     first_day=first, last_day=last, cache=_cache(request),
-                                     orders=orders_for_report(request.app.state.plant, tenant))
+                                     first_day=first, last_day=last, cache=services.rollup_cache,
+                                     orders=orders_for_report(services.plant, tenant))
     except (ReportError, WindowError, ValueError) as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
     return _answer(report, format, lang, f"before-after-{tenant}-{line}-{rollout}")
 
 
-CentreOnly = Annotated[Principal, Depends(require(Role.CENTRE_ADMIN, Role.CENTRE_ENGINEER))]
-
-
 @router.get("/portfolio")
-def centre_portfolio(request: Request, _p: CentreOnly, format: Literal["json", "html"] = "json", lang: Lang = "ko") -> Response:
+def centre_portfolio(services: ServicesDep, _p: CentreOnly, format: Literal["json", "html"] = "json", lang: Lang = "ko") -> Response:
     """Centre roll-up over every configured rollout: how many improved, the median gain, who needs attention."""
-    settings = analytics_settings(request)
-    plant = request.app.state.plant
-    reports, problems = portfolio_reports(request.app.state.store, settings, 1000, cache=_cache(request),
+    settings, plant = services.analytics.get(), services.plant
+    reports, problems = portfolio_reports(services.store, settings, 1000, cache=services.rollup_cache,
                                           orders_for=lambda t: orders_for_report(plant, t))
     data = portfolio_summary(reports, problems)
     if format == "html":
