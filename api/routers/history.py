@@ -28,15 +28,13 @@ from analytics.states import UNKNOWN
 from api.services import Services, ServicesDep
 from api.timeparams import iso, to_epoch_ms
 from plant import IDENTIFIER_PATTERN, MachineRef
-from plantmodel.db import Alarm, AlarmRule, Line, Machine, Site, Tenant
+from plantmodel.db import Alarm, AlarmRule, Line, Machine, Site
 from plantmodel.scoping import in_tenant
 
 router = APIRouter(prefix="/api/v1/history", tags=["history"])
 
-try:  # the common bound on expensive ranges, when api/limits.py is there
-    from api.limits import MAX_RANGE_DAYS  # type: ignore[import-not-found]
-except ImportError:
-    MAX_RANGE_DAYS = 400
+#: The longest range one request may ask for (422 beyond); api/limits.py, when it lands, holds the common bound.
+MAX_RANGE_DAYS = 400
 MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 #: A timeline finer than the rollups' hour for ranges up to this long (per-minute store aggregate).
 FINE_TIMELINE_MS = 2 * DAY
@@ -82,7 +80,7 @@ def dominant_segments(step_starts: list[int], held: dict[int, dict[int, int]], s
             continue
         per = held.get(t, {})
         known = sum(per.values())
-        state = max(per, key=per.get) if per and known * 2 >= (b - a) else UNKNOWN
+        state = max(per, key=lambda code: per[code]) if per and known * 2 >= (b - a) else UNKNOWN
         if out and out[-1]["state"] == state and out[-1]["end_ms"] == a:
             out[-1]["end_ms"] = b
         else:
@@ -132,7 +130,8 @@ def _clean(v):
 
 def _kpis(t: kpi.Totals) -> dict:
     s = kpi.scalar(t)
-    keys = ("oee", "availability", "performance", "quality", "scrap_rate", "output_per_hour", "mtbf_h", "mttr_min")
+    keys = ("oee", "availability", "performance", "quality", "scrap_rate", "output_per_hour", "material_input_s",
+            "mtbf_h", "mttr_min")
     return {k: _clean(s.get(k)) for k in keys} | {"coverage": _clean(s.get("coverage"))}
 
 
@@ -239,11 +238,13 @@ def line_history(tenant: str, site: str, line: str, services: ServicesDep, start
     a, z = _hours(start_ms, end_ms, policy.bucket_min * 60_000)
     data = load(store, [m for m, _ in machines], policy, a, z, cache=services.rollup_cache)
     series_every = HOUR if end_ms - start_ms <= 3 * DAY else DAY
-    pooled, per, series = None, [], {}
+    pooled: kpi.Totals = kpi.Totals.zeros(1, [d.code for d in policy.states])
+    per: list[dict] = []
+    series: dict[int, dict] = {}
     for ref, name in machines:
         b = data[ref]
         t = kpi.totals(b, _in_shifts(b, policy), 1, policy, policy.ideal_cycle(line, ref.machine))
-        pooled = t if pooled is None else pooled + t
+        pooled = pooled + t
         per.append({"machine": ref.machine, "name": name, "kpis": _kpis(t), "good": int(b.good.sum()),
                     "scrap": int(b.scrap.sum())})
         for row in _series(b, series_every, (start_ms, end_ms), policy.zone()):

@@ -419,7 +419,10 @@ function kpiGrid(k, prefix) {
     kpiBox("report.performance", pct(k.performance), false, `${prefix}-performance`),
     kpiBox("report.quality", pct(k.quality), false, `${prefix}-quality`),
     kpiBox("report.scrap_rate", pct(scrap), false, `${prefix}-scrap`),
-    kpiBox("report.coverage", pct(k.coverage), false, `${prefix}-coverage`));
+    kpiBox("report.coverage", pct(k.coverage), false, `${prefix}-coverage`),
+    // from the rollups only (the machine page and the range panels): the programme's headline KPIs
+    k.output_per_hour === undefined ? "" : kpiBox("report.output_per_hour", k.output_per_hour === null ? "–" : `${k.output_per_hour.toFixed(1)}`, false, `${prefix}-oph`),
+    k.material_input_s === undefined ? "" : kpiBox("report.material_input_s", k.material_input_s === null ? "–" : `${k.material_input_s.toFixed(2)} ${t("dur.s")}`, false, `${prefix}-mi`));
 }
 
 // -- line overview -------------------------------------------------------------------------------
