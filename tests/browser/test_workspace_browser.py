@@ -190,3 +190,36 @@ def test_reports_view_and_download_in_both_languages(who, demo_run):
     frame.locator("h1", has_text="스마트공장 도입 전후 성과 보고서").wait_for(timeout=120_000)
     _fits(page)
     _shot(page, "reports-before-after")
+
+
+def test_keyboard_reaches_a_machine_and_the_range_picker(browser, demo_run, users):
+    """Without a mouse: Tab moves through the page with a visible focus ring; Enter opens a machine and picks a range."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="ko-KR")
+    page = context.new_page()
+    try:
+        _log_in(page, demo_run.url, users["owner"])
+        page.wait_for_selector(".tile[data-machine]")
+        for _ in range(40):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.matches('.tile[data-machine]')"):
+                break
+        else:
+            pytest.fail("Tab never reached a machine tile")
+        outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+        assert outline != "none", "the focused tile shows no focus ring"
+        machine = page.evaluate("document.activeElement.dataset.machine")
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"**/#/machine/{TENANT}/{SITE}/{LINE}/{machine}")
+        page.wait_for_selector("[data-testid=gantt] span")
+        for _ in range(40):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.dataset.range === 'yesterday'"):
+                break
+        else:
+            pytest.fail("Tab never reached the range picker")
+        page.keyboard.press("Enter")
+        page.locator("[data-range=yesterday][aria-pressed=true]").wait_for()
+        page.locator("[data-testid=timeline] h3", has_text="상태 타임라인").wait_for()
+        page.screenshot(path=str(ARTIFACTS / "keyboard-machine-yesterday.png"), full_page=True)
+    finally:
+        context.close()
