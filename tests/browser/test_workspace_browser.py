@@ -87,7 +87,9 @@ def test_line_overview_live_in_the_reports_words(who):
         shown = kpis.locator(f"[data-testid={testid}] .k").inner_text()
         assert shown == korean == label(key, "ko")
         assert re.match(r"^\d+\.\d%$|^–$", kpis.locator(f"[data-testid={testid}] .v").inner_text())
-    assert page.locator("[data-testid=shift]").inner_text().startswith(("현재 교대: ", "지난 교대 (종료): "))
+    # the report's word for a shift (analytics/labels.py: 근무조), and whether it is running now
+    assert label("shift", "ko") == "근무조"
+    assert page.locator("[data-testid=shift]").inner_text().startswith(("현재 근무조: ", "지난 근무조 (종료): "))
     assert page.locator("[data-testid=output-today] h3").inner_text() == "오늘 생산량 (현재까지 목표 대비)"
     # the clock is the tenant's (Asia/Seoul), whatever the browser's zone
     assert page.locator("[data-testid=clock]").get_attribute("data-tz") == "Asia/Seoul"
@@ -221,5 +223,33 @@ def test_keyboard_reaches_a_machine_and_the_range_picker(browser, demo_run, user
         page.locator("[data-range=yesterday][aria-pressed=true]").wait_for()
         page.locator("[data-testid=timeline] h3", has_text="상태 타임라인").wait_for()
         page.screenshot(path=str(ARTIFACTS / "keyboard-machine-yesterday.png"), full_page=True)
+    finally:
+        context.close()
+
+
+CENTRE_STUB = """window.sfCentre = { render(container, route, ctx) {
+  container.replaceChildren(ctx.el('p', {'data-testid': 'centre-stub'},
+    `${route.parts.join('/')}|${route.tenant}|${ctx.me.role}|${ctx.tenants.length}|${ctx.t('report.availability')}`));
+} };"""
+
+
+def test_centre_routes_go_to_centre_js_when_it_is_there(browser, demo_run):
+    """The contract with centre.js: #/centre and #/centre/{tenant} call window.sfCentre.render(container, route, ctx)."""
+    from cli.demo import DEMO_ENGINEER, OTHER_TENANT
+
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="ko-KR")
+    # what /static/centre.js will define, served in its place for this test
+    context.route("**/static/centre.js", lambda route: route.fulfill(body=CENTRE_STUB, content_type="text/javascript"))
+    page = context.new_page()
+    try:
+        _log_in(page, demo_run.url, DEMO_ENGINEER)
+        page.wait_for_selector("[data-testid=centre-stub]")
+        assert page.inner_text("[data-testid=centre-stub]") == "centre|null|centre_engineer|2|Availability"
+        page.goto(f"{demo_run.url}/#/centre/{OTHER_TENANT}")
+        page.wait_for_function(f"document.querySelector('[data-testid=centre-stub]')?.textContent.startsWith('centre/{OTHER_TENANT}|{OTHER_TENANT}|')")
+        # and from the centre down to a line, the owner's pages
+        page.goto(f"{demo_run.url}/{LINE_HASH}")
+        page.wait_for_selector(".tile[data-machine]")
+        _fits(page)
     finally:
         context.close()
