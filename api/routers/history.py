@@ -143,14 +143,16 @@ def _local_day_ms(ts: int, zone: ZoneInfo) -> int:
 def _series(b, every_ms: int, clip: tuple[int, int], zone: ZoneInfo) -> list[dict]:
     """Good and scrap parts per display bucket (hour, or the tenant's local day), summed from the hourly tallies."""
     out: dict[int, list[float]] = {}
-    for ts, g, sc in zip(b.start_ms.tolist(), b.good.tolist(), b.scrap.tolist()):
+    for ts, g, sc, mi in zip(b.start_ms.tolist(), b.good.tolist(), b.scrap.tolist(), b.mi_ms.tolist()):
         if ts + b.bucket_ms <= clip[0] or ts >= clip[1]:
             continue
         k = _local_day_ms(ts, zone) if every_ms >= DAY else ts // every_ms * every_ms
-        acc = out.setdefault(k, [0.0, 0.0])
+        acc = out.setdefault(k, [0.0, 0.0, 0.0])
         acc[0] += g
         acc[1] += sc
-    return [{"ts": k, "good": int(v[0]), "scrap": int(v[1])} for k, v in sorted(out.items())]
+        acc[2] += mi
+    # material input seconds too, so a page can show input time per part over the range (the report's KPI)
+    return [{"ts": k, "good": int(v[0]), "scrap": int(v[1]), "input_s": round(v[2] / 1000, 1)} for k, v in sorted(out.items())]
 
 
 def _alarms(services: Services, ref: MachineRef, start_ms: int, end_ms: int, limit: int = 200) -> list[dict]:
@@ -248,9 +250,9 @@ def line_history(tenant: str, site: str, line: str, services: ServicesDep, start
         per.append({"machine": ref.machine, "name": name, "kpis": _kpis(t), "good": int(b.good.sum()),
                     "scrap": int(b.scrap.sum())})
         for row in _series(b, series_every, (start_ms, end_ms), policy.zone()):
-            acc = series.setdefault(row["ts"], {"ts": row["ts"], "good": 0, "scrap": 0})
-            acc["good"] += row["good"]
-            acc["scrap"] += row["scrap"]
+            acc = series.setdefault(row["ts"], {"ts": row["ts"], "good": 0, "scrap": 0, "input_s": 0.0})
+            for k in ("good", "scrap", "input_s"):
+                acc[k] += row[k]
     return {"tenant": tenant, "site": site, "line": line, "name": line_name, "timezone": policy.timezone,
             "start_ms": start_ms, "end_ms": end_ms, "kpis": _kpis(pooled), "machines": per,
             "counts": {"good": sum(m["good"] for m in per), "scrap": sum(m["scrap"] for m in per),

@@ -380,6 +380,27 @@ function countsChart(series, everyMs) {
   return s;
 }
 
+/** Material input seconds per part for each bucket, as bars with a y-axis in seconds and each value written. */
+function inputChart(series, everyMs) {
+  const pts = series.map((p) => ({ ts: p.ts, v: p.good + p.scrap ? p.input_s / (p.good + p.scrap) : null }));
+  const W = 400, H = 170, L = 40, B = 22, T = 14;
+  const s = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img" });
+  const max = Math.max(0.1, ...pts.map((p) => p.v || 0));
+  const n = Math.max(1, pts.length), bw = (W - L - 4) / n;
+  for (let i = 0; i <= 4; i++) {
+    const y = T + ((H - B - T) * i) / 4;
+    s.append(svg("line", { x1: L, x2: W, y1: y, y2: y, class: "grid-line" }));
+    s.append(svg("text", { x: L - 4, y: y + 4, "text-anchor": "end" }, `${(max * (1 - i / 4)).toFixed(1)}${t("dur.s")}`));
+  }
+  pts.forEach((p, i) => {
+    const x = L + 2 + i * bw, h = ((H - B - T) * (p.v || 0)) / max;
+    s.append(svg("rect", { x, y: H - B - h, width: Math.max(1, bw - 2), height: h, class: "input" }));
+    if (p.v !== null && n <= 31 && bw > 18) s.append(svg("text", { x: x + bw / 2 - 1, y: H - B - h - 2, "text-anchor": "middle" }, p.v.toFixed(1)));
+    if (i % Math.ceil(n / 6) === 0) s.append(svg("text", { x: x + bw / 2, y: H - 6, "text-anchor": "middle" }, everyMs >= 86_400_000 ? monthDay(p.ts) : hm(p.ts)));
+  });
+  return s;
+}
+
 /** A tag's trend: uPlot with a time axis in the tenant's zone and the unit on the y-axis; min–max as a band. */
 function trendChart(box, tag, points) {
   if (!points.length) { box.append(el("p", { class: "muted" }, t("trend.none"))); return; }
@@ -456,7 +477,7 @@ function openLine(tenant, site, line) {
   const f = findLine(tenant, site, line);
   const title = el("h2", { class: "page-title" }, f ? (f.l.name || line) : line);
   const reports = el("a", { class: "btn", href: `#/reports/${tenant}/${site}/${line}`, "data-i18n": "nav.reports" }, t("nav.reports"));
-  const rangeBox = el("section", { id: "range-panels", class: "grid", "data-testid": "range-panels" });
+  const rangeBox = el("section", { id: "range-panels", "data-testid": "range-panels" });
   const picker = rangePicker(() => loadLineRange(tenant, site, line, rangeBox));
   $("view").replaceChildren(
     el("div", { class: "toolbar" }, title, el("span", { class: "spacer" }), reports, toggle),
@@ -497,11 +518,14 @@ function renderLineRange(box, data) {
       el("td", { class: "n" }, pct(m.kpis.oee)), el("td", { class: "n" }, pct(m.kpis.availability)),
       el("td", { class: "n" }, pct(m.kpis.performance)), el("td", { class: "n" }, pct(m.kpis.quality)),
       el("td", { class: "n" }, num(m.good))))));
-  box.replaceChildren(
+  box.replaceChildren(el("div", { class: "grid" },
     el("section", { class: "panel", "data-testid": "range-kpis" }, el("h3", {}, `${t("report.oee")} · ${rangeText()}`),
       kpiGrid(data.kpis, "range")),
     counts, paretoPanel(data.pareto),
-    el("section", { class: "panel wide", "data-testid": "range-machines" }, el("h3", {}, t("report.machine_table")), machines));
+    el("section", { class: "panel", "data-testid": "range-input" },
+      el("h3", {}, `${t("report.material_input_s")} (${t(data.counts.every_ms >= 86_400_000 ? "counts.per_day" : "counts.per_hour")})`),
+      inputChart(data.counts.series, data.counts.every_ms))),
+    el("section", { class: "panel", style: "margin-top:1rem", "data-testid": "range-machines" }, el("h3", {}, t("report.machine_table")), machines));
 }
 
 function render() {

@@ -115,6 +115,9 @@ def test_line_history_pools_the_machines(client):
     h = client.get(f"/api/v1/history/acme/a-site/a-line?start={iso(T0)}&end={iso(T0 + 3 * HOUR)}").json()
     assert h["name"] == "프레스 1라인" and [m["name"] for m in h["machines"]] == ["프레스 1호기"]
     assert h["counts"]["good"] == 720
+    # per hour: the first reading (0) is the baseline, so hour one counts 359; the reading 720 falls in hour three
+    assert [p["good"] for p in h["counts"]["series"]] == [359, 360, 1]
+    assert [p["input_s"] for p in h["counts"]["series"]] == [0.0, 0.0, 0.0]  # no material-input signal written
 
 
 @pytest.mark.parametrize("query, words", [
