@@ -13,6 +13,7 @@ Tenant isolation: every path carries ``{tenant}``, checked by ``api.access.autho
 from __future__ import annotations
 
 import math
+import threading
 import time
 from datetime import datetime
 from typing import Annotated
@@ -213,20 +214,64 @@ def machine_history(tenant: str, site: str, line: str, machine: str, services: S
     }
 
 
-@router.get("/{tenant}/{site}/{line}/{machine}/trend")
-def machine_trend(tenant: str, site: str, line: str, machine: str, services: ServicesDep, tag: TagQ,
-                  start: StartQ = None, end: EndQ = None) -> dict:
-    """One tag over [start, end) in about 600 buckets (mean, min, max): the store's own GROUP BY time."""
-    start_ms, end_ms = window(start, end, int(time.time() * 1000))
-    ref, *_ = _machine(services, tenant, site, line, machine)
-    store = services.store
-    every = nice_step(end_ms - start_ms, TREND_POINTS)
-    a, z = _hours(start_ms, end_ms, every)
+def _trend_points(store, ref: MachineRef, tag: str, a: int, z: int, every: int) -> list[dict]:
+    if z <= a:
+        return []
     means = {ts: v for ts, v in store.history(ref, tag, a, z, every, "mean") if not isinstance(v, str)}
     lows = dict(store.history(ref, tag, a, z, every, "min"))
     highs = dict(store.history(ref, tag, a, z, every, "max"))
+    return [{"ts": ts, "mean": v, "min": lows.get(ts), "max": highs.get(ts)} for ts, v in sorted(means.items())]
+
+
+class TrendCache:
+    """Settled trend buckets per (machine, tag, step, range start), so a 30-day trend costs its last bucket.
+
+    Tags other than state and counters have no maintained rollup; this keeps what the store
+    aggregated once. Buckets that ended more than ``settle_ms`` ago are kept (like the
+    rollups: a gateway's replay lands within that margin) for ``ttl_s``, after which they are
+    read again, so late history is picked up; only the newer buckets are read per request.
+    """
+
+    def __init__(self, settle_ms: int = 2 * HOUR, ttl_s: float = 600.0, max_entries: int = 5000) -> None:
+        self.settle_ms, self.ttl_s, self.max_entries = settle_ms, ttl_s, max_entries
+        self._entries: dict[tuple, tuple[float, int, list[dict]]] = {}
+        self._lock = threading.Lock()
+
+    def points(self, store, ref: MachineRef, tag: str, a: int, z: int, every: int, now_ms: int) -> list[dict]:
+        key = (ref, tag, every, a)
+        settled = max(a, min(z, (now_ms - self.settle_ms) // every * every))
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(key)
+        born, done, head = hit if hit and now - hit[0] < self.ttl_s else (now, a, [])
+        if settled > done:
+            head = head + _trend_points(store, ref, tag, done, settled, every)
+            done = settled
+            with self._lock:
+                if len(self._entries) >= self.max_entries:
+                    self._entries.clear()
+                self._entries[key] = (born, done, head)
+        upto = min(done, z)
+        return [p for p in head if p["ts"] < upto] + _trend_points(store, ref, tag, upto, z, every)
+
+
+TRENDS = TrendCache()
+
+
+@router.get("/{tenant}/{site}/{line}/{machine}/trend")
+def machine_trend(tenant: str, site: str, line: str, machine: str, services: ServicesDep, tag: TagQ,
+                  start: StartQ = None, end: EndQ = None) -> dict:
+    """One tag over [start, end) in about 600 buckets (mean, min, max): the store's own GROUP BY time.
+
+    Settled buckets are kept per worker (``TrendCache``), so a long range reads only its newest bucket.
+    """
+    now_ms = int(time.time() * 1000)
+    start_ms, end_ms = window(start, end, now_ms)
+    ref, *_ = _machine(services, tenant, site, line, machine)
+    every = nice_step(end_ms - start_ms, TREND_POINTS)
+    a, z = _hours(start_ms, end_ms, every)
     return {"tag": tag, "start_ms": start_ms, "end_ms": end_ms, "every_ms": every,
-            "points": [{"ts": ts, "mean": v, "min": lows.get(ts), "max": highs.get(ts)} for ts, v in sorted(means.items())]}
+            "points": TRENDS.points(services.store, ref, tag, a, z, every, now_ms)}
 
 
 @router.get("/{tenant}/{site}/{line}")

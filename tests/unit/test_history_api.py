@@ -139,3 +139,32 @@ def test_glossary_serves_the_report_labels(client):
     g = TestClient(client.app).get("/api/v1/glossary").json()  # no login needed
     assert g["ko"]["availability"] == "시간가동률" and g["ko"]["performance"] == "성능가동률"
     assert g["ko"]["quality"] == "양품률" and g["en"]["scrap_rate"] == "In-process defect rate"
+
+
+def test_trend_cache_reads_only_the_newest_buckets_again(tmp_path):
+    """Settled buckets come from the cache; the tail and anything after the ttl come from the store."""
+    from api.routers.history import TrendCache
+
+    store = SqliteStore(tmp_path / "s.db")
+    store.write([Point(M, T0 + i * 60_000, {"force": float(i)}) for i in range(6 * 60)])
+    calls = []
+    real = store.history
+
+    def counting(ref, tag, a, z, every, agg="mean"):
+        calls.append((a, z))
+        return real(ref, tag, a, z, every, agg)
+
+    store.history = counting  # type: ignore[method-assign]
+    cache = TrendCache(settle_ms=HOUR)
+    now = T0 + 6 * HOUR
+    first = cache.points(store, M, "force", T0, now, 30 * MINUTE, now)
+    assert [p["ts"] for p in first] == [T0 + k * 30 * MINUTE for k in range(12)]
+    assert first[0]["min"] == 0.0 and first[0]["max"] == 29.0
+    calls.clear()
+    again = cache.points(store, M, "force", T0, now, 30 * MINUTE, now)
+    assert again == first
+    assert calls and all(a >= now - HOUR for a, _ in calls)  # only the unsettled last hour was read
+    cache.ttl_s = 0  # expired: read it all again (late history is picked up)
+    calls.clear()
+    assert cache.points(store, M, "force", T0, now, 30 * MINUTE, now) == first
+    assert any(a == T0 for a, _ in calls)
