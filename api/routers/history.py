@@ -12,6 +12,7 @@ Tenant isolation: every path carries ``{tenant}``, checked by ``api.access.autho
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import Response
 from sqlalchemy import select
 
 from analytics import kpi
@@ -49,9 +51,53 @@ EndQ = Annotated[datetime | None, Query(description="ISO 8601 (naive = UTC); def
 TagQ = Annotated[str, Query(pattern=IDENTIFIER_PATTERN, description="tag name, e.g. press_force")]
 
 
+#: Range ends are rounded up to this, so pages opened within the same half minute share one answer.
+END_QUANTUM_MS = 30_000
+
+
+class Answers:
+    """Serialised answers kept ``ttl_s`` per key, computed once per key at a time (other callers wait for it).
+
+    The machine page and the range panels of every viewer of a machine ask the same question
+    (the range ends are rounded to ``END_QUANTUM_MS``): one computation serves them all, as the
+    line snapshot does for the live view. Per worker; a change shows within ``ttl_s``.
+    """
+
+    def __init__(self, ttl_s: float = 15.0, max_entries: int = 2000) -> None:
+        self.ttl_s, self.max_entries = ttl_s, max_entries
+        self._entries: dict[tuple, tuple[float, bytes]] = {}
+        self._locks: dict[tuple, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, key: tuple, compute) -> bytes:
+        hit = self._entries.get(key)
+        if hit and time.monotonic() - hit[0] < self.ttl_s:
+            return hit[1]
+        with self._guard:
+            if len(self._locks) > 4 * self.max_entries:
+                self._locks.clear()
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            hit = self._entries.get(key)
+            if hit and time.monotonic() - hit[0] < self.ttl_s:
+                return hit[1]
+            body = json.dumps(compute(), separators=(",", ":"), ensure_ascii=False).encode()
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[key] = (time.monotonic(), body)
+            return body
+
+
+ANSWERS = Answers()
+
+
 def window(start: datetime | None, end: datetime | None, now_ms: int) -> tuple[int, int]:
-    """[start, end) in epoch ms, checked: start before end, at most MAX_RANGE_DAYS long (422 otherwise)."""
+    """[start, end) in epoch ms, checked: start before end, at most MAX_RANGE_DAYS long (422 otherwise).
+
+    The end is rounded up to ``END_QUANTUM_MS`` (a live range ends "now": shared by the viewers of that half minute).
+    """
     end_ms = to_epoch_ms(end) if end else now_ms
+    end_ms = -(-end_ms // END_QUANTUM_MS) * END_QUANTUM_MS
     start_ms = to_epoch_ms(start) if start else end_ms - DAY
     if start_ms >= end_ms:
         raise HTTPException(status_code=422, detail=f"start ({iso(start_ms)}) must be before end ({iso(end_ms)}): "
@@ -185,11 +231,20 @@ def _timeline(store, ref: MachineRef, policy, b, start_ms: int, end_ms: int) -> 
 
 @router.get("/{tenant}/{site}/{line}/{machine}")
 def machine_history(tenant: str, site: str, line: str, machine: str, services: ServicesDep,
-                    start: StartQ = None, end: EndQ = None) -> dict:
-    """The machine page for [start, end): state timeline, KPIs, counters, downtime Pareto, alarms, its tags."""
-    started = time.perf_counter()
+                    start: StartQ = None, end: EndQ = None) -> Response:
+    """The machine page for [start, end): state timeline, KPIs, counters, downtime Pareto, alarms, its tags.
+
+    Answers are shared for 15 s per worker (``Answers``)."""
     start_ms, end_ms = window(start, end, int(time.time() * 1000))
     ref, name, line_name, _ = _machine(services, tenant, site, line, machine)
+    body = ANSWERS.get(("machine", ref, start_ms, end_ms),
+                       lambda: _machine_page(services, ref, name, line_name, start_ms, end_ms))
+    return Response(body, media_type="application/json")
+
+
+def _machine_page(services: Services, ref: MachineRef, name: str, line_name: str, start_ms: int, end_ms: int) -> dict:
+    started = time.perf_counter()
+    tenant, site, line, machine = ref.tenant, ref.site, ref.line, ref.machine
     store = services.store
     policy = services.analytics.get().policy(tenant)
     a, z = _hours(start_ms, end_ms, policy.bucket_min * 60_000)
@@ -260,7 +315,7 @@ TRENDS = TrendCache()
 
 @router.get("/{tenant}/{site}/{line}/{machine}/trend")
 def machine_trend(tenant: str, site: str, line: str, machine: str, services: ServicesDep, tag: TagQ,
-                  start: StartQ = None, end: EndQ = None) -> dict:
+                  start: StartQ = None, end: EndQ = None) -> Response:
     """One tag over [start, end) in about 600 buckets (mean, min, max): the store's own GROUP BY time.
 
     Settled buckets are kept per worker (``TrendCache``), so a long range reads only its newest bucket.
@@ -270,16 +325,25 @@ def machine_trend(tenant: str, site: str, line: str, machine: str, services: Ser
     ref, *_ = _machine(services, tenant, site, line, machine)
     every = nice_step(end_ms - start_ms, TREND_POINTS)
     a, z = _hours(start_ms, end_ms, every)
-    return {"tag": tag, "start_ms": start_ms, "end_ms": end_ms, "every_ms": every,
-            "points": TRENDS.points(services.store, ref, tag, a, z, every, now_ms)}
+    body = ANSWERS.get(("trend", ref, tag, start_ms, end_ms), lambda: {
+        "tag": tag, "start_ms": start_ms, "end_ms": end_ms, "every_ms": every,
+        "points": TRENDS.points(services.store, ref, tag, a, z, every, now_ms)})
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{tenant}/{site}/{line}")
 def line_history(tenant: str, site: str, line: str, services: ServicesDep, start: StartQ = None,
-                 end: EndQ = None) -> dict:
+                 end: EndQ = None) -> Response:
     """The line for [start, end): KPIs per machine and pooled, parts per hour or day, from the rollups."""
     start_ms, end_ms = window(start, end, int(time.time() * 1000))
     line_name, machines = _line_machines(services, tenant, site, line)
+    body = ANSWERS.get(("line", tenant, site, line, start_ms, end_ms),
+                       lambda: _line_page(services, tenant, site, line, line_name, machines, start_ms, end_ms))
+    return Response(body, media_type="application/json")
+
+
+def _line_page(services: Services, tenant: str, site: str, line: str, line_name: str,
+               machines: list[tuple[MachineRef, str]], start_ms: int, end_ms: int) -> dict:
     store = services.store
     policy = services.analytics.get().policy(tenant)
     a, z = _hours(start_ms, end_ms, policy.bucket_min * 60_000)

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from analytics.rollup import RollupCache
 from api.app import create_app
-from api.routers.history import DAY, HOUR, MINUTE, dominant_segments, nice_step
+from api.routers.history import ANSWERS, DAY, HOUR, MINUTE, Answers, dominant_segments, nice_step
 from api.settings import ApiSettings
 from plant import MachineRef
 from plantmodel.admin import PlantSeed, apply_seed
@@ -93,6 +93,7 @@ def test_a_long_range_is_read_from_the_rollups(client):
     first = client.get(f"/api/v1/history/acme/a-site/a-line/press-1?{q}")
     assert first.status_code == 200
     hits = client.cache.hits
+    ANSWERS._entries.clear()  # past the shared answer, down to the tallies
     again = client.get(f"/api/v1/history/acme/a-site/a-line/press-1?{q}").json()
     assert client.cache.hits - hits >= 3  # the three hours with data
     assert again["timeline"]["step_ms"] == HOUR and again["counts"]["every_ms"] == DAY
@@ -168,3 +169,30 @@ def test_trend_cache_reads_only_the_newest_buckets_again(tmp_path):
     calls.clear()
     assert cache.points(store, M, "force", T0, now, 30 * MINUTE, now) == first
     assert any(a == T0 for a, _ in calls)
+
+
+def test_viewers_of_the_same_range_share_one_computation():
+    """Concurrent callers with one key wait for one computation; a later key computes anew."""
+    import threading
+
+    answers, calls, gate = Answers(ttl_s=60), [], threading.Event()
+
+    def compute():
+        calls.append(1)
+        gate.wait(5)
+        return {"n": len(calls)}
+
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(answers.get(("k",), compute))) for _ in range(8)]
+    for th in threads:
+        th.start()
+    gate.set()
+    for th in threads:
+        th.join(10)
+    assert len(calls) == 1 and out == [b'{"n":1}'] * 8
+    assert answers.get(("other",), compute) == b'{"n":2}'
+
+
+def test_range_ends_are_rounded_to_the_half_minute(client):
+    h = client.get(f"/api/v1/history/acme/a-site/a-line/press-1?start={iso(T0)}&end={iso(T0 + HOUR + 1000)}").json()
+    assert h["end_ms"] == T0 + HOUR + 30_000
