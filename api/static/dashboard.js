@@ -605,7 +605,14 @@ function renderLine(snap) {
 
 /** The rule and the value that crossed it: "프레스 압력 830 kN 초과 · 측정값 912.4". */
 function alarmText(a) {
-  return a.value === null || a.value === undefined ? a.rule : `${a.rule} · ${t("alarm.value")} ${Number(a.value).toLocaleString(locale(), { maximumFractionDigits: 2 })}${TAG_UNITS[a.tag] ? " " + TAG_UNITS[a.tag] : ""}`;
+  if (a.value === null || a.value === undefined) return a.rule;
+  return `${a.rule} · ${t("alarm.value")} ${alarmValue(a)}`;
+}
+/** The value that raised the alarm: a state by its name (a time-in-state rule), a number with its unit. */
+function alarmValue(a) {
+  if (a.value === null || a.value === undefined) return "–";
+  if (a.kind === "state_duration") return stateName(a.value);
+  return `${Number(a.value).toLocaleString(locale(), { maximumFractionDigits: 2 })}${TAG_UNITS[a.tag] ? " " + TAG_UNITS[a.tag] : ""}`;
 }
 
 function startSinceTicker() {
@@ -701,7 +708,7 @@ function renderMachine(body, data, trends) {
     el("tr", {}, el("th", {}, t("rules.name")), el("th", {}, t("alarm.value")), el("th", {}, t("alarm.raised")),
       el("th", {}, t("alarm.cleared")), el("th", {}, t("alarm.status"))),
     ...data.alarms.map((a) => el("tr", { class: `alarm-row ${a.status}` }, el("td", {}, a.rule),
-      el("td", { class: "n" }, a.value === null ? "–" : `${Number(a.value).toLocaleString(locale(), { maximumFractionDigits: 2 })}${TAG_UNITS[a.tag] ? " " + TAG_UNITS[a.tag] : ""}`),
+      el("td", { class: "n" }, alarmValue(a)),
       el("td", {}, dateHm(a.raised_ms)), el("td", {}, a.cleared_ms ? dateHm(a.cleared_ms) : "–"), el("td", {}, t(a.status)))))));
   body.replaceChildren(timeline, el("div", { class: "grid" }, kpis, counts, paretoPanel(data.pareto)), el("div", { class: "grid" }, trendPanel, alarmPanel));
   const tags = Object.keys(trends);

@@ -253,3 +253,24 @@ def test_centre_routes_go_to_centre_js_when_it_is_there(browser, demo_run):
         _fits(page)
     finally:
         context.close()
+
+
+def test_an_alarm_shows_the_value_that_raised_it_on_its_tile(browser, demo_run, users):
+    """A threshold alarm on the press force: its tile says so, with the force that crossed, in kN."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="ko-KR")
+    page = context.new_page()
+    try:
+        _log_in(page, demo_run.url, users["owner"])
+        page.wait_for_selector(".tile[data-machine]")
+        rule = page.evaluate(f"""async () => (await fetch('/api/v1/alarm-rules/{TENANT}', {{method: 'POST',
+            headers: {{'Content-Type': 'application/json'}}, body: JSON.stringify({{site: '{SITE}', line: '{LINE}',
+            machine: 'press-2', name: '프레스 압력 0 kN 이상', kind: 'threshold', tag: 'press_force', op: '>=',
+            threshold: 0}})}})).json()""")
+        shown = page.locator(".tile[data-machine=press-2] [data-testid=tile-alarm]")
+        shown.wait_for(timeout=30_000)
+        assert re.match(r"^현재 알람: 프레스 압력 0 kN 이상 · 측정값 [\d,.]+ kN$", shown.inner_text()), shown.inner_text()
+        _fits(page)
+        page.screenshot(path=str(ARTIFACTS / "phone-owner-tile-alarm.png"), full_page=True)
+        page.evaluate(f"async () => fetch('/api/v1/alarm-rules/{TENANT}/{rule['id']}', {{method: 'DELETE'}})")
+    finally:
+        context.close()
