@@ -194,7 +194,10 @@ window.addEventListener("resize", () => {
   for (const c of CHARTS) { const w = c.root.parentElement && c.root.parentElement.clientWidth; if (w) c.setSize({ width: w, height: c.height }); }
 });
 
+let ROUTE_GEN = 0;  // bumped on every page change: answers that arrive for a page already left are dropped
+
 function leave() {
+  ROUTE_GEN += 1;
   if (SOURCE) { SOURCE.close(); SOURCE = null; }
   if (TICK) { clearInterval(TICK); TICK = null; }
   while (CHARTS.length) CHARTS.pop().destroy();
@@ -452,10 +455,13 @@ function linePath(tenant, site, line) { return `/api/v1/lines/${enc(tenant)}/${e
 /** Subscribe to the line's snapshots: a plain GET first (an unknown or foreign line is a 404 the page shows). */
 function followLine(tenant, site, line, onSnap) {
   const path = linePath(tenant, site, line);
+  const gen = ROUTE_GEN;
   return api(`${path}/dashboard`).then((snap) => {
+    if (gen !== ROUTE_GEN) return;  // the user moved on: no stream for a page that is gone
     onSnap(snap);
     SOURCE = new EventSource(`${path}/events`);
     SOURCE.addEventListener("snapshot", (ev) => {
+      if (gen !== ROUTE_GEN) return;
       const s = JSON.parse(ev.data);
       onSnap(s);
       // source time of the newest sample → on screen, for the browser test's record (same clock here)
@@ -496,8 +502,10 @@ function openLine(tenant, site, line) {
 
 async function loadLineRange(tenant, site, line, box) {
   box.replaceChildren(el("p", { class: "muted" }, t("loading")));
+  const gen = ROUTE_GEN;
   try {
     const data = await api(`/api/v1/history/${enc(tenant)}/${enc(site)}/${enc(line)}?${rangeQuery()}`);
+    if (gen !== ROUTE_GEN) return;
     box.data = data;
     renderLineRange(box, data);
   } catch (err) {
@@ -674,12 +682,14 @@ async function loadMachine(tenant, site, line, machine, body) {
   body.replaceChildren(el("p", { class: "muted" }, t("loading")));
   const base = `/api/v1/history/${enc(tenant)}/${enc(site)}/${enc(line)}/${enc(machine)}`;
   const q = rangeQuery();
+  const gen = ROUTE_GEN;
   try {
     const data = await api(`${base}?${q}`);
     const skip = new Set(["state", "good_count", "scrap_count", "material_input"]);
     const tags = data.tags.filter((x) => !skip.has(x));
     const trends = Object.fromEntries(await Promise.all(tags.map(async (tag) =>
       [tag, (await api(`${base}/trend?tag=${enc(tag)}&${q}`)).points])));
+    if (gen !== ROUTE_GEN) return;  // charts for a page already left would leak into CHARTS
     body.data = data; body.trends = trends;
     renderMachine(body, data, trends);
     body.dataset.loaded = q;
@@ -764,7 +774,11 @@ function openReports(tenant, site, line) {
   };
   VIEW = { kind: "reports", rerender: () => { const src = frame.hidden ? null : frame.src; draw(); if (src) { frame.hidden = false; frame.src = src.replace(/lang=\w+/, `lang=${LANG}`); } } };
   // "this shift" needs the line's shift: one snapshot, no live stream on this page
-  api(`${linePath(tenant, site, line)}/dashboard`).then((s) => { SHIFT = s.shift; TZ = s.timezone; picker.sync(); refresh(); }).catch(() => {});
+  const gen = ROUTE_GEN;
+  api(`${linePath(tenant, site, line)}/dashboard`).then((s) => {
+    if (gen !== ROUTE_GEN) return;
+    SHIFT = s.shift; TZ = s.timezone; picker.sync(); refresh();
+  }).catch(() => {});
   draw();
 }
 

@@ -274,3 +274,37 @@ def test_an_alarm_shows_the_value_that_raised_it_on_its_tile(browser, demo_run, 
         page.evaluate(f"async () => fetch('/api/v1/alarm-rules/{TENANT}/{rule['id']}', {{method: 'DELETE'}})")
     finally:
         context.close()
+
+
+def test_a_page_left_before_its_data_arrived_leaves_nothing_behind(browser, demo_run, users):
+    """The line's first snapshot answered after the user had moved on to a machine: it must not draw, nor open a stream."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="ko-KR")
+    context.add_init_script("""const ES = window.EventSource; window.sfStreams = [];
+        window.EventSource = function (url) { const e = new ES(url); window.sfStreams.push(e); return e; };""")
+    page = context.new_page()
+    errors: list = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    held: list = []
+
+    def hold_first(route):
+        if not held:
+            held.append(route)  # the line page's snapshot, answered later
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/lines/**/dashboard", hold_first)
+    try:
+        _log_in(page, demo_run.url, users["owner"])
+        wait_until(lambda: page.evaluate("1") == 1 and bool(held), 30, "the line page's snapshot request")
+        page.goto(f"{demo_run.url}/{MACHINE_HASH}")
+        page.wait_for_selector("[data-testid=gantt] span")
+        with page.expect_response(lambda r: r.url.endswith("/dashboard")):
+            held[0].continue_()
+        # a round trip of the page's own, by which the late answer's body has long been read and handled
+        page.evaluate("async () => { await fetch('/api/v1/me'); }")
+        page.click("[data-testid=lang-toggle]")
+        page.locator("[data-testid=timeline] h3", has_text="State timeline").wait_for()
+        assert page.evaluate("window.sfStreams.filter(e => e.readyState !== 2).length") == 1
+        assert page.locator("#live").count() == 0 and not errors, errors
+    finally:
+        context.close()
