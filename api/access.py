@@ -21,7 +21,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.routing import APIRoute
-from sqlalchemy import select
+from sqlalchemy import select, update
 from starlette.concurrency import run_in_threadpool
 
 from plantmodel.credentials import TOKEN_PREFIX, secret_digest
@@ -60,7 +60,11 @@ def principal_for_user(user: User) -> Principal:
     return Principal(user.username, role, own, language, None if role.is_centre else frozenset({own}))
 
 
+LAST_USED_EVERY_MS = 60_000  # a token's last use is written at most once a minute, not on every request
+
+
 def resolve(plant: PlantDb, cookie: str | None, authorization: str | None) -> Principal | None:
+    """The caller of a live session or an unexpired token of an active user; None otherwise."""
     secret = None
     from_cookie = False
     if authorization and authorization.lower().startswith("bearer "):
@@ -78,19 +82,25 @@ def resolve(plant: PlantDb, cookie: str | None, authorization: str | None) -> Pr
                 return None
         else:
             row = s.scalars(select(ApiToken).filter_by(token_hash=digest)).first()
-            if row is None:
+            if row is None or row.expires_ms <= now_ms:
                 return None
         user = row.user
         if not user.active:
             return None
-        return principal_for_user(user)
+        principal = principal_for_user(user)
+    if not from_cookie and (row.last_used_ms is None or now_ms - row.last_used_ms > LAST_USED_EVERY_MS):
+        with plant.session() as s, s.begin():
+            s.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_ms=now_ms))
+    return principal
 
 
 class PrincipalCache:
     """Resolved callers for a few seconds, so a dashboard's requests do not each query the user tables.
 
-    A logout or a revoked token takes effect within ``ttl_s`` on other requests of the
-    same secret; the logout request itself drops its entry at once.
+    Every worker has its own cache and learns of nothing another worker does, so ``ttl_s`` bounds
+    how long a logout, a revoked or expired token, a password change or a deactivation can go
+    unnoticed on any worker (``api.credential_cache_s``, 5 s). The worker that makes the change
+    drops the entries at once (``forget``, ``forget_user``).
     """
 
     def __init__(self, ttl_s: float = 5.0) -> None:
@@ -119,6 +129,10 @@ class PrincipalCache:
 
     def forget(self, cookie: str | None) -> None:
         for key in [k for k in self._entries if k[0] == cookie]:
+            self._entries.pop(key, None)
+
+    def forget_user(self, username: str) -> None:
+        for key in [k for k, (_, p) in list(self._entries.items()) if p.username == username]:
             self._entries.pop(key, None)
 
 
@@ -167,29 +181,3 @@ ACKERS = (Role.CENTRE_ADMIN, Role.CENTRE_ENGINEER, Role.SME_OWNER, Role.SME_OPER
 Acker = Annotated[Principal, Depends(require(*ACKERS))]
 SmeWriter = Annotated[Principal, Depends(require(*SME_WRITERS))]
 CentreOnly = Annotated[Principal, Depends(require(Role.CENTRE_ADMIN, Role.CENTRE_ENGINEER))]
-
-
-class LoginThrottle:
-    """Refuses logins for a username after ``limit`` failures within ``window_s`` (guessing passwords).
-
-    In memory, per API process: enough to make online guessing slow; a restart forgets.
-    """
-
-    def __init__(self, limit: int = 5, window_s: float = 300.0) -> None:
-        self.limit, self.window_s = limit, window_s
-        self._failures: dict[str, list[float]] = {}
-
-    def blocked_for(self, username: str) -> float:
-        """Seconds until the next attempt is allowed (0: allowed now)."""
-        now = time.monotonic()
-        recent = [t for t in self._failures.get(username, []) if now - t < self.window_s]
-        self._failures[username] = recent
-        return self.window_s - (now - recent[0]) if len(recent) >= self.limit else 0.0
-
-    def failed(self, username: str) -> None:
-        if len(self._failures) > 100_000:
-            self._failures.clear()
-        self._failures.setdefault(username, []).append(time.monotonic())
-
-    def succeeded(self, username: str) -> None:
-        self._failures.pop(username, None)

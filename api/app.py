@@ -19,17 +19,20 @@ from analytics.continuous import RollupMaintainer
 from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
 from api import access
+from api.access import PrincipalCache
 from api.alarms import AlarmEngine
 from api.leader import Leadership
 from api.live import LineNotFound, SnapshotCache
-from api.routers import alarms, centre, dashboards, glossary, history, machines, orders, pages, plant, reports, session
+from api.routers import accounts, alarms, centre, dashboards, glossary, history, machines, orders, pages, plant, reports, session
 from api.routers.pages import STATIC
 from api.services import EffectiveAnalytics, Services
 from api.settings import ApiSettings
 from plantmodel.db import PlantDb, open_plant
+from plantmodel.housekeeping import Housekeeper
+from plantmodel.throttle import Throttle
 from tsstore import StoreUnavailable, TimeSeriesStore
 
-ROUTERS = (session, plant, machines, dashboards, alarms, centre, orders, reports, history, glossary, pages)
+ROUTERS = (session, accounts, plant, machines, dashboards, alarms, centre, orders, reports, history, glossary, pages)
 
 
 def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plant: PlantDb | None = None,
@@ -50,16 +53,21 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
         rollup_cache = RollupCache(analytics.cache_path)
     stale_ms = int(settings.stale_after_s * 1000)
     engine = AlarmEngine(plant_db, store, stale_ms, settings.alarm_interval_s)
+    housekeeper = Housekeeper(plant_db, settings.retention(), settings.housekeeping_interval_s)
     services = Services(store=store, plant=plant_db, settings=settings, analytics=EffectiveAnalytics(analytics, plant_db),
-                        alarms=engine, snapshots=SnapshotCache(plant_db, store, stale_ms), rollup_cache=rollup_cache)
+                        alarms=engine, snapshots=SnapshotCache(plant_db, store, stale_ms), rollup_cache=rollup_cache,
+                        principals=PrincipalCache(settings.credential_cache_s),
+                        login_throttle=Throttle(plant_db, settings.throttle_policy()), housekeeper=housekeeper)
 
     def lead() -> None:
         engine.start()
+        housekeeper.start()
         if rollups is not None:
             rollups.start()
 
     def resign() -> None:
         engine.stop()
+        housekeeper.stop()
         if rollups is not None:
             rollups.stop()
 

@@ -357,10 +357,13 @@ def _parse_range(text: str) -> tuple[int, int]:
               help="Wire addresses FIRST-LAST (0-based, inclusive).")
 @click.option("--timeout", default=1.0, show_default=True, type=click.FloatRange(0.05, 30),
               help="Seconds to wait for each answer.")
-def gateway_scan(host: str, port: int, unit: int, transport: str, tables: str, range_: str, timeout: float) -> None:
+@click.option("--end-after", default=256, show_default=True, type=click.IntRange(0),
+              help="Stop a table after this many addresses in a row that do not answer (0: scan the whole range).")
+def gateway_scan(host: str, port: int, unit: int, transport: str, tables: str, range_: str, timeout: float,
+                 end_after: int) -> None:
     """Probe which addresses of a device answer, to help build its register map."""
     from gateway.links import LinkError, ModbusLink
-    from gateway.scan import scan_table
+    from gateway.scan import reachability, scan_table
     from registermap import Table
 
     try:
@@ -374,6 +377,10 @@ def gateway_scan(host: str, port: int, unit: int, transport: str, tables: str, r
         from pymodbus import FramerType
         from pymodbus.client import AsyncModbusTcpClient
 
+        problem = await reachability(host, port, max(timeout, 3.0))
+        if problem is not None:
+            click.echo(f"{host}:{port}: {problem}", err=True)
+            return 1
         framer = FramerType.RTU if transport == "rtu_over_tcp" else FramerType.SOCKET
         client = AsyncModbusTcpClient(host, port=port, framer=framer, timeout=timeout, retries=0, reconnect_delay=0)
         link = ModbusLink(f"{transport}:{host}:{port}", client, shared=True)
@@ -381,14 +388,24 @@ def gateway_scan(host: str, port: int, unit: int, transport: str, tables: str, r
         try:
             for table in chosen:
                 try:
-                    result = await scan_table(lambda t, a, c: link.read(t, a, c, unit, timeout), table, start, end)
-                except LinkError as exc:
-                    click.echo(f"{table.value}: no answer ({exc}); check host, port, unit and transport", err=True)
+                    result = await scan_table(lambda t, a, c: link.read(t, a, c, unit, timeout), table, start, end,
+                                              end_after=end_after or None)
+                except LinkError:
+                    click.echo(f"{table.value}: the device at {host}:{port} accepts connections but did not answer "
+                               f"unit {unit} within {timeout:g} s; check the unit id and the transport "
+                               f"(tcp or rtu_over_tcp), or raise --timeout", err=True)
                     status = 1
                     continue
                 runs = ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in result.ranges()) or "none"
-                click.echo(f"{table.value}: {len(result.answered)} of {end - start} addresses answer "
+                scanned = (result.stopped_at or end) - start
+                click.echo(f"{table.value}: {len(result.answered)} of {scanned} addresses answer "
                            f"({result.requests} requests): {runs}")
+                if result.stopped_at is not None:
+                    click.echo(f"  stopped at {result.stopped_at}: nothing answered in the {end_after} addresses after "
+                               f"the last that did; --range {result.stopped_at}-{end - 1} looks further")
+                if result.all_zero:
+                    click.echo("  every answering address reads 0: some devices (and converters with nothing "
+                               "behind them) answer any address with zeros; check an address whose value you know")
                 for code, n in sorted(result.refusals.items()):
                     click.echo(f"  {n} block(s) refused with Modbus exception {code}")
         finally:
@@ -529,17 +546,42 @@ def plant_seed(config_path: Path, seed_file: Path) -> None:
 @plant.command("user")
 @CONFIG_OPTION
 @click.argument("username")
-@click.option("--role", required=True,
-              type=click.Choice(["centre_admin", "centre_engineer", "sme_owner", "sme_operator"]))
+@click.option("--role", type=click.Choice(["centre_admin", "centre_engineer", "sme_owner", "sme_operator"]),
+              help="Required to create or reset a user.")
 @click.option("--tenant", help="Required for sme_owner and sme_operator.")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="Prompted when not given (env SMARTFACTORY_PASSWORD).", envvar="SMARTFACTORY_PASSWORD")
-def plant_user(config_path: Path, username: str, role: str, tenant: str | None, password: str) -> None:
-    """Create a user, or reset an existing user's password and role."""
-    from plantmodel.admin import add_user
+@click.option("--password", help="Prompted when not given (env SMARTFACTORY_PASSWORD).",
+              envvar="SMARTFACTORY_PASSWORD")
+@click.option("--deactivate", "state", flag_value="deactivate",
+              help="Refuse the user's logins and end every session and token of the user.")
+@click.option("--activate", "state", flag_value="activate", help="Allow a deactivated user to log in again.")
+def plant_user(config_path: Path, username: str, role: str | None, tenant: str | None, password: str | None,
+               state: str | None) -> None:
+    """Create a user, reset an existing user's password and role, or (de)activate a user.
+
+    A new password must not be common, breached or guessable (zxcvbn); a changed password ends every
+    session and API token of the user, on every API worker within seconds.
+    """
+    from plantmodel.admin import add_user, set_active
     from plantmodel.db import Role
 
     db = _open_plant(_load(config_path))
+    if state is not None:
+        if role or password:
+            click.echo("error: --activate/--deactivate change nothing else: leave out --role and --password", err=True)
+            sys.exit(2)
+        try:
+            sessions, tokens = set_active(db, username, state == "activate")
+        except LookupError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        click.echo(f"user {username} {state}d" + (f"; ended {sessions} sessions and {tokens} API tokens"
+                                                   if state == "deactivate" else ""))
+        return
+    if role is None:
+        click.echo("error: give --role to create or reset a user (or --deactivate / --activate)", err=True)
+        sys.exit(2)
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         with db.session() as s, s.begin():
             add_user(s, username, password, Role(role), tenant)
@@ -553,15 +595,59 @@ def plant_user(config_path: Path, username: str, role: str, tenant: str | None, 
 @CONFIG_OPTION
 @click.argument("username")
 @click.option("--name", default="script", show_default=True, help="What the token is for.")
-def plant_token(config_path: Path, username: str, name: str) -> None:
-    """Create an API token for scripts ('Authorization: Bearer <token>'); printed once."""
-    from plantmodel.admin import create_token
+@click.option("--days", "--expires-in-days", "days", type=click.FloatRange(min=0, min_open=True),
+              help="Lifetime in days (default api.token_default_days; at most api.token_max_days).")
+def plant_token(config_path: Path, username: str, name: str, days: float | None) -> None:
+    """Create an API token for scripts ('Authorization: Bearer <token>'); printed once, with its expiry on stderr."""
+    from plantmodel.admin import create_token_row
 
+    config = _load(config_path)
     try:
-        click.echo(create_token(_open_plant(_load(config_path)), username, name))
+        secret, row = create_token_row(_open_plant(config), username, name, days, config.settings.api.token_lifetime())
     except (LookupError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    click.echo(secret)
+    click.echo(f"token {row['id']} of {username} expires {_utc(row['expires_ms'])}", err=True)
+
+
+@plant.command("tokens")
+@CONFIG_OPTION
+@click.argument("username", required=False)
+def plant_tokens(config_path: Path, username: str | None) -> None:
+    """List API tokens (of one user, or all): id, user, name, created, last used, expires. Never the secrets."""
+    from plantmodel.admin import list_tokens
+
+    try:
+        rows = list_tokens(_open_plant(_load(config_path)), username)
+    except LookupError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"{'id':>5}  {'user':<20} {'name':<24} {'created':<17} {'last used':<17} expires")
+    for r in rows:
+        click.echo(f"{r['id']:>5}  {r['user']:<20} {r['name'][:24]:<24} {_utc(r['created_ms']):<17} "
+                   f"{_utc(r['last_used_ms']):<17} {_utc(r['expires_ms'])}{' (expired)' if r['expired'] else ''}")
+
+
+@plant.command("revoke-token")
+@CONFIG_OPTION
+@click.argument("token_id", type=click.IntRange(1, 2**31 - 1))
+def plant_revoke_token(config_path: Path, token_id: int) -> None:
+    """Revoke an API token by its id (see `smartfactory plant tokens`); every API worker refuses it within seconds."""
+    from plantmodel.admin import revoke_token
+
+    try:
+        row = revoke_token(_open_plant(_load(config_path)), token_id)
+    except LookupError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"revoked token {token_id} ({row['name']}) of {row['user']}")
+
+
+def _utc(ms: int | None) -> str:
+    from datetime import datetime, timezone
+
+    return "-" if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
 @plant.command("broker-account")

@@ -130,6 +130,8 @@ $("menu").addEventListener("click", () => {
 });
 
 // -- shell: plant names, navigation, router ---------------------------------------------------
+/** A plant-model name in the page's language: the English name (name_en) when there is one. */
+function nm(x, fallback) { return (x && ((LANG === "en" && x.name_en) || x.name)) || fallback; }
 function isCentre() { return !!ME && (ME.role === "centre_admin" || ME.role === "centre_engineer"); }
 function findLine(tenant, site, line) {
   const tn = TENANTS.find((x) => x.tenant === tenant);
@@ -144,7 +146,7 @@ function machineName(tenant, site, line, machine) {
 }
 function lineTitle(tenant, site, line) {
   const f = findLine(tenant, site, line);
-  return f ? `${f.tn.name} · ${f.s.name || f.s.site} · ${f.l.name || f.l.line}` : `${tenant} · ${site} · ${line}`;
+  return f ? `${nm(f.tn, tenant)} · ${nm(f.s, site)} · ${nm(f.l, line)}` : `${tenant} · ${site} · ${line}`;
 }
 
 function buildNav() {
@@ -153,12 +155,12 @@ function buildNav() {
   nav.replaceChildren();
   if (isCentre()) nav.append(el("a", { href: "#/centre", "data-i18n": "centre" }, t("centre")));
   for (const tn of TENANTS) {
-    if (isCentre() || TENANTS.length > 1) nav.append(el("div", { class: "group" }, tn.name));
+    if (isCentre() || TENANTS.length > 1) nav.append(el("div", { class: "group" }, nm(tn, tn.tenant)));
     for (const s of tn.sites) for (const l of s.lines) {
       const base = `${tn.tenant}/${s.site}/${l.line}`;
-      nav.append(el("a", { href: `#/line/${base}`, "data-line": l.line }, l.name || l.line));
+      nav.append(el("a", { href: `#/line/${base}`, "data-line": l.line }, nm(l, l.line)));
       nav.append(el("a", { href: `#/reports/${base}`, "data-reports": l.line, class: "small" },
-        `${l.name || l.line} · ${t("nav.reports")}`));
+        `${nm(l, l.line)} · ${t("nav.reports")}`));
     }
   }
   markNav();
@@ -481,7 +483,7 @@ function openLine(tenant, site, line) {
   toggle.setAttribute("aria-expanded", "false");
   toggle.addEventListener("click", () => toggleRules(toggle));
   const f = findLine(tenant, site, line);
-  const title = el("h2", { class: "page-title" }, f ? (f.l.name || line) : line);
+  const title = el("h2", { class: "page-title" }, f ? nm(f.l, line) : line);
   const reports = el("a", { class: "btn", href: `#/reports/${tenant}/${site}/${line}`, "data-i18n": "nav.reports" }, t("nav.reports"));
   const rangeBox = el("section", { id: "range-panels", "data-testid": "range-panels" });
   const picker = rangePicker(() => loadLineRange(tenant, site, line, rangeBox));
@@ -491,7 +493,10 @@ function openLine(tenant, site, line) {
     el("section", { id: "rules", class: "panel rules", "data-testid": "rules", hidden: true }),
     el("h3", { class: "section-title" }, t("range_kpis")), picker, rangeBox);
   let first = true;
-  VIEW = { kind: "line", rerender: () => { picker.sync(); if (rangeBox.data) renderLineRange(rangeBox, rangeBox.data); } };
+  VIEW = { kind: "line", rerender: () => {
+    title.textContent = f ? nm(f.l, line) : line;
+    picker.sync(); if (rangeBox.data) renderLineRange(rangeBox, rangeBox.data);
+  } };
   followLine(tenant, site, line, (snap) => {
     LAST = { kind: "line", snap };
     SHIFT = snap.shift;
@@ -646,7 +651,7 @@ function openMachine(tenant, site, line, machine) {
   const picker = rangePicker(() => loadMachine(tenant, site, line, machine, body));
   $("view").replaceChildren(
     el("div", { class: "toolbar" },
-      el("div", {}, el("div", { class: "crumbs" }, el("a", { href: `#/line/${tenant}/${site}/${line}` }, f ? (f.l.name || line) : line)),
+      el("div", {}, el("div", { class: "crumbs" }, el("a", { href: `#/line/${tenant}/${site}/${line}` }, f ? nm(f.l, line) : line)),
         el("h2", { class: "page-title", "data-testid": "machine-title" }, name)),
       el("span", { class: "spacer" }),
       el("a", { class: "btn", href: `#/reports/${tenant}/${site}/${line}`, "data-i18n": "nav.reports" }, t("nav.reports"))),
@@ -762,7 +767,7 @@ function openReports(tenant, site, line) {
   by.addEventListener("change", refresh);
   const draw = () => {
     $("view").replaceChildren(
-      el("div", { class: "toolbar" }, el("div", {}, el("div", { class: "crumbs" }, el("a", { href: `#/line/${tenant}/${site}/${line}` }, f.l.name || line)),
+      el("div", { class: "toolbar" }, el("div", {}, el("div", { class: "crumbs" }, el("a", { href: `#/line/${tenant}/${site}/${line}` }, nm(f.l, line))),
         el("h2", { class: "page-title" }, t("reports.title")))),
       el("section", { class: "panel", "data-testid": "period-report" }, el("h3", {}, t("reports.period")),
         el("p", { class: "muted small" }, t("reports.period_hint")), picker,

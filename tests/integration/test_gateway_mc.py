@@ -71,9 +71,9 @@ def test_an_mc_device_is_polled_in_the_fewest_batch_reads_and_every_value_decode
     poller, values = run(main())
     assert values == {"state": 2, "temp": pytest.approx(-12.3), "count": 70_000, "force": 812.5, "running": True,
                       "door": True, "alarm_bit": True, "recipe": "ABC", "spare": 9}
-    # a request reads one device kind; within D the gaps past max_gap split it, as for Modbus registers
+    # a request reads one device kind; on Ethernet the default gap spans a whole read, so one read a kind
     plan = [(area_name(r.table), r.address, r.count) for r in poller.reads]
-    assert len(plan) == min_reads(poller.device.tags, 960, 2000, poller.device.max_gap) == 7
+    assert len(plan) == min_reads(poller.device.tags, 960, 2000, 959) == 4
     assert {a for a, _, _ in plan} == {"D", "M", "X", "W"}
     assert ("M", 1, 1) in plan and ("X", 1, 1) in plan  # bit devices in word units: M17 is bit 1 of word 1
 
@@ -127,3 +127,11 @@ def test_modbus_and_mc_tags_cannot_be_mixed_up():
     with pytest.raises(ValueError, match="bit device: type must be 'bool'"):
         DeviceSettings.model_validate({"name": "m", "line": "l1", "protocol": "mc", "host": "127.0.0.1", "port": 5007,
                                        "tags": [{"name": "x", "device": "M0", "type": "uint16"}]})
+
+
+def test_a_smaller_gap_splits_a_device_kind_as_for_modbus_registers():
+    device = _device(5007, max_gap=8)  # D100-101, D200-203, D300, D400-402 lie further apart
+    from gateway.planner import plan_reads
+
+    reads = plan_reads(device.tags, device.max_registers_per_read, device.max_bits_per_read, device.max_gap)
+    assert [area_name(r.table) for r in reads].count("D") == 4 and len(reads) == 7

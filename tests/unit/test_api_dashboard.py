@@ -184,13 +184,13 @@ def test_centre_coverage_is_the_share_of_minutes_with_data(tmp_path):
     apply_seed(plant, PlantSeed.model_validate({
         "tenants": [{"slug": "acme", "sites": [{"slug": "s", "lines": [{"slug": "l", "machines": [
             {"slug": "full"}, {"slug": "half"}]}]}]}],
-        "users": [{"username": "eng", "password": "engineer-1", "role": "centre_engineer"}]}))
+        "users": [{"username": "eng", "password": "engineer-pass-1", "role": "centre_engineer"}]}))
     store = SqliteStore(tmp_path / "s.db")
     now = int(_time.time() * 1000)
     store.write([Point(MachineRef("acme", "s", "l", "full"), now - k * 60_000, {"state": 2}) for k in range(1, 1500)])
     store.write([Point(MachineRef("acme", "s", "l", "half"), now - k * 60_000, {"state": 2}) for k in range(1, 721)])
     with TestClient(create_app(store, plant=plant, run_alarms=False)) as c:
-        c.post("/api/v1/auth/login", json={"username": "eng", "password": "engineer-1"})
+        c.post("/api/v1/auth/login", json={"username": "eng", "password": "engineer-pass-1"})
         (tenant,) = c.get("/api/v1/centre/overview").json()["tenants"]
     assert tenant["coverage_24h"] == pytest.approx((1.0 + 0.5) / 2, abs=0.01)
 
