@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from gateway.links import ILLEGAL_DATA_ADDRESS, LinkError, ModbusLink, Refused
 from gateway.mclink import McLink
+from gateway.xgtlink import XgtLink
 from gateway.planner import DevicePlan, Read, area_name
 from gateway.reporting import ChangeFilter
 from gateway.settings import DeviceSettings
@@ -103,7 +104,7 @@ def next_slot(previous: float, interval: float, now: float) -> float:
 @dataclass
 class DevicePoller:
     device: DeviceSettings
-    link: ModbusLink | McLink
+    link: ModbusLink | McLink | XgtLink
     sink: SampleSink
     health_sink: HealthSink | None = None
     health: DeviceHealth = field(default_factory=DeviceHealth)
