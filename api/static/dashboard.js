@@ -611,9 +611,21 @@ function renderLine(snap) {
     }
     alarms.append(row);
   }
+  // a snapshot redraws the tiles: keep the keyboard focus on the same tile or button across it
+  const focused = document.activeElement && $("live") && $("live").contains(document.activeElement) ? focusKey(document.activeElement) : null;
   $("live").replaceChildren(tiles, el("div", { class: "grid" }, kpi, output, alarms));
+  if (focused) { const again = $("live").querySelector(focused); if (again) again.focus({ preventScroll: true }); }
   if (RULES && RULES.open) showOpenAlarmCounts(snap.alarms);
   startSinceTicker();
+}
+
+/** A selector that finds the same control in the next redraw of the live part. */
+function focusKey(node) {
+  const tile = node.closest(".tile[data-machine]");
+  if (tile) return `.tile[data-machine="${CSS.escape(tile.dataset.machine)}"]`;
+  const alarm = node.closest("[data-alarm]");
+  if (alarm) return `[data-alarm="${CSS.escape(alarm.dataset.alarm)}"] button`;
+  return null;
 }
 
 /** The rule and the value that crossed it: "프레스 압력 830 kN 초과 · 측정값 912.4". */

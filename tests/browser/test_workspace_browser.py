@@ -210,6 +210,11 @@ def test_keyboard_reaches_a_machine_and_the_range_picker(browser, demo_run, user
         outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
         assert outline != "none", "the focused tile shows no focus ring"
         machine = page.evaluate("document.activeElement.dataset.machine")
+        # live snapshots redraw the tiles: the focus must stay on the same tile across a redraw
+        page.evaluate("window.sfTile = document.activeElement")
+        page.wait_for_function("document.querySelector(`.tile[data-machine]`) !== null && !window.sfTile.isConnected",
+                               timeout=30_000)
+        assert page.evaluate("document.activeElement.dataset.machine || null") == machine
         page.keyboard.press("Enter")
         page.wait_for_url(f"**/#/machine/{TENANT}/{SITE}/{LINE}/{machine}")
         page.wait_for_selector("[data-testid=gantt] span")
