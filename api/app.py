@@ -23,7 +23,8 @@ from api.access import PrincipalCache
 from api.alarms import AlarmEngine
 from api.leader import Leadership
 from api.live import LineNotFound, SnapshotCache
-from api.routers import accounts, alarms, centre, dashboards, machines, orders, pages, plant, reports, schedules, session, targets
+from api.routers import (accounts, alarms, centre, dashboards, glossary, history, machines, orders, pages, plant, reports,
+                         schedules, session, targets)
 from api.routers.pages import STATIC
 from api.services import EffectiveAnalytics, Services
 from api.settings import ApiSettings
@@ -32,7 +33,8 @@ from plantmodel.housekeeping import Housekeeper
 from plantmodel.throttle import Throttle
 from tsstore import StoreUnavailable, TimeSeriesStore
 
-ROUTERS = (session, accounts, plant, machines, dashboards, alarms, centre, orders, reports, targets, schedules, pages)
+ROUTERS = (session, accounts, plant, machines, dashboards, alarms, centre, orders, reports, targets, schedules, history,
+           glossary, pages)
 
 
 def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plant: PlantDb | None = None,
