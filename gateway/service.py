@@ -25,7 +25,7 @@ from gateway.settings import DeviceSettings, GatewaySettings
 from mqttlink import MqttSettings
 from plant import MachineRef
 
-log = logging.getLogger("gateway")
+log = logging.getLogger(__name__)
 
 #: Re-reads the config file: the new gateway and mqtt sections, or raises with an operator-readable message.
 ConfigReader = Callable[[], tuple[GatewaySettings, MqttSettings]]
@@ -182,10 +182,6 @@ class Gateway:
         return True
 
     async def run(self) -> None:
-        if not log.isEnabledFor(logging.DEBUG):
-            # pymodbus logs every timeout as an ERROR with a hex dump of the last frames;
-            # the pollers log each failure once, as an operator-readable line.
-            logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
         pollers = self._build_pollers(self.settings.devices)  # needs the running loop
         self.forwarder.start()
         try:
