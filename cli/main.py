@@ -881,7 +881,7 @@ def _analytics_with_plant(config: LoadedConfig):
 _EXTRA_OF = {
     **dict.fromkeys(("pymodbus", "serial"), "gateway"),
     **dict.fromkeys(("fastapi", "starlette", "uvicorn", "httptools", "httpx", "sqlalchemy", "alembic", "argon2", "fpdf",
-                     "zxcvbn", "prometheus_client", "amqtt", "numpy"), "server"),
+                     "zxcvbn", "prometheus_client", "amqtt", "cachetools", "numpy"), "server"),
     "psycopg": "postgresql",
 }
 
