@@ -124,7 +124,7 @@ def _scenario(name: str):
 @click.pass_context
 def simulate(ctx: click.Context, scenario: str | None, config_path: Path, speed: float | None, start: str | None,
              host: str | None, served_log: Path | None, truth_dir: Path | None) -> None:
-    """Serve simulated PLCs over Modbus TCP, one port per machine.
+    """Serve simulated PLCs, one port per machine: Modbus TCP, or MC (SLMP) / XGT for a machine with protocol: mc / xgt.
 
     SCENARIO is a scenario file or a shipped scenario's name (autoparts_press_line,
     maskpack_filling_line, placebo_machining_line); without it, the config's 'simulator'
