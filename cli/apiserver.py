@@ -34,9 +34,14 @@ def build_app(config: LoadedConfig, plant=None) -> FastAPI:
     if s.analytics.maintain_rollups:
         rollups = RollupMaintainer(store, s.analytics, cache, interval_s=s.analytics.rollup_interval_s,
                                    recheck_ms=s.analytics.rollup_recheck_hours * 3_600_000)
+    delivery = None
+    if s.mail is not None:
+        from reportmail.service import delivery_for
+
+        delivery = delivery_for(s.mail, s.analytics, store, plant, cache)
     lock = Path(s.api.leader_lock)
     return create_app(store, s.api, plant, leader_lock=lock if lock.is_absolute() else config.base_dir / lock,
-                      rollups=rollups, analytics=s.analytics, rollup_cache=cache)
+                      rollups=rollups, analytics=s.analytics, rollup_cache=cache, delivery=delivery)
 
 
 def worker_app() -> FastAPI:
