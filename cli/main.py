@@ -127,7 +127,7 @@ def simulate(ctx: click.Context, scenario: str | None, config_path: Path, speed:
     """Serve simulated PLCs, one port per machine: Modbus TCP, or MC (SLMP) / XGT for a machine with protocol: mc / xgt.
 
     SCENARIO is a scenario file or a shipped scenario's name (autoparts_press_line,
-    maskpack_filling_line, placebo_machining_line); without it, the config's 'simulator'
+    maskpack_filling_line, placebo_machining_line, mixed_press_line: Modbus, MC and XGT); without it, the config's 'simulator'
     section. History for the same scenario: 'smartfactory backfill SCENARIO'.
     """
     from datetime import datetime

@@ -44,3 +44,8 @@ def test_a_framed_machine_refuses_a_modbus_register_map(tmp_path):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ScenarioError, match=r"lines\[0\]\.machines\[0\].*register_map and float_order are Modbus maps"):
         load_scenario(path)
+
+
+def test_the_shipped_mixed_line_has_one_press_per_protocol():
+    machines = load_scenario(resolve_scenario_path("mixed_press_line")).machines()
+    assert [(m.ref.machine, m.protocol) for m in machines] == [("press-1", "modbus"), ("press-2", "mc"), ("press-3", "xgt")]
