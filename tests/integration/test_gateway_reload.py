@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 import time
+from datetime import datetime, timezone
 
 import pytest
 import yaml
@@ -115,6 +116,20 @@ def test_sighup_swaps_changed_devices_and_keeps_the_outbox_and_the_session(tmp_p
         n3 = sub.count("m3")
         wait_until(lambda: sub.count("m3") >= n3 + 10, 30, "m3 still polled after the refused reload")
         assert gw.poll() is None
+
+        # m1 removed: its poller is stopped before reload_done is logged, so its PLC serves no read after
+        # that but the one request that may have been on the wire when the poller was cancelled
+        path.write_text(yaml.safe_dump(config(tmp_path, mosquitto.port, [device("m2", ports["m2"], [y]),
+                                                                        device("m3", ports["m3"])])))
+        gw.send_signal(signal.SIGHUP)
+        wait_until(lambda: "removed=m1" in log.read_text(), 30, "the reload that removes m1")
+        done_line = next(line for line in log.read_text().splitlines() if "removed=m1" in line)
+        done_ms = int(datetime.strptime(done_line.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ")
+                      .replace(tzinfo=timezone.utc).timestamp() * 1000)
+        n2 = sub.count("m2")
+        wait_until(lambda: sub.count("m2") >= n2 + 10, 30, "m2 still polled after m1 was removed")
+        late = [r for r in served(served_log) if r["machine"] == "m1" and r["t_ms"] > done_ms]
+        assert len(late) <= 1, late[:3]
     finally:
         if gw.poll() is None:
             gw.send_signal(signal.SIGTERM)
