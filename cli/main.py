@@ -1022,7 +1022,8 @@ def _analytics_with_plant(config: LoadedConfig):
 _EXTRA_OF = {
     **dict.fromkeys(("pymodbus", "serial"), "gateway"),
     **dict.fromkeys(("fastapi", "starlette", "uvicorn", "httptools", "httpx", "sqlalchemy", "alembic", "argon2", "fpdf",
-                     "zxcvbn", "prometheus_client", "amqtt", "cachetools", "openpyxl", "numpy"), "server"),
+                     "zxcvbn", "prometheus_client", "amqtt", "cachetools", "openpyxl", "fastapi_offline",
+                     "multipart", "python_multipart", "numpy"), "server"),
     "psycopg": "postgresql",
 }
 

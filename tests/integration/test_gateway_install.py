@@ -30,10 +30,10 @@ ROOT = Path(__file__).resolve().parents[2]
 #: distributions they come from; none may be needed by the gateway.
 SERVER_MODULES = ("fastapi", "starlette", "uvicorn", "httptools", "uvloop", "httpx", "sqlalchemy", "alembic", "argon2",
                   "numpy", "fpdf", "zxcvbn", "prometheus_client", "amqtt", "cachetools", "openpyxl", "aiosmtpd",
-                  "playwright", "psycopg", "duckdb")
+                  "fastapi_offline", "multipart", "python_multipart", "playwright", "psycopg", "duckdb")
 SERVER_DISTRIBUTIONS = {"fastapi", "uvicorn", "uvloop", "httptools", "httpx", "sqlalchemy", "alembic", "argon2-cffi",
                         "numpy", "fpdf2", "zxcvbn", "prometheus-client", "amqtt", "cachetools", "openpyxl", "aiosmtpd",
-                        "playwright", "psycopg", "duckdb"}
+                        "fastapi-offline", "python-multipart", "playwright", "psycopg", "duckdb"}
 #: Our own packages of the server parts (their settings models are pure pydantic and may load, their code not).
 SERVER_CODE = ("api.app", "api.routers", "collector.service", "analytics.report", "plantmodel.db", "tsstore.influx",
                "reportmail.content")
