@@ -124,10 +124,10 @@ def _scenario(name: str):
 @click.pass_context
 def simulate(ctx: click.Context, scenario: str | None, config_path: Path, speed: float | None, start: str | None,
              host: str | None, served_log: Path | None, truth_dir: Path | None) -> None:
-    """Serve simulated PLCs over Modbus TCP, one port per machine.
+    """Serve simulated PLCs, one port per machine: Modbus TCP, or MC (SLMP) / XGT for a machine with protocol: mc / xgt.
 
     SCENARIO is a scenario file or a shipped scenario's name (autoparts_press_line,
-    maskpack_filling_line, placebo_machining_line); without it, the config's 'simulator'
+    maskpack_filling_line, placebo_machining_line, mixed_press_line: Modbus, MC and XGT); without it, the config's 'simulator'
     section. History for the same scenario: 'smartfactory backfill SCENARIO'.
     """
     from datetime import datetime
@@ -301,12 +301,22 @@ def gateway() -> None:
 def gateway_run(config_path: Path) -> None:
     """Poll the configured devices and publish every poll (the 'gateway' and 'mqtt' sections)."""
     from gateway.outbox import OutboxError
-    from gateway.service import run_gateway
+    from gateway.service import Gateway, run_gateway
 
     config = _load(config_path)
     settings = _section(config, "gateway")
+
+    def reread():
+        # errors name the file and the key path (ConfigError); the gateway logs them and keeps running
+        again = load_config(config_path)
+        return again.require("gateway"), again.settings.mqtt
+
+    def started(gw: Gateway) -> None:
+        # SIGHUP (systemctl reload): re-read the config and swap the changed devices
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, gw.request_reload)
+
     try:
-        _run_until_signal(lambda: run_gateway(settings, config.settings.mqtt, config.base_dir))
+        _run_until_signal(lambda: run_gateway(settings, config.settings.mqtt, config.base_dir, reread, started))
     except OutboxError as exc:
         click.echo(f"gateway error: {exc}", err=True)
         sys.exit(2)
@@ -1008,8 +1018,29 @@ def _analytics_with_plant(config: LoadedConfig):
         plant.close()
 
 
+#: Top-level modules of each extra's libraries, to name the extra a command needs (see pyproject.toml).
+_EXTRA_OF = {
+    **dict.fromkeys(("pymodbus", "serial"), "gateway"),
+    **dict.fromkeys(("fastapi", "starlette", "uvicorn", "httptools", "httpx", "sqlalchemy", "alembic", "argon2", "fpdf",
+                     "zxcvbn", "prometheus_client", "amqtt", "cachetools", "openpyxl", "fastapi_offline",
+                     "multipart", "python_multipart", "numpy"), "server"),
+    "psycopg": "postgresql",
+}
+
+
 def main() -> None:
-    cli(prog_name="smartfactory")
+    try:
+        cli(prog_name="smartfactory")
+    except ModuleNotFoundError as exc:
+        # a partial install (e.g. a shop PC with only the gateway extra) running a command of another part
+        top = (exc.name or "").split(".")[0]
+        if top not in _EXTRA_OF:
+            raise
+        extras = ("simulator", "server") if top == "numpy" else (_EXTRA_OF[top],)
+        how = " or ".join(f"pip install 'smartfactory[{e}]'" for e in extras)
+        click.echo(f"error: this command needs the Python package '{top}', which this install lacks; "
+                   f"install it with: {how}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
