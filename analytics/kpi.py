@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Callable
 
 import numpy as np
@@ -218,19 +218,19 @@ class Calendar:
 
 
 def calendar(start_ms: np.ndarray, policy: Policy) -> Calendar:
+    """Each bucket's shift and production day; a shift on a weekday it does not list, a public
+    holiday or a closure day is not planned time (``analytics.workcalendar``)."""
+    from analytics.workcalendar import shift_at
+
     zone = policy.zone()
     n = len(start_ms)
     shift_idx = np.full(n, -1, dtype=np.int64)
     day_ord = np.zeros(n, dtype=np.int64)
     for i, ms in enumerate(start_ms.tolist()):
-        local = datetime.fromtimestamp(ms / 1000, tz=zone)
-        minute = local.hour * 60 + local.minute
-        for j, sh in enumerate(policy.shifts):
-            since = (minute - sh.start_min()) % 1440
-            if since < sh.length_min():
-                shift_idx[i] = j
-                day_ord[i] = (local - timedelta(minutes=since)).date().toordinal()
-                break
+        hit = shift_at(datetime.fromtimestamp(ms / 1000, tz=zone), policy)
+        if hit is not None:
+            shift_idx[i] = hit[0]
+            day_ord[i] = hit[1].toordinal()
     inside = shift_idx >= 0
     ords = sorted(set(day_ord[inside].tolist()))
     pos = {o: k for k, o in enumerate(ords)}

@@ -25,7 +25,8 @@ MACHINES = [MachineRef("acme", "plant-1", "line-a", f"press-{i}") for i in (1, 2
 FIRST = date(2026, 3, 2)  # a Monday
 ROLLOUT = date(2026, 3, 30)
 DAYS = 56
-POLICY = Policy(default_ideal_cycle_s=20.0)
+# the synthetic line works every weekday, 2 March 2026 (a Korean substitute holiday) included
+POLICY = Policy(default_ideal_cycle_s=20.0, holidays=None)
 
 
 def fill(store: SqliteStore, columns: dict) -> None:
@@ -234,7 +235,7 @@ def test_standard_time_output_controls_for_product_mix(tmp_path):
 
 def test_an_ideal_cycle_slower_than_the_machine_is_called_out(line):
     store, _, _ = line
-    r = period_report(store, MACHINES, Policy(default_ideal_cycle_s=200.0), FIRST, FIRST)
+    r = period_report(store, MACHINES, Policy(default_ideal_cycle_s=200.0, holidays=None), FIRST, FIRST)
     assert len(r["warnings"]) == 2 and "ideal cycle time (200 s)" in r["warnings"][0]
     assert period_report(store, MACHINES, POLICY, FIRST, FIRST)["warnings"] == []
 

@@ -1,0 +1,128 @@
+"""Issue 13: real factory data (gaps, counters that step back or restart near the top, weekly
+calendars, material input from a state code) must not bend the numbers without a warning."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analytics import kpi
+from analytics.buckets import cycles, from_samples
+from analytics.counters import Correction, counter_deltas
+from analytics.policy import Policy, ShiftDef
+from analytics.workcalendar import is_closed, planned_minutes, shift_at
+
+H = 3_600_000
+CODES = [0, 1, 2, 3, 4, 5, 6, 7, 8]
+
+
+# -- 6. a PLC restart near the top of the counter is not a wrap ------------------------------
+def test_restart_near_the_top_is_a_reset_when_a_wrap_would_be_too_fast():
+    # 65317 -> 0 in 60 s: a wrap would be 219 parts in a minute from a 24 s machine
+    d = counter_deltas([65300, 65317, 0, 2], bits=16, ts_ms=[0, 60_000, 120_000, 180_000], max_rate_per_s=1 / 24)
+    assert d.deltas.tolist() == [17, 0, 2]
+    assert d.corrections == [(1, Correction.RESET)]
+
+
+def test_real_wrap_at_the_machines_pace_is_still_a_wrap():
+    d = counter_deltas([65533, 65535, 1, 3], bits=16, ts_ms=[0, 48_000, 96_000, 144_000], max_rate_per_s=1 / 24)
+    assert d.deltas.tolist() == [2, 2, 2] and d.corrections == [(1, Correction.WRAP)]
+
+
+def test_drop_near_the_top_across_a_data_gap_is_flagged_ambiguous_and_only_the_certain_part_counted():
+    d = counter_deltas([65530, 40], bits=16, ts_ms=[0, 4 * H], max_rate_per_s=1 / 24, stale_ms=90_000)
+    assert d.deltas.tolist() == [40]  # a wrap would be 46: both fit four hours
+    assert d.corrections == [(0, Correction.AMBIGUOUS)]
+
+
+@given(st.integers(0, 65535), st.lists(st.integers(0, 2), min_size=1, max_size=300))
+def test_wraps_at_a_possible_pace_are_counted_exactly(start, increments):
+    # one reading a minute, at most 2 parts a minute from a 30 s machine
+    raw = np.cumsum([start, *increments]) % 65536
+    ts = np.arange(len(raw)) * 60_000
+    d = counter_deltas(raw, bits=16, ts_ms=ts, max_rate_per_s=1 / 30, stale_ms=90_000)
+    assert d.total == sum(increments)
+    assert all(k is Correction.WRAP for _, k in d.corrections)
+
+
+# -- 7. a counter stepping back by one is a correction, not a reset ----------------------------
+def test_step_back_by_one_counts_nothing_new_and_is_flagged():
+    d = counter_deltas([1818, 1820, 1819, 1821], bits=16)
+    assert d.total == 3  # 1818 -> 1821, not 1819 parts more
+    assert d.corrections == [(1, Correction.STEP_BACK)]
+
+
+def test_out_of_order_sample_counts_each_part_once():
+    d = counter_deltas([100, 102, 101, 101, 102, 105], bits=16)
+    assert d.deltas.tolist() == [2, 0, 0, 0, 3] and d.total == 5
+
+
+@given(st.integers(20, 60000), st.lists(st.integers(0, 3), min_size=2, max_size=100), st.data())
+def test_swapping_two_neighbouring_samples_never_changes_the_total(start, increments, data):
+    raw = list(np.cumsum([start, *increments]))
+    i = data.draw(st.integers(1, len(raw) - 2))
+    raw[i], raw[i + 1] = raw[i + 1], raw[i]  # an out-of-order arrival
+    assert counter_deltas(raw, bits=16).total == sum(increments)
+
+
+def test_a_real_reset_to_a_low_reading_is_still_a_reset():
+    d = counter_deltas([510, 3, 7], bits=16)
+    assert d.deltas.tolist() == [3, 4] and d.corrections == [(0, Correction.RESET)]
+
+
+# -- 3. weekly calendars and holidays ------------------------------------------------------------
+def _week_policy(**kw) -> Policy:
+    return Policy(shifts=[ShiftDef(name="day", start="08:00", end="17:00", days=["mon", "tue", "wed", "thu", "fri"])], **kw)
+
+
+def test_sunday_and_korean_holidays_are_not_planned_time():
+    p = _week_policy()
+    kst = Policy().zone()
+    assert shift_at(datetime(2026, 3, 4, 9, tzinfo=kst), p) == (0, date(2026, 3, 4))  # a Wednesday
+    assert shift_at(datetime(2026, 3, 8, 9, tzinfo=kst), p) is None  # Sunday
+    assert shift_at(datetime(2026, 3, 2, 9, tzinfo=kst), p) is None  # substitute holiday for 3·1
+    assert is_closed(date(2026, 2, 17), p)  # 설날
+    assert planned_minutes(date(2026, 3, 3), p) == 540
+
+
+def test_a_tenants_closure_days_and_no_public_holidays():
+    p = _week_policy(holidays=None, closed_days=[date(2026, 3, 5)])
+    assert planned_minutes(date(2026, 3, 2), p) == 540  # no public holidays: a working Monday
+    assert planned_minutes(date(2026, 3, 5), p) == 0
+
+
+def test_an_unknown_holiday_country_is_a_clear_error():
+    with pytest.raises(ValueError, match="holidays package"):
+        Policy(holidays="XX")
+
+
+def test_report_calendar_leaves_sundays_out_of_planned_time():
+    p = _week_policy(holidays=None)
+    start = int(datetime(2026, 3, 1, 15, tzinfo=timezone.utc).timestamp() * 1000)  # Mon 2 March 00:00 KST
+    starts = start + np.arange(7 * 24, dtype=np.int64) * H
+    cal = kpi.calendar(starts, p)
+    assert [d.weekday() for d in cal.days] == [0, 1, 2, 3, 4]
+    assert (cal.shift_of_bucket >= 0).sum() == 5 * 9
+
+
+def test_night_shift_belongs_to_the_weekday_it_starts():
+    p = Policy(shifts=[ShiftDef(name="night", start="22:00", end="06:00", days=["fri"])], holidays=None)
+    kst = p.zone()
+    assert shift_at(datetime(2026, 3, 7, 3, tzinfo=kst), p) == (0, date(2026, 3, 6))  # Saturday 03:00: Friday's night
+    assert shift_at(datetime(2026, 3, 8, 3, tzinfo=kst), p) is None
+
+
+# -- 5. material input from a state code ---------------------------------------------------------
+def test_material_input_from_the_loading_code_of_the_state_register():
+    ts = np.arange(0, 60_000, 10_000)
+    state = np.array([1, 2, 3, 1, 2, 3])  # loading is code 1
+    b = from_samples((0, H), H, CODES, 90_000, material_input=(ts, state), material_on=(1.0,))
+    assert b.mi_ms.tolist() == [20_000.0] and b.mi_runs.tolist() == [2.0]
+    # the old rule (> 0.5) would have counted processing and unloading as input too
+    assert from_samples((0, H), H, CODES, 90_000, material_input=(ts, state), material_on=(1.0, 2.0, 3.0)).mi_ms[0] > 20_000
+    c = cycles(ts, state, (0, H), 90_000, on_values=(1.0,))
+    assert c.input_ms.tolist() == [10_000.0]
