@@ -52,7 +52,9 @@ class Buckets:
         return np.where((idx >= 0) & (idx < len(self.start_ms)), idx, -1)
 
     def known_ms(self) -> np.ndarray:
-        return np.minimum(sum(self.state_ms.values(), np.zeros(len(self.start_ms))), self.bucket_ms)
+        """Time with data. Not capped at the bucket's length: the store books a hold to the hour it
+        ends in, so an hour may hold a few seconds of its neighbour's; sums over hours are exact."""
+        return sum(self.state_ms.values(), np.zeros(len(self.start_ms)))
 
 
 def time_per_bucket(intervals: list[Interval], edges: np.ndarray, state: int) -> np.ndarray:

@@ -201,7 +201,8 @@ def test_reset_that_climbs_past_the_old_reading_is_still_found(tmp_path):
     t0 = local_midnight_ms(FIRST, POLICY)
     store.write([Point(m, t0 + 1000, {"good_count": 400}), Point(m, t0 + 3_000_000, {"good_count": 500})])
     store.write([Point(m, t0 + 3_600_000 + i * 600_000, {"good_count": v}) for i, v in enumerate((3, 100, 700))])
-    b = machine_buckets(store, m, POLICY, t0 + 3_600_000, t0 + 7_200_000)
+    sparse = POLICY.model_copy(update={"stale_s": 900.0})  # readings 10 min apart are not a data gap here
+    b = machine_buckets(store, m, sparse, t0 + 3_600_000, t0 + 7_200_000)
     assert b.good.tolist() == [3 + 97 + 600]
     assert [c["kind"] for c in b.corrections] == ["reset"]
 
