@@ -83,7 +83,7 @@ def run_publisher(a: argparse.Namespace) -> dict:
         m = n % a.machines
         sent = time.time()
         samples = []
-        for k in range(a.samples):
+        for _ in range(a.samples):
             s = seq[m]
             seq[m] += 1
             values = {t: (s * 0.5 + j) if j % 3 else (s + j) for j, t in enumerate(tags)}
@@ -321,7 +321,8 @@ def one_run(kind: str, port: int, influx_url: str, database: str, messages: int,
     profile = []
     if os.environ.get("BENCH_PROFILE") == kind:  # e.g. BENCH_PROFILE=collector: py-spy flame graph per run
         out = Path(tempfile.gettempdir()) / f"bench-{kind}-{database}.svg"
-        profile = ["py-spy", "record", "--threads", "--rate", "200", "--format", os.environ.get("BENCH_PROFILE_FORMAT", "flamegraph"), "-o", str(out), "--"]
+        profile = ["py-spy", "record", "--threads", "--rate", "200",
+                   "--format", os.environ.get("BENCH_PROFILE_FORMAT", "flamegraph"), "-o", str(out), "--"]
         print(f"  profiling into {out}", flush=True)
     consumer = subprocess.Popen(
         [*profile, sys.executable, __file__, "--role", kind, *common, "--influx-url", influx_url, "--database", database,
@@ -499,7 +500,7 @@ def write_results(p: argparse.Namespace, runs: list[dict], probes: list[dict]) -
         f"{cpu['bare']:.2f} µs, collector {cpu['collector']:.2f} µs: the collector needs "
         f"{cpu['collector'] / cpu['bare']:.2f}x the bare CPU per value (validation, gzip, metrics, acks after "
         "the write); this ratio is steadier than values/s on the shared machine",
-        f"- every run stored every published point (distinct (machine, ts) counted in InfluxDB)" if not lost else
+        "- every run stored every published point (distinct (machine, ts) counted in InfluxDB)" if not lost else
         f"- **points missing** in: {', '.join(r['kind'] for r in lost)}",
         "",
         "Targets:",

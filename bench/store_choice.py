@@ -177,11 +177,11 @@ class DuckStore:
                         sid_n.append(sid), ts_n.append(p.ts_ms), num_n.append(v)
             # Replacement scans: DuckDB reads the local numpy arrays by name, column-wise.
             if sid_n:
-                nums = {"series_id": np.asarray(sid_n, np.int32), "ts": np.asarray(ts_n, np.int64),
+                nums = {"series_id": np.asarray(sid_n, np.int32), "ts": np.asarray(ts_n, np.int64),  # noqa: F841 (DuckDB reads it by name)
                         "num": np.asarray(num_n, np.float64)}
                 db.execute(_DUCK_UPSERT.format(select="SELECT series_id, ts, num, NULL FROM nums"))
             if sid_t:
-                txts = {"series_id": np.asarray(sid_t, np.int32), "ts": np.asarray(ts_t, np.int64),
+                txts = {"series_id": np.asarray(sid_t, np.int32), "ts": np.asarray(ts_t, np.int64),  # noqa: F841 (DuckDB reads it by name)
                         "txt": np.asarray(txt_t, object)}
                 db.execute(_DUCK_UPSERT.format(select="SELECT series_id, ts, NULL, txt FROM txts"))
             db.execute("COMMIT")

@@ -51,6 +51,7 @@ def _run_until_signal(main: Callable[[], Awaitable[None]]) -> None:
 
     async def runner() -> None:
         task = asyncio.current_task()
+        assert task is not None  # runner() runs as asyncio.run's main task
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)

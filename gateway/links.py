@@ -39,8 +39,9 @@ class LinkError(Exception):
 class Refused(Exception):
     """The device answered with a Modbus exception response."""
 
-    def __init__(self, code: int, what: str) -> None:
-        super().__init__(f"{what}: Modbus exception {code}")
+    def __init__(self, code: int, what: str, detail: str | None = None) -> None:
+        """``detail``: the protocol's own words for the refusal (default: the Modbus exception code)."""
+        super().__init__(f"{what}: {detail or f'Modbus exception {code}'}")
         self.code = code
 
 
@@ -112,7 +113,7 @@ class ModbusLink:
         data = response.bits if table in BIT_TABLES else response.registers
         if len(data) < count:
             raise LinkError(f"{what}: short response ({len(data)} of {count})")
-        return data[:count]
+        return list(data[:count])
 
     def close(self) -> None:
         self.client.close()

@@ -33,7 +33,7 @@ class MqttSettings(BaseModel):
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError("use mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
         try:
-            parts.port
+            _ = parts.port  # raises for a port that is not a number in 1..65535
         except ValueError:
             raise ValueError("the port must be a number from 1 to 65535") from None
         return url

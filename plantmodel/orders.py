@@ -182,10 +182,10 @@ def parse_csv(text: str, zone: tzinfo, lines: set[str] | None = None) -> list[Or
             continue  # blank line
         if len(rows) >= MAX_ROWS:
             raise OrdersRejected([Problem(n, None, "too_many", f"more than {MAX_ROWS} orders in one file: split it")])
-        cell = lambda f: rec[where[f]].strip() if f in where and where[f] < len(rec) else ""  # noqa: E731
+        cell = lambda f, rec=rec: rec[where[f]].strip() if f in where and where[f] < len(rec) else ""  # noqa: E731
         before = len(problems)
 
-        def bad(field: str, kind: str, msg: str) -> None:
+        def bad(field: str, kind: str, msg: str, n: int = n) -> None:
             problems.append(Problem(n, name[field], kind, msg))
 
         oid = cell("order_id")

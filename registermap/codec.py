@@ -64,7 +64,7 @@ def decode(tag: Tag, raw: Sequence[int] | Sequence[bool]) -> bool | int | float 
     if tag.type is DataType.string:
         return data.split(b"\x00", 1)[0].decode("utf-8", errors="replace").rstrip()
     fmt, _ = _STRUCT[tag.type]
-    value = struct.unpack(">" + fmt, data)[0]
+    value: int | float = struct.unpack(">" + fmt, data)[0]
     if tag.scaled:
         return value * tag.scale + tag.offset
     return value

@@ -161,7 +161,7 @@ async def serve_scenario(
                 proxies.append(FaultProxy(("127.0.0.1", inner), FaultSchedule(faults=m.faults), listen=(host, m.port)))
             else:
                 servers.append(ModbusTcpServer(plc.device(), address=(host, m.port)))
-        for server, m in zip(servers, machines):
+        for server in servers:
             await server.serve_forever(background=True)  # returns once listening
         for proxy in proxies:
             await proxy.start()  # fault windows count from here

@@ -215,7 +215,7 @@ class MachineTimeline:
         start = np.concatenate(placed_start) if placed_start else np.zeros(0)
         wend = np.concatenate(placed_wend) if placed_wend else np.zeros(0)
         L, P, U = ep["L"][idx], ep["P"][idx], ep["U"][idx]
-        Sd, G, stop_state = ep["S"][idx], ep["G"][idx], ep["stop"][idx]
+        Sd, stop_state = ep["S"][idx], ep["stop"][idx]
         t_proc = start + L
         t_unl = t_proc + P
         t_stop = t_unl + U

@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 
@@ -314,25 +315,27 @@ class InfluxStore:
         (result,) = self._query(f"SHOW FIELD KEYS FROM {quote_ident(MEASUREMENT)}")
         return [name for series in _series(result) for name, _type in series.get("values", [])]
 
-    def _query(self, q: str) -> list[dict]:
+    def _query(self, q: str) -> list[dict[str, Any]]:
         response = self._request("GET", "/query", params={"db": self.database, "q": q, "epoch": "ms"})
         if response.status_code == 404 or (response.status_code == 200 and "database not found" in response.text):
             return [{} for _ in q.split(";")]
         if response.status_code != 200:
             raise StoreUnavailable(f"InfluxDB query failed (HTTP {response.status_code}): {response.text[:300]}")
-        return response.json().get("results", [])
+        results: list[dict[str, Any]] = response.json().get("results", [])
+        return results
 
-    def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             return self._client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise StoreUnavailable(f"InfluxDB at {self.url} unreachable: {type(exc).__name__}: {exc}") from exc
 
 
-def _series(result: dict) -> list[dict]:
+def _series(result: dict[str, Any]) -> list[dict[str, Any]]:
     if "error" in result and "database not found" in result["error"]:
         return []
-    return result.get("series", [])
+    series: list[dict[str, Any]] = result.get("series", [])
+    return series
 
 
 def _where_machine(m: MachineRef) -> str:

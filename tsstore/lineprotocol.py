@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from plant import MachineRef
+
 from tsstore.base import Point, stored_value
 
 MEASUREMENT = "telemetry"
@@ -50,7 +52,7 @@ def _key(key: str) -> str:
 def to_lines(points: Iterable[Point]) -> list[str]:
     """One line per point. The collector's hot path: the common types are handled inline."""
     lines = []
-    prefixes: dict = {}
+    prefixes: dict[MachineRef, str] = {}
     keys = _KEYS
     for p in points:
         m = p.machine
@@ -60,7 +62,7 @@ def to_lines(points: Iterable[Point]) -> list[str]:
                 f"{MEASUREMENT},line={_escape_key(m.line)},machine={_escape_key(m.machine)},"
                 f"site={_escape_key(m.site)},tenant={_escape_key(m.tenant)} "
             )
-        fields = []
+        fields: list[str] = []
         add = fields.append
         for key, value in p.values.items():
             kind = type(value)

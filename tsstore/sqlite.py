@@ -13,6 +13,7 @@ import threading
 from itertools import repeat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from plant import MachineRef
 from tsstore.base import (
@@ -291,7 +292,7 @@ class SqliteStore:
             db.close()
             self._local.db = None
 
-    def _read(self, sql: str, params: tuple | dict = ()) -> list[tuple]:
+    def _read(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
         try:
             return self._connect().execute(sql, params).fetchall()
         except sqlite3.Error as exc:

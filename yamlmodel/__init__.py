@@ -69,7 +69,7 @@ def format_validation_error(path: Path, exc: ValidationError, root: yaml.Node | 
     return "\n".join(lines)
 
 
-def _loc_for_yaml(loc: tuple) -> tuple:
+def _loc_for_yaml(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     """Drop pydantic's union-branch names (e.g. 'influxdb' under 'store') from a location."""
     kept = []
     for i, part in enumerate(loc):
@@ -79,14 +79,14 @@ def _loc_for_yaml(loc: tuple) -> tuple:
     return tuple(kept)
 
 
-def _key_path(loc: tuple) -> str:
+def _key_path(loc: tuple[str | int, ...]) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
-def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
+def _line_of(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
     """Line (1-based) of the deepest YAML node the location reaches."""
     line = None
     for part in loc:

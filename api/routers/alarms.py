@@ -132,7 +132,7 @@ def update_rule(tenant: str, rule_id: RowId, body: RuleIn, services: ServicesDep
         s.flush()
         still_open = s.scalar(select(func.count()).select_from(Alarm)
                               .where(Alarm.rule_id == rule.id, Alarm.cleared_ms.is_(None)))
-        out = alarmrules.rule_out(rule, body.site, body.line, body.machine, still_open)
+        out = alarmrules.rule_out(rule, body.site, body.line, body.machine, still_open or 0)
     log.info("alarm_rule_updated tenant=%s id=%s condition_changed=%s cleared_alarms=%d by=%s", tenant, rule_id,
              condition_changed, cleared, principal.username)
     services.live_views_changed(tenant)

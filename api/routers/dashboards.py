@@ -22,7 +22,9 @@ async def line_dashboard(tenant: str, site: str, line: str, services: ServicesDe
     """The line's snapshot (the same JSON the events stream sends)."""
     cache = services.snapshots
     hit = cache.fresh(tenant, site, line)  # most requests: a snapshot under half a second old, no thread hop
-    _, body = hit or await run_in_threadpool(cache.get_with_json, tenant, site, line)
+    if hit is None:
+        hit = await run_in_threadpool(cache.get_with_json, tenant, site, line)
+    _, body = hit
     return Response(body, media_type="application/json")
 
 

@@ -24,7 +24,7 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = config.attributes.get("engine") or create_engine(config.get_main_option("sqlalchemy.url"))
+    engine = config.attributes.get("engine") or create_engine(config.get_main_option("sqlalchemy.url") or "")
     with engine.connect() as connection:
         # batch mode: SQLite cannot ALTER most things, Alembic recreates the table instead
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)

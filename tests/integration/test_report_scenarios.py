@@ -9,7 +9,7 @@ comparison is like for like; the scenario's own realised figures (whole phases) 
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest

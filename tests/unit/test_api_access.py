@@ -205,7 +205,7 @@ def test_api_token_for_scripts_and_wrong_credentials(app):
     token = create_token(app.state.services.plant, "owner-a", "nightly export")
     c = TestClient(app)
     assert c.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).json()["username"] == "owner-a"
-    assert c.get(f"/api/v1/tenants/bravo", headers={"Authorization": f"Bearer {token}"}).status_code == 404
+    assert c.get("/api/v1/tenants/bravo", headers={"Authorization": f"Bearer {token}"}).status_code == 404
     assert c.get("/api/v1/me", headers={"Authorization": "Bearer sf_not-a-token"}).status_code == 401
     assert c.post("/api/v1/auth/login", json={"username": "owner-a", "password": "wrong-password"}).status_code == 401
     assert c.post("/api/v1/auth/login", json={"username": "nobody", "password": PASSWORD}).status_code == 401

@@ -110,7 +110,6 @@ def test_snapshot_from_a_store(tmp_path):
     store = SqliteStore(tmp_path / "s.db")
     now = _ms(2026, 11, 24, 10)
     m1 = MachineRef("acme", "s", "l", "m1")
-    m2 = MachineRef("acme", "s", "l", "m2")
     points = []
     for i in range(0, 600):  # the last 10 minutes, one sample a second
         t = now - 600_000 + i * 1000

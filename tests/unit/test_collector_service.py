@@ -277,7 +277,7 @@ def test_fuzz_any_topic_and_payload_is_classified_never_raises(tmp_path, message
         except queue.Empty:
             break
     assert len(items) == len(messages)  # exactly one outcome per message
-    for (content, ack, raw), (topic, payload) in zip(items, messages):
+    for (content, _ack, raw), (topic, payload) in zip(items, messages):
         if isinstance(content, DeadLetter):
             assert content.reason in REASONS and content.payload == payload and content.topic == topic
         else:

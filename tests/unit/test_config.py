@@ -54,7 +54,7 @@ def test_wrong_type_deep_in_a_tag_names_key_path_and_line(tmp_path):
     assert "gateway.devices[1].tags[3].type" in message
     assert "float32" in message  # says what would be valid
     line = path.read_text().splitlines().index(next(
-        l for l in path.read_text().splitlines() if "float33" in l)) + 1
+        ln for ln in path.read_text().splitlines() if "float33" in ln)) + 1
     assert f"{path}:{line}: gateway.devices[1].tags[3].type" in message
 
 

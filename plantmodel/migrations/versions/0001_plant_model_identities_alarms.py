@@ -1,7 +1,7 @@
 """plant model, identities, alarms
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 14:52:47.344050
 
 """
