@@ -3,18 +3,23 @@ calendars, material input from a state code) must not bend the numbers without a
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from analytics import kpi
 from analytics.buckets import cycles, from_samples
 from analytics.counters import Correction, counter_deltas
 from analytics.policy import Policy, ShiftDef
+from analytics.report import before_after_report, local_midnight_ms
+from analytics.rollup import machine_buckets
+from analytics.synthetic import LineSpec, generate
 from analytics.workcalendar import is_closed, planned_minutes, shift_at
+from plant import MachineRef
+from tsstore.sqlite import SqliteStore
 
 H = 3_600_000
 CODES = [0, 1, 2, 3, 4, 5, 6, 7, 8]
@@ -129,13 +134,7 @@ def test_material_input_from_the_loading_code_of_the_state_register():
 
 
 # -- 1 and 2: data gaps and coverage, through the store -------------------------------------------
-from datetime import timedelta  # noqa: E402
 
-from analytics.report import before_after_report, local_midnight_ms  # noqa: E402
-from analytics.rollup import machine_buckets  # noqa: E402
-from analytics.synthetic import LineSpec, generate  # noqa: E402
-from plant import MachineRef  # noqa: E402
-from tsstore.sqlite import SqliteStore  # noqa: E402
 
 LINE = [MachineRef("acme", "plant-1", "line-a", f"press-{i}") for i in (1, 2)]
 FIRST, ROLLOUT = date(2026, 3, 2), date(2026, 3, 16)
