@@ -17,7 +17,7 @@ from analytics import delivery, kpi
 from analytics.beforeafter import compare, windows, xmr
 from analytics.buckets import Buckets
 from analytics.policy import Policy
-from analytics.rollup import RollupCache, correct_edges, machine_buckets
+from analytics.rollup import RollupCache, correct_edges, label_edges, machine_buckets
 from plant import MachineRef
 from tsstore import TimeSeriesStore
 
@@ -51,7 +51,6 @@ def load(store: TimeSeriesStore, machines: Sequence[MachineRef], policy: Policy,
             out[m] = cache.machine_buckets(store, m, policy, start_ms, end_ms, now_ms, refresh)
         else:
             out[m] = machine_buckets(store, m, policy, start_ms, end_ms)
-        correct_edges(store, m, policy, out[m])
         if progress:
             progress(i + 1, len(machines), f"{m.line}/{m.machine}")
     return out
@@ -116,6 +115,8 @@ def period_report(store: TimeSeriesStore, machines: Sequence[MachineRef], policy
         labels = np.where(day_ok, cal.day_of_bucket * nshift + cal.shift_of_bucket, -1)
         names = [{"date": d.isoformat(), "shift": s.name} for d in cal.days for s in policy.shifts]
     groups = len(names)
+    for m, b in data.items():
+        correct_edges(store, m, policy, b, label_edges(labels))
     total = line_totals(data, policy, labels, groups)
     vals = kpi.values(total)
     rows = []
@@ -179,6 +180,8 @@ def before_after_report(
     in_span = np.array([w.baseline[0] <= d < w.post[1] for d in cal.days] + [False])
     day_labels = np.where(in_span[cal.day_of_bucket], cal.day_of_bucket, -1)
     ndays = len(cal.days)
+    for m, b in data.items():
+        correct_edges(store, m, policy, b, label_edges(day_labels))
     daily = line_totals(data, policy, day_labels, ndays)
     phase = phase_of_day[:ndays]
     before, after = daily.take(phase == 0), daily.take(phase == 1)

@@ -66,39 +66,41 @@ def machine_buckets(store: TimeSeriesStore, machine: MachineRef, policy: Policy,
     return b
 
 
-def correct_edges(store: TimeSeriesStore, machine: MachineRef, policy: Policy, b: Buckets) -> None:
-    """Book the state holds that cross the edges of a report's window to the window's side of the edge.
+def label_edges(labels: np.ndarray) -> list[int]:
+    """Bucket indices where a report's grouping changes (shift or day edges), with both window ends."""
+    lab = np.asarray(labels)
+    return [0, *(np.flatnonzero(lab[1:] != lab[:-1]) + 1).tolist(), len(lab)]
+
+
+def correct_edges(store: TimeSeriesStore, machine: MachineRef, policy: Policy, b: Buckets, edges: list[int]) -> None:
+    """Split the state holds that cross the given bucket edges, so each side gets its own time.
 
     The store books each hold (a state lasting until the next sample, at most the staleness
-    limit) to the bucket it ends in. Inside a window that only moves seconds between
-    neighbouring hours, and the sum is exact, so buckets are not capped at their length
-    (capping lost that time: complete data read 99.73% coverage). At the window's two edges
-    the sum would be off by one hold: the hold running past the end is booked to the last
-    bucket up to the end, and the part of the first hold before the start is taken out. The
-    report applies this to its own window, so cached hours stay the same however they were
-    computed.
+    limit) to the bucket it ends in, so an hour can hold seconds of the hour before. Inside a
+    shift that moves nothing (every KPI is a ratio of sums over the shift or day), and buckets
+    are not capped at their length (capping lost that time: complete data read 99.73%
+    coverage). Where the grouping changes (a shift's start and end, a day, the window's ends)
+    the hold crossing the edge is split here, from the two samples around it, so complete data
+    reads exactly 100%. Applied by the report to its own grouping, so cached hours stay the
+    same however they were computed.
     """
     tag, stale_ms = policy.tags.state, int(policy.stale_s * 1000)
-    every, start, end = b.bucket_ms, int(b.start_ms[0]), int(b.start_ms[-1]) + b.bucket_ms
-    n = len(b.start_ms)
-
-    def add(code: int, i: int, ms: float) -> None:
-        if code in b.state_ms and 0 <= i < n:
-            b.state_ms[code][i] = max(0.0, b.state_ms[code][i] + ms)
-
-    tail = [(t, v) for t, v in store.history(machine, tag, end - stale_ms, end + stale_ms + 1, 0) if isinstance(v, float)]
-    before_end = [(t, v) for t, v in tail if t < end]
-    if before_end:
-        t_last, v_last = before_end[-1]
-        after = [t for t, _ in tail if t >= end]
-        if not after or after[0] > end:
-            add(int(v_last), n - 1, min(end, t_last + stale_ms) - t_last)
-    head = [(t, v) for t, v in store.history(machine, tag, start - stale_ms, start + stale_ms + 1, 0) if isinstance(v, float)]
-    upto = [(t, v) for t, v in head if t <= start]
-    later = [t for t, _ in head if t > start]
-    if upto and later and upto[-1][0] < start:
-        t_prev, v_prev = upto[-1]
-        add(int(v_prev), int((later[0] - 1 - start) // every), -(min(start, t_prev + stale_ms, later[0]) - t_prev))
+    every, n = b.bucket_ms, len(b.start_ms)
+    edges = sorted(set(e for e in edges if 0 <= e <= n))
+    at = [int(b.start_ms[0]) + e * every for e in edges]
+    for e, a, (last, first) in zip(edges, at, store.edge_samples(machine, tag, at, stale_ms)):
+        if last is None or first == a:
+            continue  # nothing held across the edge, or a sample right on it
+        t_last, code = last[0], int(last[1])
+        if code not in b.state_ms:
+            continue
+        before = min(a, t_last + stale_ms) - t_last  # the hold's part on the earlier side
+        held = b.state_ms[code]
+        if e < n:  # the store booked the whole hold to the bucket after the edge (or to the next sample's)
+            before = min(before, held[e])
+            held[e] -= before
+        if e > 0:
+            held[e - 1] += before
 
 
 def _counter(store: TimeSeriesStore, machine: MachineRef, tag: str, bits: int, b: Buckets, name: str, stale_ms: int,

@@ -34,11 +34,13 @@ def _ms(d: datetime) -> int:
 
 
 def history(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One reading a minute, all day: running (2) 08-17 on weekdays, not scheduled (8) otherwise;
-    1-3 good parts a minute while running, the same pace before and after the rollout."""
+    """One reading a minute at an unaligned second (as a gateway's heartbeat falls), all day: running (2)
+    08-17 on weekdays, not scheduled (8) otherwise; 1-3 good parts a minute while running, the same
+    pace before and after the rollout."""
     rng = np.random.default_rng(seed)
     start = _ms(datetime(FIRST.year, FIRST.month, FIRST.day, tzinfo=KST))
-    ts = start + np.arange(DAYS * 1440, dtype=np.int64) * 60_000
+    n = DAYS * 1440
+    ts = start - 60_000 + np.arange(n + 2, dtype=np.int64) * 60_000 + rng.integers(0, 30_000, n + 2)
     local = [datetime.fromtimestamp(t / 1000, KST) for t in ts.tolist()]
     running = np.array([d.weekday() < 5 and 8 <= d.hour < 17 for d in local])
     state = np.where(running, 2, 8)
