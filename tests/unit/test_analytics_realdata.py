@@ -231,3 +231,46 @@ def test_complete_data_read_at_unaligned_times_is_fully_covered(tmp_path):
     assert r["kpis"]["coverage"] == 1.0
     assert [row["kpis"]["coverage"] for row in r["rows"]] == [1.0, 1.0, 1.0]  # the hold across midnight is split
     store.close()
+
+
+# -- 4. material input time per load, beside per part ---------------------------------------------
+def test_material_input_per_cycle_is_not_moved_by_a_change_in_parts_per_load():
+    from analytics.buckets import Buckets
+
+    b = Buckets.empty(0, 2 * H, H, CODES)
+    b.state_ms[2][:] = H
+    b.mi_runs[:] = [100, 100]  # 100 loads an hour in both
+    b.mi_ms[:] = [100 * 10_000, 100 * 8_000]  # loading 10 s, then 8 s: a 20% shorter load
+    b.good[:] = [200, 300]  # but each load now feeds 3 parts instead of 2
+    v = kpi.values(kpi.totals(b, np.array([0, 1]), 2, Policy(), 12.0))
+    per_cycle, per_part = v["material_input_per_cycle_s"], v["material_input_s"]
+    assert per_cycle.tolist() == [10.0, 8.0]  # the load itself: -20%
+    assert (per_part[1] / per_part[0] - 1) * 100 == pytest.approx(-46.7, abs=0.1)  # per part also counts the batch
+
+
+def test_the_report_says_which_material_input_figure_the_headline_uses(gap_line):
+    full, _, _, _ = gap_line
+    keys = {c["key"]: c for c in full["kpis"]}
+    assert keys["material_input_s"]["headline"] and not keys["material_input_per_cycle_s"]["headline"]
+    assert full["material_input"]["headline"] == "material_input_s"
+    assert full["material_input"]["per_cycle"] == "material_input_per_cycle_s"
+
+
+# -- 5. the store path agrees with the raw path for a state-code material input --------------------
+def test_store_and_raw_paths_agree_on_material_input_from_a_state_code(tmp_path):
+    from tsstore import Point
+
+    m = LINE[0]
+    policy = Policy(holidays=None, tags={"material_input": "state", "material_input_on": [1.0]})
+    t0 = local_midnight_ms(FIRST, policy)
+    rng = np.random.default_rng(3)
+    ts = t0 + np.cumsum(rng.integers(5_000, 20_000, 601))
+    codes = np.append(np.tile([0, 1, 2, 3], 150), 0)  # idle, loading, processing, unloading; idle at both ends
+    store = SqliteStore(tmp_path / "mi.db")
+    store.write([Point(m, int(t), {"state": int(c)}) for t, c in zip(ts.tolist(), codes.tolist())])
+    fast = machine_buckets(store, m, policy, t0, t0 + 3 * H)
+    raw = from_samples((t0, t0 + 3 * H), H, CODES, int(policy.stale_s * 1000), material_input=(ts, codes),
+                       material_on=(1.0,))
+    assert fast.mi_runs.tolist() == raw.mi_runs.tolist() and fast.mi_runs.sum() > 100
+    assert fast.mi_ms.sum() == raw.mi_ms.sum()
+    store.close()
