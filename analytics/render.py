@@ -206,13 +206,16 @@ def to_html(report: dict, lang: str = "ko") -> str:
     out.append("</div>")
     out.append(f"<h2>{L('machine_table')}</h2><table><tr><th>{L('machines')}</th>")
     heads = ("output_per_hour", "material_input_s", "scrap_rate", "oee")
-    out.append("".join(f"<th>{L(k)}<br>{L('before')} → {L('after')} ({L('improvement')})</th>" for k in heads) + "</tr>")
+    out.append("".join(f"<th>{L(k)}<br>{L('before')} → {L('after')} ({L('improvement')})</th>" for k in heads)
+               + f"<th>{L('coverage')}<br>{L('before')} → {L('after')}</th></tr>")
     for m in report["machines"]:
         out.append(f"<tr><td>{html.escape(m['machine'])}</td>")
         for k in heads:
             c = m["kpis"][k]
             cls = ' class="sig"' if c["significant"] and (c["improvement_pct"] or 0) > 0 else ""
             out.append(f"<td{cls}>{fmt(k, c['before'])} → {fmt(k, c['after'])} ({pct(c['improvement_pct'])})</td>")
+        cov = m.get("coverage") or {}
+        out.append(f"<td>{fmt('coverage', cov.get('before'))} → {fmt('coverage', cov.get('after'))}</td>")
         out.append("</tr>")
     out.append("</table>")
     out.append(_policy_html(report, lang))

@@ -128,6 +128,8 @@ def period_report(store: TimeSeriesStore, machines: Sequence[MachineRef], policy
     corrections = [dict(c, machine=m.machine) for m, b in data.items() for c in b.corrections]
     warnings = [w for m, b in data.items() for w in _ideal_warning(
         m, kpi.totals(b, labels, groups, policy, policy.ideal_cycle(m.line, m.machine)), policy)]
+    gaps = _gaps(data, policy, {"period": (local_midnight_ms(first, policy), local_midnight_ms(last + timedelta(days=1), policy))})
+    warnings += gap_warnings(gaps) + correction_warnings(corrections)
     return {
         "schema": SCHEMA,
         "kind": "period",
@@ -140,6 +142,7 @@ def period_report(store: TimeSeriesStore, machines: Sequence[MachineRef], policy
         "pareto": kpi.pareto(total, policy),
         "rows": rows,
         "corrections": corrections,
+        "parts_across_gaps": gaps,
         "warnings": warnings,
         "elapsed_s": round(time.perf_counter() - started, 3),
     }

@@ -274,3 +274,13 @@ def test_store_and_raw_paths_agree_on_material_input_from_a_state_code(tmp_path)
     assert fast.mi_runs.tolist() == raw.mi_runs.tolist() and fast.mi_runs.sum() > 100
     assert fast.mi_ms.sum() == raw.mi_ms.sum()
     store.close()
+
+
+def test_the_html_report_shows_each_machines_coverage_and_the_gap_warning(gap_line):
+    from analytics.render import render
+
+    _, cut, _, _ = gap_line
+    page = render(cut, "html", "en").decode()
+    row = page[page.index("<td>press-2</td>"):].split("</tr>")[0]
+    assert "100.00% → 93." in row  # 6 of 90 planned hours lost after the rollout
+    assert "data gap" in page and "Material input time per load" in page
