@@ -219,7 +219,9 @@ def run_collector_role(a: argparse.Namespace, rec: Recorder, ready: threading.Ev
 
     settings = CollectorSettings(client_id=f"bench-collector-{a.database}", batch_size=a.batch_size,
                                  batch_interval_s=a.batch_interval, max_batch_messages=a.max_batch_messages,
-                                 metrics_port=None)
+                                 metrics_port=None,
+                                 # the pipeline's throughput is measured here, not the per-tenant limit
+                                 max_messages_per_s_per_tenant=1_000_000, max_tags_per_machine=100_000)
     store = InfluxStore(a.influx_url, a.database, timeout=60)
     store.ensure_database()
     with tempfile.TemporaryDirectory() as data_dir:

@@ -136,7 +136,8 @@ def build_plant_seed(rollout_date: str | None = None) -> dict:
              "tenant": OTHER_TENANT},
             {"username": DEMO_ENGINEER[0], "password": DEMO_ENGINEER[1], "role": "centre_engineer"},
         ],
-        # the embedded broker does not check passwords; with mosquitto, `smartfactory broker-acl` uses these
+        # the demo's embedded broker runs with --allow-anonymous; with mosquitto (or `smartfactory broker -c`),
+        # `smartfactory broker-acl` uses these
         "broker_accounts": [{"username": GATEWAY_ID, "password": "gateway-demo-1234", "kind": "gateway",
                              "tenant": TENANT}],
     }
@@ -315,7 +316,8 @@ def run_demo(opts: DemoOptions) -> int:
 
     try:
         if broker_port:
-            start("broker", "broker", "--port", str(broker_port))
+            # anonymous: the demo's gateway and collector share one config (one mqtt section) on one machine
+            start("broker", "broker", "--port", str(broker_port), "--allow-anonymous")
             _wait(lambda: port_in_use("127.0.0.1", broker_port), "embedded MQTT broker", children)
         start("api", "api", *cfg)
         start("collector", "collector", *cfg)
@@ -341,6 +343,9 @@ def run_demo(opts: DemoOptions) -> int:
             f"  Config:     {config_path}\n"
             f"  Store:      {'InfluxDB ' + opts.influx_url if opts.influx_url else data_dir / 'telemetry.db'}\n"
             f"  Broker:     {opts.mqtt_url or f'embedded, mqtt://127.0.0.1:{broker_port}'}\n"
+            + ("" if opts.mqtt_url else
+               "              ANONYMOUS (--allow-anonymous): any local client may publish and read; demo only,\n"
+               "              production needs broker accounts (docs/security.md)\n")
             + (f"  History:    {scenario['days']} days being backfilled (rollout on {scenario['rollout']['date']}: "
                f"material input -75%); ground truth in {data_dir / 'ground-truth'}\n"
                f"  Orders:     {data_dir / ORDERS_FILE} imported (on time 78% -> 93%, lead time 6 -> 4 days: "

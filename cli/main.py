@@ -312,17 +312,19 @@ def gateway_run(config_path: Path) -> None:
 @CONFIG_OPTION
 def gateway_plan(config_path: Path) -> None:
     """Print the Modbus reads each poll will send, without touching a device."""
-    from gateway.planner import DevicePlan, min_reads
+    from gateway.planner import DevicePlan, area_name, fewest_reads, plan_reads
 
     settings = _section(_load(config_path), "gateway")
     for d in settings.devices:
         plan = DevicePlan(d.tags, [d.interval_of(t) for t in d.tags], d.max_registers_per_read,
                           d.max_bits_per_read, d.max_gap)
         every = plan.reads_for(plan.intervals)
-        fewest = min_reads(d.tags, d.max_registers_per_read, d.max_bits_per_read, d.max_gap)
+        fewest, gap_needed = fewest_reads(d.tags, d.max_registers_per_read, d.max_bits_per_read)
+        whole = len(plan_reads(d.tags, d.max_registers_per_read, d.max_bits_per_read, d.max_gap))
+        reach = "" if whole <= fewest else f" with max_gap: {gap_needed}"
         where = f"{d.host}:{d.port}" if d.transport.value == "tcp" else d.link_name
         click.echo(f"{d.line}/{d.name} ({where} unit {d.unit_id}): {len(d.tags)} tags in {len(every)} "
-                   f"reads (fewest possible {fewest}, one per tag {len(d.tags)}); per read at most "
+                   f"reads (fewest possible {fewest}{reach}, one per tag {len(d.tags)}); per read at most "
                    f"{d.max_registers_per_read} registers / {d.max_bits_per_read} bits, gap {d.max_gap}")
         for interval in plan.intervals:
             reads = plan.reads_for([interval])
@@ -330,7 +332,7 @@ def gateway_plan(config_path: Path) -> None:
                 click.echo(f"  every {interval:g} s: {len(plan.groups[interval])} tags in {len(reads)} reads")
             for r in reads:
                 names = ", ".join(t.name for t in r.tags)
-                click.echo(f"    {r.table.value:<17} address {r.address:>5} count {r.count:>4}  [{names}]")
+                click.echo(f"    {area_name(r.table):<17} address {r.address:>5} count {r.count:>4}  [{names}]")
 
 
 def _parse_range(text: str) -> tuple[int, int]:
@@ -404,6 +406,9 @@ def gateway_scan(host: str, port: int, unit: int, transport: str, tables: str, r
 def collector(config_path: Path, retire: bool) -> None:
     """Subscribe to telemetry and write it to the store (the 'collector', 'mqtt' and 'store' sections).
 
+    Only machines in the plant model (collector.plant_database_url, default api.database_url) are
+    stored, within the per-tenant limits; the rest goes to the dead letters (docs/collector.md).
+
     Metrics at http://127.0.0.1:9464/metrics (collector.metrics_host/metrics_port); spool and
     dead letters in collector.data_dir (see 'smartfactory dead-letters').
     """
@@ -419,7 +424,16 @@ def collector(config_path: Path, retire: bool) -> None:
     data_dir = settings.resolved_data_dir(config.base_dir)
     if retire:
         sys.exit(0 if retire_collector(settings, config.settings.mqtt, store, stop, data_dir) else 1)
-    run_collector(settings, config.settings.mqtt, store, stop, data_dir)
+    machine_list = None
+    if settings.unknown_machines == "refuse":
+        from plantmodel.db import database_url, redacted
+        from plantmodel.machinelist import loader
+
+        url = database_url(settings.plant_database_url or config.settings.api.database_url, config.base_dir)
+        log.info("collector_machine_list plant_model=%s refresh_s=%g (collector.unknown_machines: refuse)",
+                 redacted(url), settings.plant_refresh_s)
+        machine_list = loader(url)
+    run_collector(settings, config.settings.mqtt, store, stop, data_dir, machine_list=machine_list)
 
 
 @cli.command("dead-letters")
@@ -550,6 +564,40 @@ def plant_token(config_path: Path, username: str, name: str) -> None:
         sys.exit(2)
 
 
+@plant.command("broker-account")
+@CONFIG_OPTION
+@click.argument("username")
+@click.option("--kind", type=click.Choice(["gateway", "collector"]), required=True,
+              help="gateway: publishes for one tenant; collector: reads all telemetry (one account per process).")
+@click.option("--tenant", help="The gateway's tenant (gateways only).")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Prompted when not given (env SMARTFACTORY_PASSWORD).", envvar="SMARTFACTORY_PASSWORD")
+def plant_broker_account(config_path: Path, username: str, kind: str, tenant: str | None, password: str) -> None:
+    """Create a broker account, or reset its password; then run 'smartfactory broker-acl'.
+
+    The account's username is also its MQTT client id (the broker binds the two), so give each
+    gateway and each collector process its own account.
+    """
+    from pydantic import ValidationError
+
+    from plantmodel.admin import BrokerSeed, add_broker_account
+
+    try:
+        seed = BrokerSeed(username=username, password=password, kind=kind, tenant=tenant)
+    except ValidationError as exc:
+        click.echo(f"error: {'; '.join(e['msg'] for e in exc.errors())}", err=True)
+        sys.exit(2)
+    db = _open_plant(_load(config_path))
+    try:
+        with db.session() as s, s.begin():
+            add_broker_account(s, seed.username, seed.password, seed.kind, seed.tenant)
+    except (LookupError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"broker account {username} ({kind}{', tenant ' + tenant if tenant else ''}) saved; "
+               "run smartfactory broker-acl to update the broker's files")
+
+
 @plant.command("orders")
 @CONFIG_OPTION
 @click.option("--tenant", required=True, help="The SME whose orders these are.")
@@ -581,25 +629,75 @@ def plant_orders(config_path: Path, tenant: str, csv_file: Path) -> None:
 @CONFIG_OPTION
 @click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--acl-file", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def broker_acl(config_path: Path, password_file: Path, acl_file: Path) -> None:
+@click.option("--conf-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the mosquitto.conf lines these files need (anonymous off, client id = username).")
+def broker_acl(config_path: Path, password_file: Path, acl_file: Path, conf_file: Path | None) -> None:
     """Write mosquitto password_file and acl_file from the plant model: each gateway may publish only under
-    sf/v1/<its tenant>/#; collectors may read all telemetry."""
-    from plantmodel.brokerfiles import from_model, write_files
+    sf/v1/<its tenant>/#; collectors may read all telemetry. mosquitto must also set
+    use_username_as_clientid true and allow_anonymous false (--conf-file writes these lines)."""
+    from plantmodel.brokerfiles import from_model, kinds, write_files
 
-    files = from_model(_open_plant(_load(config_path)))
-    write_files(files, password_file, acl_file)
-    click.echo(f"wrote {password_file} and {acl_file} ({files.passwords.count(chr(10))} accounts); "
-               "point mosquitto's password_file and acl_file at them and reload it (SIGHUP)")
+    plant = _open_plant(_load(config_path))
+    files = from_model(plant)
+    write_files(files, password_file, acl_file, conf_file)
+    click.echo(f"wrote {password_file} and {acl_file}{' and ' + str(conf_file) if conf_file else ''} "
+               f"({files.passwords.count(chr(10))} accounts); point mosquitto's password_file and acl_file at them, "
+               "set use_username_as_clientid true and allow_anonymous false, and reload it (SIGHUP)")
+    if not kinds(plant).get("collector"):
+        click.echo("warning: no collector account: with anonymous access off no collector can subscribe. Add one "
+                   "per collector process (smartfactory plant broker-account NAME --kind collector) and run "
+                   "broker-acl again", err=True)
 
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=1883, show_default=True, type=click.IntRange(1, 65535))
-def broker(host: str, port: int) -> None:
-    """Run the embedded MQTT broker (for the demo; use mosquitto in production)."""
-    from cli.broker import run_broker
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="mosquitto password file written by smartfactory broker-acl (re-read when it changes).")
+@click.option("--acl-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="mosquitto ACL file written by smartfactory broker-acl.")
+@click.option("-c", "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Or: take the accounts from this config's plant database (api.database_url).")
+@click.option("--allow-anonymous", is_flag=True,
+              help="Let any client connect, publish and subscribe without an account (a demo on one machine only).")
+def broker(host: str, port: int, password_file: Path | None, acl_file: Path | None, config_path: Path | None,
+           allow_anonymous: bool) -> None:
+    """Run the embedded MQTT broker (for the demo; use mosquitto in production).
 
-    _run_until_signal(lambda: run_broker(host, port))
+    Like mosquitto with the files broker-acl writes: only known accounts, each client id bound to
+    its account (it must connect with its username as client id), gateways publish only into
+    their tenant, collectors read. Give --password-file and --acl-file, or -c CONFIG, or
+    --allow-anonymous.
+    """
+    from cli.broker import broker_config, run_broker
+
+    plant_url = None
+    if config_path is not None:
+        from plantmodel.db import database_url
+
+        config = _load(config_path)
+        plant_url = database_url(config.settings.api.database_url, config.base_dir)
+        _open_plant(config).close()  # exists and is migrated, or a clear error now
+    if allow_anonymous and (password_file or acl_file or config_path):
+        click.echo("error: --allow-anonymous takes no accounts: drop it, or drop --password-file/--acl-file/-c",
+                   err=True)
+        sys.exit(2)
+    if bool(password_file) != bool(acl_file):
+        click.echo("error: give both --password-file and --acl-file (smartfactory broker-acl writes them)", err=True)
+        sys.exit(2)
+    try:
+        broker_config(host, port, allow_anonymous=allow_anonymous, password_file=str(password_file or "") or None,
+                      acl_file=str(acl_file or "") or None, plant_url=plant_url)
+        if not allow_anonymous:
+            from cli.brokerauth import _Source
+
+            _Source.get(str(password_file) if password_file else None, str(acl_file) if acl_file else None, plant_url)
+    except (ValueError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    _run_until_signal(lambda: run_broker(host, port, allow_anonymous=allow_anonymous,
+                                         password_file=str(password_file) if password_file else None,
+                                         acl_file=str(acl_file) if acl_file else None, plant_url=plant_url))
 
 
 @cli.command()

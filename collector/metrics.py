@@ -20,6 +20,15 @@ class CollectorMetrics:
         self.written_values = Counter("collector_values_written", "values (fields) the store accepted", registry=r)
         self.rejected = Counter("collector_rejected", "messages or points sent to the dead letters, by reason",
                                 ["reason"], registry=r)
+        self.refused = Counter(
+            "collector_refused_messages",
+            "messages sent to the dead letters by the plant model or a per-tenant limit (unknown_machine, "
+            "rate_limited, too_many_tags), by reason and tenant", ["reason", "tenant"], registry=r)
+        self.known_machines = Gauge("collector_known_machines", "machines in the plant model's list the collector holds",
+                                    registry=r)
+        self.machine_list_failures = Counter("collector_machine_list_failures",
+                                             "reloads of the machine list that failed (the last list is kept)",
+                                             registry=r)
         self.spooled = Counter("collector_messages_spooled", "messages written to the disk spool", registry=r)
         self.drained = Counter("collector_messages_drained", "spooled messages later stored", registry=r)
         self.spool_messages = Gauge("collector_spool_messages", "messages waiting in the disk spool", registry=r)

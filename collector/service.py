@@ -27,12 +27,15 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from collector.admission import Admission
 from collector.batcher import Batch
 from collector.ledger import DeadLetter, Ledger, now_ms
+from collector.machines import MachineDirectory, TagNameLog
 from collector.metrics import CollectorMetrics
 from collector.policy import Backoff, isolate_rejects
 from collector.settings import CollectorSettings
 from mqttlink import MqttSettings, make_client
+from plant import MachineRef
 from tsstore import Point, StoreRejected, StoreUnavailable, TimeSeriesStore
 from wire import WireError, decode_telemetry, encode_telemetry, telemetry_subscription, telemetry_topic
 
@@ -44,13 +47,19 @@ _STOP = object()
 STORE_REJECTED = "store_rejected"
 #: the reason of a message whose classification itself failed (a bug, never expected)
 INTERNAL = "internal"
+#: refusals by the admission policy are logged once per reason and tenant per this many seconds
+#: (all are counted in collector_refused_messages and kept in the dead letters)
+REFUSAL_LOG_EVERY_S = 10.0
 #: a drain write takes up to this many live batches' worth of spooled messages
 DRAIN_CHUNK_BATCHES = 4
 
 
 class Collector:
     def __init__(self, settings: CollectorSettings, mqtt_settings: MqttSettings, store: TimeSeriesStore,
-                 data_dir: Path | None = None, retire: bool = False) -> None:
+                 data_dir: Path | None = None, retire: bool = False,
+                 machine_list: Callable[[], frozenset[MachineRef]] | None = None) -> None:
+        """``machine_list`` loads the plant model's machines (refreshed every plant_refresh_s); without it,
+        or with unknown_machines: accept, no machine is refused for being unknown (the limits still apply)."""
         self.settings = settings
         self.mqtt_settings = mqtt_settings
         self.store = store
@@ -71,6 +80,17 @@ class Collector:
                              settings.dead_letter_max_bytes)
         self.metrics.spool_messages.set(self.ledger.spool_messages)
         self.metrics.spool_bytes.set(self.ledger.spool_bytes)
+        self._tag_log = TagNameLog(self.data_dir)
+        self.admission = Admission(settings.max_tags_per_machine, settings.max_messages_per_s_per_tenant,
+                                   settings.tenant_burst_s, accept_unknown_machines=settings.unknown_machines == "accept",
+                                   on_new_tags=self._tag_log.append)
+        for machine, tags in self._tag_log.read().items():
+            self.admission.remember_tags(machine, tags)
+        self.machines: MachineDirectory | None = None
+        self._refusal_logged: dict[tuple[str, str], float] = {}
+        if machine_list is not None and settings.unknown_machines == "refuse":
+            self.machines = MachineDirectory(machine_list, self.data_dir, settings.plant_refresh_s,
+                                             on_change=self._machines_changed, on_failure=self.metrics.machine_list_failures.inc)
         self._backoff = Backoff(settings.retry_initial_s, settings.retry_max_s)
         self._inbox: queue.Queue = queue.Queue(maxsize=settings.max_pending_messages)
         self._ready: queue.Queue = queue.Queue(maxsize=1)
@@ -94,8 +114,30 @@ class Collector:
                      self.ledger.spool_messages, self.ledger.spool_bytes, self.ledger.path)
         self._batcher.start()
         self._writer.start()
+        if self.machines is None:
+            self._connect()
+            return
+        self.machines.start()
+        if self.machines.ready.is_set():
+            self._connect()
+        else:  # never had a list: the broker keeps the messages until the plant model answers
+            threading.Thread(target=self._connect_when_machines_known, name="collector-wait-machines",
+                             daemon=True).start()
+
+    def _connect(self) -> None:
         self.client.connect_async(self.mqtt_settings.host, self.mqtt_settings.port, self.mqtt_settings.keepalive_s)
         self.client.loop_start()
+
+    def _connect_when_machines_known(self) -> None:
+        while not self._stopping.is_set():
+            if self.machines.ready.wait(1.0):  # type: ignore[union-attr]
+                if not self._stopping.is_set():
+                    self._connect()
+                return
+
+    def _machines_changed(self, machines: frozenset[MachineRef]) -> None:
+        self.admission.set_machines(machines)
+        self.metrics.known_machines.set(len(machines))
 
     def stop(self) -> None:
         """Store (or spool) and acknowledge what is pending, then disconnect."""
@@ -108,8 +150,11 @@ class Collector:
                 continue
         self._batcher.join(timeout=30)
         self._writer.join(timeout=30)
+        if self.machines is not None:
+            self.machines.stop()
         self.client.disconnect()
         self.client.loop_stop()
+        self._tag_log.close()
         self.ledger.close()
         self.metrics.close()
 
@@ -156,8 +201,15 @@ class Collector:
             payload = bytes(payload)
             self.metrics.received_bytes.inc(len(payload))
             machine, telemetry = decode_telemetry(topic, payload)
-            points = [Point(machine, s.ts, s.values) for s in telemetry.samples]
-            item = (points, ack, (received, topic, payload))
+            refusal = self.admission.check(machine, (t for s in telemetry.samples for t in s.values),
+                                           time.monotonic())
+            if refusal is None:
+                points = [Point(machine, s.ts, s.values) for s in telemetry.samples]
+                item = (points, ack, (received, topic, payload))
+            else:
+                self.metrics.refused.labels(refusal.reason, refusal.tenant).inc()
+                item = (self._reject(received, refusal.reason, refusal.detail, topic, payload,
+                                     quiet=self._quiet(refusal.reason, refusal.tenant)), ack, None)
         except WireError as exc:
             item = (self._reject(received, exc.reason, exc.detail, topic, payload), ack, None)
         except Exception as exc:  # a bug in classification must not stop ingest either
@@ -166,11 +218,23 @@ class Collector:
         # Blocks only if the batcher is far behind (more than max_pending_messages).
         self._inbox.put(item)
 
-    def _reject(self, received: int, reason: str, detail: str, topic: str, payload) -> DeadLetter:
+    def _quiet(self, reason: str, tenant: str) -> bool:
+        """One log line per reason and tenant per REFUSAL_LOG_EVERY_S: a flood must not flood the log too."""
+        now = time.monotonic()
+        key = (reason, tenant)
+        last = self._refusal_logged.get(key)
+        if last is not None and now - last < REFUSAL_LOG_EVERY_S:
+            return True
+        self._refusal_logged[key] = now
+        return False
+
+    def _reject(self, received: int, reason: str, detail: str, topic: str, payload, quiet: bool = False) -> DeadLetter:
         self.counters[f"rejected_{reason}"] += 1
         self.metrics.rejected.labels(reason).inc()
         size = len(payload) if isinstance(payload, (bytes, bytearray)) else -1
-        log.warning("message_rejected topic=%r reason=%s detail=%r bytes=%d", topic[:200], reason, detail[:300], size)
+        if not quiet:
+            log.warning("message_rejected topic=%r reason=%s detail=%r bytes=%d", topic[:200], reason, detail[:300],
+                        size)
         raw = bytes(payload) if isinstance(payload, (bytes, bytearray)) else repr(payload).encode()
         return DeadLetter(received, reason, detail, topic, raw)
 
@@ -456,8 +520,9 @@ def retire_collector(settings: CollectorSettings, mqtt_settings: MqttSettings, s
 
 
 def run_collector(settings: CollectorSettings, mqtt_settings: MqttSettings, store: TimeSeriesStore,
-                  stop: threading.Event, data_dir: Path | None = None) -> None:
-    collector = Collector(settings, mqtt_settings, store, data_dir)
+                  stop: threading.Event, data_dir: Path | None = None,
+                  machine_list: Callable[[], frozenset[MachineRef]] | None = None) -> None:
+    collector = Collector(settings, mqtt_settings, store, data_dir, machine_list=machine_list)
     collector.start()
     try:
         while not stop.wait(60):

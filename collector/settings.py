@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -14,7 +14,11 @@ class CollectorSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     client_id: Annotated[str, Field(pattern=IDENTIFIER_PATTERN)] = Field(
-        "smartfactory-collector", description="MQTT client id; fixed so the broker keeps the session"
+        "smartfactory-collector",
+        description=(
+            "MQTT client id on an anonymous broker, fixed so the broker keeps the session; with mqtt.username the "
+            "client id is the username (the broker binds ids to accounts): one account per collector process"
+        ),
     )
     tenant: Annotated[str, Field(pattern=r"^(\+|[A-Za-z0-9][A-Za-z0-9_.\-]{0,63})$")] = Field(
         "+", description="collect one tenant's telemetry, or '+' for all"
@@ -51,6 +55,32 @@ class CollectorSettings(BaseModel):
     )
     retry_initial_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     retry_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    unknown_machines: Literal["refuse", "accept"] = Field(
+        "refuse",
+        description=(
+            "telemetry of a machine that is not in the plant model: 'refuse' sends it to the dead letters "
+            "(reason unknown_machine); 'accept' stores it (the demo, or a broker only your own gateways reach)"
+        ),
+    )
+    plant_database_url: str | None = Field(
+        None, description="the plant model the machine list comes from; default: api.database_url"
+    )
+    plant_refresh_s: Annotated[float, Field(ge=1, le=3600)] = Field(
+        30.0, description="how often the machine list is reloaded: a machine added in the UI is accepted within this"
+    )
+    max_tags_per_machine: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        500, description="tag names one machine may have; a message adding more goes to the dead letters (too_many_tags)"
+    )
+    max_messages_per_s_per_tenant: Annotated[float, Field(gt=0, le=1_000_000)] = Field(
+        500.0, description="sustained messages per second one tenant's gateways may send (rate_limited past it)"
+    )
+    tenant_burst_s: Annotated[float, Field(ge=1, le=3600)] = Field(
+        60.0,
+        description=(
+            "seconds' worth of max_messages_per_s_per_tenant a tenant may send at once, e.g. a gateway "
+            "replaying its outbox after an outage"
+        ),
+    )
     metrics_host: str = Field("127.0.0.1", description="address of the Prometheus /metrics endpoint")
     metrics_port: Annotated[int | None, Field(ge=0, le=65535)] = Field(
         9464, description="port of the Prometheus /metrics endpoint; 0 picks a free port, null turns it off"

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from gateway.settings import DeviceSettings, Transport
+from gateway.settings import DeviceSettings, Protocol, Transport
 from registermap import BIT_TABLES, Table
+
+if TYPE_CHECKING:
+    from gateway.mclink import McLink
 
 log = logging.getLogger("gateway.link")
 
@@ -80,7 +84,9 @@ class ModbusLink:
             )
         return cls(device.link_name, client, shared or device.transport is not Transport.tcp)
 
-    async def read(self, table: Table, address: int, count: int, unit: int, timeout_s: float) -> list[int] | list[bool]:
+    async def read(self, table: Table | str, address: int, count: int, unit: int, timeout_s: float) -> list[int] | list[bool]:
+        if not isinstance(table, Table):
+            raise LinkError(f"{self.name}: {table!r} is not a Modbus table")
         what = f"{table.value} {address}+{count} unit {unit}"
         async with self._lock:
             if not self.client.connected:
@@ -119,10 +125,19 @@ class ModbusLink:
         self.client.close()
 
 
-def build_links(devices: list[DeviceSettings]) -> dict[tuple, ModbusLink]:
+def build_links(devices: list[DeviceSettings]) -> dict[tuple, ModbusLink | McLink]:
     """One link per distinct connection; a link is 'shared' when several units use it.
     Needs a running event loop (pymodbus clients bind to it)."""
+    from gateway.mclink import McLink
+
     users: dict[tuple, list[DeviceSettings]] = {}
     for d in devices:
         users.setdefault(d.link, []).append(d)
-    return {key: ModbusLink.for_device(ds[0], shared=len(ds) > 1) for key, ds in users.items()}
+    links: dict[tuple, ModbusLink | McLink] = {}
+    for key, ds in users.items():
+        first = ds[0]
+        if first.protocol is Protocol.mc:
+            links[key] = McLink(first.host or "", first.port, first.series)
+        else:
+            links[key] = ModbusLink.for_device(first, shared=len(ds) > 1)
+    return links

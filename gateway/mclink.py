@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from gateway import mcprotocol as mc
+from plcprotocol import mc
 from gateway.links import ILLEGAL_DATA_ADDRESS, LinkError, Refused
+from gateway.planner import Area
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +25,21 @@ class McLink:
         self._lock = asyncio.Lock()
         self._stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
-    async def close(self) -> None:
+    def close(self) -> None:
         if self._stream is not None:
             _, writer = self._stream
             self._stream = None
             writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
+
+    async def read(self, area: Area, address: int, count: int, unit: int, timeout_s: float) -> list[int]:
+        """The poller's read: ``count`` words of device kind ``area`` from word ``address``
+        (a bit device's word w holds points 16w to 16w+15). ``unit`` is not used: an MC port
+        is one CPU, addressed by ``route``."""
+        kind = mc.DEVICE_KINDS.get(str(area))
+        if kind is None:
+            raise LinkError(f"{self.name}: {area!r} is not an MC device kind")
+        head = mc.Device(kind, address * 16 if kind.is_bit else address)
+        return await self.read_words(head, count, timeout_s)
 
     async def read_words(self, head: mc.Device, points: int, timeout_s: float) -> list[int]:
         """``points`` words from ``head`` (a bit device: 16 points a word)."""
@@ -56,13 +63,13 @@ class McLink:
             try:
                 frame = await asyncio.wait_for(self._round_trip(request), timeout_s)
             except TimeoutError:
-                await self.close()
+                self.close()
                 raise LinkError(f"{what}: Timeout, no answer from {self.host}:{self.port} in {timeout_s:g} s") from None
             except (OSError, asyncio.IncompleteReadError) as exc:
-                await self.close()
+                self.close()
                 raise LinkError(f"{what}: {self.host}:{self.port} {type(exc).__name__}: {exc}") from None
             except mc.McError as exc:
-                await self.close()
+                self.close()
                 raise LinkError(f"{what}: {exc}") from None
         try:
             return mc.response_data(frame)
@@ -70,7 +77,7 @@ class McLink:
             # an address the PLC refuses is split like a Modbus exception 2; anything else fails the poll
             raise Refused(ILLEGAL_DATA_ADDRESS if exc.refused_address else exc.end_code, what, str(exc)) from None
         except mc.McError as exc:
-            await self.close()
+            self.close()
             raise LinkError(f"{what}: {exc}") from None
 
     async def _round_trip(self, request: bytes) -> bytes:

@@ -12,29 +12,46 @@ import math
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-from registermap import BIT_TABLES, Table, Tag
+from registermap import BIT_TABLES, McTag, Table, Tag
+
+#: Where a read goes: a Modbus table, or an MC device kind such as "D" (one request reads one)
+Area = Table | str
+AnyTag = Tag | McTag
+
+
+def area_name(area: Area) -> str:
+    return area.value if isinstance(area, Table) else area
+
+
+def _area_order(area: Area) -> tuple[int, str]:
+    return (list(Table).index(area), "") if isinstance(area, Table) else (len(Table), area)
+
+
+def areas_of(tags: Iterable[AnyTag]) -> list[Area]:
+    """The areas the tags are in: Modbus tables in their usual order, then MC device kinds."""
+    return sorted({t.table for t in tags}, key=_area_order)
 
 
 @dataclass(frozen=True)
 class Read:
-    """One Modbus request: ``count`` registers (or bits) of ``table`` from ``address``."""
+    """One request: ``count`` registers (or bits) of ``table`` (a Modbus table or an MC device kind) from ``address``."""
 
-    table: Table
+    table: Area
     address: int
     count: int
-    tags: tuple[Tag, ...]
+    tags: tuple[AnyTag, ...]
 
-    def slice_for(self, tag: Tag) -> slice:
+    def slice_for(self, tag: AnyTag) -> slice:
         start = tag.address - self.address
         return slice(start, start + tag.width)
 
 
 def plan_reads(
-    tags: Sequence[Tag],
+    tags: Sequence[AnyTag],
     max_registers: int = 125,
     max_bits: int = 2000,
     max_gap: int = 8,
-    breaks: Collection[tuple[Table, int]] = (),
+    breaks: Collection[tuple[Area, int]] = (),
 ) -> list[Read]:
     """Group tags per table, in address order; start a new read when the next tag would
     push the read past the size limit or leave more than ``max_gap`` unmapped units.
@@ -44,15 +61,13 @@ def plan_reads(
     Greedy is optimal here: each read takes as many tags as it can, which never leaves
     the remaining tags a worse start."""
     reads: list[Read] = []
-    for table in Table:
-        in_table = sorted((t for t in tags if t.table is table), key=lambda t: (t.address, t.width))
-        if not in_table:
-            continue
+    for table in areas_of(tags):
+        in_table = sorted((t for t in tags if t.table == table), key=lambda t: (t.address, t.width))
         is_bits = table in BIT_TABLES
         limit = max_bits if is_bits else max_registers
         gap = max_gap * 16 if is_bits else max_gap
-        cuts = sorted(a for t, a in breaks if t is table)
-        current: list[Tag] = []
+        cuts = sorted(a for t, a in breaks if t == table)
+        current: list[AnyTag] = []
         start = end = 0
         for tag in in_table:
             tag_end = tag.address + tag.width
@@ -93,21 +108,19 @@ def bisect_read(read: Read) -> tuple[int, list[Read], list[Read]] | None:
     return cut, [_hull(read.table, left)], [_hull(read.table, right)]
 
 
-def _hull(table: Table, tags: Sequence[Tag]) -> Read:
+def _hull(table: Area, tags: Sequence[AnyTag]) -> Read:
     ordered = tuple(sorted(tags, key=lambda t: (t.address, t.width)))
     start = ordered[0].address
     return Read(table, start, max(t.address + t.width for t in ordered) - start, ordered)
 
 
-def min_reads(tags: Iterable[Tag], max_registers: int = 125, max_bits: int = 2000, max_gap: int = 8) -> int:
+def min_reads(tags: Iterable[AnyTag], max_registers: int = 125, max_bits: int = 2000, max_gap: int = 8) -> int:
     """The fewest reads any plan can use under the same limits: an exact dynamic program
     over address-ordered tags, independent of the greedy planner (for tests and bench)."""
     total = 0
     tags = list(tags)
-    for table in Table:
-        ordered = sorted((t for t in tags if t.table is table), key=lambda t: (t.address, t.width))
-        if not ordered:
-            continue
+    for table in areas_of(tags):
+        ordered = sorted((t for t in tags if t.table == table), key=lambda t: (t.address, t.width))
         is_bits = table in BIT_TABLES
         limit = max_bits if is_bits else max_registers
         gap = max_gap * 16 if is_bits else max_gap
@@ -123,7 +136,22 @@ def min_reads(tags: Iterable[Tag], max_registers: int = 125, max_bits: int = 200
     return total
 
 
-def _group_fits(group: Sequence[Tag], limit: int, gap: int) -> bool:
+def fewest_reads(tags: Sequence[AnyTag], max_registers: int = 125, max_bits: int = 2000) -> tuple[int, int]:
+    """The fewest reads the protocol's own limits allow (any gap inside one read), and the
+    smallest ``max_gap`` with which the planner reaches it. ``gateway plan`` prints both, so a
+    field engineer sees what a larger gap would save."""
+    bound = min_reads(tags, max_registers, max_bits, max_gap=max_registers)
+    lo, hi = 0, max_registers  # the read count falls as the gap grows: search the smallest gap that reaches it
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if len(plan_reads(tags, max_registers, max_bits, mid)) <= bound:
+            hi = mid
+        else:
+            lo = mid + 1
+    return bound, lo
+
+
+def _group_fits(group: Sequence[AnyTag], limit: int, gap: int) -> bool:
     reach = group[0].address + group[0].width
     for t in group[1:]:
         if t.address - reach > gap:
@@ -143,18 +171,18 @@ class DevicePlan:
 
     def __init__(
         self,
-        tags: Sequence[Tag],
+        tags: Sequence[AnyTag],
         intervals: Sequence[float],
         max_registers: int = 125,
         max_bits: int = 2000,
         max_gap: int = 8,
     ) -> None:
         self.max_registers, self.max_bits, self.max_gap = max_registers, max_bits, max_gap
-        self.groups: dict[float, list[Tag]] = {}
+        self.groups: dict[float, list[AnyTag]] = {}
         for tag, interval in zip(tags, intervals):
             self.groups.setdefault(interval, []).append(tag)
-        self.breaks: set[tuple[Table, int]] = set()
-        self.unreadable: dict[str, Tag] = {}
+        self.breaks: set[tuple[Area, int]] = set()
+        self.unreadable: dict[str, AnyTag] = {}
         self._cache: dict[frozenset[float], list[Read]] = {}
 
     @property
@@ -182,16 +210,16 @@ class DevicePlan:
         return left + right
 
     def cut_checks(
-        self, cuts: Collection[tuple[Table, int]], done: Sequence[Read]
-    ) -> list[tuple[tuple[Table, int], int, int]]:
+        self, cuts: Collection[tuple[Area, int]], done: Sequence[Read]
+    ) -> list[tuple[tuple[Area, int], int, int]]:
         """For new cuts, the gap [lo, hi) each one guards: the addresses between the good
         reads on either side of it. Bisection leaves a cut at every level, but only a cut
         whose gap is refused isolates a bad address; the others cost a read per cycle for
         nothing. An empty gap (hi == lo) means the cut is unneeded outright. Cuts without a
         good read on both sides, or with a gap longer than one read, are not offered."""
         checks = []
-        for table, cut in sorted(cuts, key=lambda c: (c[0].value, c[1])):
-            same = [r for r in done if r.table is table]
+        for table, cut in sorted(cuts, key=lambda c: (_area_order(c[0]), c[1])):
+            same = [r for r in done if r.table == table]
             left = max((r for r in same if r.address + r.count <= cut), key=lambda r: r.address + r.count, default=None)
             right = min((r for r in same if r.address >= cut), key=lambda r: r.address, default=None)
             if left is None or right is None:
@@ -201,7 +229,7 @@ class DevicePlan:
                 checks.append(((table, cut), lo, hi))
         return checks
 
-    def drop_break(self, cut: tuple[Table, int]) -> None:
+    def drop_break(self, cut: tuple[Area, int]) -> None:
         """A cut turned out unnecessary: the addresses across it answer."""
         self.breaks.discard(cut)
         self._cache.clear()

@@ -9,6 +9,7 @@ holds for at most its timeout per (backed-off) attempt.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import time
@@ -17,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.links import ILLEGAL_DATA_ADDRESS, LinkError, ModbusLink, Refused
-from gateway.planner import DevicePlan, Read
+from gateway.mclink import McLink
+from gateway.planner import DevicePlan, Read, area_name
 from gateway.reporting import ChangeFilter
 from gateway.settings import DeviceSettings
 from registermap import decode
@@ -47,6 +49,9 @@ class DeviceHealth:
     last_error: str | None = None
     last_latency_ms: float | None = None
     unreadable_tags: list[str] = field(default_factory=list)
+    #: how late cycles started behind their schedule since the last status (p50, p99), in ms
+    lateness_p50_ms: float | None = None
+    lateness_p99_ms: float | None = None
 
     def as_status(self) -> dict:
         return {
@@ -60,6 +65,8 @@ class DeviceHealth:
             "latency_ms": None if self.last_latency_ms is None else round(self.last_latency_ms, 2),
             "last_error": self.last_error,
             "unreadable_tags": self.unreadable_tags,
+            "lateness_p50_ms": None if self.lateness_p50_ms is None else round(self.lateness_p50_ms, 2),
+            "lateness_p99_ms": None if self.lateness_p99_ms is None else round(self.lateness_p99_ms, 2),
         }
 
 
@@ -71,6 +78,12 @@ def _stop_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) by nearest rank: a value that occurred, as an operator reads it."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 def backoff_s(interval_s: float, failures: int, cap_s: float) -> float:
@@ -90,12 +103,14 @@ def next_slot(previous: float, interval: float, now: float) -> float:
 @dataclass
 class DevicePoller:
     device: DeviceSettings
-    link: ModbusLink
+    link: ModbusLink | McLink
     sink: SampleSink
     health_sink: HealthSink | None = None
     health: DeviceHealth = field(default_factory=DeviceHealth)
     #: lateness of each cycle start behind its schedule, in ms (for health and the bench)
     lateness_ms: deque = field(default_factory=lambda: deque(maxlen=100_000))
+    #: seconds on a monotonic clock; the tests give their own
+    clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
         d = self.device
@@ -104,6 +119,8 @@ class DevicePoller:
         )
         self.filter = ChangeFilter(d.tags)
         self._last_status = 0.0
+        self._cycles = self._cycles_summarised = 0  # cycle starts so far, and when the last status summarised them
+        self._failing_since: float | None = None
         self._learned_at = time.monotonic()
 
     @property
@@ -123,6 +140,7 @@ class DevicePoller:
             start = time.monotonic()
             scheduled = min(due_at.values())
             self.lateness_ms.append((start - scheduled) * 1000)
+            self._cycles += 1
             due = [i for i in intervals if due_at[i] <= start + 0.001]
             try:
                 await self.poll_once(due)
@@ -164,7 +182,7 @@ class DevicePoller:
                     raise PollError(str(exc)) from exc
                 instead = self.plan.refuse(read)
                 log.warning(
-                    "read_refused device=%s table=%s address=%d count=%d action=%s", d.name, read.table.value,
+                    "read_refused device=%s table=%s address=%d count=%d action=%s", d.name, area_name(read.table),
                     read.address, read.count, "bisect" if instead else "skip-tags:" + ",".join(t.name for t in read.tags),
                 )
                 if not instead:
@@ -203,7 +221,7 @@ class DevicePoller:
                     continue  # the gap holds a bad address: the cut stays
             self.plan.drop_break(cut)
         log.info("plan_learned device=%s breaks=%s unreadable=%s", d.name,
-                 ",".join(f"{t.value}@{a}" for t, a in sorted(self.plan.breaks, key=lambda c: (c[0].value, c[1])))
+                 ",".join(f"{area_name(t)}@{a}" for t, a in sorted(self.plan.breaks, key=lambda c: (area_name(c[0]), c[1])))
                  or "-", ",".join(sorted(self.plan.unreadable)) or "-")
 
     def _succeeded(self, ts_ms: int, latency_ms: float) -> None:
@@ -212,6 +230,7 @@ class DevicePoller:
             log.info("device_recovered device=%s after_failures=%d", self.device.name, h.consecutive_failures)
         h.polls_ok += 1
         h.consecutive_failures = 0
+        self._failing_since = None
         h.last_success_ms = ts_ms
         h.last_latency_ms = latency_ms
         if h.online is not True:
@@ -229,11 +248,18 @@ class DevicePoller:
             self.device.name, self.link.name, self.device.unit_id, h.consecutive_failures,
             backoff_s(self.device.poll_interval_s, h.consecutive_failures, self.device.max_backoff_s), error,
         )
-        if h.online is not False:
+        now = self.clock()
+        if self._failing_since is None:
+            self._failing_since = now
+        # damping: one failed poll (a dropped frame, a PLC busy for a moment) is not an outage
+        damped = (h.consecutive_failures < self.device.offline_after_failures
+                  and now - self._failing_since < self.device.offline_after_s)
+        if h.online is not False and not damped:
             h.online = False
-            log.warning("device_offline device=%s link=%s error=%r", self.device.name, self.link.name, error)
+            log.warning("device_offline device=%s link=%s failures=%d error=%r", self.device.name, self.link.name,
+                        h.consecutive_failures, error)
             self._publish_status()
-        else:
+        elif h.online is not None:  # a device never seen yet says nothing until it is online or offline
             self._maybe_status()
 
     def _maybe_relearn(self, now: float) -> None:
@@ -253,5 +279,10 @@ class DevicePoller:
 
     def _publish_status(self) -> None:
         self._last_status = time.monotonic()
+        new = min(self._cycles - self._cycles_summarised, len(self.lateness_ms))
+        if new:
+            recent = list(itertools.islice(reversed(self.lateness_ms), new))
+            self.health.lateness_p50_ms, self.health.lateness_p99_ms = percentile(recent, 50), percentile(recent, 99)
+        self._cycles_summarised = self._cycles
         if self.health_sink is not None:
             self.health_sink(self.device, self.health)

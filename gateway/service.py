@@ -50,9 +50,10 @@ class Gateway:
     def _health(self, device: DeviceSettings, health: DeviceHealth) -> None:
         status = health.as_status()
         log.info(
-            "device_health device=%s state=%s ok=%d failed=%d timeouts=%d exceptions=%d latency_ms=%s last_error=%r",
+            "device_health device=%s state=%s ok=%d failed=%d timeouts=%d exceptions=%d latency_ms=%s "
+            "lateness_p50_ms=%s lateness_p99_ms=%s last_error=%r",
             device.name, status["state"], health.polls_ok, health.polls_failed, health.timeouts, health.exceptions,
-            status["latency_ms"], health.last_error,
+            status["latency_ms"], status["lateness_p50_ms"], status["lateness_p99_ms"], health.last_error,
         )
         self.forwarder.publish_device_status(self.machines[id(device)], status)
 

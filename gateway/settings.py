@@ -6,10 +6,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, model_validator
+from pydantic import Tag as UnionBranch
 
 from plant import IDENTIFIER_PATTERN
-from registermap import BIT_TABLES, Table, Tag
+from plcprotocol.mc import LIMITS as MC_LIMITS, Series as McSeries
+from registermap import BIT_TABLES, McTag, Table, Tag
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 
@@ -25,6 +27,11 @@ class Addressing(str, Enum):
 
     zero_based = "zero_based"
     modicon = "modicon"
+
+
+class Protocol(str, Enum):
+    modbus = "modbus"  # Modbus TCP, RTU over TCP or RTU (see transport)
+    mc = "mc"  # Mitsubishi MC protocol / SLMP, binary 3E frames over TCP
 
 
 class Transport(str, Enum):
@@ -48,8 +55,8 @@ class SerialLine(BaseModel):
     stopbits: Literal[1, 2] = 1
 
 
-class PolledTag(Tag):
-    """A register-map tag plus how often to read it and when to report it."""
+class Polling(BaseModel):
+    """How often to read a tag and when to report it (any protocol's tag)."""
 
     poll_interval_s: Annotated[float | None, Field(ge=0.05, le=86400, description="default: the device's")] = None
     report: Report = Report.every_poll
@@ -58,6 +65,20 @@ class PolledTag(Tag):
     max_silence_s: Annotated[
         float | None, Field(gt=0, description="on_change: report anyway after this long (heartbeat)")
     ] = None
+
+    @model_validator(mode="after")
+    def _reporting(self) -> "Polling":
+        if self.deadband is not None and self.deadband_percent is not None:
+            raise ValueError("set either 'deadband' or 'deadband_percent', not both")
+        if self.report is Report.every_poll and (
+            self.deadband is not None or self.deadband_percent is not None or self.max_silence_s is not None
+        ):
+            raise ValueError("'deadband', 'deadband_percent' and 'max_silence_s' need report: on_change")
+        return self
+
+
+class PolledTag(Tag, Polling):
+    """A register-map tag plus how often to read it and when to report it."""
 
     def __eq__(self, other: object) -> bool:
         # A tag with default polling options is the plain register-map tag it extends, so
@@ -69,15 +90,22 @@ class PolledTag(Tag):
 
     __hash__ = Tag.__hash__
 
-    @model_validator(mode="after")
-    def _reporting(self) -> "PolledTag":
-        if self.deadband is not None and self.deadband_percent is not None:
-            raise ValueError("set either 'deadband' or 'deadband_percent', not both")
-        if self.report is Report.every_poll and (
-            self.deadband is not None or self.deadband_percent is not None or self.max_silence_s is not None
-        ):
-            raise ValueError("'deadband', 'deadband_percent' and 'max_silence_s' need report: on_change")
-        return self
+
+class McPolledTag(McTag, Polling):
+    """A Mitsubishi device point plus how often to read it and when to report it."""
+
+
+def _tag_kind(value: Any) -> str:
+    """Which tag model a config entry is: an MC device point names a ``device``."""
+    if isinstance(value, McTag) or (isinstance(value, dict) and "device" in value):
+        return "mc"
+    return "modbus"
+
+
+AnyPolledTag = Annotated[
+    Annotated[PolledTag, UnionBranch("modbus")] | Annotated[McPolledTag, UnionBranch("mc")],
+    Discriminator(_tag_kind),
+]
 
 
 _POLLING_FIELDS = ("poll_interval_s", "report", "deadband", "deadband_percent", "max_silence_s")
@@ -110,6 +138,8 @@ class DeviceSettings(BaseModel):
 
     name: Identifier = Field(description="machine id, the topic level and store tag")
     line: Identifier
+    protocol: Protocol = Protocol.modbus
+    series: McSeries = Field(McSeries.q, description="MC protocol: q (Q, L, FX5) or iq-r addressing")
     transport: Transport = Transport.tcp
     host: str | None = Field(None, description="for tcp and rtu_over_tcp")
     port: Annotated[int, Field(ge=1, le=65535)] = 502
@@ -119,14 +149,42 @@ class DeviceSettings(BaseModel):
     poll_interval_s: Annotated[float, Field(ge=0.05, le=3600)] = 1.0
     timeout_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     max_backoff_s: Annotated[float, Field(ge=0.1, le=3600)] = 30.0
-    max_registers_per_read: Annotated[int, Field(ge=1, le=125)] = 125
+    max_registers_per_read: Annotated[int, Field(ge=1, le=960, description="Modbus: at most 125; MC: 960")] = 125
     max_bits_per_read: Annotated[int, Field(ge=1, le=2000)] = 2000
-    max_gap: Annotated[int, Field(ge=0, le=124, description="unmapped registers a read may span")] = 8
+    max_gap: Annotated[int, Field(ge=0, le=959, description="unmapped registers a read may span; default: "
+                                  "the whole read on Ethernet, 16 on a serial line")] = 124
     status_interval_s: Annotated[float, Field(ge=1, le=3600, description="health publish period")] = 10.0
+    offline_after_failures: Annotated[
+        int, Field(ge=1, le=1000, description="consecutive failed polls before the device is reported offline")
+    ] = 3
+    offline_after_s: Annotated[
+        float, Field(gt=0, le=86400, description="or this long without a good poll, whichever comes first")
+    ] = 30.0
     relearn_s: Annotated[
         float, Field(ge=10, description="forget refused addresses after this long (the PLC program may change)")
     ] = 3600.0
-    tags: Annotated[list[PolledTag], Field(min_length=1)]
+    tags: Annotated[list[AnyPolledTag], Field(min_length=1)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _protocol_defaults(cls, data: Any) -> Any:
+        """Defaults that depend on the protocol and the medium.
+
+        An MC device reads up to 960 words a request unless told less. The gap a read may span
+        trades bytes against round trips: on Ethernet a request costs a round trip to the PLC
+        (milliseconds, plus its scan), an unmapped register 2 bytes, so any gap that fits in one
+        read is worth spanning; on a serial line at 9600-19200 baud a register costs about a
+        millisecond and a request about twenty (frame, silent intervals, turnaround), so 16.
+        A span the device refuses is bisected and learned either way."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        if data.get("protocol") == Protocol.mc.value and "max_registers_per_read" not in data:
+            out["max_registers_per_read"] = MC_LIMITS[McSeries.q][0]  # 960 on every series
+        if "max_gap" not in data:
+            serial = data.get("transport") in (Transport.rtu.value, Transport.rtu_over_tcp.value)
+            out["max_gap"] = 16 if serial else int(out.get("max_registers_per_read", 125)) - 1
+        return out
 
     @model_validator(mode="before")
     @classmethod
@@ -159,6 +217,17 @@ class DeviceSettings(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "DeviceSettings":
+        if self.protocol is Protocol.mc:
+            self._check_mc()
+        else:
+            for i, tag in enumerate(self.tags):
+                if isinstance(tag, McTag):
+                    raise ValueError(f"tags[{i}] ({tag.name}) names an MC device ({tag.device}), but the device speaks "
+                                     "Modbus: set 'protocol: mc' on the device, or give 'table' and 'address'")
+            if self.max_registers_per_read > 125:
+                raise ValueError(f"max_registers_per_read {self.max_registers_per_read}: Modbus reads at most 125 registers")
+            if self.max_gap > 124:
+                raise ValueError(f"max_gap {self.max_gap}: a Modbus read spans at most 124 unmapped registers")
         if self.transport is Transport.rtu:
             if self.serial is None:
                 raise ValueError("transport 'rtu' needs 'serial' (port, baudrate, parity, ...)")
@@ -179,9 +248,26 @@ class DeviceSettings(BaseModel):
                 )
         return self
 
+    def _check_mc(self) -> None:
+        if self.transport is not Transport.tcp:
+            raise ValueError(f"the MC protocol runs over TCP: drop 'transport: {self.transport.value}'")
+        if "port" not in self.model_fields_set:
+            raise ValueError("an MC device needs 'port': the PLC's MC protocol port as set in GX Works "
+                             "(Ethernet settings, e.g. 5007); Mitsubishi has no fixed default")
+        for i, tag in enumerate(self.tags):
+            if not isinstance(tag, McTag):
+                raise ValueError(f"tags[{i}] ({tag.name}) is a Modbus tag (table/address), but the device speaks "
+                                 "MC: name the PLC device instead, e.g. 'device: D100'")
+        limit = MC_LIMITS[self.series][0]
+        if self.max_registers_per_read > limit:
+            raise ValueError(f"max_registers_per_read {self.max_registers_per_read}: the MC protocol reads at most "
+                             f"{limit} words a request")
+
     @property
     def link(self) -> tuple:
         """Devices with the same link share one connection (one serial line, one converter)."""
+        if self.protocol is Protocol.mc:
+            return (self.protocol.value, self.host, self.port)
         if self.transport is Transport.rtu:
             assert self.serial is not None
             return (self.transport.value, self.serial.port)
@@ -189,12 +275,14 @@ class DeviceSettings(BaseModel):
 
     @property
     def link_name(self) -> str:
+        if self.protocol is Protocol.mc:
+            return f"mc:{self.host}:{self.port}"
         if self.transport is Transport.rtu:
             assert self.serial is not None
             return f"rtu:{self.serial.port}"
         return f"{self.transport.value}:{self.host}:{self.port}"
 
-    def interval_of(self, tag: Tag) -> float:
+    def interval_of(self, tag: Tag | McTag) -> float:
         return getattr(tag, "poll_interval_s", None) or self.poll_interval_s
 
 
@@ -210,7 +298,7 @@ class OutboxSettings(BaseModel):
 class GatewaySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: Identifier = Field(description="this gateway's id, also its MQTT client id")
+    id: Identifier = Field(description="this gateway's id, in its status topic; its MQTT client id unless mqtt.username is set (then the username)")
     tenant: Identifier
     site: Identifier
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
@@ -233,6 +321,6 @@ class GatewaySettings(BaseModel):
                     raise ValueError(f"devices on serial port {d.serial.port} disagree on its settings (baudrate, ...)")
         for link, ids in units.items():
             repeated = sorted({u for u in ids if ids.count(u) > 1})
-            if repeated and link[0] != Transport.tcp.value:  # on a shared bus a unit id is one device
+            if repeated and link[0] not in (Transport.tcp.value, Protocol.mc.value):  # on a shared bus a unit id is one device
                 raise ValueError(f"two devices on {link[0]} {link[1:]} share unit id {repeated[0]}")
         return self

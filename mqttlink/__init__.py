@@ -25,6 +25,7 @@ class MqttSettings(BaseModel):
     password: str | None = None
     ca_file: str | None = Field(None, description="CA bundle for mqtts://; the system's by default")
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    reconnect_max_s: Annotated[float, Field(ge=1, le=300, description="longest wait between reconnect attempts")] = 5.0
 
     @field_validator("url")
     @classmethod
@@ -62,8 +63,18 @@ def make_client(
 ) -> mqtt.Client:
     """A paho 2.x client (MQTT 3.1.1) that reconnects by itself with capped backoff.
 
+    With a broker account (``username``) the client id *is* the username: the brokers we
+    support bind each client id to its account (mosquitto's ``use_username_as_clientid``,
+    the embedded broker refuses any other id), so one credential cannot push another
+    client off the broker or discard its session. ``client_id`` names the client only on an
+    anonymous (demo) broker.
+
     ``will`` (topic, payload) is published retained at QoS 1 by the broker if this client
     vanishes without disconnecting, within 1.5 keep-alives."""
+    if settings.username and client_id != settings.username:
+        log.info("mqtt_client_id configured=%s used=%s: with an account the client id is the username",
+                 client_id, settings.username)
+        client_id = settings.username
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=client_id,
@@ -77,5 +88,7 @@ def make_client(
         client.tls_set(ca_certs=settings.ca_file, cert_reqs=ssl.CERT_REQUIRED)
     if will is not None:
         client.will_set(will[0], will[1], qos=1, retain=True)
-    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    # paho doubles the wait from 1 s up to this cap: a short cap brings a gateway back within
+    # seconds of a long broker outage ending, at the cost of one CONNECT every few seconds meanwhile
+    client.reconnect_delay_set(min_delay=1, max_delay=max(1, round(settings.reconnect_max_s)))
     return client

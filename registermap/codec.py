@@ -10,7 +10,9 @@ import math
 import struct
 from collections.abc import Sequence
 
-from registermap.model import BIT_TABLES, DataType, Tag
+from registermap.model import BIT_TABLES, DataType, McTag, Tag
+
+AnyTag = Tag | McTag
 
 _STRUCT = {
     DataType.int16: ("h", 1),
@@ -24,7 +26,7 @@ _STRUCT = {
 }
 
 
-def register_count(tag: Tag) -> int:
+def register_count(tag: AnyTag) -> int:
     if tag.table in BIT_TABLES or tag.type is DataType.bool:
         return 1
     if tag.type is DataType.string:
@@ -33,23 +35,23 @@ def register_count(tag: Tag) -> int:
     return _STRUCT[tag.type][1]
 
 
-def _registers_to_bytes(tag: Tag, registers: Sequence[int]) -> bytes:
+def _registers_to_bytes(tag: AnyTag, registers: Sequence[int]) -> bytes:
     words = list(registers)
-    if tag.order.swaps_words:
+    if tag.byte_order.swaps_words:
         words.reverse()
-    fmt = "<" if tag.order.swaps_bytes else ">"
+    fmt = "<" if tag.byte_order.swaps_bytes else ">"
     return b"".join(struct.pack(fmt + "H", w) for w in words)
 
 
-def _bytes_to_registers(tag: Tag, raw: bytes) -> list[int]:
-    fmt = "<" if tag.order.swaps_bytes else ">"
+def _bytes_to_registers(tag: AnyTag, raw: bytes) -> list[int]:
+    fmt = "<" if tag.byte_order.swaps_bytes else ">"
     words = [struct.unpack(fmt + "H", raw[i : i + 2])[0] for i in range(0, len(raw), 2)]
-    if tag.order.swaps_words:
+    if tag.byte_order.swaps_words:
         words.reverse()
     return words
 
 
-def decode(tag: Tag, raw: Sequence[int] | Sequence[bool]) -> bool | int | float | str:
+def decode(tag: AnyTag, raw: Sequence[int] | Sequence[bool]) -> bool | int | float | str:
     """Turn the tag's registers (or its one bit) into its engineering value.
 
     ``raw`` holds exactly the tag's own registers, ``register_count(tag)`` of them. Scale
@@ -58,8 +60,9 @@ def decode(tag: Tag, raw: Sequence[int] | Sequence[bool]) -> bool | int | float 
     if tag.table in BIT_TABLES:
         return bool(raw[0])
     if tag.type is DataType.bool:
-        assert tag.bit is not None
-        return bool((int(raw[0]) >> tag.bit) & 1)
+        bit = tag.bit_in_word
+        assert bit is not None
+        return bool((int(raw[0]) >> bit) & 1)
     data = _registers_to_bytes(tag, [int(r) for r in raw])
     if tag.type is DataType.string:
         return data.split(b"\x00", 1)[0].decode("utf-8", errors="replace").rstrip()
@@ -70,7 +73,7 @@ def decode(tag: Tag, raw: Sequence[int] | Sequence[bool]) -> bool | int | float 
     return value
 
 
-def encode(tag: Tag, value: bool | int | float | str) -> list[int]:
+def encode(tag: AnyTag, value: bool | int | float | str) -> list[int]:
     """Inverse of decode (for simulators): engineering value to the registers that carry it.
 
     Bit tags encode to ``[0 or 1]``; a bool in a register encodes to a register with only
@@ -79,8 +82,9 @@ def encode(tag: Tag, value: bool | int | float | str) -> list[int]:
     if tag.table in BIT_TABLES:
         return [1 if value else 0]
     if tag.type is DataType.bool:
-        assert tag.bit is not None
-        return [(1 << tag.bit) if value else 0]
+        bit = tag.bit_in_word
+        assert bit is not None
+        return [(1 << bit) if value else 0]
     if tag.type is DataType.string:
         assert tag.length is not None
         raw = str(value).encode("utf-8")[: tag.length * 2].ljust(tag.length * 2, b"\x00")

@@ -3,7 +3,7 @@
 Serves device memory (D, W, R, M, X, Y, B, ...) that a simulated machine writes into, with
 the PLC's own limits: a read past a device's range answers end code C056, an unknown
 command C059, more points than one request takes C051/C052/C054. Written from the protocol
-facts in ``gateway.mcprotocol`` and sharing its codec, so tests can check the gateway's
+facts in ``plcprotocol.mc`` and sharing its codec, so tests can check the gateway's
 client against the framing a real PLC uses.
 """
 
@@ -14,7 +14,7 @@ import logging
 import struct
 from dataclasses import dataclass, field
 
-from gateway import mcprotocol as mc
+from plcprotocol import mc
 
 log = logging.getLogger(__name__)
 

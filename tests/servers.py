@@ -132,8 +132,10 @@ class Influxd(ServerProcess):
         raise TimeoutError(f"influxd did not answer /ping: {self.log_path.read_text()[-2000:]}")
 
 
-def mosquitto(workdir: Path, password_file: Path | None = None, acl_file: Path | None = None) -> Mosquitto:
-    """With password_file/acl_file, anonymous clients are refused and the ACL applies."""
+def mosquitto(workdir: Path, password_file: Path | None = None, acl_file: Path | None = None,
+              auth_conf: Path | None = None) -> Mosquitto:
+    """With password_file/acl_file, anonymous clients are refused and the ACL applies; with auth_conf
+    (the file ``smartfactory broker-acl --conf-file`` writes) its settings are used as they are."""
     binary = find_binary(MOSQUITTO_CANDIDATES)
     if not binary:
         raise ServerMissing(f"mosquitto not found; {INSTALL_HINT}")
@@ -142,6 +144,8 @@ def mosquitto(workdir: Path, password_file: Path | None = None, acl_file: Path |
     conf = workdir / "mosquitto.conf"
     auth = (f"allow_anonymous false\npassword_file {password_file}\n" if password_file else "allow_anonymous true\n")
     auth += f"acl_file {acl_file}\n" if acl_file else ""
+    if auth_conf is not None:
+        auth = auth_conf.read_text()
     conf.write_text(
         f"listener {port} 127.0.0.1\n"
         + auth +

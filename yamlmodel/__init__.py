@@ -70,10 +70,12 @@ def format_validation_error(path: Path, exc: ValidationError, root: yaml.Node | 
 
 
 def _loc_for_yaml(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
-    """Drop pydantic's union-branch names (e.g. 'influxdb' under 'store') from a location."""
+    """Drop pydantic's union-branch names (e.g. 'influxdb' under 'store', 'mc' under a tag) from a location."""
     kept = []
     for i, part in enumerate(loc):
         if i > 0 and loc[i - 1] == "store" and part in ("sqlite", "influxdb"):
+            continue
+        if i > 1 and loc[i - 2] == "tags" and isinstance(loc[i - 1], int) and part in ("modbus", "mc"):
             continue
         kept.append(part)
     return tuple(kept)

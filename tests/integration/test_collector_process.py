@@ -71,7 +71,10 @@ def write_config(tmp_path: Path, name: str, mosquitto, influxd, database: str, *
         "mqtt": {"url": mosquitto.url},
         "store": {"kind": "influxdb", "url": influxd.url, "database": database},
         "collector": {"client_id": name, "batch_interval_s": 0.2, "max_batch_messages": 20, "data_dir": f"{name}-data",
-                      "metrics_port": 0, **collector},
+                      "metrics_port": 0,
+                      # no plant model here: these tests are about delivery (the machine check is
+                      # tested in test_collector_limits.py)
+                      "unknown_machines": "accept", **collector},
     }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))

@@ -77,6 +77,18 @@ def test_plan_shows_interval_groups_and_the_lower_bound(tmp_path):
     path.write_text(yaml.safe_dump(config))
     result = CliRunner().invoke(cli, ["gateway", "plan", "--config", str(path)])
     assert result.exit_code == 0, result.output
-    assert "l/m (10.0.0.5:502 unit 1): 4 tags in 3 reads (fewest possible 3, one per tag 4)" in result.output
+    # the bound is the protocol's (any gap inside a 125-register read), not the configured gap of 2
+    assert "l/m (10.0.0.5:502 unit 1): 4 tags in 3 reads (fewest possible 2 with max_gap: 96, one per tag 4)" in result.output
     assert "every 1 s: 3 tags in 2 reads" in result.output and "every 10 s: 1 tags in 1 reads" in result.output
     assert "input_register    address     9 count    1  [temp]" in result.output
+
+
+def test_plan_says_which_gap_reaches_the_fewest_reads(tmp_path):
+    tags = [{"name": f"t{i}", "table": "holding_register", "address": 10 * i} for i in range(20)]
+    config = {"gateway": {"id": "g", "tenant": "t", "site": "s", "devices": [
+        {"name": "m", "line": "l", "host": "127.0.0.1", "max_gap": 8, "tags": tags}]}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(cli, ["gateway", "plan", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "20 tags in 20 reads (fewest possible 2 with max_gap: 9, one per tag 20)" in result.output

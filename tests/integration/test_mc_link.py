@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from gateway import mcprotocol as mc
+from plcprotocol import mc
 from gateway.links import ILLEGAL_DATA_ADDRESS, LinkError, Refused
 from gateway.mclink import McLink
 from simulators.mc_server import McMemory, McServer
@@ -38,7 +38,7 @@ def test_words_bits_and_random_reads_come_back_as_the_plc_holds_them():
             scattered = await link.random_read([mc.Device.parse("W1A"), mc.Device.parse("D101")],
                                                [mc.Device.parse("D200")], 5)
         finally:
-            await link.close()
+            link.close()
             await server.stop()
         return words, bits, m_as_words, x, scattered
 
@@ -62,7 +62,7 @@ def test_a_read_past_the_device_range_is_a_refused_address_and_the_link_stays_us
                 await link.read_words(mc.Device.parse("D95"), 10, 5)
             after = await link.read_words(mc.Device.parse("D90"), 10, 5)
         finally:
-            await link.close()
+            link.close()
             await server.stop()
         return refused.value, after
 
@@ -102,7 +102,7 @@ def test_a_silent_plc_times_out_and_the_next_read_reconnects():
                 await link.read_words(mc.Device.parse("D0"), 1, 0.5)
             value = await link.read_words(mc.Device.parse("D0"), 1, 10)
         finally:
-            await link.close()
+            link.close()
             server.close()
             await server.wait_closed()
         return value

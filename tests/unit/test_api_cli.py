@@ -60,3 +60,28 @@ def test_operator_errors_are_clear(tmp_path):
     bad.write_text(yaml.safe_dump({"users": [{"username": "x", "password": "short", "role": "sme_owner"}]}))
     r = run(cli, ["plant", "seed", "-c", str(config), str(bad)])
     assert r.exit_code == 2 and "bad.yaml" in r.output and "password" in r.output
+
+
+def test_broker_acl_warns_without_a_collector_and_broker_account_adds_one(tmp_path):
+    """With anonymous access off a broker without a collector account locks the collector out: say so,
+    and ``plant broker-account`` adds one that the next broker-acl writes, with the binding settings."""
+    config, seed = _setup(tmp_path)
+    run = CliRunner().invoke
+    assert run(cli, ["plant", "seed", "-c", str(config), str(seed)]).exit_code == 0
+    files = ["--password-file", str(tmp_path / "pw"), "--acl-file", str(tmp_path / "acl"),
+             "--conf-file", str(tmp_path / "auth.conf")]
+    r = run(cli, ["broker-acl", "-c", str(config), *files])
+    assert r.exit_code == 0 and "no collector account" in r.stderr
+    conf = (tmp_path / "auth.conf").read_text().splitlines()
+    assert {"allow_anonymous false", "use_username_as_clientid true", f"password_file {tmp_path / 'pw'}",
+            f"acl_file {tmp_path / 'acl'}"} <= set(conf)
+    r = run(cli, ["plant", "broker-account", "-c", str(config), "collector-1", "--kind", "collector",
+                  "--password", "collector-pw-1"])
+    assert r.exit_code == 0, r.output
+    r = run(cli, ["broker-acl", "-c", str(config), *files])
+    assert r.exit_code == 0 and "no collector account" not in r.stderr and "2 accounts" in r.stdout
+    users = dict(line.split(":", 1) for line in (tmp_path / "pw").read_text().split())
+    assert mosquitto_verify(users["collector-1"], "collector-pw-1")
+    assert "user collector-1\ntopic read sf/v1/#" in (tmp_path / "acl").read_text()
+    r = run(cli, ["plant", "broker-account", "-c", str(config), "gw-2", "--kind", "gateway", "--password", "gw-2-pw-12"])
+    assert r.exit_code == 2 and "set 'tenant' on gateways only" in r.output

@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from gateway import mcprotocol as mc
+from plcprotocol import mc
 
 
 def test_batch_read_of_d100_is_the_manuals_frame():

@@ -343,3 +343,26 @@ def test_property_contiguous_single_registers_need_ceil_n_over_limit_reads(
     assert len(reads) == math.ceil(n / max_registers)
     assert all(r.count == max_registers for r in reads[:-1])
     assert sum(r.count for r in reads) == n
+
+
+def test_fewest_reads_is_bounded_by_the_protocol_not_the_configured_gap() -> None:
+    from gateway.planner import fewest_reads
+
+    tags = [reg(10 * i) for i in range(200)]  # 200 tags 10 registers apart: 1991 registers
+    assert len(plan_reads(tags, max_gap=8)) == 200  # every gap is 9 > 8: one read per tag
+    bound, gap = fewest_reads(tags)
+    assert bound == 16  # 13 tags fit one 125-register read: ceil(200 / 13)
+    assert gap == 9 and len(plan_reads(tags, max_gap=gap)) == bound and len(plan_reads(tags, max_gap=gap - 1)) > bound
+
+
+def test_default_gap_spans_a_whole_read_on_ethernet_and_16_on_a_serial_line() -> None:
+    from gateway.settings import DeviceSettings
+
+    tags = [{"name": "a", "table": "holding_register", "address": 0}]
+    assert DeviceSettings.model_validate({"name": "m", "line": "l", "host": "127.0.0.1", "tags": tags}).max_gap == 124
+    rtu = DeviceSettings.model_validate({"name": "m", "line": "l", "transport": "rtu", "serial": {"port": "/dev/ttyS0"},
+                                         "tags": tags})
+    assert rtu.max_gap == 16
+    small = DeviceSettings.model_validate({"name": "m", "line": "l", "host": "127.0.0.1", "max_registers_per_read": 60,
+                                           "tags": tags})
+    assert small.max_gap == 59

@@ -199,7 +199,8 @@ def frame_length(head: bytes) -> int:
     if head[:2] not in (REQUEST_SUBHEADER, RESPONSE_SUBHEADER):
         raise McError(f"not a binary 3E frame: subheader {head[:2].hex(' ')} (expected 50 00 or d0 00; "
                       "is the PLC port set to binary code and 3E frames?)")
-    return HEADER_BYTES + struct.unpack_from("<H", head, 7)[0]
+    length: int = struct.unpack_from("<H", head, 7)[0]
+    return HEADER_BYTES + length
 
 
 def response_data(frame: bytes) -> bytes:
