@@ -284,3 +284,18 @@ def test_the_html_report_shows_each_machines_coverage_and_the_gap_warning(gap_li
     row = page[page.index("<td>press-2</td>"):].split("</tr>")[0]
     assert "100.00% → 93." in row  # 6 of 90 planned hours lost after the rollout
     assert "data gap" in page and "Material input time per load" in page
+
+
+def test_store_path_reads_a_restart_near_the_top_as_a_reset_and_a_step_back_as_a_correction(tmp_path):
+    from tsstore import Point
+
+    m = LINE[0]
+    policy = Policy(holidays=None, default_ideal_cycle_s=24.0)
+    t0 = local_midnight_ms(FIRST, policy)
+    good = [65290, 65300, 65317, 0, 2, 4, 6, 20, 19, 22, 25]  # PLC restart after 65317; 20 -> 19 is a correction
+    store = SqliteStore(tmp_path / "c.db")
+    store.write([Point(m, t0 + 30_000 + k * 60_000, {"state": 2, "good_count": v}) for k, v in enumerate(good)])
+    b = machine_buckets(store, m, policy, t0, t0 + H)
+    assert b.good.tolist() == [(65317 - 65290) + 20 + (25 - 20)]  # not 219 parts more, nor 19 again
+    assert [c["kind"] for c in b.corrections] == ["reset", "step_back"]
+    store.close()
