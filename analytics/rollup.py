@@ -7,8 +7,9 @@ per-bucket ``last`` and ``max``. A value holds until the next sample, at most th
 policy's staleness limit, so fixed-rate polling and report-on-change both work.
 
 Counters: a bucket that only rose needs its last reading and the previous bucket's; the
-rare bucket with a wrap or a PLC reset is recounted from its raw readings (see ``_counter``),
-so corrections are exact and flagged without pulling every sample.
+rare bucket with a wrap, a PLC reset, a backward step or a data gap is recounted from its raw
+readings (see ``_counter``), so corrections are exact and flagged without pulling every sample,
+and parts made while no data came are counted apart, never as the next hour's output.
 """
 
 from __future__ import annotations
@@ -111,11 +112,12 @@ def _counter(store: TimeSeriesStore, machine: MachineRef, tag: str, bits: int, b
     A bucket whose readings never went below the previous bucket's last (min >= prev), ended at
     their top (last == max), follows a bucket with readings and had data all the time only
     rose: its increment is last - prev ("all the time": within one staleness limit, as holds
-    move seconds across hour edges; a shorter gap stays in its hour). Any other bucket held a wrap, a reset, a correction or
-    a gap (or starts the window with nothing before it); only its raw readings are fetched,
-    and ``counter_deltas`` counts and flags them exactly. An increment between readings
-    further apart than the staleness limit is not any hour's output: it goes to the gap tally
-    and ``b.gaps``, never into the first bucket after the gap.
+    move seconds across hour edges; a gap shorter than that stays in its hour). Any other
+    bucket held a wrap, a reset, a correction or a gap (or starts the window with nothing
+    before it); only its raw readings are fetched, and ``counter_deltas`` counts and flags them
+    exactly, judging a drop by the rate it implies (``max_rate_per_s``). An increment between
+    readings further apart than the staleness limit is not any hour's output: it goes to the
+    gap tally and ``b.gaps``, never into the first bucket after the gap.
     """
     start, every = int(b.start_ms[0]), b.bucket_ms
     end = int(b.start_ms[-1]) + every
