@@ -299,3 +299,26 @@ def test_store_path_reads_a_restart_near_the_top_as_a_reset_and_a_step_back_as_a
     assert b.good.tolist() == [(65317 - 65290) + 20 + (25 - 20)]  # not 219 parts more, nor 19 again
     assert [c["kind"] for c in b.corrections] == ["reset", "step_back"]
     store.close()
+
+
+def test_a_closed_sunday_is_not_a_zero_day_in_the_before_after_comparison(tmp_path):
+    """The gateway stays on over the weekend and the machine reads idle: without weekdays every
+    Saturday and Sunday is planned time with no output, and the interval widens several times."""
+    columns, _ = generate(LINE, FIRST, 28, LineSpec(process_s=40.0), seed=12)
+    store = SqliteStore(tmp_path / "w.db")
+    zone = REPORT_POLICY.zone()
+    for m, cols in columns.items():
+        ts, v = cols["state"]
+        weekend = np.array([datetime.fromtimestamp(t / 1000, zone).weekday() >= 5 for t in ts.tolist()])
+        store.write_columns(m, {**cols, "state": (ts, np.where(weekend, 0.0, v))})  # idle, not "not scheduled"
+
+    def width(policy: Policy) -> tuple[float, int]:
+        r = before_after_report(store, LINE, policy, ROLLOUT, commissioning_days=0, days=14, replicates=400)
+        k = {c["key"]: c for c in r["kpis"]}["output_per_hour"]
+        return k["ci95_change_pct"][1] - k["ci95_change_pct"][0], k["n_before"]
+
+    every_day = Policy(default_ideal_cycle_s=20.0, holidays=None, shifts=[ShiftDef(name="day", start="08:00", end="17:00")])
+    weekdays, n = width(REPORT_POLICY)
+    assert n == 10  # two weeks of Monday to Friday
+    assert width(every_day)[0] > 2 * weekdays
+    store.close()
