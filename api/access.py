@@ -21,9 +21,10 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.routing import APIRoute
-from sqlalchemy import select
+from sqlalchemy import select, update
 from starlette.concurrency import run_in_threadpool
 
+from api.caches import SharedCache
 from plantmodel.credentials import TOKEN_PREFIX, secret_digest
 from plantmodel.db import ApiToken, PlantDb, Role, User, WebSession
 
@@ -60,7 +61,11 @@ def principal_for_user(user: User) -> Principal:
     return Principal(user.username, role, own, language, None if role.is_centre else frozenset({own}))
 
 
+LAST_USED_EVERY_MS = 60_000  # a token's last use is written at most once a minute, not on every request
+
+
 def resolve(plant: PlantDb, cookie: str | None, authorization: str | None) -> Principal | None:
+    """The caller of a live session or an unexpired token of an active user; None otherwise."""
     secret = None
     from_cookie = False
     if authorization and authorization.lower().startswith("bearer "):
@@ -78,48 +83,52 @@ def resolve(plant: PlantDb, cookie: str | None, authorization: str | None) -> Pr
                 return None
         else:
             row = s.scalars(select(ApiToken).filter_by(token_hash=digest)).first()
-            if row is None:
+            if row is None or row.expires_ms <= now_ms:
                 return None
         user = row.user
         if not user.active:
             return None
-        return principal_for_user(user)
+        principal = principal_for_user(user)
+    if not from_cookie and (row.last_used_ms is None or now_ms - row.last_used_ms > LAST_USED_EVERY_MS):
+        with plant.session() as s, s.begin():
+            s.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_ms=now_ms))
+    return principal
 
 
 class PrincipalCache:
     """Resolved callers for a few seconds, so a dashboard's requests do not each query the user tables.
 
-    A logout or a revoked token takes effect within ``ttl_s`` on other requests of the
-    same secret; the logout request itself drops its entry at once.
+    Every worker has its own cache and learns of nothing another worker does, so ``ttl_s`` bounds
+    how long a logout, a revoked or expired token, a password change or a deactivation can go
+    unnoticed on any worker (``api.credential_cache_s``, 5 s). The worker that makes the change
+    drops the entries at once (``forget``, ``forget_user``).
     """
 
-    def __init__(self, ttl_s: float = 5.0) -> None:
+    def __init__(self, ttl_s: float = 5.0, maxsize: int = 10_000) -> None:
         self.ttl_s = ttl_s
-        self._entries: dict[tuple[str | None, str | None], tuple[float, Principal]] = {}
+        self._entries: SharedCache[tuple[str | None, str | None], Principal] = SharedCache(maxsize, ttl_s)
 
     def peek(self, cookie: str | None, authorization: str | None) -> Principal | None:
         """A fresh cached caller, without touching the database (safe on the event loop)."""
-        hit = self._entries.get((cookie, authorization))
-        return hit[1] if hit and time.monotonic() - hit[0] < self.ttl_s else None
+        return self._entries.get((cookie, authorization))
 
     def get(self, plant: PlantDb, cookie: str | None, authorization: str | None) -> Principal | None:
         key = (cookie, authorization)
         hit = self._entries.get(key)
-        now = time.monotonic()
-        if hit and now - hit[0] < self.ttl_s:
-            return hit[1]
+        if hit is not None:
+            return hit
         principal = resolve(plant, cookie, authorization)
         if principal is None:
-            self._entries.pop(key, None)
+            self._entries.pop(key)
         else:
-            if len(self._entries) > 10_000:
-                self._entries.clear()
-            self._entries[key] = (now, principal)
+            self._entries.put(key, principal)
         return principal
 
     def forget(self, cookie: str | None) -> None:
-        for key in [k for k in self._entries if k[0] == cookie]:
-            self._entries.pop(key, None)
+        self._entries.drop_where(lambda key: key[0] == cookie)
+
+    def forget_user(self, username: str) -> None:
+        self._entries.drop_items_where(lambda _key, principal: principal.username == username)
 
 
 async def authorise(request: Request) -> None:
@@ -167,29 +176,3 @@ ACKERS = (Role.CENTRE_ADMIN, Role.CENTRE_ENGINEER, Role.SME_OWNER, Role.SME_OPER
 Acker = Annotated[Principal, Depends(require(*ACKERS))]
 SmeWriter = Annotated[Principal, Depends(require(*SME_WRITERS))]
 CentreOnly = Annotated[Principal, Depends(require(Role.CENTRE_ADMIN, Role.CENTRE_ENGINEER))]
-
-
-class LoginThrottle:
-    """Refuses logins for a username after ``limit`` failures within ``window_s`` (guessing passwords).
-
-    In memory, per API process: enough to make online guessing slow; a restart forgets.
-    """
-
-    def __init__(self, limit: int = 5, window_s: float = 300.0) -> None:
-        self.limit, self.window_s = limit, window_s
-        self._failures: dict[str, list[float]] = {}
-
-    def blocked_for(self, username: str) -> float:
-        """Seconds until the next attempt is allowed (0: allowed now)."""
-        now = time.monotonic()
-        recent = [t for t in self._failures.get(username, []) if now - t < self.window_s]
-        self._failures[username] = recent
-        return self.window_s - (now - recent[0]) if len(recent) >= self.limit else 0.0
-
-    def failed(self, username: str) -> None:
-        if len(self._failures) > 100_000:
-            self._failures.clear()
-        self._failures.setdefault(username, []).append(time.monotonic())
-
-    def succeeded(self, username: str) -> None:
-        self._failures.pop(username, None)

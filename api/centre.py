@@ -1,4 +1,5 @@
-"""The centre view's status of every SME: cheap per machine, so it scales to hundreds of tenants.
+"""The centre's view of every SME: status cheap per machine (so it scales to hundreds of tenants), the
+before/after gains in words, and the reasons an SME needs attention.
 
 Data coverage over the last day comes from the hourly rollups the maintainer keeps
 (``analytics.continuous``): the settled hours are rows in the rollup cache, and only the
@@ -9,18 +10,30 @@ one, at most the staleness limit). Last data is the newest state sample (``lates
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from analytics.beforeafter import DELIVERY_KEYS
+from analytics.delivery import DELIVERY_KPIS
+from analytics.kpi import KPIS
+from analytics.labels import LANGS, label
+from analytics.report import HEADLINE, portfolio_reports
 from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
 from api.live import alarms_of
 from plantmodel.db import BrokerAccount, PlantDb, Tenant
+from plantmodel.orders import orders_for_report
 from plant import MachineRef
 from tsstore import TimeSeriesStore
 
 DAY_MS = 86_400_000
+log = logging.getLogger(__name__)
+KPI_UNITS = {k.key: k.unit for k in (*KPIS, *DELIVERY_KPIS)}
+HIGHER_IS_BETTER = {k.key: k.higher_is_better for k in (*KPIS, *DELIVERY_KPIS)}
 
 
 @dataclass(frozen=True)
@@ -28,6 +41,7 @@ class MachineStatus:
     known_ms: int
     window_ms: int
     last_data_ms: int | None
+    state: float | None = None  # the newest state sample's value (a state code)
 
 
 def machine_status(store: TimeSeriesStore, cache: RollupCache | None, ref: MachineRef, settings: AnalyticsSettings,
@@ -52,7 +66,8 @@ def machine_status(store: TimeSeriesStore, cache: RollupCache | None, ref: Machi
         known += float(cache.machine_buckets(store, ref, policy, first_whole, settled, now_ms).known_ms().sum())
     known += from_store(settled, -(-now_ms // every) * every, every)  # the hours too recent to be settled
     newest = store.latest(ref).get(policy.tags.state)
-    return MachineStatus(int(known), now_ms - start, newest.ts_ms if newest else None)
+    state = newest.value if newest is not None and isinstance(newest.value, (int, float)) else None
+    return MachineStatus(int(known), now_ms - start, newest.ts_ms if newest else None, state)
 
 
 def overview(plant: PlantDb, store: TimeSeriesStore, cache: RollupCache | None, settings: AnalyticsSettings,
@@ -79,3 +94,208 @@ def overview(plant: PlantDb, store: TimeSeriesStore, cache: RollupCache | None, 
             })
     return out
 
+
+
+# -- the portfolio: every SME with its status, gains in words and the reasons it needs attention ---------------
+
+#: the KPIs whose before/after change the portfolio shows per SME (the report's headline KPIs and delivery)
+GAIN_KEYS = HEADLINE + DELIVERY_KEYS
+#: headline KPIs whose significant worsening flags an SME (delivery is shown, never a reason: few orders)
+WATCHED_KEYS = HEADLINE
+
+
+def gain(kpi: dict, scope: dict) -> dict:
+    """One KPI's before/after as data for words: the report's labels, the signed change and whether it is better.
+
+    ``change_pct`` is signed as the value moved (a shorter material input time is negative);
+    ``improvement_pct`` is the programme's convention (positive is better), as in the reports.
+    """
+    change, imp = kpi.get("change_pct"), kpi.get("improvement_pct")
+    direction = None if change is None else "unchanged" if change == 0 else "increased" if change > 0 else "reduced"
+    return {
+        "key": kpi["key"], "label": {lang: label(kpi["key"], lang) for lang in LANGS},
+        "unit": kpi.get("unit"), "higher_is_better": kpi.get("higher_is_better"),
+        "site": scope.get("site"), "line": scope.get("line"),
+        "before": kpi.get("before"), "after": kpi.get("after"),
+        "change_pct": change, "direction": direction, "improvement_pct": imp,
+        "better": None if imp is None or imp == 0 else imp > 0,
+        "significant": bool(kpi.get("significant")), "pp_change": kpi.get("pp_change"),
+    }
+
+
+def gains_by_tenant(reports: list[dict]) -> dict[str, list[dict]]:
+    """The gains of each tenant's before/after reports (one per configured rollout line)."""
+    out: dict[str, list[dict]] = {}
+    for r in reports:
+        scope = r.get("scope") or {}
+        for k in r.get("kpis", []):
+            if k.get("key") in GAIN_KEYS:
+                out.setdefault(scope.get("tenant"), []).append(gain(k, scope))
+    order = {k: i for i, k in enumerate(GAIN_KEYS)}
+    for gs in out.values():
+        gs.sort(key=lambda g: (g["line"] or "", order[g["key"]]))
+    return out
+
+
+def _reason(code: str, text: str, **params) -> dict:
+    return {"code": code, "text": text, "params": params}
+
+
+def _ago(now_ms: int, ts_ms: int) -> str:
+    minutes = max(0, (now_ms - ts_ms) // 60_000)
+    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h" if minutes < 48 * 60 else f"{minutes // 1440} days"
+
+
+def attention(row: dict, gains: list[dict], problems: list[str], coverage_floor: float, now_ms: int) -> list[dict]:
+    """Why an SME needs attention, as data (``code``, ``params``) and in English (``text``); empty when none.
+
+    - ``no_machines``: the plant model lists no machine;
+    - ``no_data``: none of its machines sent a state sample in the last 24 h;
+    - ``no_gateway``: machines but no gateway account registered;
+    - ``gateway_offline``: a gateway reported before but not recently; ``gateway_never``: never reported;
+    - ``low_coverage``: data coverage over 24 h under the floor (but not zero: that is ``no_data``);
+    - ``kpi_worse``: a headline KPI of a before/after report got significantly worse;
+    - ``report_failed``: its configured before/after report could not be computed.
+    """
+    out = []
+    coverage = row.get("coverage_24h")
+    if not row.get("machines"):
+        out.append(_reason("no_machines", "no machines in the plant model"))
+    elif not coverage:
+        out.append(_reason("no_data", "no data in the last 24 h", machines=row["machines"]))
+    elif coverage < coverage_floor:
+        out.append(_reason("low_coverage", f"data coverage {coverage:.0%} in 24 h, under the {coverage_floor:.0%} "
+                           "threshold", coverage=coverage, threshold=coverage_floor))
+    gateways = row.get("gateways") or []
+    if row.get("machines") and not gateways:
+        out.append(_reason("no_gateway", "no gateway registered"))
+    for g in gateways:
+        status = g.get("status") or gateway_status(g)
+        if status == "never":
+            out.append(_reason("gateway_never", f"gateway {g['gateway']} has never reported", gateway=g["gateway"]))
+        elif status == "offline":
+            out.append(_reason("gateway_offline", f"gateway {g['gateway']} offline, last seen "
+                               f"{_ago(now_ms, g['last_data_ms'])} ago", gateway=g["gateway"],
+                               last_seen_ms=g["last_data_ms"]))
+    for g in gains:
+        if g["key"] in WATCHED_KEYS and g["significant"] and g["better"] is False:
+            out.append(_reason("kpi_worse", f"{g['label']['en']} got worse: {g['change_pct']:+.1f}% ({g['direction']})"
+                               + (f" on {g['line']}" if g["line"] else ""), kpi=g["key"], line=g["line"],
+                               change_pct=g["change_pct"], direction=g["direction"], label=g["label"]))
+    for p in problems:
+        out.append(_reason("report_failed", f"before/after report failed: {p}", problem=p))
+    return out
+
+
+def gateway_status(g: dict) -> str:
+    return "online" if g.get("online") else "never" if g.get("last_data_ms") is None else "offline"
+
+
+def portfolio_rows(overview_rows: list[dict], names_en: dict[str, str | None], reports: list[dict],
+                   problems: list[str], coverage_floor: float, now_ms: int) -> list[dict]:
+    """The centre overview rows joined with the report gains and the attention reasons (pure: unit-tested)."""
+    gains = gains_by_tenant(reports)
+    out = []
+    for row in overview_rows:
+        tenant = row["tenant"]
+        gws = [{**g, "status": gateway_status(g)} for g in row.get("gateways", [])]
+        statuses = {g["status"] for g in gws}
+        overall = ("none" if not gws else "online" if statuses == {"online"} else
+                   "never" if statuses == {"never"} else "offline")
+        last_seen = max((g["last_data_ms"] for g in gws if g.get("last_data_ms")), default=None)
+        r = {**row, "name_en": names_en.get(tenant), "gateways": gws, "gateway_status": overall,
+             "last_seen_ms": last_seen, "gains": gains.get(tenant, [])}
+        mine = [p for p in problems if p.split("/", 1)[0] == tenant]  # "tenant/line: why" (portfolio_reports)
+        r["attention"] = attention(r, r["gains"], mine, coverage_floor, now_ms)
+        out.append(r)
+    return out
+
+
+def kpi_legend() -> list[dict]:
+    """The gain KPIs with the report's labels, unit and direction of goodness, for charts and legends."""
+    return [{"key": k, "label": {lang: label(k, lang) for lang in LANGS}, "unit": KPI_UNITS.get(k),
+             "higher_is_better": HIGHER_IS_BETTER.get(k), "flags_attention": k in WATCHED_KEYS} for k in GAIN_KEYS]
+
+
+# -- kept per worker -------------------------------------------------------------------------------------------
+
+STATUS_TTL_S = 30.0  # the status, as /centre/overview keeps it
+
+
+class CentrePortfolio:
+    """The portfolio's inputs kept per worker: the status for 30 s, the report gains for ``gains_ttl_s``.
+
+    The gains come from a before/after report per configured rollout; they change by the day, so
+    they are computed once per ``gains_ttl_s`` however many pages ask at the same time (a lock).
+    A run with a failed report (often: data still arriving) is retried after ``STATUS_TTL_S``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._status: tuple[float, list[dict]] | None = None
+        self._gains: tuple[float, float, list[dict], list[str]] | None = None
+
+    def status(self, plant: PlantDb, store: TimeSeriesStore, cache: RollupCache | None, settings: AnalyticsSettings,
+               stale_ms: int) -> list[dict]:
+        hit = self._status
+        if hit and time.monotonic() - hit[0] < STATUS_TTL_S:
+            return hit[1]
+        out = overview(plant, store, cache, settings, int(time.time() * 1000), stale_ms)
+        self._status = (time.monotonic(), out)
+        return out
+
+    def gains(self, plant: PlantDb, store: TimeSeriesStore, cache: RollupCache | None, settings: AnalyticsSettings,
+              ttl_s: float) -> tuple[float, list[dict], list[str]]:
+        """(computed at, epoch ms; the reports; the problems)."""
+        with self._lock:
+            hit = self._gains
+            if hit and time.monotonic() - hit[0] < (min(ttl_s, STATUS_TTL_S) if hit[3] else ttl_s):
+                return hit[1], hit[2], hit[3]
+            t0 = time.monotonic()
+            reports, problems = portfolio_reports(store, settings, 1000, cache=cache,
+                                                  orders_for=lambda t: orders_for_report(plant, t))
+            log.info("centre_gains_computed reports=%d problems=%d seconds=%.2f", len(reports), len(problems),
+                     time.monotonic() - t0)
+            self._gains = (time.monotonic(), time.time() * 1000, reports, problems)
+            return self._gains[1], reports, problems
+
+    def portfolio(self, plant: PlantDb, store: TimeSeriesStore, cache: RollupCache | None, settings: AnalyticsSettings,
+                  stale_ms: int, coverage_floor: float, gains_ttl_s: float) -> dict:
+        rows = self.status(plant, store, cache, settings, stale_ms)
+        as_of, reports, problems = self.gains(plant, store, cache, settings, gains_ttl_s)
+        with plant.session() as s:
+            names_en = {t.slug: t.name_en for t in s.scalars(select(Tenant))}
+        now_ms = int(time.time() * 1000)
+        return {"schema": "smartfactory.centre-portfolio/v1", "generated_ms": now_ms, "gains_as_of_ms": int(as_of),
+                "coverage_floor": coverage_floor, "kpis": kpi_legend(),
+                "tenants": portfolio_rows(rows, names_en, reports, problems, coverage_floor, now_ms)}
+
+
+def tenant_detail(plant: PlantDb, store: TimeSeriesStore, cache: RollupCache | None, settings: AnalyticsSettings,
+                  stale_ms: int, row: dict) -> dict | None:
+    """One SME for the centre: its portfolio ``row``, and its sites, lines and machines with state and coverage."""
+    tenant, now_ms = row["tenant"], int(time.time() * 1000)
+    alarms = alarms_of(plant, tenant, ("active",))
+    with plant.session() as s:
+        t = s.scalars(select(Tenant).filter_by(slug=tenant)).first()
+        if t is None:
+            return None
+        sites = []
+        for site in t.sites:
+            lines = []
+            for ln in site.lines:
+                machines = []
+                for m in ln.machines:
+                    st = machine_status(store, cache, MachineRef(t.slug, site.slug, ln.slug, m.slug), settings, now_ms)
+                    fresh = st.last_data_ms is not None and now_ms - st.last_data_ms < stale_ms
+                    machines.append({"machine": m.slug, "name": m.name, "gateway": m.gateway.username if m.gateway else None,
+                                     "state": int(st.state) if fresh and st.state is not None else None,
+                                     "last_data_ms": st.last_data_ms, "fresh": fresh,
+                                     "coverage_24h": round(min(1.0, st.known_ms / st.window_ms), 4),
+                                     "active_alarms": sum(a["machine"] == m.slug and a["line"] == ln.slug
+                                                          and a["site"] == site.slug for a in alarms)})
+                lines.append({"line": ln.slug, "name": ln.name, "name_en": ln.name_en, "machines": machines,
+                              "active_alarms": sum(m["active_alarms"] for m in machines),
+                              "gains": [g for g in row["gains"] if g["line"] == ln.slug]})
+            sites.append({"site": site.slug, "name": site.name, "name_en": site.name_en, "lines": lines})
+    return {**row, "sites": sites, "kpis": kpi_legend()}

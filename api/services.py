@@ -16,11 +16,14 @@ from fastapi import Depends, Request
 
 from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
-from api.access import LoginThrottle, PrincipalCache
+from api.access import PrincipalCache
+from api.centre import CentrePortfolio
 from api.alarms import AlarmEngine
 from api.live import RecentAnswers, SnapshotCache
 from api.settings import ApiSettings
 from plantmodel.db import PlantDb
+from plantmodel.housekeeping import Housekeeper
+from plantmodel.throttle import Throttle
 from plantmodel.policy import effective_settings
 from tsstore import TimeSeriesStore
 
@@ -58,11 +61,13 @@ class Services:
     alarms: AlarmEngine
     snapshots: SnapshotCache
     rollup_cache: RollupCache | None  # None: no cache configured, reports compute from the store
-    principals: PrincipalCache = field(default_factory=PrincipalCache)
-    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    principals: PrincipalCache  # ttl: api.credential_cache_s
+    login_throttle: Throttle  # counts in the plant database, shared by the workers
+    housekeeper: Housekeeper  # runs in the leader worker only
     alarm_lists: RecentAnswers = field(default_factory=RecentAnswers)
     tenant_trees: RecentAnswers = field(default_factory=lambda: RecentAnswers(ttl_s=5.0))  # the model changes rarely
     centre_overview: RecentAnswers = field(default_factory=lambda: RecentAnswers(ttl_s=30.0))
+    centre_portfolio: CentrePortfolio = field(default_factory=CentrePortfolio)  # status 30 s, report gains longer
 
     @property
     def stale_ms(self) -> int:
@@ -72,7 +77,7 @@ class Services:
         """Live views show an alarm or rule change at once, not after their caches' ttl."""
         self.snapshots.invalidate(tenant)
         self.alarm_lists.invalidate(tenant)
-        self.alarms.revision += 1
+        self.alarms.revision.bump()
 
 
 def services_of(app) -> Services:

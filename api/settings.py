@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class ApiSettings(BaseModel):
@@ -19,11 +19,36 @@ class ApiSettings(BaseModel):
         "file; PostgreSQL: postgresql+psycopg://user:pass@host/db",
     )
     session_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 12.0
+    token_default_days: Annotated[float, Field(gt=0, le=3650)] = Field(
+        default=90.0, description="lifetime of a new API token when its creator names none")
+    token_max_days: Annotated[float, Field(gt=0, le=3650)] = Field(
+        default=365.0, description="longest lifetime a new API token may be given; a longer request is refused")
+    token_grace_days: Annotated[float, Field(ge=0, le=3650)] = Field(
+        default=30.0, description="an expired token stays listed (as expired) this long, then is deleted")
+    credential_cache_s: Annotated[float, Field(gt=0, le=30)] = Field(
+        default=5.0, description="how long a worker trusts a resolved session or token without asking the "
+        "database: a logout, revocation, password change or deactivation takes effect on every worker within it")
+    login_free_failures_per_address: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=20, description="failed logins from one client address (any usernames) after which each next one "
+        "makes it wait, doubling from login_backoff_base_s")
+    login_free_failures_per_account: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=5, description="failed logins for one account (any address) after which each next one makes it "
+        "wait; a browser that logged in to the account before is exempt (device cookie)")
+    login_backoff_base_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    login_backoff_max_s: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        default=900.0, description="the longest wait between attempts; with the defaults an account sees at "
+        "most about 20 guesses an hour (OWASP ASVS 4.0 V2.2.1 allows 100)")
+    login_forget_after_s: Annotated[float, Field(gt=0, le=30 * 86_400)] = Field(
+        default=3600.0, description="a login counter this long after its last failure starts again from zero")
+    housekeeping_interval_s: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        default=600.0, description="how often the leader worker deletes expired sessions, tokens past their "
+        "grace period and old login counters")
     secure_cookies: bool = Field(default=False, description="set behind HTTPS so the session cookie is never sent "
                                                             "in clear")
     stale_after_s: Annotated[float, Field(gt=0)] = Field(
-        default=90.0, description="a value holds until the next sample, at most this long, then the machine shows "
-        "as stale/unknown; keep it above the gateways' heartbeat (max_silence_s, 60 s) like analytics.stale_s")
+        default=90.0, description="alarms and the centre overview: a value holds until the next sample, at most "
+        "this long; keep it above the gateways' heartbeat (max_silence_s, 60 s). The line dashboard uses the "
+        "tenant's analytics stale_s, as its reports do")
     alarm_interval_s: Annotated[float, Field(gt=0)] = 1.0
     workers: Annotated[int, Field(ge=1, le=64)] = Field(
         default=1, description="uvicorn worker processes; more than one spreads requests over CPU cores. The "
@@ -31,3 +56,32 @@ class ApiSettings(BaseModel):
     leader_lock: str = Field(
         default="api-leader.lock", description="lock file that elects the worker running the background duties; "
         "a relative path is relative to the config file. Workers must share it (one host)")
+    centre_coverage_floor: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.8, description="the centre portfolio flags an SME whose data coverage over the last 24 h is under "
+        "this share (0.8 = 80%); no data at all is flagged as such")
+    centre_gains_ttl_s: Annotated[float, Field(ge=0, le=86_400)] = Field(
+        default=300.0, description="how long a worker keeps the before/after reports behind the centre portfolio's "
+        "gains (they change by the day; computing them reads every rollout's windows)")
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> ApiSettings:
+        if self.token_default_days > self.token_max_days:
+            raise ValueError(f"token_default_days ({self.token_default_days:g}) is more than token_max_days "
+                             f"({self.token_max_days:g}): lower the default or raise the maximum")
+        return self
+
+    def token_lifetime(self):
+        from plantmodel.admin import TokenLifetime
+
+        return TokenLifetime(self.token_default_days, self.token_max_days)
+
+    def throttle_policy(self):
+        from plantmodel.throttle import ThrottlePolicy
+
+        return ThrottlePolicy(self.login_free_failures_per_address, self.login_free_failures_per_account,
+                              self.login_backoff_base_s, self.login_backoff_max_s, self.login_forget_after_s)
+
+    def retention(self):
+        from plantmodel.housekeeping import Retention
+
+        return Retention(self.token_grace_days, self.login_forget_after_s)

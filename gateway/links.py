@@ -24,8 +24,9 @@ from registermap import BIT_TABLES, Table
 
 if TYPE_CHECKING:
     from gateway.mclink import McLink
+    from gateway.xgtlink import XgtLink
 
-log = logging.getLogger("gateway.link")
+log = logging.getLogger(__name__)
 
 
 def _reraise_cancellation() -> None:
@@ -125,19 +126,22 @@ class ModbusLink:
         self.client.close()
 
 
-def build_links(devices: list[DeviceSettings]) -> dict[tuple, ModbusLink | McLink]:
+def build_links(devices: list[DeviceSettings]) -> dict[tuple, ModbusLink | McLink | XgtLink]:
     """One link per distinct connection; a link is 'shared' when several units use it.
     Needs a running event loop (pymodbus clients bind to it)."""
     from gateway.mclink import McLink
+    from gateway.xgtlink import XgtLink
 
     users: dict[tuple, list[DeviceSettings]] = {}
     for d in devices:
         users.setdefault(d.link, []).append(d)
-    links: dict[tuple, ModbusLink | McLink] = {}
+    links: dict[tuple, ModbusLink | McLink | XgtLink] = {}
     for key, ds in users.items():
         first = ds[0]
         if first.protocol is Protocol.mc:
             links[key] = McLink(first.host or "", first.port, first.series)
+        elif first.protocol is Protocol.xgt:
+            links[key] = XgtLink(first.host or "", first.port)
         else:
             links[key] = ModbusLink.for_device(first, shared=len(ds) > 1)
     return links

@@ -12,11 +12,11 @@ import math
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-from registermap import BIT_TABLES, McTag, Table, Tag
+from registermap import BIT_TABLES, McTag, Table, Tag, XgtTag
 
 #: Where a read goes: a Modbus table, or an MC device kind such as "D" (one request reads one)
 Area = Table | str
-AnyTag = Tag | McTag
+AnyTag = Tag | McTag | XgtTag
 
 
 def area_name(area: Area) -> str:

@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 
 from gateway.links import ILLEGAL_DATA_ADDRESS, LinkError, ModbusLink, Refused
 from gateway.mclink import McLink
+from gateway.xgtlink import XgtLink
 from gateway.planner import DevicePlan, Read, area_name
 from gateway.reporting import ChangeFilter
 from gateway.settings import DeviceSettings
 from registermap import decode
 
-log = logging.getLogger("gateway.poller")
+log = logging.getLogger(__name__)
 
 Values = dict[str, bool | int | float | str]
 #: Called with (device, source timestamp in epoch ms, decoded values) after every good poll.
@@ -103,7 +104,7 @@ def next_slot(previous: float, interval: float, now: float) -> float:
 @dataclass
 class DevicePoller:
     device: DeviceSettings
-    link: ModbusLink | McLink
+    link: ModbusLink | McLink | XgtLink
     sink: SampleSink
     health_sink: HealthSink | None = None
     health: DeviceHealth = field(default_factory=DeviceHealth)

@@ -11,7 +11,8 @@ from pydantic import Tag as UnionBranch
 
 from plant import IDENTIFIER_PATTERN
 from plcprotocol.mc import LIMITS as MC_LIMITS, Series as McSeries
-from registermap import BIT_TABLES, McTag, Table, Tag
+from plcprotocol.xgt import MAX_BYTES as XGT_MAX_BYTES
+from registermap import BIT_TABLES, McTag, Table, Tag, XgtTag
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 
@@ -32,6 +33,7 @@ class Addressing(str, Enum):
 class Protocol(str, Enum):
     modbus = "modbus"  # Modbus TCP, RTU over TCP or RTU (see transport)
     mc = "mc"  # Mitsubishi MC protocol / SLMP, binary 3E frames over TCP
+    xgt = "xgt"  # LS ELECTRIC XGT dedicated protocol over FEnet (TCP)
 
 
 class Transport(str, Enum):
@@ -95,17 +97,28 @@ class McPolledTag(McTag, Polling):
     """A Mitsubishi device point plus how often to read it and when to report it."""
 
 
+class XgtPolledTag(XgtTag, Polling):
+    """An LS XGT variable plus how often to read it and when to report it."""
+
+
 def _tag_kind(value: Any) -> str:
-    """Which tag model a config entry is: an MC device point names a ``device``."""
+    """Which tag model a config entry is: an MC device point names a ``device``, an XGT one a ``variable``."""
     if isinstance(value, McTag) or (isinstance(value, dict) and "device" in value):
         return "mc"
+    if isinstance(value, XgtTag) or (isinstance(value, dict) and "variable" in value):
+        return "xgt"
     return "modbus"
 
 
 AnyPolledTag = Annotated[
-    Annotated[PolledTag, UnionBranch("modbus")] | Annotated[McPolledTag, UnionBranch("mc")],
+    Annotated[PolledTag, UnionBranch("modbus")] | Annotated[McPolledTag, UnionBranch("mc")]
+    | Annotated[XgtPolledTag, UnionBranch("xgt")],
     Discriminator(_tag_kind),
 ]
+
+#: the tag model each protocol's devices take, and how a config names it
+_TAG_OF = {"modbus": (Tag, "'table' and 'address'"), "mc": (McTag, "'device', e.g. D100"),
+           "xgt": (XgtTag, "'variable', e.g. %MW100")}
 
 
 _POLLING_FIELDS = ("poll_interval_s", "report", "deadband", "deadband_percent", "max_silence_s")
@@ -181,6 +194,9 @@ class DeviceSettings(BaseModel):
         out = dict(data)
         if data.get("protocol") == Protocol.mc.value and "max_registers_per_read" not in data:
             out["max_registers_per_read"] = MC_LIMITS[McSeries.q][0]  # 960 on every series
+        if data.get("protocol") == Protocol.xgt.value:
+            out.setdefault("max_registers_per_read", XGT_MAX_BYTES // 2)  # 1400 bytes a block read
+            out.setdefault("port", 2004)  # the FEnet module's dedicated-protocol TCP port
         if "max_gap" not in data:
             serial = data.get("transport") in (Transport.rtu.value, Transport.rtu_over_tcp.value)
             out["max_gap"] = 16 if serial else int(out.get("max_registers_per_read", 125)) - 1
@@ -217,17 +233,19 @@ class DeviceSettings(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "DeviceSettings":
-        if self.protocol is Protocol.mc:
-            self._check_mc()
-        else:
-            for i, tag in enumerate(self.tags):
-                if isinstance(tag, McTag):
-                    raise ValueError(f"tags[{i}] ({tag.name}) names an MC device ({tag.device}), but the device speaks "
-                                     "Modbus: set 'protocol: mc' on the device, or give 'table' and 'address'")
+        model, naming = _TAG_OF[self.protocol.value]
+        for i, tag in enumerate(self.tags):
+            if not isinstance(tag, model):
+                kind = next(k for k, (m, _) in _TAG_OF.items() if isinstance(tag, m))
+                raise ValueError(f"tags[{i}] ({tag.name}) is written as a {kind} tag, but the device speaks "
+                                 f"{self.protocol.value}: name it with {naming}, or set 'protocol: {kind}'")
+        if self.protocol is Protocol.modbus:
             if self.max_registers_per_read > 125:
                 raise ValueError(f"max_registers_per_read {self.max_registers_per_read}: Modbus reads at most 125 registers")
             if self.max_gap > 124:
                 raise ValueError(f"max_gap {self.max_gap}: a Modbus read spans at most 124 unmapped registers")
+        else:
+            self._check_named_devices()
         if self.transport is Transport.rtu:
             if self.serial is None:
                 raise ValueError("transport 'rtu' needs 'serial' (port, baudrate, parity, ...)")
@@ -248,25 +266,22 @@ class DeviceSettings(BaseModel):
                 )
         return self
 
-    def _check_mc(self) -> None:
+    def _check_named_devices(self) -> None:
+        """MC and XGT devices: TCP only, an explicit port for MC, reads within the protocol's limit."""
         if self.transport is not Transport.tcp:
-            raise ValueError(f"the MC protocol runs over TCP: drop 'transport: {self.transport.value}'")
-        if "port" not in self.model_fields_set:
+            raise ValueError(f"the {self.protocol.value} protocol runs over TCP: drop 'transport: {self.transport.value}'")
+        if self.protocol is Protocol.mc and "port" not in self.model_fields_set:
             raise ValueError("an MC device needs 'port': the PLC's MC protocol port as set in GX Works "
                              "(Ethernet settings, e.g. 5007); Mitsubishi has no fixed default")
-        for i, tag in enumerate(self.tags):
-            if not isinstance(tag, McTag):
-                raise ValueError(f"tags[{i}] ({tag.name}) is a Modbus tag (table/address), but the device speaks "
-                                 "MC: name the PLC device instead, e.g. 'device: D100'")
-        limit = MC_LIMITS[self.series][0]
+        limit = MC_LIMITS[self.series][0] if self.protocol is Protocol.mc else XGT_MAX_BYTES // 2
+        what = "the MC protocol reads" if self.protocol is Protocol.mc else "an XGT block read takes"
         if self.max_registers_per_read > limit:
-            raise ValueError(f"max_registers_per_read {self.max_registers_per_read}: the MC protocol reads at most "
-                             f"{limit} words a request")
+            raise ValueError(f"max_registers_per_read {self.max_registers_per_read}: {what} at most {limit} words")
 
     @property
     def link(self) -> tuple:
         """Devices with the same link share one connection (one serial line, one converter)."""
-        if self.protocol is Protocol.mc:
+        if self.protocol is not Protocol.modbus:
             return (self.protocol.value, self.host, self.port)
         if self.transport is Transport.rtu:
             assert self.serial is not None
@@ -275,14 +290,14 @@ class DeviceSettings(BaseModel):
 
     @property
     def link_name(self) -> str:
-        if self.protocol is Protocol.mc:
-            return f"mc:{self.host}:{self.port}"
+        if self.protocol is not Protocol.modbus:
+            return f"{self.protocol.value}:{self.host}:{self.port}"
         if self.transport is Transport.rtu:
             assert self.serial is not None
             return f"rtu:{self.serial.port}"
         return f"{self.transport.value}:{self.host}:{self.port}"
 
-    def interval_of(self, tag: Tag | McTag) -> float:
+    def interval_of(self, tag: Tag | McTag | XgtTag) -> float:
         return getattr(tag, "poll_interval_s", None) or self.poll_interval_s
 
 
@@ -321,6 +336,6 @@ class GatewaySettings(BaseModel):
                     raise ValueError(f"devices on serial port {d.serial.port} disagree on its settings (baudrate, ...)")
         for link, ids in units.items():
             repeated = sorted({u for u in ids if ids.count(u) > 1})
-            if repeated and link[0] not in (Transport.tcp.value, Protocol.mc.value):  # on a shared bus a unit id is one device
+            if repeated and link[0] not in (Transport.tcp.value, Protocol.mc.value, Protocol.xgt.value):  # on a shared bus a unit id is one device
                 raise ValueError(f"two devices on {link[0]} {link[1:]} share unit id {repeated[0]}")
         return self

@@ -7,15 +7,25 @@ applying it is idempotent, so the demo can seed on every start.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from plantmodel.credentials import hash_password, mosquitto_hash, new_secret, secret_digest
+from plantmodel.credentials import (
+    WeakPassword,
+    check_password,
+    hash_password,
+    mosquitto_hash,
+    new_secret,
+    secret_digest,
+    verify_password,
+)
 from plantmodel.db import (
+    affected,
     AlarmRule,
     ApiToken,
     BrokerAccount,
@@ -28,6 +38,7 @@ from plantmodel.db import (
     Site,
     Tenant,
     User,
+    WebSession,
 )
 from plant import IDENTIFIER_PATTERN, check_identifier, check_time_zone
 
@@ -79,6 +90,7 @@ class LineSeed(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slug: Ident
     name: Name | None = None
+    name_en: Name | None = Field(default=None, description="the name in English (the centre's UI)")
     shifts: list[ShiftSeed] = Field(default_factory=list)
     machines: list[MachineSeed] = Field(default_factory=list)
 
@@ -87,16 +99,36 @@ class SiteSeed(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slug: Ident
     name: Name | None = None
+    name_en: Name | None = Field(default=None, description="the name in English (the centre's UI)")
     lines: list[LineSeed] = Field(default_factory=list)
+
+
+class TargetSeed(BaseModel):
+    """A target KPI of the rollout plan: ``{kpi: output_per_hour, change_pct: 10}`` (+10%), optionally per line."""
+
+    model_config = ConfigDict(extra="forbid")
+    kpi: Annotated[str, Field(max_length=64)]
+    change_pct: float
+    line: Ident | None = None
+    note: Annotated[str, Field(max_length=200)] | None = None
+
+    @model_validator(mode="after")
+    def _judgeable(self) -> TargetSeed:
+        from analytics.targets import check_target
+
+        check_target(self.kpi, self.change_pct)
+        return self
 
 
 class TenantSeed(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slug: Ident
     name: Name | None = None
+    name_en: Name | None = Field(default=None, description="the name in English (the centre's UI)")
     timezone: Annotated[str, Field(max_length=64)] = "Asia/Seoul"
     rollout_date: date | None = None
     sites: list[SiteSeed] = Field(default_factory=list)
+    targets: list[TargetSeed] = Field(default_factory=list, description="the rollout plan's target KPIs (달성률)")
 
     @field_validator("timezone")
     @classmethod
@@ -119,6 +151,10 @@ class UserSeed(BaseModel):
             raise ValueError(f"{self.role.value} works for the centre: remove 'tenant'")
         if not self.role.is_centre and not self.tenant:
             raise ValueError(f"{self.role.value} belongs to one tenant: set 'tenant'")
+        try:
+            check_password(self.password, self.username, (self.tenant,) if self.tenant else ())
+        except WeakPassword as exc:
+            raise ValueError(f"user {self.username}: {exc}") from None
         return self
 
 
@@ -174,7 +210,7 @@ def apply_seed(plant: PlantDb, seed: PlantSeed) -> None:
     """Create or update everything the seed names; nothing it does not name is removed."""
     with plant.session() as s, s.begin():
         centre = _get_or_add(s, Centre, {}, name=seed.centre)
-        tenants = {t.slug: _get_or_add(s, Tenant, {"centre_id": centre.id, "name": t.name or t.slug,
+        tenants = {t.slug: _get_or_add(s, Tenant, {"centre_id": centre.id, "name": t.name or t.slug, "name_en": t.name_en,
                                                    "timezone": t.timezone, "rollout_date": t.rollout_date},
                                        slug=t.slug) for t in seed.tenants}
         gateways = {b.username: add_broker_account(s, b.username, b.password, b.kind, b.tenant)
@@ -182,10 +218,10 @@ def apply_seed(plant: PlantDb, seed: PlantSeed) -> None:
         for t in seed.tenants:
             tenant = tenants[t.slug]
             for site_seed in t.sites:
-                site = _get_or_add(s, Site, {"name": site_seed.name or site_seed.slug},
+                site = _get_or_add(s, Site, {"name": site_seed.name or site_seed.slug, "name_en": site_seed.name_en},
                                    tenant_id=tenant.id, slug=site_seed.slug)
                 for line_seed in site_seed.lines:
-                    line = _get_or_add(s, Line, {"name": line_seed.name or line_seed.slug},
+                    line = _get_or_add(s, Line, {"name": line_seed.name or line_seed.slug, "name_en": line_seed.name_en},
                                        site_id=site.id, slug=line_seed.slug)
                     for m in line_seed.machines:
                         gw = _gateway(s, gateways, m.gateway, t.slug)
@@ -205,6 +241,11 @@ def apply_seed(plant: PlantDb, seed: PlantSeed) -> None:
         s.flush()
         for u in seed.users:
             add_user(s, u.username, u.password, u.role, u.tenant, u.language)
+    for t in seed.tenants:
+        if t.targets:
+            from plantmodel.targets import set_targets
+
+            set_targets(plant, t.slug, [x.model_dump() for x in t.targets])
 
 
 def _gateway(s: Session, seeded: dict[str, BrokerAccount], username: str | None, tenant: str) -> int | None:
@@ -228,14 +269,62 @@ def _tenant(s: Session, slug: str | None) -> Tenant | None:
 
 def add_user(s: Session, username: str, password: str, role: Role, tenant: str | None,
              language: str | None = None) -> User:
-    """Create the user, or reset the password and role of an existing one."""
+    """Create the user, or reset the password and role of an existing one (a deactivated one stays so).
+
+    A new password must pass the policy (``WeakPassword`` says why not) and ends every session and
+    token of the user; the same password again (the demo seeds on every start) changes nothing.
+    """
     check_identifier(username, "username")  # the seed checks it too; the CLI's `plant user` relies on this one
     if role.is_centre == (tenant is not None):
         raise ValueError(f"{role.value}: centre roles have no tenant, SME roles need one")
     t = _tenant(s, tenant)
-    return _get_or_add(s, User, {"password_hash": hash_password(password), "role": role.value,
-                                 "tenant_id": t.id if t else None, "language": language, "active": True},
+    existing = s.scalars(select(User).filter_by(username=username)).first()
+    if existing is not None and verify_password(existing.password_hash, password):
+        password_hash = existing.password_hash
+    else:
+        check_password(password, username, (tenant,) if tenant else ())
+        password_hash = hash_password(password)
+        if existing is not None:
+            end_credentials(s, existing)
+    # ``active`` is left alone: re-running a seed must not bring back a user the centre deactivated
+    return _get_or_add(s, User, {"password_hash": password_hash, "role": role.value,
+                                 "tenant_id": t.id if t else None, "language": language},
                        username=username)
+
+
+def end_credentials(s: Session, user: User) -> tuple[int, int]:
+    """Delete every web session and API token of the user: (sessions, tokens) ended.
+
+    The workers cache a resolved caller for ``api.access.PrincipalCache.ttl_s`` seconds at most,
+    so within that time no worker accepts them any more.
+    """
+    sessions = affected(s.execute(delete(WebSession).where(WebSession.user_id == user.id)))
+    tokens = affected(s.execute(delete(ApiToken).where(ApiToken.user_id == user.id)))
+    return sessions, tokens
+
+
+def change_password(plant: PlantDb, username: str, new_password: str) -> tuple[int, int]:
+    """Set a new password (policy-checked) and end the user's sessions and tokens: (sessions, tokens) ended."""
+    with plant.session() as s, s.begin():
+        user = _user(s, username)
+        check_password(new_password, username, (user.tenant.slug,) if user.tenant else ())
+        user.password_hash = hash_password(new_password)
+        return end_credentials(s, user)
+
+
+def set_active(plant: PlantDb, username: str, active: bool) -> tuple[int, int]:
+    """Deactivate (or reactivate) a user; deactivating ends every session and token: (sessions, tokens) ended."""
+    with plant.session() as s, s.begin():
+        user = _user(s, username)
+        user.active = active
+        return end_credentials(s, user) if not active else (0, 0)
+
+
+def _user(s: Session, username: str) -> User:
+    user = s.scalars(select(User).filter_by(username=username)).first()
+    if user is None:
+        raise LookupError(f"no user {username!r}")
+    return user
 
 
 def add_broker_account(s: Session, username: str, password: str, kind: str, tenant: str | None) -> BrokerAccount:
@@ -244,15 +333,73 @@ def add_broker_account(s: Session, username: str, password: str, kind: str, tena
                                           "mqtt_password_hash": mosquitto_hash(password)}, username=username)
 
 
-def create_token(plant: PlantDb, username: str, name: str) -> str:
+@dataclass(frozen=True)
+class TokenLifetime:
+    """How long a new API token lives: ``default_days`` unless asked, never more than ``max_days``."""
+
+    default_days: float = 90.0
+    max_days: float = 365.0
+
+    def expiry_ms(self, now_ms: int, days: float | None) -> int:
+        days = self.default_days if days is None else days
+        if not 0 < days <= self.max_days:
+            raise ValueError(f"a token lives more than 0 and at most {self.max_days:g} days (api.token_max_days): "
+                             f"got {days:g}")
+        return now_ms + int(days * 86_400_000)
+
+
+def create_token(plant: PlantDb, username: str, name: str, days: float | None = None,
+                 lifetime: TokenLifetime | None = None) -> str:
     """A new API token for scripts; the secret is returned once and stored only as a digest."""
+    return create_token_row(plant, username, name, days, lifetime)[0]
+
+
+def create_token_row(plant: PlantDb, username: str, name: str, days: float | None = None,
+                     lifetime: TokenLifetime | None = None) -> tuple[str, dict]:
+    """The secret (shown once) and the token as ``list_tokens`` shows it."""
     if not 1 <= len(name) <= 100:
         raise ValueError(f"token name {name!r} must be 1-100 characters")
+    now = int(time.time() * 1000)
+    expires = (lifetime or TokenLifetime()).expiry_ms(now, days)
     secret = new_secret()
     with plant.session() as s, s.begin():
-        user = s.scalars(select(User).filter_by(username=username)).first()
-        if user is None:
-            raise LookupError(f"no user {username!r}")
-        s.add(ApiToken(token_hash=secret_digest(secret), user_id=user.id, name=name,
-                       created_ms=int(time.time() * 1000)))
-    return secret
+        user = _user(s, username)
+        if not user.active:
+            raise ValueError(f"user {username!r} is deactivated: activate it first (smartfactory plant user "
+                             f"{username} --activate)")
+        row = ApiToken(token_hash=secret_digest(secret), user_id=user.id, name=name, created_ms=now, expires_ms=expires)
+        s.add(row)
+        s.flush()
+        return secret, _token_out(row, username, now)
+
+
+def _token_out(row: ApiToken, username: str, now_ms: int) -> dict:
+    """What a token list shows: never the secret (only its digest is stored)."""
+    return {"id": row.id, "user": username, "name": row.name, "created_ms": row.created_ms,
+            "last_used_ms": row.last_used_ms, "expires_ms": row.expires_ms, "expired": row.expires_ms <= now_ms}
+
+
+def list_tokens(plant: PlantDb, username: str | None = None) -> list[dict]:
+    """The tokens of one user (or of everyone), newest first; expired ones until the housekeeper deletes them."""
+    now = int(time.time() * 1000)
+    with plant.session() as s:
+        q = select(ApiToken, User.username).join(User, ApiToken.user_id == User.id)
+        if username is not None:
+            _user(s, username)
+            q = q.where(User.username == username)
+        return [_token_out(row, name, now) for row, name in s.execute(q.order_by(ApiToken.id.desc()))]
+
+
+def revoke_token(plant: PlantDb, token_id: int, username: str | None = None) -> dict:
+    """Delete one token (of ``username`` when given: then another user's id is a LookupError, as if absent)."""
+    now = int(time.time() * 1000)
+    with plant.session() as s, s.begin():
+        q = select(ApiToken, User.username).join(User, ApiToken.user_id == User.id).where(ApiToken.id == token_id)
+        if username is not None:
+            q = q.where(User.username == username)
+        hit = s.execute(q).first()
+        if hit is None:
+            raise LookupError(f"no token {token_id}" + (f" of user {username!r}" if username else ""))
+        out = _token_out(hit[0], hit[1], now)
+        s.delete(hit[0])
+        return out

@@ -2,7 +2,7 @@
 
 centre → tenants (SMEs) → sites → lines → machines, with rollout dates, ideal cycle times
 and per-line shift calendars; users with roles; API tokens and web sessions (stored as
-hashes only); broker accounts (gateways and collectors) with mosquitto password hashes;
+hashes only; tokens expire); login throttling and trusted login devices; broker accounts (gateways and collectors) with mosquitto password hashes;
 alarm rules and alarms; customer orders (delivery KPIs). The schema is owned by Alembic (``plantmodel/migrations``): ``open_plant``
 upgrades a database to the newest revision before use.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -60,6 +61,7 @@ class Tenant(Base):
     centre_id: Mapped[int] = mapped_column(ForeignKey("centres.id"))
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the name in English, if given
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Seoul")
     rollout_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     centre: Mapped[Centre] = relationship(back_populates="tenants")
@@ -73,6 +75,7 @@ class Site(Base):
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     slug: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the name in English, if given
     tenant: Mapped[Tenant] = relationship(back_populates="sites")
     lines: Mapped[list[Line]] = relationship(back_populates="site", order_by="Line.slug", cascade="all, delete-orphan")
 
@@ -84,6 +87,7 @@ class Line(Base):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
     slug: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the name in English, if given
     site: Mapped[Site] = relationship(back_populates="lines")
     machines: Mapped[list[Machine]] = relationship(back_populates="line", order_by="Machine.slug",
                                                    cascade="all, delete-orphan")
@@ -139,18 +143,44 @@ class WebSession(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    expires_ms: Mapped[int] = mapped_column(BigInteger)
+    expires_ms: Mapped[int] = mapped_column(BigInteger, index=True)  # index: the housekeeper deletes by it
     user: Mapped[User] = relationship()
 
 
 class ApiToken(Base):
+    """A script's credential. Expired tokens stop working at once and are deleted after a grace
+    period (``plantmodel.housekeeping``), so their owner can still see in the list why a script stopped."""
+
     __tablename__ = "api_tokens"
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(100))
     created_ms: Mapped[int] = mapped_column(BigInteger)
+    expires_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    last_used_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # updated at most once a minute
     user: Mapped[User] = relationship()
+
+
+class LoginThrottle(Base):
+    """Failed logins per client address (``addr:…``) or per account (``user:…``), shared by every
+    API worker (``plantmodel.throttle``): the count and until when the next attempt must wait."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    blocked_until_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class LoginDevice(Base):
+    """A browser that has logged in to an account before (OWASP's "device cookie"): its logins are
+    not held back by the account's throttle, so an attacker's guesses do not lock the owner out."""
+
+    __tablename__ = "login_devices"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    last_login_ms: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
 class BrokerAccount(Base):
@@ -230,6 +260,62 @@ class Order(Base):
     due: Mapped[date] = mapped_column(Date)
     completed: Mapped[str | None] = mapped_column(String(32), nullable=True)
     updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class KpiTarget(Base):
+    """A target KPI the SME declared in its rollout plan (``plantmodel.targets``): the report's 달성률.
+
+    ``change_pct`` is the declared change, signed as the programme writes it: +10 (output per
+    hour up 10%), -20 (defect rate down 20%). ``line`` is a line slug, or null for every line.
+    """
+
+    __tablename__ = "kpi_targets"
+    __table_args__ = (UniqueConstraint("tenant_id", "line", "kpi"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    line: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    kpi: Mapped[str] = mapped_column(String(64))
+    change_pct: Mapped[float] = mapped_column(Float)
+    note: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class ReportSchedule(Base):
+    """A report sent by e-mail on a schedule (``reportmail``): one tenant's before/after report, or the
+    centre's portfolio when ``tenant_id`` is null. ``recipients`` is a comma-separated list."""
+
+    __tablename__ = "report_schedules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), nullable=True)
+    line: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    kind: Mapped[str] = mapped_column(String(32))  # weekly, monthly, after_commissioning (reportmail.schedule)
+    hour: Mapped[int] = mapped_column(Integer, default=7)
+    recipients: Mapped[str] = mapped_column(String(2000))
+    lang: Mapped[str] = mapped_column(String(2), default="ko")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    tenant: Mapped[Tenant | None] = relationship()
+
+
+class ReportSend(Base):
+    """One delivery of a schedule's occurrence: at most one row per (schedule, key), so no report goes twice.
+
+    status: pending (waiting for its next attempt), sending (claimed by the leader), sent, failed
+    (attempts used up, or interrupted mid-send and not retried)."""
+
+    __tablename__ = "report_sends"
+    __table_args__ = (UniqueConstraint("schedule_id", "due_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("report_schedules.id", ondelete="CASCADE"))
+    due_key: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_ms: Mapped[int] = mapped_column(BigInteger)
+    claimed_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    sent_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    recipients: Mapped[str] = mapped_column(String(2000))
+    message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
 
 
 class PlantDb:
@@ -312,3 +398,8 @@ def open_plant(url: str) -> PlantDb:
     plant = PlantDb(url)
     plant.upgrade()
     return plant
+
+
+def affected(result: Any) -> int:
+    """How many rows an UPDATE or DELETE changed (``Session.execute`` is typed as a plain Result)."""
+    return int(getattr(result, "rowcount", 0) or 0)

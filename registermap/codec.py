@@ -10,9 +10,9 @@ import math
 import struct
 from collections.abc import Sequence
 
-from registermap.model import BIT_TABLES, DataType, McTag, Tag
+from registermap.model import BIT_TABLES, DataType, McTag, Tag, XgtTag
 
-AnyTag = Tag | McTag
+AnyTag = Tag | McTag | XgtTag
 
 _STRUCT = {
     DataType.int16: ("h", 1),

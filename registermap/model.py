@@ -106,20 +106,15 @@ class Tag(BaseModel):
         return self.bit
 
 
-class McTag(BaseModel):
-    """One named value in a Mitsubishi PLC's device memory, read over the MC protocol (SLMP).
-
-    ``device`` names the point as the PLC's manual does (``D100``, ``W1A0``, ``M17``, ``X1F``;
-    X, Y, B, W in hexadecimal). A bit device (X, Y, M, L, B, SM, SB) holds a bool; a word
-    device a number, a string or, with ``bit``, one bit of a word. 32- and 64-bit values
-    are low word first, Mitsubishi's order (``CDAB``), and strings low byte first
-    (``BADC``), unless ``order`` says otherwise.
-    """
+class _WordDeviceTag(BaseModel):
+    """What the tags of the PLC protocols that name devices (MC, XGT) share: the value's type,
+    byte order, bit, length and scaling, over 16-bit words that the device's address locates.
+    Their 32- and 64-bit values are low word first (``CDAB``) and strings low byte first
+    (``BADC``) unless ``order`` says otherwise: both Mitsubishi and LS store little-endian."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
-    device: str = Field(description="e.g. D100, W1A0, M17, X1F")
     type: DataType = DataType.uint16
     order: ByteOrder | None = Field(None, description="default CDAB (low word first); strings BADC")
     bit: Annotated[int | None, Field(ge=0, le=15, description="bit of a word device, for type bool")] = None
@@ -127,6 +122,65 @@ class McTag(BaseModel):
     scale: float = 1.0
     offset: float = 0.0
     unit: str | None = None
+
+    # where the value is: (read area, first word, bit in that word or None, a bit point?)
+    def _locate(self) -> tuple[str, int, int | None, bool]:
+        raise NotImplementedError
+
+    @property
+    def is_bit_device(self) -> bool:
+        return self._locate()[3]
+
+    @property
+    def table(self) -> str:
+        """The read area: a request reads one device area."""
+        return self._locate()[0]
+
+    @property
+    def address(self) -> int:
+        """The word the value starts in."""
+        return self._locate()[1]
+
+    @property
+    def bit_in_word(self) -> int | None:
+        return self._locate()[2]
+
+    @property
+    def byte_order(self) -> ByteOrder:
+        if self.order is not None:
+            return self.order
+        return ByteOrder.BADC if self.type is DataType.string else ByteOrder.CDAB
+
+    @property
+    def width(self) -> int:
+        from registermap.codec import register_count
+
+        return register_count(self)  # type: ignore[arg-type]
+
+    @property
+    def scaled(self) -> bool:
+        return self.scale != 1.0 or self.offset != 0.0
+
+    def _check_word_value(self, where: str) -> None:
+        if self.type is DataType.bool and self.bit_in_word is None:
+            raise ValueError(f"a bool in word device {where} needs 'bit' (0-15)")
+        if self.type is not DataType.bool and self.bit is not None:
+            raise ValueError("'bit' applies only to type 'bool'")
+        if self.type is DataType.string and self.length is None:
+            raise ValueError("type 'string' needs 'length' in words")
+        if self.type is not DataType.string and self.length is not None:
+            raise ValueError("'length' applies only to type 'string'")
+
+
+class McTag(_WordDeviceTag):
+    """One named value in a Mitsubishi PLC's device memory, read over the MC protocol (SLMP).
+
+    ``device`` names the point as the PLC's manual does (``D100``, ``W1A0``, ``M17``, ``X1F``;
+    X, Y, B, W in hexadecimal). A bit device (X, Y, M, L, B, SM, SB) holds a bool; a word
+    device a number, a string or, with ``bit``, one bit of a word.
+    """
+
+    device: str = Field(description="e.g. D100, W1A0, M17, X1F")
 
     @model_validator(mode="before")
     @classmethod
@@ -150,53 +204,81 @@ class McTag(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> "McTag":
         if not self.is_bit_device:
-            if self.type is DataType.bool and self.bit is None:
-                raise ValueError(f"a bool in word device {self.device} needs 'bit' (0-15)")
-            if self.type is not DataType.bool and self.bit is not None:
-                raise ValueError("'bit' applies only to type 'bool'")
+            self._check_word_value(self.device)
+        elif self.type is DataType.string or self.length is not None:
+            raise ValueError(f"{self.device} is a bit device: it holds a bool")
+        return self
+
+    def _locate(self) -> tuple[str, int, int | None, bool]:
+        from plcprotocol.mc import Device
+
+        d = Device.parse(self.device)
+        if d.kind.is_bit:  # read 16 points a word
+            return d.kind.name, d.number // 16, d.number % 16, True
+        return d.kind.name, d.number, self.bit, False
+
+
+#: the word size an XGT variable's size letter stands for, and the types it may hold
+_XGT_SIZES = {"W": (1, {DataType.uint16, DataType.int16, DataType.bool, DataType.string}),
+              "D": (2, {DataType.uint32, DataType.int32, DataType.float32}),
+              "L": (4, {DataType.uint64, DataType.int64, DataType.float64})}
+_XGT_DEFAULT_TYPE = {"X": DataType.bool, "W": DataType.uint16, "D": DataType.uint32, "L": DataType.uint64}
+
+
+class XgtTag(_WordDeviceTag):
+    """One named value in an LS ELECTRIC XGT PLC, read over FEnet's dedicated protocol.
+
+    ``variable`` is the direct variable as XG5000 writes it: ``%MW100`` (a word of M),
+    ``%DD20`` (a double word: 32-bit types), ``%ML4`` (64-bit), ``%MX35`` (bit 35 of M, counting
+    bits from the area's start as XGI and XGB do) or ``%MW10.A`` (bit 10 of word 10, XGK style).
+    The type defaults to the variable's size: bool, uint16, uint32 or uint64.
+    """
+
+    variable: str = Field(description="e.g. %MW100, %DD20, %MX35, %MW10.A")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _size_gives_the_type(cls, data: Any) -> Any:
+        from plcprotocol.xgt import Variable, XgtError
+
+        if not isinstance(data, dict) or not isinstance(data.get("variable"), str):
+            return data
+        try:
+            v = Variable.parse(data["variable"])
+        except XgtError as exc:
+            raise ValueError(str(exc)) from None
+        if v.size == "B":
+            raise ValueError(f"{v}: read bytes as part of a word (%{v.area}W{v.index // 2}) or a bit (%{v.area}X...)")
+        if data.get("bit") is not None:
+            raise ValueError(f"{v}: write the bit in the variable (%{v.area}W{v.index}.A), not as 'bit'")
+        out = {**data, "variable": str(v)}
+        if v.size == "X" or v.bit is not None:
+            if data.get("type", "bool") not in ("bool", DataType.bool):
+                raise ValueError(f"{v} is a bit: type must be 'bool', not {data['type']!r}")
+            out["type"] = "bool"
+        else:
+            out.setdefault("type", _XGT_DEFAULT_TYPE[v.size].value)
+        return out
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "XgtTag":
+        from plcprotocol.xgt import Variable
+
+        v = Variable.parse(self.variable)
+        if v.size in _XGT_SIZES and v.bit is None and self.type not in _XGT_SIZES[v.size][1]:
+            allowed = ", ".join(sorted(t.value for t in _XGT_SIZES[v.size][1]))
+            raise ValueError(f"{v} is a {v.size} variable: type must be one of {allowed}, not '{self.type.value}'")
         if self.type is DataType.string and self.length is None:
             raise ValueError("type 'string' needs 'length' in words")
         if self.type is not DataType.string and self.length is not None:
             raise ValueError("'length' applies only to type 'string'")
         return self
 
-    @property
-    def _parsed(self) -> Any:
-        from plcprotocol.mc import Device
+    def _locate(self) -> tuple[str, int, int | None, bool]:
+        from plcprotocol.xgt import Variable
 
-        return Device.parse(self.device)
-
-    @property
-    def is_bit_device(self) -> bool:
-        return bool(self._parsed.kind.is_bit)
-
-    @property
-    def table(self) -> str:
-        """The read area: one per device kind (a request reads one kind)."""
-        return str(self._parsed.kind.name)
-
-    @property
-    def address(self) -> int:
-        """The word the value starts in: bit devices are read 16 points a word."""
-        number = int(self._parsed.number)
-        return number // 16 if self.is_bit_device else number
-
-    @property
-    def bit_in_word(self) -> int | None:
-        return int(self._parsed.number) % 16 if self.is_bit_device else self.bit
-
-    @property
-    def byte_order(self) -> ByteOrder:
-        if self.order is not None:
-            return self.order
-        return ByteOrder.BADC if self.type is DataType.string else ByteOrder.CDAB
-
-    @property
-    def width(self) -> int:
-        from registermap.codec import register_count
-
-        return register_count(self)
-
-    @property
-    def scaled(self) -> bool:
-        return self.scale != 1.0 or self.offset != 0.0
+        v = Variable.parse(self.variable)
+        if v.size == "X":
+            return v.area, v.index // 16, v.index % 16, True
+        words = {"W": 1, "D": 2, "L": 4}[v.size]
+        return v.area, v.index * words, v.bit, False

@@ -75,7 +75,7 @@ def _loc_for_yaml(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     for i, part in enumerate(loc):
         if i > 0 and loc[i - 1] == "store" and part in ("sqlite", "influxdb"):
             continue
-        if i > 1 and loc[i - 2] == "tags" and isinstance(loc[i - 1], int) and part in ("modbus", "mc"):
+        if i > 1 and loc[i - 2] == "tags" and isinstance(loc[i - 1], int) and part in ("modbus", "mc", "xgt"):
             continue
         kept.append(part)
     return tuple(kept)

@@ -15,10 +15,10 @@ router = APIRouter(prefix="/api/v1", tags=["plant"])
 
 def tenant_tree(t: Tenant) -> dict:
     return {
-        "tenant": t.slug, "name": t.name, "timezone": t.timezone,
+        "tenant": t.slug, "name": t.name, "name_en": t.name_en, "timezone": t.timezone,
         "rollout_date": t.rollout_date.isoformat() if t.rollout_date else None,
-        "sites": [{"site": s.slug, "name": s.name, "lines": [
-            {"line": ln.slug, "name": ln.name,
+        "sites": [{"site": s.slug, "name": s.name, "name_en": s.name_en, "lines": [
+            {"line": ln.slug, "name": ln.name, "name_en": ln.name_en,
              "shifts": [{"name": x.name, "start": f"{x.start_minute // 60:02d}:{x.start_minute % 60:02d}",
                          "end": f"{x.end_minute // 60:02d}:{x.end_minute % 60:02d}", "weekdays": x.weekdays}
                         for x in ln.shifts],

@@ -53,9 +53,9 @@ def setup(influxd, tmp_path):
     apply_seed(plant, PlantSeed.model_validate({
         "tenants": [{"slug": t, "sites": [{"slug": "s1", "lines": [{"slug": "l1", "machines": [{"slug": "m1"}]}]}]}
                     for t in ("acme", "bravo")],
-        "users": [{"username": "owner-a", "password": "owner-a-pass", "role": "sme_owner", "tenant": "acme"}]}))
+        "users": [{"username": "owner-a", "password": "owner-a-pass-91", "role": "sme_owner", "tenant": "acme"}]}))
     client = TestClient(create_app(store, ApiSettings(), plant, run_alarms=False))
-    client.post("/api/v1/auth/login", json={"username": "owner-a", "password": "owner-a-pass"})
+    client.post("/api/v1/auth/login", json={"username": "owner-a", "password": "owner-a-pass-91"})
     yield store, client
     store.close()
 

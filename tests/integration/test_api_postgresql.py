@@ -46,7 +46,8 @@ A = MachineRef("acme", "changwon-1", "press-line-1", "press-1")
 B = MachineRef("bravo", "busan-1", "line-b", "press-b")
 PW = "correct-horse-1"
 TABLES = {"centres", "tenants", "sites", "lines", "machines", "shifts", "users", "web_sessions", "api_tokens",
-          "broker_accounts", "alarm_rules", "alarms", "orders"}
+          "broker_accounts", "alarm_rules", "alarms", "orders", "login_throttle", "login_devices", "kpi_targets",
+          "report_schedules", "report_sends"}
 CLI = [sys.executable, "-m", "cli.main"]
 
 
@@ -325,6 +326,10 @@ def test_values_that_do_not_fit_the_columns_are_refused_with_a_clear_error(pg_ap
     assert result.returncode == 2 and "username 'uuu" in result.stderr and "Traceback" not in result.stderr
 
 
+#: tenant-scoped routes for centre roles only (the tenant's own owner gets 403): tests/unit/test_api_access.py
+CENTRE_ONLY_SCOPED = {"/api/v1/centre/tenants/{tenant}"}
+
+
 def test_owner_of_a_gets_404_for_every_route_of_b(pg_app):
     owner_a, owner_b = _login(pg_app, "owner-a"), _login(pg_app, "owner-b")
     with pg_app.state.services.plant.session() as s:
@@ -340,7 +345,8 @@ def test_owner_of_a_gets_404_for_every_route_of_b(pg_app):
         url = re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), "x"), path)
         r = owner_a.request(method, url, params={"tag": "force"}, json=bodies.get(path))
         assert r.status_code == 404 and r.json() == {"detail": "not found"}, f"{method} {path}: {r.status_code}"
-        if method == "GET" and not path.endswith("/events"):  # the 404 above is isolation, not a bad URL
+        if method == "GET" and not path.endswith("/events") and path not in CENTRE_ONLY_SCOPED:
+            # the 404 above is isolation, not a bad URL (centre-only routes answer the owner 403 instead)
             ok = owner_b.request(method, url, params={"tag": "force"})
             isolated = ok.status_code == 404 and ok.json() == {"detail": "not found"}
             assert ok.status_code not in (401, 403, 500) and not isolated, (
@@ -420,3 +426,59 @@ def test_order_import_is_all_or_nothing_and_reads_back_on_postgresql(pg_app):
     rows = listed["orders"] if isinstance(listed, dict) else listed
     assert sorted(o["order_id"] for o in rows) == ["PO-1", "PO-2"]  # nothing of the bad file was kept
     c.post("/api/v1/auth/logout")
+
+
+# -- credentials that can be taken back, login throttling (issue #11) ----------------------------
+
+def test_upgrade_to_0005_gives_tokens_from_before_an_expiry(postgres):
+    from alembic import command
+
+    url = postgres.create_database("migrate_tokens")
+    command.upgrade(alembic_config(url), "0003")
+    postgres.psql("migrate_tokens", """
+        INSERT INTO users (username, password_hash, role, active) VALUES ('kim', 'x', 'centre_engineer', true);
+        INSERT INTO api_tokens (token_hash, user_id, name, created_ms) VALUES ('abc', 1, 'old script', 1);""")
+    before = int(time.time() * 1000)
+    open_plant(url).close()
+    expires = int(postgres.psql("migrate_tokens", "SELECT expires_ms FROM api_tokens"))
+    assert before + 90 * 86_400_000 <= expires <= int(time.time() * 1000) + 90 * 86_400_000
+
+
+def test_tokens_listed_revoked_and_ended_by_a_password_change(pg_app):
+    owner = _login(pg_app, "owner-b")
+    made = owner.post("/api/v1/me/tokens", json={"name": "weekly", "expires_in_days": 10}).json()
+    anonymous = TestClient(pg_app)
+    assert anonymous.get("/api/v1/me", headers={"Authorization": f"Bearer {made['token']}"}).status_code == 200
+    listed = owner.get("/api/v1/me/tokens").json()
+    assert "weekly" in [t["name"] for t in listed] and made["token"] not in str(listed)
+    assert owner.delete(f"/api/v1/me/tokens/{made['id']}").status_code == 200
+    assert anonymous.get("/api/v1/me", headers={"Authorization": f"Bearer {made['token']}"}).status_code == 401
+    other = _login(pg_app, "owner-b")
+    r = owner.post("/api/v1/me/password", json={"current_password": PW, "new_password": "password"})
+    assert r.status_code == 422 and "common password" in r.json()["detail"][0]["msg"]
+    new = "lathe-morning-cactus-47"
+    r = owner.post("/api/v1/me/password", json={"current_password": PW, "new_password": new})
+    assert r.status_code == 200 and r.json()["sessions_ended"] >= 2
+    assert other.get("/api/v1/me").status_code == 401
+    # and back, for the module's other tests
+    assert owner.post("/api/v1/me/password", json={"current_password": new, "new_password": PW}).status_code == 200
+
+
+def test_login_counts_from_concurrent_workers_add_up(pg_app):
+    """Workers count failures with one atomic UPDATE each: none is lost when they collide (READ COMMITTED)."""
+    from plantmodel.db import LoginThrottle
+    from plantmodel.throttle import Throttle, ThrottlePolicy
+
+    throttle = Throttle(pg_app.state.services.plant, ThrottlePolicy(free_per_address=1000, free_per_account=1000))
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: throttle.failed("192.0.2.99", f"user-{i % 3}", None), range(24)))
+    with pg_app.state.services.plant.session() as s:
+        counts = {r.key: r.failures for r in s.scalars(select(LoginThrottle).where(LoginThrottle.key.like("%192.0.2.99%")
+                                                                                   | LoginThrottle.key.like("user:user-%")))}
+    assert counts == {"addr:192.0.2.99": 24, "user:user-0": 8, "user:user-1": 8, "user:user-2": 8}
+    attacker = TestClient(pg_app, client=("192.0.2.99", 1))
+    r = attacker.post("/api/v1/auth/login", json={"username": "owner-a", "password": "wrong-password"})
+    assert r.status_code == 401  # the counter above wrote no wait (its policy allows 1000); this is the 25th failure
+    r = attacker.post("/api/v1/auth/login", json={"username": "owner-a", "password": PW})
+    # the app's policy (20 free per address) on the shared count: 2^(25-20) s
+    assert r.status_code == 429 and "from this address" in r.json()["detail"] and int(r.headers["retry-after"]) >= 31

@@ -1,4 +1,5 @@
-"""``smartfactory api`` with several uvicorn workers: one alarm engine, and a standby that takes over.
+"""``smartfactory api`` with several uvicorn workers: one alarm engine, and a standby that takes over;
+credentials ended through one worker are refused by every worker; login counts are shared.
 
 A real API process tree (uvicorn's supervisor and two workers) over SQLite; the leader worker
 is SIGKILLed as a crash would kill it, and the alarms must go on without a duplicate.
@@ -40,7 +41,8 @@ def api(tmp_path):
     config = tmp_path / "smartfactory.yaml"
     config.write_text(yaml.safe_dump({
         "store": {"kind": "sqlite", "path": "store.db"},
-        "api": {"database_url": "sqlite:///plant.db", "alarm_interval_s": 0.2, "workers": 2},
+        "api": {"database_url": "sqlite:///plant.db", "alarm_interval_s": 0.2, "workers": 2,
+                "login_free_failures_per_address": 4},
         "analytics": {"rollup_interval_s": 10},
     }))
     plant = open_plant(f"sqlite:///{tmp_path / 'plant.db'}")
@@ -130,3 +132,65 @@ def test_a_logout_through_any_worker_ends_the_live_stream_within_seconds(api):
     assert time.monotonic() - started < 15  # the session check runs every 5 s, callers are cached for 5 s
     viewer.close()
     other.close()
+
+
+def _fresh(base: str, **kwargs) -> httpx.Client:
+    """A new connection: uvicorn's workers share the socket, so a new connection may land on either worker."""
+    return httpx.Client(base_url=base, timeout=5, **kwargs)
+
+
+def _status_everywhere(base: str, n: int, **kwargs) -> set[int]:
+    out = set()
+    for _ in range(n):
+        with _fresh(base, **kwargs) as c:
+            out.add(c.get("/api/v1/me").status_code)
+    return out
+
+
+def test_a_password_change_ends_sessions_and_tokens_on_every_worker_within_seconds(api):
+    client, _, log, _ = api
+    base = str(client.base_url)
+    browser = _fresh(base)
+    assert browser.post("/api/v1/auth/login", json={"username": "owner", "password": "owner-password-1"}).status_code == 200
+    token = browser.post("/api/v1/me/tokens", json={"name": "script"}).json()["token"]
+    session = dict(browser.cookies)
+    # both workers have now resolved (and cached) the session and the token
+    assert _status_everywhere(base, 12, cookies=session) == {200}
+    assert _status_everywhere(base, 12, headers={"Authorization": f"Bearer {token}"}) == {200}
+    r = browser.post("/api/v1/me/password", json={"current_password": "owner-password-1",
+                                                  "new_password": "lathe-morning-cactus-47"})
+    assert r.status_code == 200 and r.json()["sessions_ended"] == 1 and r.json()["tokens_ended"] == 2
+    # every worker refuses them within the credential cache's 5 s (the deadline leaves room for a slow machine)
+    wait_until(lambda: _status_everywhere(base, 12, cookies=session) == {401}, 15, "every worker to end the session")
+    wait_until(lambda: _status_everywhere(base, 12, headers={"Authorization": f"Bearer {token}"}) == {401}, 15,
+               "every worker to refuse the token")
+    assert client.get("/api/v1/me").status_code == 401  # the fixture's token (created by the CLI) ended too
+    assert browser.get("/api/v1/me").status_code == 200  # the browser that changed it has a new session
+    browser.close()
+
+
+def test_failed_logins_are_counted_across_workers(api):
+    """Four free failures per address (the config): the fifth attempt waits, whichever workers took the four."""
+    client, _, log, _ = api
+    base = str(client.base_url)
+    for attempt in range(10):  # until the four failures were not all served by one worker
+        address = f"203.0.113.{attempt + 1}"  # as a reverse proxy on 127.0.0.1 would say (uvicorn trusts it)
+        headers = {"X-Forwarded-For": address}
+        for i in range(4):
+            with _fresh(base, headers=headers) as c:
+                assert c.post("/api/v1/auth/login", json={"username": f"user-{i}", "password": "x-guess-1"}
+                              ).status_code == 401
+        with _fresh(base, headers=headers) as c:
+            r = c.post("/api/v1/auth/login", json={"username": "owner", "password": "owner-password-1"})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1, r.text
+        pids = set()
+        for line in log.read_text().splitlines():
+            if "login_failed" in line and f"address={address} " in line:
+                pids.add(line.rsplit("pid=", 1)[1])
+        if len(pids) == 2:
+            break
+    else:
+        pytest.fail("ten rounds of four logins all went to one worker: the kernel did not spread connections")
+    # another address is not held back by that one
+    with _fresh(base, headers={"X-Forwarded-For": "198.51.100.20"}) as c:
+        assert c.post("/api/v1/auth/login", json={"username": "owner", "password": "owner-password-1"}).status_code == 200

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import struct
 
 import pytest
@@ -13,7 +12,8 @@ from gateway.poller import DevicePoller
 from gateway.links import build_links
 from gateway.settings import DeviceSettings
 from simulators.mc_server import McMemory, McServer
-from tests.integration.test_gateway_polling import Recorder, run, wait_for
+from tests.integration.test_gateway_polling import Recorder, poll_until, run
+from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -71,33 +71,18 @@ def test_an_mc_device_is_polled_in_the_fewest_batch_reads_and_every_value_decode
     poller, values = run(main())
     assert values == {"state": 2, "temp": pytest.approx(-12.3), "count": 70_000, "force": 812.5, "running": True,
                       "door": True, "alarm_bit": True, "recipe": "ABC", "spare": 9}
-    # a request reads one device kind; within D the gaps past max_gap split it, as for Modbus registers
+    # a request reads one device kind; on Ethernet the default gap spans a whole read, so one read a kind
     plan = [(area_name(r.table), r.address, r.count) for r in poller.reads]
-    assert len(plan) == min_reads(poller.device.tags, 960, 2000, poller.device.max_gap) == 7
+    assert len(plan) == min_reads(poller.device.tags, 960, 2000, 959) == 4
     assert {a for a, _, _ in plan} == {"D", "M", "X", "W"}
     assert ("M", 1, 1) in plan and ("X", 1, 1) in plan  # bit devices in word units: M17 is bit 1 of word 1
 
 
 def test_a_refused_span_is_split_and_the_missing_device_set_aside_as_unreadable():
-    async def main():
-        server = McServer(_memory(D=350))  # this CPU has D0..D349: D400 is out of range (end code C056)
-        port = await server.start()
-        device = _device(port)
-        rec = Recorder()
-        links = build_links([device])
-        poller = DevicePoller(device, links[device.link], rec.sink, rec.health)
-        task = asyncio.create_task(poller.run())
-        try:
-            await wait_for(lambda: rec.count("press-mc") >= 2 and "recipe" in poller.plan.unreadable,
-                           what="the refused D400 set aside and polls going on")
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            links[device.link].close()
-            await server.stop()
-        return poller, rec
-
-    poller, rec = run(main())
+    server = McServer(_memory(D=350), port=free_port())  # D0..D349: D400 is out of range (end code C056)
+    device = _device(server.port)
+    poller, rec = run(poll_until(server, device, lambda p, r: r.count("press-mc") >= 2 and "recipe" in p.plan.unreadable,
+                                 "the refused D400 set aside and polls going on"))
     last = rec.samples["press-mc"][-1][1] if rec.samples["press-mc"] else {}
     assert poller.health.unreadable_tags == ["recipe"]
     assert poller.health.online is True
@@ -121,9 +106,17 @@ def test_mc_device_settings_say_what_is_wrong(change, message):
 def test_modbus_and_mc_tags_cannot_be_mixed_up():
     with pytest.raises(ValueError, match="set 'protocol: mc'"):
         DeviceSettings.model_validate({"name": "m", "line": "l1", "host": "127.0.0.1", "tags": TAGS})
-    with pytest.raises(ValueError, match="name the PLC device"):
+    with pytest.raises(ValueError, match="name it with 'device', e.g. D100"):
         DeviceSettings.model_validate({"name": "m", "line": "l1", "protocol": "mc", "host": "127.0.0.1", "port": 5007,
                                        "tags": [{"name": "x", "table": "holding_register", "address": 0}]})
     with pytest.raises(ValueError, match="bit device: type must be 'bool'"):
         DeviceSettings.model_validate({"name": "m", "line": "l1", "protocol": "mc", "host": "127.0.0.1", "port": 5007,
                                        "tags": [{"name": "x", "device": "M0", "type": "uint16"}]})
+
+
+def test_a_smaller_gap_splits_a_device_kind_as_for_modbus_registers():
+    device = _device(5007, max_gap=8)  # D100-101, D200-203, D300, D400-402 lie further apart
+    from gateway.planner import plan_reads
+
+    reads = plan_reads(device.tags, device.max_registers_per_read, device.max_bits_per_read, device.max_gap)
+    assert [area_name(r.table) for r in reads].count("D") == 4 and len(reads) == 7

@@ -18,6 +18,7 @@ from plantmodel.admin import PlantSeed, apply_seed, create_token
 from plantmodel.db import Alarm, AlarmRule, open_plant
 from api.settings import ApiSettings
 from plant import MachineRef
+from plant.states import MachineState as S
 from tsstore import Point
 from tsstore.sqlite import SqliteStore
 
@@ -31,8 +32,21 @@ TENANTLESS = {
     ("POST", "/api/v1/auth/logout"), ("GET", "/api/v1/me"), ("PATCH", "/api/v1/me"), ("POST", "/api/v1/me/tokens"),
     ("GET", "/api/v1/tenants"), ("GET", "/api/v1/machines"), ("GET", "/api/v1/centre/overview"),
     ("GET", "/api/v1/reports/portfolio"),  # centre roles only (api/routers/reports.py)
+    ("GET", "/api/v1/centre/portfolio"),  # centre roles only (api/routers/centre.py)
+    ("GET", "/api/v1/me/tokens"), ("DELETE", "/api/v1/me/tokens/{token_id}"),  # the caller's own (api/accounts.py)
+    ("POST", "/api/v1/me/password"),
+    # centre admins only (tests/unit/test_api_credentials.py)
+    ("POST", "/api/v1/users"), ("PATCH", "/api/v1/users/{username}"), ("GET", "/api/v1/users/{username}/tokens"),
+    ("DELETE", "/api/v1/users/{username}/tokens/{token_id}"),
+    # centre roles only (api/routers/schedules.py): a schedule may mail the portfolio of every SME
+    ("GET", "/api/v1/report-schedules"), ("POST", "/api/v1/report-schedules"), ("GET", "/api/v1/report-schedules/sends"),
 }
-CENTRE_ONLY = {"/api/v1/centre/overview", "/api/v1/reports/portfolio"}
+CENTRE_ONLY = {"/api/v1/centre/overview", "/api/v1/reports/portfolio", "/api/v1/centre/portfolio", "/api/v1/report-schedules",
+               "/api/v1/report-schedules/sends"}
+#: tenant-scoped routes for centre roles only: the tenant's own owner gets 403 there, a centre engineer 200
+CENTRE_ONLY_SCOPED = {"/api/v1/centre/tenants/{tenant}"}
+ADMIN_ONLY = {("POST", "/api/v1/users"), ("PATCH", "/api/v1/users/owner-b"), ("GET", "/api/v1/users/owner-b/tokens"),
+              ("DELETE", "/api/v1/users/owner-b/tokens/1")}
 BODIES = {
     "/api/v1/alarm-rules/{tenant}": {"site": B.site, "line": B.line, "machine": B.machine, "name": "hot",
                                      "kind": "threshold", "tag": "force", "op": ">", "threshold": 1.0},
@@ -70,7 +84,7 @@ def app(tmp_path_factory):
         for rule in s.query(AlarmRule).all():
             s.add(Alarm(rule_id=rule.id, raised_ms=T0, value=1.0))
     store = SqliteStore(tmp_path / "store.db")
-    store.write([Point(m, T0 + i * 1000, {"state": 2, "force": 1.0 + i, "good_count": i})
+    store.write([Point(m, T0 + i * 1000, {"state": S.PROCESSING, "force": 1.0 + i, "good_count": i})
                  for m in (A, B) for i in range(5)])
     return create_app(store, ApiSettings(), plant, run_alarms=False)
 
@@ -143,9 +157,11 @@ def test_owner_of_a_gets_404_for_everything_of_b(app):
         # the same request gets past isolation for B's own owner: the 404 above is isolation, not a bad URL
         # (it may still be refused for other reasons, e.g. a report that needs a rollout date)
         if method == "GET" and not path.endswith("/events"):
-            ok = _call(owner_b, method, path, url)
+            ok = _call(_client(app, "engineer") if path in CENTRE_ONLY_SCOPED else owner_b, method, path, url)
             assert ok.status_code not in (401, 403) and not (ok.status_code == 404 and ok.json() == {"detail": "not found"}), (
                 f"{method} {path} as owner-b: {ok.status_code} {ok.text[:200]}")
+    for path in CENTRE_ONLY_SCOPED:
+        assert _call(owner_b, "GET", path, _url(app, path)).status_code == 403, path
     # the walk above sent PUT and DELETE for B's rule as owner-a: it is untouched
     assert [(r["name"], r["threshold"]) for r in owner_b.get("/api/v1/alarm-rules/bravo").json()] == [("force high", 0.0)]
 
@@ -165,6 +181,10 @@ def test_tenantless_routes_reveal_only_the_own_tenant(app):
     assert owner_a.get("/api/v1/me").json()["tenant"] == "acme"
     for path in CENTRE_ONLY:
         assert owner_a.get(path).status_code == 403, path
+    for method, path in ADMIN_ONLY:
+        body = {"active": False} if method == "PATCH" else {"username": "x-1", "password": "lathe-morning-cactus-47",
+                                                            "role": "sme_owner", "tenant": "bravo"}
+        assert owner_a.request(method, path, json=body).status_code == 403, (method, path)
     for method, path in TENANTLESS:
         r = owner_a.request(method, path, json=BODIES.get(path))
         assert "bravo" not in r.text and "BRAVO" not in r.text, f"{method} {path} leaks tenant B"
@@ -186,6 +206,11 @@ def test_centre_engineer_reads_every_tenant(app):
     assert [t["tenant"] for t in overview] == ["acme", "bravo"]
     gw = overview[1]["gateways"]
     assert gw == [{"gateway": "gw-b", "machines": 0, "last_data_ms": None, "online": False}]
+    portfolio = {t["tenant"]: t for t in eng.get("/api/v1/centre/portfolio").json()["tenants"]}
+    assert sorted(portfolio) == ["acme", "bravo"]
+    assert [r["code"] for r in portfolio["bravo"]["attention"]] == ["no_data", "gateway_never"]
+    sme = eng.get(f"/api/v1/centre/tenants/{B.tenant}").json()
+    assert [m["machine"] for s in sme["sites"] for ln in s["lines"] for m in ln["machines"]] == [B.machine]
 
 
 def test_operator_acknowledges_but_cannot_add_rules(app):
@@ -244,14 +269,3 @@ def test_routers_mounted_later_are_isolated_too(app):
     assert _client(app, "owner-a").get("/api/v1/reports/bravo/summary").status_code == 404
     assert _client(app, "owner-b").get("/api/v1/reports/bravo/summary").json() == {"tenant": "bravo"}
     assert _client(app, None).get("/api/v1/reports/bravo/summary").status_code == 401
-
-
-def test_password_guessing_is_throttled_per_user(app):
-    c = TestClient(app)
-    for _ in range(5):
-        assert c.post("/api/v1/auth/login", json={"username": "operator-a", "password": "guess-1234"}).status_code == 401
-    blocked = c.post("/api/v1/auth/login", json={"username": "operator-a", "password": PASSWORD})
-    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
-    # other users are not affected
-    assert c.post("/api/v1/auth/login", json={"username": "owner-a", "password": PASSWORD}).status_code == 200
-    app.state.services.login_throttle.succeeded("operator-a")  # the module's other tests log in as operator-a

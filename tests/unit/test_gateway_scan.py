@@ -21,7 +21,7 @@ def fake_device(present: set[int], refusals: list | None = None):
 
 def test_scan_finds_exactly_the_served_addresses_with_few_requests():
     present = set(range(0, 100)) | set(range(200, 210)) | {500}
-    result = asyncio.run(scan_table(fake_device(present), Table.holding_register, 0, 1000))
+    result = asyncio.run(scan_table(fake_device(present), Table.holding_register, 0, 1000, end_after=None))
     assert set(result.answered) == present
     assert result.ranges() == [(0, 99), (200, 209), (500, 500)]
     assert result.values[205] == 2050
@@ -50,3 +50,20 @@ def test_other_exception_codes_are_counted_not_bisected():
 
     result = asyncio.run(scan_table(busy, Table.holding_register, 0, 250))
     assert result.answered == [] and result.refusals == {6: 2} and result.requests == 2
+
+
+def test_the_scan_stops_once_a_table_has_clearly_ended():
+    present = set(range(20))  # a 20-register input table, scanned over 0-2999
+    result = asyncio.run(scan_table(fake_device(present), Table.input_register, 0, 3000))
+    assert set(result.answered) == present
+    assert result.stopped_at is not None and 20 + 256 <= result.stopped_at <= 20 + 256 + 16
+    assert result.requests < 300  # where probing every missing address costs about 3000
+    assert not result.all_zero
+
+
+def test_a_device_answering_only_zeros_is_flagged():
+    async def zeros(table, address, count):
+        return [0] * count
+
+    result = asyncio.run(scan_table(zeros, Table.holding_register, 0, 500))
+    assert result.all_zero and result.stopped_at is None and len(result.answered) == 500
