@@ -4,6 +4,7 @@ calendars, material input from a state code) must not bend the numbers without a
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -322,3 +323,29 @@ def test_a_closed_sunday_is_not_a_zero_day_in_the_before_after_comparison(tmp_pa
     assert n == 10  # two weeks of Monday to Friday
     assert width(every_day)[0] > 2 * weekdays
     store.close()
+
+
+# -- 3. the live dashboard follows the same calendar ---------------------------------------------
+def test_live_shift_and_planned_time_skip_public_holidays_and_closure_days(tmp_path):
+    from analytics import live as ld
+    from api.live import LineModel, build_snapshot
+
+    day = ld.ShiftSpec("day", 8 * 60, 17 * 60, "01234")
+    seoul = "Asia/Seoul"
+    kst = ZoneInfo(seoul)
+    new_year = int(datetime(2026, 1, 1, 10, tzinfo=kst).timestamp() * 1000)  # a Thursday, 신정
+    closed = ld.closed_days(Policy())
+    at8 = lambda d: int(datetime(d.year, d.month, d.day, 8, tzinfo=kst).timestamp() * 1000)  # noqa: E731
+    assert ld.current_shift([day], seoul, new_year).start_ms == at8(date(2026, 1, 1))  # without the calendar
+    assert ld.current_shift([day], seoul, new_year, closed).start_ms == at8(date(2025, 12, 31))  # the last one, ended
+    assert ld.planned_ms([day], seoul, new_year - 2 * H, new_year, closed) == 0
+    assert ld.planned_ms([day], seoul, new_year - 2 * H, new_year) == 2 * H  # without the calendar: a working day
+    own = ld.closed_days(Policy(holidays=None, closed_days=[date(2026, 1, 2)]))
+    friday = int(datetime(2026, 1, 2, 10, tzinfo=kst).timestamp() * 1000)
+    assert ld.planned_ms([day], seoul, friday - 2 * H, friday, own) == 0
+    # the snapshot: no count target on a holiday, as the reports plan no time for it
+    model = LineModel("acme", "s", "l", "Line", seoul, [day], [("m1", "M1", 10.0)])
+    snap = build_snapshot(model, SqliteStore(tmp_path / "s.db"), [], new_year, Policy(ideal_cycle_s={"m1": 10.0}))
+    assert snap["machines"][0]["target_today"] == 0
+    workday = build_snapshot(model, SqliteStore(tmp_path / "s.db"), [], new_year, Policy(ideal_cycle_s={"m1": 10.0}, holidays=None))
+    assert workday["machines"][0]["target_today"] == 2 * 3600 // 10
