@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from analytics import deadline
 from analytics.buckets import Buckets
 from analytics.policy import Policy, StateKind
 
@@ -236,6 +237,8 @@ def calendar(start_ms: np.ndarray, policy: Policy) -> Calendar:
     shift_idx = np.full(n, -1, dtype=np.int64)
     day_ord = np.zeros(n, dtype=np.int64)
     for i, ms in enumerate(start_ms.tolist()):
+        if not i & 4095:
+            deadline.check()
         hit = shift_at(datetime.fromtimestamp(ms / 1000, tz=zone), policy)
         if hit is not None:
             shift_idx[i] = hit[0]
