@@ -342,6 +342,7 @@ def machine_rows(report: dict, lang: str) -> tuple[list[str], list[list[str]]]:
     n = names(report, lang)
     heads = ("output_per_hour", "material_input_s", "scrap_rate", "oee")
     head = [label("machines", lang)] + [f"{kpi_name(k, lang)} ({unit_text(k, lang)})" for k in heads]
+    head.append(label("coverage", lang))
     rows = []
     for m in report["machines"]:
         cells = [n["machine"](m["machine"])]
@@ -351,6 +352,8 @@ def machine_rows(report: dict, lang: str) -> tuple[list[str], list[list[str]]]:
                 cells.append(label("not_measured", lang))
             else:
                 cells.append(f"{fmt(k, c['before'])} → {fmt(k, c['after'])} ({pct(c['improvement_pct'])})")
+        cov = m.get("coverage") or {}  # each machine's own: one machine's outage hides in the line's figure
+        cells.append(f"{fmt('coverage', cov.get('before'))} → {fmt('coverage', cov.get('after'))}")
         rows.append(cells)
     return head, rows
 

@@ -207,3 +207,15 @@ def test_counter_buckets_give_last_max_and_min_per_bucket_in_one_pass(store):
         assert [(row[0], row[k]) for row in got] == store.history(M1, "c", T0, T0 + 180_000, 60_000, agg)
     assert store.counter_buckets(M1, "missing", T0, T0 + 180_000, 60_000) == []
     assert store.counter_buckets(M1, "c", T0 + 60_000, T0 + 120_000, 60_000) == []  # half-open, empty range
+
+
+def test_edge_samples_give_the_readings_around_each_edge_with_their_own_times(store):
+    store.write([Point(M1, T0 - 70_000, {"s": 4}), Point(M1, T0 - 20_000, {"s": 2}), Point(M1, T0 + 30_000, {"s": 3}),
+                 Point(M1, T0 + 60_000, {"s": 1}), Point(M1, T0 + 60_000, {"t": "text"})])
+    edges = [T0, T0 + 60_000, T0 + 200_000]
+    assert store.edge_samples(M1, "s", edges, 90_000) == [
+        ((T0 - 20_000, 2.0), T0 + 30_000),  # last before, first at or after, within the staleness limit
+        ((T0 + 30_000, 3.0), T0 + 60_000),  # a sample right on the edge
+        (None, None),  # nothing within 90 s either side
+    ]
+    assert store.edge_samples(M2, "s", [T0], 90_000) == [(None, None)]
