@@ -21,7 +21,7 @@ from analytics.rollup import RollupCache, machine_buckets
 from plant import MachineRef
 from tsstore import TimeSeriesStore
 
-log = logging.getLogger("analytics.report")
+log = logging.getLogger(__name__)
 
 SCHEMA = "smartfactory.report/v1"
 #: The figures the programme asks for first: production efficiency, material input time, defect rate.

@@ -55,8 +55,11 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
     stale_ms = int(settings.stale_after_s * 1000)
     engine = AlarmEngine(plant_db, store, stale_ms, settings.alarm_interval_s)
     housekeeper = Housekeeper(plant_db, settings.retention(), settings.housekeeping_interval_s)
-    services = Services(store=store, plant=plant_db, settings=settings, analytics=EffectiveAnalytics(analytics, plant_db),
-                        alarms=engine, snapshots=SnapshotCache(plant_db, store, stale_ms), rollup_cache=rollup_cache,
+    effective = EffectiveAnalytics(analytics, plant_db)
+    # live views follow the tenant's effective analytics policy (tags, counter widths, state classes, stale_s)
+    snapshots = SnapshotCache(plant_db, store, lambda tenant: effective.get().policy(tenant))
+    services = Services(store=store, plant=plant_db, settings=settings, analytics=effective,
+                        alarms=engine, snapshots=snapshots, rollup_cache=rollup_cache,
                         principals=PrincipalCache(settings.credential_cache_s),
                         login_throttle=Throttle(plant_db, settings.throttle_policy()), housekeeper=housekeeper)
 

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-log = logging.getLogger("api.leader")
+log = logging.getLogger(__name__)
 
 DUTIES = "alarms,rollups,housekeeping"
 

@@ -44,7 +44,7 @@ def build_app(config: LoadedConfig, plant=None) -> FastAPI:
 
 def worker_app() -> FastAPI:
     """Factory for uvicorn workers (``cli.apiserver:worker_app``)."""
-    from cli.logs import setup_logging
+    from cli.logs import LOG_FORMAT_ENV, setup_logging
 
-    setup_logging(os.environ.get("SMARTFACTORY_LOG_LEVEL", "INFO"))
+    setup_logging(os.environ.get("SMARTFACTORY_LOG_LEVEL", "INFO"), os.environ.get(LOG_FORMAT_ENV, "text"))
     return build_app(load_config(Path(os.environ[CONFIG_ENV])))

@@ -14,9 +14,9 @@ from pathlib import Path
 import click
 
 from cli.config import ConfigError, LoadedConfig, load_config
-from cli.logs import setup_logging
+from cli.logs import FORMATS, LOG_FORMAT_ENV, setup_logging
 
-log = logging.getLogger("smartfactory")
+log = logging.getLogger(__spec__.name if __name__ == "__main__" and __spec__ else __name__)  # python -m cli.main
 
 CONFIG_OPTION = click.option(
     "-c",
@@ -66,9 +66,13 @@ def _run_until_signal(main: Callable[[], Awaitable[None]]) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-def cli(log_level: str) -> None:
+@click.option("--log-format", default="text", show_default=True, envvar=LOG_FORMAT_ENV, type=click.Choice(FORMATS),
+              help="text for people; json for a log aggregator: one object per line with the event's fields "
+              f"(also ${LOG_FORMAT_ENV}; processes this one starts inherit it).")
+def cli(log_level: str, log_format: str) -> None:
     """Smart-factory monitoring: Modbus gateways, MQTT, time-series store, KPIs, dashboards."""
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
+    os.environ[LOG_FORMAT_ENV] = log_format  # API workers and the demo's children log the same way
 
 
 @cli.command()

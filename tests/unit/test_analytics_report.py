@@ -18,6 +18,7 @@ from analytics.report import before_after_report, data_extent, local_midnight_ms
 from analytics.rollup import RollupCache, machine_buckets
 from analytics.synthetic import LineSpec, generate
 from plant import MachineRef
+from plant.states import MachineState as S
 from tsstore import Point
 from tsstore.sqlite import SqliteStore
 
@@ -152,7 +153,7 @@ def test_counter_wrap_and_reset_inside_an_hour_are_counted_from_store_rollups(tm
     m = MACHINES[0]
     t0 = local_midnight_ms(FIRST, POLICY)
     readings = [65530, 65534, 2, 6, 10, 3, 5, 9]  # wrap, then a PLC restart, all in the first hour
-    store.write([Point(m, t0 + i * 60_000, {"good_count": v, "state": 2}) for i, v in enumerate(readings)])
+    store.write([Point(m, t0 + i * 60_000, {"good_count": v, "state": S.PROCESSING}) for i, v in enumerate(readings)])
     store.write([Point(m, t0 + 3_600_000 + i * 60_000, {"good_count": 9 + i}) for i in range(5)])
     b = machine_buckets(store, m, POLICY, t0, t0 + 7_200_000)
     assert b.good.tolist() == [4 + 4 + 4 + 4 + 3 + 2 + 4, 4]
@@ -212,10 +213,10 @@ def test_standard_time_output_controls_for_product_mix(tmp_path):
     m = MACHINES[0]
     t0 = local_midnight_ms(FIRST, POLICY)
     pts = [Point(m, t0 - 1000, {"good_count": 0})]  # a part completes every 10 s, then every 20 s
-    pts += [Point(m, t0 + s * 1000, {"state": 2, "product": "A", "good_count": s // 10 + 1}) for s in range(5, 3600, 10)]
-    pts += [Point(m, t0 + 3_600_000 + s * 1000, {"state": 2, "product": "B", "good_count": 360 + s // 20 + 1})
+    pts += [Point(m, t0 + s * 1000, {"state": S.PROCESSING, "product": "A", "good_count": s // 10 + 1}) for s in range(5, 3600, 10)]
+    pts += [Point(m, t0 + 3_600_000 + s * 1000, {"state": S.PROCESSING, "product": "B", "good_count": 360 + s // 20 + 1})
             for s in range(10, 3600, 20)]
-    pts.append(Point(m, t0 + 7_200_000, {"state": 2, "product": "B", "good_count": 540}))
+    pts.append(Point(m, t0 + 7_200_000, {"state": S.PROCESSING, "product": "B", "good_count": 540}))
     store.write(pts)
     by_hour = np.array([0, 1], dtype=np.int64)
 

@@ -18,6 +18,7 @@ from plantmodel.admin import PlantSeed, apply_seed, create_token
 from plantmodel.db import Alarm, AlarmRule, open_plant
 from api.settings import ApiSettings
 from plant import MachineRef
+from plant.states import MachineState as S
 from tsstore import Point
 from tsstore.sqlite import SqliteStore
 
@@ -80,7 +81,7 @@ def app(tmp_path_factory):
         for rule in s.query(AlarmRule).all():
             s.add(Alarm(rule_id=rule.id, raised_ms=T0, value=1.0))
     store = SqliteStore(tmp_path / "store.db")
-    store.write([Point(m, T0 + i * 1000, {"state": 2, "force": 1.0 + i, "good_count": i})
+    store.write([Point(m, T0 + i * 1000, {"state": S.PROCESSING, "force": 1.0 + i, "good_count": i})
                  for m in (A, B) for i in range(5)])
     return create_app(store, ApiSettings(), plant, run_alarms=False)
 
