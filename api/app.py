@@ -23,7 +23,7 @@ from api.access import PrincipalCache
 from api.alarms import AlarmEngine
 from api.leader import LeaderLock, Leadership
 from api.live import LineNotFound, SnapshotCache
-from api.routers import accounts, alarms, centre, dashboards, machines, orders, pages, plant, reports, session
+from api.routers import accounts, alarms, centre, dashboards, machines, orders, pages, plant, reports, schedules, session, targets
 from api.routers.pages import STATIC
 from api.services import EffectiveAnalytics, Services
 from api.settings import ApiSettings
@@ -32,13 +32,13 @@ from plantmodel.housekeeping import Housekeeper
 from plantmodel.throttle import Throttle
 from tsstore import StoreUnavailable, TimeSeriesStore
 
-ROUTERS = (session, accounts, plant, machines, dashboards, alarms, centre, orders, reports, pages)
+ROUTERS = (session, accounts, plant, machines, dashboards, alarms, centre, orders, reports, targets, schedules, pages)
 
 
 def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plant: PlantDb | None = None,
                run_alarms: bool = True, leader_lock: Path | LeaderLock | None = None,
                rollups: RollupMaintainer | None = None, analytics: AnalyticsSettings | None = None,
-               rollup_cache: RollupCache | None = None) -> FastAPI:
+               rollup_cache: RollupCache | None = None, delivery=None) -> FastAPI:
     """The API app. Background duties (the alarm engine and, when given, the rollup maintainer) run
     unless ``run_alarms`` is false; with ``leader_lock`` (a lock file, or ``api.leader.PostgresLock``)
     only in the worker holding that lock.
@@ -63,17 +63,19 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
                         principals=PrincipalCache(settings.credential_cache_s),
                         login_throttle=Throttle(plant_db, settings.throttle_policy()), housekeeper=housekeeper)
 
+    duties = [d for d in (rollups, delivery) if d is not None]  # delivery: reportmail.Delivery (scheduled e-mails)
+
     def lead() -> None:
         engine.start()
         housekeeper.start()
-        if rollups is not None:
-            rollups.start()
+        for d in duties:
+            d.start()
 
     def resign() -> None:
         engine.stop()
         housekeeper.stop()
-        if rollups is not None:
-            rollups.stop()
+        for d in duties:
+            d.stop()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

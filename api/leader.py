@@ -1,4 +1,4 @@
-"""Exactly one API worker runs the background duties (alarm engine, rollup maintainer, housekeeping).
+"""Exactly one API worker runs the background duties (alarms, rollups, housekeeping, report e-mails).
 
 With several workers (``api.workers`` > 1, or API processes on several hosts) every worker
 builds the same app, but two alarm engines would raise every alarm twice and two maintainers
@@ -32,7 +32,7 @@ from typing import Protocol
 
 log = logging.getLogger(__name__)
 
-DUTIES = "alarms,rollups,housekeeping"
+DUTIES = "alarms,rollups,housekeeping,report-mail"
 
 #: The advisory lock's key: one per plant database (advisory locks are scoped to a database).
 #: Chosen once ("smartLdr" in ASCII); any other process using advisory locks must avoid it.

@@ -36,10 +36,16 @@ def build_app(config: LoadedConfig, plant=None) -> FastAPI:
     if s.analytics.maintain_rollups:
         rollups = RollupMaintainer(store, s.analytics, cache, interval_s=s.analytics.rollup_interval_s,
                                    recheck_ms=s.analytics.rollup_recheck_hours * 3_600_000)
+    delivery = None
+    if s.mail is not None:
+        from reportmail.service import delivery_for
+
+        delivery = delivery_for(s.mail, s.analytics, store, plant, cache)
     lock_file = Path(s.api.leader_lock)
     lock = leader_lock_for(plant.url, lock_file if lock_file.is_absolute() else config.base_dir / lock_file,
                            lease_s=s.api.leader_lease_s)
-    return create_app(store, s.api, plant, leader_lock=lock, rollups=rollups, analytics=s.analytics, rollup_cache=cache)
+    return create_app(store, s.api, plant, leader_lock=lock, rollups=rollups, analytics=s.analytics, rollup_cache=cache,
+                      delivery=delivery)
 
 
 def worker_app() -> FastAPI:

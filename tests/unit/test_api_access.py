@@ -38,8 +38,11 @@ TENANTLESS = {
     # centre admins only (tests/unit/test_api_credentials.py)
     ("POST", "/api/v1/users"), ("PATCH", "/api/v1/users/{username}"), ("GET", "/api/v1/users/{username}/tokens"),
     ("DELETE", "/api/v1/users/{username}/tokens/{token_id}"),
+    # centre roles only (api/routers/schedules.py): a schedule may mail the portfolio of every SME
+    ("GET", "/api/v1/report-schedules"), ("POST", "/api/v1/report-schedules"), ("GET", "/api/v1/report-schedules/sends"),
 }
-CENTRE_ONLY = {"/api/v1/centre/overview", "/api/v1/reports/portfolio", "/api/v1/centre/portfolio"}
+CENTRE_ONLY = {"/api/v1/centre/overview", "/api/v1/reports/portfolio", "/api/v1/centre/portfolio", "/api/v1/report-schedules",
+               "/api/v1/report-schedules/sends"}
 #: tenant-scoped routes for centre roles only: the tenant's own owner gets 403 there, a centre engineer 200
 CENTRE_ONLY_SCOPED = {"/api/v1/centre/tenants/{tenant}"}
 ADMIN_ONLY = {("POST", "/api/v1/users"), ("PATCH", "/api/v1/users/owner-b"), ("GET", "/api/v1/users/owner-b/tokens"),
