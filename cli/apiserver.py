@@ -20,9 +20,8 @@ CONFIG_ENV = "SMARTFACTORY_CONFIG"
 
 
 def build_app(config: LoadedConfig, plant=None) -> FastAPI:
-    from analytics.command import cache_path
+    from analytics.command import open_cache
     from analytics.continuous import RollupMaintainer
-    from analytics.rollup import RollupCache
     from api.app import create_app
     from api.leader import leader_lock_for
     from plantmodel.db import database_url, open_plant
@@ -31,7 +30,7 @@ def build_app(config: LoadedConfig, plant=None) -> FastAPI:
     s = config.settings
     store = open_store(s.store, config.base_dir)
     plant = plant or open_plant(database_url(s.api.database_url, config.base_dir))
-    cache = RollupCache(cache_path(s.analytics, s.store, config.base_dir))
+    cache = open_cache(s.analytics, s.store, config.base_dir, plant.url)
     rollups = None
     if s.analytics.maintain_rollups:
         rollups = RollupMaintainer(store, s.analytics, cache, interval_s=s.analytics.rollup_interval_s,

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -25,8 +26,11 @@ import yaml
 from api.leader import ADVISORY_KEY, Leadership, PostgresLock
 from plantmodel.admin import PlantSeed, apply_seed
 from plantmodel.db import open_plant
+from plant import MachineRef
 from tests.servers import free_port
 from tests.waiting import wait_until
+from tsstore import Point
+from tsstore.sqlite import SqliteStore
 
 try:
     import psycopg  # noqa: F401
@@ -38,6 +42,7 @@ except ImportError:
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
+MACHINE = MachineRef("acme", "plant-1", "line-1", "press-1")
 
 
 def _lock_holder(postgres, database: str) -> int | None:
@@ -50,7 +55,7 @@ def _lock_holder(postgres, database: str) -> int | None:
 
 def _stamp(log: str, event: str) -> datetime:
     """When a log line of ``event`` was written (each line starts with its UTC time)."""
-    line = next(l for l in log.splitlines() if re.search(rf"\b{event}\b", l))
+    line = next(x for x in log.splitlines() if re.search(rf"\b{event}\b", x))
     return datetime.strptime(line.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -114,6 +119,10 @@ def test_an_unreachable_database_means_standby_not_a_crash(postgres):
 class ApiProcess:
     def __init__(self, workdir: Path, database_url: str, retry_s: float) -> None:
         workdir.mkdir()
+        store = SqliteStore(workdir / "store.db")  # a machine with an hour of data, for the rollup maintainer
+        now = int(time.time() * 1000)
+        store.write([Point(MACHINE, now - 3_600_000 + i * 60_000, {"state": 2.0}) for i in range(60)])
+        store.close()
         self.workdir, self.log = workdir, workdir / "api.log"
         self.config = workdir / "smartfactory.yaml"
         self.config.write_text(yaml.safe_dump({
@@ -180,6 +189,9 @@ def test_sigkill_of_the_leader_process_moves_leadership_to_the_other_host(pair, 
     a, b, database = pair
     wait_until(lambda: a.count("rollup_pass") >= 1, 60, "the leader's first rollup pass")
     assert b.count("leader_elected") == 0 and b.count("rollup_pass") == 0
+    # the rollup cache is PostgreSQL's, beside the plant database: the other host will read the same rows
+    assert int(postgres.psql(database, "SELECT count(*) FROM rollup_coverage WHERE machine = "
+                                       f"'{MACHINE.tenant}/{MACHINE.site}/{MACHINE.line}/{MACHINE.machine}'")) == 1
     holder = _lock_holder(postgres, database)
     assert holder is not None
 
