@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from analytics import deadline
 from analytics.buckets import Buckets
 from analytics.policy import Policy, StateKind
 
@@ -223,6 +224,8 @@ def calendar(start_ms: np.ndarray, policy: Policy) -> Calendar:
     shift_idx = np.full(n, -1, dtype=np.int64)
     day_ord = np.zeros(n, dtype=np.int64)
     for i, ms in enumerate(start_ms.tolist()):
+        if not i & 4095:
+            deadline.check()
         local = datetime.fromtimestamp(ms / 1000, tz=zone)
         minute = local.hour * 60 + local.minute
         for j, sh in enumerate(policy.shifts):

@@ -73,6 +73,27 @@ def day_start_ms(tz: str, now_ms: int) -> int:
     return _ms(datetime(local.year, local.month, local.day, tzinfo=ZoneInfo(tz)))
 
 
+def next_shift(shifts: list[ShiftSpec], tz: str, now_ms: int) -> ShiftWindow | None:
+    """The next shift to start after now (within a day), for "no shift now: the next starts at ..."."""
+    upcoming = [w for w in shift_occurrences(shifts, tz, now_ms) if now_ms < w.start_ms <= now_ms + 86_400_000]
+    return upcoming[0] if upcoming else None
+
+
+def shift_info(shifts: list[ShiftSpec], tz: str, now_ms: int) -> dict | None:
+    """The shift the dashboard's OEE is for, and whether it is running now.
+
+    Between shifts (at 02:51 for a day-only tenant) the OEE shown is the last shift's, which
+    ended yesterday: ``running`` false and ``next`` let the page say so instead of calling
+    yesterday's day shift the current one.
+    """
+    w = current_shift(shifts, tz, now_ms)
+    if w is None:
+        return None
+    nxt = next_shift(shifts, tz, now_ms)
+    return {"name": w.name, "start_ms": w.start_ms, "end_ms": w.end_ms, "running": w.start_ms <= now_ms < w.end_ms,
+            "next": {"name": nxt.name, "start_ms": nxt.start_ms, "end_ms": nxt.end_ms} if nxt else None}
+
+
 def planned_ms(shifts: list[ShiftSpec], tz: str, start_ms: int, end_ms: int) -> int:
     """Shift time inside [start, end): the planned time a count target is based on."""
     total = 0

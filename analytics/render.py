@@ -6,7 +6,6 @@ numbers, including the stop classification and the method.
 
 from __future__ import annotations
 
-import csv
 import html
 import io
 import json
@@ -16,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+import csvcells
 from analytics import charts
 from analytics.delivery import DELIVERY_BY_KEY
 from analytics.kpi import KPI_BY_KEY
@@ -432,7 +432,7 @@ def _period_html(report: dict, lang: str) -> str:
 def to_csv(report: dict, lang: str = "en") -> str:
     """One row per KPI (before/after report) or per day/shift (period report)."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csvcells.writer(buf, lineterminator="\n")
     if report.get("kind") == "period":
         keys = list(report["kpis"])
         w.writerow(["date", "shift", *keys])
@@ -451,7 +451,7 @@ def to_csv(report: dict, lang: str = "en") -> str:
 
 def daily_csv(report: dict) -> str:
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csvcells.writer(buf, lineterminator="\n")
     keys = list(report["daily"][0]["kpis"]) if report.get("daily") else []
     w.writerow(["date", "phase", *keys])
     for r in report.get("daily", []):

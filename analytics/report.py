@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 
-from analytics import delivery, kpi
+from analytics import deadline, delivery, kpi
 from analytics.beforeafter import compare, windows, xmr
 from analytics.buckets import Buckets
 from analytics.policy import Policy
@@ -75,6 +75,7 @@ def load(store: TimeSeriesStore, machines: Sequence[MachineRef], policy: Policy,
     out = {}
     now_ms = int(time.time() * 1000)
     for i, m in enumerate(machines):
+        deadline.check()
         if cache is not None:
             out[m] = cache.machine_buckets(store, m, policy, start_ms, end_ms, now_ms, refresh)
         else:
@@ -159,6 +160,7 @@ def period_report(store: TimeSeriesStore, machines: Sequence[MachineRef], policy
     vals = kpi.values(total)
     rows = []
     for g, name in enumerate(names):
+        deadline.check()
         if total.calendar_ms[g] <= 0:
             continue
         rows.append({**name, "kpis": {k: _clean(v[g]) for k, v in vals.items()},
@@ -250,6 +252,7 @@ def before_after_report(
 
     comparisons = []
     for spec in kpi.KPIS:
+        deadline.check()
         c = compare(spec, spec.num(before), spec.den(before), spec.num(after), spec.den(after), replicates=replicates)
         d = c.as_dict()
         d.update({"unit": spec.unit, "higher_is_better": spec.higher_is_better, "is_rate": spec.is_rate,
@@ -262,6 +265,7 @@ def before_after_report(
     machine_rows = []
     slow_ideal = []
     for m, b in data.items():
+        deadline.check()
         per = kpi.totals(b, day_labels, ndays, policy, policy.ideal_cycle(m.line, m.machine))
         slow_ideal += _ideal_warning(m, per, policy)
         row = {"machine": m.machine, "line": m.line, "kpis": {}}
@@ -365,6 +369,7 @@ def _delivery(orders: Sequence[delivery.Order] | None, machines: Sequence[Machin
                        "delivery (D) not compared; import the orders of those weeks")
         return out, None
     for spec in delivery.DELIVERY_KPIS:
+        deadline.check()
         c = compare(spec, spec.num(b), spec.den(b), spec.num(a), spec.den(a), replicates=replicates)
         d = c.as_dict()
         d.update({"unit": spec.unit, "higher_is_better": spec.higher_is_better, "is_rate": spec.is_rate,
@@ -397,6 +402,7 @@ def data_extent(store: TimeSeriesStore, machines: Sequence[MachineRef], policy: 
     if not has_data(hi):
         hi = last
     while lo < hi:
+        deadline.check()
         mid = lo + (hi - lo) // 2
         if has_data(mid):
             hi = mid
@@ -418,6 +424,7 @@ def portfolio_reports(store: TimeSeriesStore, settings, replicates: int = 1000, 
     tenant without data does not hide the others. ``orders_for(tenant)`` gives a tenant's orders (D)."""
     reports, problems = [], []
     for i, r in enumerate(settings.rollouts):
+        deadline.check()
         machines = select_machines(store, r.tenant, r.site, r.line)
         policy = settings.policy(r.tenant)
         try:

@@ -18,6 +18,7 @@ import threading
 
 import numpy as np
 
+from analytics import deadline
 from analytics.buckets import Buckets
 from analytics.counters import counter_deltas
 from analytics.policy import Policy
@@ -84,6 +85,7 @@ def _counter(store: TimeSeriesStore, machine: MachineRef, tag: str, bits: int, b
         machine, tag, start - LOOKBACK_MS, start, LOOKBACK_MS, "last")
     prev = before[-1][1] if before and isinstance(before[-1][1], float) else None
     for ts, v in last:
+        deadline.check()
         if not isinstance(v, float):
             continue
         i = int((ts - start) // every)
@@ -160,12 +162,16 @@ class RollupCache:
         edges = np.flatnonzero(np.diff(np.concatenate([[0], missing.astype(np.int8), [0]])))
         fresh_rows, fresh_corr = [], []
         for a, b in zip(edges[::2], edges[1::2]):
+            deadline.check()
             part = machine_buckets(store, machine, policy, int(out.start_ms[a]), int(out.start_ms[b - 1]) + every)
+            known = part.known_ms()  # once: per bucket it made this loop quadratic (minutes for a long range)
             for j in range(b - a):
+                if not j & 4095:
+                    deadline.check()
                 vec = _pack(part, j, codes)
                 _unpack_into(out, a + j, vec, codes)
                 final = part.start_ms[j] + every <= now_ms - self.settle_ms
-                if final and (part.known_ms()[j] > 0 or part.good[j] or part.scrap[j]):
+                if final and (known[j] > 0 or part.good[j] or part.scrap[j]):
                     fresh_rows.append((key, shape, int(part.start_ms[j]), vec.tobytes()))
             for c in part.corrections:
                 out.corrections.append(c)

@@ -245,8 +245,9 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
     return {
         "tenant": model.tenant, "site": model.site, "line": model.line, "name": model.name, "timezone": model.tz,
         "generated_ms": now_ms, "version": version,
-        "shift": {"name": shift.name, "start_ms": shift.start_ms, "end_ms": shift.end_ms} if shift else None,
-        "count_today": line_good, "target_today": line_target,
+        "shift": ld.shift_info(model.shifts, model.tz, now_ms),
+        # the target is for the planned (shift) time of today up to now, not the whole day: "target so far"
+        "count_today": line_good, "target_today": line_target, "planned_today_ms": planned_today_ms,
         "oee": line_oee, "machines": tiles, "material_input": trend, "alarms": alarms,
     }
 

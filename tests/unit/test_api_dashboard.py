@@ -307,3 +307,16 @@ def test_the_dashboard_endpoint_reads_the_tenants_policy(tmp_path):
         # counted from the first minute's last reading (nothing earlier today), across the wrap; read as a 16-bit
         # register, the drop from 2**32 - 1 would be taken for a 16-bit wrap and the count be off by billions
         assert 30 <= tile["count_today"] <= 60 and tile["counter_corrections_today"] == 1
+
+
+def test_between_shifts_the_snapshot_says_the_shift_has_ended(tmp_path):
+    """At 02:51 a day-shift tenant's OEE is yesterday's shift: the snapshot must not call it current."""
+    weekday_day = ld.ShiftSpec("주간", 8 * 60, 17 * 60, "01234")
+    now = _ms(2026, 11, 25, 2, 51)  # a Wednesday
+    model = LineModel("acme", "s", "l", "Line", SEOUL, [weekday_day], [("m1", "M1", 10.0)])
+    snap = build_snapshot(model, SqliteStore(tmp_path / "s.db"), [], now, Policy())
+    assert snap["shift"]["running"] is False
+    assert snap["shift"]["end_ms"] == _ms(2026, 11, 24, 17)
+    assert snap["shift"]["next"]["start_ms"] == _ms(2026, 11, 25, 8)
+    during = build_snapshot(model, SqliteStore(tmp_path / "s.db"), [], _ms(2026, 11, 25, 9), Policy())
+    assert during["shift"]["running"] is True and during["shift"]["start_ms"] == _ms(2026, 11, 25, 8)
