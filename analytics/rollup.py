@@ -182,8 +182,8 @@ class RollupCache:
         import sqlite3
         from pathlib import Path
 
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path: Path | str = Path(path)  # a PostgreSQL cache names its database here instead
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.settle_ms = settle_ms
         # one connection per thread: API request threads and the maintainer share the cache
         self._local = threading.local()
@@ -226,10 +226,7 @@ class RollupCache:
         out = Buckets.empty(start_ms, end_ms, every, codes)
         have: dict[int, np.ndarray] = {}
         if not refresh:
-            for bucket, blob in self._db.execute(
-                "SELECT bucket, v FROM buckets WHERE machine=? AND shape=? AND bucket>=? AND bucket<?",
-                (key, shape, start_ms, end_ms),
-            ):
+            for bucket, blob in self._cached_rows(key, shape, start_ms, end_ms):
                 have[bucket] = np.frombuffer(blob, dtype=np.float64)
         missing = np.array([b not in have for b in out.start_ms.tolist()])
         # compute each run of missing buckets in one store pass
@@ -265,27 +262,40 @@ class RollupCache:
             hit_lo, hit_hi = min(have), max(have) + every
             out.corrections += [
                 {"ts": ts, "tag": tag, "kind": kind}
-                for ts, tag, kind in self._db.execute(
-                    "SELECT ts, tag, kind FROM corrections WHERE machine=? AND shape=? AND ts>=? AND ts<?",
-                    (key, shape, hit_lo, hit_hi))
+                for ts, tag, kind in self._cached_corrections(key, shape, hit_lo, hit_hi)
                 if ts in have
             ]
             out.gaps += [
                 {"ts": ts, "tag": tag, "from_ms": a, "to_ms": z, "parts": n}
-                for ts, tag, a, z, n in self._db.execute(
-                    "SELECT ts, tag, from_ms, to_ms, parts FROM gaps WHERE machine=? AND shape=? AND ts>=? AND ts<?",
-                    (key, shape, hit_lo, hit_hi))
+                for ts, tag, a, z, n in self._cached_gaps(key, shape, hit_lo, hit_hi)
                 if ts in have
             ]
         if fresh_rows or fresh_corr or fresh_gaps:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("INSERT OR REPLACE INTO buckets VALUES (?, ?, ?, ?)", fresh_rows)
-            self._db.executemany("INSERT OR REPLACE INTO corrections VALUES (?, ?, ?, ?, ?)", fresh_corr)
-            self._db.executemany("INSERT OR REPLACE INTO gaps VALUES (?, ?, ?, ?, ?, ?, ?)", fresh_gaps)
-            self._db.execute("COMMIT")
+            self._save(fresh_rows, fresh_corr, fresh_gaps)
         out.corrections.sort(key=lambda c: (c["ts"], c["tag"]))
         out.gaps.sort(key=lambda g: (g["from_ms"], g["tag"]))
         return out
+
+    # -- storage: the SQLite file; analytics.rollup_pg keeps the same rows in PostgreSQL --------
+    def _cached_rows(self, key: str, shape: str, start_ms: int, end_ms: int):
+        return self._db.execute("SELECT bucket, v FROM buckets WHERE machine=? AND shape=? AND bucket>=? AND bucket<?",
+                                (key, shape, start_ms, end_ms))
+
+    def _cached_corrections(self, key: str, shape: str, start_ms: int, end_ms: int):
+        return self._db.execute("SELECT ts, tag, kind FROM corrections WHERE machine=? AND shape=? AND ts>=? AND ts<?",
+                                (key, shape, start_ms, end_ms))
+
+    def _cached_gaps(self, key: str, shape: str, start_ms: int, end_ms: int):
+        return self._db.execute(
+            "SELECT ts, tag, from_ms, to_ms, parts FROM gaps WHERE machine=? AND shape=? AND ts>=? AND ts<?",
+            (key, shape, start_ms, end_ms))
+
+    def _save(self, rows: list[tuple], corrections: list[tuple], gaps: list[tuple]) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        self._db.executemany("INSERT OR REPLACE INTO buckets VALUES (?, ?, ?, ?)", rows)
+        self._db.executemany("INSERT OR REPLACE INTO corrections VALUES (?, ?, ?, ?, ?)", corrections)
+        self._db.executemany("INSERT OR REPLACE INTO gaps VALUES (?, ?, ?, ?, ?, ?, ?)", gaps)
+        self._db.execute("COMMIT")
 
     def covered_until(self, machine: MachineRef, policy: Policy) -> int | None:
         """Up to where ``analytics.continuous`` has kept this machine's rollups (epoch ms), if it has."""

@@ -234,12 +234,10 @@ def _refresh_rollups(config: LoadedConfig, store, machines: list, t_from: float,
     """History written into the past is older than the maintainer's recheck window: tally it now."""
     import time as _time
 
-    from analytics.command import cache_path
     from analytics.continuous import RollupMaintainer
-    from analytics.rollup import RollupCache
 
     s = config.settings
-    cache = RollupCache(cache_path(s.analytics, s.store, config.base_dir))
+    cache = _rollup_cache(config)
     try:
         started = _time.perf_counter()
         n = RollupMaintainer(store, s.analytics, cache).refresh(machines, int(t_from * 1000), int(t_to * 1000))
@@ -263,15 +261,13 @@ def rollups(config_path: Path, once: bool, refresh_days: int | None) -> None:
     """
     import time as _time
 
-    from analytics.command import cache_path
     from analytics.continuous import RollupMaintainer
-    from analytics.rollup import RollupCache
     from tsstore import open_store
 
     config = _load(config_path)
     s = config.settings
     store = open_store(s.store, config.base_dir)
-    cache = RollupCache(cache_path(s.analytics, s.store, config.base_dir))
+    cache = _rollup_cache(config)
     maintainer = RollupMaintainer(store, s.analytics, cache, interval_s=s.analytics.rollup_interval_s,
                                   recheck_ms=s.analytics.rollup_recheck_hours * 3_600_000)
     stop = threading.Event()
@@ -869,7 +865,7 @@ def report(ctx: click.Context, config_path: Path, tenant, site, line, machine, r
     """
     if ctx.invoked_subcommand is not None:
         return
-    from analytics.command import ReportOptions, cache_path, run_report
+    from analytics.command import ReportOptions, run_report
     from tsstore import open_store
 
     config = _load(config_path)
@@ -880,7 +876,7 @@ def report(ctx: click.Context, config_path: Path, tenant, site, line, machine, r
     plant_db = _existing_plant(config)
     try:
         code = run_report(opts, store, _analytics_with_plant(config),
-                          cache_path(config.settings.analytics, config.settings.store, config.base_dir),
+                          lambda: _rollup_cache(config),
                           _orders_reader(plant_db), _annotator(plant_db))
     finally:
         store.close()
@@ -939,8 +935,6 @@ def report_schedules(config_path: Path) -> None:
 @click.option("--schedule", "schedule_id", type=int, help="Only this schedule (default: every active one).")
 def report_send(config_path: Path, now: bool, schedule_id: int | None) -> None:
     """Render and e-mail the scheduled reports now, over the config's 'mail' SMTP server."""
-    from analytics.command import cache_path
-    from analytics.rollup import RollupCache
     from reportmail.delivery import list_schedules
     from reportmail.service import delivery_for
     from tsstore import open_store
@@ -952,7 +946,7 @@ def report_send(config_path: Path, now: bool, schedule_id: int | None) -> None:
         sys.exit(2)
     db = _open_plant(config)
     store = open_store(config.settings.store, config.base_dir)
-    cache = RollupCache(cache_path(config.settings.analytics, config.settings.store, config.base_dir))
+    cache = _rollup_cache(config)
     failed = 0
     try:
         delivery = delivery_for(config.settings.mail, config.settings.analytics, store, db, cache)
@@ -973,6 +967,15 @@ def report_send(config_path: Path, now: bool, schedule_id: int | None) -> None:
         store.close()
         db.close()
     sys.exit(1 if failed else 0)
+
+
+def _rollup_cache(config: LoadedConfig):
+    """The deployment's rollup cache: PostgreSQL tables beside a PostgreSQL plant database, else the SQLite file."""
+    from analytics.command import open_cache
+    from plantmodel.db import database_url
+
+    s = config.settings
+    return open_cache(s.analytics, s.store, config.base_dir, database_url(s.api.database_url, config.base_dir))
 
 
 def _existing_plant(config: LoadedConfig):

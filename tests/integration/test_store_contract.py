@@ -1,6 +1,9 @@
 """Both store backends keep the same contract: the collector and the API cannot tell them apart.
 
-The InfluxDB cases run against a real influxd; the SQLite cases against a real file.
+The InfluxDB cases run against a real influxd; the SQLite cases against a real file. The
+sharded cases run the same contract through a ``ShardedStore`` that sends tenant ``acme`` (M1)
+to one shard and every other tenant (M2) to the default: two SQLite files, or a SQLite
+default with an influxd shard for ``acme``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import pytest
 from plant import MachineRef
 from tsstore import LatestValue, Point, StoreRejected, StoreUnavailable
 from tsstore.influx import InfluxStore, PartialWrite
+from tsstore.sharded import ShardedStore
 from tsstore.sqlite import SqliteStore
 
 pytestmark = pytest.mark.integration
@@ -23,13 +27,17 @@ T0 = 1_795_000_020_000  # ms, on a whole minute
 assert T0 % 60_000 == 0
 
 
-@pytest.fixture(params=["sqlite", "influxdb"])
+@pytest.fixture(params=["sqlite", "influxdb", "sharded-sqlite", "sharded-mixed"])
 def store(request, tmp_path) -> Iterator:
     if request.param == "sqlite":
         s = SqliteStore(tmp_path / "ts.db")
-    else:
+    elif request.param == "influxdb":
         server = request.getfixturevalue("influxd")
         s = InfluxStore(server.url, "contract")
+    else:
+        other = (SqliteStore(tmp_path / "acme.db") if request.param == "sharded-sqlite"
+                 else InfluxStore(request.getfixturevalue("influxd").url, "contract"))
+        s = ShardedStore({"main": SqliteStore(tmp_path / "main.db"), "other": other}, "main", {M1.tenant: "other"})
     yield s
     s.close()
 
