@@ -11,6 +11,7 @@
 """
 
 from __future__ import annotations
+from typing import Any
 
 import math
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ class Windows:
             return "after"
         return None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "rollout": self.rollout.isoformat(),
             "baseline": [self.baseline[0].isoformat(), self.baseline[1].isoformat()],
@@ -87,7 +88,7 @@ def windows(
 
 def block_length(n: int) -> int:
     """About 1.5 n^(1/3) days: long enough to keep a week's dependence for 1-3 month windows."""
-    return max(1, min(n, math.ceil(1.5 * n ** (1 / 3))))
+    return max(1, min(n, math.ceil(1.5 * math.pow(n, 1 / 3))))
 
 
 def circular_block_indices(n: int, block: int, replicates: int, rng: np.random.Generator) -> np.ndarray:
@@ -120,7 +121,7 @@ class Comparison:
     n_after: int
     block_days: int
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         for k in ("ci95_change_pct", "ci95_improvement_pct"):
             d[k] = list(d[k]) if d[k] is not None else None
@@ -128,7 +129,7 @@ class Comparison:
 
 
 def compare(
-    spec: KpiSpec,
+    spec: KpiSpec[Any],
     num_before: np.ndarray,
     den_before: np.ndarray,
     num_after: np.ndarray,
@@ -264,7 +265,7 @@ def _kept(num: np.ndarray, den: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return num[keep], den[keep]
 
 
-def xmr(values: np.ndarray) -> dict | None:
+def xmr(values: np.ndarray) -> dict[str, Any] | None:
     """Individuals chart limits: mean +/- 2.66 x mean moving range (per phase, never pooled across a change)."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
@@ -279,7 +280,7 @@ def xmr(values: np.ndarray) -> dict | None:
 DELIVERY_KEYS = ("on_time_delivery", "lead_time_days")
 
 
-def portfolio_summary(reports: list[dict], problems: list[str]) -> dict:
+def portfolio_summary(reports: list[dict[str, Any]], problems: list[str]) -> dict[str, Any]:
     """The portfolio as the API and the CLI serve it: the roll-up, the problems, and each line's headline and
     delivery (D) KPIs."""
     data = portfolio(reports)
@@ -289,15 +290,15 @@ def portfolio_summary(reports: list[dict], problems: list[str]) -> dict:
     return data
 
 
-def portfolio(reports: list[dict], headline: tuple[str, ...] = ("output_per_hour", "material_input_s", "scrap_rate"),
-              coverage_floor: float = 0.9) -> dict:
+def portfolio(reports: list[dict[str, Any]], headline: tuple[str, ...] = ("output_per_hour", "material_input_s", "scrap_rate"),
+              coverage_floor: float = 0.9) -> dict[str, Any]:
     """Roll-up across tenants: how many improved, the median gain and its spread, who needs attention.
 
     ``reports`` are before/after report dicts (analytics.report). A tenant needs attention when
     a headline KPI got significantly worse, when no headline KPI improved significantly, or
     when its data coverage is under the floor (its numbers are then not solid).
     """
-    per_kpi: dict[str, dict] = {}
+    per_kpi: dict[str, dict[str, Any]] = {}
     attention = []
     # delivery (D) where some line has order records: summarised like a headline KPI, never a reason for attention
     delivery = tuple(k for k in DELIVERY_KEYS if any(c["key"] == k for r in reports for c in r["kpis"]))

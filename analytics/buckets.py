@@ -7,6 +7,7 @@ spans) and ``analytics.rollup`` from the store's own GROUP BY time() aggregates 
 """
 
 from __future__ import annotations
+from typing import Any
 
 from dataclasses import dataclass, field
 
@@ -29,13 +30,13 @@ class Buckets:
     mi_ms: np.ndarray  # time the material-input signal was on
     mi_runs: np.ndarray  # material-input phases starting in the bucket (one per cycle)
     energy_wh: np.ndarray  # nan where no energy meter
-    corrections: list[dict] = field(default_factory=list)  # counter wraps/resets: {"ts", "tag", "kind"}
+    corrections: list[dict[str, Any]] = field(default_factory=list)  # counter wraps/resets: {"ts", "tag", "kind"}
     ideal_s: np.ndarray | None = None  # ideal cycle of the product made in the bucket; nan: the machine's
     # parts counted across a data gap (readings further apart than the staleness limit): booked to
     # the bucket where data resumes, but kept out of good/scrap, so no hour gets a gap's output
     gap_good: np.ndarray | None = None
     gap_scrap: np.ndarray | None = None
-    gaps: list[dict] = field(default_factory=list)  # {"tag", "from_ms", "to_ms", "parts"} per counter gap
+    gaps: list[dict[str, Any]] = field(default_factory=list)  # {"tag", "from_ms", "to_ms", "parts"} per counter gap
 
     @classmethod
     def empty(cls, start_ms: int, end_ms: int, bucket_ms: int, codes: list[int]) -> Buckets:

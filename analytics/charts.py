@@ -6,6 +6,7 @@ a legend for every mark.
 """
 
 from __future__ import annotations
+from typing import Any
 
 import html
 import math
@@ -113,7 +114,7 @@ def legend(c: Chart, items: list[tuple[str, str, str]], y: float, x0: float = 62
         x += need
 
 
-def control_chart(rows: list[dict], values: list[float | None], limits: dict, rollout: str, title: str, y_title: str,
+def control_chart(rows: list[dict[str, Any]], values: list[float | None], limits: dict[str, Any], rollout: str, title: str, y_title: str,
                   labels: dict[str, str], w: float = 540, h: float = 320) -> Chart | None:
     """Daily values with per-phase XmR mean and limits, commissioning shaded, the rollout marked."""
     known = [v for v in values if v is not None]
@@ -189,7 +190,7 @@ def distribution(groups: dict[str, np.ndarray], title: str, y_title: str, labels
     return c
 
 
-def pareto(before: list[dict], after: list[dict], reason_label, title: str, x_title: str, labels: dict[str, str],
+def pareto(before: list[dict[str, Any]], after: list[dict[str, Any]], reason_label, title: str, x_title: str, labels: dict[str, str],
            w: float = 760, h: float | None = None, kinds: tuple[str, ...] = ("unplanned", "unknown")) -> Chart | None:
     """Stop hours by reason, before and after side by side, largest (before or after) first.
 

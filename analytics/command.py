@@ -1,6 +1,7 @@
 """What ``smartfactory report`` does, apart from parsing its options (cli/main.py)."""
 
 from __future__ import annotations
+from typing import Any
 
 import json
 import sys
@@ -24,7 +25,7 @@ from analytics.report import (
 )
 from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
-from tsstore import StoreError
+from tsstore import StoreError, TimeSeriesStore
 
 
 @dataclass
@@ -49,17 +50,17 @@ class ReportOptions:
     refresh: bool
 
 
-def cache_path(settings: AnalyticsSettings, store_settings, base_dir: Path) -> Path:
+def cache_path(settings: AnalyticsSettings, store_settings: object, base_dir: Path) -> Path:
     if settings.cache_path is not None:
         return settings.cache_path if settings.cache_path.is_absolute() else base_dir / settings.cache_path
-    sqlite_path = getattr(store_settings, "path", None)
+    sqlite_path: Path | None = getattr(store_settings, "path", None)
     if sqlite_path is not None:
         p = sqlite_path if sqlite_path.is_absolute() else base_dir / sqlite_path
         return p.with_name(p.stem + ".rollups.db")
     return base_dir / "smartfactory-data" / "rollups.db"
 
 
-def open_cache(settings: AnalyticsSettings, store_settings, base_dir: Path, database_url: str | None) -> RollupCache:
+def open_cache(settings: AnalyticsSettings, store_settings: object, base_dir: Path, database_url: str | None) -> RollupCache:
     """The rollup cache every process of a deployment shares: PostgreSQL tables when the plant database is
     PostgreSQL (API hosts, a new leader and the CLI then read the same rollups) and no ``cache_path`` is set;
     otherwise the SQLite file (the embedded default)."""
@@ -70,9 +71,9 @@ def open_cache(settings: AnalyticsSettings, store_settings, base_dir: Path, data
     return RollupCache(cache_path(settings, store_settings, base_dir))
 
 
-def run_report(opts: ReportOptions, store, settings: AnalyticsSettings, cache_file: Path | Callable[[], RollupCache],
+def run_report(opts: ReportOptions, store: TimeSeriesStore, settings: AnalyticsSettings, cache_file: Path | Callable[[], RollupCache],
                orders_for: Callable[[str], Sequence[Order]] | None = None,
-               annotate: Callable[[dict], dict] | None = None) -> int:
+               annotate: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> int:
     """Build, render and write one report; returns the exit code. Errors are one clear line.
 
     ``orders_for(tenant)``: the tenant's order records (the plant model's), for the D of PQCD;
@@ -106,9 +107,9 @@ def run_report(opts: ReportOptions, store, settings: AnalyticsSettings, cache_fi
     return 0
 
 
-def _bar(label: str):
+def _bar(label: str) -> Callable[[int, int, str], None]:
     """A progress callback drawing a bar on stderr (hidden when stderr is not a terminal)."""
-    state: dict = {}
+    state: dict[str, Any] = {}
 
     def progress(done: int, total: int, what: str) -> None:
         if "bar" not in state:
@@ -122,8 +123,8 @@ def _bar(label: str):
     return progress
 
 
-def _build(opts: ReportOptions, store, settings: AnalyticsSettings, cache: RollupCache | None,
-           orders_for: Callable[[str], Sequence[Order]] | None = None) -> dict:
+def _build(opts: ReportOptions, store: TimeSeriesStore, settings: AnalyticsSettings, cache: RollupCache | None,
+           orders_for: Callable[[str], Sequence[Order]] | None = None) -> dict[str, Any]:
     if opts.portfolio:
         if not settings.rollouts:
             raise ReportError("no rollouts configured: add analytics.rollouts to the config (see analytics/settings.py)")
@@ -161,5 +162,5 @@ def _build(opts: ReportOptions, store, settings: AnalyticsSettings, cache: Rollu
                                orders=orders_for(opts.tenant) if orders_for else None)
 
 
-def dumps(data: dict) -> str:
+def dumps(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, indent=1)

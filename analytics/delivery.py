@@ -22,13 +22,14 @@ information and is left out; n is the number of days with one.
 """
 
 from __future__ import annotations
+from typing import Any
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
 import numpy as np
 
-from analytics.kpi import KpiSpec, ratios
+from analytics.kpi import FloatArray, KpiSpec, ratios
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,10 @@ class DeliveryDays:
     """Per-day sums over ``days`` (consecutive calendar days); every array has one entry per day."""
 
     days: list[date]
-    completed: np.ndarray  # orders completed that day
-    on_time: np.ndarray  # of those, completed on or before due
-    late_open: np.ndarray  # orders still open whose first day past due is this day
-    lead_days: np.ndarray  # sum of lead times of the orders completed that day
+    completed: FloatArray  # orders completed that day
+    on_time: FloatArray  # of those, completed on or before due
+    late_open: FloatArray  # orders still open whose first day past due is this day
+    lead_days: FloatArray  # sum of lead times of the orders completed that day
 
     @property
     def judged(self) -> np.ndarray:
@@ -81,7 +82,7 @@ class DeliveryDays:
         return DeliveryDays([d for d, k in zip(self.days, mask) if k], self.completed[mask], self.on_time[mask],
                             self.late_open[mask], self.lead_days[mask])
 
-    def totals(self) -> dict:
+    def totals(self) -> dict[str, Any]:
         return {"completed": int(self.completed.sum()), "on_time": int(self.on_time.sum()),
                 "late_open": int(self.late_open.sum()), "days_with_orders": int((self.judged > 0).sum()),
                 "days": len(self.days)}
@@ -115,7 +116,7 @@ def for_lines(orders: list[Order], lines: set[str] | None) -> list[Order]:
 
 
 #: D in the programme's PQCD summary; num/den take a DeliveryDays.
-DELIVERY_KPIS: tuple[KpiSpec, ...] = (
+DELIVERY_KPIS: tuple[KpiSpec[DeliveryDays], ...] = (
     KpiSpec("on_time_delivery", "%", True, True, "D", lambda d: d.on_time, lambda d: d.judged),
     KpiSpec("lead_time_days", "d", False, False, "D", lambda d: d.lead_days, lambda d: d.completed),
 )

@@ -13,43 +13,50 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
-from typing import Callable
+from typing import Any, Callable, Generic, Iterable, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from analytics import deadline
 from analytics.buckets import Buckets
 from analytics.policy import Policy, StateKind
 
 
+#: One value per group (per day, per shift...).
+FloatArray = npt.NDArray[np.float64]
+
+
 @dataclass
 class Totals:
     """Sums per group; every field has one entry per group."""
 
-    calendar_ms: np.ndarray
-    known_ms: np.ndarray
-    run_ms: np.ndarray
-    speed_ms: np.ndarray
-    unplanned_ms: np.ndarray
-    planned_ms: np.ndarray
-    failures: np.ndarray
-    failure_ms: np.ndarray
-    good: np.ndarray
-    scrap: np.ndarray
-    std_s: np.ndarray  # sum of ideal cycle x produced: standard time earned, controls for product mix
-    std_good_s: np.ndarray
-    mi_ms: np.ndarray
-    mi_runs: np.ndarray
-    energy_wh: np.ndarray
-    energy_good: np.ndarray  # good parts in buckets where the meter had data
-    gap_good: np.ndarray  # parts counted across data gaps: made at some time nobody saw, so in no rate
-    gap_scrap: np.ndarray
-    state_ms: dict[int, np.ndarray] = field(default_factory=dict)
-    state_runs: dict[int, np.ndarray] = field(default_factory=dict)
+    calendar_ms: FloatArray
+    known_ms: FloatArray
+    run_ms: FloatArray
+    speed_ms: FloatArray
+    unplanned_ms: FloatArray
+    planned_ms: FloatArray
+    failures: FloatArray
+    failure_ms: FloatArray
+    good: FloatArray
+    scrap: FloatArray
+    std_s: FloatArray  # sum of ideal cycle x produced: standard time earned, controls for product mix
+    std_good_s: FloatArray
+    mi_ms: FloatArray
+    mi_runs: FloatArray
+    energy_wh: FloatArray
+    energy_good: FloatArray  # good parts in buckets where the meter had data
+    gap_good: FloatArray  # parts counted across data gaps: made at some time nobody saw, so in no rate
+    gap_scrap: FloatArray
+    state_ms: dict[int, FloatArray] = field(default_factory=dict)
+    state_runs: dict[int, FloatArray] = field(default_factory=dict)
 
     @classmethod
     def zeros(cls, groups: int, codes: list[int]) -> Totals:
-        z = lambda: np.zeros(groups)  # noqa: E731
+        def z() -> FloatArray:
+            return np.zeros(groups)
+
         plain = {f.name: z() for f in fields(cls) if f.name not in ("state_ms", "state_runs")}
         return cls(**plain, state_ms={c: z() for c in codes}, state_runs={c: z() for c in codes})
 
@@ -87,7 +94,10 @@ def totals(b: Buckets, labels: np.ndarray, groups: int, policy: Policy, ideal_cy
         return np.bincount(lab, weights=np.nan_to_num(values[keep]), minlength=groups)[:groups]
 
     codes = [s.code for s in policy.states]
-    by_kind = lambda *k: sum((b.state_ms[c] for c in policy.codes(*k)), np.zeros(len(b.start_ms)))  # noqa: E731
+
+    def by_kind(*k: StateKind) -> np.ndarray:
+        return sum((b.state_ms[c] for c in policy.codes(*k)), np.zeros(len(b.start_ms)))
+
     known = b.known_ms()
     fail_codes = policy.failure_codes()
     energy_known = ~np.isnan(b.energy_wh)
@@ -117,22 +127,26 @@ def totals(b: Buckets, labels: np.ndarray, groups: int, policy: Policy, ideal_cy
     )
 
 
+#: What a KPI's num/den read: Totals (machine KPIs) or analytics.delivery.DeliveryDays.
+Source = TypeVar("Source")
+
+
 @dataclass(frozen=True)
-class KpiSpec:
+class KpiSpec(Generic[Source]):
     key: str
     unit: str  # "%" for ratios shown as percent
     higher_is_better: bool
     is_rate: bool  # a share: its change is also given in percentage points
     pqcd: str  # P, Q, C (machine KPIs) or D (delivery, from order records: analytics.delivery)
-    num: Callable[[Totals], np.ndarray]
-    den: Callable[[Totals], np.ndarray]
+    num: Callable[[Source], np.ndarray]
+    den: Callable[[Source], np.ndarray]
     scale: float = 1.0  # value = scale x num / den
 
 
 H = 3_600_000.0
 
 #: Every KPI the reports carry, in report order.
-KPIS: tuple[KpiSpec, ...] = (
+KPIS: tuple[KpiSpec[Totals], ...] = (
     KpiSpec("oee", "%", True, True, "P", lambda t: t.std_good_s * 1000, lambda t: t.pbt_ms),
     KpiSpec("availability", "%", True, True, "P", lambda t: t.apt_ms, lambda t: t.pbt_ms),
     KpiSpec("performance", "%", True, True, "P", lambda t: t.std_s * 1000, lambda t: t.apt_ms),
@@ -155,9 +169,9 @@ KPIS: tuple[KpiSpec, ...] = (
 KPI_BY_KEY = {k.key: k for k in KPIS}
 
 
-def ratios(specs, source) -> dict[str, np.ndarray]:
+def ratios(specs: Iterable[KpiSpec[Source]], source: Source) -> dict[str, np.ndarray]:
     """Each spec's num/den per group from ``source``; nan where the denominator is zero."""
-    out = {}
+    out: dict[str, np.ndarray] = {}
     for k in specs:
         num, den = k.num(source).astype(float), k.den(source).astype(float)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -196,7 +210,7 @@ def time_elements(t: Totals) -> dict[str, float]:
     }
 
 
-def pareto(t: Totals, policy: Policy) -> list[dict]:
+def pareto(t: Totals, policy: Policy) -> list[dict[str, Any]]:
     """Stop time by reason, largest first, with cumulative share; no-data time is its own row."""
     s = t.total()
     rows = [

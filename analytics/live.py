@@ -8,6 +8,7 @@ come from ``analytics.states.spans``, the rule ``state_intervals`` uses too.
 """
 
 from __future__ import annotations
+from typing import Any
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ def next_shift(shifts: list[ShiftSpec], tz: str, now_ms: int, closed: Closed | N
     return upcoming[0] if upcoming else None
 
 
-def shift_info(shifts: list[ShiftSpec], tz: str, now_ms: int, closed: Closed | None = None) -> dict | None:
+def shift_info(shifts: list[ShiftSpec], tz: str, now_ms: int, closed: Closed | None = None) -> dict[str, Any] | None:
     """The shift the dashboard's OEE is for, and whether it is running now.
 
     Between shifts (at 02:51 for a day-only tenant) the OEE shown is the last shift's, which
@@ -148,7 +149,7 @@ def input_seconds(mean_signal: float, known_ms: int) -> float:
     return float(mean_signal) * known_ms / 1000
 
 
-def input_trend(buckets: dict[int, tuple[float, int]]) -> list[dict]:
+def input_trend(buckets: dict[int, tuple[float, int]]) -> list[dict[str, Any]]:
     """Material input time per bucket: bucket start → (input seconds, parts made), with seconds per part."""
     return [{"ts": start, "input_s": round(secs, 1), "parts": parts,
              "input_s_per_part": round(secs / parts, 1) if parts else None}
@@ -169,12 +170,12 @@ def add_sample(runs: list[list[int]], ts: int, state: int, stale_ms: int) -> Non
     runs.append([ts, ts, state])
 
 
-def runs_array(runs: list[list[int]]) -> np.ndarray:
+def runs_array(runs: list[list[int]] | np.ndarray) -> np.ndarray:
     """The runs as an (n, 3) int64 array: convert once per snapshot, then pass it to the functions below."""
     return np.asarray(runs, dtype=np.int64).reshape(-1, 3)
 
 
-def _run_spans(runs, window: tuple[int, int], stale_ms: int):
+def _run_spans(runs: list[list[int]] | np.ndarray, window: tuple[int, int], stale_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     arr = runs_array(runs)
     return spans(arr[:, 0], arr[:, 1], arr[:, 2], window, stale_ms)
 
@@ -229,8 +230,12 @@ def window_totals(state_ms: dict[int, int], window_ms: int, good: int, scrap: in
     The same classification as ``kpi.totals`` (the policy's kinds and failure codes); time in a
     code the policy does not list is, as in the reports, time with no known state.
     """
-    one = lambda v: np.array([float(v)])  # noqa: E731
-    by_kind = lambda *kinds: sum(state_ms.get(c, 0) for c in policy.codes(*kinds))  # noqa: E731
+    def one(v: float) -> kpi.FloatArray:
+        return np.array([float(v)])
+
+    def by_kind(*kinds: StateKind) -> int:
+        return sum(state_ms.get(c, 0) for c in policy.codes(*kinds))
+
     codes = [s.code for s in policy.states]
     produced = good + scrap
     return kpi.Totals(
@@ -247,7 +252,7 @@ def window_totals(state_ms: dict[int, int], window_ms: int, good: int, scrap: in
 LIVE_KPIS = tuple(kpi.KPI_BY_KEY[k] for k in ("oee", "availability", "performance", "quality"))
 
 
-def estimate(t: kpi.Totals) -> dict:
+def estimate(t: kpi.Totals) -> dict[str, Any]:
     """The live OEE block: the report's OEE, availability, performance and quality (``kpi.ratios``), coverage, counts.
 
     Time without data lowers coverage, not availability, as in the reports. ``t`` is one group

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import date, time
 from enum import Enum
-from typing import Annotated
+from typing import Any, Annotated
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -214,7 +214,7 @@ class Policy(BaseModel):
     def failure_codes(self) -> list[int]:
         return [s.code for s in self.states if s.failure]
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """The classification printed on every report."""
         return {
             "states": [{"code": s.code, "name": s.name, "kind": s.kind.value, "failure": s.failure} for s in self.states],

@@ -5,6 +5,7 @@ numbers, including the stop classification and the method.
 """
 
 from __future__ import annotations
+from typing import Any
 
 import html
 import io
@@ -80,7 +81,7 @@ def day_span(pair) -> str:
     return f"{first.isoformat()} – {(end - timedelta(days=1)).isoformat()}"
 
 
-def when(iso: str | None, report: dict) -> str:
+def when(iso: str | None, report: dict[str, Any]) -> str:
     """A timestamp in the tenant's zone, as 2026-12-02 09:14 (Asia/Seoul)."""
     if not iso:
         return "–"
@@ -92,7 +93,7 @@ def when(iso: str | None, report: dict) -> str:
     return f"{t:%Y-%m-%d %H:%M} ({zone})"
 
 
-def names(report: dict, lang: str = "ko") -> dict:
+def names(report: dict[str, Any], lang: str = "ko") -> dict[str, Any]:
     """Display names from the plant model (``report['names']``, added by the API/CLI); slugs otherwise.
 
     An English report takes the English names (``names.en``) where the plant model has them."""
@@ -134,11 +135,11 @@ def same_ratio_note(key: str, other: str, lang: str) -> str:
     return label("same_ratio", lang).format(other=name)
 
 
-def measured(c: dict) -> bool:
+def measured(c: dict[str, Any]) -> bool:
     return c.get("before") is not None and c.get("after") is not None and c.get("change_pct") is not None
 
 
-def sentence(c: dict, lang: str) -> str:
+def sentence(c: dict[str, Any], lang: str) -> str:
     """One plain sentence per headline KPI: 자재 투입시간이 74.6% 줄었습니다 (95% 신뢰구간 73.8–75.5%)."""
     name = kpi_name(c["key"], lang)
     if not measured(c):
@@ -164,10 +165,10 @@ def sentence(c: dict, lang: str) -> str:
     return text + (f" ({'; '.join(extra)})" if extra else "") + ("." if lang == "en" else ".")
 
 
-def same_ratio(report: dict) -> dict[str, str]:
+def same_ratio(report: dict[str, Any]) -> dict[str, str]:
     """KPIs whose change and interval equal an earlier row's (OEE, production efficiency and standard-time
     output with one product and one ideal cycle): key -> the earlier key, so the tables say so."""
-    seen: list[dict] = []
+    seen: list[dict[str, Any]] = []
     out = {}
     for c in report["kpis"]:
         if not measured(c) or not c.get("ci95_change_pct"):
@@ -191,7 +192,7 @@ def unit_text(key: str, lang: str) -> str:
     return "" if spec is None else unit_label(spec.unit, lang)
 
 
-def kpi_row(c: dict, lang: str) -> list[str]:
+def kpi_row(c: dict[str, Any], lang: str) -> list[str]:
     """The cells of one KPI row, the same in PDF, HTML and XLSX."""
     if not measured(c):
         nm = label("not_measured", lang)
@@ -216,7 +217,7 @@ def axis_title(key: str, lang: str) -> str:
     return f"{kpi_name(key, lang)} ({u})" if u else kpi_name(key, lang)
 
 
-def report_charts(report: dict, lang: str) -> list[tuple[str, object]]:
+def report_charts(report: dict[str, Any], lang: str) -> list[tuple[str, object]]:
     """Every chart of a before/after report, in order: per headline KPI its distribution and control chart,
     then the downtime Pareto. (kind, Chart) pairs; a KPI without values has none."""
     out = []
@@ -248,7 +249,7 @@ th:first-child,td:first-child{text-align:left}th{background:#f3f4f6}td{white-spa
 .note{color:#374151;font-size:13px;max-width:900px}"""
 
 
-def _head_html(report: dict, lang: str) -> list[str]:
+def _head_html(report: dict[str, Any], lang: str) -> list[str]:
     L = lambda k: html.escape(label(k, lang))  # noqa: E731
     n, w = names(report, lang), report["windows"]
     return [f"<p>{L('tenant')}: <b>{html.escape(n['tenant'])}</b> · {L('line')}: <b>{html.escape(n['line'])}</b> · "
@@ -262,7 +263,7 @@ def _head_html(report: dict, lang: str) -> list[str]:
             f"<small>{L('generated')} {html.escape(when(report['generated_at'], report))}</small></p>"]
 
 
-def to_html(report: dict, lang: str = "ko") -> str:
+def to_html(report: dict[str, Any], lang: str = "ko") -> str:
     if report.get("kind") == "period":
         return _period_html(report, lang)
     L = lambda k: html.escape(label(k, lang))  # noqa: E731
@@ -307,7 +308,7 @@ def _simple_table(head: list[str], rows: list[list[str]]) -> str:
         "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r) + "</tr>" for r in rows) + "</table>")
 
 
-def _kpi_table(report: dict, lang: str, rows: list[dict]) -> str:
+def _kpi_table(report: dict[str, Any], lang: str, rows: list[dict[str, Any]]) -> str:
     L = lambda k: html.escape(label(k, lang))  # noqa: E731
     same = same_ratio(report)
     out = ["<table><tr>" + "".join(f"<th>{L(h)}</th>" for h in KPI_HEAD) + "</tr>"]
@@ -323,7 +324,7 @@ def _kpi_table(report: dict, lang: str, rows: list[dict]) -> str:
     return "".join(out)
 
 
-def pqcd_rows(report: dict, lang: str) -> tuple[list[str], list[list[str]]]:
+def pqcd_rows(report: dict[str, Any], lang: str) -> tuple[list[str], list[list[str]]]:
     """P, Q, C, D: each KPI of the group with its change in words and its improvement."""
     cs = {k["key"]: k for k in report["kpis"]}
     rows = []
@@ -338,7 +339,7 @@ def pqcd_rows(report: dict, lang: str) -> tuple[list[str], list[list[str]]]:
     return [label("pqcd_summary", lang), label("kpi", lang), label("change", lang), label("improvement", lang)], rows
 
 
-def machine_rows(report: dict, lang: str) -> tuple[list[str], list[list[str]]]:
+def machine_rows(report: dict[str, Any], lang: str) -> tuple[list[str], list[list[str]]]:
     n = names(report, lang)
     heads = ("output_per_hour", "material_input_s", "scrap_rate", "oee")
     head = [label("machines", lang)] + [f"{kpi_name(k, lang)} ({unit_text(k, lang)})" for k in heads]
@@ -358,7 +359,7 @@ def machine_rows(report: dict, lang: str) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
-def target_rows(report: dict, lang: str) -> tuple[list[str], list[list[str]]]:
+def target_rows(report: dict[str, Any], lang: str) -> tuple[list[str], list[list[str]]]:
     head = [label(k, lang) for k in ("kpi", "target", "actual", "achievement", "significant")]
     rows = []
     for t in report.get("targets") or []:
@@ -373,7 +374,7 @@ def target_rows(report: dict, lang: str) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
-def _pareto_table(rows: list[dict], lang: str) -> str:
+def _pareto_table(rows: list[dict[str, Any]], lang: str) -> str:
     L = lambda k: html.escape(label(k, lang))  # noqa: E731
     out = [f"<table><tr><th>{L('reason')}</th><th>{L('kind')}</th><th>{L('hours')}</th><th>{L('share')}</th>"
            f"<th>{L('cumulative')}</th></tr>"]
@@ -383,13 +384,13 @@ def _pareto_table(rows: list[dict], lang: str) -> str:
     return "".join(out) + "</table>"
 
 
-def policy_rows(report: dict, lang: str) -> tuple[list[str], list[list[str]]]:
+def policy_rows(report: dict[str, Any], lang: str) -> tuple[list[str], list[list[str]]]:
     rows = [[label(st["name"], lang), str(st["code"]), label(st["kind"], lang)
              + (f" ({label('failure', lang)})" if st["failure"] else "")] for st in report["policy"]["states"]]
     return [label("state", lang), label("state_code", lang), label("kind", lang)], rows
 
 
-def policy_lines(report: dict, lang: str) -> list[str]:
+def policy_lines(report: dict[str, Any], lang: str) -> list[str]:
     p = report["policy"]
     shifts = ", ".join(f"{sh['name']} {sh['start']}–{sh['end']}" for sh in p["shifts"])
     per = ", ".join(f"{k} {v:g}" for k, v in (p.get("ideal_cycle_s") or {}).items())
@@ -400,12 +401,12 @@ def policy_lines(report: dict, lang: str) -> list[str]:
             + (f"; {p.get('ideal_cycle_by_product')}" if p.get("ideal_cycle_by_product") else "")]
 
 
-def _policy_html(report: dict, lang: str) -> str:
+def _policy_html(report: dict[str, Any], lang: str) -> str:
     return (f"<h3>{html.escape(label('classification', lang))}</h3>" + _simple_table(*policy_rows(report, lang))
             + "<p><small>" + "<br>".join(html.escape(x) for x in policy_lines(report, lang)) + "</small></p>")
 
 
-def _period_html(report: dict, lang: str) -> str:
+def _period_html(report: dict[str, Any], lang: str) -> str:
     L = lambda k: html.escape(label(k, lang))  # noqa: E731
     s, per, n = report["scope"], report["period"], names(report, lang)
     keys = [k for k in report["kpis"]]
@@ -432,7 +433,7 @@ def _period_html(report: dict, lang: str) -> str:
 
 
 # -- CSV -------------------------------------------------------------------------------------
-def to_csv(report: dict, lang: str = "en") -> str:
+def to_csv(report: dict[str, Any], lang: str = "en") -> str:
     """One row per KPI (before/after report) or per day/shift (period report)."""
     buf = io.StringIO()
     w = csvcells.writer(buf, lineterminator="\n")
@@ -452,7 +453,7 @@ def to_csv(report: dict, lang: str = "en") -> str:
     return buf.getvalue()
 
 
-def daily_csv(report: dict) -> str:
+def daily_csv(report: dict[str, Any]) -> str:
     buf = io.StringIO()
     w = csvcells.writer(buf, lineterminator="\n")
     keys = list(report["daily"][0]["kpis"]) if report.get("daily") else []
@@ -462,7 +463,7 @@ def daily_csv(report: dict) -> str:
     return buf.getvalue()
 
 
-def _delivery_line(d: dict, lang: str) -> str:
+def _delivery_line(d: dict[str, Any], lang: str) -> str:
     """What D rests on: orders judged per phase and the share of window days that had any."""
     def part(p: str) -> str:
         t = d[p]
@@ -635,7 +636,7 @@ def _new_pdf(lang: str, hangul_text: bool = False):
     return pdf
 
 
-def build_pdf(report: dict, lang: str = "ko"):
+def build_pdf(report: dict[str, Any], lang: str = "ko"):
     """The PDF as an fpdf2 document (``.overflows`` lists any text wider than its cell; ``.charts`` the charts)."""
     pdf = _new_pdf(lang, any(ch >= "\u2e80" for ch in json.dumps(report.get("names") or {}, ensure_ascii=False)))
     pdf.charts = []
@@ -744,14 +745,14 @@ def build_pdf(report: dict, lang: str = "ko"):
     return pdf
 
 
-def _pareto_pdf(pdf, rows: list[dict], lang: str) -> None:
+def _pareto_pdf(pdf, rows: list[dict[str, Any]], lang: str) -> None:
     L = lambda k: label(k, lang)  # noqa: E731
     pdf_table(pdf, [L("reason"), L("kind"), L("hours"), L("share"), L("cumulative")],
               [[L(r["reason"]), L(r["kind"]), f"{r['hours']:.1f}", f"{r['share']:.0%}", f"{r['cumulative_share']:.0%}"]
                for r in rows], wrap_cols=set(), align_left={0, 1}, usable=160.0)
 
 
-def _appendix_pdf(pdf, report: dict, lang: str) -> None:
+def _appendix_pdf(pdf, report: dict[str, Any], lang: str) -> None:
     L = lambda k: label(k, lang)  # noqa: E731
     pdf.add_page()
     _heading(pdf, L("appendix"), 13)
@@ -766,12 +767,12 @@ def _appendix_pdf(pdf, report: dict, lang: str) -> None:
         _para(pdf, f"{L('corrections')}: {len(report['corrections']) or L('corrections_none')}")
 
 
-def to_pdf(report: dict, lang: str = "ko") -> bytes:
+def to_pdf(report: dict[str, Any], lang: str = "ko") -> bytes:
     """The printable report: findings, targets, PQCD, all KPIs, per-machine results, every chart, Pareto, appendix."""
     return bytes(build_pdf(report, lang).output())
 
 
-def render(report: dict, fmt_name: str, lang: str) -> bytes:
+def render(report: dict[str, Any], fmt_name: str, lang: str) -> bytes:
     """The report in one format: json, html, csv, pdf or xlsx."""
     if fmt_name == "json":
         return json.dumps(report, ensure_ascii=False, indent=1).encode()
@@ -798,7 +799,7 @@ __all__ = ["ATTACHMENTS", "FORMATS", "MEDIA_TYPES", "build_pdf", "PdfFontMissing
            "to_csv", "to_html", "to_pdf"]
 
 
-def portfolio_html(data: dict, lang: str = "ko") -> str:
+def portfolio_html(data: dict[str, Any], lang: str = "ko") -> str:
     """The centre roll-up: per headline KPI how many improved and the spread, then who needs attention."""
     L = lambda k: html.escape(label(k, lang))  # noqa: E731
     out = [f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>{L("portfolio_title")}</title>',

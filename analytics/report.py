@@ -5,6 +5,7 @@ CSV renderers and the API only reformat it.
 """
 
 from __future__ import annotations
+from typing import Any
 
 import logging
 import time
@@ -118,7 +119,7 @@ def _clean(v: float | None) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
 
 
-def _scope(machines: Sequence[MachineRef]) -> dict:
+def _scope(machines: Sequence[MachineRef]) -> dict[str, Any]:
     if not machines:
         raise ReportError("no machines selected: check tenant, site and line (GET /api/v1/machines lists them)")
     tenants = {m.tenant for m in machines}
@@ -131,7 +132,7 @@ def _scope(machines: Sequence[MachineRef]) -> dict:
 
 def period_report(store: TimeSeriesStore, machines: Sequence[MachineRef], policy: Policy, first: date, last: date,
                   by: str = "day", progress: Progress | None = None, cache: RollupCache | None = None,
-                  refresh: bool = False) -> dict:
+                  refresh: bool = False) -> dict[str, Any]:
     """KPIs of a line for each production day (or shift) in [first, last], and for the whole period."""
     if by not in ("day", "shift"):
         raise ReportError(f"by={by!r}: use 'day' or 'shift'")
@@ -212,7 +213,7 @@ def before_after_report(
     orders: Sequence[delivery.Order] | None = None,
     orders_as_of: date | None = None,
     now_ms: int | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Before/after report of one line (or a set of machines of one tenant) around a rollout.
 
     ``orders`` (the tenant's order records, read by the caller) give the D of PQCD; without
@@ -372,7 +373,7 @@ def _share(num: float, den: float) -> float | None:
     return float(num / den) if den > 0 else None
 
 
-def coverage_warnings(machine_rows: list[dict], policy: Policy) -> list[str]:
+def coverage_warnings(machine_rows: list[dict[str, Any]], policy: Policy) -> list[str]:
     """A machine's coverage under the threshold in either window, or moved between them by more than
     the allowed points: one machine's outage hides in a line's average (38 h off gave 98.8% for the line)."""
     out = []
@@ -393,7 +394,7 @@ def coverage_warnings(machine_rows: list[dict], policy: Policy) -> list[str]:
     return out
 
 
-def _gaps(data: dict[MachineRef, Buckets], policy: Policy, windows_ms: dict[str, tuple[int, int]]) -> dict:
+def _gaps(data: dict[MachineRef, Buckets], policy: Policy, windows_ms: dict[str, tuple[int, int]]) -> dict[str, Any]:
     """Parts counted across data gaps in the report's windows: totals per window and one entry per gap."""
     zone = policy.zone()
     rows = []
@@ -414,8 +415,8 @@ def _gaps(data: dict[MachineRef, Buckets], policy: Policy, windows_ms: dict[str,
             "note": "parts a counter gained while the machine sent no data: counted here, kept out of every rate"}
 
 
-def gap_warnings(gaps: dict) -> list[str]:
-    per: dict[str, list[dict]] = {}
+def gap_warnings(gaps: dict[str, Any]) -> list[str]:
+    per: dict[str, list[dict[str, Any]]] = {}
     for g in gaps["gaps"]:
         per.setdefault(f"{g['line']}/{g['machine']}", []).append(g)
     out = []
@@ -427,7 +428,7 @@ def gap_warnings(gaps: dict) -> list[str]:
     return out
 
 
-def correction_warnings(corrections: list[dict]) -> list[str]:
+def correction_warnings(corrections: list[dict[str, Any]]) -> list[str]:
     """Counter drops the readings could not decide, and small backward steps, said once per machine."""
     out = []
     for kind, text in (("wrap_or_reset", "counter drop(s) near the top that could be a wrap or a PLC restart "
@@ -442,7 +443,7 @@ def correction_warnings(corrections: list[dict]) -> list[str]:
 
 
 def _delivery(orders: Sequence[delivery.Order] | None, machines: Sequence[MachineRef], policy: Policy, w,
-              replicates: int, as_of: date | None) -> tuple[dict | None, tuple[dict, dict] | None]:
+              replicates: int, as_of: date | None) -> tuple[dict[str, Any] | None, tuple[dict[str, Any], dict[str, Any]] | None]:
     """D of PQCD from the orders of the report's lines: the comparisons, what they rest on, and daily values.
 
     None when there are no orders for these lines (D then stays empty with the report's note).
@@ -455,7 +456,7 @@ def _delivery(orders: Sequence[delivery.Order] | None, machines: Sequence[Machin
     dd = delivery.daily(picked, zone, w.baseline[0], w.post[1], as_of)
     phase = np.array([w.phase(d) for d in dd.days], dtype=object)
     b, a = dd.take(phase == "before"), dd.take(phase == "after")
-    out: dict = {"orders": len(picked), "as_of": as_of.isoformat(),
+    out: dict[str, Any] = {"orders": len(picked), "as_of": as_of.isoformat(),
                  "before": b.totals(), "after": a.totals(),
                  "coverage": {"before": b.totals()["days_with_orders"] / max(1, w.days),
                               "after": a.totals()["days_with_orders"] / max(1, w.days)},
@@ -515,7 +516,7 @@ def select_machines(store: TimeSeriesStore, tenant: str, site: str | None = None
 
 def portfolio_reports(store: TimeSeriesStore, settings, replicates: int = 1000, progress: Progress | None = None,
                       cache: RollupCache | None = None,
-                      orders_for: Callable[[str], Sequence[delivery.Order]] | None = None) -> tuple[list[dict], list[str]]:
+                      orders_for: Callable[[str], Sequence[delivery.Order]] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """A before/after report for every configured rollout; problems are returned, not raised, so one
     tenant without data does not hide the others. ``orders_for(tenant)`` gives a tenant's orders (D)."""
     reports, problems = [], []

@@ -14,9 +14,12 @@ report and the maintainer, or two hosts) leave one row.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import BigInteger, Column, LargeBinary, MetaData, String, Table, create_engine, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, Row
 
 from analytics.rollup import RollupCache
 from analytics.policy import Policy
@@ -56,24 +59,24 @@ class PostgresRollupCache(RollupCache):
         self.hits = 0
         self.computed = 0
 
-    def _cached_rows(self, key: str, shape: str, start_ms: int, end_ms: int):
+    def _cached_rows(self, key: str, shape: str, start_ms: int, end_ms: int) -> Sequence[Row[Any, Any]]:
         with self.engine.connect() as c:
             return c.execute(select(BUCKETS.c.bucket, BUCKETS.c.v).where(
                 BUCKETS.c.machine == key, BUCKETS.c.shape == shape, BUCKETS.c.bucket >= start_ms,
                 BUCKETS.c.bucket < end_ms)).all()
 
-    def _cached_corrections(self, key: str, shape: str, start_ms: int, end_ms: int):
+    def _cached_corrections(self, key: str, shape: str, start_ms: int, end_ms: int) -> Sequence[Row[Any, Any, Any]]:
         with self.engine.connect() as c:
             return c.execute(select(CORRECTIONS.c.ts, CORRECTIONS.c.tag, CORRECTIONS.c.kind).where(
                 CORRECTIONS.c.machine == key, CORRECTIONS.c.shape == shape, CORRECTIONS.c.ts >= start_ms,
                 CORRECTIONS.c.ts < end_ms)).all()
 
-    def _cached_gaps(self, key: str, shape: str, start_ms: int, end_ms: int):
+    def _cached_gaps(self, key: str, shape: str, start_ms: int, end_ms: int) -> Sequence[Row[Any, Any, Any, Any, Any]]:
         with self.engine.connect() as c:
             return c.execute(select(GAPS.c.ts, GAPS.c.tag, GAPS.c.from_ms, GAPS.c.to_ms, GAPS.c.parts).where(
                 GAPS.c.machine == key, GAPS.c.shape == shape, GAPS.c.ts >= start_ms, GAPS.c.ts < end_ms)).all()
 
-    def _save(self, rows: list[tuple], corrections: list[tuple], gaps: list[tuple]) -> None:
+    def _save(self, rows: list[tuple[Any, ...]], corrections: list[tuple[Any, ...]], gaps: list[tuple[Any, ...]]) -> None:
         with self.engine.begin() as c:
             if rows:
                 stmt = insert(BUCKETS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 UNKNOWN = -1
 
@@ -25,7 +26,8 @@ class Interval:
         return self.end_ms - self.start_ms
 
 
-def spans(first_ms, last_ms, states, window: tuple[int, int], stale_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def spans(first_ms: npt.ArrayLike, last_ms: npt.ArrayLike, states: npt.ArrayLike, window: tuple[int, int],
+          stale_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per run of samples (first and last timestamp, state), the span [a, b) its state holds in the window.
 
     A run's state holds from its first sample until the next run starts, at most

@@ -48,7 +48,8 @@ class Truth:
         return float(sum(v for (m, day), v in d.items() if days is None or day in days))
 
 
-def machine_day(rng: np.random.Generator, spec: LineSpec, t0_s: int, t1_s: int, load_scale: float = 1.0):
+def machine_day(rng: np.random.Generator, spec: LineSpec, t0_s: int, t1_s: int,
+                load_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, float]:
     """Whole-second state changes of one shift [t0, t1): (change times, states, end of the last cycle)."""
     times, states = [], []
     t = float(t0_s)
@@ -74,7 +75,7 @@ def machine_day(rng: np.random.Generator, spec: LineSpec, t0_s: int, t1_s: int, 
 
 
 def generate(machines: list[MachineRef], first: date, days: int, spec: LineSpec, seed: int = 1,
-             load_scale_after: tuple[date, float] | None = None) -> tuple[dict[MachineRef, dict], Truth]:
+             load_scale_after: tuple[date, float] | None = None) -> tuple[dict[MachineRef, dict[str, tuple[np.ndarray, np.ndarray]]], Truth]:
     """Columns per machine (tag -> (ts_ms int64, values float64)) and the truth.
 
     ``load_scale_after=(day, factor)`` multiplies the loading time from that day on: a
@@ -83,7 +84,7 @@ def generate(machines: list[MachineRef], first: date, days: int, spec: LineSpec,
     zone = ZoneInfo(spec.timezone)
     rng = np.random.default_rng(seed)
     truth = Truth()
-    out: dict[MachineRef, dict] = {}
+    out: dict[MachineRef, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     start = int(datetime(first.year, first.month, first.day, tzinfo=zone).timestamp())
     end = start + days * 86400
     for m in machines:

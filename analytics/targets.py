@@ -6,11 +6,12 @@ target improvement x 100: 100% means the target was met, 50% half of it.
 """
 
 from __future__ import annotations
+from typing import Any
 
 from analytics.delivery import DELIVERY_BY_KEY
-from analytics.kpi import KPI_BY_KEY
+from analytics.kpi import KPI_BY_KEY, KpiSpec
 
-SPECS = {**KPI_BY_KEY, **DELIVERY_BY_KEY}
+SPECS: dict[str, KpiSpec[Any]] = {**KPI_BY_KEY, **DELIVERY_BY_KEY}
 
 
 def check_target(kpi: str, change_pct: float) -> None:
@@ -25,7 +26,7 @@ def check_target(kpi: str, change_pct: float) -> None:
         raise ValueError(f"{kpi}: a target of {change_pct:+g}% moves it the bad way; its improvement is {better}")
 
 
-def achievement(kpis: list[dict], targets: list[dict], lines: set[str]) -> list[dict]:
+def achievement(kpis: list[dict[str, Any]], targets: list[dict[str, Any]], lines: set[str]) -> list[dict[str, Any]]:
     """One row per target that applies to the report's lines (a target without a line applies to all)."""
     by_key = {c["key"]: c for c in kpis}
     out = []

@@ -6,6 +6,7 @@ The texts come from the same helpers as the PDF and HTML, so every format says t
 """
 
 from __future__ import annotations
+from typing import Any
 
 import io
 import re
@@ -48,7 +49,7 @@ def _pct(v):
     return None if v is None else round(v, 4)
 
 
-def to_xlsx(report: dict, lang: str = "ko") -> bytes:
+def to_xlsx(report: dict[str, Any], lang: str = "ko") -> bytes:
     L = lambda k: label(k, lang)  # noqa: E731
     wb = Workbook()
     n = r.names(report, lang)
