@@ -6,13 +6,17 @@ a legend for every mark.
 """
 
 from __future__ import annotations
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import html
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 BEFORE, AFTER, COMMISSION, ROLLOUT, GRID, INK = "#6b7280", "#2563eb", "#f59e0b", "#dc2626", "#e5e7eb", "#374151"
 
@@ -55,18 +59,20 @@ class Chart:
     w: float
     h: float
     title: str
-    shapes: list[tuple] = field(default_factory=list)
+    shapes: list[tuple[Any, ...]] = field(default_factory=list)  # (kind, geometry and style...): see to_svg
 
-    def line(self, x1, y1, x2, y2, colour=INK, width=1.0, dash: str = "") -> None:
+    def line(self, x1: float, y1: float, x2: float, y2: float, colour: str = INK, width: float = 1.0, dash: str = "") -> None:
         self.shapes.append(("line", x1, y1, x2, y2, colour, width, dash))
 
-    def rect(self, x, y, w, h, fill=None, opacity=1.0, stroke=None) -> None:
+    def rect(self, x: float, y: float, w: float, h: float, fill: str | None = None, opacity: float = 1.0,
+             stroke: str | None = None) -> None:
         self.shapes.append(("rect", x, y, w, h, fill, opacity, stroke))
 
-    def circle(self, x, y, r, fill) -> None:
+    def circle(self, x: float, y: float, r: float, fill: str) -> None:
         self.shapes.append(("circle", x, y, r, fill))
 
-    def text(self, x, y, s: str, size=11.0, anchor="start", colour=INK, bold=False) -> None:
+    def text(self, x: float, y: float, s: str, size: float = 11.0, anchor: str = "start", colour: str = INK,
+             bold: bool = False) -> None:
         self.shapes.append(("text", x, y, s, size, anchor, colour, bold))
 
     def kinds(self) -> set[str]:
@@ -76,8 +82,8 @@ class Chart:
 class Axes:
     """A plot area with a y axis in round ticks and its unit, and x positions for n slots."""
 
-    def __init__(self, c: Chart, values: list[float], n: int, y_title: str, left=52.0, right=12.0, top=44.0,
-                 bottom=62.0) -> None:
+    def __init__(self, c: Chart, values: list[float], n: int, y_title: str, left: float = 52.0, right: float = 12.0,
+                 top: float = 44.0, bottom: float = 62.0) -> None:
         self.c, self.n = c, max(n, 1)
         self.ticks = nice_ticks(min(values), max(values))
         self.lo, self.hi = self.ticks[0], self.ticks[-1]
@@ -190,7 +196,8 @@ def distribution(groups: dict[str, np.ndarray], title: str, y_title: str, labels
     return c
 
 
-def pareto(before: list[dict[str, Any]], after: list[dict[str, Any]], reason_label, title: str, x_title: str, labels: dict[str, str],
+def pareto(before: list[dict[str, Any]], after: list[dict[str, Any]], reason_label: Callable[[str], str], title: str,
+           x_title: str, labels: dict[str, str],
            w: float = 760, h: float | None = None, kinds: tuple[str, ...] = ("unplanned", "unknown")) -> Chart | None:
     """Stop hours by reason, before and after side by side, largest (before or after) first.
 
@@ -214,7 +221,10 @@ def pareto(before: list[dict[str, Any]], after: list[dict[str, Any]], reason_lab
     ticks = nice_ticks(0.0, max(max(v) for v in reasons.values()))
     top, right = 30.0, w - 16
     bottom = top + len(order) * (2 * bar + gap)
-    X = lambda v: left + (right - left) * v / (ticks[-1] or 1.0)  # noqa: E731
+
+    def X(v: float) -> float:
+        return left + (right - left) * v / (ticks[-1] or 1.0)
+
     for t in ticks:
         c.line(X(t), top, X(t), bottom, GRID, 0.6)
         c.text(X(t), bottom + 14, tick_text(t, ticks), 10, "middle")
@@ -257,7 +267,7 @@ def _rgb(colour: str) -> tuple[int, int, int]:
     return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
 
 
-def to_pdf(pdf, c: Chart, x0: float, y0: float, width_mm: float) -> float:
+def to_pdf(pdf: FPDF, c: Chart, x0: float, y0: float, width_mm: float) -> float:
     """Draws the chart at (x0, y0) mm, ``width_mm`` wide; returns its height in mm."""
     k = width_mm / c.w
     pt = k / 0.3528 * 0.75  # SVG pixel font sizes to points at this scale (a little smaller: fpdf2 fonts run wide)
