@@ -12,6 +12,7 @@ from typing import Any
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from analytics.counters import counter_deltas
 from analytics.states import Interval, state_intervals
@@ -43,7 +44,10 @@ class Buckets:
         if start_ms % bucket_ms or end_ms % bucket_ms or end_ms <= start_ms:
             raise ValueError(f"window [{start_ms}, {end_ms}) must be whole buckets of {bucket_ms} ms")
         starts = np.arange(start_ms, end_ms, bucket_ms, dtype=np.int64)
-        z = lambda: np.zeros(len(starts))  # noqa: E731
+
+        def z() -> np.ndarray:
+            return np.zeros(len(starts))
+
         return cls(starts, bucket_ms, {c: z() for c in codes}, {c: z() for c in codes}, z(), z(), z(), z(),
                    np.full(len(starts), np.nan), [], np.full(len(starts), np.nan), z(), z(), [])
 
@@ -76,7 +80,7 @@ def runs_per_bucket(intervals: list[Interval], b: Buckets, state: int) -> np.nda
     return np.bincount(idx[idx >= 0], minlength=len(b.start_ms)).astype(float)
 
 
-def add_counter(b: Buckets, target: np.ndarray, tag: str, ts_ms, values, bits: int | None,
+def add_counter(b: Buckets, target: np.ndarray, tag: str, ts_ms: np.ndarray | list[int], values: np.ndarray | list[int], bits: int | None,
                 stale_ms: int | None = None, max_rate_per_s: float | None = None, across_gaps: np.ndarray | None = None) -> None:
     """Counter increments, each booked to the bucket of the later sample, corrections flagged.
 
@@ -101,18 +105,22 @@ def add_counter(b: Buckets, target: np.ndarray, tag: str, ts_ms, values, bits: i
             b.corrections.append({"ts": int(ts[i + 1]), "tag": tag, "kind": kind.value})
 
 
+#: A tag's samples as the store returns them: (timestamps in ms, values).
+Samples = tuple[np.ndarray | list[int], np.ndarray | list[int]]
+
+
 def from_samples(
     window: tuple[int, int],
     bucket_ms: int,
     codes: list[int],
     stale_ms: int,
-    state: tuple | None = None,
-    good: tuple | None = None,
-    scrap: tuple | None = None,
-    material_input: tuple | None = None,
-    energy: tuple | None = None,
+    state: Samples | None = None,
+    good: Samples | None = None,
+    scrap: Samples | None = None,
+    material_input: Samples | None = None,
+    energy: Samples | None = None,
     bits: tuple[int | None, int | None, int | None] = (16, 16, 32),
-    product_ideal: tuple | None = None,
+    product_ideal: Samples | None = None,
     material_on: tuple[float, ...] = (1.0,),
     max_rate_per_s: float | None = None,
 ) -> Buckets:
@@ -147,6 +155,7 @@ def from_samples(
     if product_ideal is not None:  # (timestamps, ideal cycle of the product sampled then): the bucket's last one
         ts, ideal = np.asarray(product_ideal[0], dtype=np.int64), np.asarray(product_ideal[1], dtype=float)
         idx = b.index(ts)
+        assert b.ideal_s is not None  # Buckets.empty fills it with nan
         b.ideal_s[idx[idx >= 0]] = ideal[idx >= 0]  # later samples overwrite earlier ones
     return b
 
@@ -160,13 +169,13 @@ class Cycles:
     cycle_ms: np.ndarray  # to the next phase's start; nan for the last one or across a data gap
 
 
-def material_input_on(values, on_values: tuple[float, ...] = (1.0,)) -> np.ndarray:
+def material_input_on(values: npt.ArrayLike, on_values: tuple[float, ...] = (1.0,)) -> np.ndarray:
     """1 where the material-input tag holds one of ``on_values``, else 0 (text and nan are off)."""
     v = np.asarray(values, dtype=float)
     return np.isin(v, np.asarray(on_values, dtype=float)).astype(np.int64)
 
 
-def cycles(ts_ms, material_input, window: tuple[int, int], stale_ms: int,
+def cycles(ts_ms: np.ndarray | list[int], material_input: npt.ArrayLike, window: tuple[int, int], stale_ms: int,
            on_values: tuple[float, ...] = (1.0,)) -> Cycles:
     """Cycles from the material-input signal: each rising edge starts one.
 
