@@ -14,6 +14,7 @@ import re
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
 
 from analytics import render as r
 from analytics.labels import change_words, label
@@ -21,7 +22,7 @@ from analytics.labels import change_words, label
 HEAD_FILL = PatternFill("solid", fgColor="F3F4F6")
 
 
-def _sheet(wb: Workbook, title: str, head: list[str], rows: list[list], first: bool = False):
+def _sheet(wb: Workbook, title: str, head: list[str], rows: list[list[Any]], first: bool = False) -> Worksheet:
     ws = wb.active if first else wb.create_sheet()
     ws.title = re.sub(r"[\[\]:*?/\\]", " ", title)[:31].strip()
     ws.append(head)
@@ -40,17 +41,19 @@ def _sheet(wb: Workbook, title: str, head: list[str], rows: list[list], first: b
     return ws
 
 
-def _wide(ws, col: int) -> bool:
+def _wide(ws: Worksheet, col: int) -> bool:
     """Hangul takes about two character widths in Excel's column units."""
     return any(isinstance(c.value, str) and any("가" <= ch <= "힣" for ch in c.value) for c in ws[get_column_letter(col)])
 
 
-def _pct(v):
+def _pct(v: float | None) -> float | None:
     return None if v is None else round(v, 4)
 
 
 def to_xlsx(report: dict[str, Any], lang: str = "ko") -> bytes:
-    L = lambda k: label(k, lang)  # noqa: E731
+    def L(k: str) -> str:
+        return label(k, lang)
+
     wb = Workbook()
     n = r.names(report, lang)
     if report.get("kind") == "period":
