@@ -177,17 +177,16 @@ async def resolve(client: Client, device: DeviceSettings) -> tuple[list[_Node], 
     paths: list[tuple[int, OpcUaTag, ua.RelativePath]] = []
     for i, tag in enumerate(device.tags):
         assert isinstance(tag, OpcUaTag)
-        where = f"tags[{i}] ({tag.name})"
         try:
             if tag.node_id is not None:
                 ref = parse_node_id(tag.node_id, tag.namespace_uri)
-                index = _namespace_index(ref.namespace, device, array, f"{where}.node_id")
+                index = _namespace_index(ref.namespace, device, array, f"tags[{i}].node_id ({tag.name})")
                 nodes.append(_Node(tag, _node_id(ref, index), device.interval_of(tag)))
             else:
                 elements = []
                 for text in tag.browse_path or ():
                     element = parse_path_element(text)
-                    elements.append((_namespace_index(element.namespace, device, array, f"{where}.browse_path"),
+                    elements.append((_namespace_index(element.namespace, device, array, f"tags[{i}].browse_path ({tag.name})"),
                                      element.name))
                 paths.append((i, tag, browse_path(elements)))
         except ResolveError as exc:

@@ -15,7 +15,7 @@ from gateway.links import build_links
 from gateway.outbox import Outbox
 from gateway.poller import DeviceHealth, DevicePoller
 from gateway.publisher import Forwarder
-from gateway.settings import DeviceSettings, GatewaySettings
+from gateway.settings import DeviceSettings, GatewaySettings, Protocol
 from mqttlink import MqttSettings
 from plant import MachineRef
 
@@ -35,13 +35,21 @@ class Gateway:
         self.outbox = Outbox(outbox_path(settings, base_dir), settings.outbox.max_samples)
         self.forwarder = Forwarder(mqtt, settings, self.outbox)
         self.machines = {id(d): MachineRef(settings.tenant, settings.site, d.line, d.name) for d in settings.devices}
+        self.base_dir = base_dir
         self.links: list = []
-        self.pollers: list[DevicePoller] = []
+        self.pollers: list = []  # DevicePoller, or OpcUaDevice for an OPC UA device
 
     def _build_pollers(self) -> None:
         links = build_links(self.settings.devices)  # needs the running loop
         self.links = list(links.values())
-        self.pollers = [DevicePoller(d, links[d.link], self._sink, self._health) for d in self.settings.devices]
+        self.pollers = [self._runner(d, links) for d in self.settings.devices]
+
+    def _runner(self, d: DeviceSettings, links: dict):
+        if d.protocol is Protocol.opcua:
+            from gateway.opcua import OpcUaDevice
+
+            return OpcUaDevice(d, self._sink, self._health, self.base_dir)
+        return DevicePoller(d, links[d.link], self._sink, self._health)
 
     def _sink(self, device: DeviceSettings, ts_ms: int, values: dict) -> None:
         m = self.machines[id(device)]
@@ -72,9 +80,14 @@ class Gateway:
             # pymodbus logs every timeout as an ERROR with a hex dump of the last frames;
             # the pollers log each failure once, as an operator-readable line.
             logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+            logging.getLogger("asyncua").setLevel(logging.CRITICAL)  # likewise its reconnect tracebacks
         self._build_pollers()
         for p in self.pollers:
             d = p.device
+            if d.protocol is Protocol.opcua:
+                log.info("device_configured device=%s endpoint=%s tags=%d publishing_interval_s=%g", d.name,
+                         d.endpoint, len(d.tags), d.poll_interval_s)
+                continue
             log.info(
                 "device_configured device=%s link=%s unit=%d tags=%d reads_per_poll=%d interval_s=%g",
                 d.name, p.link.name, d.unit_id, len(d.tags), len(p.reads), d.poll_interval_s,

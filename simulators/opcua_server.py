@@ -70,6 +70,8 @@ class OpcUaMachine:
     allow_none: bool = True  # also offer security mode None
     users: dict[str, str] | None = None  # name -> password; None: anonymous
     application_uri: str = "urn:smartfactory:simulator:opcua"  # its certificate's URI, when it has one
+    #: a cache of the standard address space (asyncua builds it in seconds; a shelf loads it lazily)
+    shelf_file: Path | None = None
 
     def __post_init__(self) -> None:
         self.server: Server | None = None
@@ -91,7 +93,11 @@ class OpcUaMachine:
 
     async def start(self) -> int:
         server = Server(user_manager=_Users(self.users) if self.users is not None else None)
-        await server.init()
+        await server.init(self.shelf_file)
+        if self.shelf_file is not None and not self.shelf_file.is_file():
+            # asyncua looks for the shelf under its own name, but the dbm module that wrote it may have
+            # added suffixes (.dat/.dir): mark it as there, or every start builds it again
+            self.shelf_file.touch()
         await server.set_application_uri(self.application_uri)
         if self.port == 0:
             import socket
