@@ -507,3 +507,83 @@ class OpcUaDevice(DeviceHealthKeeping):
         if name in self._bad:
             log.info("tag_readable device=%s tag=%s was=%s", self.device.name, name, self._bad.pop(name))
             self.health.unreadable_tags = sorted(self._bad)
+
+
+# --- offline description (gateway plan) and browsing (gateway browse) ------------------------
+
+
+def offline_ref(device: DeviceSettings, tag: OpcUaTag) -> str:
+    """The tag's node with every namespace named by URI, as far as the config says (no server)."""
+    def name(ns: Namespace) -> Namespace:
+        if ns.index and ns.index in device.namespaces:
+            return Namespace(uri=device.namespaces[ns.index])
+        return ns
+
+    if tag.node_id is not None:
+        ref = parse_node_id(tag.node_id, tag.namespace_uri)
+        return str(NodeRef(name(ref.namespace), ref.kind, ref.identifier))
+    parts = []
+    for text in tag.browse_path or ():
+        element = parse_path_element(text)
+        ns = name(element.namespace)
+        parts.append(element.name if ns.index == 0 else f"nsu={ns.uri};{element.name}" if ns.uri else text)
+    return "browse path /" + "/".join(parts)
+
+
+@dataclass
+class Browsed:
+    node_id: str  # with the namespace URI: nsu=...;s=...
+    path: list[str]  # browse names from Objects, each nsu=<URI>;Name (ns 0: Name)
+    node_class: str
+    data_type: str | None = None
+    value: Any = None
+
+
+async def browse(client: Client, start: ua.NodeId | None = None, depth: int = 6, limit: int = 2000,
+                 include_standard: bool = False) -> list[Browsed]:
+    """Walk the hierarchy below ``start`` (default Objects): every object and variable with its
+    node id and browse names in URI form, each variable's data type and current value. The
+    standard Server object (namespace 0, hundreds of diagnostics nodes) is skipped unless asked."""
+    array = await client.get_namespace_array()
+
+    def uri_form(node_id: ua.NodeId) -> str:
+        text = node_id.to_string()
+        if node_id.NamespaceIndex == 0:
+            return text
+        ident = text.split(";", 1)[1] if text.startswith("ns=") else text
+        return f"nsu={array[node_id.NamespaceIndex]};{ident}"
+
+    def qname(q: ua.QualifiedName) -> str:
+        return q.Name if q.NamespaceIndex == 0 else f"nsu={array[q.NamespaceIndex]};{q.Name}"
+
+    out: list[Browsed] = []
+    root = client.get_node(start or ua.NodeId(ua.ObjectIds.ObjectsFolder))
+    queue: list[tuple[Any, list[str], int]] = [(root, [] if start else ["Objects"], 0)]
+    seen: set[ua.NodeId] = set()
+    while queue and len(out) < limit:
+        node, path, level = queue.pop(0)
+        if level >= depth:
+            continue
+        for ref in await node.get_references(refs=ua.ObjectIds.HierarchicalReferences,
+                                             direction=ua.BrowseDirection.Forward, nodeclassmask=ua.NodeClass.Object | ua.NodeClass.Variable):
+            child_id = ua.NodeId(ref.NodeId.Identifier, ref.NodeId.NamespaceIndex, ref.NodeId.NodeIdType)
+            if child_id in seen:
+                continue
+            seen.add(child_id)
+            if not include_standard and child_id.NamespaceIndex == 0 and ref.NodeClass == ua.NodeClass.Object:
+                continue  # Server, Aliases, ...: the standard's own objects
+            child = client.get_node(child_id)
+            item = Browsed(uri_form(child_id), [*path, qname(ref.BrowseName)], ref.NodeClass.name)
+            if ref.NodeClass == ua.NodeClass.Variable:
+                try:
+                    dtype = await child.read_data_type()
+                    item.data_type = (await client.get_node(dtype).read_browse_name()).Name
+                    dv = await child.read_data_value(raise_on_bad_status=False)
+                    item.value = dv.Value.Value if _is_good(dv.StatusCode) and dv.Value is not None else status_name(dv.StatusCode)
+                except ua.UaError as exc:
+                    item.value = _describe(exc)
+            out.append(item)
+            if len(out) >= limit:
+                break
+            queue.append((child, item.path, level + 1))
+    return out

@@ -337,3 +337,71 @@ def test_device_settings_errors_for_opcua():
     with pytest.raises(ValidationError, match="OPC UA settings, but the device speaks modbus"):
         DeviceSettings.model_validate({"name": "m", "line": "l1", "host": "127.0.0.1", "endpoint": "opc.tcp://x:1",
                                        "tags": [{"name": "a", "table": "coil", "address": 0, "type": "bool"}]})
+
+
+class _SimThread:
+    """The simulator on an event loop of its own, so a CLI command can run asyncio.run beside it."""
+
+    def __init__(self, sim: OpcUaMachine) -> None:
+        import threading
+
+        self.sim = sim
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> OpcUaMachine:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.sim.start(), self.loop).result(60)
+        return self.sim
+
+    def __exit__(self, *exc) -> None:
+        asyncio.run_coroutine_threadsafe(self.sim.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def test_gateway_browse_lists_node_ids_by_uri_with_browse_paths_and_types_and_plan_resolves_offline(tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    with _SimThread(_machine()) as sim:
+        result = CliRunner().invoke(cli, ["gateway", "browse", sim.endpoint])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert f"4: {NS}" in out
+    assert f'node_id: "nsu={NS};s=Press 1.가압력 설정"' in out
+    assert f"Objects/nsu={NS};Press 1/nsu={NS};가압력 설정  Double  = 800.0" in out
+    assert f'node_id: "nsu={NS};g={LOT_GUID}"' in out and f'node_id: "nsu={NS};i=1001"' in out
+    assert "Broken Sensor  Double  = 'BadNotReadable'" in out
+    assert "ServerStatus" not in out  # the standard Server object is skipped
+
+    config = tmp_path / "gw.yaml"
+    config.write_text(
+        "gateway:\n  id: gw1\n  tenant: t1\n  site: s1\n  devices:\n"
+        "    - {name: press-ua, line: l1, protocol: opcua, endpoint: 'opc.tcp://127.0.0.1:4840', poll_interval_s: 1,\n"
+        f"       namespaces: {{2: '{NS}'}},\n"
+        "       tags: [{name: force, node_id: 'ns=2;s=Press 1.Force'},\n"
+        "              {name: running, browse_path: [Objects, '2:Press 1', '2:Running'], poll_interval_s: 0.5,\n"
+        "               report: on_change}]}\n", encoding="utf-8")
+    plan = CliRunner().invoke(cli, ["gateway", "plan", "-c", str(config)])
+    assert plan.exit_code == 0, plan.output
+    assert "l1/press-ua (opc.tcp://127.0.0.1:4840, security none): 2 tags on monitored items" in plan.output
+    assert f"force                nsu={NS};s=Press 1.Force" in plan.output
+    assert f"running              browse path /Objects/nsu={NS};Press 1/nsu={NS};Running  (on_change)" in plan.output
+    assert "sampled every 0.5 s: 1 items" in plan.output
+
+
+def test_gateway_browse_explains_an_endpoint_with_nothing_behind_it():
+    import socket
+
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = CliRunner().invoke(cli, ["gateway", "browse", f"opc.tcp://127.0.0.1:{port}", "--timeout", "0.5"])
+    assert result.exit_code == 1
+    assert f"opc.tcp://127.0.0.1:{port}: cannot open a session: ConnectionRefusedError" in result.output
