@@ -23,7 +23,7 @@ from gateway.xgtlink import XgtLink
 from gateway.planner import DevicePlan, Read, area_name
 from gateway.reporting import ChangeFilter
 from gateway.settings import DeviceSettings
-from registermap import decode
+from registermap import OpcUaTag, decode
 
 log = logging.getLogger("gateway.poller")
 
@@ -187,8 +187,11 @@ class DevicePoller(DeviceHealthKeeping):
 
     def __post_init__(self) -> None:
         d = self.device
+        if any(isinstance(t, OpcUaTag) for t in d.tags):
+            raise ValueError(f"{d.name}: an OPC UA device runs as gateway.opcua.OpcUaDevice, not a poller")
+        tags = [t for t in d.tags if not isinstance(t, OpcUaTag)]
         self.plan = DevicePlan(
-            d.tags, [d.interval_of(t) for t in d.tags], d.max_registers_per_read, d.max_bits_per_read, d.max_gap
+            tags, [d.interval_of(t) for t in tags], d.max_registers_per_read, d.max_bits_per_read, d.max_gap
         )
         self.filter = ChangeFilter(d.tags)
         self._last_status = 0.0

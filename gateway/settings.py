@@ -319,6 +319,8 @@ class DeviceSettings(BaseModel):
                 raise ValueError(f"'serial' applies only to transport 'rtu', not '{self.transport.value}'")
         self._unique_tag_names()
         for tag in self.tags:
+            if isinstance(tag, OpcUaTag):
+                continue  # checked above: an OPC UA device returned early
             if tag.table not in BIT_TABLES and tag.width > self.max_registers_per_read:
                 raise ValueError(
                     f"tag {tag.name!r} spans {tag.width} registers, more than max_registers_per_read "
@@ -349,7 +351,7 @@ class DeviceSettings(BaseModel):
         if url.scheme != "opc.tcp" or not url.hostname:
             raise ValueError(f"endpoint {self.endpoint!r}: write opc.tcp://host:port[/path]")
         try:
-            url.port
+            _ = url.port
         except ValueError:
             raise ValueError(f"endpoint {self.endpoint!r}: the port is not a number 1-65535") from None
         if url.username or url.password:
@@ -443,6 +445,7 @@ class GatewaySettings(BaseModel):
                     raise ValueError(f"devices on serial port {d.serial.port} disagree on its settings (baudrate, ...)")
         for link, ids in units.items():
             repeated = sorted({u for u in ids if ids.count(u) > 1})
-            if repeated and link[0] not in (Transport.tcp.value, Protocol.mc.value, Protocol.xgt.value, Protocol.opcua.value):  # on a shared bus a unit id is one device
+            own_connection = (Transport.tcp.value, Protocol.mc.value, Protocol.xgt.value, Protocol.opcua.value)
+            if repeated and link[0] not in own_connection:  # on a shared bus a unit id is one device
                 raise ValueError(f"two devices on {link[0]} {link[1:]} share unit id {repeated[0]}")
         return self

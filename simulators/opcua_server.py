@@ -1,3 +1,5 @@
+# asyncua's NewType annotations (Int16, UInt32) reject the plain ints its documentation passes
+# mypy: disable-error-code="arg-type"
 """A machine's tags on an OPC UA server (asyncua's), in a namespace of its own.
 
 The machine is an object under Objects (``Objects/<machine>``) whose variables are its tags,
