@@ -284,7 +284,7 @@ def portfolio_summary(reports: list[dict], problems: list[str]) -> dict:
     delivery (D) KPIs."""
     data = portfolio(reports)
     data["problems"] = problems
-    data["reports"] = [{"scope": r["scope"], "windows": r["windows"],
+    data["reports"] = [{"scope": r["scope"], "windows": r["windows"], "names": r.get("names"), "targets": r.get("targets"),
                         "kpis": [k for k in r["kpis"] if k["headline"] or k.get("pqcd") == "D"]} for r in reports]
     return data
 

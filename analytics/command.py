@@ -60,17 +60,21 @@ def cache_path(settings: AnalyticsSettings, store_settings, base_dir: Path) -> P
 
 
 def run_report(opts: ReportOptions, store, settings: AnalyticsSettings, cache_file: Path,
-               orders_for: Callable[[str], Sequence[Order]] | None = None) -> int:
+               orders_for: Callable[[str], Sequence[Order]] | None = None,
+               annotate: Callable[[dict], dict] | None = None) -> int:
     """Build, render and write one report; returns the exit code. Errors are one clear line.
 
-    ``orders_for(tenant)``: the tenant's order records (the plant model's), for the D of PQCD.
+    ``orders_for(tenant)``: the tenant's order records (the plant model's), for the D of PQCD;
+    ``annotate(report)``: names and target achievement from the plant model (plantmodel.targets).
     """
-    if opts.output is None and opts.fmt == "pdf":
-        click.echo("report error: a PDF needs --output FILE", err=True)
+    if opts.output is None and opts.fmt in ("pdf", "xlsx"):
+        click.echo(f"report error: a {opts.fmt.upper()} file needs --output FILE", err=True)
         return 2
     cache = RollupCache(cache_file) if opts.cache else None
     try:
         data = _build(opts, store, settings, cache, orders_for)
+        if annotate is not None and not opts.portfolio:
+            data = annotate(data)
         out = render(data, opts.fmt, opts.lang)
     except (ReportError, WindowError, PdfFontMissing) as exc:
         click.echo(f"report error: {exc}", err=True)

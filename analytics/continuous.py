@@ -27,7 +27,7 @@ from analytics.settings import AnalyticsSettings
 from plant import MachineRef
 from tsstore import StoreError, TimeSeriesStore
 
-log = logging.getLogger("analytics.continuous")
+log = logging.getLogger(__name__)
 
 HOUR_MS = 3_600_000
 

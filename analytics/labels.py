@@ -96,6 +96,82 @@ _LABELS: dict[str, tuple[str, str]] = {
     "attention": ("관심 필요 기업", "SMEs that need attention"),
     "period": ("기간", "Period"),
     "generated": ("작성", "Generated"),
+    # machine states (the default classification's names; a tenant's own names print as they are)
+    "idle": ("대기", "idle"),
+    "loading": ("자재 투입", "loading"),
+    "processing": ("가공", "processing"),
+    "unloading": ("취출", "unloading"),
+    "fault": ("고장", "fault"),
+    "planned_stop": ("계획 정지", "planned stop"),
+    "micro_stop": ("순간 정지", "micro-stop"),
+    "changeover": ("품종 교체", "changeover"),
+    "not_scheduled": ("근무 외 시간", "not scheduled"),
+    "state_code": ("상태 코드", "State code"),
+    # change in words, the same in every format
+    "reduced": ("감소", "reduced"),
+    "increased": ("증가", "increased"),
+    "unchanged": ("변화 없음", "unchanged"),
+    "not_measured": ("미측정", "not measured"),
+    "better": ("개선", "better"),
+    "worse": ("악화", "worse"),
+    "sign_legend": (
+        "변화: 도입 후 값이 도입 전보다 늘었으면 증가(+), 줄었으면 감소(-)와 그 비율. "
+        "개선율: 지표가 좋아진 쪽으로 움직였으면 +, 나빠졌으면 - (시간·불량률처럼 낮을수록 좋은 지표는 감소가 개선).",
+        "Change: whether the value after the rollout increased (+) or reduced (-) against before, and by how much. "
+        "Improvement: + when the KPI moved the good way, - when it moved the bad way (for times and defect rates, "
+        "lower is better, so a reduction is an improvement).",
+    ),
+    "findings": ("핵심 결과", "Key findings"),
+    "sentence_down": ("{kpi} {pct}% 줄었습니다", "{kpi} reduced by {pct}%"),
+    "sentence_up": ("{kpi} {pct}% 늘었습니다", "{kpi} increased by {pct}%"),
+    "sentence_flat": ("{kpi} 변하지 않았습니다", "{kpi} did not change"),
+    "sentence_ci": ("95% 신뢰구간 {lo}–{hi}%", "95% CI {lo}–{hi}%"),
+    "sentence_not_significant": ("통계적으로 유의하지 않음", "not statistically significant"),
+    "sentence_not_measured": ("{kpi}: 측정되지 않았습니다", "{kpi}: not measured"),
+    "ci_note": (
+        "95% 신뢰구간은 일별 변동을 감안할 때 실제 변화가 있을 법한 범위입니다. '유의'는 이 구간이 0을 포함하지 "
+        "않는다는 뜻으로, 변화가 날마다의 우연한 변동만으로는 설명되지 않습니다.",
+        "The 95% confidence interval is the range the true change most likely lies in, given how much the days vary. "
+        "'Significant' means the interval does not include zero: the change is not explained by day-to-day chance alone.",
+    ),
+    "same_ratio": (
+        "{other} 같은 비율: 제품 하나, 이상 사이클 시간 하나이면 두 지표는 같은 비율로 움직입니다",
+        "same ratio as {other}: with one product and one ideal cycle time the two move together",
+    ),
+    "appendix": ("부록: 계산 방법과 설정", "Appendix: method and settings"),
+    "data_as_of": ("데이터 기준", "Data as of"),
+    "last_day": ("마지막 날", "last day"),
+    "unit": ("단위", "Unit"),
+    "legend": ("범례", "Legend"),
+    "legend_before": ("도입 전 일별 값", "daily value, before"),
+    "legend_after": ("도입 후 일별 값", "daily value, after"),
+    "legend_commissioning": ("시운전 기간 (비교 제외)", "commissioning day (not compared)"),
+    "legend_mean": ("구간 평균", "phase mean"),
+    "legend_limits": ("관리한계 (평균 ± 2.66·MR)", "control limits (mean ± 2.66·MR)"),
+    "legend_box": ("상자: 사분위 범위, 굵은 선: 중앙값, 점: 하루", "box: quartiles, bold line: median, dot: one day"),
+    "site": ("사업장", "Site"),
+    "shifts": ("근무조", "Shifts"),
+    "ideal_cycle": ("이상 사이클 시간", "Ideal cycle time"),
+    "stale": ("데이터 유효 시간", "A sample holds for"),
+    "timezone": ("시간대", "Time zone"),
+    "corrections_none": ("없음", "none"),
+    "u_%": ("%", "%"),
+    "u_pcs/h": ("개/시간", "pcs/h"),
+    "u_s": ("초", "s"),
+    "u_h": ("시간", "h"),
+    "u_min": ("분", "min"),
+    "u_Wh/pc": ("Wh/개", "Wh/pc"),
+    "u_h/h": ("표준시간/시간", "std h/h"),
+    "u_d": ("일", "days"),
+    "per_part": ("개당", "per part"),
+    "pareto_losses": ("비계획 정지와 데이터 없음 (시간)", "unplanned stops and no data (hours)"),
+    "targets": ("도입 목표 달성률", "Rollout targets: achievement"),
+    "target": ("목표", "Target"),
+    "actual": ("실적", "Actual"),
+    "achievement": ("달성률", "Achievement"),
+    "achieved": ("달성", "achieved"),
+    "not_achieved": ("미달", "not achieved"),
+    "no_targets": ("등록된 목표 없음 (smartfactory plant targets)", "no targets on record (smartfactory plant targets)"),
 }
 
 
@@ -106,6 +182,24 @@ def label(key: str, lang: str) -> str:
     if pair is None:
         return key
     return pair[0] if lang == "ko" else pair[1]
+
+
+def unit_label(unit: str, lang: str) -> str:
+    """A KPI unit as a reader writes it (개/시간, 초); unknown units print as they are."""
+    return label(f"u_{unit}", lang) if f"u_{unit}" in _LABELS else unit
+
+
+def change_words(change_pct: float | None, lang: str) -> str:
+    """The signed change said in words: 감소 −74.6% / reduced −74.6%; 미측정 when not measured.
+
+    The one phrasing every format (PDF, HTML, XLSX, the centre page) prints beside a change.
+    """
+    if change_pct is None:
+        return label("not_measured", lang)
+    if round(change_pct, 1) == 0:
+        return f"{label('unchanged', lang)} 0.0%"
+    word = label("increased" if change_pct > 0 else "reduced", lang)
+    return f"{word} {'+' if change_pct > 0 else '-'}{abs(change_pct):.1f}%"
 
 
 def keys() -> list[str]:

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from plant import check_time_zone
+from plant.states import MachineState
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -61,17 +62,23 @@ class ShiftDef(BaseModel):
         return length or 1440
 
 
-#: The machine-state register as the simulated PLCs serve it (simulators/kinds.py MachineState).
-DEFAULT_STATES = (
-    StateDef(code=0, name="idle", kind=StateKind.SPEED_LOSS),
-    StateDef(code=1, name="loading", kind=StateKind.RUN),
-    StateDef(code=2, name="processing", kind=StateKind.RUN),
-    StateDef(code=3, name="unloading", kind=StateKind.RUN),
-    StateDef(code=4, name="fault", kind=StateKind.UNPLANNED, failure=True),
-    StateDef(code=5, name="planned_stop", kind=StateKind.PLANNED),
-    StateDef(code=6, name="micro_stop", kind=StateKind.SPEED_LOSS),
-    StateDef(code=7, name="changeover", kind=StateKind.UNPLANNED),
-    StateDef(code=8, name="not_scheduled", kind=StateKind.PLANNED),
+#: How the default policy classifies each code of ``plant.states.MachineState``.
+DEFAULT_KINDS: dict[MachineState, StateKind] = {
+    MachineState.IDLE: StateKind.SPEED_LOSS,
+    MachineState.LOADING: StateKind.RUN,
+    MachineState.PROCESSING: StateKind.RUN,
+    MachineState.UNLOADING: StateKind.RUN,
+    MachineState.FAULT: StateKind.UNPLANNED,
+    MachineState.PLANNED_STOP: StateKind.PLANNED,
+    MachineState.MICRO_STOP: StateKind.SPEED_LOSS,
+    MachineState.CHANGEOVER: StateKind.UNPLANNED,
+    MachineState.NOT_SCHEDULED: StateKind.PLANNED,
+}
+
+#: The machine-state register as the simulated PLCs serve it, named and classified.
+DEFAULT_STATES = tuple(
+    StateDef(code=int(s), name=s.name.lower(), kind=DEFAULT_KINDS[s], failure=s is MachineState.FAULT)
+    for s in MachineState
 )
 
 

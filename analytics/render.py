@@ -1,4 +1,4 @@
-"""Report renderers: HTML with inline SVG charts (no CDN, no JavaScript), CSV and PDF.
+"""Report renderers: HTML with inline SVG charts (no CDN, no JavaScript), CSV, PDF (and XLSX: analytics.xlsx).
 
 They only reformat the JSON report (analytics.report), so every output carries the same
 numbers, including the stop classification and the method.
@@ -9,19 +9,22 @@ from __future__ import annotations
 import csv
 import html
 import io
-
+import json
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from analytics import charts
 from analytics.delivery import DELIVERY_BY_KEY
 from analytics.kpi import KPI_BY_KEY
-from analytics.labels import label
+from analytics.labels import change_words, label, unit_label
 
 SPECS = {**KPI_BY_KEY, **DELIVERY_BY_KEY}
 
 HEADLINE_CHARTS = ("output_per_hour", "material_input_s", "scrap_rate", "oee")
-BEFORE_COLOUR, AFTER_COLOUR, COMMISSION_COLOUR = "#6b7280", "#2563eb", "#f59e0b"
+BEFORE_COLOUR, AFTER_COLOUR, COMMISSION_COLOUR = charts.BEFORE, charts.AFTER, charts.COMMISSION
 
 
 def fmt(key: str, v: float | None) -> str:
@@ -40,15 +43,24 @@ def unit(key: str) -> str:
 
 
 def pct(v: float | None, signed: bool = True) -> str:
-    return "–" if v is None else (f"{v:+.1f}%" if signed else f"{v:.1f}%")
+    if v is None:
+        return "–"
+    if round(v, 1) == 0:
+        return "0.0%"  # neither "+0.0%" nor "-0.0%"
+    return f"{v:+.1f}%" if signed else f"{v:.1f}%"
+
+
+def _signed(v: float, digits: int) -> str:
+    """+1.2 / -1.2, and 0.0 for what rounds to zero (never "-0.0")."""
+    return f"{0.0:.{digits}f}" if round(v, digits) == 0 else f"{v:+.{digits}f}"
 
 
 def ci(pair) -> str:
-    return "–" if not pair else f"[{pair[0]:+.1f}%, {pair[1]:+.1f}%]"
+    return "–" if not pair else f"[{_signed(pair[0], 1)}%, {_signed(pair[1], 1)}%]"
 
 
 def pp(v: float | None) -> str:
-    return "–" if v is None else f"{v:+.2f}"
+    return "–" if v is None else _signed(v, 2)
 
 
 def pval(p: float | None) -> str:
@@ -61,184 +73,301 @@ def _display(key: str, v: float | None) -> float | None:
     return v * 100 if SPECS[key].unit == "%" else v
 
 
-# -- SVG -------------------------------------------------------------------------------------
-class _Frame:
-    """Maps data to an SVG plot area with axes and a title."""
-
-    def __init__(self, w: int, h: int, ylo: float, yhi: float, n: int, title: str) -> None:
-        self.w, self.h, self.n = w, h, max(n, 1)
-        pad = (yhi - ylo) * 0.08 or abs(yhi) * 0.1 or 1.0
-        self.ylo, self.yhi = ylo - pad, yhi + pad
-        self.left, self.right, self.top, self.bottom = 52, 10, 24, 26
-        self.parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
-                      f'role="img" font-family="sans-serif" font-size="11">',
-                      f'<title>{html.escape(title)}</title>',
-                      f'<text x="{self.left}" y="14" font-weight="bold">{html.escape(title)}</text>']
-        for k in range(5):
-            yv = self.ylo + (self.yhi - self.ylo) * k / 4
-            y = self.y(yv)
-            self.parts.append(f'<line x1="{self.left}" x2="{w - self.right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>')
-            self.parts.append(f'<text x="{self.left - 4}" y="{y + 4:.1f}" text-anchor="end" fill="#374151">{yv:.3g}</text>')
-
-    def x(self, i: float) -> float:
-        return self.left + (self.w - self.left - self.right) * (i + 0.5) / self.n
-
-    def y(self, v: float) -> float:
-        return self.top + (self.h - self.top - self.bottom) * (1 - (v - self.ylo) / (self.yhi - self.ylo))
-
-    def add(self, s: str) -> None:
-        self.parts.append(s)
-
-    def svg(self) -> str:
-        return "".join(self.parts) + "</svg>"
+# -- what every format says the same way ------------------------------------------------------
+def day_span(pair) -> str:
+    """A [start, end) window as a person reads it: first day – last day, both inclusive."""
+    first, end = date.fromisoformat(pair[0]), date.fromisoformat(pair[1])
+    return f"{first.isoformat()} – {(end - timedelta(days=1)).isoformat()}"
 
 
-def svg_trend(report: dict, key: str, lang: str) -> str:
-    """Daily values with the rollout marked, commissioning shaded and XmR limits per phase."""
-    rows = report["daily"]
-    vals = [_display(key, r["kpis"].get(key)) for r in rows]
-    known = [v for v in vals if v is not None]
-    if not known:
-        return ""
-    limits = report["control_charts"].get(key, {})
-    bounds = known + [(_display(key, lim[k])) for lim in limits.values() if lim for k in ("ucl", "lcl")]
-    f = _Frame(720, 240, min(bounds), max(bounds), len(rows), f"{label(key, lang)} — {label('control_chart', lang)}")
-    rollout = report["windows"]["rollout"]
-    for i, r in enumerate(rows):
-        if r["phase"] == "commissioning":
-            x0 = f.x(i - 0.5)
-            f.add(f'<rect x="{x0:.1f}" y="{f.top}" width="{f.x(1) - f.x(0):.1f}" height="{f.h - f.top - f.bottom}" '
-                  f'fill="{COMMISSION_COLOUR}" opacity="0.15"/>')
-    ri = next((i for i, r in enumerate(rows) if r["date"] >= rollout), None)
-    if ri is not None:
-        xr = f.x(ri - 0.5)
-        f.add(f'<line x1="{xr:.1f}" x2="{xr:.1f}" y1="{f.top}" y2="{f.h - f.bottom}" stroke="#dc2626" stroke-width="2"/>')
-        f.add(f'<text x="{xr + 3:.1f}" y="{f.top + 10}" fill="#dc2626">{label("rollout", lang)} {rollout}</text>')
-    for phase, colour in (("before", BEFORE_COLOUR), ("after", AFTER_COLOUR)):
-        idx = [i for i, r in enumerate(rows) if r["phase"] == phase]
-        lim = limits.get(phase)
-        if idx and lim:
-            xa, xb = f.x(idx[0] - 0.5), f.x(idx[-1] + 0.5)
-            for k, dash in (("mean", ""), ("ucl", ' stroke-dasharray="4 3"'), ("lcl", ' stroke-dasharray="4 3"')):
-                y = f.y(_display(key, lim[k]))
-                f.add(f'<line x1="{xa:.1f}" x2="{xb:.1f}" y1="{y:.1f}" y2="{y:.1f}" stroke="{colour}"{dash}/>')
-    pts = [(f.x(i), f.y(v), rows[i]["phase"]) for i, v in enumerate(vals) if v is not None]
-    f.add('<polyline fill="none" stroke="#9ca3af" points="' + " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in pts) + '"/>')
-    colour = {"before": BEFORE_COLOUR, "after": AFTER_COLOUR, "commissioning": COMMISSION_COLOUR}
-    for x, y, ph in pts:
-        f.add(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour[ph]}"/>')
-    for i, anchor in ((0, "start"), (len(rows) // 2, "middle"), (len(rows) - 1, "end")):
-        f.add(f'<text x="{f.x(i):.1f}" y="{f.h - 8}" text-anchor="{anchor}" fill="#374151">{rows[i]["date"]}</text>')
-    return f.svg()
+def when(iso: str | None, report: dict) -> str:
+    """A timestamp in the tenant's zone, as 2026-12-02 09:14 (Asia/Seoul)."""
+    if not iso:
+        return "–"
+    zone = report.get("policy", {}).get("timezone") or "UTC"
+    try:
+        t = datetime.fromisoformat(iso).astimezone(ZoneInfo(zone))
+    except (ValueError, KeyError):
+        return iso
+    return f"{t:%Y-%m-%d %H:%M} ({zone})"
 
 
-def svg_distribution(report: dict, key: str, lang: str) -> str:
-    """Box plots of the daily values before and after, with every day as a dot."""
-    groups = {}
-    for phase in ("before", "after"):
-        v = [_display(key, r["kpis"].get(key)) for r in report["daily"] if r["phase"] == phase]
-        groups[phase] = np.array([x for x in v if x is not None])
-    allv = np.concatenate(list(groups.values()))
-    if not len(allv):
-        return ""
-    f = _Frame(440, 240, float(allv.min()), float(allv.max()), 2, f"{label(key, lang)} — {label('distribution', lang)}")
-    for i, (phase, colour) in enumerate((("before", BEFORE_COLOUR), ("after", AFTER_COLOUR))):
-        v = groups[phase]
-        cx = f.x(i)
-        if len(v):
-            q1, med, q3 = np.quantile(v, [0.25, 0.5, 0.75])
-            f.add(f'<rect x="{cx - 30:.1f}" y="{f.y(q3):.1f}" width="60" height="{max(f.y(q1) - f.y(q3), 1):.1f}" '
-                  f'fill="{colour}" fill-opacity="0.2" stroke="{colour}"/>')
-            f.add(f'<line x1="{cx - 30:.1f}" x2="{cx + 30:.1f}" y1="{f.y(med):.1f}" y2="{f.y(med):.1f}" stroke="{colour}" stroke-width="2"/>')
-            f.add(f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{f.y(v.max()):.1f}" y2="{f.y(v.min()):.1f}" stroke="{colour}"/>')
-            for j, x in enumerate(v):
-                jitter = ((j * 37) % 41 - 20) * 0.9
-                f.add(f'<circle cx="{cx + jitter:.1f}" cy="{f.y(x):.1f}" r="2" fill="{colour}" fill-opacity="0.6"/>')
-        f.add(f'<text x="{cx:.1f}" y="{f.h - 8}" text-anchor="middle">{label(phase, lang)} (n={len(v)})</text>')
-    return f.svg()
+def names(report: dict, lang: str = "ko") -> dict:
+    """Display names from the plant model (``report['names']``, added by the API/CLI); slugs otherwise.
+
+    An English report takes the English names (``names.en``) where the plant model has them."""
+    s, n = report["scope"], report.get("names") or {}
+    en = (n.get("en") or {}) if lang == "en" else {}
+    lines = {**n.get("lines", {}), **{k: v for k, v in en.get("lines", {}).items() if v}}
+    sites = {**n.get("sites", {}), **{k: v for k, v in en.get("sites", {}).items() if v}}
+    machines = n.get("machines", {})
+    return {
+        "tenant": en.get("tenant") or n.get("tenant") or s["tenant"],
+        "site": sites.get(s.get("site"), s.get("site") or ""),
+        "line": ", ".join(lines.get(x, x) for x in s["line"].split(",")),
+        "machines": [machines.get(m, m) for m in s["machines"]],
+        "machine": lambda m: machines.get(m, m),
+    }
+
+
+def kpi_name(key: str, lang: str) -> str:
+    """The label without its parenthetical, for sentences: 자재 투입시간 (개당) -> 자재 투입시간."""
+    text = label(key, lang)
+    return text.split(" (")[0] if " (" in text else text
+
+
+def _subject(word: str, lang: str) -> str:
+    """Korean subject particle: 이 after a final consonant, 가 after a vowel (English: as is)."""
+    if lang != "ko" or not word:
+        return word
+    last = word[-1]
+    if "가" <= last <= "힣":
+        return word + ("이" if (ord(last) - 0xAC00) % 28 else "가")
+    return word + "이(가)"
+
+
+def same_ratio_note(key: str, other: str, lang: str) -> str:
+    """'same ratio as OEE' / '설비종합효율과 같은 비율' (와 after a vowel, 과 after a consonant)."""
+    name = kpi_name(other, lang)
+    if lang == "ko" and name and "가" <= name[-1] <= "힣":
+        name += "과" if (ord(name[-1]) - 0xAC00) % 28 else "와"
+    return label("same_ratio", lang).format(other=name)
+
+
+def measured(c: dict) -> bool:
+    return c.get("before") is not None and c.get("after") is not None and c.get("change_pct") is not None
+
+
+def sentence(c: dict, lang: str) -> str:
+    """One plain sentence per headline KPI: 자재 투입시간이 74.6% 줄었습니다 (95% 신뢰구간 73.8–75.5%)."""
+    name = kpi_name(c["key"], lang)
+    if not measured(c):
+        return label("sentence_not_measured", lang).format(kpi=name)
+    ch = c["change_pct"]
+    if round(ch, 1) == 0:
+        text = label("sentence_flat", lang).format(kpi=_subject(name, lang))
+    else:
+        text = label("sentence_down" if ch < 0 else "sentence_up", lang).format(kpi=_subject(name, lang),
+                                                                             pct=f"{abs(ch):.1f}")
+    extra = []
+    if c.get("ci95_change_pct"):
+        lo, hi = c["ci95_change_pct"]
+        if lo * hi > 0:  # both on one side: magnitudes, smaller first
+            a, b = sorted((abs(lo), abs(hi)))
+            extra.append(label("sentence_ci", lang).format(lo=f"{a:.1f}", hi=f"{b:.1f}"))
+        else:
+            extra.append(label("sentence_ci", lang).format(lo=f"{lo:+.1f}", hi=f"{hi:+.1f}"))
+    if c.get("pp_change") is not None:
+        extra.append(f"{fmt(c['key'], c['before'])} → {fmt(c['key'], c['after'])}, {c['pp_change']:+.2f}%p")
+    if not c.get("significant"):
+        extra.append(label("sentence_not_significant", lang))
+    return text + (f" ({'; '.join(extra)})" if extra else "") + ("." if lang == "en" else ".")
+
+
+def same_ratio(report: dict) -> dict[str, str]:
+    """KPIs whose change and interval equal an earlier row's (OEE, production efficiency and standard-time
+    output with one product and one ideal cycle): key -> the earlier key, so the tables say so."""
+    seen: list[dict] = []
+    out = {}
+    for c in report["kpis"]:
+        if not measured(c) or not c.get("ci95_change_pct"):
+            continue
+        for o in seen:
+            if (abs(o["change_pct"] - c["change_pct"]) < 1e-6
+                    and all(abs(x - y) < 1e-6 for x, y in zip(o["ci95_change_pct"], c["ci95_change_pct"]))):
+                out[c["key"]] = o["key"]
+                break
+        else:
+            seen.append(c)
+    return out
+
+
+def value(key: str, v: float | None, lang: str) -> str:
+    return label("not_measured", lang) if v is None else fmt(key, v)
+
+
+def unit_text(key: str, lang: str) -> str:
+    spec = SPECS.get(key)
+    return "" if spec is None else unit_label(spec.unit, lang)
+
+
+def kpi_row(c: dict, lang: str) -> list[str]:
+    """The cells of one KPI row, the same in PDF, HTML and XLSX."""
+    if not measured(c):
+        nm = label("not_measured", lang)
+        return [label(c["key"], lang), unit_text(c["key"], lang), nm, nm, nm, "–", "–", "–", "–", "–",
+                f"{c['n_before']}/{c['n_after']}"]
+    return [label(c["key"], lang), unit_text(c["key"], lang), fmt(c["key"], c["before"]), fmt(c["key"], c["after"]),
+            change_words(c["change_pct"], lang), pct(c["improvement_pct"]), pp(c["pp_change"]),
+            ci(c["ci95_improvement_pct"]), pval(c["p_value"]), label("yes", lang) if c["significant"] else label("no", lang),
+            f"{c['n_before']}/{c['n_after']}"]
+
+
+KPI_HEAD = ("kpi", "unit", "before", "after", "change", "improvement", "pp", "ci95", "p_value", "significant", "n_days")
+
+
+def chart_labels(lang: str) -> dict[str, str]:
+    return {k: label(k, lang) for k in ("legend_before", "legend_after", "legend_commissioning", "legend_mean",
+                                        "legend_limits", "legend_box", "rollout", "before", "after")}
+
+
+def axis_title(key: str, lang: str) -> str:
+    u = unit_text(key, lang)
+    return f"{kpi_name(key, lang)} ({u})" if u else kpi_name(key, lang)
+
+
+def report_charts(report: dict, lang: str) -> list[tuple[str, object]]:
+    """Every chart of a before/after report, in order: per headline KPI its distribution and control chart,
+    then the downtime Pareto. (kind, Chart) pairs; a KPI without values has none."""
+    out = []
+    lab = chart_labels(lang)
+    rows = report.get("daily", [])
+    for key in HEADLINE_CHARTS:
+        vals = [_display(key, r["kpis"].get(key)) for r in rows]
+        groups = {p: np.array([v for v, r in zip(vals, rows) if r["phase"] == p and v is not None])
+                  for p in ("before", "after")}
+        d = charts.distribution(groups, f"{kpi_name(key, lang)} — {label('distribution', lang)}", axis_title(key, lang), lab)
+        limits = {p: ({k: _display(key, v) for k, v in lim.items() if k in ("mean", "ucl", "lcl")} if lim else None)
+                  for p, lim in report.get("control_charts", {}).get(key, {}).items()}
+        t = charts.control_chart(rows, vals, limits, report["windows"]["rollout"],
+                                 f"{kpi_name(key, lang)} — {label('control_chart', lang)}", axis_title(key, lang), lab)
+        out += [(f"distribution:{key}", d), (f"control:{key}", t)]
+    reason = lambda r: label(r, lang)  # noqa: E731
+    par = charts.pareto(report["pareto"]["before"], report["pareto"]["after"], reason,
+                        f"{label('pareto', lang)}: {label('pareto_losses', lang)}", label("hours", lang), lab)
+    out.append(("pareto", par))
+    return [(k, c) for k, c in out if c is not None]
 
 
 # -- HTML ------------------------------------------------------------------------------------
-_CSS = """body{font-family:system-ui,"Noto Sans KR","Malgun Gothic",sans-serif;margin:24px;color:#111827;max-width:1100px}
+_CSS = """body{font-family:system-ui,"Noto Sans KR","Malgun Gothic",sans-serif;margin:24px;color:#111827;max-width:1180px}
 table{border-collapse:collapse;margin:8px 0 20px;font-size:13px}th,td{border:1px solid #d1d5db;padding:4px 8px;text-align:right}
-th:first-child,td:first-child{text-align:left}th{background:#f3f4f6}.sig{font-weight:bold;color:#15803d}
+th:first-child,td:first-child{text-align:left}th{background:#f3f4f6}td{white-space:nowrap}td:first-child{white-space:normal}.sig{font-weight:bold;color:#15803d}
 .worse{font-weight:bold;color:#b91c1c}.warn{background:#fef3c7;padding:8px;border-left:4px solid #f59e0b}
-.charts{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}h2{margin-top:28px}small{color:#4b5563}"""
+.charts{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}h2{margin-top:28px}small{color:#4b5563}
+.note{color:#374151;font-size:13px;max-width:900px}"""
+
+
+def _head_html(report: dict, lang: str) -> list[str]:
+    L = lambda k: html.escape(label(k, lang))  # noqa: E731
+    n, w = names(report, lang), report["windows"]
+    return [f"<p>{L('tenant')}: <b>{html.escape(n['tenant'])}</b> · {L('line')}: <b>{html.escape(n['line'])}</b> · "
+            f"{L('machines')}: {html.escape(', '.join(n['machines']))}<br>"
+            f"{L('rollout')}: <b>{w['rollout']}</b> · {L('baseline')}: {day_span(w['baseline'])} · "
+            f"{L('post')}: {day_span(w['post'])} ({w['days_each']} {L('days')}) · "
+            f"{L('commissioning')}: {w['commissioning_days_excluded']} {L('days')}<br>"
+            f"{L('coverage_line')}: {L('before')} {pct((report['coverage']['before'] or 0) * 100, False)}, "
+            f"{L('after')} {pct((report['coverage']['after'] or 0) * 100, False)} · "
+            f"{L('data_as_of')}: <b>{html.escape(when(report.get('data_as_of'), report))}</b> · "
+            f"<small>{L('generated')} {html.escape(when(report['generated_at'], report))}</small></p>"]
 
 
 def to_html(report: dict, lang: str = "ko") -> str:
     if report.get("kind") == "period":
         return _period_html(report, lang)
     L = lambda k: html.escape(label(k, lang))  # noqa: E731
-    s, w = report["scope"], report["windows"]
     out = [f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>{L("title_before_after")}</title>',
-           f"<style>{_CSS}</style></head><body>",
-           f"<h1>{L('title_before_after')}</h1>",
-           f"<p>{L('tenant')}: <b>{html.escape(s['tenant'])}</b> · {L('line')}: <b>{html.escape(s['line'])}</b> · "
-           f"{L('machines')}: {html.escape(', '.join(s['machines']))}<br>"
-           f"{L('rollout')}: <b>{w['rollout']}</b> · {L('baseline')}: {w['baseline'][0]} – {w['baseline'][1]} · "
-           f"{L('post')}: {w['post'][0]} – {w['post'][1]} ({w['days_each']} {L('days')}) · "
-           f"{L('commissioning')}: {w['commissioning_days_excluded']} {L('days')}<br>"
-           f"{L('coverage_line')}: {L('before')} {pct((report['coverage']['before'] or 0) * 100, False)}, "
-           f"{L('after')} {pct((report['coverage']['after'] or 0) * 100, False)} · "
-           f"<small>{L('generated')} {report['generated_at']}</small></p>"]
+           f"<style>{_CSS}</style></head><body>", f"<h1>{L('title_before_after')}</h1>", *_head_html(report, lang)]
     if report["warnings"]:
         out.append(f'<div class="warn"><b>{L("warnings")}</b><ul>' +
                    "".join(f"<li>{html.escape(x)}</li>" for x in report["warnings"]) + "</ul></div>")
+    out.append(f"<h2>{L('findings')}</h2><ul>" + "".join(
+        f"<li>{html.escape(sentence(c, lang))}</li>" for c in report["kpis"] if c["headline"]) + "</ul>")
+    out.append(f"<p class='note'>{L('ci_note')}</p>")
+    if report.get("targets") is not None:
+        out.append(f"<h2>{L('targets')}</h2>" + _simple_table(*target_rows(report, lang)))
     out.append(f"<h2>{L('pqcd_summary')}</h2>")
-    out.append(_kpi_table(report, lang, [k for k in report["kpis"] if k["headline"]]))
-    out.append("<table><tr>" + "".join(f"<th>{L(g)}</th>" for g in ("P", "Q", "C", "D")) + "</tr><tr>")
-    cs = {k["key"]: k for k in report["kpis"]}
-    for g in ("P", "Q", "C", "D"):
-        cell = "<br>".join(f"{L(k)}: {pct(cs[k]['improvement_pct'])}" for k in report["pqcd"][g]) or L("D_note")
-        out.append(f'<td style="text-align:left">{cell}</td>')
-    out.append("</tr></table>")
+    out.append(_simple_table(*pqcd_rows(report, lang)))
     if report.get("delivery"):
         out.append(f"<p>{html.escape(_delivery_line(report['delivery'], lang))}</p>")
     out.append(f"<h2>{L('kpi')}</h2>")
     out.append(_kpi_table(report, lang, report["kpis"]))
+    out.append(f"<p class='note'>{L('sign_legend')}</p>")
+    figs = report_charts(report, lang)
     for key in HEADLINE_CHARTS:
-        out.append(f"<h2>{L(key)}</h2><div class='charts'>{svg_distribution(report, key, lang)}"
-                   f"{svg_trend(report, key, lang)}</div>")
-    out.append(f"<h2>{L('pareto')}</h2><div class='charts'>")
+        pair = [charts.to_svg(c) for k, c in figs if k.endswith(":" + key)]
+        if pair:
+            out.append(f"<h2>{L(key)}</h2><div class='charts'>{''.join(pair)}</div>")
+    out.append(f"<h2>{L('pareto')}</h2>")
+    out += [charts.to_svg(c) for k, c in figs if k == "pareto"]
+    out.append("<div class='charts'>")
     for phase in ("before", "after"):
         out.append(f"<div><b>{L(phase)}</b>" + _pareto_table(report["pareto"][phase], lang) + "</div>")
     out.append("</div>")
-    out.append(f"<h2>{L('machine_table')}</h2><table><tr><th>{L('machines')}</th>")
-    heads = ("output_per_hour", "material_input_s", "scrap_rate", "oee")
-    out.append("".join(f"<th>{L(k)}<br>{L('before')} → {L('after')} ({L('improvement')})</th>" for k in heads) + "</tr>")
-    for m in report["machines"]:
-        out.append(f"<tr><td>{html.escape(m['machine'])}</td>")
-        for k in heads:
-            c = m["kpis"][k]
-            cls = ' class="sig"' if c["significant"] and (c["improvement_pct"] or 0) > 0 else ""
-            out.append(f"<td{cls}>{fmt(k, c['before'])} → {fmt(k, c['after'])} ({pct(c['improvement_pct'])})</td>")
-        out.append("</tr>")
-    out.append("</table>")
+    out.append(f"<h2>{L('machine_table')}</h2>" + _simple_table(*machine_rows(report, lang)))
+    out.append(f"<h2>{L('appendix')}</h2>")
     out.append(_policy_html(report, lang))
-    out.append(f"<h2>{L('method')}</h2><p>{L('method_text')}</p>")
+    out.append(f"<p class='note'>{L('method')}: {L('method_text')}</p>")
     out.append(f"<p>{L('corrections')}: {len(report['corrections'])}</p></body></html>")
     return "".join(out)
 
 
+def _simple_table(head: list[str], rows: list[list[str]]) -> str:
+    return ("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r) + "</tr>" for r in rows) + "</table>")
+
+
 def _kpi_table(report: dict, lang: str, rows: list[dict]) -> str:
     L = lambda k: html.escape(label(k, lang))  # noqa: E731
-    head = ("kpi", "before", "after", "change", "improvement", "pp", "ci95", "p_value", "significant", "n_days")
-    out = ["<table><tr>" + "".join(f"<th>{L(h)}</th>" for h in head) + "</tr>"]
+    same = same_ratio(report)
+    out = ["<table><tr>" + "".join(f"<th>{L(h)}</th>" for h in KPI_HEAD) + "</tr>"]
     for c in rows:
         good = c["significant"] and (c["improvement_pct"] or 0) > 0
         bad = c["significant"] and (c["improvement_pct"] or 0) < 0
         cls = ' class="sig"' if good else (' class="worse"' if bad else "")
-        u = unit(c["key"])
-        out.append(
-            f"<tr><td>{L(c['key'])}{' (' + html.escape(u) + ')' if u else ''}</td><td>{fmt(c['key'], c['before'])}</td>"
-            f"<td>{fmt(c['key'], c['after'])}</td><td>{pct(c['change_pct'])}</td><td{cls}>{pct(c['improvement_pct'])}</td>"
-            f"<td>{pp(c['pp_change'])}</td><td>{ci(c['ci95_improvement_pct'])}</td>"
-            f"<td>{pval(c['p_value'])}</td><td>{L('yes') if c['significant'] else L('no')}</td>"
-            f"<td>{c['n_before']}/{c['n_after']}</td></tr>"
-        )
+        cells = [html.escape(x) for x in kpi_row(c, lang)]
+        if c["key"] in same:
+            cells[0] += "<br><small>" + html.escape(same_ratio_note(c["key"], same[c["key"]], lang)) + "</small>"
+        out.append("<tr>" + "".join(f"<td{cls if i == 5 else ''}>{v}</td>" for i, v in enumerate(cells)) + "</tr>")
     out.append("</table>")
     return "".join(out)
+
+
+def pqcd_rows(report: dict, lang: str) -> tuple[list[str], list[list[str]]]:
+    """P, Q, C, D: each KPI of the group with its change in words and its improvement."""
+    cs = {k["key"]: k for k in report["kpis"]}
+    rows = []
+    for g in ("P", "Q", "C", "D"):
+        keys = report["pqcd"][g]
+        if not keys:
+            rows.append([label(g, lang), label("D_note", lang) if g == "D" else label("not_measured", lang), "", ""])
+        for i, k in enumerate(keys):
+            c = cs[k]
+            rows.append([label(g, lang) if i == 0 else "", label(k, lang), change_words(c["change_pct"], lang),
+                         pct(c["improvement_pct"]) if measured(c) else "–"])
+    return [label("pqcd_summary", lang), label("kpi", lang), label("change", lang), label("improvement", lang)], rows
+
+
+def machine_rows(report: dict, lang: str) -> tuple[list[str], list[list[str]]]:
+    n = names(report, lang)
+    heads = ("output_per_hour", "material_input_s", "scrap_rate", "oee")
+    head = [label("machines", lang)] + [f"{kpi_name(k, lang)} ({unit_text(k, lang)})" for k in heads]
+    rows = []
+    for m in report["machines"]:
+        cells = [n["machine"](m["machine"])]
+        for k in heads:
+            c = m["kpis"][k]
+            if c["before"] is None or c["after"] is None:
+                cells.append(label("not_measured", lang))
+            else:
+                cells.append(f"{fmt(k, c['before'])} → {fmt(k, c['after'])} ({pct(c['improvement_pct'])})")
+        rows.append(cells)
+    return head, rows
+
+
+def target_rows(report: dict, lang: str) -> tuple[list[str], list[list[str]]]:
+    head = [label(k, lang) for k in ("kpi", "target", "actual", "achievement", "significant")]
+    rows = []
+    for t in report.get("targets") or []:
+        ach = t.get("achievement_pct")
+        state = "–" if ach is None else label("achieved" if ach >= 100 else "not_achieved", lang)
+        rows.append([label(t["key"], lang), change_words(t["target_change_pct"], lang),
+                     change_words(t.get("actual_change_pct"), lang),
+                     "–" if ach is None else f"{ach:.0f}% ({state})",
+                     label("yes", lang) if t.get("significant") else label("no", lang)])
+    if not rows:
+        rows.append([label("no_targets", lang), "", "", "", ""])
+    return head, rows
 
 
 def _pareto_table(rows: list[dict], lang: str) -> str:
@@ -246,45 +375,54 @@ def _pareto_table(rows: list[dict], lang: str) -> str:
     out = [f"<table><tr><th>{L('reason')}</th><th>{L('kind')}</th><th>{L('hours')}</th><th>{L('share')}</th>"
            f"<th>{L('cumulative')}</th></tr>"]
     for r in rows:
-        out.append(f"<tr><td>{html.escape(r['reason'])}</td><td>{L(r['kind'])}</td><td>{r['hours']:.1f}</td>"
+        out.append(f"<tr><td>{L(r['reason'])}</td><td>{L(r['kind'])}</td><td>{r['hours']:.1f}</td>"
                    f"<td>{r['share']:.0%}</td><td>{r['cumulative_share']:.0%}</td></tr>")
     return "".join(out) + "</table>"
 
 
-def _policy_html(report: dict, lang: str) -> str:
-    L = lambda k: html.escape(label(k, lang))  # noqa: E731
+def policy_rows(report: dict, lang: str) -> tuple[list[str], list[list[str]]]:
+    rows = [[label(st["name"], lang), str(st["code"]), label(st["kind"], lang)
+             + (f" ({label('failure', lang)})" if st["failure"] else "")] for st in report["policy"]["states"]]
+    return [label("state", lang), label("state_code", lang), label("kind", lang)], rows
+
+
+def policy_lines(report: dict, lang: str) -> list[str]:
     p = report["policy"]
-    out = [f"<h2>{L('classification')}</h2><table><tr><th>{L('state')}</th><th>code</th><th>{L('kind')}</th></tr>"]
-    for st in p["states"]:
-        fail = f" ({L('failure')})" if st["failure"] else ""
-        out.append(f"<tr><td>{html.escape(st['name'])}</td><td>{st['code']}</td><td>{L(st['kind'])}{fail}</td></tr>")
-    shifts = ", ".join(f"{sh['name']} {sh['start']}-{sh['end']}" for sh in p["shifts"])
-    out.append("</table><p><small>" + html.escape(
-        f"shifts: {shifts}; timezone {p['timezone']}; stale after {p['stale_s']} s; "
-        f"ideal cycle default {p['default_ideal_cycle_s']} s {p['ideal_cycle_s'] or ''}"
-        f"{'; per product ' + str(p.get('ideal_cycle_by_product')) if p.get('ideal_cycle_by_product') else ''}")
-        + "</small></p>")
-    return "".join(out)
+    shifts = ", ".join(f"{sh['name']} {sh['start']}–{sh['end']}" for sh in p["shifts"])
+    per = ", ".join(f"{k} {v:g}" for k, v in (p.get("ideal_cycle_s") or {}).items())
+    unit_s = label("u_s", lang)
+    return [f"{label('shifts', lang)}: {shifts}", f"{label('timezone', lang)}: {p['timezone']}",
+            f"{label('stale', lang)}: {p['stale_s']:g} {unit_s}",
+            f"{label('ideal_cycle', lang)}: {p['default_ideal_cycle_s']:g} {unit_s}" + (f" ({per})" if per else "")
+            + (f"; {p.get('ideal_cycle_by_product')}" if p.get("ideal_cycle_by_product") else "")]
+
+
+def _policy_html(report: dict, lang: str) -> str:
+    return (f"<h3>{html.escape(label('classification', lang))}</h3>" + _simple_table(*policy_rows(report, lang))
+            + "<p><small>" + "<br>".join(html.escape(x) for x in policy_lines(report, lang)) + "</small></p>")
 
 
 def _period_html(report: dict, lang: str) -> str:
     L = lambda k: html.escape(label(k, lang))  # noqa: E731
-    s, per = report["scope"], report["period"]
+    s, per, n = report["scope"], report["period"], names(report, lang)
     keys = [k for k in report["kpis"]]
     out = [f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>{L("title_period")}</title>',
            f"<style>{_CSS}</style></head><body><h1>{L('title_period')}</h1>",
-           f"<p>{L('tenant')}: <b>{html.escape(s['tenant'])}</b> · {L('line')}: <b>{html.escape(s['line'])}</b> · "
-           f"{L('period')}: {per['first']} – {per['last']}</p>"
+           f"<p>{L('tenant')}: <b>{html.escape(n['tenant'])}</b> · {L('line')}: <b>{html.escape(n['line'])}</b> · "
+           f"{L('period')}: {per['first']} – {per['last']} · "
+           f"{L('data_as_of')}: {html.escape(when(report.get('data_as_of'), report))} · "
+           f"<small>{L('generated')} {html.escape(when(report['generated_at'], report))}</small></p>"
            + ("<div class='warn'><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in report.get("warnings", []))
               + "</ul></div>" if report.get("warnings") else "")
            + f"<table><tr><th>{L('date')}</th>"
            + ("<th>" + L("shift") + "</th>" if per["by"] == "shift" else "")
            + "".join(f"<th>{L(k)}</th>" for k in keys) + "</tr>"]
+    del s
     for r in report["rows"]:
         out.append(f"<tr><td>{r['date']}</td>" + (f"<td>{html.escape(r['shift'])}</td>" if "shift" in r else "")
-                   + "".join(f"<td>{fmt(k, r['kpis'][k])}</td>" for k in keys) + "</tr>")
+                   + "".join(f"<td>{value(k, r['kpis'][k], lang)}</td>" for k in keys) + "</tr>")
     out.append("<tr><th>Σ</th>" + ("<th></th>" if per["by"] == "shift" else "")
-               + "".join(f"<th>{fmt(k, report['kpis'][k])}</th>" for k in keys) + "</tr></table>")
+               + "".join(f"<th>{value(k, report['kpis'][k], lang)}</th>" for k in keys) + "</tr></table>")
     out.append(f"<h2>{L('pareto')}</h2>" + _pareto_table(report["pareto"], lang))
     out.append(_policy_html(report, lang) + "</body></html>")
     return "".join(out)
@@ -343,14 +481,16 @@ HANGUL_FONTS = (
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
 )
 LATIN_FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",)
+BODY_PT, SMALLEST_PT = 8.5, 6.5
 
 
 class PdfFontMissing(RuntimeError):
     pass
 
 
-def _font(lang: str) -> str:
-    for p in (HANGUL_FONTS if lang == "ko" else LATIN_FONTS + HANGUL_FONTS):
+def _font(lang: str, hangul_text: bool = False) -> str:
+    """A font for the language; an English report naming a Korean company needs Hangul too."""
+    for p in (HANGUL_FONTS if lang == "ko" or hangul_text else LATIN_FONTS + HANGUL_FONTS):
         if Path(p).exists():
             return p
     if lang == "ko":
@@ -359,154 +499,277 @@ def _font(lang: str) -> str:
     return ""
 
 
-def to_pdf(report: dict, lang: str = "ko") -> bytes:
-    """A printable summary: headline table, PQCD, all KPIs, trend charts, Pareto, classification."""
+def _wrap(pdf, text: str, width: float) -> list[str]:
+    """Words of ``text`` in lines no wider than ``width`` (a single word wider stays whole: an overflow)."""
+    lines: list[str] = []
+    for para in str(text).split("\n"):
+        cur = ""
+        for word in para.split(" "):
+            trial = f"{cur} {word}" if cur else word
+            if cur and pdf.get_string_width(trial) > width + 1e-6:
+                lines.append(cur)
+                cur = word
+            else:
+                cur = trial
+        lines.append(cur)
+    return lines
+
+
+def _longest_word(pdf, text: str) -> float:
+    return max((pdf.get_string_width(w) for w in str(text).replace("\n", " ").split(" ")), default=0.0)
+
+
+def fit_widths(pdf, head: list[str], rows: list[list[str]], usable: float, wrap_cols: set[int]) -> list[float] | None:
+    """Column widths where every cell fits at the current font size, or None.
+
+    Body cells of other columns keep one line; headers and ``wrap_cols`` wrap at spaces.
+    Spare room goes to the wrapping columns first, so long labels take fewer lines.
+    """
+    pad = 2 * pdf.c_margin + 0.4
+    cols = len(head)
+    natural = [max([pdf.get_string_width(str(r[i])) for r in rows] + [0.0]) + pad for i in range(cols)]
+    need = []
+    for i in range(cols):
+        body = (max([_longest_word(pdf, r[i]) for r in rows] + [0.0]) + pad) if i in wrap_cols else natural[i]
+        need.append(max(body, _longest_word(pdf, head[i]) + pad))
+    if sum(need) > usable:
+        return None
+    widths = list(need)
+    spare = usable - sum(widths)
+    grow = [i for i in range(cols) if i in wrap_cols and natural[i] > widths[i]]
+    for i in grow:  # wrapping columns first, up to their one-line width
+        add = min(spare / max(len(grow), 1), natural[i] - widths[i])
+        widths[i] += add
+    spare = usable - sum(widths)
+    head_natural = [pdf.get_string_width(h) + pad for h in head]
+    wants = [max(0.0, head_natural[i] - widths[i]) for i in range(cols)]
+    if sum(wants) > 0 and spare > 0:  # then headers, so fewer of them wrap
+        k = min(1.0, spare / sum(wants))
+        widths = [w + wants[i] * k for i, w in enumerate(widths)]
+    return widths
+
+
+def pdf_table(pdf, head: list[str], rows: list[list[str]], wrap_cols: set[int] = frozenset({0}),
+              usable: float | None = None, align_left: set[int] = frozenset({0})) -> None:
+    """A table whose text fits its cells: widths from the text, wrapping at spaces, a smaller font if need be.
+
+    Every cell's lines are measured again as they are drawn; any wider than its cell is recorded in
+    ``pdf.overflows`` (what the tests check), so an overflow is a failing test, not a silent clip.
+    """
+    usable = usable or pdf.w - pdf.l_margin - pdf.r_margin
+    rows = [[str(v) for v in r] for r in rows]
+    size = pdf.font_size_pt
+    widths = None
+    while widths is None:
+        pdf.set_font(size=size)
+        widths = fit_widths(pdf, head, rows, usable, set(wrap_cols))
+        if widths is None:
+            if size <= SMALLEST_PT:
+                n = len(head)
+                widths = [usable / n] * n  # cannot fit: draw, and the checks below record each overflow
+            size -= 0.5
+    line_h = pdf.font_size * 1.35
+    pad = pdf.c_margin
+
+    def draw(cells: list[str], fill: bool) -> None:
+        wrapped = [_wrap(pdf, v, w - 2 * pad - 0.4) for v, w in zip(cells, widths)]
+        h = max(len(x) for x in wrapped) * line_h + 1.2
+        if pdf.get_y() + h > pdf.page_break_trigger:
+            pdf.add_page()
+            if not fill:
+                draw(head, True)
+        x, y = pdf.l_margin, pdf.get_y()
+        for i, (lines, w) in enumerate(zip(wrapped, widths)):
+            if fill:
+                pdf.set_fill_color(243, 244, 246)
+            pdf.rect(x, y, w, h, style="DF" if fill else "D")
+            for j, text in enumerate(lines):
+                tw = pdf.get_string_width(text)
+                if tw > w - 2 * pad + 0.01:
+                    pdf.overflows.append(f"page {pdf.page_no()}: {text!r} is {tw:.1f} mm in a {w:.1f} mm cell")
+                tx = x + pad if (i in align_left or fill) else x + w - pad - tw
+                pdf.text(tx, y + 0.6 + line_h * (j + 0.78), text)
+            x += w
+        pdf.set_y(y + h)
+
+    draw(head, True)
+    for r in rows:
+        draw(r, False)
+    pdf.ln(2)
+    pdf.set_font(size=BODY_PT)
+
+
+def _para(pdf, text: str, size: float = BODY_PT) -> None:
+    """A paragraph that wraps at the margin (fpdf2's multi_cell breaks lines, so nothing runs off)."""
+    pdf.set_font(size=size)
+    pdf.multi_cell(0, size * 0.3528 * 1.45, text, new_x="LMARGIN", new_y="NEXT")
+
+
+def _heading(pdf, text: str, size: float = 11.5) -> None:
+    if pdf.get_y() > pdf.page_break_trigger - 25:
+        pdf.add_page()
+    pdf.set_font(size=size)
+    pdf.cell(0, size * 0.3528 * 1.7, text, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(size=BODY_PT)
+
+
+def _new_pdf(lang: str, hangul_text: bool = False):
     import logging
 
     from fpdf import FPDF
 
     logging.getLogger("fontTools").setLevel(logging.ERROR)  # subsetting chatter about hinting tables
-    font = _font(lang)
+    font = _font(lang, hangul_text)
     pdf = FPDF(orientation="L", unit="mm", format="A4")
+    pdf.overflows = []
     pdf.set_auto_page_break(True, margin=12)
+    pdf.set_margins(12, 12, 12)
     if font:
         pdf.add_font("body", "", font)
-        family = "body"
+        pdf.set_font("body", size=BODY_PT)
     else:
-        family = "helvetica"
+        pdf.set_font("helvetica", size=BODY_PT)
+    return pdf
+
+
+def build_pdf(report: dict, lang: str = "ko"):
+    """The PDF as an fpdf2 document (``.overflows`` lists any text wider than its cell; ``.charts`` the charts)."""
+    pdf = _new_pdf(lang, any(ch >= "\u2e80" for ch in json.dumps(report.get("names") or {}, ensure_ascii=False)))
+    pdf.charts = []
     L = lambda k: label(k, lang)  # noqa: E731
+    n = names(report, lang)
     pdf.add_page()
-    pdf.set_font(family, size=15)
     title = L("title_period") if report.get("kind") == "period" else L("title_before_after")
-    pdf.cell(0, 9, title, new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font(family, size=9)
-    s = report["scope"]
-    pdf.multi_cell(0, 5, f"{L('tenant')}: {s['tenant']}   {L('line')}: {s['line']}   {L('machines')}: {', '.join(s['machines'])}",
-                   new_x="LMARGIN", new_y="NEXT")
+    _heading(pdf, title, 16)
+    _para(pdf, f"{L('tenant')}: {n['tenant']}    {L('line')}: {n['line']}    {L('machines')}: {', '.join(n['machines'])}")
     if report.get("kind") == "period":
         per = report["period"]
-        pdf.multi_cell(0, 5, f"{L('period')}: {per['first']} – {per['last']}", new_x="LMARGIN", new_y="NEXT")
+        _para(pdf, f"{L('period')}: {per['first']} – {per['last']}    {L('data_as_of')}: {when(report.get('data_as_of'), report)}"
+                   f"    {L('generated')}: {when(report['generated_at'], report)}")
+        for warning in report.get("warnings", []):
+            _para(pdf, f"! {warning}")
         keys = ["oee", "availability", "performance", "quality", "output_per_hour", "material_input_s", "scrap_rate", "coverage"]
-        _pdf_table(pdf, [L("date")] + [L(k) for k in keys],
-                   [[r["date"] + (" " + r["shift"] if "shift" in r else "")] + [fmt(k, r["kpis"][k]) for k in keys]
-                    for r in report["rows"]] + [["Σ"] + [fmt(k, report["kpis"][k]) for k in keys]])
-    else:
-        w = report["windows"]
-        pdf.multi_cell(0, 5, f"{L('rollout')}: {w['rollout']}   {L('baseline')}: {w['baseline'][0]} – {w['baseline'][1]}   "
-                       f"{L('post')}: {w['post'][0]} – {w['post'][1]} ({w['days_each']} {L('days')})   "
-                       f"{L('commissioning')}: {w['commissioning_days_excluded']} {L('days')}   "
-                       f"{L('coverage_line')}: {pct((report['coverage']['before'] or 0) * 100, False)} / "
-                       f"{pct((report['coverage']['after'] or 0) * 100, False)}", new_x="LMARGIN", new_y="NEXT")
+        pdf_table(pdf, [L("date")] + [f"{kpi_name(k, lang)} ({unit_text(k, lang)})" for k in keys],
+                  [[r["date"] + (" " + r["shift"] if "shift" in r else "")] + [value(k, r["kpis"][k], lang) for k in keys]
+                   for r in report["rows"]] + [["Σ"] + [value(k, report["kpis"][k], lang) for k in keys]],
+                  wrap_cols=set())
+        _heading(pdf, L("pareto"))
+        _pareto_pdf(pdf, report["pareto"], lang)
+        _appendix_pdf(pdf, report, lang)
+        return pdf
+    w = report["windows"]
+    _para(pdf, f"{L('rollout')}: {w['rollout']}    {L('baseline')}: {day_span(w['baseline'])}    "
+               f"{L('post')}: {day_span(w['post'])} ({w['days_each']} {L('days')})    "
+               f"{L('commissioning')}: {w['commissioning_days_excluded']} {L('days')}")
+    _para(pdf, f"{L('coverage_line')}: {L('before')} {pct((report['coverage']['before'] or 0) * 100, False)}, "
+               f"{L('after')} {pct((report['coverage']['after'] or 0) * 100, False)}    "
+               f"{L('data_as_of')}: {when(report.get('data_as_of'), report)}    "
+               f"{L('generated')}: {when(report['generated_at'], report)}")
+    if report["warnings"]:
+        pdf.set_text_color(146, 64, 14)
         for warning in report["warnings"]:
-            pdf.multi_cell(0, 5, f"! {warning}", new_x="LMARGIN", new_y="NEXT")
-        pdf.ln(2)
-        head = [L(h) for h in ("kpi", "before", "after", "improvement", "pp", "ci95", "p_value", "significant", "n_days")]
-        rows = [[L(c["key"]) + (f" ({unit(c['key'])})" if unit(c["key"]) else ""), fmt(c["key"], c["before"]),
-                 fmt(c["key"], c["after"]), pct(c["improvement_pct"]),
-                 pp(c["pp_change"]), ci(c["ci95_improvement_pct"]),
-                 pval(c["p_value"]), L("yes") if c["significant"] else L("no"), f"{c['n_before']}/{c['n_after']}"]
-                for c in report["kpis"]]
-        _pdf_table(pdf, head, rows, widths=[70, 25, 25, 22, 18, 38, 18, 18, 20])
-        cs = {k["key"]: k for k in report["kpis"]}
-        pdf.set_font(family, size=11)
-        pdf.cell(0, 7, L("pqcd_summary"), new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font(family, size=9)
-        for g in ("P", "Q", "C", "D"):
-            items = "; ".join(f"{L(k)} {pct(cs[k]['improvement_pct'])}" for k in report["pqcd"][g]) or L("D_note")
-            pdf.multi_cell(0, 5, f"{L(g)}: {items}", new_x="LMARGIN", new_y="NEXT")
-        if report.get("delivery"):
-            pdf.multi_cell(0, 5, _delivery_line(report["delivery"], lang), new_x="LMARGIN", new_y="NEXT")
-        for key in ("output_per_hour", "material_input_s"):
-            pdf.add_page()
-            _pdf_trend(pdf, report, key, lang, family)
-        pdf.add_page()
-        pdf.set_font(family, size=11)
-        pdf.cell(0, 7, L("pareto"), new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font(family, size=9)
-        for phase in ("before", "after"):
-            pdf.cell(0, 6, L(phase), new_x="LMARGIN", new_y="NEXT")
-            _pdf_table(pdf, [L("reason"), L("kind"), L("hours"), L("share"), L("cumulative")],
-                       [[r["reason"], L(r["kind"]), f"{r['hours']:.1f}", f"{r['share']:.0%}", f"{r['cumulative_share']:.0%}"]
-                        for r in report["pareto"][phase]])
-    pdf.set_font(family, size=11)
-    pdf.cell(0, 7, L("classification"), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font(family, size=9)
-    _pdf_table(pdf, [L("state"), "code", L("kind")],
-               [[st["name"], str(st["code"]), L(st["kind"]) + (f" ({L('failure')})" if st["failure"] else "")]
-                for st in report["policy"]["states"]])
-    if report.get("kind") != "period":
-        pdf.multi_cell(0, 5, f"{L('method')}: {L('method_text')}", new_x="LMARGIN", new_y="NEXT")
-    return bytes(pdf.output())
-
-
-def _pdf_table(pdf, head: list[str], rows: list[list[str]], widths: list[float] | None = None) -> None:
+            _para(pdf, f"! {warning}")
+        pdf.set_text_color(0, 0, 0)
+    pdf.ln(1)
+    _heading(pdf, L("findings"))
+    for c in report["kpis"]:
+        if c["headline"]:
+            _para(pdf, f"•  {sentence(c, lang)}", 10)
+    pdf.ln(1)
+    _para(pdf, L("ci_note"), 8)
+    if report.get("targets") is not None:
+        _heading(pdf, L("targets"))
+        pdf_table(pdf, *target_rows(report, lang))
+    _heading(pdf, L("pqcd_summary"))
+    head, rows = pqcd_rows(report, lang)
+    pdf_table(pdf, head, rows, wrap_cols={1}, align_left={0, 1})
+    if report.get("delivery"):
+        _para(pdf, _delivery_line(report["delivery"], lang))
+    pdf.add_page()
+    _heading(pdf, L("kpi"))
+    same = same_ratio(report)
+    rows = []
+    for c in report["kpis"]:
+        r = kpi_row(c, lang)
+        if c["key"] in same:
+            r[0] += " *"
+        rows.append(r)
+    pdf_table(pdf, [L(h) for h in KPI_HEAD], rows, wrap_cols={0})
+    for key, other in same.items():
+        _para(pdf, f"* {label(key, lang)}: " + same_ratio_note(key, other, lang), 8)
+    _para(pdf, L("sign_legend"), 8)
+    _heading(pdf, L("machine_table"))
+    head, rows = machine_rows(report, lang)
+    pdf_table(pdf, head, rows, wrap_cols=set())
+    figs = dict(report_charts(report, lang))
     usable = pdf.w - pdf.l_margin - pdf.r_margin
-    widths = widths or [usable / len(head)] * len(head)
-    pdf.set_fill_color(243, 244, 246)
-    for h, wd in zip(head, widths):
-        pdf.cell(wd, 6, h[:40], border=1, fill=True)
-    pdf.ln()
-    for r in rows:
-        for v, wd in zip(r, widths):
-            pdf.cell(wd, 5.5, str(v)[:48], border=1)
-        pdf.ln()
-    pdf.ln(2)
-
-
-def _pdf_trend(pdf, report: dict, key: str, lang: str, family: str) -> None:
-    """Daily values, rollout line, per-phase mean and XmR limits, drawn with PDF lines."""
-    rows = report["daily"]
-    vals = [_display(key, r["kpis"].get(key)) for r in rows]
-    known = [v for v in vals if v is not None]
-    pdf.set_font(family, size=11)
-    pdf.cell(0, 7, f"{label(key, lang)} — {label('daily_trend', lang)} / {label('control_chart', lang)}",
-             new_x="LMARGIN", new_y="NEXT")
-    if not known:
-        return
-    limits = report["control_charts"].get(key, {})
-    bounds = known + [_display(key, lim[k]) for lim in limits.values() if lim for k in ("ucl", "lcl")]
-    lo, hi = min(bounds), max(bounds)
-    pad = (hi - lo) * 0.08 or 1.0
-    lo, hi = lo - pad, hi + pad
-    x0, y0, w, h = 25.0, pdf.get_y() + 4, pdf.w - 40, 120.0
-    X = lambda i: x0 + w * (i + 0.5) / len(rows)  # noqa: E731
-    Y = lambda v: y0 + h * (1 - (v - lo) / (hi - lo))  # noqa: E731
-    pdf.set_draw_color(209, 213, 219)
-    pdf.rect(x0, y0, w, h)
-    pdf.set_font(family, size=7)
-    for k in range(5):
-        v = lo + (hi - lo) * k / 4
-        pdf.line(x0, Y(v), x0 + w, Y(v))
-        pdf.text(x0 - 14, Y(v) + 1, f"{v:.3g}")
-    ri = next((i for i, r in enumerate(rows) if r["date"] >= report["windows"]["rollout"]), None)
-    if ri is not None:
-        pdf.set_draw_color(220, 38, 38)
-        pdf.line(X(ri - 0.5), y0, X(ri - 0.5), y0 + h)
-        pdf.text(X(ri - 0.5) + 1, y0 + 4, f"{label('rollout', lang)} {report['windows']['rollout']}")
-    colours = {"before": (107, 114, 128), "after": (37, 99, 235), "commissioning": (245, 158, 11)}
+    for key in HEADLINE_CHARTS:
+        d, t = figs.get(f"distribution:{key}"), figs.get(f"control:{key}")
+        if not (d or t):
+            continue
+        pdf.add_page()
+        _heading(pdf, label(key, lang))
+        c = next((x for x in report["kpis"] if x["key"] == key), None)
+        if c is not None:
+            _para(pdf, sentence(c, lang), 9.5)
+        y = pdf.get_y() + 2
+        gap = 4.0
+        k = (usable - gap) / ((t.w if t else 0) + (d.w if d else 0))  # one scale for both: same type size
+        height = 0.0
+        if t:
+            height = charts.to_pdf(pdf, t, pdf.l_margin, y, t.w * k)
+            pdf.charts.append((pdf.page_no(), f"control:{key}"))
+        if d:
+            x = pdf.l_margin + (t.w * k + gap if t else 0)
+            height = max(height, charts.to_pdf(pdf, d, x, y, d.w * k))
+            pdf.charts.append((pdf.page_no(), f"distribution:{key}"))
+        pdf.set_font(size=BODY_PT)
+        pdf.set_y(y + height + 2)
+    pdf.add_page()
+    _heading(pdf, L("pareto"))
+    par = figs.get("pareto")
+    if par:
+        y = pdf.get_y()
+        h = charts.to_pdf(pdf, par, pdf.l_margin, y, min(usable, par.w * 0.3))
+        pdf.charts.append((pdf.page_no(), "pareto"))
+        pdf.set_font(size=BODY_PT)
+        pdf.set_y(y + h + 2)
     for phase in ("before", "after"):
-        idx = [i for i, r in enumerate(rows) if r["phase"] == phase]
-        lim = limits.get(phase)
-        if idx and lim:
-            pdf.set_draw_color(*colours[phase])
-            for k in ("mean", "ucl", "lcl"):
-                if k != "mean":
-                    pdf.set_dash_pattern(dash=1.5, gap=1)
-                pdf.line(X(idx[0] - 0.5), Y(_display(key, lim[k])), X(idx[-1] + 0.5), Y(_display(key, lim[k])))
-                pdf.set_dash_pattern()
-    for i, v in enumerate(vals):
-        if v is not None:
-            pdf.set_fill_color(*colours[rows[i]["phase"]])
-            pdf.circle(x=X(i), y=Y(v), radius=0.8, style="F")
-    for i in (0, len(rows) // 2, len(rows) - 1):
-        pdf.text(X(i) - 8, y0 + h + 5, rows[i]["date"])
-    pdf.set_y(y0 + h + 8)
+        _heading(pdf, L(phase), 9.5)
+        _pareto_pdf(pdf, report["pareto"][phase], lang)
+    _appendix_pdf(pdf, report, lang)
+    return pdf
+
+
+def _pareto_pdf(pdf, rows: list[dict], lang: str) -> None:
+    L = lambda k: label(k, lang)  # noqa: E731
+    pdf_table(pdf, [L("reason"), L("kind"), L("hours"), L("share"), L("cumulative")],
+              [[L(r["reason"]), L(r["kind"]), f"{r['hours']:.1f}", f"{r['share']:.0%}", f"{r['cumulative_share']:.0%}"]
+               for r in rows], wrap_cols=set(), align_left={0, 1}, usable=160.0)
+
+
+def _appendix_pdf(pdf, report: dict, lang: str) -> None:
+    L = lambda k: label(k, lang)  # noqa: E731
+    pdf.add_page()
+    _heading(pdf, L("appendix"), 13)
+    _heading(pdf, L("classification"), 10)
+    head, rows = policy_rows(report, lang)
+    pdf_table(pdf, head, rows, wrap_cols=set(), align_left={0, 2}, usable=150.0)
+    for line in policy_lines(report, lang):
+        _para(pdf, line)
+    if report.get("kind") != "period":
+        pdf.ln(2)
+        _para(pdf, f"{L('method')}: {L('method_text')}")
+        _para(pdf, f"{L('corrections')}: {len(report['corrections']) or L('corrections_none')}")
+
+
+def to_pdf(report: dict, lang: str = "ko") -> bytes:
+    """The printable report: findings, targets, PQCD, all KPIs, per-machine results, every chart, Pareto, appendix."""
+    return bytes(build_pdf(report, lang).output())
 
 
 def render(report: dict, fmt_name: str, lang: str) -> bytes:
-    """The report in one format: json, html, csv or pdf."""
-    import json
-
+    """The report in one format: json, html, csv, pdf or xlsx."""
     if fmt_name == "json":
         return json.dumps(report, ensure_ascii=False, indent=1).encode()
     if fmt_name == "html":
@@ -515,14 +778,21 @@ def render(report: dict, fmt_name: str, lang: str) -> bytes:
         return to_csv(report, lang).encode()
     if fmt_name == "pdf":
         return to_pdf(report, lang)
-    raise ValueError(f"format {fmt_name!r}: use json, html, csv or pdf")
+    if fmt_name == "xlsx":
+        from analytics.xlsx import to_xlsx
+
+        return to_xlsx(report, lang)
+    raise ValueError(f"format {fmt_name!r}: use json, html, csv, pdf or xlsx")
 
 
-FORMATS = ("json", "html", "csv", "pdf")
+FORMATS = ("json", "html", "csv", "pdf", "xlsx")
+#: Formats that are files to save, not pages to show (the API answers them as attachments).
+ATTACHMENTS = ("csv", "pdf", "xlsx")
 MEDIA_TYPES = {"json": "application/json", "html": "text/html; charset=utf-8", "csv": "text/csv; charset=utf-8",
-               "pdf": "application/pdf"}
+               "pdf": "application/pdf", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
-__all__ = ["FORMATS", "MEDIA_TYPES", "PdfFontMissing", "daily_csv", "portfolio_html", "render", "to_csv", "to_html", "to_pdf"]
+__all__ = ["ATTACHMENTS", "FORMATS", "MEDIA_TYPES", "build_pdf", "PdfFontMissing", "daily_csv", "portfolio_html", "render",
+           "to_csv", "to_html", "to_pdf"]
 
 
 def portfolio_html(data: dict, lang: str = "ko") -> str:
@@ -543,6 +813,18 @@ def portfolio_html(data: dict, lang: str = "ko") -> str:
         out.append(f"<tr><td>{html.escape(a['tenant'])}</td><td>{html.escape(a['line'])}</td>"
                    f"<td style='text-align:left'>{html.escape('; '.join(a['reasons']))}</td></tr>")
     out.append("</table>")
+    rows = [(x, t) for x in data.get("reports", []) for t in (x.get("targets") or [])]
+    if rows:
+        out.append(f"<h2>{L('targets')}</h2><table><tr><th>{L('tenant')}</th><th>{L('line')}</th><th>{L('kpi')}</th>"
+                   f"<th>{L('target')}</th><th>{L('actual')}</th><th>{L('achievement')}</th></tr>")
+        for x, t in rows:
+            n = names(x, lang)
+            ach = t.get("achievement_pct")
+            out.append(f"<tr><td>{html.escape(n['tenant'])}</td><td>{html.escape(n['line'])}</td><td>{L(t['key'])}</td>"
+                       f"<td>{html.escape(change_words(t['target_change_pct'], lang))}</td>"
+                       f"<td>{html.escape(change_words(t.get('actual_change_pct'), lang))}</td>"
+                       f"<td>{'–' if ach is None else f'{ach:.0f}%'}</td></tr>")
+        out.append("</table>")
     if data.get("problems"):
         out.append("<div class='warn'><ul>" + "".join(f"<li>{html.escape(p)}</li>" for p in data["problems"]) + "</ul></div>")
     return "".join(out) + "</body></html>"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from analytics.rollup import RollupCache, machine_buckets
 from plant import MachineRef
 from tsstore import TimeSeriesStore
 
-log = logging.getLogger("analytics.report")
+log = logging.getLogger(__name__)
 
 SCHEMA = "smartfactory.report/v1"
 #: The figures the programme asks for first: production efficiency, material input time, defect rate.
@@ -39,6 +39,34 @@ def local_midnight_ms(d: date, policy: Policy) -> int:
     if ms % (policy.bucket_min * 60_000):
         raise ReportError(f"midnight in {policy.timezone} is not on a {policy.bucket_min}-minute boundary: lower bucket_min")
     return ms
+
+
+def last_completed_day(policy: Policy, now_ms: int | None = None) -> date:
+    """The latest production day whose every shift has ended by ``now`` (tenant's zone).
+
+    A night shift belongs to the day it starts, so with one running past midnight a day is
+    complete only the next morning. The running day is never in a default report: its KPIs
+    change from one run to the next and its missing hours read as no data.
+    """
+    now = datetime.fromtimestamp((now_ms if now_ms is not None else time.time() * 1000) / 1000, tz=policy.zone())
+    spill = max([sh.start_min() + sh.length_min() - 1440 for sh in policy.shifts] + [0])
+    day = now.date() - timedelta(days=1)
+    while local_midnight_ms(day + timedelta(days=1), policy) + spill * 60_000 > now.timestamp() * 1000:
+        day -= timedelta(days=1)
+    return day
+
+
+def _as_of(policy: Policy, through: date, now_ms: int | None) -> str:
+    """'Data as of': the end of the last production day the report counts, in the tenant's zone."""
+    end_ms = local_midnight_ms(through + timedelta(days=1), policy)
+    if now_ms is not None:
+        end_ms = min(end_ms, now_ms)
+    return datetime.fromtimestamp(end_ms / 1000, tz=policy.zone()).isoformat(timespec="minutes")
+
+
+def _generated_at(policy: Policy) -> str:
+    """The creation time in the tenant's zone (with its offset), so a reader sees their own clock."""
+    return datetime.now(policy.zone()).isoformat(timespec="seconds")
 
 
 def load(store: TimeSeriesStore, machines: Sequence[MachineRef], policy: Policy, start_ms: int, end_ms: int,
@@ -63,14 +91,26 @@ def line_totals(data: dict[MachineRef, Buckets], policy: Policy, labels: np.ndar
     return total
 
 
+#: Below this, performance is more likely a wrong ideal cycle time than a real speed loss.
+PERFORMANCE_IMPLAUSIBLE_BELOW = 0.5
+
+
 def _ideal_warning(m: MachineRef, t: kpi.Totals, policy: Policy) -> list[str]:
-    """Performance over 100% means the configured ideal cycle is slower than the machine really is."""
+    """Performance over 100% or under 50% means the configured ideal cycle time is off, not the machine."""
     perf = kpi.scalar(t)["performance"]
-    if perf is None or perf <= 1.05:
+    ideal = policy.ideal_cycle(m.line, m.machine)
+    if perf is None:
         return []
-    return [f"{m.line}/{m.machine}: performance {perf:.0%} is over 100%: its ideal cycle time "
-            f"({policy.ideal_cycle(m.line, m.machine):g} s) is longer than its real cycles; set "
-            f"analytics ideal_cycle_s for it (or ideal_cycle_by_product) so performance and OEE mean something"]
+    if perf > 1.05:
+        return [f"{m.line}/{m.machine}: performance {perf:.0%} is over 100%: its ideal cycle time "
+                f"({ideal:g} s) is longer than its real cycles; set the machine's ideal_cycle_s "
+                f"(plant model, or analytics ideal_cycle_s / ideal_cycle_by_product) so performance and OEE mean something"]
+    if perf < PERFORMANCE_IMPLAUSIBLE_BELOW:
+        return [f"{m.line}/{m.machine}: performance {perf:.0%} is implausibly low: its ideal cycle time "
+                f"({ideal:g} s) is probably shorter than the machine can run (real cycles average about "
+                f"{ideal / perf:.0f} s); check the machine's ideal_cycle_s (plant model, or analytics ideal_cycle_s / "
+                f"ideal_cycle_by_product) before reading performance and OEE"]
+    return []
 
 
 def _clean(v: float | None) -> float | None:
@@ -126,12 +166,17 @@ def period_report(store: TimeSeriesStore, machines: Sequence[MachineRef], policy
     corrections = [dict(c, machine=m.machine) for m, b in data.items() for c in b.corrections]
     warnings = [w for m, b in data.items() for w in _ideal_warning(
         m, kpi.totals(b, labels, groups, policy, policy.ideal_cycle(m.line, m.machine)), policy)]
+    complete = last_completed_day(policy)
+    if last > complete:
+        warnings.insert(0, f"the period reaches past the last completed production day {complete}: the days after it "
+                           "are running or still to come, so their figures will change")
     return {
         "schema": SCHEMA,
         "kind": "period",
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": _generated_at(policy),
         "scope": _scope(machines),
         "period": {"first": first.isoformat(), "last": last.isoformat(), "by": by},
+        "data_as_of": _as_of(policy, min(last, complete), int(time.time() * 1000)),
         "policy": policy.describe(),
         "kpis": {k: v for k, v in kpi.scalar(total).items()},
         "time": kpi.time_elements(total),
@@ -159,15 +204,31 @@ def before_after_report(
     refresh: bool = False,
     orders: Sequence[delivery.Order] | None = None,
     orders_as_of: date | None = None,
+    now_ms: int | None = None,
 ) -> dict:
     """Before/after report of one line (or a set of machines of one tenant) around a rollout.
 
     ``orders`` (the tenant's order records, read by the caller) give the D of PQCD; without
     them D stays empty. ``orders_as_of``: the day the orders stand for (default: today in the
     tenant's zone); an order open after its due date before then counts as late.
+
+    Only completed production days count (``last_completed_day`` at ``now_ms``, default now):
+    a window that would reach the running day or the future is cut there, and the report
+    says so in ``warnings`` and ``windows.cut_short``.
     """
     started = time.perf_counter()
+    complete = last_completed_day(policy, now_ms)
+    if last_day is not None:
+        last_day = min(last_day, complete)
     w = windows(rollout, commissioning_days, days, first_day, last_day, pre_exclusion_days)
+    cutoff = complete + timedelta(days=1)  # days from here on are running or to come: left out
+    cut_warnings = []
+    for name, (a, b) in (("baseline", w.baseline), ("post", w.post)):
+        if b > cutoff:
+            kept = max(0, (cutoff - a).days)
+            cut_warnings.append(f"the {name} window {a} – {b - timedelta(days=1)} reaches past the last completed "
+                                f"production day {complete}: only {kept} of its {w.days} day(s) are counted; "
+                                "rerun after it ends, or pass a shorter window (days)")
     start_ms = local_midnight_ms(w.baseline[0], policy)
     end_ms = local_midnight_ms(w.post[1] + timedelta(days=1), policy)  # + the tail of a night shift
     _scope(machines)
@@ -175,7 +236,8 @@ def before_after_report(
     starts = next(iter(data.values())).start_ms
     cal = kpi.calendar(starts, policy)
     phase_of_day = np.array([{"before": 0, "after": 1}.get(w.phase(d), -1) for d in cal.days] + [-1])
-    in_span = np.array([w.baseline[0] <= d < w.post[1] for d in cal.days] + [False])
+    phase_of_day[:-1][np.array([d >= cutoff for d in cal.days], dtype=bool)] = -1
+    in_span = np.array([w.baseline[0] <= d < min(w.post[1], cutoff) for d in cal.days] + [False])
     day_labels = np.where(in_span[cal.day_of_bucket], cal.day_of_bucket, -1)
     ndays = len(cal.days)
     daily = line_totals(data, policy, day_labels, ndays)
@@ -231,7 +293,7 @@ def before_after_report(
     cov = kpi.KPI_BY_KEY["coverage"]
     coverage = {p: _clean(float(cov.num(t).sum() / cov.den(t).sum()) if cov.den(t).sum() else None)
                 for p, t in (("before", before), ("after", after))}
-    warnings = list(slow_ideal)
+    warnings = cut_warnings + list(slow_ideal)
     for p, v in coverage.items():
         if v is not None and v < policy.coverage_warning:
             warnings.append(f"data coverage {p} the rollout is {v:.1%}, under {policy.coverage_warning:.0%}: "
@@ -249,9 +311,11 @@ def before_after_report(
     report = {
         "schema": SCHEMA,
         "kind": "before_after",
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": _generated_at(policy),
+        "data_as_of": _as_of(policy, min(complete, w.post[1] - timedelta(days=1)), now_ms),
         "scope": _scope(machines),
-        "windows": w.as_dict(),
+        "windows": {**w.as_dict(), "last_day_counted": min(complete, w.post[1] - timedelta(days=1)).isoformat(),
+                    "cut_short": bool(cut_warnings)},
         "policy": policy.describe(),
         "method": {
             "aggregation": "production day per line; KPI over a window = ratio of sums",

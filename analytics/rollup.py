@@ -24,7 +24,7 @@ from analytics.policy import Policy
 from plant import MachineRef
 from tsstore import TimeSeriesStore
 
-log = logging.getLogger("analytics.rollup")
+log = logging.getLogger(__name__)
 
 #: How far back to look for the counter reading that precedes a window.
 LOOKBACK_MS = 7 * 86_400_000

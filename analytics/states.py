@@ -25,6 +25,27 @@ class Interval:
         return self.end_ms - self.start_ms
 
 
+def spans(first_ms, last_ms, states, window: tuple[int, int], stale_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per run of samples (first and last timestamp, state), the span [a, b) its state holds in the window.
+
+    A run's state holds from its first sample until the next run starts, at most
+    ``stale_ms`` past its last sample, and never past the window end; a lone sample is a run
+    whose first and last are the same. Empty spans (a == b) are runs outside the window.
+    This is the one place that rule is written; ``state_intervals`` and the live dashboard's
+    runs (``analytics.live``) both use it. Runs must be in time order.
+    """
+    start, end = window
+    first = np.asarray(first_ms, dtype=np.int64)
+    last = np.asarray(last_ms, dtype=np.int64)
+    state = np.asarray(states, dtype=np.int64)
+    if not first.size:
+        return first, first, state
+    nxt = np.append(first[1:], end)
+    valid = np.minimum(np.minimum(nxt, last + stale_ms), end)
+    a = np.minimum(np.maximum(first, start), end)
+    return a, np.maximum(valid, a), state
+
+
 def state_intervals(
     ts_ms: np.ndarray | list[int], states: np.ndarray | list[int], window: tuple[int, int], stale_ms: int
 ) -> list[Interval]:
@@ -34,30 +55,24 @@ def state_intervals(
     open-ended. Samples must be in time order.
     """
     start, end = window
-    t = np.asarray(ts_ms, dtype=np.int64)
-    s = np.asarray(states, dtype=np.int64)
+    a, b, s = spans(ts_ms, ts_ms, states, window, stale_ms)
     out: list[Interval] = []
 
-    def emit(a: int, b: int, state: int) -> None:
-        if b <= a:
+    def emit(lo: int, hi: int, state: int) -> None:
+        if hi <= lo:
             return
-        if out and out[-1].state == state and out[-1].end_ms == a:
-            out[-1] = Interval(out[-1].start_ms, b, state)
+        if out and out[-1].state == state and out[-1].end_ms == lo:
+            out[-1] = Interval(out[-1].start_ms, hi, state)
         else:
-            out.append(Interval(a, b, state))
+            out.append(Interval(lo, hi, state))
 
     cursor = start
-    for i in range(len(t)):
-        sample_t, sample_s = int(t[i]), int(s[i])
-        valid_until = min(int(t[i + 1]) if i + 1 < len(t) else end, sample_t + stale_ms, end)
-        if valid_until <= start:
+    for lo, hi, state in zip(a.tolist(), b.tolist(), s.tolist()):
+        if hi <= lo:
             continue
-        if sample_t >= end:
-            break
-        a = max(sample_t, start)
-        emit(cursor, a, UNKNOWN)
-        emit(a, valid_until, sample_s)
-        cursor = max(cursor, valid_until)
+        emit(cursor, lo, UNKNOWN)
+        emit(lo, hi, state)
+        cursor = hi
     emit(cursor, end, UNKNOWN)
     return out
 

@@ -3,8 +3,8 @@
 Not the plant simulator (simulators/ is that); this writes what a report-on-change gateway
 would store for a simple press cycle, fast and with no dependencies, so the numeric core can
 be checked against known totals. Weekdays 08:00-17:00 local are scheduled; other time is
-NOT_SCHEDULED (8). Each cycle: loading (1, material-input coil on), processing (2),
-unloading (3), then the good or scrap counter steps; a fault (4) follows some cycles.
+NOT_SCHEDULED. Each cycle: LOADING (material-input coil on), PROCESSING, UNLOADING, then
+the good or scrap counter steps; a FAULT follows some cycles (``plant.states`` codes).
 Every tag is written when it changes and on every whole minute (heartbeat).
 """
 
@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from plant import MachineRef
+from plant.states import MachineState as S
 
 
 @dataclass
@@ -56,7 +57,7 @@ def machine_day(rng: np.random.Generator, spec: LineSpec, t0_s: int, t1_s: int, 
         d = np.maximum(np.round(medians * np.exp(rng.normal(0, spec.sigma, 3))), 1)
         if t + d.sum() > t1_s:
             break
-        for st, dur in zip((1, 2, 3), d):
+        for st, dur in zip((S.LOADING, S.PROCESSING, S.UNLOADING), d):
             times.append(t)
             states.append(st)
             t += dur
@@ -65,10 +66,10 @@ def machine_day(rng: np.random.Generator, spec: LineSpec, t0_s: int, t1_s: int, 
             if t + dur > t1_s:
                 break
             times.append(t)
-            states.append(4)
+            states.append(S.FAULT)
             t += dur
             times.append(t)
-            states.append(0)
+            states.append(S.IDLE)
     return np.array(times), np.array(states), t
 
 
@@ -86,7 +87,7 @@ def generate(machines: list[MachineRef], first: date, days: int, spec: LineSpec,
     start = int(datetime(first.year, first.month, first.day, tzinfo=zone).timestamp())
     end = start + days * 86400
     for m in machines:
-        change_t, change_s = [np.array([start], dtype=float)], [np.array([8])]
+        change_t, change_s = [np.array([start], dtype=float)], [np.array([S.NOT_SCHEDULED])]
         count_t, count_good, count_scrap = [], [], []
         good = scrap = 0
         for k in range(days):
@@ -99,8 +100,8 @@ def generate(machines: list[MachineRef], first: date, days: int, spec: LineSpec,
             t, s, t_end = machine_day(rng, spec, a, b, scale)
             nxt = np.append(t[1:], t_end)
             change_t += [t, np.array([t_end, b], dtype=float)]
-            change_s += [s, np.array([0, 8])]
-            ends = nxt[s == 3]  # the counter steps when unloading ends
+            change_s += [s, np.array([S.IDLE, S.NOT_SCHEDULED])]
+            ends = nxt[s == S.UNLOADING]  # the counter steps when unloading ends
             is_scrap = rng.random(len(ends)) < spec.scrap_rate
             good_steps = np.cumsum(~is_scrap) + good
             scrap_steps = np.cumsum(is_scrap) + scrap
@@ -112,7 +113,7 @@ def generate(machines: list[MachineRef], first: date, days: int, spec: LineSpec,
             truth.scheduled_s[(m.machine, day)] = float(b - a)
             truth.good[(m.machine, day)] = int((~is_scrap).sum())
             truth.scrap[(m.machine, day)] = int(is_scrap.sum())
-            truth.input_s[(m.machine, day)] = float(np.sum((nxt - t)[s == 1]))
+            truth.input_s[(m.machine, day)] = float(np.sum((nxt - t)[s == S.LOADING]))
         t_all = np.concatenate(change_t)
         s_all = np.concatenate(change_s).astype(float)
         order = np.argsort(t_all, kind="stable")
@@ -120,13 +121,13 @@ def generate(machines: list[MachineRef], first: date, days: int, spec: LineSpec,
         ct = np.concatenate(count_t) if count_t else np.zeros(0)
         cols = {
             "state": _on_change(t_all, s_all, start, end),
-            "material_input": _on_change(t_all, (s_all == 1).astype(float), start, end),
+            "material_input": _on_change(t_all, (s_all == S.LOADING).astype(float), start, end),
             "good_count": _on_change(np.concatenate([[start], ct]), np.concatenate([[0], *count_good]) % 65536, start, end),
             "scrap_count": _on_change(np.concatenate([[start], ct]), np.concatenate([[0], *count_scrap]) % 65536, start, end),
         }
         minutes = np.arange(start, end, 60, dtype=float)
         running = _value_at(t_all, s_all, minutes)
-        energy = np.cumsum(np.where((running >= 1) & (running <= 3), spec.power_w / 60.0, 50.0 / 60.0))
+        energy = np.cumsum(np.where((running >= S.LOADING) & (running <= S.UNLOADING), spec.power_w / 60.0, 50.0 / 60.0))
         cols["energy_wh"] = (minutes.astype(np.int64) * 1000, np.floor(energy) % 2**32)
         out[m] = cols
     return out, truth

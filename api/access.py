@@ -24,6 +24,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import select, update
 from starlette.concurrency import run_in_threadpool
 
+from api.caches import SharedCache
 from plantmodel.credentials import TOKEN_PREFIX, secret_digest
 from plantmodel.db import ApiToken, PlantDb, Role, User, WebSession
 
@@ -103,37 +104,31 @@ class PrincipalCache:
     drops the entries at once (``forget``, ``forget_user``).
     """
 
-    def __init__(self, ttl_s: float = 5.0) -> None:
+    def __init__(self, ttl_s: float = 5.0, maxsize: int = 10_000) -> None:
         self.ttl_s = ttl_s
-        self._entries: dict[tuple[str | None, str | None], tuple[float, Principal]] = {}
+        self._entries: SharedCache[tuple[str | None, str | None], Principal] = SharedCache(maxsize, ttl_s)
 
     def peek(self, cookie: str | None, authorization: str | None) -> Principal | None:
         """A fresh cached caller, without touching the database (safe on the event loop)."""
-        hit = self._entries.get((cookie, authorization))
-        return hit[1] if hit and time.monotonic() - hit[0] < self.ttl_s else None
+        return self._entries.get((cookie, authorization))
 
     def get(self, plant: PlantDb, cookie: str | None, authorization: str | None) -> Principal | None:
         key = (cookie, authorization)
         hit = self._entries.get(key)
-        now = time.monotonic()
-        if hit and now - hit[0] < self.ttl_s:
-            return hit[1]
+        if hit is not None:
+            return hit
         principal = resolve(plant, cookie, authorization)
         if principal is None:
-            self._entries.pop(key, None)
+            self._entries.pop(key)
         else:
-            if len(self._entries) > 10_000:
-                self._entries.clear()
-            self._entries[key] = (now, principal)
+            self._entries.put(key, principal)
         return principal
 
     def forget(self, cookie: str | None) -> None:
-        for key in [k for k in self._entries if k[0] == cookie]:
-            self._entries.pop(key, None)
+        self._entries.drop_where(lambda key: key[0] == cookie)
 
     def forget_user(self, username: str) -> None:
-        for key in [k for k, (_, p) in list(self._entries.items()) if p.username == username]:
-            self._entries.pop(key, None)
+        self._entries.drop_items_where(lambda _key, principal: principal.username == username)
 
 
 async def authorise(request: Request) -> None:

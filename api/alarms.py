@@ -22,12 +22,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from api.caches import Revision
 from plantmodel.db import Alarm, AlarmRule, Line, Machine, PlantDb, Site, Tenant
 from plantmodel.scoping import up_to_tenant
 from plant import MachineRef
 from tsstore import StoreError, TimeSeriesStore
 
-log = logging.getLogger("api.alarms")
+log = logging.getLogger(__name__)
 
 OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne}
 
@@ -94,7 +95,7 @@ class AlarmEngine:
         self.tracker = StateTracker()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.revision = 0  # bumped on every raise/clear/ack so live views know to refresh
+        self.revision = Revision()  # bumped on every raise/clear/ack so live views know to refresh
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="alarm-engine", daemon=True)
@@ -153,7 +154,7 @@ class AlarmEngine:
                     log.info("alarm_cleared rule=%s machine=%s reason=condition_ended", rule.name, ref)
                     changed += 1
         if changed:
-            self.revision += 1
+            self.revision.bump()
         return changed
 
 

@@ -23,7 +23,7 @@ from api.access import PrincipalCache
 from api.alarms import AlarmEngine
 from api.leader import Leadership
 from api.live import LineNotFound, SnapshotCache
-from api.routers import accounts, alarms, centre, dashboards, machines, orders, pages, plant, reports, session
+from api.routers import accounts, alarms, centre, dashboards, machines, orders, pages, plant, reports, schedules, session, targets
 from api.routers.pages import STATIC
 from api.services import EffectiveAnalytics, Services
 from api.settings import ApiSettings
@@ -32,13 +32,13 @@ from plantmodel.housekeeping import Housekeeper
 from plantmodel.throttle import Throttle
 from tsstore import StoreUnavailable, TimeSeriesStore
 
-ROUTERS = (session, accounts, plant, machines, dashboards, alarms, centre, orders, reports, pages)
+ROUTERS = (session, accounts, plant, machines, dashboards, alarms, centre, orders, reports, targets, schedules, pages)
 
 
 def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plant: PlantDb | None = None,
                run_alarms: bool = True, leader_lock: Path | None = None,
                rollups: RollupMaintainer | None = None, analytics: AnalyticsSettings | None = None,
-               rollup_cache: RollupCache | None = None) -> FastAPI:
+               rollup_cache: RollupCache | None = None, delivery=None) -> FastAPI:
     """The API app. Background duties (the alarm engine and, when given, the rollup maintainer) run
     unless ``run_alarms`` is false; with ``leader_lock`` only in the worker holding that lock.
 
@@ -54,22 +54,27 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
     stale_ms = int(settings.stale_after_s * 1000)
     engine = AlarmEngine(plant_db, store, stale_ms, settings.alarm_interval_s)
     housekeeper = Housekeeper(plant_db, settings.retention(), settings.housekeeping_interval_s)
-    services = Services(store=store, plant=plant_db, settings=settings, analytics=EffectiveAnalytics(analytics, plant_db),
-                        alarms=engine, snapshots=SnapshotCache(plant_db, store, stale_ms), rollup_cache=rollup_cache,
+    effective = EffectiveAnalytics(analytics, plant_db)
+    # live views follow the tenant's effective analytics policy (tags, counter widths, state classes, stale_s)
+    snapshots = SnapshotCache(plant_db, store, lambda tenant: effective.get().policy(tenant))
+    services = Services(store=store, plant=plant_db, settings=settings, analytics=effective,
+                        alarms=engine, snapshots=snapshots, rollup_cache=rollup_cache,
                         principals=PrincipalCache(settings.credential_cache_s),
                         login_throttle=Throttle(plant_db, settings.throttle_policy()), housekeeper=housekeeper)
+
+    duties = [d for d in (rollups, delivery) if d is not None]  # delivery: reportmail.Delivery (scheduled e-mails)
 
     def lead() -> None:
         engine.start()
         housekeeper.start()
-        if rollups is not None:
-            rollups.start()
+        for d in duties:
+            d.start()
 
     def resign() -> None:
         engine.stop()
         housekeeper.stop()
-        if rollups is not None:
-            rollups.stop()
+        for d in duties:
+            d.stop()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

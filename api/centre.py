@@ -31,7 +31,7 @@ from plant import MachineRef
 from tsstore import TimeSeriesStore
 
 DAY_MS = 86_400_000
-log = logging.getLogger("api.centre")
+log = logging.getLogger(__name__)
 KPI_UNITS = {k.key: k.unit for k in (*KPIS, *DELIVERY_KPIS)}
 HIGHER_IS_BETTER = {k.key: k.higher_is_better for k in (*KPIS, *DELIVERY_KPIS)}
 

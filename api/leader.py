@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-log = logging.getLogger("api.leader")
+log = logging.getLogger(__name__)
 
 
 class Leadership:

@@ -1,7 +1,9 @@
-"""Line snapshots for dashboards: reads the plant model and the store, computes with linedash.
+"""Line snapshots for dashboards: reads the plant model and the store, computes with ``analytics.live``.
 
 A snapshot is computed at most once per ``ttl_s`` per line, however many browsers watch
-it: every live view of a line shares it.
+it: every live view of a line shares it. It follows the tenant's effective analytics policy
+(``plantmodel.policy``): its tag names, counter widths, state classes, ideal cycle times and
+staleness, so the live figures are the report's.
 """
 
 from __future__ import annotations
@@ -9,18 +11,20 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from api import linedash as ld
+from analytics import live as ld
+from analytics.policy import Policy, Tags
+from api.caches import SharedCache
 from plantmodel.db import Alarm, AlarmRule, Line, Machine, PlantDb, Site, Tenant
 from plantmodel.scoping import in_tenant
 from plant import MachineRef
 from tsstore import TimeSeriesStore
 
 MINUTE, HOUR = 60_000, 3_600_000
-STATE_TAG, GOOD_TAG, SCRAP_TAG, INPUT_TAG = "state", "good_count", "scrap_count", "material_input"
 
 
 class LineNotFound(LookupError):
@@ -75,27 +79,23 @@ class RecentAnswers:
 
     Dashboards poll alarms as often as snapshots; the database need not answer each poll.
     A change made through this worker drops the tenant's answers at once (``invalidate``);
-    other workers show it within ``ttl_s``, as they do the snapshot.
+    other workers show it within ``ttl_s``, as they do the snapshot. At most ``maxsize``
+    answers are kept (the least recently used go first); safe from any thread.
     """
 
-    def __init__(self, ttl_s: float = 0.5) -> None:
+    def __init__(self, ttl_s: float = 0.5, maxsize: int = 10_000) -> None:
         self.ttl_s = ttl_s
-        self._entries: dict[tuple, tuple[float, bytes]] = {}
+        self._entries: SharedCache[tuple, bytes] = SharedCache(maxsize, ttl_s)
 
     def fresh(self, key: tuple) -> bytes | None:
-        hit = self._entries.get(key)
-        return hit[1] if hit and time.monotonic() - hit[0] < self.ttl_s else None
+        return self._entries.get(key)
 
     def put(self, key: tuple, value) -> bytes:
         body = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-        if len(self._entries) > 10_000:
-            self._entries.clear()
-        self._entries[key] = (time.monotonic(), body)
-        return body
+        return self._entries.put(key, body)
 
     def invalidate(self, tenant: str) -> None:
-        for key in [k for k in self._entries if k[0] == tenant]:
-            self._entries.pop(key, None)
+        self._entries.drop_where(lambda key: key[0] == tenant)
 
 
 class MachineFeed:
@@ -111,14 +111,18 @@ class MachineFeed:
     also folds in data that arrived late (a gateway forwarding its buffer after an outage).
     """
 
-    def __init__(self, ref: MachineRef, stale_ms: int, reload_ms: int = 300_000) -> None:
-        self.ref, self.stale_ms, self.reload_ms = ref, stale_ms, reload_ms
+    def __init__(self, ref: MachineRef, tags: Tags, stale_ms: int, reload_ms: int = 300_000) -> None:
+        self.ref, self.tags, self.stale_ms, self.reload_ms = ref, tags, stale_ms, reload_ms
         self.loaded_from: int | None = None
         self.loaded_at = 0
         self.last_ts: int | None = None
         self.runs: list[list[int]] = []
-        self.counters: dict[str, dict[int, float]] = {GOOD_TAG: {}, SCRAP_TAG: {}}  # minute → last reading
+        self.counters: dict[str, dict[int, float]] = {tags.good: {}, tags.scrap: {}}  # minute → last reading
         self.inputs: dict[int, float] = {}  # hour → mean of the material-input signal
+
+    def follows(self, tags: Tags, stale_ms: int) -> bool:
+        """Whether this feed was read with these settings (a changed policy needs a fresh feed)."""
+        return self.tags == tags and self.stale_ms == stale_ms
 
     def refresh(self, store: TimeSeriesStore, need_from: int, now_ms: int) -> None:
         full = self.loaded_from is None or need_from < self.loaded_from or now_ms - self.loaded_at > self.reload_ms
@@ -130,10 +134,10 @@ class MachineFeed:
 
     def _load(self, store: TimeSeriesStore, need_from: int, now_ms: int) -> None:
         self.runs, self.last_ts = [], None
-        self.counters = {GOOD_TAG: {}, SCRAP_TAG: {}}
+        self.counters = {self.tags.good: {}, self.tags.scrap: {}}
         self.inputs = {}
         self.loaded_from, self.loaded_at = need_from, now_ms
-        for ts, v in store.history(self.ref, STATE_TAG, need_from, now_ms + 1, 0):
+        for ts, v in store.history(self.ref, self.tags.state, need_from, now_ms + 1, 0):
             if not isinstance(v, str):
                 ld.add_sample(self.runs, ts, int(v), self.stale_ms)
                 self.last_ts = ts
@@ -141,12 +145,14 @@ class MachineFeed:
             for ts, v in store.history(self.ref, tag, need_from, now_ms + 1, MINUTE, "last"):
                 if not isinstance(v, str):
                     buckets[ts] = float(v)
-        for ts, v in store.history(self.ref, INPUT_TAG, (need_from // HOUR) * HOUR, now_ms + 1, HOUR, "mean"):
-            self.inputs[ts] = float(v)
+        if self.tags.material_input:
+            for ts, v in store.history(self.ref, self.tags.material_input, (need_from // HOUR) * HOUR, now_ms + 1,
+                                       HOUR, "mean"):
+                self.inputs[ts] = float(v)
 
     def _top_up(self, store: TimeSeriesStore) -> None:
         latest = store.latest(self.ref)
-        state = latest.get(STATE_TAG)
+        state = latest.get(self.tags.state)
         if state is not None and not isinstance(state.value, str) and (self.last_ts is None
                                                                        or state.ts_ms > self.last_ts):
             ld.add_sample(self.runs, state.ts_ms, int(state.value), self.stale_ms)
@@ -172,9 +178,12 @@ class MachineFeed:
         return [t for t, _ in items], [v for _, v in items]
 
 
-def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict], now_ms: int, stale_ms: int,
+def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict], now_ms: int, policy: Policy,
                    feeds: dict[str, MachineFeed] | None = None) -> dict:
+    """The line's live view at ``now_ms``, computed with the tenant's policy (``policy``)."""
     feeds = feeds if feeds is not None else {}
+    tags, stale_ms = policy.tags, int(policy.stale_s * 1000)
+    names = {d.code: (d.name, d.kind.value) for d in policy.states}
     shift = ld.current_shift(model.shifts, model.tz, now_ms)
     day0 = ld.day_start_ms(model.tz, now_ms)
     shift_end = min(shift.end_ms, now_ms) if shift else now_ms
@@ -183,47 +192,54 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
     need_from = min(day0, tile_from) - HOUR  # one hour before: a counter baseline, and the state before
     tiles, trend_acc = [], {}
     line_good = line_target = 0
-    oee_inputs = []
+    line_totals = None
     planned_today_ms = ld.planned_ms(model.shifts, model.tz, day0, now_ms)
-    for slug, name, ideal_s in model.machines:
+    for slug, name, _ in model.machines:
         ref = MachineRef(model.tenant, model.site, model.line, slug)
+        ideal_s = policy.ideal_cycle(model.line, slug)  # the report's ideal cycle (from the plant model by default)
         feed = feeds.get(slug)
-        if feed is None:
-            feed = feeds[slug] = MachineFeed(ref, stale_ms)
+        if feed is None or not feed.follows(tags, stale_ms):
+            feed = feeds[slug] = MachineFeed(ref, tags, stale_ms)
         feed.refresh(store, need_from, now_ms)
         now_state = ld.current_state(feed.runs, now_ms, tile_from, stale_ms)
-        gts, gv = feed.counter(GOOD_TAG)
-        sts, sv = feed.counter(SCRAP_TAG)
-        count_today, corrections = ld.count_since(gts, gv, day0)
+        gts, gv = feed.counter(tags.good)
+        sts, sv = feed.counter(tags.scrap)
+        count_today, corrections = ld.count_since(gts, gv, day0, tags.good_bits)
         target = int(planned_today_ms / 1000 // ideal_s) if ideal_s > 0 else None
+        runs = ld.runs_array(feed.runs)
         oee = None
         if shift:
-            totals = ld.run_totals(feed.runs, (shift.start_ms, shift_end), stale_ms)
-            g, _ = ld.count_since(gts, gv, shift.start_ms)
-            sc, _ = ld.count_since(sts, sv, shift.start_ms)
-            oee = ld.oee_from_totals(totals, g, sc, ideal_s)
-            oee_inputs.append((totals, g, sc, ideal_s))
+            state_ms = ld.run_totals(runs, (shift.start_ms, shift_end), stale_ms)
+            g, _ = ld.count_since(gts, gv, shift.start_ms, tags.good_bits, until_ms=shift_end)
+            sc, _ = ld.count_since(sts, sv, shift.start_ms, tags.scrap_bits, until_ms=shift_end)
+            totals = ld.window_totals(state_ms, shift_end - shift.start_ms, g, sc, ideal_s, policy)
+            oee = ld.estimate(totals)
+            line_totals = totals if line_totals is None else line_totals + totals
         last_seen = feed.last_ts
+        state_name, state_kind = names.get(now_state.state, (None, None))
         tiles.append({
-            "machine": slug, "name": name, "state": now_state.state, "state_since_ms": now_state.since_ms,
+            "machine": slug, "name": name, "state": now_state.state, "state_name": state_name,
+            "state_kind": state_kind, "state_since_ms": now_state.since_ms,
             "state_since_is_lower_bound": now_state.since_is_lower_bound,
             "stale": last_seen is None or now_ms - last_seen > stale_ms, "last_seen_ms": last_seen,
             "count_today": count_today, "counter_corrections_today": corrections, "target_today": target,
-            "ideal_cycle_s": ideal_s, "oee": oee.as_dict() if oee else None,
+            "ideal_cycle_s": ideal_s, "oee": oee,
         })
         line_good += count_today
         line_target += target or 0
         # material input trend: hourly mean of the 0/1 input signal over the time with data; parts per hour
         hours = [t for t in feed.inputs if t >= trend_from]
-        known = ld.known_ms_per_bucket(feed.runs, (trend_from, now_ms), stale_ms, hours, HOUR)
+        known = ld.known_ms_per_bucket(runs, (trend_from, now_ms), stale_ms, hours, HOUR)
         for t in hours:
             mean = feed.inputs[t]
-            parts, _ = _parts_in(gts, gv, t, t + HOUR)
+            parts, _ = _parts_in(gts, gv, t, t + HOUR, tags.good_bits)
             secs = ld.input_seconds(mean, known[t])
             acc_secs, acc_parts = trend_acc.get(t, (0.0, 0))
             trend_acc[t] = (acc_secs + secs, acc_parts + parts)
     trend = ld.input_trend(trend_acc)
-    line_oee = _line_oee(oee_inputs)
+    # line OEE: the machines' time and parts pooled (a ratio of sums, as in the reports), so each
+    # machine weighs by its planned time and standard time keeps different cycle times comparable
+    line_oee = ld.estimate(line_totals) if line_totals is not None else None
     version = f"{max((t['last_seen_ms'] or 0) for t in tiles) if tiles else 0}:{len(alarms)}:" + ",".join(
         f"{a['id']}{a['status'][0]}" for a in alarms)
     return {
@@ -235,72 +251,73 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
     }
 
 
-def _parts_in(ts: list[int], values: list[float], start: int, end: int) -> tuple[int, int]:
+def _parts_in(ts: list[int], values: list[float], start: int, end: int, bits: int) -> tuple[int, int]:
     sub = [(t, v) for t, v in zip(ts, values) if start - MINUTE <= t < end]
     if len(sub) < 2:
         return 0, 0
-    return ld.count_since([t for t, _ in sub], [v for _, v in sub], start)
+    return ld.count_since([t for t, _ in sub], [v for _, v in sub], start, bits)
 
 
-def _line_oee(inputs: list) -> dict | None:
-    """Line OEE: the machines' time and parts pooled, so each machine weighs by its planned time."""
-    if not inputs:
-        return None
-    merged: dict[int, int] = {}
-    for totals, *_ in inputs:
-        for state, ms in totals.items():
-            merged[state] = merged.get(state, 0) + ms
-    good = sum(g for _, g, _, _ in inputs)
-    scrap = sum(sc for _, _, sc, _ in inputs)
-    produced = good + scrap
-    # standard-time output Σ(ideal cycle × count) keeps machines with different cycle times comparable
-    std_s = sum(ideal * (g + sc) for _, g, sc, ideal in inputs)
-    est = ld.oee_from_totals(merged, good, scrap, std_s / produced if produced else 0.0)
-    return est.as_dict()
+class _LineView:
+    """One line's live state in this worker: its computation lock, machine feeds and last snapshot."""
+
+    __slots__ = ("lock", "feeds", "entry")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.feeds: dict[str, MachineFeed] = {}
+        self.entry: tuple[float, tuple[dict, bytes]] | None = None  # (monotonic time, (snapshot, JSON))
 
 
 class SnapshotCache:
-    def __init__(self, plant: PlantDb, store: TimeSeriesStore, stale_ms: int, ttl_s: float = 0.5) -> None:
-        self.plant, self.store, self.stale_ms, self.ttl_s = plant, store, stale_ms, ttl_s
-        self._entries: dict[tuple[str, str, str], tuple[float, tuple[dict, bytes]]] = {}
-        self._feeds: dict[tuple[str, str, str], dict[str, MachineFeed]] = {}
-        self._locks: dict[tuple[str, str, str], threading.Lock] = {}
-        self._guard = threading.Lock()
+    """Line snapshots shared by every viewer in this worker, for the ``max_lines`` lines watched last."""
+
+    def __init__(self, plant: PlantDb, store: TimeSeriesStore, policy_for: Callable[[str], Policy],
+                 ttl_s: float = 0.5, max_lines: int = 2048) -> None:
+        self.plant, self.store, self.policy_for, self.ttl_s = plant, store, policy_for, ttl_s
+        # a view evicted while a request computes it stays that request's; the next one starts afresh,
+        # so two computations never share feeds
+        self._lines: SharedCache[tuple[str, str, str], _LineView] = SharedCache(max_lines)
 
     def get(self, tenant: str, site: str, line: str) -> dict:
         return self.get_with_json(tenant, site, line)[0]
 
+    def _fresh(self, hit: tuple[float, tuple[dict, bytes]] | None) -> tuple[dict, bytes] | None:
+        return hit[1] if hit and time.monotonic() - hit[0] < self.ttl_s else None
+
     def fresh(self, tenant: str, site: str, line: str) -> tuple[dict, bytes] | None:
         """The snapshot if one younger than ``ttl_s`` is at hand; never computes (safe on the event loop)."""
-        hit = self._entries.get((tenant, site, line))
-        return hit[1] if hit and time.monotonic() - hit[0] < self.ttl_s else None
+        view = self._lines.get((tenant, site, line))
+        return self._fresh(view.entry) if view else None
 
     def get_with_json(self, tenant: str, site: str, line: str) -> tuple[dict, bytes]:
         """The snapshot and its JSON, serialised once per computation for every viewer."""
         key = (tenant, site, line)
-        with self._guard:
-            lock = self._locks.setdefault(key, threading.Lock())
-        hit = self._entries.get(key)
-        if hit and time.monotonic() - hit[0] < self.ttl_s:
-            return hit[1]
+        view = self._lines.get_or_put(key, _LineView)
+        hit = view.entry
+        if (fresh := self._fresh(hit)) is not None:
+            return fresh
         # one computation per line at a time; while it runs (a full reload can take seconds),
         # the other viewers get the previous snapshot instead of waiting
-        if not lock.acquire(blocking=hit is None):
+        if not view.lock.acquire(blocking=hit is None):
             return hit[1]  # type: ignore[index]
         try:
-            hit = self._entries.get(key)
-            if hit and time.monotonic() - hit[0] < self.ttl_s:
-                return hit[1]
-            model = load_line(self.plant, tenant, site, line)
+            if (fresh := self._fresh(view.entry)) is not None:
+                return fresh
+            try:
+                model = load_line(self.plant, tenant, site, line)
+            except LineNotFound:
+                self._lines.pop(key)  # no line: keep no state for it
+                raise
             alarms = alarms_of(self.plant, tenant, line=(site, line))
-            feeds = self._feeds.setdefault(key, {})
-            snap = build_snapshot(model, self.store, alarms, int(time.time() * 1000), self.stale_ms, feeds)
+            snap = build_snapshot(model, self.store, alarms, int(time.time() * 1000), self.policy_for(tenant), view.feeds)
             entry = (snap, json.dumps(snap, separators=(",", ":"), ensure_ascii=False).encode())
-            self._entries[key] = (time.monotonic(), entry)
+            view.entry = (time.monotonic(), entry)
             return entry
         finally:
-            lock.release()
+            view.lock.release()
 
     def invalidate(self, tenant: str) -> None:
-        for key in [k for k in self._entries if k[0] == tenant]:
-            self._entries.pop(key, None)
+        """The tenant's next snapshots are computed afresh (the feeds, which hold data, are kept)."""
+        for view in self._lines.values_where(lambda key: key[0] == tenant):
+            view.entry = None

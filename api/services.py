@@ -77,7 +77,7 @@ class Services:
         """Live views show an alarm or rule change at once, not after their caches' ttl."""
         self.snapshots.invalidate(tenant)
         self.alarm_lists.invalidate(tenant)
-        self.alarms.revision += 1
+        self.alarms.revision.bump()
 
 
 def services_of(app) -> Services:

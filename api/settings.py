@@ -46,8 +46,9 @@ class ApiSettings(BaseModel):
     secure_cookies: bool = Field(default=False, description="set behind HTTPS so the session cookie is never sent "
                                                             "in clear")
     stale_after_s: Annotated[float, Field(gt=0)] = Field(
-        default=90.0, description="a value holds until the next sample, at most this long, then the machine shows "
-        "as stale/unknown; keep it above the gateways' heartbeat (max_silence_s, 60 s) like analytics.stale_s")
+        default=90.0, description="alarms and the centre overview: a value holds until the next sample, at most "
+        "this long; keep it above the gateways' heartbeat (max_silence_s, 60 s). The line dashboard uses the "
+        "tenant's analytics stale_s, as its reports do")
     alarm_interval_s: Annotated[float, Field(gt=0)] = 1.0
     workers: Annotated[int, Field(ge=1, le=64)] = Field(
         default=1, description="uvicorn worker processes; more than one spreads requests over CPU cores. The "

@@ -34,14 +34,19 @@ def build_app(config: LoadedConfig, plant=None) -> FastAPI:
     if s.analytics.maintain_rollups:
         rollups = RollupMaintainer(store, s.analytics, cache, interval_s=s.analytics.rollup_interval_s,
                                    recheck_ms=s.analytics.rollup_recheck_hours * 3_600_000)
+    delivery = None
+    if s.mail is not None:
+        from reportmail.service import delivery_for
+
+        delivery = delivery_for(s.mail, s.analytics, store, plant, cache)
     lock = Path(s.api.leader_lock)
     return create_app(store, s.api, plant, leader_lock=lock if lock.is_absolute() else config.base_dir / lock,
-                      rollups=rollups, analytics=s.analytics, rollup_cache=cache)
+                      rollups=rollups, analytics=s.analytics, rollup_cache=cache, delivery=delivery)
 
 
 def worker_app() -> FastAPI:
     """Factory for uvicorn workers (``cli.apiserver:worker_app``)."""
-    from cli.logs import setup_logging
+    from cli.logs import LOG_FORMAT_ENV, setup_logging
 
-    setup_logging(os.environ.get("SMARTFACTORY_LOG_LEVEL", "INFO"))
+    setup_logging(os.environ.get("SMARTFACTORY_LOG_LEVEL", "INFO"), os.environ.get(LOG_FORMAT_ENV, "text"))
     return build_app(load_config(Path(os.environ[CONFIG_ENV])))

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-log = logging.getLogger("broker")
+log = logging.getLogger(__name__)
 
 
 def _guarded_broker_class():

@@ -29,7 +29,7 @@ from amqtt.session import Session
 
 from plantmodel.credentials import mosquitto_verify
 
-log = logging.getLogger("broker")
+log = logging.getLogger(__name__)
 
 RELOAD_S = 10.0
 _SHARE_PREFIX = "$share/"

@@ -17,6 +17,7 @@ from api.settings import ApiSettings
 from collector.settings import CollectorSettings
 from gateway.settings import GatewaySettings
 from mqttlink import MqttSettings
+from reportmail.settings import MailSettings
 from simulators.settings import SimulatorSettings
 from tsstore import SqliteSettings, StoreSettings
 from yamlmodel import YamlFileError, format_validation_error, load_model
@@ -34,6 +35,7 @@ class Settings(BaseModel):
     api: ApiSettings = Field(default_factory=ApiSettings)
     simulator: SimulatorSettings | None = None
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
+    mail: MailSettings | None = Field(default=None, description="SMTP for the scheduled report e-mails (reportmail)")
 
 
 class ConfigError(YamlFileError):

@@ -14,9 +14,9 @@ from pathlib import Path
 import click
 
 from cli.config import ConfigError, LoadedConfig, load_config
-from cli.logs import setup_logging
+from cli.logs import FORMATS, LOG_FORMAT_ENV, setup_logging
 
-log = logging.getLogger("smartfactory")
+log = logging.getLogger(__spec__.name if __name__ == "__main__" and __spec__ else __name__)  # python -m cli.main
 
 CONFIG_OPTION = click.option(
     "-c",
@@ -66,9 +66,13 @@ def _run_until_signal(main: Callable[[], Awaitable[None]]) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-def cli(log_level: str) -> None:
+@click.option("--log-format", default="text", show_default=True, envvar=LOG_FORMAT_ENV, type=click.Choice(FORMATS),
+              help="text for people; json for a log aggregator: one object per line with the event's fields "
+              f"(also ${LOG_FORMAT_ENV}; processes this one starts inherit it).")
+def cli(log_level: str, log_format: str) -> None:
     """Smart-factory monitoring: Modbus gateways, MQTT, time-series store, KPIs, dashboards."""
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
+    os.environ[LOG_FORMAT_ENV] = log_format  # API workers and the demo's children log the same way
 
 
 @cli.command()
@@ -799,6 +803,45 @@ def plant_orders(config_path: Path, tenant: str, csv_file: Path) -> None:
     click.echo(f"imported {out['imported']} orders for {tenant} ({out['created']} new, {out['updated']} updated)")
 
 
+@plant.command("targets")
+@CONFIG_OPTION
+@click.option("--tenant", required=True, help="The SME whose rollout plan this is.")
+@click.option("--line", help="Only this line (default: the targets apply to every line).")
+@click.option("--set", "settings", multiple=True, metavar="KPI=CHANGE",
+              help="A target change in percent, signed: output_per_hour=+10, scrap_rate=-20. Repeat for more.")
+@click.option("--replace", is_flag=True, help="Remove the tenant's targets not given with --set.")
+def plant_targets(config_path: Path, tenant: str, line: str | None, settings: tuple[str, ...], replace: bool) -> None:
+    """List or set the target KPIs of the rollout plan; the before/after report shows 달성률 against them."""
+    from plantmodel.targets import list_targets, set_targets
+
+    wanted = []
+    for item in settings:
+        kpi, sep, change = item.partition("=")
+        try:
+            wanted.append({"kpi": kpi.strip(), "change_pct": float(change.strip().rstrip("%")), "line": line})
+        except ValueError:
+            click.echo(f"error: --set {item!r}: write KPI=CHANGE, e.g. output_per_hour=+10 or scrap_rate=-20", err=True)
+            sys.exit(2)
+        if not sep:
+            click.echo(f"error: --set {item!r}: write KPI=CHANGE, e.g. output_per_hour=+10", err=True)
+            sys.exit(2)
+    db = _open_plant(_load(config_path))
+    try:
+        rows = set_targets(db, tenant, wanted, replace) if wanted or replace else list_targets(db, tenant)
+    except LookupError as exc:
+        click.echo(f"error: {exc}: create it first (smartfactory plant seed)", err=True)
+        sys.exit(2)
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    finally:
+        db.close()
+    for r in rows:
+        click.echo(f"{r['line'] or '*'}\t{r['kpi']}\t{r['change_pct']:+g}%" + (f"\t{r['note']}" if r["note"] else ""))
+    if not rows:
+        click.echo(f"no targets for {tenant}")
+
+
 @cli.command("broker-acl")
 @CONFIG_OPTION
 @click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), required=True)
@@ -874,7 +917,8 @@ def broker(host: str, port: int, password_file: Path | None, acl_file: Path | No
                                          acl_file=str(acl_file) if acl_file else None, plant_url=plant_url))
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
+@click.pass_context
 @CONFIG_OPTION
 @click.option("--tenant", help="The SME (tenant id).")
 @click.option("--site", help="Only this site.")
@@ -888,15 +932,21 @@ def broker(host: str, port: int, password_file: Path | None, acl_file: Path | No
 @click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]), help="Last production day (inclusive).")
 @click.option("--by", type=click.Choice(["day", "shift"]), default="day", show_default=True)
 @click.option("--portfolio", is_flag=True, help="Centre roll-up over every configured rollout (analytics.rollouts).")
-@click.option("--format", "fmt", type=click.Choice(["json", "html", "csv", "pdf"]), default="html", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "html", "csv", "pdf", "xlsx"]), default="html", show_default=True)
 @click.option("--lang", type=click.Choice(["ko", "en"]), default="ko", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout).")
 @click.option("--replicates", type=click.IntRange(200, 20000), default=2000, show_default=True, help="Bootstrap replicates.")
 @click.option("--no-cache", "no_cache", is_flag=True, help="Do not use or fill the rollup cache of finished hours.")
 @click.option("--refresh", is_flag=True, help="Recompute cached hours (after late data arrived).")
-def report(config_path: Path, tenant, site, line, machine, rollout, commissioning_days, pre_exclusion_days, days, first, last, by,
-           portfolio, fmt, lang, output, replicates, no_cache, refresh) -> None:
-    """KPIs (ISO 22400) and the before/after rollout report, as HTML, PDF, CSV or JSON (the 'analytics' section)."""
+def report(ctx: click.Context, config_path: Path, tenant, site, line, machine, rollout, commissioning_days, pre_exclusion_days,
+           days, first, last, by, portfolio, fmt, lang, output, replicates, no_cache, refresh) -> None:
+    """KPIs (ISO 22400) and the before/after rollout report, as HTML, PDF, XLSX, CSV or JSON (the 'analytics' section).
+
+    Scheduled e-mail delivery: 'report schedule' adds one, 'report schedules' lists them and their
+    sends, 'report send --now' sends at once (the API leader sends on schedule; config 'mail').
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from analytics.command import ReportOptions, cache_path, run_report
     from tsstore import open_store
 
@@ -909,12 +959,98 @@ def report(config_path: Path, tenant, site, line, machine, rollout, commissionin
     try:
         code = run_report(opts, store, _analytics_with_plant(config),
                           cache_path(config.settings.analytics, config.settings.store, config.base_dir),
-                          _orders_reader(plant_db))
+                          _orders_reader(plant_db), _annotator(plant_db))
     finally:
         store.close()
         if plant_db is not None:
             plant_db.close()
     sys.exit(code)
+
+
+@report.command("schedule")
+@CONFIG_OPTION
+@click.option("--tenant", help="The SME whose before/after report is sent (default: the centre's portfolio).")
+@click.option("--line", help="Only this line of the tenant.")
+@click.option("--every", "kind", type=click.Choice(["weekly", "monthly", "after_commissioning"]), required=True,
+              help="weekly (Mondays), monthly (the 1st) or once, a week after the commissioning window ends.")
+@click.option("--to", "recipients", required=True, help="Recipients, comma-separated.")
+@click.option("--lang", type=click.Choice(["ko", "en"]), default="ko", show_default=True)
+@click.option("--hour", type=click.IntRange(0, 23), default=7, show_default=True, help="Local hour of the tenant.")
+def report_schedule(config_path: Path, tenant, line, kind, recipients, lang, hour) -> None:
+    """Add a scheduled report e-mail (sent by the API's leader worker; SMTP in the config's 'mail' section)."""
+    from reportmail.delivery import add_schedule
+
+    db = _open_plant(_load(config_path))
+    try:
+        sid = add_schedule(db, tenant, kind, [r.strip() for r in recipients.split(",") if r.strip()], lang, line, hour)
+    except (LookupError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    finally:
+        db.close()
+    click.echo(f"schedule {sid}: {kind} {tenant or 'centre portfolio'} -> {recipients}")
+
+
+@report.command("schedules")
+@CONFIG_OPTION
+def report_schedules(config_path: Path) -> None:
+    """The report schedules and every send recorded for them (time, recipients, result)."""
+    from datetime import datetime, timezone
+
+    from reportmail.delivery import list_schedules, list_sends
+
+    db = _open_plant(_load(config_path))
+    try:
+        for sc in list_schedules(db):
+            click.echo(f"schedule {sc['id']}: {sc['kind']} {sc['tenant'] or 'centre'}{'/' + sc['line'] if sc['line'] else ''} "
+                       f"{sc['hour']:02d}:00 {sc['lang']} -> {', '.join(sc['recipients'])}")
+            for r in list_sends(db, sc["id"]):
+                at = datetime.fromtimestamp(r["sent_ms"] / 1000, timezone.utc).isoformat(timespec="seconds") if r["sent_ms"] else "-"
+                click.echo(f"  {r['key']}\t{r['status']}\tattempts={r['attempts']}\tsent={at}" + (f"\t{r['error']}" if r["error"] else ""))
+    finally:
+        db.close()
+
+
+@report.command("send")
+@CONFIG_OPTION
+@click.option("--now", "now", is_flag=True, required=True, help="Send at once (a manual run, recorded like the others).")
+@click.option("--schedule", "schedule_id", type=int, help="Only this schedule (default: every active one).")
+def report_send(config_path: Path, now: bool, schedule_id: int | None) -> None:
+    """Render and e-mail the scheduled reports now, over the config's 'mail' SMTP server."""
+    from analytics.command import cache_path
+    from analytics.rollup import RollupCache
+    from reportmail.delivery import list_schedules
+    from reportmail.service import delivery_for
+    from tsstore import open_store
+
+    config = _load(config_path)
+    if config.settings.mail is None:
+        click.echo(f"error: {config_path}: no 'mail' section: add the SMTP server (host, port, sender; see docs/reports.md)",
+                   err=True)
+        sys.exit(2)
+    db = _open_plant(config)
+    store = open_store(config.settings.store, config.base_dir)
+    cache = RollupCache(cache_path(config.settings.analytics, config.settings.store, config.base_dir))
+    failed = 0
+    try:
+        delivery = delivery_for(config.settings.mail, config.settings.analytics, store, db, cache)
+        ids = [schedule_id] if schedule_id is not None else [sc["id"] for sc in list_schedules(db) if sc["active"]]
+        if not ids:
+            click.echo("no report schedules: add one with 'smartfactory report schedule'", err=True)
+            sys.exit(2)
+        for sid in ids:
+            try:
+                r = delivery.send_now(sid)
+            except LookupError as exc:
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(2)
+            failed += r["status"] != "sent"
+            click.echo(f"schedule {sid}: {r['status']} to {', '.join(r['recipients'])}" + (f" ({r['error']})" if r["error"] else ""))
+    finally:
+        cache.close()
+        store.close()
+        db.close()
+    sys.exit(1 if failed else 0)
 
 
 def _existing_plant(config: LoadedConfig):
@@ -934,6 +1070,15 @@ def _orders_reader(plant_db):
     from plantmodel.orders import orders_for_report
 
     return lambda tenant: orders_for_report(plant_db, tenant)
+
+
+def _annotator(plant_db):
+    """report -> the report with the plant model's names and target achievement; None without a plant model."""
+    if plant_db is None:
+        return None
+    from plantmodel.targets import annotate
+
+    return lambda report: annotate(report, plant_db)
 
 
 def _analytics_with_plant(config: LoadedConfig):

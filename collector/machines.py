@@ -20,7 +20,7 @@ from pathlib import Path
 
 from plant import MachineRef
 
-log = logging.getLogger("collector")
+log = logging.getLogger(__name__)
 
 CACHE_NAME = "known-machines.json"
 

@@ -39,7 +39,7 @@ from plant import MachineRef
 from tsstore import Point, StoreRejected, StoreUnavailable, TimeSeriesStore
 from wire import WireError, decode_telemetry, encode_telemetry, telemetry_subscription, telemetry_topic
 
-log = logging.getLogger("collector")
+log = logging.getLogger(__name__)
 
 _STOP = object()
 
@@ -68,7 +68,8 @@ class Collector:
         self.counters: Counter[str] = Counter()
         self.metrics = CollectorMetrics()
         self.metrics_port: int | None = None
-        self.subscribed = threading.Event()
+        self.subscribed = threading.Event()  # set once the broker has acknowledged the subscription
+        self._session_present = False
         #: leave the (shared) subscription: store what the session still holds, take nothing new
         self.retire = retire
         self.last_message_at = time.monotonic()
@@ -100,6 +101,7 @@ class Collector:
         # messages while we are away, and redelivers them when we come back.
         self.client = make_client(mqtt_settings, settings.client_id, clean_session=False, manual_ack=True)
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
         self._batcher = threading.Thread(target=self._batch_loop, name="collector-batcher", daemon=True)
@@ -169,10 +171,21 @@ class Collector:
             client.unsubscribe(self.topic)
             log.info("mqtt_retiring broker=%s topic=%s session_present=%s: unsubscribed, draining the session",
                      self.mqtt_settings.url, self.topic, flags.session_present)
+            self.subscribed.set()
         else:
+            # subscribed is set when the broker acknowledges (``_on_subscribe``): until then a message
+            # published to the topic is not routed to this session, so "subscribed" would be a lie
+            self._session_present = flags.session_present
             client.subscribe(self.topic, qos=1)
-            log.info("mqtt_subscribed broker=%s topic=%s session_present=%s", self.mqtt_settings.url, self.topic,
-                     flags.session_present)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        refused = [rc for rc in reason_codes if rc.is_failure]
+        if refused:
+            log.error("mqtt_subscribe_refused broker=%s topic=%s reason=%s fix=allow this client to read the topic "
+                      "in the broker's ACL", self.mqtt_settings.url, self.topic, refused[0])
+            return
+        log.info("mqtt_subscribed broker=%s topic=%s session_present=%s", self.mqtt_settings.url, self.topic,
+                 self._session_present)
         self.subscribed.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:

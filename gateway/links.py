@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from gateway.mclink import McLink
     from gateway.xgtlink import XgtLink
 
-log = logging.getLogger("gateway.link")
+log = logging.getLogger(__name__)
 
 
 def _reraise_cancellation() -> None:

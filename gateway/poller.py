@@ -25,7 +25,7 @@ from gateway.reporting import ChangeFilter
 from gateway.settings import DeviceSettings
 from registermap import OpcUaTag, decode
 
-log = logging.getLogger("gateway.poller")
+log = logging.getLogger(__name__)
 
 Values = dict[str, bool | int | float | str]
 #: Called with (device, source timestamp in epoch ms, decoded values) after every good poll.

@@ -27,7 +27,7 @@ from mqttlink import MqttSettings, make_client
 from plant import MachineRef
 from wire import MAX_PAYLOAD_BYTES, device_status_topic, encode_telemetry, gateway_status_topic, telemetry_topic
 
-log = logging.getLogger("gateway.publisher")
+log = logging.getLogger(__name__)
 
 #: Keep a packed message well under the contract's 1 MiB limit.
 _MESSAGE_BUDGET = MAX_PAYLOAD_BYTES // 2

@@ -19,7 +19,7 @@ from gateway.settings import DeviceSettings, GatewaySettings, Protocol
 from mqttlink import MqttSettings
 from plant import MachineRef
 
-log = logging.getLogger("gateway")
+log = logging.getLogger(__name__)
 
 
 def outbox_path(settings: GatewaySettings, base_dir: Path) -> Path:
@@ -76,11 +76,6 @@ class Gateway:
             )
 
     async def run(self) -> None:
-        if not log.isEnabledFor(logging.DEBUG):
-            # pymodbus logs every timeout as an ERROR with a hex dump of the last frames;
-            # the pollers log each failure once, as an operator-readable line.
-            logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-            logging.getLogger("asyncua").setLevel(logging.CRITICAL)  # likewise its reconnect tracebacks
         self._build_pollers()
         for p in self.pollers:
             d = p.device

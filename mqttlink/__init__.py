@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-log = logging.getLogger("mqttlink")
+log = logging.getLogger(__name__)
 
 
 class MqttSettings(BaseModel):

@@ -103,6 +103,23 @@ class SiteSeed(BaseModel):
     lines: list[LineSeed] = Field(default_factory=list)
 
 
+class TargetSeed(BaseModel):
+    """A target KPI of the rollout plan: ``{kpi: output_per_hour, change_pct: 10}`` (+10%), optionally per line."""
+
+    model_config = ConfigDict(extra="forbid")
+    kpi: Annotated[str, Field(max_length=64)]
+    change_pct: float
+    line: Ident | None = None
+    note: Annotated[str, Field(max_length=200)] | None = None
+
+    @model_validator(mode="after")
+    def _judgeable(self) -> TargetSeed:
+        from analytics.targets import check_target
+
+        check_target(self.kpi, self.change_pct)
+        return self
+
+
 class TenantSeed(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slug: Ident
@@ -111,6 +128,7 @@ class TenantSeed(BaseModel):
     timezone: Annotated[str, Field(max_length=64)] = "Asia/Seoul"
     rollout_date: date | None = None
     sites: list[SiteSeed] = Field(default_factory=list)
+    targets: list[TargetSeed] = Field(default_factory=list, description="the rollout plan's target KPIs (달성률)")
 
     @field_validator("timezone")
     @classmethod
@@ -223,6 +241,11 @@ def apply_seed(plant: PlantDb, seed: PlantSeed) -> None:
         s.flush()
         for u in seed.users:
             add_user(s, u.username, u.password, u.role, u.tenant, u.language)
+    for t in seed.tenants:
+        if t.targets:
+            from plantmodel.targets import set_targets
+
+            set_targets(plant, t.slug, [x.model_dump() for x in t.targets])
 
 
 def _gateway(s: Session, seeded: dict[str, BrokerAccount], username: str | None, tenant: str) -> int | None:

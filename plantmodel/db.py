@@ -262,6 +262,62 @@ class Order(Base):
     updated_ms: Mapped[int] = mapped_column(BigInteger)
 
 
+class KpiTarget(Base):
+    """A target KPI the SME declared in its rollout plan (``plantmodel.targets``): the report's 달성률.
+
+    ``change_pct`` is the declared change, signed as the programme writes it: +10 (output per
+    hour up 10%), -20 (defect rate down 20%). ``line`` is a line slug, or null for every line.
+    """
+
+    __tablename__ = "kpi_targets"
+    __table_args__ = (UniqueConstraint("tenant_id", "line", "kpi"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    line: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    kpi: Mapped[str] = mapped_column(String(64))
+    change_pct: Mapped[float] = mapped_column(Float)
+    note: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class ReportSchedule(Base):
+    """A report sent by e-mail on a schedule (``reportmail``): one tenant's before/after report, or the
+    centre's portfolio when ``tenant_id`` is null. ``recipients`` is a comma-separated list."""
+
+    __tablename__ = "report_schedules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), nullable=True)
+    line: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    kind: Mapped[str] = mapped_column(String(32))  # weekly, monthly, after_commissioning (reportmail.schedule)
+    hour: Mapped[int] = mapped_column(Integer, default=7)
+    recipients: Mapped[str] = mapped_column(String(2000))
+    lang: Mapped[str] = mapped_column(String(2), default="ko")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    tenant: Mapped[Tenant | None] = relationship()
+
+
+class ReportSend(Base):
+    """One delivery of a schedule's occurrence: at most one row per (schedule, key), so no report goes twice.
+
+    status: pending (waiting for its next attempt), sending (claimed by the leader), sent, failed
+    (attempts used up, or interrupted mid-send and not retried)."""
+
+    __tablename__ = "report_sends"
+    __table_args__ = (UniqueConstraint("schedule_id", "due_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("report_schedules.id", ondelete="CASCADE"))
+    due_key: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_ms: Mapped[int] = mapped_column(BigInteger)
+    claimed_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    sent_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    recipients: Mapped[str] = mapped_column(String(2000))
+    message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
 class PlantDb:
     """The engine and a session factory; one per process."""
 

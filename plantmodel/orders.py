@@ -34,7 +34,7 @@ from analytics.delivery import Order as DeliveryOrder, local_date
 from plantmodel.db import Line, Order, PlantDb, Site, Tenant
 from plant import IDENTIFIER_PATTERN
 
-log = logging.getLogger("plantmodel.orders")
+log = logging.getLogger(__name__)
 
 #: Field → header spellings accepted (compared without case, spaces, '_', '-', '.', '()').
 COLUMNS: dict[str, tuple[str, ...]] = {

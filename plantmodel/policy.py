@@ -28,7 +28,7 @@ from analytics.policy import Policy, ShiftDef
 from analytics.settings import AnalyticsSettings, RolloutDef
 from plantmodel.db import PlantDb, Tenant
 
-log = logging.getLogger("plantmodel.policy")
+log = logging.getLogger(__name__)
 
 
 def _hhmm(minute: int) -> str:

@@ -37,7 +37,7 @@ from simulators.groundtruth import TruthRecorder, write_ground_truth
 from simulators.scenario import Scenario, SimMachine
 from simulators.timeline import MachineTimeline
 
-log = logging.getLogger("simulators.backfill")
+log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 60
 ENERGY_DEADBAND_WH = 100.0

@@ -42,7 +42,7 @@ from pymodbus import FramerType
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-log = logging.getLogger("simulators.faults")
+log = logging.getLogger(__name__)
 
 _READ_FUNCTIONS = (1, 2, 3, 4)
 

@@ -5,7 +5,7 @@ A run (backfill, live, or ``smartfactory simulate truth``) writes a directory wi
 ``ground_truth.json``
     ``schema``: 1; ``scenario``: tenant, site, seed, start, rollout date, the configured
     changes (percent) and commissioning days; ``range_s``: [from, to) in epoch seconds;
-    ``state_codes``: code → name (``simulators.kinds.MachineState``); ``machines``: one
+    ``state_codes``: code → name (``plant.states.MachineState``); ``machines``: one
     entry per machine with ``tenant site line machine kind``, ``files`` (its npz),
     ``initial_good_count``, ``restarts_s``, ``good_before``/``scrap_before`` (parts
     completed from the scenario start up to ``range_s[0]``, before any restart logic),
@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulators.kinds import MachineState
+from plant.states import MachineState
 from simulators.scenario import Scenario, SimMachine
 from simulators.timeline import Day, MachineTimeline
 

@@ -9,12 +9,12 @@ client against the framing a real PLC uses.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import struct
 from dataclasses import dataclass, field
 
 from plcprotocol import mc
+from simulators.framed_server import FramedServer
 
 log = logging.getLogger(__name__)
 
@@ -105,37 +105,10 @@ def answer(memory: McMemory, frame: bytes) -> bytes:
         return mc.response(req.route, end_code=0xC061, command=req.command, subcommand=req.subcommand)
 
 
-class McServer:
-    """Listens on ``host:port`` and answers each connection's requests in order."""
+class McServer(FramedServer):
+    """The PLC's MC port on ``host:port``."""
 
     def __init__(self, memory: McMemory, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.memory, self.host, self.port = memory, host, port
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        log.info("mc_server_listening host=%s port=%d", self.host, self.port)
-        return self.port
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readexactly(mc.HEADER_BYTES)
-                try:
-                    rest = await reader.readexactly(mc.frame_length(head) - mc.HEADER_BYTES)
-                    reply = answer(self.memory, head + rest)
-                except mc.McError as exc:  # not MC protocol: a real PLC drops the connection
-                    log.warning("mc_server_bad_frame error=%s", exc)
-                    return
-                writer.write(reply)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+        super().__init__("mc", mc.HEADER_BYTES, mc.frame_length, lambda frame: answer(memory, frame), mc.McError,
+                         host, port)
+        self.memory = memory

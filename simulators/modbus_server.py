@@ -25,7 +25,7 @@ from simulators.faults import FaultProxy, FaultSchedule
 from simulators.scenario import Scenario, SimMachine
 from simulators.timeline import MachineTimeline
 
-log = logging.getLogger("simulators.modbus")
+log = logging.getLogger(__name__)
 
 _TABLE_OF_FUNCTION = {1: Table.coil, 5: Table.coil, 15: Table.coil, 2: Table.discrete_input, 4: Table.input_register}
 _TABLE_OF_FUNCTION.update({fc: Table.holding_register for fc in (3, 6, 16, 22, 23)})

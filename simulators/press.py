@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simulators.kinds import PRESS_TAGS, MachineState
+from plant.states import MachineState
+from simulators.kinds import PRESS_TAGS
 
 # The state codes and the skeleton's press map live in simulators.kinds (one place).
 __all__ = ["MachineState", "PRESS_TAGS", "PressModel", "PressParameters", "PressSnapshot"]

@@ -32,8 +32,9 @@ from datetime import date, timedelta
 
 import numpy as np
 
+from plant.states import MachineState
 from simulators.calendar import CalendarSettings, day_plan
-from simulators.kinds import Analog, Kind, MachineParameters, MachineState
+from simulators.kinds import Analog, Kind, MachineParameters
 
 S = MachineState
 _N_STATES = len(MachineState)

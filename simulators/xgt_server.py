@@ -8,12 +8,12 @@ for an area the PLC does not have, 0x0001 for more than 16 blocks. It shares the
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import struct
 from dataclasses import dataclass, field
 
 from plcprotocol import xgt
+from simulators.framed_server import FramedServer
 
 log = logging.getLogger(__name__)
 
@@ -85,34 +85,10 @@ def answer(memory: XgtMemory, frame: bytes) -> bytes:
         return xgt.nak(invoke, 0, 0x0002)
 
 
-class XgtServer:
+class XgtServer(FramedServer):
+    """The PLC's FEnet dedicated-protocol port on ``host:port``."""
+
     def __init__(self, memory: XgtMemory, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.memory, self.host, self.port = memory, host, port
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        log.info("xgt_server_listening host=%s port=%d", self.host, self.port)
-        return self.port
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readexactly(xgt.HEADER_BYTES)
-                try:
-                    rest = await reader.readexactly(xgt.frame_length(head) - xgt.HEADER_BYTES)
-                except xgt.XgtError as exc:
-                    log.warning("xgt_server_bad_frame error=%s", exc)
-                    return
-                writer.write(answer(self.memory, head + rest))
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+        super().__init__("xgt", xgt.HEADER_BYTES, xgt.frame_length, lambda frame: answer(memory, frame), xgt.XgtError,
+                         host, port)
+        self.memory = memory

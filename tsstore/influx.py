@@ -22,7 +22,7 @@ from plant import MachineRef
 from tsstore.base import LatestValue, Point, StoredValue, StoreRejected, StoreUnavailable, ValueCount
 from tsstore.lineprotocol import MEASUREMENT, _escape_key, quote_ident, quote_literal, to_lines
 
-log = logging.getLogger("tsstore.influx")
+log = logging.getLogger(__name__)
 
 _AGG_FUNCTIONS = {"mean": "mean", "min": "min", "max": "max", "last": "last", "count": "count"}
 _DROPPED = re.compile(r"dropped=(\d+)")

@@ -14,14 +14,15 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
 from analytics.beforeafter import WindowError, portfolio_summary
-from analytics.render import MEDIA_TYPES, PdfFontMissing, portfolio_html, render
+from analytics.render import ATTACHMENTS, MEDIA_TYPES, PdfFontMissing, portfolio_html, render
 from analytics.report import ReportError, before_after_report, data_extent, period_report, portfolio_reports, select_machines
 from api.access import CentreOnly
 from api.services import Services, ServicesDep
 from plantmodel.orders import orders_for_report
+from plantmodel.targets import annotate
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
-Format = Literal["json", "html", "csv", "pdf"]
+Format = Literal["json", "html", "csv", "pdf", "xlsx"]
 Lang = Literal["ko", "en"]
 
 
@@ -30,7 +31,7 @@ def _answer(report: dict, fmt: str, lang: str, name: str) -> Response:
         body = render(report, fmt, lang)
     except PdfFontMissing as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
-    headers = {"Content-Disposition": f'attachment; filename="{name}.{fmt}"'} if fmt in ("csv", "pdf") else {}
+    headers = {"Content-Disposition": f'attachment; filename="{name}.{fmt}"'} if fmt in ATTACHMENTS else {}
     return Response(content=body, media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
@@ -61,7 +62,7 @@ def line_kpis(
                                cache=services.rollup_cache)
     except (ReportError, ValueError) as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
-    return _answer(report, format, lang, f"kpis-{tenant}-{line}-{first}")
+    return _answer(annotate(report, services.plant), format, lang, f"kpis-{tenant}-{line}-{first}")
 
 
 @router.get("/{tenant}/{site}/{line}/before-after")
@@ -99,7 +100,7 @@ def line_before_after(
                                      orders=orders_for_report(services.plant, tenant))
     except (ReportError, WindowError, ValueError) as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
-    return _answer(report, format, lang, f"before-after-{tenant}-{line}-{rollout}")
+    return _answer(annotate(report, services.plant), format, lang, f"before-after-{tenant}-{line}-{rollout}")
 
 
 @router.get("/portfolio")
@@ -108,7 +109,7 @@ def centre_portfolio(services: ServicesDep, _p: CentreOnly, format: Literal["jso
     settings, plant = services.analytics.get(), services.plant
     reports, problems = portfolio_reports(services.store, settings, 1000, cache=services.rollup_cache,
                                           orders_for=lambda t: orders_for_report(plant, t))
-    data = portfolio_summary(reports, problems)
+    data = portfolio_summary([annotate(r, plant) for r in reports], problems)
     if format == "html":
         return Response(content=portfolio_html(data, lang), media_type=MEDIA_TYPES["html"])
     return Response(content=render(data, "json", lang), media_type=MEDIA_TYPES["json"])

@@ -46,7 +46,8 @@ A = MachineRef("acme", "changwon-1", "press-line-1", "press-1")
 B = MachineRef("bravo", "busan-1", "line-b", "press-b")
 PW = "correct-horse-1"
 TABLES = {"centres", "tenants", "sites", "lines", "machines", "shifts", "users", "web_sessions", "api_tokens",
-          "broker_accounts", "alarm_rules", "alarms", "orders", "login_throttle", "login_devices"}
+          "broker_accounts", "alarm_rules", "alarms", "orders", "login_throttle", "login_devices", "kpi_targets",
+          "report_schedules", "report_sends"}
 CLI = [sys.executable, "-m", "cli.main"]
 
 

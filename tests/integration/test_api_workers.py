@@ -42,7 +42,8 @@ def api(tmp_path):
     config.write_text(yaml.safe_dump({
         "store": {"kind": "sqlite", "path": "store.db"},
         "api": {"database_url": "sqlite:///plant.db", "alarm_interval_s": 0.2, "workers": 2,
-                "login_free_failures_per_address": 4},
+                # a wait far longer than a loaded machine takes between two requests, so the test does not time it
+                "login_free_failures_per_address": 4, "login_backoff_base_s": 600},
         "analytics": {"rollup_interval_s": 10},
     }))
     plant = open_plant(f"sqlite:///{tmp_path / 'plant.db'}")

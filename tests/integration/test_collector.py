@@ -34,6 +34,31 @@ def _publish(client: mqtt.Client, topic: str, payload: bytes) -> None:
     client.publish(topic, payload, qos=1).wait_for_publish(10)
 
 
+def test_subscribed_means_the_broker_has_the_subscription(mosquitto, tmp_path):
+    """``subscribed`` waits for the broker's SUBACK: what is published after it is never lost.
+
+    A loaded broker takes the SUBSCRIBE late (here: sent 0.5 s after the connection); the event
+    used to be set when the request was sent, and the first messages went to no subscriber.
+    """
+    import threading
+
+    settings = MqttSettings(url=mosquitto.url)
+    store = SqliteStore(tmp_path / "c.db")
+    collector = Collector(CollectorSettings(client_id="c-suback", batch_interval_s=0.1, metrics_port=None), settings,
+                          store, data_dir=tmp_path / "collector")
+    send = collector.client.subscribe
+    collector.client.subscribe = lambda *a, **kw: threading.Timer(0.5, send, a, kw).start()  # type: ignore[method-assign]
+    collector.start()
+    try:
+        assert collector.subscribed.wait(10)
+        pub = _publisher(settings)
+        _publish(pub, telemetry_topic(M), encode_telemetry(M, [(T0, {"a": 1})]))
+        wait_until(lambda: collector.counters["written"] == 1, 30, "the point published right after subscribed")
+        pub.loop_stop()
+    finally:
+        collector.stop()
+
+
 def test_bad_messages_are_counted_and_good_ones_stored(mosquitto, tmp_path):
     settings = MqttSettings(url=mosquitto.url)
     store = SqliteStore(tmp_path / "c.db")

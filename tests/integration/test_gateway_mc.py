@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import struct
 
 import pytest
@@ -13,7 +12,8 @@ from gateway.poller import DevicePoller
 from gateway.links import build_links
 from gateway.settings import DeviceSettings
 from simulators.mc_server import McMemory, McServer
-from tests.integration.test_gateway_polling import Recorder, run, wait_for
+from tests.integration.test_gateway_polling import Recorder, poll_until, run
+from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -79,25 +79,10 @@ def test_an_mc_device_is_polled_in_the_fewest_batch_reads_and_every_value_decode
 
 
 def test_a_refused_span_is_split_and_the_missing_device_set_aside_as_unreadable():
-    async def main():
-        server = McServer(_memory(D=350))  # this CPU has D0..D349: D400 is out of range (end code C056)
-        port = await server.start()
-        device = _device(port)
-        rec = Recorder()
-        links = build_links([device])
-        poller = DevicePoller(device, links[device.link], rec.sink, rec.health)
-        task = asyncio.create_task(poller.run())
-        try:
-            await wait_for(lambda: rec.count("press-mc") >= 2 and "recipe" in poller.plan.unreadable,
-                           what="the refused D400 set aside and polls going on")
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            links[device.link].close()
-            await server.stop()
-        return poller, rec
-
-    poller, rec = run(main())
+    server = McServer(_memory(D=350), port=free_port())  # D0..D349: D400 is out of range (end code C056)
+    device = _device(server.port)
+    poller, rec = run(poll_until(server, device, lambda p, r: r.count("press-mc") >= 2 and "recipe" in p.plan.unreadable,
+                                 "the refused D400 set aside and polls going on"))
     last = rec.samples["press-mc"][-1][1] if rec.samples["press-mc"] else {}
     assert poller.health.unreadable_tags == ["recipe"]
     assert poller.health.online is True

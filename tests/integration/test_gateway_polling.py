@@ -54,6 +54,24 @@ def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 60))
 
 
+async def poll_until(server, device, condition, what: str):
+    """Run one device's poller against ``server`` (started and stopped here) until
+    ``condition(poller, recorder)`` holds; returns (poller, recorder)."""
+    await server.start()
+    rec = Recorder()
+    links = build_links([device])
+    poller = DevicePoller(device, links[device.link], rec.sink, rec.health)
+    task = asyncio.create_task(poller.run())
+    try:
+        await wait_for(lambda: condition(poller, rec), what=what)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        links[device.link].close()
+        await server.stop()
+    return poller, rec
+
+
 def start_pollers(devices, rec):
     links = build_links(devices)
     pollers = [DevicePoller(d, links[d.link], rec.sink, rec.health) for d in devices]

@@ -3,7 +3,6 @@ simulated FEnet port: planned block reads, decoding, refused spans split, invoke
 
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 
@@ -12,7 +11,8 @@ from gateway.planner import area_name
 from gateway.poller import DevicePoller
 from gateway.settings import DeviceSettings
 from simulators.xgt_server import XgtMemory, XgtServer
-from tests.integration.test_gateway_polling import Recorder, run, wait_for
+from tests.integration.test_gateway_polling import Recorder, poll_until, run
+from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -65,25 +65,10 @@ def test_an_xgt_device_is_read_in_block_reads_and_every_value_decodes():
 
 
 def test_a_read_past_an_area_is_refused_split_and_the_tag_set_aside():
-    async def main():
-        server = XgtServer(_memory(D=44))  # %D has 44 bytes: %DD12 (bytes 48-51) is past its end
-        port = await server.start()
-        device = _device(port, poll_interval_s=0.1)
-        rec = Recorder()
-        links = build_links([device])
-        poller = DevicePoller(device, links[device.link], rec.sink, rec.health)
-        task = asyncio.create_task(poller.run())
-        try:
-            await wait_for(lambda: rec.count("press-ls") >= 2 and "force" in poller.plan.unreadable,
-                           what="the refused %DD12 set aside and polls going on")
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            links[device.link].close()
-            await server.stop()
-        return poller, rec
-
-    poller, rec = run(main())
+    server = XgtServer(_memory(D=44), port=free_port())  # %D has 44 bytes: %DD12 (bytes 48-51) is past its end
+    device = _device(server.port, poll_interval_s=0.1)
+    poller, rec = run(poll_until(server, device, lambda p, r: r.count("press-ls") >= 2 and "force" in p.plan.unreadable,
+                                 "the refused %DD12 set aside and polls going on"))
     assert poller.health.unreadable_tags == ["force"] and poller.health.online is True
     assert rec.samples["press-ls"][-1][1]["count"] == 70_000
 

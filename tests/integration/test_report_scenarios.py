@@ -16,6 +16,7 @@ import pytest
 
 from analytics.policy import Policy, ShiftDef
 from analytics.report import before_after_report, data_extent
+from cli.demo import PRESS_IDEAL_CYCLE_S
 from simulators.backfill import backfill, store_writer
 from simulators.scenario import load_scenario, resolve_scenario_path
 from tsstore.sqlite import SqliteStore
@@ -69,7 +70,7 @@ def truth_in_windows(truth: dict, truth_dir, report: dict, offset_h: float) -> d
 
 @pytest.fixture(scope="module")
 def autoparts(tmp_path_factory):
-    return run(tmp_path_factory, "autoparts_press_line", Policy(default_ideal_cycle_s=24.0))
+    return run(tmp_path_factory, "autoparts_press_line", Policy(default_ideal_cycle_s=PRESS_IDEAL_CYCLE_S))
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +123,13 @@ def test_placebo_shows_no_significant_change(placebo):
     same_windows = truth_in_windows(truth, truth_dir, report, scenario.calendar.utc_offset_hours)
     lo, hi = k["output_per_hour"]["ci95_change_pct"]
     assert lo <= same_windows["output_per_hour"] <= hi
+
+
+def test_autoparts_performance_and_oee_are_plausible_with_the_demo_ideal_cycle(autoparts):
+    """The demo's presses press 19 s: an ideal cycle of pressing plus unloading puts performance at 60-100%."""
+    report, *_ = autoparts
+    k = {c["key"]: c for c in report["kpis"]}
+    for phase in ("before", "after"):
+        assert 0.6 <= k["performance"][phase] <= 1.0
+        assert 0.5 <= k["oee"][phase] <= 0.9
+    assert not [w for w in report["warnings"] if "ideal cycle" in w]

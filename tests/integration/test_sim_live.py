@@ -18,10 +18,10 @@ import pytest
 import yaml
 from pymodbus.client import ModbusTcpClient
 
+from plant.states import MachineState
 from registermap import Table, decode
 from simulators.backfill import backfill
 from simulators.groundtruth import load_truth_arrays
-from simulators.kinds import MachineState
 from simulators.scenario import load_scenario, resolve_scenario_path
 from tests.servers import free_port
 from tests.waiting import wait_until

@@ -13,6 +13,7 @@ from analytics.rollup import RollupCache, machine_buckets
 from analytics.settings import AnalyticsSettings
 from analytics.synthetic import LineSpec, generate
 from plant import MachineRef
+from plant.states import MachineState as S
 from tsstore import Point, StoreUnavailable
 from tsstore.sqlite import SqliteStore
 
@@ -77,7 +78,7 @@ def test_a_steady_pass_only_recomputes_the_recheck_window(store, cache):
 
 def _late_replay(store: SqliteStore, machine: MachineRef, hour_ms: int) -> None:
     """What a gateway's outbox replays after an outage: the machine was running through the whole hour."""
-    store.write([Point(machine, hour_ms + i * 10_000, {"state": 1.0}) for i in range(360)])
+    store.write([Point(machine, hour_ms + i * 10_000, {"state": S.LOADING}) for i in range(360)])
 
 
 def test_late_data_inside_the_recheck_window_reaches_the_cache(store, cache):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analytics.counters import Correction, counter_deltas
@@ -70,3 +70,22 @@ def test_intervals_tile_the_window_exactly(samples, stale):
     assert iv[0].start_ms == 1000 and iv[-1].end_ms == 4000
     assert all(a.end_ms == b.start_ms for a, b in zip(iv, iv[1:]))
     assert sum(i.duration_ms for i in iv) == 3000
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 400), st.integers(0, 3)), max_size=25), st.integers(0, 3000),
+       st.integers(1, 3000), st.integers(1, 600))
+def test_state_intervals_follow_the_rule_millisecond_by_millisecond(steps, start, span, stale):
+    """Each ms holds the state of the last sample at or before it, if that sample is under stale_ms old."""
+    ts, states, t = [], [], 0
+    for gap, s in steps:
+        t += gap
+        ts.append(t)
+        states.append(s)
+    got = state_intervals(ts, states, (start, start + span), stale)
+    assert got[0].start_ms == start and got[-1].end_ms == start + span
+    assert all(a.end_ms == b.start_ms and a.state != b.state for a, b in zip(got, got[1:]))
+    for ms in range(start, start + span):
+        i = max((k for k, x in enumerate(ts) if x <= ms), default=None)
+        want = states[i] if i is not None and ms < ts[i] + stale else UNKNOWN
+        assert next(iv.state for iv in got if iv.start_ms <= ms < iv.end_ms) == want, ms

@@ -18,6 +18,7 @@ from plantmodel.admin import PlantSeed, apply_seed, create_token
 from plantmodel.db import Alarm, AlarmRule, open_plant
 from api.settings import ApiSettings
 from plant import MachineRef
+from plant.states import MachineState as S
 from tsstore import Point
 from tsstore.sqlite import SqliteStore
 
@@ -37,8 +38,11 @@ TENANTLESS = {
     # centre admins only (tests/unit/test_api_credentials.py)
     ("POST", "/api/v1/users"), ("PATCH", "/api/v1/users/{username}"), ("GET", "/api/v1/users/{username}/tokens"),
     ("DELETE", "/api/v1/users/{username}/tokens/{token_id}"),
+    # centre roles only (api/routers/schedules.py): a schedule may mail the portfolio of every SME
+    ("GET", "/api/v1/report-schedules"), ("POST", "/api/v1/report-schedules"), ("GET", "/api/v1/report-schedules/sends"),
 }
-CENTRE_ONLY = {"/api/v1/centre/overview", "/api/v1/reports/portfolio", "/api/v1/centre/portfolio"}
+CENTRE_ONLY = {"/api/v1/centre/overview", "/api/v1/reports/portfolio", "/api/v1/centre/portfolio", "/api/v1/report-schedules",
+               "/api/v1/report-schedules/sends"}
 #: tenant-scoped routes for centre roles only: the tenant's own owner gets 403 there, a centre engineer 200
 CENTRE_ONLY_SCOPED = {"/api/v1/centre/tenants/{tenant}"}
 ADMIN_ONLY = {("POST", "/api/v1/users"), ("PATCH", "/api/v1/users/owner-b"), ("GET", "/api/v1/users/owner-b/tokens"),
@@ -80,7 +84,7 @@ def app(tmp_path_factory):
         for rule in s.query(AlarmRule).all():
             s.add(Alarm(rule_id=rule.id, raised_ms=T0, value=1.0))
     store = SqliteStore(tmp_path / "store.db")
-    store.write([Point(m, T0 + i * 1000, {"state": 2, "force": 1.0 + i, "good_count": i})
+    store.write([Point(m, T0 + i * 1000, {"state": S.PROCESSING, "force": 1.0 + i, "good_count": i})
                  for m in (A, B) for i in range(5)])
     return create_app(store, ApiSettings(), plant, run_alarms=False)
 

@@ -14,6 +14,7 @@ from plantmodel.admin import PlantSeed, apply_seed
 from plantmodel.db import Alarm, AlarmRule, open_plant
 from api.settings import ApiSettings
 from plant import MachineRef
+from plant.states import MachineState as S
 from tsstore import Point
 from tsstore.sqlite import SqliteStore
 
@@ -42,7 +43,7 @@ def app(tmp_path):
                   {"username": "operator-a", "password": PASSWORD, "role": "sme_operator", "tenant": "acme"}],
     }))
     store = SqliteStore(tmp_path / "store.db")
-    store.write([Point(m, T0 + i * 1000, {"state": 2, "force": 800.0 + i, "note": "lot-7"})
+    store.write([Point(m, T0 + i * 1000, {"state": S.PROCESSING, "force": 800.0 + i, "note": "lot-7"})
                  for m in (P1, B) for i in range(5)])
     return create_app(store, ApiSettings(), plant, run_alarms=False)
 
@@ -64,7 +65,7 @@ def _rule(**kw) -> dict:
 
 
 def _write(app, ts: int, force: float) -> None:
-    app.state.services.store.write([Point(P1, ts, {"state": 2, "force": force})])
+    app.state.services.store.write([Point(P1, ts, {"state": S.PROCESSING, "force": force})])
 
 
 def _alarms(app, rule_id: int) -> list[Alarm]:
@@ -93,10 +94,10 @@ TAGS = MachineTags({"force": True, "state": True, "note": False})
     ({"name": "taken"}, "name", "already used by another rule of machine press-1"),
     ({"kind": "state_duration", "state": None, "duration_s": 30}, "state", "0 idle, 2 processing, 4 fault"),
     ({"kind": "state_duration", "state": 9, "duration_s": 30}, "state", "state 9 is not a state code"),
-    ({"kind": "state_duration", "tag": "state", "state": 4, "duration_s": None}, "duration_s", "e.g. 300"),
-    ({"kind": "state_duration", "tag": "state", "state": 4, "duration_s": -5}, "duration_s",
+    ({"kind": "state_duration", "tag": "state", "state": S.FAULT, "duration_s": None}, "duration_s", "e.g. 300"),
+    ({"kind": "state_duration", "tag": "state", "state": S.FAULT, "duration_s": -5}, "duration_s",
      "more than 0 seconds (got -5.0)"),
-    ({"kind": "state_duration", "tag": "state", "state": 4, "duration_s": 0}, "duration_s", "more than 0 seconds"),
+    ({"kind": "state_duration", "tag": "state", "state": S.FAULT, "duration_s": 0}, "duration_s", "more than 0 seconds"),
 ])
 def test_each_problem_names_its_field_and_how_to_fix_it(changes, field, fragment):
     errors, _ = check_rule(RuleIn(**_rule(**changes)), TAGS, STATES, taken={"taken"})
@@ -106,7 +107,7 @@ def test_each_problem_names_its_field_and_how_to_fix_it(changes, field, fragment
 
 def test_a_good_rule_passes_and_unknown_tags_are_a_warning_not_an_error():
     assert check_rule(RuleIn(**_rule()), TAGS, STATES, set()) == ([], [])
-    state_rule = RuleIn(**_rule(kind="state_duration", tag="state", state=4, duration_s=30, op=None, threshold=None))
+    state_rule = RuleIn(**_rule(kind="state_duration", tag="state", state=S.FAULT, duration_s=30, op=None, threshold=None))
     assert check_rule(state_rule, TAGS, STATES, set()) == ([], [])
     errors, warnings = check_rule(RuleIn(**_rule(tag="anything")), MachineTags(None, "machine press-2 has reported "
                                                                                     "no data yet"), STATES, set())
@@ -126,14 +127,14 @@ def test_add_lists_and_refuses_bad_rules_with_a_422_per_field(app, owner):
     state = _fields(owner.post(f"{RULES}/acme", json=_rule(name="s", kind="state_duration", tag="state", state=42,
                                                            duration_s=10)))["state"]
     assert "state 42 is not a state code" in state and "4 fault" in state
-    dur = _fields(owner.post(f"{RULES}/acme", json=_rule(name="d", kind="state_duration", tag="state", state=4,
+    dur = _fields(owner.post(f"{RULES}/acme", json=_rule(name="d", kind="state_duration", tag="state", state=S.FAULT,
                                                          duration_s=-1)))
     assert "duration_s must be more than 0 seconds" in dur["duration_s"]
     assert "already used" in _fields(owner.post(f"{RULES}/acme", json=_rule()))["name"]
     # a type error comes in the same shape (FastAPI's), so the form reads both alike
     assert "threshold" in _fields(owner.post(f"{RULES}/acme", json=_rule(name="x", threshold="hot")))
     # kind-foreign fields are dropped, not stored
-    r = owner.post(f"{RULES}/acme", json=_rule(name="stuck", kind="state_duration", tag="state", state=4,
+    r = owner.post(f"{RULES}/acme", json=_rule(name="stuck", kind="state_duration", tag="state", state=S.FAULT,
                                                duration_s=60))
     assert r.status_code == 201 and (r.json()["op"], r.json()["threshold"]) == (None, None)
     assert [x["name"] for x in owner.get(f"{RULES}/acme").json()] == ["force high", "stuck"]
@@ -148,7 +149,7 @@ def test_a_machine_without_data_takes_any_tag_with_a_warning(owner):
 def test_choices_list_operators_states_and_each_machines_tags(app, owner):
     c = owner.get(f"{RULES}/acme/choices", params={"site": "s1", "line": "l1"}).json()
     assert c["ops"] == [">", ">=", "<", "<=", "==", "!="]
-    assert {"code": 4, "name": "fault"} in c["states"] and len(c["states"]) == 9
+    assert {"code": S.FAULT, "name": "fault"} in c["states"] and len(c["states"]) == len(S)
     tags = {m["machine"]: m["tags"] for m in c["machines"]}
     assert tags == {"press-1": [{"tag": "force", "numeric": True}, {"tag": "note", "numeric": False},
                                 {"tag": "state", "numeric": True}], "press-2": None}

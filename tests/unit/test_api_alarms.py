@@ -12,11 +12,12 @@ from api.live import alarms_of
 from plantmodel.admin import PlantSeed, apply_seed
 from plantmodel.db import Alarm, AlarmRule, alembic_config, open_plant
 from plant import MachineRef
+from plant.states import MachineState as S
 from tsstore import Point
 from tsstore.sqlite import SqliteStore
 
 HOT = RuleSpec("threshold", "force", ">", 830.0)
-FAULT_30S = RuleSpec("state_duration", "state", state=4, duration_s=30)
+FAULT_30S = RuleSpec("state_duration", "state", state=S.FAULT, duration_s=30)
 M = MachineRef("acme", "s1", "l1", "press-1")
 T0 = 1_795_000_000_000
 
@@ -43,7 +44,7 @@ def engine(tmp_path):
     plant = open_plant(f"sqlite:///{tmp_path / 'plant.db'}")
     apply_seed(plant, PlantSeed.model_validate({"tenants": [{"slug": "acme", "sites": [{"slug": "s1", "lines": [
         {"slug": "l1", "machines": [{"slug": "press-1", "alarms": [
-            {"name": "fault > 30 s", "kind": "state_duration", "tag": "state", "state": 4, "duration_s": 30},
+            {"name": "fault > 30 s", "kind": "state_duration", "tag": "state", "state": S.FAULT, "duration_s": 30},
             {"name": "force > 830", "kind": "threshold", "tag": "force", "op": ">", "threshold": 830}]}]}]}]}]}))
     store = SqliteStore(tmp_path / "store.db")
     return AlarmEngine(plant, store, stale_ms=10_000), store, plant
@@ -56,15 +57,15 @@ def _statuses(plant) -> dict[str, str]:
 def test_alarm_life_raised_acknowledged_cleared(engine):
     eng, store, plant = engine
     # running, force normal: nothing
-    store.write([Point(M, T0 + i * 1000, {"state": 2, "force": 800.0}) for i in range(5)])
+    store.write([Point(M, T0 + i * 1000, {"state": S.PROCESSING, "force": 800.0}) for i in range(5)])
     assert eng.tick(T0 + 4000) == 0 and _statuses(plant) == {}
     # force spikes: raised once, not again on the next tick
-    store.write([Point(M, T0 + 5000, {"state": 4, "force": 850.0})])
+    store.write([Point(M, T0 + 5000, {"state": S.FAULT, "force": 850.0})])
     assert eng.tick(T0 + 5000) == 1
     assert eng.tick(T0 + 5500) == 0
     assert _statuses(plant) == {"force > 830": "active"}
     # fault held for 30 s (samples every second): the state-duration rule fires
-    store.write([Point(M, T0 + 5000 + i * 1000, {"state": 4, "force": 850.0}) for i in range(1, 31)])
+    store.write([Point(M, T0 + 5000 + i * 1000, {"state": S.FAULT, "force": 850.0}) for i in range(1, 31)])
     assert eng.tick(T0 + 35_000) == 1
     assert _statuses(plant) == {"force > 830": "active", "fault > 30 s": "active"}
     # acknowledged by a person, then cleared when the condition ends
@@ -72,7 +73,7 @@ def test_alarm_life_raised_acknowledged_cleared(engine):
         alarm = next(a for a in s.scalars(select(Alarm)) if a.rule.name == "force > 830")
         alarm.acknowledged_ms, alarm.acknowledged_by = T0 + 36_000, "owner"
     assert _statuses(plant)["force > 830"] == "acknowledged"
-    store.write([Point(M, T0 + 37_000, {"state": 2, "force": 800.0})])
+    store.write([Point(M, T0 + 37_000, {"state": S.PROCESSING, "force": 800.0})])
     assert eng.tick(T0 + 37_000) == 2
     assert _statuses(plant) == {"force > 830": "cleared", "fault > 30 s": "cleared"}
     assert alarms_of(plant, "acme") == []  # the dashboard lists only active and acknowledged
@@ -80,7 +81,7 @@ def test_alarm_life_raised_acknowledged_cleared(engine):
 
 def test_engine_learns_how_long_a_state_already_lasts_on_first_sight(engine):
     eng, store, plant = engine
-    store.write([Point(M, T0 + i * 1000, {"state": 4, "force": 0.0}) for i in range(40)])
+    store.write([Point(M, T0 + i * 1000, {"state": S.FAULT, "force": 0.0}) for i in range(40)])
     assert eng.tick(T0 + 39_000) == 1  # the fault began 39 s ago: history, not the engine's start
     assert _statuses(plant) == {"fault > 30 s": "active"}
 
@@ -118,7 +119,7 @@ def test_migrations_build_exactly_the_models_schema(tmp_path):
     assert diff == []
     from alembic.script import ScriptDirectory
 
-    assert ScriptDirectory.from_config(alembic_config(plant.url)).get_heads() == ["0005"]  # one line of history
+    assert ScriptDirectory.from_config(alembic_config(plant.url)).get_heads() == ["0007"]  # one line of history
     open_plant(plant.url)  # upgrading a current database is a no-op
 
 

@@ -7,6 +7,7 @@ from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
 from api.centre import DAY_MS, machine_status
 from plant import MachineRef
+from plant.states import MachineState as S
 from tsstore import Point
 from tsstore.sqlite import SqliteStore
 
@@ -31,7 +32,7 @@ class _Counting:
 def test_coverage_from_the_rollups_equals_the_store_and_reads_only_the_edges(tmp_path):
     store = SqliteStore(tmp_path / "s.db")
     # a sample a minute for the last 30 h, except a 5 h outage from 20 h to 15 h ago
-    store.write([Point(M, NOW - k * 60_000, {"state": 2.0}) for k in range(1, 30 * 60) if not 15 * 60 <= k < 20 * 60])
+    store.write([Point(M, NOW - k * 60_000, {"state": S.PROCESSING}) for k in range(1, 30 * 60) if not 15 * 60 <= k < 20 * 60])
     settings = AnalyticsSettings()
     direct = machine_status(store, None, M, settings, NOW)
     assert direct.window_ms >= DAY_MS and abs(direct.known_ms / direct.window_ms - 19 / 24) < 0.01

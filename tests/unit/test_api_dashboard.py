@@ -9,14 +9,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api import linedash as ld
+from analytics import live as ld
+from analytics.policy import Policy
+from analytics.states import UNKNOWN, state_intervals, time_in_state
 from api.live import LineModel, build_snapshot
-from analytics.states import UNKNOWN, Interval, state_intervals, time_in_state
 from plant import MachineRef
+from plant.states import MachineState as S
 from tsstore import Point
 from tsstore.sqlite import SqliteStore
 
 SEOUL = "Asia/Seoul"
+#: The default policy with the staleness these tests were written for.
+POLICY = Policy(stale_s=10, ideal_cycle_s={"m1": 10.0, "m2": 10.0})
+H = 3_600_000
 
 
 def _ms(y, mo, d, h, mi=0, tz=SEOUL) -> int:
@@ -51,59 +56,53 @@ def test_planned_time_today_from_the_calendar():
 def test_count_since_corrects_the_uint16_wrap_and_flags_it():
     ts = [0, 60_000, 120_000, 180_000]
     values = [65_530.0, 65_534.0, 3.0, 10.0]
-    assert ld.count_since(ts, values, since_ms=60_000) == (4 + 5 + 7, 1)
-    assert ld.count_since(ts, values, since_ms=0) == (4 + 5 + 7, 1)
-    assert ld.count_since(ts, values, since_ms=10**9) == (0, 0)
+    assert ld.count_since(ts, values, bits=16, since_ms=60_000) == (4 + 5 + 7, 1)
+    assert ld.count_since(ts, values, bits=16, since_ms=0) == (4 + 5 + 7, 1)
+    assert ld.count_since(ts, values, bits=16, since_ms=10**9) == (0, 0)
 
 
 def test_count_since_treats_a_drop_far_from_the_top_as_a_reset():
     assert ld.count_since([0, 1, 2], [500.0, 510.0, 4.0], 0) == (10 + 4, 1)
 
 
-def test_oee_estimate_is_iso_22400_and_keeps_unknown_time_in_the_denominator():
-    h = 3_600_000
-    intervals = [Interval(0, 4 * h, ld.PROCESSING), Interval(4 * h, 5 * h, ld.FAULT),
-                 Interval(5 * h, 6 * h, ld.PLANNED_STOP), Interval(6 * h, 8 * h, UNKNOWN)]
-    est = ld.oee_estimate(intervals, good=900, scrap=100, ideal_cycle_s=12.0)
-    assert est.availability == pytest.approx(4 / 7)  # planned stop leaves PBT; unknown stays in
-    assert est.performance == pytest.approx(12 * 1000 / (4 * 3600))
-    assert est.quality == pytest.approx(0.9)
-    assert est.oee == pytest.approx(4 / 7 * 12 * 1000 / (4 * 3600) * 0.9)
-    assert est.coverage == pytest.approx(6 / 8)
-    assert "estimate" in est.label
+def _estimate(state_ms: dict[int, int], good: int, scrap: int, ideal_s: float, policy: Policy = POLICY) -> dict:
+    return ld.estimate(ld.window_totals(state_ms, sum(state_ms.values()), good, scrap, ideal_s, policy))
 
 
-def test_oee_estimate_without_production_has_no_fake_numbers():
-    est = ld.oee_estimate([Interval(0, 1000, ld.FAULT)], good=0, scrap=0, ideal_cycle_s=10)
-    assert (est.availability, est.performance, est.quality, est.oee) == (0.0, None, None, None)
+def test_live_oee_is_the_reports_and_keeps_unknown_time_out_of_planned_time():
+    est = _estimate({S.PROCESSING: 4 * H, S.FAULT: H, S.PLANNED_STOP: H, UNKNOWN: 2 * H}, good=900, scrap=100, ideal_s=12.0)
+    assert est["availability"] == pytest.approx(4 / 5)  # planned stop leaves PBT; no-data time is in no state
+    assert est["performance"] == pytest.approx(12 * 1000 / (4 * 3600))
+    assert est["quality"] == pytest.approx(0.9)
+    assert est["oee"] == pytest.approx(4 / 5 * 12 * 1000 / (4 * 3600) * 0.9)
+    assert est["coverage"] == pytest.approx(6 / 8)
+    assert (est["planned_s"], est["running_s"], est["unknown_s"]) == (5 * 3600, 4 * 3600, 2 * 3600)
+    assert (est["good"], est["scrap"]) == (900, 100)
+    assert "estimate" in est["label"]
 
 
-def test_state_classes_match_the_reports():
-    """Idle and micro-stops are speed losses inside production time; not-scheduled time is planned."""
-    h = 3_600_000
-    ivs = [Interval(0, h, ld.PROCESSING), Interval(h, 2 * h, ld.IDLE), Interval(2 * h, 3 * h, ld.MICRO_STOP),
-           Interval(3 * h, 4 * h, ld.CHANGEOVER), Interval(4 * h, 5 * h, ld.NOT_SCHEDULED)]
-    est = ld.oee_estimate(ivs, good=360, scrap=0, ideal_cycle_s=10)
-    assert est.availability == pytest.approx(3 / 4)
-    assert est.performance == pytest.approx(360 * 10 / (3 * 3600))
+def test_live_oee_without_production_has_no_fake_ratios():
+    est = _estimate({S.FAULT: 1000}, good=0, scrap=0, ideal_s=10)
+    # no parts: no performance or quality to speak of; a window of faults is no OEE at all, as in the report
+    assert (est["availability"], est["performance"], est["quality"], est["oee"]) == (0.0, None, None, 0.0)
 
 
-def test_state_now_says_when_the_start_is_only_a_lower_bound():
-    ivs = [Interval(0, 10, ld.PROCESSING)]
-    assert ld.state_now(ivs, 0) == ld.StateNow(ld.PROCESSING, 0, True)
-    ivs = [Interval(0, 5, ld.IDLE), Interval(5, 10, ld.FAULT)]
-    assert ld.state_now(ivs, 0) == ld.StateNow(ld.FAULT, 5, False)
-    assert ld.state_now([Interval(0, 10, UNKNOWN)], 0).state is None
+def test_time_in_codes_the_policy_does_not_list_is_time_without_a_known_state():
+    policy = Policy(states=[{"code": 2, "name": "run", "kind": "run"}, {"code": 4, "name": "jam", "kind": "unplanned"}])
+    est = _estimate({2: 3 * H, 4: H, 9: 4 * H}, good=360, scrap=0, ideal_s=10, policy=policy)
+    assert est["availability"] == pytest.approx(3 / 4) and est["coverage"] == pytest.approx(4 / 8)
 
 
 def test_input_time_counts_only_time_with_data_and_is_given_per_part():
-    h = 3_600_000
-    ivs = [Interval(0, h // 2, ld.LOADING), Interval(h // 2, h, UNKNOWN)]
-    assert ld.known_ms_in(ivs, 0, h) == h // 2
-    assert ld.input_seconds(0.5, ld.known_ms_in(ivs, 0, h)) == 900.0
-    assert ld.input_trend({0: (900.0, 100), h: (10.0, 0)}) == [
+    runs: list[list[int]] = []
+    for t in range(0, H // 2, 1000):
+        ld.add_sample(runs, t, S.LOADING, 10_000)
+    known = ld.known_ms_per_bucket(runs, (0, H), 10_000, [0], H)[0]
+    assert known == H // 2 - 1000 + 10_000  # the last sample holds for the staleness limit
+    assert ld.input_seconds(0.5, known) == known / 2000
+    assert ld.input_trend({0: (900.0, 100), H: (10.0, 0)}) == [
         {"ts": 0, "input_s": 900.0, "parts": 100, "input_s_per_part": 9.0},
-        {"ts": h, "input_s": 10.0, "parts": 0, "input_s_per_part": None}]
+        {"ts": H, "input_s": 10.0, "parts": 0, "input_s_per_part": None}]
 
 
 def test_snapshot_from_a_store(tmp_path):
@@ -113,13 +112,13 @@ def test_snapshot_from_a_store(tmp_path):
     points = []
     for i in range(0, 600):  # the last 10 minutes, one sample a second
         t = now - 600_000 + i * 1000
-        points.append(Point(m1, t, {"state": ld.PROCESSING if i < 590 else ld.FAULT, "good_count": (65_500 + i // 10) % 65_536,
+        points.append(Point(m1, t, {"state": S.PROCESSING if i < 590 else S.FAULT, "good_count": (65_500 + i // 10) % 65_536,
                                     "scrap_count": 0, "material_input": i % 2}))
     store.write(points)
     model = LineModel("acme", "s", "l", "Line", SEOUL, [DAY, NIGHT], [("m1", "M1", 10.0), ("m2", "M2", 10.0)])
-    snap = build_snapshot(model, store, [], now, stale_ms=10_000)
+    snap = build_snapshot(model, store, [], now, POLICY)
     tiles = {t["machine"]: t for t in snap["machines"]}
-    assert tiles["m1"]["state"] == ld.FAULT and tiles["m1"]["state_since_ms"] == now - 10_000
+    assert tiles["m1"]["state"] == S.FAULT and tiles["m1"]["state_name"] == "fault" and tiles["m1"]["state_since_ms"] == now - 10_000
     # one part per 10 s, wrapping 65535 → 0; counted from the first minute's last reading (65505) on, since
     # nothing earlier today exists to count from: 65505 → 65559 (= 23 after the wrap) is 54 parts
     assert tiles["m1"]["count_today"] == 54 and tiles["m1"]["counter_corrections_today"] == 1
@@ -133,8 +132,8 @@ def test_snapshot_from_a_store(tmp_path):
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(1, 5000), st.integers(0, 5)), max_size=40), st.integers(0, 30_000),
        st.integers(1, 30_000), st.integers(1, 3000))
-def test_runs_give_the_same_intervals_and_totals_as_the_samples(steps, start, span, stale):
-    """The dashboard keeps runs instead of samples; it must not change a single interval."""
+def test_runs_give_the_same_totals_as_the_samples(steps, start, span, stale):
+    """The dashboard keeps runs instead of samples; it must not change a millisecond of any state."""
     ts, states, t = [], [], 0
     for gap, s in steps:
         t += gap
@@ -145,12 +144,12 @@ def test_runs_give_the_same_intervals_and_totals_as_the_samples(steps, start, sp
         ld.add_sample(runs, x, s, stale)
     window = (start, start + span)
     expected = state_intervals(ts, states, window, stale)
-    assert ld.runs_to_intervals(runs, window, stale) == expected
     assert ld.run_totals(runs, window, stale) == time_in_state(expected)
     hour = 5000
     buckets = list(range((start // hour) * hour, start + span, hour))
     known = ld.known_ms_per_bucket(runs, window, stale, buckets, hour)
-    assert known == {b: ld.known_ms_in(expected, b, b + hour) for b in buckets}
+    assert known == {b: sum(max(0, min(iv.end_ms, b + hour) - max(iv.start_ms, b))
+                            for iv in expected if iv.state != UNKNOWN) for b in buckets}
 
 
 def test_incremental_snapshot_equals_a_fresh_one(tmp_path):
@@ -162,11 +161,11 @@ def test_incremental_snapshot_equals_a_fresh_one(tmp_path):
     model = LineModel("acme", "s", "l", "Line", SEOUL, [DAY, NIGHT], [("m1", "M1", 10.0)])
     feeds: dict = {}
     store.write(pts[:200])
-    build_snapshot(model, store, [], now - 100_000, 10_000, feeds)
+    build_snapshot(model, store, [], now - 100_000, POLICY, feeds)
     for k in range(200, 300):  # one new sample per refresh, as a watched dashboard sees them
         store.write([pts[k]])
-        incremental = build_snapshot(model, store, [], now - 300_000 + k * 1000 + 1, 10_000, feeds)
-    fresh = build_snapshot(model, store, [], now - 300_000 + 299 * 1000 + 1, 10_000)
+        incremental = build_snapshot(model, store, [], now - 300_000 + k * 1000 + 1, POLICY, feeds)
+    fresh = build_snapshot(model, store, [], now - 300_000 + 299 * 1000 + 1, POLICY)
     for key in ("count_today", "oee", "machines"):
         assert incremental[key] == fresh[key], key
 
@@ -193,3 +192,118 @@ def test_centre_coverage_is_the_share_of_minutes_with_data(tmp_path):
         c.post("/api/v1/auth/login", json={"username": "eng", "password": "engineer-pass-1"})
         (tenant,) = c.get("/api/v1/centre/overview").json()["tenants"]
     assert tenant["coverage_24h"] == pytest.approx((1.0 + 0.5) / 2, abs=0.01)
+
+
+# -- the live figures are the report's, for a tenant with its own policy ----------------------------
+CUSTOM = {
+    "timezone": SEOUL,
+    # the tenant's PLCs use their own codes; 2 (the default PROCESSING) is not among them
+    "states": [{"code": 10, "name": "cutting", "kind": "run"}, {"code": 11, "name": "clamping", "kind": "run"},
+               {"code": 20, "name": "waiting", "kind": "speed_loss"},
+               {"code": 30, "name": "jam", "kind": "unplanned", "failure": True},
+               {"code": 40, "name": "lunch", "kind": "planned"}],
+    "shifts": [{"name": "day", "start": "06:00", "end": "18:00"}],
+    "tags": {"state": "st", "good": "ok_parts", "scrap": "ng_parts", "material_input": "feed", "energy": None,
+             "product": None, "good_bits": 32, "scrap_bits": 32},
+    "stale_s": 30,  # the API's stale_after_s (90 s) would bridge the minute-long gaps below
+    "ideal_cycle_s": {"l/m1": 20.0, "m2": 25.0},  # the policy's, not the plant model's 10 s
+}
+
+
+def _custom_line(tmp_path):
+    from plantmodel.admin import PlantSeed, apply_seed
+    from plantmodel.db import open_plant
+
+    plant = open_plant(f"sqlite:///{tmp_path / 'plant.db'}")
+    apply_seed(plant, PlantSeed.model_validate({"tenants": [{"slug": "acme", "timezone": SEOUL, "sites": [{"slug": "s", "lines": [{
+        "slug": "l", "shifts": [{"name": "day", "start": "06:00", "end": "18:00"}],
+        "machines": [{"slug": "m1", "ideal_cycle_s": 10}, {"slug": "m2", "ideal_cycle_s": 10}]}]}]}]}))
+    store = SqliteStore(tmp_path / "s.db")
+    day0 = _ms(2026, 11, 24, 5)
+    top = 2**32
+    for k, (machine, good0, scrap0) in enumerate((("m1", top - 700, top - 3), ("m2", 5_000_000, 70_000))):
+        ref = MachineRef("acme", "s", "l", machine)
+        points, good, scrap = [], good0, scrap0
+        # 05:00-18:00, a sample every 10 s: on whole minutes too, like a gateway's heartbeat, so the store's
+        # rollups (which book a hold to the bucket of the sample that ends it) split exactly at the hours
+        for i in range(0, 13 * 60 * 6 + 1):
+            if i % 181 < 6:  # a minute without data now and then
+                continue
+            t = day0 + i * 10_000
+            if _ms(2026, 11, 24, 12) <= t < _ms(2026, 11, 24, 12, 30):
+                state = 40
+            else:
+                state = (10, 10, 10, 10, 10, 11, 20, 10, 10, 30, 2, 10 + k)[i % 12]
+            if i % 3 == 0:
+                good, scrap = (good + 1) % top, (scrap + (i % 30 == 0)) % top
+            points.append(Point(ref, t, {"st": state, "ok_parts": good, "ng_parts": scrap, "feed": int(state == 11)}))
+        store.write(points)
+    return plant, store
+
+
+def test_live_shift_figures_equal_the_report_for_a_tenant_with_its_own_policy(tmp_path):
+    """Custom state map, tag names, 32-bit counters, staleness and ideal cycles: the dashboard says what the report says."""
+    from datetime import date
+
+    from analytics.report import period_report
+    from analytics.settings import AnalyticsSettings
+    from api.live import load_line
+    from plantmodel.policy import effective_settings
+
+    plant, store = _custom_line(tmp_path)
+    policy = effective_settings(AnalyticsSettings.model_validate({"tenants": {"acme": CUSTOM}}), plant).policy("acme")
+    model = load_line(plant, "acme", "s", "l")
+    now = _ms(2026, 11, 24, 18)  # the day shift has just ended
+    snap = build_snapshot(model, store, [], now, policy)
+    assert snap["shift"]["name"] == "day"
+    m1, m2 = (MachineRef("acme", "s", "l", m) for m in ("m1", "m2"))
+    day = date(2026, 11, 24)
+    keys = ("oee", "availability", "performance", "quality")
+    tiles = {t["machine"]: t for t in snap["machines"]}
+    for live, machines in ((tiles["m1"]["oee"], [m1]), (tiles["m2"]["oee"], [m2]), (snap["oee"], [m1, m2])):
+        by_shift = period_report(store, machines, policy, day, day, by="shift")
+        (row,) = [r for r in by_shift["rows"] if r["date"] == day.isoformat() and r["shift"] == "day"]
+        for k in keys:
+            assert live[k] == pytest.approx(row["kpis"][k], rel=1e-9), (machines, k)
+        assert (live["good"], live["scrap"]) == (row["time"]["good"], row["time"]["scrap"])
+        assert 0.3 < live["availability"] < 0.99 and 0.1 < live["performance"] < 2 and live["quality"] < 1
+        assert live["good"] > 1000
+    # today is since local midnight: the shift's parts and the hour of data before it, the 32-bit wrap corrected once
+    assert tiles["m1"]["count_today"] > tiles["m1"]["oee"]["good"] and tiles["m1"]["counter_corrections_today"] == 1
+    assert tiles["m1"]["ideal_cycle_s"] == 20.0 and tiles["m2"]["ideal_cycle_s"] == 25.0
+    assert (tiles["m1"]["state"], tiles["m1"]["state_name"], tiles["m1"]["stale"]) == (10, "cutting", False)
+
+
+def test_the_dashboard_endpoint_reads_the_tenants_policy(tmp_path):
+    """The served snapshot uses the configured tenant policy (the app's analytics settings), not the defaults."""
+    import time as _time
+
+    from fastapi.testclient import TestClient
+
+    from analytics.settings import AnalyticsSettings
+    from api.app import create_app
+    from plantmodel.admin import PlantSeed, apply_seed
+    from plantmodel.db import open_plant
+
+    plant = open_plant(f"sqlite:///{tmp_path / 'plant.db'}")
+    apply_seed(plant, PlantSeed.model_validate({
+        "tenants": [{"slug": "acme", "timezone": "UTC", "sites": [{"slug": "s", "lines": [{"slug": "l", "machines": [
+            {"slug": "m1"}]}]}]}],
+        "users": [{"username": "eng", "password": "lathe-morning-cactus-47", "role": "centre_engineer"}]}))
+    store = SqliteStore(tmp_path / "s.db")
+    now = int(_time.time() * 1000)
+    ref = MachineRef("acme", "s", "l", "m1")
+    # two minutes of a 32-bit counter passing its top, under the tenant's own tag names and state code
+    store.write([Point(ref, now - 120_000 + i * 1000, {"st": 10, "ok_parts": (2**32 - 30 + i // 2) % 2**32})
+                 for i in range(121)])
+    analytics = AnalyticsSettings.model_validate({"tenants": {"acme": {**CUSTOM, "timezone": "UTC",
+                                                                      "shifts": [{"name": "day"}]}}})
+    app = create_app(store, plant=plant, run_alarms=False, analytics=analytics)
+    with TestClient(app) as c:
+        c.post("/api/v1/auth/login", json={"username": "eng", "password": "lathe-morning-cactus-47"})
+        (tile,) = c.get("/api/v1/lines/acme/s/l/dashboard").json()["machines"]
+    assert (tile["state"], tile["state_name"], tile["stale"]) == (10, "cutting", False)
+    if _time.gmtime(now / 1000 - 120).tm_mday == _time.gmtime(now / 1000).tm_mday:  # all two minutes are "today"
+        # counted from the first minute's last reading (nothing earlier today), across the wrap; read as a 16-bit
+        # register, the drop from 2**32 - 1 would be taken for a 16-bit wrap and the count be off by billions
+        assert 30 <= tile["count_today"] <= 60 and tile["counter_corrections_today"] == 1

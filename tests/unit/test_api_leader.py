@@ -66,3 +66,35 @@ def test_a_killed_leader_process_releases_the_lock(tmp_path):
     finally:
         leader.kill()
         leader.stdout.close()
+
+
+def test_the_report_delivery_runs_in_the_leader_only(tmp_path):
+    """create_app(delivery=...) starts the scheduled e-mails with the leader's duties and stops them with it."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.settings import ApiSettings
+    from plantmodel.db import open_plant
+    from tsstore.sqlite import SqliteStore
+
+    class Delivery:
+        def __init__(self) -> None:
+            self.started = threading.Event()
+            self.stopped = threading.Event()
+
+        def start(self) -> None:
+            self.started.set()
+
+        def stop(self) -> None:
+            self.stopped.set()
+
+    lock = tmp_path / "leader.lock"
+    store, plant = SqliteStore(tmp_path / "s.db"), open_plant(f"sqlite:///{tmp_path / 'p.db'}")
+    leader, standby = Delivery(), Delivery()
+    with TestClient(create_app(store, ApiSettings(), plant, leader_lock=lock, delivery=leader)):
+        assert leader.started.is_set()
+        with TestClient(create_app(store, ApiSettings(), plant, leader_lock=lock, delivery=standby)):
+            assert not standby.started.is_set()  # the lock is held: this worker waits
+    assert leader.stopped.is_set()
+    store.close()
+    plant.close()

@@ -9,11 +9,12 @@ from datetime import date, datetime, time, timedelta, timezone
 import numpy as np
 import pytest
 
+from plant.states import MachineState
 from registermap import ByteOrder, decode, encode
 from simulators.backfill import HEARTBEAT_S, Sampler, day_ranges, truth_only
 from simulators.calendar import Break, CalendarSettings, Shift, day_plan
 from simulators.groundtruth import load_truth_arrays
-from simulators.kinds import KINDS, PRESS_TAGS, MachineState, default_register_map
+from simulators.kinds import KINDS, PRESS_TAGS, default_register_map
 from simulators.scenario import load_scenario, resolve_scenario_path
 from simulators.timeline import MachineSpec, MachineTimeline
 
@@ -311,3 +312,11 @@ def test_day_ranges_cover_the_range_exactly():
     parts = list(day_ranges(tl, t0, t1))
     assert parts[0][1] == t0 and parts[-1][2] == t1
     assert all(a[2] == b[1] for a, b in zip(parts, parts[1:]))
+
+
+def test_the_default_policy_classifies_every_state_code_under_its_name():
+    """One list of machine states (plant.states): the default policy names each code as the PLCs do."""
+    from analytics.policy import DEFAULT_STATES
+
+    assert [(d.code, d.name) for d in DEFAULT_STATES] == [(int(s), s.name.lower()) for s in MachineState]
+    assert [d.code for d in DEFAULT_STATES if d.failure] == [MachineState.FAULT]

@@ -1,0 +1,227 @@
+"""What a live line dashboard shows, computed from samples: pure functions, no I/O, no clock.
+
+Times are epoch ms; calendars are evaluated in the tenant's time zone. The live OEE is the
+report's (``analytics.kpi``) over the shift so far, with the tenant's policy: its state
+classes, ideal cycle times and staleness, so a dashboard and a report of the same window
+give the same figures. Samples are kept as runs of one state (``add_sample``), whose spans
+come from ``analytics.states.spans``, the rule ``state_intervals`` uses too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from analytics import kpi
+from analytics.counters import counter_deltas
+from analytics.policy import Policy, StateKind
+from analytics.states import UNKNOWN, spans
+
+OEE_LABEL = "live estimate for the shift so far (state register and counters); reports give the audited figure"
+
+
+@dataclass(frozen=True)
+class ShiftSpec:
+    name: str
+    start_minute: int
+    end_minute: int
+    weekdays: str = "0123456"
+
+
+@dataclass(frozen=True)
+class ShiftWindow:
+    name: str
+    start_ms: int
+    end_ms: int
+
+
+def _ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000)
+
+
+def shift_occurrences(shifts: list[ShiftSpec], tz: str, around_ms: int) -> list[ShiftWindow]:
+    """Every shift that starts between two days before and one day after the instant."""
+    zone = ZoneInfo(tz)
+    local = datetime.fromtimestamp(around_ms / 1000, zone)
+    out = []
+    for day_offset in (-2, -1, 0, 1):
+        day = (local + timedelta(days=day_offset)).date()
+        for s in shifts:
+            if str(day.weekday()) not in s.weekdays:
+                continue
+            start = datetime(day.year, day.month, day.day, tzinfo=zone) + timedelta(minutes=s.start_minute)
+            length = (s.end_minute - s.start_minute) % (24 * 60) or 24 * 60
+            out.append(ShiftWindow(s.name, _ms(start), _ms(start + timedelta(minutes=length))))
+    return sorted(out, key=lambda w: w.start_ms)
+
+
+def current_shift(shifts: list[ShiftSpec], tz: str, now_ms: int) -> ShiftWindow | None:
+    """The shift running now, else the one that ended last (within a day), else None."""
+    occ = shift_occurrences(shifts, tz, now_ms)
+    running = [w for w in occ if w.start_ms <= now_ms < w.end_ms]
+    if running:
+        return running[-1]
+    ended = [w for w in occ if now_ms - 86_400_000 <= w.end_ms <= now_ms]
+    return ended[-1] if ended else None
+
+
+def day_start_ms(tz: str, now_ms: int) -> int:
+    local = datetime.fromtimestamp(now_ms / 1000, ZoneInfo(tz))
+    return _ms(datetime(local.year, local.month, local.day, tzinfo=ZoneInfo(tz)))
+
+
+def planned_ms(shifts: list[ShiftSpec], tz: str, start_ms: int, end_ms: int) -> int:
+    """Shift time inside [start, end): the planned time a count target is based on."""
+    total = 0
+    for w in shift_occurrences(shifts, tz, end_ms):
+        total += max(0, min(w.end_ms, end_ms) - max(w.start_ms, start_ms))
+    return total
+
+
+def count_since(bucket_ts: list[int], values: list[float], since_ms: int, bits: int | None = 16,
+                until_ms: int | None = None) -> tuple[int, int]:
+    """Parts counted in [since_ms, until_ms) from per-bucket last counter readings.
+
+    The bucket before ``since_ms`` (if any) is the baseline; buckets from ``until_ms`` on are
+    left out (a shift that has ended). Returns (count, corrections): wraps at 2**bits (the
+    policy's register width) and PLC resets are corrected by ``analytics.counters`` and counted.
+    Assumes fewer than 10% of the register range per bucket (presses: a few parts a minute).
+    """
+    if until_ms is not None:
+        keep = sum(1 for t in bucket_ts if t < until_ms)
+        bucket_ts, values = bucket_ts[:keep], values[:keep]
+    if not values:
+        return 0, 0
+    first = next((i for i, t in enumerate(bucket_ts) if t >= since_ms), None)
+    if first is None:
+        return 0, 0
+    base = max(first - 1, 0)
+    # delta k lies between readings base+k and base+k+1; when there is no baseline bucket the
+    # first reading itself is the start
+    d = counter_deltas([int(v) for v in values[base:]], bits=bits)
+    return d.total, len(d.corrections)
+
+
+def input_seconds(mean_signal: float, known_ms: int) -> float:
+    """Seconds the 0/1 material-input signal was on, from its mean over the time that has data.
+
+    Scaling by the whole bucket instead would count hours without data as input time.
+    """
+    return float(mean_signal) * known_ms / 1000
+
+
+def input_trend(buckets: dict[int, tuple[float, int]]) -> list[dict]:
+    """Material input time per bucket: bucket start → (input seconds, parts made), with seconds per part."""
+    return [{"ts": start, "input_s": round(secs, 1), "parts": parts,
+             "input_s_per_part": round(secs / parts, 1) if parts else None}
+            for start, (secs, parts) in sorted(buckets.items())]
+
+
+# -- state runs: what the dashboard keeps instead of every sample ---------------------------------
+def add_sample(runs: list[list[int]], ts: int, state: int, stale_ms: int) -> None:
+    """Fold one state sample (in time order) into runs of [first ts, last ts, state].
+
+    A run continues while the state repeats and samples are at most ``stale_ms`` apart, so
+    runs hold exactly what ``analytics.states.spans`` needs, in a fraction of the samples.
+    """
+    if runs and runs[-1][2] == state and ts - runs[-1][1] <= stale_ms:
+        if ts > runs[-1][1]:
+            runs[-1][1] = ts
+        return
+    runs.append([ts, ts, state])
+
+
+def runs_array(runs: list[list[int]]) -> np.ndarray:
+    """The runs as an (n, 3) int64 array: convert once per snapshot, then pass it to the functions below."""
+    return np.asarray(runs, dtype=np.int64).reshape(-1, 3)
+
+
+def _run_spans(runs, window: tuple[int, int], stale_ms: int):
+    arr = runs_array(runs)
+    return spans(arr[:, 0], arr[:, 1], arr[:, 2], window, stale_ms)
+
+
+def run_totals(runs: list[list[int]] | np.ndarray, window: tuple[int, int], stale_ms: int) -> dict[int, int]:
+    """Time in each state inside the window, UNKNOWN for the rest (``time_in_state`` of the samples)."""
+    a, b, state = _run_spans(runs, window, stale_ms)
+    dur = b - a
+    totals: dict[int, int] = {}
+    if dur.size:
+        for s in np.unique(state):
+            ms = int(dur[state == s].sum())
+            if ms:
+                totals[int(s)] = ms
+    unknown = (window[1] - window[0]) - int(dur.sum())
+    if unknown:
+        totals[UNKNOWN] = unknown
+    return totals
+
+
+def known_ms_per_bucket(runs: list[list[int]] | np.ndarray, window: tuple[int, int], stale_ms: int,
+                        bucket_starts: list[int], every_ms: int) -> dict[int, int]:
+    """Time with a known state in each bucket [t, t + every) of the window."""
+    a, b, _ = _run_spans(runs, window, stale_ms)
+    out = {}
+    for t in bucket_starts:
+        lo, hi = max(t, window[0]), min(t + every_ms, window[1])
+        out[t] = int((b.clip(lo, hi) - a.clip(lo, hi)).sum()) if hi > lo and a.size else 0
+    return out
+
+
+@dataclass(frozen=True)
+class StateNow:
+    state: int | None  # None: no recent data
+    since_ms: int | None
+    since_is_lower_bound: bool  # the state already held at the start of what was read
+
+
+def current_state(runs: list[list[int]], now_ms: int, window_start_ms: int, stale_ms: int) -> StateNow:
+    """The state now, since when (the start of its run), or None when the last sample is stale."""
+    if not runs or now_ms - runs[-1][1] > stale_ms:
+        return StateNow(None, runs[-1][1] + stale_ms if runs else None, False)
+    first, _, state = runs[-1]
+    return StateNow(state, max(first, window_start_ms), first <= window_start_ms)
+
+
+# -- KPIs: the report's, over one window ----------------------------------------------------------
+def window_totals(state_ms: dict[int, int], window_ms: int, good: int, scrap: int, ideal_cycle_s: float,
+                  policy: Policy) -> kpi.Totals:
+    """One machine's window as one group of ``analytics.kpi.Totals``, the sums a report makes of its buckets.
+
+    The same classification as ``kpi.totals`` (the policy's kinds and failure codes); time in a
+    code the policy does not list is, as in the reports, time with no known state.
+    """
+    one = lambda v: np.array([float(v)])  # noqa: E731
+    by_kind = lambda *kinds: sum(state_ms.get(c, 0) for c in policy.codes(*kinds))  # noqa: E731
+    codes = [s.code for s in policy.states]
+    produced = good + scrap
+    return kpi.Totals(
+        calendar_ms=one(window_ms), known_ms=one(min(sum(state_ms.get(c, 0) for c in codes), window_ms)),
+        run_ms=one(by_kind(StateKind.RUN)), speed_ms=one(by_kind(StateKind.SPEED_LOSS)),
+        unplanned_ms=one(by_kind(StateKind.UNPLANNED)), planned_ms=one(by_kind(StateKind.PLANNED)),
+        failures=one(0), failure_ms=one(sum(state_ms.get(c, 0) for c in policy.failure_codes())),
+        good=one(good), scrap=one(scrap), std_s=one(ideal_cycle_s * produced), std_good_s=one(ideal_cycle_s * good),
+        mi_ms=one(0), mi_runs=one(0), energy_wh=one(0), energy_good=one(0),
+        state_ms={c: one(state_ms.get(c, 0)) for c in codes}, state_runs={c: one(0) for c in codes})
+
+
+#: The report's KPIs the live view shows.
+LIVE_KPIS = tuple(kpi.KPI_BY_KEY[k] for k in ("oee", "availability", "performance", "quality"))
+
+
+def estimate(t: kpi.Totals) -> dict:
+    """The live OEE block: the report's OEE, availability, performance and quality (``kpi.ratios``), coverage, counts.
+
+    Time without data lowers coverage, not availability, as in the reports. ``t`` is one group
+    (a machine, or a line's machines added together).
+    """
+    k = {key: (None if np.isnan(v[0]) else float(v[0])) for key, v in kpi.ratios(LIVE_KPIS, t).items()}
+    calendar, known = float(t.calendar_ms[0]), float(t.known_ms[0])
+    return {"availability": k["availability"], "performance": k["performance"], "quality": k["quality"],
+            "oee": k["oee"], "coverage": known / calendar if calendar else 0.0,
+            "planned_s": float(t.pbt_ms[0]) / 1000, "running_s": float(t.apt_ms[0]) / 1000,
+            "unknown_s": (calendar - known) / 1000, "good": int(t.good[0]), "scrap": int(t.scrap[0]),
+            "label": OEE_LABEL}
