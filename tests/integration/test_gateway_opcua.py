@@ -342,11 +342,13 @@ def test_device_settings_errors_for_opcua():
 class _SimThread:
     """The simulator on an event loop of its own, so a CLI command can run asyncio.run beside it."""
 
+    loops: dict[int, asyncio.AbstractEventLoop] = {}
+
     def __init__(self, sim: OpcUaMachine) -> None:
         import threading
 
         self.sim = sim
-        self.loop = asyncio.new_event_loop()
+        self.loop = self.loops[id(sim)] = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     def __enter__(self) -> OpcUaMachine:
@@ -405,3 +407,74 @@ def test_gateway_browse_explains_an_endpoint_with_nothing_behind_it():
     result = CliRunner().invoke(cli, ["gateway", "browse", f"opc.tcp://127.0.0.1:{port}", "--timeout", "0.5"])
     assert result.exit_code == 1
     assert f"opc.tcp://127.0.0.1:{port}: cannot open a session: ConnectionRefusedError" in result.output
+
+
+def test_gateway_run_publishes_an_opcua_machine_with_its_status_through_the_broker(tmp_path, mosquitto):
+    """``smartfactory gateway run`` as a process: the values the server holds reach MQTT through the
+    outbox, and the retained device status says online with the bad node as an unreadable tag."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    import paho.mqtt.client as mqtt
+    import yaml
+
+    from tests.waiting import wait_until
+    from wire import decode_telemetry, status_subscription, telemetry_subscription
+
+    got: dict = {}
+    status: dict = {}
+    lock = threading.Lock()
+
+    def on_message(client, userdata, message):
+        with lock:
+            if message.topic.endswith("/status"):
+                status[message.topic] = json.loads(message.payload)
+                return
+            _, telemetry = decode_telemetry(message.topic, message.payload)
+            for s in telemetry.samples:
+                got.update(s.values)
+
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="sub-opcua", protocol=mqtt.MQTTv311)
+    sub.on_connect = lambda c, u, f, rc, p: c.subscribe([(telemetry_subscription("t1"), 1), (status_subscription("t1"), 1)])
+    sub.on_message = on_message
+    sub.connect_async("127.0.0.1", mosquitto.port)
+    sub.loop_start()
+    with _SimThread(_machine()) as sim:
+        tags = _tags(sim)
+        config = {"mqtt": {"url": f"mqtt://127.0.0.1:{mosquitto.port}", "keepalive_s": 5},
+                  "gateway": {"id": "gw-ua", "tenant": "t1", "site": "s1", "status_interval_s": 1,
+                              "outbox": {"path": str(tmp_path / "outbox.db")},
+                              "devices": [{"name": "press-ua", "line": "l1", "protocol": "opcua", "endpoint": sim.endpoint,
+                                           "poll_interval_s": 0.2, "status_interval_s": 1, "tags": tags}]}}
+        path = tmp_path / "gateway.yaml"
+        path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+        with open(tmp_path / "gateway.log", "a") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "cli.main", "gateway", "run", "--config", str(path)],
+                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        try:
+            def device_status():
+                with lock:
+                    return next((v for k, v in status.items() if k.endswith("/press-ua/status")), {})
+
+            wait_until(lambda: got.keys() >= EXPECTED.keys() and device_status().get("unreadable_tags") == ["broken"],
+                       timeout=60, what="telemetry and the device status")
+            asyncio.run_coroutine_threadsafe(sim.set("Force", 933.0), _loop_of(sim)).result(10)
+            wait_until(lambda: got.get("force") == 933.0, timeout=30, what="the change through the broker")
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            sub.loop_stop()
+            sub.disconnect()
+    assert device_status()["state"] == "online"
+    with lock:
+        assert {k: got[k] for k in EXPECTED if k != "force"} == {k: v for k, v in EXPECTED.items() if k != "force"}
+        assert "broken" not in got
+    assert proc.returncode == 0, (tmp_path / "gateway.log").read_text()
+
+
+def _loop_of(sim: OpcUaMachine) -> asyncio.AbstractEventLoop:
+    return _SimThread.loops[id(sim)]
