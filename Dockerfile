@@ -21,15 +21,17 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 
 # Dependencies first, from pyproject.toml alone, so editing the source does not
-# re-download them on every build.
+# re-download them on every build: the core and the extras of every service in the image
+# (the 'all' extra: gateway, simulator, server).
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + [r for e in ('gateway', 'simulator', 'server') for r in p['optional-dependencies'][e]]))" \
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
 
 # Then the project itself (.dockerignore keeps tests, docs, venvs and data out).
 COPY . ./
-RUN pip install . \
+RUN pip install ".[all]" \
     && smartfactory --help > /dev/null
 
 # ---- runtime ----------------------------------------------------------------------

@@ -59,7 +59,18 @@ def cache_path(settings: AnalyticsSettings, store_settings, base_dir: Path) -> P
     return base_dir / "smartfactory-data" / "rollups.db"
 
 
-def run_report(opts: ReportOptions, store, settings: AnalyticsSettings, cache_file: Path,
+def open_cache(settings: AnalyticsSettings, store_settings, base_dir: Path, database_url: str | None) -> RollupCache:
+    """The rollup cache every process of a deployment shares: PostgreSQL tables when the plant database is
+    PostgreSQL (API hosts, a new leader and the CLI then read the same rollups) and no ``cache_path`` is set;
+    otherwise the SQLite file (the embedded default)."""
+    if settings.cache_path is None and database_url and database_url.startswith("postgresql"):
+        from analytics.rollup_pg import PostgresRollupCache
+
+        return PostgresRollupCache(database_url)
+    return RollupCache(cache_path(settings, store_settings, base_dir))
+
+
+def run_report(opts: ReportOptions, store, settings: AnalyticsSettings, cache_file: Path | Callable[[], RollupCache],
                orders_for: Callable[[str], Sequence[Order]] | None = None,
                annotate: Callable[[dict], dict] | None = None) -> int:
     """Build, render and write one report; returns the exit code. Errors are one clear line.
@@ -70,7 +81,7 @@ def run_report(opts: ReportOptions, store, settings: AnalyticsSettings, cache_fi
     if opts.output is None and opts.fmt in ("pdf", "xlsx"):
         click.echo(f"report error: a {opts.fmt.upper()} file needs --output FILE", err=True)
         return 2
-    cache = RollupCache(cache_file) if opts.cache else None
+    cache = (cache_file() if callable(cache_file) else RollupCache(cache_file)) if opts.cache else None
     try:
         data = _build(opts, store, settings, cache, orders_for)
         if annotate is not None and not opts.portfolio:

@@ -51,11 +51,15 @@ class RollupMaintainer:
         self._thread: threading.Thread | None = None
         self.last: PassResult | None = None
 
-    def run_pass(self, now_ms: int | None = None) -> PassResult:
+    def run_pass(self, now_ms: int | None = None, stop: threading.Event | None = None) -> PassResult:
+        """One pass over every machine; with ``stop``, ends early (logged as stopped) once it is set."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         started, result = time.perf_counter(), PassResult()
         before = self.cache.computed
         for machine in self.store.machines():
+            if stop is not None and stop.is_set():
+                log.info("rollup_pass_stopped machines_done=%d reason=maintainer stopping", result.machines)
+                return result
             try:
                 self.update_machine(machine, now_ms)
             except StoreError as exc:  # the next pass catches up; one machine's trouble must not stop the rest
@@ -103,18 +107,21 @@ class RollupMaintainer:
 
     # -- background thread (API leader worker) --------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="rollup-maintainer", daemon=True)
+        """Restartable (a worker may lead, resign and lead again): each run has its own stop event."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(self._stop,), name="rollup-maintainer", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Ends the pass at the next machine: a resigning leader must not keep tallying beside the new one."""
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=10)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
             try:
-                self.run_pass()
+                self.run_pass(stop=stop)
             except Exception:  # never let one bad pass end the maintainer; the next one retries
                 log.exception("rollup_pass_failed")
-            self._stop.wait(self.interval_s)
+            stop.wait(self.interval_s)

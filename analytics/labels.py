@@ -14,6 +14,7 @@ _LABELS: dict[str, tuple[str, str]] = {
     "throughput_rate": ("가동시간당 생산량", "Throughput rate (parts per run hour)"),
     "standard_output": ("표준시간 산출 (제품 구성 보정)", "Standard-time output (product-mix controlled)"),
     "material_input_s": ("자재 투입시간 (개당)", "Material input time per part"),
+    "material_input_per_cycle_s": ("자재 투입시간 (투입 1회당)", "Material input time per load"),
     "mtbf_h": ("평균고장간격 (MTBF)", "MTBF"),
     "mttr_min": ("평균수리시간 (MTTR)", "MTTR"),
     "scrap_rate": ("공정불량률", "In-process defect rate"),

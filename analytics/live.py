@@ -9,8 +9,9 @@ come from ``analytics.states.spans``, the rule ``state_intervals`` uses too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -19,6 +20,10 @@ from analytics import kpi
 from analytics.counters import counter_deltas
 from analytics.policy import Policy, StateKind
 from analytics.states import UNKNOWN, spans
+from analytics.workcalendar import is_closed
+
+#: A day the plant is closed (a public holiday, a closure day): no shift of it is planned time.
+Closed = Callable[[date], bool]
 
 OEE_LABEL = "live estimate for the shift so far (state register and counters); reports give the audited figure"
 
@@ -42,13 +47,22 @@ def _ms(dt: datetime) -> int:
     return int(dt.timestamp() * 1000)
 
 
-def shift_occurrences(shifts: list[ShiftSpec], tz: str, around_ms: int) -> list[ShiftWindow]:
-    """Every shift that starts between two days before and one day after the instant."""
+def closed_days(policy: Policy) -> Closed:
+    """The tenant's closed days as the reports count them (``analytics.workcalendar``): public holidays
+    of the policy's country and its own closure days."""
+    return lambda day: is_closed(day, policy)
+
+
+def shift_occurrences(shifts: list[ShiftSpec], tz: str, around_ms: int, closed: Closed | None = None) -> list[ShiftWindow]:
+    """Every planned shift that starts between two days before and one day after the instant: on
+    its weekdays, and not on a closed day (a night shift belongs to the day it starts)."""
     zone = ZoneInfo(tz)
     local = datetime.fromtimestamp(around_ms / 1000, zone)
     out = []
     for day_offset in (-2, -1, 0, 1):
         day = (local + timedelta(days=day_offset)).date()
+        if closed is not None and closed(day):
+            continue
         for s in shifts:
             if str(day.weekday()) not in s.weekdays:
                 continue
@@ -58,9 +72,9 @@ def shift_occurrences(shifts: list[ShiftSpec], tz: str, around_ms: int) -> list[
     return sorted(out, key=lambda w: w.start_ms)
 
 
-def current_shift(shifts: list[ShiftSpec], tz: str, now_ms: int) -> ShiftWindow | None:
+def current_shift(shifts: list[ShiftSpec], tz: str, now_ms: int, closed: Closed | None = None) -> ShiftWindow | None:
     """The shift running now, else the one that ended last (within a day), else None."""
-    occ = shift_occurrences(shifts, tz, now_ms)
+    occ = shift_occurrences(shifts, tz, now_ms, closed)
     running = [w for w in occ if w.start_ms <= now_ms < w.end_ms]
     if running:
         return running[-1]
@@ -73,10 +87,31 @@ def day_start_ms(tz: str, now_ms: int) -> int:
     return _ms(datetime(local.year, local.month, local.day, tzinfo=ZoneInfo(tz)))
 
 
-def planned_ms(shifts: list[ShiftSpec], tz: str, start_ms: int, end_ms: int) -> int:
+def next_shift(shifts: list[ShiftSpec], tz: str, now_ms: int, closed: Closed | None = None) -> ShiftWindow | None:
+    """The next shift to start after now (within a day), for "no shift now: the next starts at ..."."""
+    upcoming = [w for w in shift_occurrences(shifts, tz, now_ms, closed) if now_ms < w.start_ms <= now_ms + 86_400_000]
+    return upcoming[0] if upcoming else None
+
+
+def shift_info(shifts: list[ShiftSpec], tz: str, now_ms: int, closed: Closed | None = None) -> dict | None:
+    """The shift the dashboard's OEE is for, and whether it is running now.
+
+    Between shifts (at 02:51 for a day-only tenant) the OEE shown is the last shift's, which
+    ended yesterday: ``running`` false and ``next`` let the page say so instead of calling
+    yesterday's day shift the current one.
+    """
+    w = current_shift(shifts, tz, now_ms, closed)
+    if w is None:
+        return None
+    nxt = next_shift(shifts, tz, now_ms, closed)
+    return {"name": w.name, "start_ms": w.start_ms, "end_ms": w.end_ms, "running": w.start_ms <= now_ms < w.end_ms,
+            "next": {"name": nxt.name, "start_ms": nxt.start_ms, "end_ms": nxt.end_ms} if nxt else None}
+
+
+def planned_ms(shifts: list[ShiftSpec], tz: str, start_ms: int, end_ms: int, closed: Closed | None = None) -> int:
     """Shift time inside [start, end): the planned time a count target is based on."""
     total = 0
-    for w in shift_occurrences(shifts, tz, end_ms):
+    for w in shift_occurrences(shifts, tz, end_ms, closed):
         total += max(0, min(w.end_ms, end_ms) - max(w.start_ms, start_ms))
     return total
 
@@ -204,7 +239,7 @@ def window_totals(state_ms: dict[int, int], window_ms: int, good: int, scrap: in
         unplanned_ms=one(by_kind(StateKind.UNPLANNED)), planned_ms=one(by_kind(StateKind.PLANNED)),
         failures=one(0), failure_ms=one(sum(state_ms.get(c, 0) for c in policy.failure_codes())),
         good=one(good), scrap=one(scrap), std_s=one(ideal_cycle_s * produced), std_good_s=one(ideal_cycle_s * good),
-        mi_ms=one(0), mi_runs=one(0), energy_wh=one(0), energy_good=one(0),
+        mi_ms=one(0), mi_runs=one(0), energy_wh=one(0), energy_good=one(0), gap_good=one(0), gap_scrap=one(0),
         state_ms={c: one(state_ms.get(c, 0)) for c in codes}, state_runs={c: one(0) for c in codes})
 
 

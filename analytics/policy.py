@@ -7,7 +7,7 @@ in one plant and a loss in another), so it is configuration, and every report pr
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import date, time
 from enum import Enum
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -36,14 +36,37 @@ class StateDef(BaseModel):
     failure: bool = Field(False, description="episodes of this state are failures (MTBF/MTTR)")
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
 class ShiftDef(BaseModel):
-    """A shift from start to end local time; end <= start means it runs past midnight."""
+    """A shift from start to end local time; end <= start means it runs past midnight.
+
+    ``days``: the weekdays the shift starts on (a night shift belongs to the day it starts).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=20)
     start: str = "00:00"
     end: str = "00:00"
+    days: list[str] = Field(default_factory=lambda: list(WEEKDAYS), min_length=1)
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: list[str]) -> list[str]:
+        out = []
+        for d in v:
+            key = str(d).strip().lower()[:3]
+            if key not in WEEKDAYS:
+                raise ValueError(f"{d!r} is not a weekday: write mon, tue, wed, thu, fri, sat or sun")
+            if key not in out:
+                out.append(key)
+        return sorted(out, key=WEEKDAYS.index)
+
+    def weekdays(self) -> frozenset[int]:
+        """The days as date.weekday() numbers, Monday = 0."""
+        return frozenset(WEEKDAYS.index(d) for d in self.days)
 
     @field_validator("start", "end")
     @classmethod
@@ -91,6 +114,10 @@ class Tags(BaseModel):
     good: str = "good_count"
     scrap: str = "scrap_count"
     material_input: str | None = "material_input"
+    material_input_on: list[float] = Field(
+        default_factory=lambda: [1.0], min_length=1,
+        description="values of the material_input tag that mean 'material input on': 1.0 for a coil, or the "
+                    "loading code(s) when material_input names the machine-state register")
     energy: str | None = "energy_wh"
     good_bits: int = 16
     scrap_bits: int = 16
@@ -117,12 +144,30 @@ class Policy(BaseModel):
         default_factory=dict, description="ideal cycle time per product code (the product tag's value); overrides the machine's"
     )
     bucket_min: Annotated[int, Field(gt=0, le=60)] = 60
-    coverage_warning: Annotated[float, Field(ge=0, le=1)] = 0.9
+    coverage_warning: Annotated[float, Field(ge=0, le=1, description=(
+        "warn when the line's or any machine's data coverage in either window is below this"))] = 0.95
+    coverage_shift_warning: Annotated[float, Field(ge=0, le=1, description=(
+        "warn when a machine's coverage differs between the windows by more than this (0.03 = 3 points)"))] = 0.03
+    holidays: str | None = Field("KR", description="country whose public holidays are not planned time "
+                                 "(ISO 3166 code, from the holidays package); null: none")
+    closed_days: list[date] = Field(default_factory=list, description="the tenant's own closure days (not planned time)")
+    counter_max_rate_per_s: Annotated[float | None, Field(gt=0, description=(
+        "most parts per second a machine can make, for telling a counter wrap from a PLC restart; "
+        "default: from the fastest ideal cycle"))] = None
 
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
         return check_time_zone(v)
+
+    @field_validator("holidays")
+    @classmethod
+    def _holidays(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        from analytics.workcalendar import check_country
+
+        return check_country(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
@@ -156,6 +201,13 @@ class Policy(BaseModel):
         key = code if isinstance(code, str) else (str(int(code)) if float(code).is_integer() else str(code))
         return self.ideal_cycle_by_product.get(key)
 
+    def max_rate_per_s(self, line: str, machine: str) -> float:
+        """The machine's top rate for judging counter drops: configured, else 1 / its fastest ideal cycle."""
+        if self.counter_max_rate_per_s is not None:
+            return self.counter_max_rate_per_s
+        fastest = min([self.ideal_cycle(line, machine), *self.ideal_cycle_by_product.values()])
+        return 1.0 / fastest
+
     def codes(self, *kinds: StateKind) -> list[int]:
         return [s.code for s in self.states if s.kind in kinds]
 
@@ -166,7 +218,10 @@ class Policy(BaseModel):
         """The classification printed on every report."""
         return {
             "states": [{"code": s.code, "name": s.name, "kind": s.kind.value, "failure": s.failure} for s in self.states],
-            "shifts": [{"name": s.name, "start": s.start, "end": s.end} for s in self.shifts],
+            "shifts": [{"name": s.name, "start": s.start, "end": s.end, "days": list(s.days)} for s in self.shifts],
+            "holidays": self.holidays,
+            "closed_days": [d.isoformat() for d in self.closed_days],
+            "material_input": {"tag": self.tags.material_input, "on": list(self.tags.material_input_on)},
             "timezone": self.timezone,
             "stale_s": self.stale_s,
             "ideal_cycle_s": dict(self.ideal_cycle_s),

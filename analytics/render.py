@@ -6,7 +6,6 @@ numbers, including the stop classification and the method.
 
 from __future__ import annotations
 
-import csv
 import html
 import io
 import json
@@ -16,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+import csvcells
 from analytics import charts
 from analytics.delivery import DELIVERY_BY_KEY
 from analytics.kpi import KPI_BY_KEY
@@ -342,6 +342,7 @@ def machine_rows(report: dict, lang: str) -> tuple[list[str], list[list[str]]]:
     n = names(report, lang)
     heads = ("output_per_hour", "material_input_s", "scrap_rate", "oee")
     head = [label("machines", lang)] + [f"{kpi_name(k, lang)} ({unit_text(k, lang)})" for k in heads]
+    head.append(label("coverage", lang))
     rows = []
     for m in report["machines"]:
         cells = [n["machine"](m["machine"])]
@@ -351,6 +352,8 @@ def machine_rows(report: dict, lang: str) -> tuple[list[str], list[list[str]]]:
                 cells.append(label("not_measured", lang))
             else:
                 cells.append(f"{fmt(k, c['before'])} → {fmt(k, c['after'])} ({pct(c['improvement_pct'])})")
+        cov = m.get("coverage") or {}  # each machine's own: one machine's outage hides in the line's figure
+        cells.append(f"{fmt('coverage', cov.get('before'))} → {fmt('coverage', cov.get('after'))}")
         rows.append(cells)
     return head, rows
 
@@ -432,7 +435,7 @@ def _period_html(report: dict, lang: str) -> str:
 def to_csv(report: dict, lang: str = "en") -> str:
     """One row per KPI (before/after report) or per day/shift (period report)."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csvcells.writer(buf, lineterminator="\n")
     if report.get("kind") == "period":
         keys = list(report["kpis"])
         w.writerow(["date", "shift", *keys])
@@ -451,7 +454,7 @@ def to_csv(report: dict, lang: str = "en") -> str:
 
 def daily_csv(report: dict) -> str:
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csvcells.writer(buf, lineterminator="\n")
     keys = list(report["daily"][0]["kpis"]) if report.get("daily") else []
     w.writerow(["date", "phase", *keys])
     for r in report.get("daily", []):

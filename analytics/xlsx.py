@@ -29,6 +29,9 @@ def _sheet(wb: Workbook, title: str, head: list[str], rows: list[list], first: b
         cell.alignment = Alignment(wrap_text=True, vertical="top")
     for row in rows:
         ws.append(row)
+        for cell in ws[ws.max_row]:
+            if cell.data_type == "f":  # openpyxl makes any text starting with '=' a formula: keep it text
+                cell.data_type = "s"
     for i, _ in enumerate(head, start=1):
         width = max([len(str(c.value)) if c.value is not None else 0 for c in ws[get_column_letter(i)]] + [6])
         ws.column_dimensions[get_column_letter(i)].width = min(60, width * (1.8 if _wide(ws, i) else 1.1) + 2)

@@ -98,7 +98,10 @@ class AlarmEngine:
         self.revision = Revision()  # bumped on every raise/clear/ack so live views know to refresh
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="alarm-engine", daemon=True)
+        """Restartable (a worker may lead, resign and lead again): each run has its own stop event."""
+        self._stop = threading.Event()
+        self.tracker = StateTracker()  # another leader may have changed the alarms meanwhile
+        self._thread = threading.Thread(target=self._run, args=(self._stop,), name="alarm-engine", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -106,8 +109,8 @@ class AlarmEngine:
         if self._thread:
             self._thread.join(timeout=5)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.interval_s):
             try:
                 self.tick(int(time.time() * 1000))
             except StoreError as exc:

@@ -18,12 +18,13 @@ from fastapi.staticfiles import StaticFiles
 from analytics.continuous import RollupMaintainer
 from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
-from api import access
+from api import access, apidocs, csrf, security_headers, validation
 from api.access import PrincipalCache
 from api.alarms import AlarmEngine
-from api.leader import Leadership
+from api.leader import LeaderLock, Leadership
 from api.live import LineNotFound, SnapshotCache
-from api.routers import accounts, alarms, centre, dashboards, machines, orders, pages, plant, reports, schedules, session, targets
+from api.routers import (accounts, alarms, centre, dashboards, glossary, history, machines, orders, pages, plant, reports,
+                         schedules, session, targets)
 from api.routers.pages import STATIC
 from api.services import EffectiveAnalytics, Services
 from api.settings import ApiSettings
@@ -32,15 +33,17 @@ from plantmodel.housekeeping import Housekeeper
 from plantmodel.throttle import Throttle
 from tsstore import StoreUnavailable, TimeSeriesStore
 
-ROUTERS = (session, accounts, plant, machines, dashboards, alarms, centre, orders, reports, targets, schedules, pages)
+ROUTERS = (session, accounts, plant, machines, dashboards, alarms, centre, orders, reports, targets, schedules, history,
+           glossary, pages)
 
 
 def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plant: PlantDb | None = None,
-               run_alarms: bool = True, leader_lock: Path | None = None,
+               run_alarms: bool = True, leader_lock: Path | LeaderLock | None = None,
                rollups: RollupMaintainer | None = None, analytics: AnalyticsSettings | None = None,
                rollup_cache: RollupCache | None = None, delivery=None) -> FastAPI:
     """The API app. Background duties (the alarm engine and, when given, the rollup maintainer) run
-    unless ``run_alarms`` is false; with ``leader_lock`` only in the worker holding that lock.
+    unless ``run_alarms`` is false; with ``leader_lock`` (a lock file, or ``api.leader.PostgresLock``)
+    only in the worker holding that lock.
 
     ``analytics`` is the config's analytics section (tenant policies, rollouts); the plant model
     completes it. ``rollup_cache`` is the one the maintainer fills; without it, the one named by
@@ -78,7 +81,8 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        leadership = Leadership(leader_lock, lead, resign) if run_alarms and leader_lock is not None else None
+        leadership = (Leadership(leader_lock, lead, resign, retry_s=settings.leader_retry_s)
+                      if run_alarms and leader_lock is not None else None)
         app.state.leadership = leadership
         if leadership is not None:
             leadership.start()
@@ -99,8 +103,13 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
         "'Authorization: Bearer <token>'. Times are epoch milliseconds or ISO 8601 (UTC).",
         dependencies=[Depends(access.authorise)],
         lifespan=lifespan,
+        docs_url=None, redoc_url=None, openapi_url=None,  # api.apidocs serves them, from this host
     )
     app.state.services = services
+    app.add_middleware(csrf.OriginCheck, trusted_origins=settings.trusted_origins)
+    app.add_middleware(security_headers.SecurityHeaders, https=settings.secure_cookies)  # outermost: on every answer
+    validation.install(app)
+    apidocs.install(app, public=settings.docs_public)
 
     @app.exception_handler(StoreUnavailable)
     async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:

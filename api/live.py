@@ -184,7 +184,8 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
     feeds = feeds if feeds is not None else {}
     tags, stale_ms = policy.tags, int(policy.stale_s * 1000)
     names = {d.code: (d.name, d.kind.value) for d in policy.states}
-    shift = ld.current_shift(model.shifts, model.tz, now_ms)
+    closed = ld.closed_days(policy)  # the reports' calendar: public holidays and closure days are not planned
+    shift = ld.current_shift(model.shifts, model.tz, now_ms, closed)
     day0 = ld.day_start_ms(model.tz, now_ms)
     shift_end = min(shift.end_ms, now_ms) if shift else now_ms
     trend_from = (now_ms // HOUR) * HOUR - 7 * HOUR
@@ -193,7 +194,7 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
     tiles, trend_acc = [], {}
     line_good = line_target = 0
     line_totals = None
-    planned_today_ms = ld.planned_ms(model.shifts, model.tz, day0, now_ms)
+    planned_today_ms = ld.planned_ms(model.shifts, model.tz, day0, now_ms, closed)
     for slug, name, _ in model.machines:
         ref = MachineRef(model.tenant, model.site, model.line, slug)
         ideal_s = policy.ideal_cycle(model.line, slug)  # the report's ideal cycle (from the plant model by default)
@@ -245,8 +246,9 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
     return {
         "tenant": model.tenant, "site": model.site, "line": model.line, "name": model.name, "timezone": model.tz,
         "generated_ms": now_ms, "version": version,
-        "shift": {"name": shift.name, "start_ms": shift.start_ms, "end_ms": shift.end_ms} if shift else None,
-        "count_today": line_good, "target_today": line_target,
+        "shift": ld.shift_info(model.shifts, model.tz, now_ms, closed),
+        # the target is for the planned (shift) time of today up to now, not the whole day: "target so far"
+        "count_today": line_good, "target_today": line_target, "planned_today_ms": planned_today_ms,
         "oee": line_oee, "machines": tiles, "material_input": trend, "alarms": alarms,
     }
 

@@ -53,9 +53,29 @@ class ApiSettings(BaseModel):
     workers: Annotated[int, Field(ge=1, le=64)] = Field(
         default=1, description="uvicorn worker processes; more than one spreads requests over CPU cores. The "
         "alarm engine and the rollup maintainer then run in exactly one of them (see leader_lock)")
+    max_range_days: Annotated[int, Field(ge=1, le=200 * 366)] = Field(
+        default=400, description="the longest period one request may cover: report days (first..last), each "
+        "before/after window, history and export ranges; longer asks get a 422 that says so")
+    report_budget_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=120.0, description="time budget of one report computation (KPIs, before/after, portfolio); one "
+        "that runs longer is stopped and answered 503. A report whose client disconnects stops at once")
+    trusted_origins: list[str] = Field(
+        default_factory=list, description="origins besides the request's own (scheme://host[:port]) from which "
+        "browsers may send unsafe requests with the session cookie, e.g. https://factory.example.org behind a "
+        "reverse proxy that rewrites Host; see api.csrf")
+    docs_public: bool = Field(default=True, description="serve /docs and /openapi.json without login; false puts "
+                                                        "them behind login like every other route")
     leader_lock: str = Field(
-        default="api-leader.lock", description="lock file that elects the worker running the background duties; "
-        "a relative path is relative to the config file. Workers must share it (one host)")
+        default="api-leader.lock", description="with the plant database on SQLite: the lock file that elects the "
+        "worker running the background duties; a relative path is relative to the config file. Workers must share "
+        "it (one host). On PostgreSQL a database advisory lock elects instead, across hosts, and this is unused")
+    leader_retry_s: Annotated[float, Field(gt=0, le=600)] = Field(
+        default=5.0, description="how often a standby worker tries to become the leader: a dead leader's duties "
+        "resume within about this long")
+    leader_lease_s: Annotated[float, Field(ge=4, le=600)] = Field(
+        default=20.0, description="PostgreSQL only: a leader whose database connection is silent this long loses "
+        "its lock (the server ends the session); the leader notices a dead connection within half of it and "
+        "resigns first")
     centre_coverage_floor: Annotated[float, Field(ge=0, le=1)] = Field(
         default=0.8, description="the centre portfolio flags an SME whose data coverage over the last 24 h is under "
         "this share (0.8 = 80%); no data at all is flagged as such")

@@ -239,6 +239,9 @@ def main() -> None:
     per_line = [(tokens[t], f"/api/v1/lines/{t}/{s}/{ln}") for t, s, ln in LINES]
     per_machine = [(tokens[m.tenant], f"/api/v1/machines/{m.tenant}/{m.site}/{m.line}/{m.machine}")
                    for m in machines()]
+    per_machine_history = [(tokens[m.tenant], f"/api/v1/history/{m.tenant}/{m.site}/{m.line}/{m.machine}")
+                           for m in machines()]
+    month_ago = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_ms / 1000 - days * 86400))
     page = ([(tok, p + "/dashboard") for tok, p in per_line] + [(tokens[t], f"/api/v1/alarms/{t}") for t, _, _ in LINES]
             + [(tokens[LINES[0][0]], "/api/v1/me"), (tokens[LINES[1][0]], "/api/v1/tenants")])
     scenarios = [  # (name, pairs, what the dashboard page calls)
@@ -252,6 +255,14 @@ def main() -> None:
          [(tok, p + f"/history?tag=press_force&every=1m&start={hour_ago}&end={end}") for tok, p in per_machine], False),
         ("trend: 24 h of press_force at 10 min (API)",
          [(tok, p + f"/history?tag=press_force&every=10m&start={day_ago}&end={end}") for tok, p in per_machine], False),
+        # the machine page and the range picker (api/routers/history.py): rollups for states and counters,
+        # settled trend buckets kept per worker
+        (f"machine page, {days} days: timeline, KPIs, counts, Pareto, alarms",
+         [(tok, p + f"?start={month_ago}&end={end}") for tok, p in per_machine_history], True),
+        (f"machine page, {days} days: press_force trend",
+         [(tok, p + f"/trend?tag=press_force&start={month_ago}&end={end}") for tok, p in per_machine_history], True),
+        (f"line range panels, {days} days", [(tokens[t], f"/api/v1/history/{t}/{s}/{ln}?start={month_ago}&end={end}")
+                                             for t, s, ln in LINES], True),
     ]
     runs: dict[int, list[dict]] = {}
     port = free_port()
@@ -260,6 +271,9 @@ def main() -> None:
         server = start_server(tmp, port, workers)
         try:
             load(url, scenarios[1][1], 2.0, 10, script)  # warm-up: imports, caches, connections in every worker
+            # the machine pages once each, in turn: what the rollup maintainer would have tallied already
+            for tok, p in per_machine_history:
+                httpx.get(f"{url}{p}?start={month_ago}&end={end}", headers={"Authorization": f"Bearer {tok}"}, timeout=300)
             runs[workers] = []
             for name, paths, _ in scenarios:
                 res = load(url, paths, seconds, CLIENTS, script)

@@ -15,10 +15,17 @@ What it measures:
    restarted. Replay rate = samples acknowledged per second until the backlog is gone,
    against the live rate (samples per second produced by polling).
 
+4. ``--protocols``: the same 200-tag fleet map as Modbus TCP, Mitsubishi MC (SLMP) and LS XGT, in
+   one run: requests per poll (planned, counted at the PLC, the fewest the protocol's limits
+   allow, one per tag) and CPU per 1000 tags/s of one gateway polling ``--plcs`` PLCs of each
+   protocol (PLCs in a separate process, a real mosquitto). Its own section of RESULTS.md.
+
 Results go to the section "Gateway: planning, fleet CPU and jitter, replay
-(bench/gateway.py)" of bench/RESULTS.md; other sections are kept.
+(bench/gateway.py)" of bench/RESULTS.md (``--protocols``: "Gateway: MC and XGT beside Modbus");
+other sections are kept.
 
     /tmp/sfvenv/bin/python bench/gateway.py [--plcs 50] [--dead 5] [--seconds 30] [--outage-s 120]
+    /tmp/sfvenv/bin/python bench/gateway.py --protocols [--plcs 10] [--seconds 15]
 """
 
 from __future__ import annotations
@@ -55,6 +62,8 @@ from tests.servers import mosquitto  # noqa: E402
 from bench.results import update_section  # noqa: E402
 
 SECTION_TITLE = "## Gateway: planning, fleet CPU and jitter, replay (bench/gateway.py)"
+PROTOCOLS_TITLE = "## Gateway: MC and XGT beside Modbus (bench/gateway.py --protocols)"
+PROTOCOLS = ("modbus", "mc", "xgt")
 HR, IR, COIL, DI = Table.holding_register, Table.input_register, Table.coil, Table.discrete_input
 
 
@@ -284,6 +293,174 @@ def gw_reads(device: DeviceSettings):
     return plan_reads(device.tags, device.max_registers_per_read, device.max_bits_per_read, device.max_gap)
 
 
+# -- 4. MC and XGT beside Modbus ------------------------------------------------------------------
+def protocol_map(protocol: str) -> list[dict]:
+    """The fleet map's 200 values (120 uint16, 40 float32, 20 int32, 20 bools; four areas) as each
+    protocol addresses them."""
+    if protocol == "modbus":
+        return [t.model_dump(mode="json", exclude_defaults=True) for t in fleet_map()]
+    if protocol == "mc":
+        return ([{"name": f"u{a}", "device": f"D{a}"} for a in range(120)]
+                + [{"name": f"f{i}", "device": f"D{200 + 2 * i}", "type": "float32"} for i in range(40)]
+                + [{"name": f"i{i}", "device": f"W{2 * i:X}", "type": "int32"} for i in range(20)]
+                + [{"name": f"c{i}", "device": f"M{i}"} for i in range(20)])
+    return ([{"name": f"u{a}", "variable": f"%DW{a}"} for a in range(120)]
+            + [{"name": f"f{i}", "variable": f"%DD{100 + i}", "type": "float32"} for i in range(40)]
+            + [{"name": f"i{i}", "variable": f"%MD{i}", "type": "int32"} for i in range(20)]
+            + [{"name": f"c{i}", "variable": f"%MX{i * 1}"} for i in range(20)])
+
+
+def protocol_device(protocol: str, port: int, name: str = "m", **kw) -> dict:
+    d = {"name": name, "line": "l1", "host": "127.0.0.1", "port": port, "tags": protocol_map(protocol), **kw}
+    if protocol != "modbus":
+        d["protocol"] = protocol
+    return d
+
+
+class CountingServers:
+    """PLCs of one protocol on loopback; ``requests`` counts the frames they answered."""
+
+    def __init__(self, protocol: str) -> None:
+        self.protocol = protocol
+        self.requests = 0
+        self._stop: list = []
+
+    async def start(self) -> int:
+        if self.protocol == "modbus":
+            server, port = await start_tcp_server(device_for(fleet_map()))
+            proxy = FaultProxy(("127.0.0.1", port))
+            await proxy.start()
+            self._proxy = proxy
+            self._stop += [proxy.stop, server.shutdown]
+            return proxy.port
+        from simulators.mc_server import McMemory, McServer
+        from simulators.xgt_server import XgtMemory, XgtServer
+
+        srv = McServer(McMemory()) if self.protocol == "mc" else XgtServer(XgtMemory())
+        answer = srv.answer
+
+        def counted(frame: bytes) -> bytes:
+            self.requests += 1
+            return answer(frame)
+
+        srv.answer = counted
+        self._stop.append(srv.stop)
+        return await srv.start()
+
+    def count(self) -> int:
+        return self._proxy.requests if self.protocol == "modbus" else self.requests
+
+    async def stop(self) -> None:
+        for stop in self._stop:
+            await stop()
+
+
+async def measure_protocol_planning() -> list[dict]:
+    from gateway.planner import fewest_reads
+
+    rows = []
+    for protocol in PROTOCOLS:
+        servers = CountingServers(protocol)
+        port = await servers.start()
+        device = DeviceSettings.model_validate(protocol_device(protocol, port))
+        links = build_links([device])
+        got: list[dict] = []
+        poller = DevicePoller(device, links[device.link], lambda d, ts, v: got.append(v))
+        await poller.poll_once()
+        sent = servers.count()
+        links[device.link].close()
+        await servers.stop()
+        assert len(got) == 1 and len(got[0]) == len(device.tags), f"{protocol}: a poll must return every tag"
+        fewest, _ = fewest_reads(device.tags, device.max_registers_per_read, device.max_bits_per_read)
+        rows.append({"protocol": protocol, "tags": len(device.tags), "planned": len(gw_reads(device)), "sent": sent,
+                     "fewest": fewest, "one_per_tag": len(device.tags), "max_registers": device.max_registers_per_read,
+                     "max_gap": device.max_gap})
+    return rows
+
+
+def serve_protocol_fleet(protocol: str, n: int) -> None:
+    """Child process: n PLCs of one protocol; prints their ports, serves until stdin closes."""
+
+    async def main() -> None:
+        fleet = [CountingServers(protocol) for _ in range(n)]
+        ports = [await f.start() for f in fleet]
+        print(json.dumps({"ports": ports}), flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+    asyncio.run(main())
+
+
+async def measure_protocol_cpu(a: argparse.Namespace, workdir: Path) -> dict:
+    broker = mosquitto(workdir / "mosquitto")
+    out = {}
+    try:
+        for protocol in PROTOCOLS:
+            fleet = subprocess.Popen([sys.executable, __file__, "--serve-protocol", protocol, "--plcs", str(a.plcs)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            try:
+                ports = json.loads(fleet.stdout.readline())["ports"]
+                settings = GatewaySettings.model_validate({
+                    "id": f"bench-{protocol}", "tenant": "bench", "site": "s1",
+                    "outbox": {"path": str(workdir / f"{protocol}.outbox.db")},
+                    "devices": [protocol_device(protocol, port, f"plc{i:02d}", poll_interval_s=1.0, timeout_s=1.0)
+                                for i, port in enumerate(ports)]})
+                gw = Gateway(settings, MqttSettings(url=broker.url), workdir)
+                task = asyncio.create_task(gw.run())
+                phase = await run_fleet_phase(gw, a.seconds, a.warmup, {d.name for d in settings.devices})
+                phase["reads_per_poll"] = len(gw_reads(settings.devices[0]))
+                phase["cpu_per_1000_tags_s"] = phase["cpu_share"] * 1000 / phase["tags_per_s"] \
+                    if phase["tags_per_s"] else float("nan")
+                out[protocol] = phase
+                print(protocol, json.dumps(phase), file=sys.stderr, flush=True)
+                task.cancel()
+                try:
+                    await asyncio.wait_for(task, 30)
+                except (asyncio.CancelledError, asyncio.TimeoutError):
+                    pass
+            finally:
+                fleet.stdin.close()
+                fleet.wait(20)
+    finally:
+        broker.stop()
+    return out
+
+
+def render_protocols(a: argparse.Namespace, planning: list[dict], cpu: dict) -> str:
+    names = {"modbus": "Modbus TCP", "mc": "MC (SLMP 3E, Q series)", "xgt": "XGT (FEnet)"}
+    out = [
+        PROTOCOLS_TITLE, "",
+        f"- date: {time.strftime('%a %b %d %H:%M:%S UTC %Y', time.gmtime())}",
+        f"- machine: {platform.system()} {platform.release()} {platform.machine()}, nproc {os.cpu_count()}, "
+        f"Python {platform.python_version()}; shared with other engineers' jobs while running",
+        f"- command: `python bench/gateway.py --protocols --plcs {a.plcs} --seconds {a.seconds}`",
+        f"- a reduced size on this shared 2-core machine: {a.plcs} PLCs of each protocol x 200 tags every 1 s, "
+        f"{a.seconds:g} s measured after {a.warmup:g} s warm-up (the Modbus section above runs 50 PLCs)",
+        "- load average (1 min) at the end of each phase: "
+        + ", ".join(f"{p} {cpu[p]['loadavg_1m']:.1f}" for p in PROTOCOLS if p in cpu),
+        "",
+        "The same 200 values on each protocol: 120 uint16, 40 float32, 20 int32 and 20 bools in four areas "
+        "(Modbus: holding registers 0-119 and 200-279, input registers, coils; MC: D0-D119, D200-D279, W0-W27, "
+        "M0-M19; XGT: %DW0-%DW119, %DD100-%DD139, %MD0-%MD19, %MX0-%MX19). Requests are counted at the PLC "
+        "(a proxy for Modbus, the server's own frame count for MC and XGT).",
+        "",
+        "| protocol | planned | sent (counted at the PLC) | fewest possible | one per tag | per read at most | "
+        "CPU per 1000 tags/s (share of one core) | tags/s polled | jitter p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in planning:
+        c = cpu.get(r["protocol"], {})
+        out.append(f"| {names[r['protocol']]} | {r['planned']} | {r['sent']} | {r['fewest']} | {r['one_per_tag']} | "
+                   f"{r['max_registers']} words | {c.get('cpu_per_1000_tags_s', float('nan')):.4f} | "
+                   f"{c.get('tags_per_s', float('nan')):,.0f} | {c.get('jitter_p99_ms', float('nan')):.1f} |")
+    ok = all(r["sent"] == r["fewest"] for r in planning)
+    out += ["", f"Requests sent = the fewest the protocol allows on every protocol: {'**met**' if ok else '**missed**'}. "
+            "A request reads one area: a Modbus table, an MC device kind, an XGT memory area. The map's four "
+            "Modbus tables take 4 requests. On MC, D0-D279 fit one 960-word read, so it takes 3 (D, W, M). On XGT, "
+            "%DW and %DD share the D area and %MD and %MX the M area, so it takes 2 (1400-byte block reads). One "
+            "request per tag, what a naive driver sends, is 200.", ""]
+    return "\n".join(out)
+
+
 # -- results -----------------------------------------------------------------------------------
 def update_results(section: str) -> None:
     update_section(SECTION_TITLE, section)
@@ -366,10 +543,33 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5)
     parser.add_argument("--outage-s", type=float, default=120)
     parser.add_argument("--no-write", action="store_true", help="print, do not update RESULTS.md")
+    parser.add_argument("--protocols", action="store_true", help="MC and XGT beside Modbus (section 4) only")
     parser.add_argument("--serve-fleet", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-protocol", choices=PROTOCOLS, help=argparse.SUPPRESS)
     a = parser.parse_args()
     if a.serve_fleet:
         serve_fleet(a.serve_fleet, a.dead)
+        return
+    if a.serve_protocol:
+        serve_protocol_fleet(a.serve_protocol, a.plcs)
+        return
+    if a.protocols:
+        import logging
+
+        logging.basicConfig(level=logging.ERROR)
+
+        async def run_protocols() -> tuple[list[dict], dict]:
+            planning = await measure_protocol_planning()
+            print(json.dumps(planning, indent=1), flush=True)
+            with tempfile.TemporaryDirectory(prefix="bench_gateway_") as tmp:
+                cpu = await measure_protocol_cpu(a, Path(tmp))
+            return planning, cpu
+
+        planning, cpu = asyncio.run(run_protocols())
+        section = render_protocols(a, planning, cpu)
+        print(section)
+        if not a.no_write:
+            update_section(PROTOCOLS_TITLE, section)
         return
 
     async def run() -> tuple[list[dict], dict]:

@@ -3,7 +3,8 @@
 With ``api.workers`` > 1 uvicorn starts fresh worker processes that import an app factory
 by name, so the config path travels in ``SMARTFACTORY_CONFIG`` and every worker builds the
 same app here. The workers share the listening socket; the background duties go to the
-one holding ``api.leader_lock`` (``api.leader``).
+one holding the leader lock (``api.leader``): a file lock on SQLite, a PostgreSQL advisory
+lock when the plant database is PostgreSQL (then API processes on several hosts share it).
 """
 
 from __future__ import annotations
@@ -19,17 +20,17 @@ CONFIG_ENV = "SMARTFACTORY_CONFIG"
 
 
 def build_app(config: LoadedConfig, plant=None) -> FastAPI:
-    from analytics.command import cache_path
+    from analytics.command import open_cache
     from analytics.continuous import RollupMaintainer
-    from analytics.rollup import RollupCache
     from api.app import create_app
+    from api.leader import leader_lock_for
     from plantmodel.db import database_url, open_plant
     from tsstore import open_store
 
     s = config.settings
     store = open_store(s.store, config.base_dir)
     plant = plant or open_plant(database_url(s.api.database_url, config.base_dir))
-    cache = RollupCache(cache_path(s.analytics, s.store, config.base_dir))
+    cache = open_cache(s.analytics, s.store, config.base_dir, plant.url)
     rollups = None
     if s.analytics.maintain_rollups:
         rollups = RollupMaintainer(store, s.analytics, cache, interval_s=s.analytics.rollup_interval_s,
@@ -39,9 +40,11 @@ def build_app(config: LoadedConfig, plant=None) -> FastAPI:
         from reportmail.service import delivery_for
 
         delivery = delivery_for(s.mail, s.analytics, store, plant, cache)
-    lock = Path(s.api.leader_lock)
-    return create_app(store, s.api, plant, leader_lock=lock if lock.is_absolute() else config.base_dir / lock,
-                      rollups=rollups, analytics=s.analytics, rollup_cache=cache, delivery=delivery)
+    lock_file = Path(s.api.leader_lock)
+    lock = leader_lock_for(plant.url, lock_file if lock_file.is_absolute() else config.base_dir / lock_file,
+                           lease_s=s.api.leader_lease_s)
+    return create_app(store, s.api, plant, leader_lock=lock, rollups=rollups, analytics=s.analytics, rollup_cache=cache,
+                      delivery=delivery)
 
 
 def worker_app() -> FastAPI:

@@ -124,10 +124,10 @@ def _scenario(name: str):
 @click.pass_context
 def simulate(ctx: click.Context, scenario: str | None, config_path: Path, speed: float | None, start: str | None,
              host: str | None, served_log: Path | None, truth_dir: Path | None) -> None:
-    """Serve simulated PLCs over Modbus TCP, one port per machine.
+    """Serve simulated PLCs, one port per machine: Modbus TCP, or MC (SLMP) / XGT for a machine with protocol: mc / xgt.
 
     SCENARIO is a scenario file or a shipped scenario's name (autoparts_press_line,
-    maskpack_filling_line, placebo_machining_line); without it, the config's 'simulator'
+    maskpack_filling_line, placebo_machining_line, mixed_press_line: Modbus, MC and XGT); without it, the config's 'simulator'
     section. History for the same scenario: 'smartfactory backfill SCENARIO'.
     """
     from datetime import datetime
@@ -234,12 +234,10 @@ def _refresh_rollups(config: LoadedConfig, store, machines: list, t_from: float,
     """History written into the past is older than the maintainer's recheck window: tally it now."""
     import time as _time
 
-    from analytics.command import cache_path
     from analytics.continuous import RollupMaintainer
-    from analytics.rollup import RollupCache
 
     s = config.settings
-    cache = RollupCache(cache_path(s.analytics, s.store, config.base_dir))
+    cache = _rollup_cache(config)
     try:
         started = _time.perf_counter()
         n = RollupMaintainer(store, s.analytics, cache).refresh(machines, int(t_from * 1000), int(t_to * 1000))
@@ -263,15 +261,13 @@ def rollups(config_path: Path, once: bool, refresh_days: int | None) -> None:
     """
     import time as _time
 
-    from analytics.command import cache_path
     from analytics.continuous import RollupMaintainer
-    from analytics.rollup import RollupCache
     from tsstore import open_store
 
     config = _load(config_path)
     s = config.settings
     store = open_store(s.store, config.base_dir)
-    cache = RollupCache(cache_path(s.analytics, s.store, config.base_dir))
+    cache = _rollup_cache(config)
     maintainer = RollupMaintainer(store, s.analytics, cache, interval_s=s.analytics.rollup_interval_s,
                                   recheck_ms=s.analytics.rollup_recheck_hours * 3_600_000)
     stop = threading.Event()
@@ -301,12 +297,22 @@ def gateway() -> None:
 def gateway_run(config_path: Path) -> None:
     """Poll the configured devices and publish every poll (the 'gateway' and 'mqtt' sections)."""
     from gateway.outbox import OutboxError
-    from gateway.service import run_gateway
+    from gateway.service import Gateway, run_gateway
 
     config = _load(config_path)
     settings = _section(config, "gateway")
+
+    def reread():
+        # errors name the file and the key path (ConfigError); the gateway logs them and keeps running
+        again = load_config(config_path)
+        return again.require("gateway"), again.settings.mqtt
+
+    def started(gw: Gateway) -> None:
+        # SIGHUP (systemctl reload): re-read the config and swap the changed devices
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, gw.request_reload)
+
     try:
-        _run_until_signal(lambda: run_gateway(settings, config.settings.mqtt, config.base_dir))
+        _run_until_signal(lambda: run_gateway(settings, config.settings.mqtt, config.base_dir, reread, started))
     except OutboxError as exc:
         click.echo(f"gateway error: {exc}", err=True)
         sys.exit(2)
@@ -947,7 +953,7 @@ def report(ctx: click.Context, config_path: Path, tenant, site, line, machine, r
     """
     if ctx.invoked_subcommand is not None:
         return
-    from analytics.command import ReportOptions, cache_path, run_report
+    from analytics.command import ReportOptions, run_report
     from tsstore import open_store
 
     config = _load(config_path)
@@ -958,7 +964,7 @@ def report(ctx: click.Context, config_path: Path, tenant, site, line, machine, r
     plant_db = _existing_plant(config)
     try:
         code = run_report(opts, store, _analytics_with_plant(config),
-                          cache_path(config.settings.analytics, config.settings.store, config.base_dir),
+                          lambda: _rollup_cache(config),
                           _orders_reader(plant_db), _annotator(plant_db))
     finally:
         store.close()
@@ -1017,8 +1023,6 @@ def report_schedules(config_path: Path) -> None:
 @click.option("--schedule", "schedule_id", type=int, help="Only this schedule (default: every active one).")
 def report_send(config_path: Path, now: bool, schedule_id: int | None) -> None:
     """Render and e-mail the scheduled reports now, over the config's 'mail' SMTP server."""
-    from analytics.command import cache_path
-    from analytics.rollup import RollupCache
     from reportmail.delivery import list_schedules
     from reportmail.service import delivery_for
     from tsstore import open_store
@@ -1030,7 +1034,7 @@ def report_send(config_path: Path, now: bool, schedule_id: int | None) -> None:
         sys.exit(2)
     db = _open_plant(config)
     store = open_store(config.settings.store, config.base_dir)
-    cache = RollupCache(cache_path(config.settings.analytics, config.settings.store, config.base_dir))
+    cache = _rollup_cache(config)
     failed = 0
     try:
         delivery = delivery_for(config.settings.mail, config.settings.analytics, store, db, cache)
@@ -1051,6 +1055,15 @@ def report_send(config_path: Path, now: bool, schedule_id: int | None) -> None:
         store.close()
         db.close()
     sys.exit(1 if failed else 0)
+
+
+def _rollup_cache(config: LoadedConfig):
+    """The deployment's rollup cache: PostgreSQL tables beside a PostgreSQL plant database, else the SQLite file."""
+    from analytics.command import open_cache
+    from plantmodel.db import database_url
+
+    s = config.settings
+    return open_cache(s.analytics, s.store, config.base_dir, database_url(s.api.database_url, config.base_dir))
 
 
 def _existing_plant(config: LoadedConfig):
@@ -1096,8 +1109,29 @@ def _analytics_with_plant(config: LoadedConfig):
         plant.close()
 
 
+#: Top-level modules of each extra's libraries, to name the extra a command needs (see pyproject.toml).
+_EXTRA_OF = {
+    **dict.fromkeys(("pymodbus", "serial"), "gateway"),
+    **dict.fromkeys(("fastapi", "starlette", "uvicorn", "httptools", "httpx", "sqlalchemy", "alembic", "argon2", "fpdf",
+                     "zxcvbn", "prometheus_client", "amqtt", "cachetools", "openpyxl", "fastapi_offline",
+                     "multipart", "python_multipart", "numpy"), "server"),
+    "psycopg": "postgresql",
+}
+
+
 def main() -> None:
-    cli(prog_name="smartfactory")
+    try:
+        cli(prog_name="smartfactory")
+    except ModuleNotFoundError as exc:
+        # a partial install (e.g. a shop PC with only the gateway extra) running a command of another part
+        top = (exc.name or "").split(".")[0]
+        if top not in _EXTRA_OF:
+            raise
+        extras = ("simulator", "server") if top == "numpy" else (_EXTRA_OF[top],)
+        how = " or ".join(f"pip install 'smartfactory[{e}]'" for e in extras)
+        click.echo(f"error: this command needs the Python package '{top}', which this install lacks; "
+                   f"install it with: {how}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -61,11 +61,11 @@ class Housekeeper:
         self.passes = 0
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="housekeeping", daemon=True)
+        self._stop = threading.Event()  # its own per run: a thread still ending a pass sees its own stop
+        self._thread = threading.Thread(target=self._run, args=(self._stop,), name="housekeeping", daemon=True)
         self._thread.start()
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         while True:
             try:
                 counts = purge(self.plant, self.retention)
@@ -74,7 +74,7 @@ class Housekeeper:
                     log.info("housekeeping_purged %s", " ".join(f"{k}={v}" for k, v in counts.items()))
             except Exception:  # the database may be down for a moment: try again next pass
                 log.exception("housekeeping_failed; retrying in %gs", self.interval_s)
-            if self._stop.wait(self.interval_s):
+            if stop.wait(self.interval_s):
                 return
 
     def stop(self) -> None:

@@ -8,8 +8,8 @@ differently. The rules, applied wherever a report is made (API and ``smartfactor
 - a tenant with its own ``analytics.tenants.<slug>`` policy keeps it as written: an explicit
   override, for what the plant model cannot say (state classification, tags, product cycles);
 - any other tenant gets the default policy completed from the plant model: its time zone,
-  each machine's ideal cycle time (``line/machine``), and its shifts when all its lines
-  share them;
+  each machine's ideal cycle time (``line/machine``), and its shifts (with their weekdays)
+  when all its lines share them;
 - rollouts: every ``analytics.rollouts`` entry, plus one per line whose rollout date the plant
   model knows (the machines' common date, else the tenant's) that no entry covers.
 
@@ -24,11 +24,16 @@ from datetime import date
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from analytics.policy import Policy, ShiftDef
+from analytics.policy import WEEKDAYS, Policy, ShiftDef
 from analytics.settings import AnalyticsSettings, RolloutDef
 from plantmodel.db import PlantDb, Tenant
 
 log = logging.getLogger(__name__)
+
+
+def _days(weekdays: str) -> list[str]:
+    """The plant model's "01234" (Monday = 0) as the policy's weekday names: a closed Sunday stays closed."""
+    return [WEEKDAYS[int(c)] for c in sorted(set(weekdays)) if c.isdigit() and int(c) < 7] or list(WEEKDAYS)
 
 
 def _hhmm(minute: int) -> str:
@@ -52,9 +57,11 @@ def _policy_from_plant(default: Policy, t: Tenant) -> Policy:
     ideal.update({f"{ln.slug}/{m.slug}": m.ideal_cycle_s for ln in lines for m in ln.machines})
     base = default.model_dump()
     base.update(timezone=t.timezone, ideal_cycle_s=ideal)
-    calendars = {tuple((sh.name, sh.start_minute, sh.end_minute) for sh in ln.shifts) for ln in lines if ln.shifts}
+    calendars = {tuple((sh.name, sh.start_minute, sh.end_minute, sh.weekdays or "0123456") for sh in ln.shifts)
+                 for ln in lines if ln.shifts}
     if len(calendars) == 1:
-        shifts = [ShiftDef(name=n[:20], start=_hhmm(a), end=_hhmm(b)).model_dump() for n, a, b in next(iter(calendars))]
+        shifts = [ShiftDef(name=n[:20], start=_hhmm(a), end=_hhmm(b), days=_days(w)).model_dump()
+                  for n, a, b, w in next(iter(calendars))]
         try:
             return Policy.model_validate({**base, "shifts": shifts})
         except ValidationError as exc:

@@ -1,4 +1,5 @@
-"""Serve simulated machines as Modbus TCP devices (pymodbus), one server per machine.
+"""Serve simulated machines as Modbus TCP devices (pymodbus), one server per machine; a machine
+with ``protocol: mc`` or ``xgt`` is served by ``simulators.framed_plcs`` beside them.
 
 Registers are refreshed from the machine's timeline on every request, so every response
 carries the machine's state at the simulated instant it was served. The simulated clock
@@ -149,8 +150,16 @@ async def serve_scenario(
     servers = []
     plcs = []
     proxies: list[FaultProxy] = []
+    framed = []  # MC and XGT machines (simulators/framed_plcs.py)
     try:
         for m in machines:
+            if m.protocol != "modbus":
+                from simulators.framed_plcs import SimulatedFramedPlc
+
+                fplc = SimulatedFramedPlc(m, sim_time=sim_time, served_log=log_file, host=host)
+                register_values(fplc.timeline, sim0)  # draw the history up to now before listening
+                framed.append(fplc)
+                continue
             plc = SimulatedPlc(m, sim_time=sim_time, served_log=log_file)
             register_values(plc.timeline, sim0)  # draw the history up to now before listening
             plcs.append(plc)
@@ -163,15 +172,20 @@ async def serve_scenario(
                 servers.append(ModbusTcpServer(plc.device(), address=(host, m.port)))
         for server in servers:
             await server.serve_forever(background=True)  # returns once listening
+        for fplc in framed:
+            await fplc.start()
         for proxy in proxies:
             await proxy.start()  # fault windows count from here
         for m in machines:
-            log.info("plc_listening machine=%s/%s kind=%s address=%s:%d unit=%d speed=%g faults=%d",
-                     m.ref.line, m.ref.machine, m.spec.kind.name, host, m.port, m.unit_id, speed, len(m.faults))
+            log.info("plc_listening machine=%s/%s kind=%s protocol=%s address=%s:%d unit=%d speed=%g faults=%d",
+                     m.ref.line, m.ref.machine, m.spec.kind.name, m.protocol, host, m.port, m.unit_id, speed,
+                     len(m.faults))
         if ready is not None:
             ready.set()
         await asyncio.Event().wait()
     finally:
+        for fplc in framed:
+            await fplc.stop()
         for proxy in proxies:
             await proxy.stop()
         for s in servers:

@@ -9,12 +9,13 @@ Seeded: the same arguments give the same file.
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
+
+import csvcells
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def generate(start: date, days: int, rollout: date, line: str | None, seed: int 
     """
     rng = np.random.default_rng(seed)
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
+    w = csvcells.writer(out, lineterminator="\n")
     w.writerow(["주문번호", "라인", "품목", "수량", "주문일", "납기", "완료일"])
     n = 0
     for day in range(days):

@@ -27,7 +27,7 @@ import zlib
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, time, timezone, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -120,7 +120,10 @@ class MachineConfig(BaseModel):
 
     name: Identifier
     kind: KindName
-    port: Annotated[int, Field(ge=1, le=65535)] | None = Field(None, description="Modbus TCP port (live mode)")
+    port: Annotated[int, Field(ge=1, le=65535)] | None = Field(None, description="TCP port (live mode)")
+    protocol: Literal["modbus", "mc", "xgt"] = Field(
+        "modbus", description="what the PLC speaks in live mode: Modbus TCP, Mitsubishi MC (SLMP) or LS XGT FEnet; "
+        "mc and xgt serve the kind's signals through maps of their own (simulators/framed_plcs.py)")
     unit_id: Annotated[int, Field(ge=1, le=247)] = 1
     params: dict[str, float] = Field(default_factory=dict, description="overrides of the kind's parameters")
     register_map: list[Tag] | None = Field(None, description="default: the kind's map")
@@ -153,6 +156,16 @@ class MachineConfig(BaseModel):
             if t.tzinfo is None:
                 raise ValueError(f"restart {t.isoformat()} needs a time zone, e.g. {t.isoformat()}+09:00")
         return v
+
+    @model_validator(mode="after")
+    def _modbus_only(self) -> "MachineConfig":
+        if self.protocol != "modbus":
+            if self.register_map is not None or self.float_order is not None:
+                raise ValueError(f"register_map and float_order are Modbus maps; a protocol: {self.protocol} machine "
+                                 "is served through the map derived from its kind (simulators/framed_plcs.py)")
+            if self.faults:
+                raise ValueError(f"faults are injected by a Modbus proxy; a protocol: {self.protocol} machine has none")
+        return self
 
     @model_validator(mode="after")
     def _map_matches_kind(self) -> "MachineConfig":
@@ -241,7 +254,7 @@ class Scenario(BaseModel):
                 tags = tuple(m.register_map) if m.register_map is not None else default_register_map(
                     m.kind, m.float_order)
                 out.append(SimMachine(MachineRef(self.tenant, self.site, line.name, m.name), spec, tags,
-                                      m.port, m.unit_id, tuple(m.faults)))
+                                      m.port, m.unit_id, tuple(m.faults), m.protocol))
         return out
 
 
@@ -255,6 +268,7 @@ class SimMachine:
     port: int | None
     unit_id: int
     faults: tuple[Fault, ...] = ()
+    protocol: str = "modbus"  # modbus | mc | xgt (live mode)
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -1,4 +1,4 @@
-"""The time-series store interface and its two backends (InfluxDB v1 API, embedded SQLite).
+"""The time-series store interface, its two backends (InfluxDB v1 API, embedded SQLite) and sharding.
 
 The collector writes through it, the API and analytics read through it; neither knows
 which backend is behind ``open_store``.
@@ -14,13 +14,14 @@ from tsstore.base import (
     TimeSeriesStore,
     ValueCount,
 )
-from tsstore.settings import InfluxSettings, SqliteSettings, StoreSettings, open_store
+from tsstore.settings import InfluxSettings, ShardedSettings, SqliteSettings, StoreSettings, open_store
 
 __all__ = [
     "AGGREGATES",
     "InfluxSettings",
     "LatestValue",
     "Point",
+    "ShardedSettings",
     "SqliteSettings",
     "StoreError",
     "StoreRejected",

@@ -99,6 +99,16 @@ class TimeSeriesStore(Protocol):
         ``start_ms`` and ``end_ms`` should be multiples of ``every_ms``.
         """
 
+    def edge_samples(
+        self, machine: MachineRef, tag: str, edges_ms: Sequence[int], stale_ms: int
+    ) -> list[tuple[tuple[int, float] | None, int | None]]:
+        """Per edge a: the last numeric sample in [a - stale, a) as (ts, value), and the time of the
+        first one in [a, a + stale]; None where there is none. In as few requests as the store allows.
+
+        What a report needs to split the hold that crosses an edge (``analytics.rollup.correct_edges``):
+        ``state_durations`` books a hold to the bucket it ends in.
+        """
+
     def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers."""
 

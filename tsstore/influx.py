@@ -302,6 +302,32 @@ class InfluxStore:
         out.sort(key=lambda c: (c.bucket_ms, c.value))
         return out
 
+    def edge_samples(
+        self, machine: MachineRef, tag: str, edges_ms: Sequence[int], stale_ms: int
+    ) -> list[tuple[tuple[int, float] | None, int | None]]:
+        """last() and first() without GROUP BY time() return the point's own time; 200 edges a request."""
+        f, m, where = quote_ident(tag), quote_ident(MEASUREMENT), _where_machine(machine)
+        out: list[tuple[tuple[int, float] | None, int | None]] = []
+        edges = [int(a) for a in edges_ms]
+        for k in range(0, len(edges), 200):
+            chunk = edges[k : k + 200]
+            statements = []
+            for a in chunk:
+                statements += [f"SELECT last({f}) FROM {m} WHERE {where} AND time >= {a - stale_ms}ms AND time < {a}ms",
+                               f"SELECT first({f}) FROM {m} WHERE {where} AND time >= {a}ms AND time <= {a + stale_ms}ms"]
+            results = self._query(";".join(statements))
+            for j in range(len(chunk)):
+                found = []
+                for r in results[2 * j : 2 * j + 2]:
+                    if "error" in r and "database not found" not in r["error"]:
+                        raise StoreRejected(f"InfluxDB could not read the samples around an edge of {tag!r}: {r['error']}")
+                    rows = [row for series in _series(r) for row in series.get("values", [])
+                            if isinstance(row[1], (int, float)) and not isinstance(row[1], bool)]
+                    found.append(rows[0] if rows else None)
+                last, first = found
+                out.append(((int(last[0]), float(last[1])) if last else None, int(first[0]) if first else None))
+        return out
+
     def ping(self) -> None:
         response = self._request("GET", "/ping")
         if response.status_code != 204:

@@ -283,6 +283,23 @@ class SqliteStore:
             for k in keys.tolist()
         ]
 
+    def edge_samples(
+        self, machine: MachineRef, tag: str, edges_ms: Sequence[int], stale_ms: int
+    ) -> list[tuple[tuple[int, float] | None, int | None]]:
+        """Two primary-key lookups per edge."""
+        series = self._read("SELECT id FROM series WHERE tenant=? AND site=? AND line=? AND machine=? AND tag=?",
+                            (machine.tenant, machine.site, machine.line, machine.machine, tag))
+        if not series:
+            return [(None, None) for _ in edges_ms]
+        sid, out = series[0][0], []
+        for a in edges_ms:
+            before = self._read("SELECT ts, num FROM samples WHERE series_id=? AND ts>=? AND ts<? AND num IS NOT NULL "
+                                "ORDER BY ts DESC LIMIT 1", (sid, int(a) - stale_ms, int(a)))
+            after = self._read("SELECT ts FROM samples WHERE series_id=? AND ts>=? AND ts<=? AND num IS NOT NULL "
+                               "ORDER BY ts LIMIT 1", (sid, int(a), int(a) + stale_ms))
+            out.append(((int(before[0][0]), float(before[0][1])) if before else None, int(after[0][0]) if after else None))
+        return out
+
     def ping(self) -> None:
         self._read("SELECT 1")
 

@@ -73,7 +73,9 @@ def _loc_for_yaml(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     """Drop pydantic's union-branch names (e.g. 'influxdb' under 'store', 'mc' under a tag) from a location."""
     kept = []
     for i, part in enumerate(loc):
-        if i > 0 and loc[i - 1] == "store" and part in ("sqlite", "influxdb"):
+        if i > 0 and loc[i - 1] == "store" and part in ("sqlite", "influxdb", "sharded"):
+            continue
+        if i > 1 and loc[i - 2] == "shards" and part in ("sqlite", "influxdb"):  # store.shards.<name>.<kind>
             continue
         if i > 1 and loc[i - 2] == "tags" and isinstance(loc[i - 1], int) and part in ("modbus", "mc", "xgt"):
             continue

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import time
 from datetime import datetime
@@ -10,6 +9,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
+import csvcells
+from api import limits
 from api.access import CurrentPrincipal
 from api.schemas import History, HistoryPoint, LatestValues, Machine as MachineOut, TagValue
 from api.services import SettingsDep, StoreDep
@@ -52,7 +53,7 @@ def latest(tenant: str, site: str, line: str, machine: str, store: StoreDep) -> 
 
 
 def _history(ref: MachineRef, store: TimeSeriesStore, tag: str, start: datetime | None, end: datetime | None,
-             every: str, agg: str, limit: int) -> tuple[int, int, int, list]:
+             every: str, agg: str, limit: int, max_days: int) -> tuple[int, int, int, list]:
     try:
         every_ms = parse_every(every)
     except ValueError as exc:
@@ -61,6 +62,7 @@ def _history(ref: MachineRef, store: TimeSeriesStore, tag: str, start: datetime 
     start_ms = to_epoch_ms(start) if start else end_ms - 3_600_000
     if start_ms >= end_ms:
         raise HTTPException(status_code=422, detail=f"start ({iso(start_ms)}) must be before end ({iso(end_ms)})")
+    limits.check_span_ms(start_ms, end_ms, max_days)
     if every_ms and (end_ms - start_ms) // every_ms > limit:
         raise HTTPException(
             status_code=422,
@@ -83,7 +85,8 @@ def _history(ref: MachineRef, store: TimeSeriesStore, tag: str, start: datetime 
 def history(tenant: str, site: str, line: str, machine: str, store: StoreDep, settings: SettingsDep, tag: TagQ,
             start: StartQ = None, end: EndQ = None, every: EveryQ = "1m", agg: AggQ = "mean") -> History:
     ref = machine_ref(tenant, site, line, machine)
-    start_ms, end_ms, every_ms, rows = _history(ref, store, tag, start, end, every, agg, settings.max_points)
+    start_ms, end_ms, every_ms, rows = _history(ref, store, tag, start, end, every, agg, settings.max_points,
+                                      settings.max_range_days)
     return History(machine=MachineOut(**ref.as_dict()), tag=tag, start=iso(start_ms), end=iso(end_ms),
                    every_ms=every_ms, agg=agg, points=[HistoryPoint(ts=ts, value=v) for ts, v in rows])
 
@@ -93,9 +96,10 @@ def export_csv(tenant: str, site: str, line: str, machine: str, store: StoreDep,
                start: StartQ = None, end: EndQ = None, every: EveryQ = "1m", agg: AggQ = "mean") -> Response:
     """The same data as /history, as CSV for spreadsheets."""
     ref = machine_ref(tenant, site, line, machine)
-    _, _, _, rows = _history(ref, store, tag, start, end, every, agg, settings.max_points)
+    _, _, _, rows = _history(ref, store, tag, start, end, every, agg, settings.max_points,
+                                      settings.max_range_days)
     out = io.StringIO()
-    w = csv.writer(out)
+    w = csvcells.writer(out)
     w.writerow(["time", "ts_ms", "tenant", "site", "line", "machine", tag])
     for ts, v in rows:
         w.writerow([iso(ts), ts, tenant, site, line, machine, v])

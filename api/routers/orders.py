@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from api import uploads
 from api.access import SmeWriter
 from api.routers.alarms import LineQ
 from api.services import PlantDep
@@ -19,20 +20,16 @@ MAX_ORDERS_CSV_BYTES = 20 * 1024 * 1024
 _CSV_BODY = {"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}, "example": (
     "order_id,line,product,quantity,ordered,due,completed\n"
     "SO-1001,press-line-1,bracket-a,1200,2026-03-02,2026-03-09,2026-03-06\n"
-    "SO-1002,,bracket-b,800,2026-03-03 09:30,2026-03-12,\n")}}}}
+    "SO-1002,,bracket-b,800,2026-03-03 09:30,2026-03-12,\n")},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}},
+                                       "required": ["file"]}}}}}
 
 
 @router.post("/{tenant}", openapi_extra=_CSV_BODY)
 async def import_orders(tenant: str, request: Request, plant: PlantDep, principal: SmeWriter) -> dict:
     """Import the ERP's order export (CSV, UTF-8 or CP949): the whole file or, on any problem, nothing (422
     listing each row, column and fix). Orders are upserted by order id. Columns: docs/api.md."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind not in ("text/csv", "text/plain", "application/csv", "application/octet-stream", ""):
-        raise HTTPException(status_code=415, detail=f"send the CSV file itself with Content-Type: text/csv "
-                                                    f"(got {kind})")
-    body = await request.body()
-    if len(body) > MAX_ORDERS_CSV_BYTES:
-        raise HTTPException(status_code=413, detail=f"the file is over {MAX_ORDERS_CSV_BYTES // 2**20} MB: split it")
+    body = await uploads.csv_upload(request, MAX_ORDERS_CSV_BYTES)  # text/csv or a form's file, else 415
     try:
         out = await run_in_threadpool(orders.import_csv, plant, tenant, body)
     except orders.OrdersRejected as exc:

@@ -1,21 +1,34 @@
-// Line dashboard (live over server-sent events), its alarm rules, centre overview, login and language switch.
-// Vanilla JS, no external assets: factory networks are often offline.
+// The SME owner's and operator's workspace: the shell (header, navigation, hash router, language),
+// the line overview (live over server-sent events), the machine page, the range picker, the reports,
+// and the line's alarm rules. The centre engineer's pages come from centre.js (window.sfCentre).
+// Vanilla JS plus the vendored uPlot, no external assets: factory networks are often offline.
 "use strict";
 
 let ME = null;
+let TENANTS = [];   // the plant trees the user may see (names, time zones, shifts)
 let SOURCE = null;  // the EventSource of the line on screen
 let LAST = null;    // the last snapshot rendered, re-rendered on a language switch
 let TICK = null;
+let VIEW = null;    // {kind, rerender} of the page on screen
+let TZ = undefined; // the time zone of the tenant on screen: clock, ranges and chart axes use it
+const CHARTS = [];  // uPlot instances on screen, resized with the window
 
 const $ = (id) => document.getElementById(id);
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (k === "class") e.className = v;
-    else if (k.startsWith("data-")) e.setAttribute(k, v);
+    else if (k.startsWith("data-") || k.startsWith("aria-") || k === "role") e.setAttribute(k, v);
     else e[k] = v;
   }
-  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  for (const c of children) if (c !== null && c !== undefined && c !== "") e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attrs = {}, text) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
   return e;
 }
 
@@ -23,23 +36,61 @@ async function api(path, opts = {}) {
   const r = await fetch(path, { credentials: "same-origin", ...opts,
     headers: { "Content-Type": "application/json", ...(opts.headers || {}) } });
   if (r.status === 401) { showLogin(); throw new Error("401"); }
-  if (!r.ok) { const e = new Error(`${path}: HTTP ${r.status}`); e.status = r.status; throw e; }
+  if (!r.ok) {
+    const body = await r.json().catch(() => ({}));
+    const e = new Error(typeof body.detail === "string" ? body.detail : `${path}: HTTP ${r.status}`);
+    e.status = r.status; throw e;
+  }
   return r.json();
 }
+const enc = encodeURIComponent;
 
-function pct(x) { return x === null || x === undefined ? "–" : `${(x * 100).toFixed(1)}%`; }
-function duration(ms) {
-  const s = Math.max(0, Math.floor(ms / 1000));
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
-  return h ? `${h}h ${String(m).padStart(2, "0")}m` : `${m}m ${String(r).padStart(2, "0")}s`;
+function pct(x) { return x === null || x === undefined || Number.isNaN(x) ? "–" : `${(x * 100).toFixed(1)}%`; }
+function num(x) { return x === null || x === undefined ? "–" : Number(x).toLocaleString(LANG === "ko" ? "ko-KR" : "en-GB"); }
+function locale() { return LANG === "ko" ? "ko-KR" : "en-GB"; }
+
+// -- time in the tenant's zone ----------------------------------------------------------------
+function tzParts(ms, tz) {
+  const f = new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+  const p = Object.fromEntries(f.formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
+  return { y: +p.year, mo: +p.month, d: +p.day, h: +p.hour, mi: +p.minute, s: +p.second };
 }
-function clock(ms) { return new Date(ms).toLocaleTimeString(LANG === "ko" ? "ko-KR" : "en-GB"); }
+function tzOffset(ms, tz) {
+  const p = tzParts(ms, tz);
+  return Date.UTC(p.y, p.mo - 1, p.d, p.h, p.mi, p.s) - Math.floor(ms / 1000) * 1000;
+}
+/** Epoch ms of local midnight of the calendar day y-mo-d (mo 1-based; day overflow allowed) in tz. */
+function midnight(y, mo, d, tz) {
+  const guess = Date.UTC(y, mo - 1, d);
+  return guess - tzOffset(guess - tzOffset(guess, tz), tz);
+}
+function dayOf(ms, tz) { const p = tzParts(ms, tz); return { y: p.y, mo: p.mo, d: p.d }; }
+function isoDay(ms, tz) { const p = dayOf(ms, tz); return `${p.y}-${String(p.mo).padStart(2, "0")}-${String(p.d).padStart(2, "0")}`; }
+function fmt(ms, opts) { return new Intl.DateTimeFormat(locale(), { timeZone: TZ, hourCycle: "h23", ...opts }).format(new Date(ms)); }
+function clock(ms) { return fmt(ms, { hour: "2-digit", minute: "2-digit", second: "2-digit" }); }
+function hm(ms) { return fmt(ms, { hour: "2-digit", minute: "2-digit" }); }
+function dateHm(ms) { return fmt(ms, { month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit" }); }
+function monthDay(ms) { return fmt(ms, { month: LANG === "ko" ? "numeric" : "short", day: "numeric" }); }
+function shortDate(ms) { return fmt(ms, { month: LANG === "ko" ? "numeric" : "short", day: "numeric", weekday: "short" }); }
+
+function tickClock() {
+  const c = $("clock");
+  if (!c || !ME) return;
+  const tz = TZ || Intl.DateTimeFormat().resolvedOptions().timeZone;
+  c.textContent = `${new Intl.DateTimeFormat(locale(), { timeZone: tz, month: "numeric", day: "numeric", weekday: "short",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", ...(LANG === "ko" ? {} : { month: "short" }) }).format(new Date())}`;
+  c.title = `${t("clock.tz")}: ${tz}`;
+  c.dataset.tz = tz;
+}
+setInterval(tickClock, 1000);
 
 // -- login -----------------------------------------------------------------------------
 function showLogin() {
   if (SOURCE) { SOURCE.close(); SOURCE = null; }
   ME = null;
-  $("app").hidden = true; $("logout").hidden = true; $("user").textContent = "";
+  $("app").hidden = true; $("logout").hidden = true; $("menu").hidden = true; $("user").textContent = "";
+  $("clock").textContent = ""; $("where").textContent = ""; $("status").textContent = "";
   $("login").hidden = false;
   applyTexts();
 }
@@ -65,44 +116,124 @@ $("lang").addEventListener("click", async () => {
   localStorage.setItem("sf-lang", LANG);
   applyTexts();
   if (ME) api("/api/v1/me", { method: "PATCH", body: JSON.stringify({ language: LANG }) }).catch(() => {});
+  buildNav();
   render();
+  if (VIEW && VIEW.rerender) VIEW.rerender();
   if (RULES && RULES.open) renderRulesList();  // the form's labels follow through data-i18n; its input stays
+  tickClock();
 });
 
-// -- navigation ------------------------------------------------------------------------
+$("menu").addEventListener("click", () => {
+  const open = !$("lines").classList.contains("open");
+  $("lines").classList.toggle("open", open);
+  $("menu").setAttribute("aria-expanded", String(open));
+});
+
+// -- shell: plant names, navigation, router ---------------------------------------------------
+/** A plant-model name in the page's language: the English name (name_en) when there is one. */
+function nm(x, fallback) { return (x && ((LANG === "en" && x.name_en) || x.name)) || fallback; }
+function isCentre() { return !!ME && (ME.role === "centre_admin" || ME.role === "centre_engineer"); }
+function findLine(tenant, site, line) {
+  const tn = TENANTS.find((x) => x.tenant === tenant);
+  const s = tn && tn.sites.find((x) => x.site === site);
+  const l = s && s.lines.find((x) => x.line === line);
+  return l ? { tn, s, l } : null;
+}
+function machineName(tenant, site, line, machine) {
+  const f = findLine(tenant, site, line);
+  const m = f && f.l.machines.find((x) => x.machine === machine);
+  return (m && m.name) || machine;
+}
+function lineTitle(tenant, site, line) {
+  const f = findLine(tenant, site, line);
+  return f ? `${nm(f.tn, tenant)} · ${nm(f.s, site)} · ${nm(f.l, line)}` : `${tenant} · ${site} · ${line}`;
+}
+
+function buildNav() {
+  const nav = $("lines");
+  if (!ME) return;
+  nav.replaceChildren();
+  if (isCentre()) nav.append(el("a", { href: "#/centre", "data-i18n": "centre" }, t("centre")));
+  for (const tn of TENANTS) {
+    if (isCentre() || TENANTS.length > 1) nav.append(el("div", { class: "group" }, nm(tn, tn.tenant)));
+    for (const s of tn.sites) for (const l of s.lines) {
+      const base = `${tn.tenant}/${s.site}/${l.line}`;
+      nav.append(el("a", { href: `#/line/${base}`, "data-line": l.line }, nm(l, l.line)));
+      nav.append(el("a", { href: `#/reports/${base}`, "data-reports": l.line, class: "small" },
+        `${nm(l, l.line)} · ${t("nav.reports")}`));
+    }
+  }
+  markNav();
+}
+function markNav() {
+  for (const a of $("lines").querySelectorAll("a")) {
+    if (a.getAttribute("href") === location.hash) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+}
+
 async function start() {
   try { ME = await api("/api/v1/me"); } catch { return; }
   LANG = localStorage.getItem("sf-lang") || ME.language || "ko";
-  $("login").hidden = true; $("app").hidden = false; $("logout").hidden = false;
+  await loadGlossary();
+  $("login").hidden = true; $("app").hidden = false; $("logout").hidden = false; $("menu").hidden = false;
   $("user").textContent = ME.username;
   applyTexts();
-  const tenants = await api("/api/v1/tenants");
-  const nav = $("lines");
-  nav.replaceChildren();
-  const centre = ME.role === "centre_admin" || ME.role === "centre_engineer";
-  if (centre) nav.append(el("a", { href: "#/centre", "data-i18n": "centre" }, t("centre")));
-  for (const tn of tenants) for (const s of tn.sites) for (const l of s.lines) {
-    nav.append(el("a", { href: `#/line/${tn.tenant}/${s.site}/${l.line}`, "data-line": l.line },
-      `${centre ? tn.name + " · " : ""}${l.name}`));
-  }
+  TENANTS = await api("/api/v1/tenants");
+  TZ = TENANTS[0] && TENANTS[0].timezone;
+  buildNav();
+  tickClock();
   if (!location.hash || location.hash === "#") {
-    const first = tenants.flatMap((tn) => tn.sites.flatMap((s) => s.lines.map((l) => `#/line/${tn.tenant}/${s.site}/${l.line}`)));
-    location.hash = centre ? "#/centre" : (first[0] || "#/centre");
+    const first = TENANTS.flatMap((tn) => tn.sites.flatMap((s) => s.lines.map((l) => `#/line/${tn.tenant}/${s.site}/${l.line}`)));
+    location.hash = isCentre() ? "#/centre" : (first[0] || "#/centre");
   } else {
     route();
   }
 }
 
 window.addEventListener("hashchange", route);
+window.addEventListener("resize", () => {
+  for (const c of CHARTS) { const w = c.root.parentElement && c.root.parentElement.clientWidth; if (w) c.setSize({ width: w, height: c.height }); }
+});
+
+let ROUTE_GEN = 0;  // bumped on every page change: answers that arrive for a page already left are dropped
+
+function leave() {
+  ROUTE_GEN += 1;
+  if (SOURCE) { SOURCE.close(); SOURCE = null; }
+  if (TICK) { clearInterval(TICK); TICK = null; }
+  while (CHARTS.length) CHARTS.pop().destroy();
+  LAST = null; VIEW = null; RULES = null;
+}
 
 function route() {
   if (!ME) return;
-  if (SOURCE) { SOURCE.close(); SOURCE = null; }
-  LAST = null;
-  const parts = location.hash.replace(/^#\//, "").split("/");
+  leave();
+  $("lines").classList.remove("open");
+  $("menu").setAttribute("aria-expanded", "false");
+  markNav();
+  const parts = location.hash.replace(/^#\//, "").split("/").map(decodeURIComponent);
+  const tn = TENANTS.find((x) => x.tenant === parts[1]);
+  if (tn) TZ = tn.timezone;
   if (parts[0] === "line" && parts.length === 4) openLine(parts[1], parts[2], parts[3]);
-  else if (parts[0] === "centre") openCentre();
+  else if (parts[0] === "machine" && parts.length === 5) openMachine(parts[1], parts[2], parts[3], parts[4]);
+  else if (parts[0] === "reports" && parts.length === 4) openReports(parts[1], parts[2], parts[3]);
+  else if (parts[0] === "centre") openCentreRoute(parts);
   else notFound();
+  tickClock();
+}
+
+/** #/centre and #/centre/{tenant}: centre.js's workspace when it is there, else the built-in overview. */
+function openCentreRoute(parts) {
+  const go = () => {
+    if (window.sfCentre && typeof window.sfCentre.render === "function") {
+      $("where").textContent = t("centre"); $("status").textContent = "";
+      window.sfCentre.render($("view"), { parts, tenant: parts[1] || null, hash: location.hash },
+        { api, t, tf, el, me: ME, tenants: TENANTS, lang: () => LANG, duration, pct, setWhere: (x) => { $("where").textContent = x; } });
+    } else openCentre();
+  };
+  if (window.sfCentre || window.sfCentreMissing || document.readyState === "complete") go();
+  else window.addEventListener("load", go, { once: true });
 }
 
 function notFound() {
@@ -110,7 +241,240 @@ function notFound() {
   $("where").textContent = "";
 }
 
-// -- line dashboard --------------------------------------------------------------------
+// -- the range picker: every panel below it follows; kept across pages ---------------------------
+const RANGE_KEYS = ["shift", "today", "yesterday", "7d", "30d", "custom"];
+let RANGE = JSON.parse(sessionStorage.getItem("sf-range") || "null") || { key: "today" };
+let SHIFT = null;  // the line's shift {start_ms, end_ms, running} from its snapshot, for "this shift"
+
+/** [start, end) in epoch ms for the chosen range, in the tenant's time zone. */
+function rangeMs(now = Date.now()) {
+  const tz = TZ || "UTC";
+  const d = dayOf(now, tz);
+  const day0 = midnight(d.y, d.mo, d.d, tz);
+  switch (RANGE.key) {
+    case "shift": return SHIFT ? [SHIFT.start_ms, Math.min(SHIFT.end_ms, now)] : [day0, now];
+    case "yesterday": return [midnight(d.y, d.mo, d.d - 1, tz), day0];
+    case "7d": return [midnight(d.y, d.mo, d.d - 6, tz), now];
+    case "30d": return [midnight(d.y, d.mo, d.d - 29, tz), now];
+    case "custom": {
+      const [fy, fm, fd] = (RANGE.from || isoDay(now, tz)).split("-").map(Number);
+      const [ty, tm, td] = (RANGE.to || isoDay(now, tz)).split("-").map(Number);
+      return [midnight(fy, fm, fd, tz), Math.min(midnight(ty, tm, td + 1, tz), now)];
+    }
+    default: return [day0, now];
+  }
+}
+function rangeQuery() {
+  const [a, b] = rangeMs();
+  return `start=${enc(new Date(a).toISOString())}&end=${enc(new Date(Math.max(b, a + 1000)).toISOString())}`;
+}
+function rangeText() {
+  const [a, b] = rangeMs();
+  const sameDay = isoDay(a, TZ) === isoDay(Math.max(a, b - 1), TZ);
+  return sameDay ? `${shortDate(a)} ${hm(a)}–${hm(b)}` : `${shortDate(a)} ${hm(a)} – ${shortDate(b)} ${hm(b)}`;
+}
+
+function rangePicker(onChange) {
+  const box = el("div", { class: "range", role: "group", "aria-label": t("range.label"), "data-testid": "range" });
+  const text = el("span", { class: "range-text", "data-testid": "range-text" });
+  const from = el("input", { type: "date", "aria-label": t("range.from"), "data-testid": "range-from" });
+  const to = el("input", { type: "date", "aria-label": t("range.to"), "data-testid": "range-to" });
+  const err = el("span", { class: "error small", role: "alert" });
+  const apply = el("button", { type: "button", class: "btn", "data-i18n": "range.apply", "data-testid": "range-apply" }, t("range.apply"));
+  const custom = el("span", { class: "custom" }, from, "–", to, apply, err);
+  const buttons = RANGE_KEYS.map((k) => {
+    const b = el("button", { type: "button", class: "btn", "data-range": k, "data-i18n": `range.${k}` }, t(`range.${k}`));
+    b.addEventListener("click", () => {
+      if (k === "custom") { RANGE = { ...RANGE, key: "custom" }; sync(); from.focus(); return; }
+      RANGE = { key: k }; save(); sync(); onChange();
+    });
+    return b;
+  });
+  apply.addEventListener("click", () => {
+    err.textContent = "";
+    if (!from.value || !to.value || from.value > to.value) { err.textContent = t("range.bad"); return; }
+    if ((Date.parse(to.value) - Date.parse(from.value)) / 86_400_000 > 399) { err.textContent = t("range.too_long"); return; }
+    RANGE = { key: "custom", from: from.value, to: to.value }; save(); sync(); onChange();
+  });
+  function save() { sessionStorage.setItem("sf-range", JSON.stringify(RANGE)); }
+  function sync() {
+    for (const b of buttons) b.setAttribute("aria-pressed", String(b.dataset.range === RANGE.key));
+    custom.hidden = RANGE.key !== "custom";
+    const today = isoDay(Date.now(), TZ || "UTC");
+    from.max = to.max = today;
+    from.value = RANGE.from || today; to.value = RANGE.to || today;
+    text.textContent = rangeText();
+  }
+  box.append(...buttons, custom, text);
+  box.sync = sync;
+  sync();
+  return box;
+}
+
+// -- charts --------------------------------------------------------------------------------------
+function stateName(code) { return code === null || code === undefined ? t("state.none") : (TEXTS.en[`state.${code}`] ? t(`state.${code}`) : String(code)); }
+function stateClass(code) { return code === null || code === undefined ? "none" : String(code); }
+
+/** A state timeline (Gantt) as coloured spans; the legend under it gives every state's time in words. */
+function gantt(segments, start, end) {
+  const span = Math.max(1, end - start);
+  const bar = el("div", { class: "gantt", role: "img", "data-testid": "gantt" });
+  const totals = new Map();
+  for (const s of segments) {
+    const w = (100 * (s.end_ms - s.start_ms)) / span;
+    const label = `${stateName(s.state)} ${dateHm(s.start_ms)}–${hm(s.end_ms)} (${duration(s.end_ms - s.start_ms)})`;
+    bar.append(el("span", { class: `sw-${stateClass(s.state)}`, style: `width:${w}%`, title: label, "data-state": stateClass(s.state) }));
+    totals.set(stateClass(s.state), (totals.get(stateClass(s.state)) || 0) + (s.end_ms - s.start_ms));
+  }
+  bar.setAttribute("aria-label", [...totals].map(([k, ms]) => `${stateName(k === "none" ? null : Number(k))} ${duration(ms)}`).join(", "));
+  const ticks = el("div", { class: "axis" });
+  const multiDay = end - start > 36 * 3_600_000;
+  for (let i = 0; i <= 4; i++) {
+    const at = start + (span * i) / 4;
+    ticks.append(el("span", {}, multiDay ? monthDay(at) : hm(at)));
+  }
+  const legend = el("div", { class: "legend", "data-testid": "gantt-legend" });
+  for (const [k, ms] of [...totals].sort((a, b) => b[1] - a[1])) {
+    legend.append(el("span", {}, el("span", { class: `sw sw-${k}` }), `${stateName(k === "none" ? null : Number(k))} ${duration(ms)}`));
+  }
+  return el("div", {}, bar, ticks, legend);
+}
+
+/** Horizontal bars with their values written out (no hover needed). */
+function hbars(rows) {
+  const max = Math.max(1e-9, ...rows.map((r) => r.value));
+  return el("div", { class: "hbars" }, ...rows.map((r) => el("div", { class: "hbar", "data-key": r.key ?? "" },
+    el("span", {}, r.label),
+    el("span", { class: "track" }, el("span", { class: `fill ${r.cls || ""}`, style: `width:${(100 * r.value) / max}%;display:block` })),
+    el("span", { class: "val" }, r.text))));
+}
+
+function paretoPanel(rows) {
+  const panel = el("section", { class: "panel", "data-testid": "pareto" }, el("h3", {}, t("report.pareto")));
+  if (!rows || !rows.length) { panel.append(el("p", { class: "muted" }, t("pareto.none"))); return panel; }
+  panel.append(hbars(rows.map((r) => ({
+    key: r.code ?? "none", label: r.code === null ? t("state.none") : stateName(r.code), value: r.hours,
+    cls: `sw-${r.code === null ? "none" : r.code}`,
+    text: `${duration(r.hours * 3_600_000)} · ${(r.share * 100).toFixed(0)}% (${t("report.cumulative")} ${(r.cumulative_share * 100).toFixed(0)}%)`,
+  }))));
+  return panel;
+}
+
+/** Good and scrap parts per hour or day as stacked bars with a y-axis and the numbers on the bars. */
+function countsChart(series, everyMs) {
+  const W = 400, H = 190, L = 40, B = 22, T = 14;  // about the panel's width on a phone and a desktop: text stays ~11 px
+  const s = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img" });
+  const max = Math.max(1, ...series.map((p) => p.good + p.scrap));
+  const n = Math.max(1, series.length);
+  const bw = (W - L - 4) / n;
+  for (let i = 0; i <= 4; i++) {
+    const y = T + ((H - B - T) * i) / 4;
+    s.append(svg("line", { x1: L, x2: W, y1: y, y2: y, class: "grid-line" }));
+    s.append(svg("text", { x: L - 4, y: y + 4, "text-anchor": "end" }, Math.round(max * (1 - i / 4)).toLocaleString()));
+  }
+  series.forEach((p, i) => {
+    const x = L + 2 + i * bw;
+    const hg = ((H - B - T) * p.good) / max, hs = ((H - B - T) * p.scrap) / max;
+    s.append(svg("rect", { x, y: H - B - hg, width: Math.max(1, bw - 2), height: hg, class: "good" }));
+    s.append(svg("rect", { x, y: H - B - hg - hs, width: Math.max(1, bw - 2), height: hs, class: "scrap" }));
+    if (n <= 31 && bw > 16) s.append(svg("text", { x: x + bw / 2 - 1, y: H - B - hg - hs - 2, "text-anchor": "middle" }, p.good + p.scrap));
+    const every = Math.ceil(n / 6);
+    if (i % every === 0) s.append(svg("text", { x: x + bw / 2, y: H - 6, "text-anchor": "middle" }, everyMs >= 86_400_000 ? monthDay(p.ts) : hm(p.ts)));
+  });
+  s.setAttribute("aria-label", series.map((p) => `${everyMs >= 86_400_000 ? shortDate(p.ts) : hm(p.ts)} ${p.good}/${p.scrap}`).join(", "));
+  return s;
+}
+
+/** Material input seconds per part for each bucket, as bars with a y-axis in seconds and each value written. */
+function inputChart(series, everyMs) {
+  const pts = series.map((p) => ({ ts: p.ts, v: p.good + p.scrap ? p.input_s / (p.good + p.scrap) : null }));
+  const W = 400, H = 170, L = 40, B = 22, T = 14;
+  const s = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img" });
+  const max = Math.max(0.1, ...pts.map((p) => p.v || 0));
+  const n = Math.max(1, pts.length), bw = (W - L - 4) / n;
+  for (let i = 0; i <= 4; i++) {
+    const y = T + ((H - B - T) * i) / 4;
+    s.append(svg("line", { x1: L, x2: W, y1: y, y2: y, class: "grid-line" }));
+    s.append(svg("text", { x: L - 4, y: y + 4, "text-anchor": "end" }, `${(max * (1 - i / 4)).toFixed(1)}${t("dur.s")}`));
+  }
+  pts.forEach((p, i) => {
+    const x = L + 2 + i * bw, h = ((H - B - T) * (p.v || 0)) / max;
+    s.append(svg("rect", { x, y: H - B - h, width: Math.max(1, bw - 2), height: h, class: "input" }));
+    if (p.v !== null && n <= 31 && bw > 18) s.append(svg("text", { x: x + bw / 2 - 1, y: H - B - h - 2, "text-anchor": "middle" }, p.v.toFixed(1)));
+    if (i % Math.ceil(n / 6) === 0) s.append(svg("text", { x: x + bw / 2, y: H - 6, "text-anchor": "middle" }, everyMs >= 86_400_000 ? monthDay(p.ts) : hm(p.ts)));
+  });
+  return s;
+}
+
+/** A tag's trend: uPlot with a time axis in the tenant's zone and the unit on the y-axis; min–max as a band. */
+function trendChart(box, tag, points) {
+  if (!points.length) { box.append(el("p", { class: "muted" }, t("trend.none"))); return; }
+  if (!window.uPlot) { box.append(el("p", { class: "muted" }, `${points.length}`)); return; }
+  const xs = points.map((p) => p.ts / 1000);
+  const data = [xs, points.map((p) => p.mean), points.map((p) => p.min), points.map((p) => p.max)];
+  const width = Math.max(260, box.clientWidth || 600);
+  const multiDay = points[points.length - 1].ts - points[0].ts > 36 * 3_600_000;
+  const tzDate = (ts) => uPlot.tzDate(new Date(ts * 1000), TZ || "UTC");
+  const opts = {
+    width, height: 220, tzDate,
+    series: [{}, { label: t("trend.mean"), stroke: "#1d4ed8", width: 2 },
+      { label: t("trend.min"), stroke: "#93c5fd", width: 1 }, { label: t("trend.max"), stroke: "#93c5fd", width: 1 }],
+    bands: [{ series: [3, 2], fill: "rgba(29,78,216,.12)" }],
+    axes: [{ stroke: "#4b5563", grid: { stroke: "#e5e7eb" },
+      values: (u, splits) => splits.map((v) => (multiDay ? monthDay(v * 1000) : hm(v * 1000))), space: 70 },
+      { stroke: "#4b5563", grid: { stroke: "#e5e7eb" }, label: tagLabel(tag), size: 60 }],
+    legend: { show: true, live: false },
+    cursor: { drag: { x: false, y: false } },
+  };
+  const last = points[points.length - 1];
+  box.append(el("div", { class: "small muted", "data-testid": "trend-last" },
+    `${dateHm(last.ts)} ${t("trend.mean")} ${Number(last.mean).toFixed(1)}${TAG_UNITS[tag] ? " " + TAG_UNITS[tag] : ""}`));
+  CHARTS.push(new uPlot(opts, data, box));
+}
+
+function kpiBox(labelKey, value, main = false, testid = "") {
+  return el("div", { class: `kpi${main ? " main" : ""}`, ...(testid ? { "data-testid": testid } : {}) },
+    el("div", { class: "k" }, t(labelKey)), el("div", { class: "v" }, value));
+}
+/** 시간가동률 · 성능가동률 · 양품률 · 공정불량률: the report's own words (report.* from analytics/labels.py). */
+function kpiGrid(k, prefix) {
+  const scrap = k.scrap_rate ?? (k.quality === null || k.quality === undefined ? null : 1 - k.quality);
+  return el("div", { class: "kpis" },
+    kpiBox("report.oee", pct(k.oee), true, `${prefix}-oee`),
+    kpiBox("report.availability", pct(k.availability), false, `${prefix}-availability`),
+    kpiBox("report.performance", pct(k.performance), false, `${prefix}-performance`),
+    kpiBox("report.quality", pct(k.quality), false, `${prefix}-quality`),
+    kpiBox("report.scrap_rate", pct(scrap), false, `${prefix}-scrap`),
+    kpiBox("report.coverage", pct(k.coverage), false, `${prefix}-coverage`),
+    // from the rollups only (the machine page and the range panels): the programme's headline KPIs
+    k.output_per_hour === undefined ? "" : kpiBox("report.output_per_hour", k.output_per_hour === null ? "–" : `${k.output_per_hour.toFixed(1)}`, false, `${prefix}-oph`),
+    k.material_input_s === undefined ? "" : kpiBox("report.material_input_s", k.material_input_s === null ? "–" : `${k.material_input_s.toFixed(2)} ${t("dur.s")}`, false, `${prefix}-mi`));
+}
+
+// -- line overview -------------------------------------------------------------------------------
+function linePath(tenant, site, line) { return `/api/v1/lines/${enc(tenant)}/${enc(site)}/${enc(line)}`; }
+
+/** Subscribe to the line's snapshots: a plain GET first (an unknown or foreign line is a 404 the page shows). */
+function followLine(tenant, site, line, onSnap) {
+  const path = linePath(tenant, site, line);
+  const gen = ROUTE_GEN;
+  return api(`${path}/dashboard`).then((snap) => {
+    if (gen !== ROUTE_GEN) return;  // the user moved on: no stream for a page that is gone
+    onSnap(snap);
+    SOURCE = new EventSource(`${path}/events`);
+    SOURCE.addEventListener("snapshot", (ev) => {
+      if (gen !== ROUTE_GEN) return;
+      const s = JSON.parse(ev.data);
+      onSnap(s);
+      // source time of the newest sample → on screen, for the browser test's record (same clock here)
+      const newest = Math.max(...s.machines.map((m) => m.last_seen_ms || 0));
+      if (newest) (window.sfLatencies = window.sfLatencies || []).push(Date.now() - newest);
+    });
+    SOURCE.addEventListener("logout", () => showLogin());
+    SOURCE.onerror = () => { $("status").textContent = t("disconnected"); };
+  });
+}
+
 function openLine(tenant, site, line) {
   // the live part is redrawn on every snapshot; the rules panel beside it is not, so a form keeps its input
   RULES = { tenant, site, line, open: false, rules: [], choices: null, editing: null };
@@ -118,24 +482,63 @@ function openLine(tenant, site, line) {
     t("rules.title"));
   toggle.setAttribute("aria-expanded", "false");
   toggle.addEventListener("click", () => toggleRules(toggle));
-  $("view").replaceChildren(el("div", { class: "toolbar" }, toggle), el("div", { id: "live" }, el("p", { class: "muted" }, "…")),
-    el("section", { id: "rules", class: "panel rules", "data-testid": "rules", hidden: true }));
-  const path = `/api/v1/lines/${encodeURIComponent(tenant)}/${encodeURIComponent(site)}/${encodeURIComponent(line)}`;
-  // a plain GET first: an unknown or foreign line is a 404 the page can show
-  api(`${path}/dashboard`).then((snap) => {
+  const f = findLine(tenant, site, line);
+  const title = el("h2", { class: "page-title" }, f ? nm(f.l, line) : line);
+  const reports = el("a", { class: "btn", href: `#/reports/${tenant}/${site}/${line}`, "data-i18n": "nav.reports" }, t("nav.reports"));
+  const rangeBox = el("section", { id: "range-panels", "data-testid": "range-panels" });
+  const picker = rangePicker(() => loadLineRange(tenant, site, line, rangeBox));
+  $("view").replaceChildren(
+    el("div", { class: "toolbar" }, title, el("span", { class: "spacer" }), reports, toggle),
+    el("div", { id: "live" }, el("p", { class: "muted" }, t("loading"))),
+    el("section", { id: "rules", class: "panel rules", "data-testid": "rules", hidden: true }),
+    el("h3", { class: "section-title" }, t("range_kpis")), picker, rangeBox);
+  let first = true;
+  VIEW = { kind: "line", rerender: () => {
+    title.textContent = f ? nm(f.l, line) : line;
+    picker.sync(); if (rangeBox.data) renderLineRange(rangeBox, rangeBox.data);
+  } };
+  followLine(tenant, site, line, (snap) => {
     LAST = { kind: "line", snap };
+    SHIFT = snap.shift;
     render();
-    SOURCE = new EventSource(`${path}/events`);
-    SOURCE.addEventListener("snapshot", (ev) => {
-      LAST = { kind: "line", snap: JSON.parse(ev.data) };
-      render();
-      // source time of the newest sample → on screen, for the browser test's record (same clock here)
-      const newest = Math.max(...LAST.snap.machines.map((m) => m.last_seen_ms || 0));
-      if (newest) (window.sfLatencies = window.sfLatencies || []).push(Date.now() - newest);
-    });
-    SOURCE.addEventListener("logout", () => showLogin());
-    SOURCE.onerror = () => { $("status").textContent = t("disconnected"); };
+    if (first) { first = false; picker.sync(); loadLineRange(tenant, site, line, rangeBox); }
   }).catch((err) => { if (err.status === 404 || err.status === 403) notFound(); });
+}
+
+async function loadLineRange(tenant, site, line, box) {
+  box.replaceChildren(el("p", { class: "muted" }, t("loading")));
+  const gen = ROUTE_GEN;
+  try {
+    const data = await api(`/api/v1/history/${enc(tenant)}/${enc(site)}/${enc(line)}?${rangeQuery()}`);
+    if (gen !== ROUTE_GEN) return;
+    box.data = data;
+    renderLineRange(box, data);
+  } catch (err) {
+    if (err.message !== "401") box.replaceChildren(el("p", { class: "error" }, `${t("load_failed")}: ${err.message}`));
+  }
+}
+
+function renderLineRange(box, data) {
+  const counts = el("section", { class: "panel", "data-testid": "range-counts" },
+    el("h3", {}, `${t("counts")} (${t(data.counts.every_ms >= 86_400_000 ? "counts.per_day" : "counts.per_hour")})`),
+    el("div", { class: "num" }, `${t("counts.good")} ${num(data.counts.good)}${t("pcs")} · ${t("counts.scrap")} ${num(data.counts.scrap)}${t("pcs")}`),
+    countsChart(data.counts.series, data.counts.every_ms));
+  const machines = el("div", { class: "table-wrap" }, el("table", { class: "data" },
+    el("tr", {}, el("th", {}, t("report.machines")), el("th", {}, t("report.oee")), el("th", {}, t("report.availability")),
+      el("th", {}, t("report.performance")), el("th", {}, t("report.quality")), el("th", {}, t("counts.good"))),
+    ...data.machines.map((m) => el("tr", { "data-machine": m.machine },
+      el("td", {}, el("a", { href: `#/machine/${data.tenant}/${data.site}/${data.line}/${m.machine}` }, m.name)),
+      el("td", { class: "n" }, pct(m.kpis.oee)), el("td", { class: "n" }, pct(m.kpis.availability)),
+      el("td", { class: "n" }, pct(m.kpis.performance)), el("td", { class: "n" }, pct(m.kpis.quality)),
+      el("td", { class: "n" }, num(m.good))))));
+  box.replaceChildren(el("div", { class: "grid" },
+    el("section", { class: "panel", "data-testid": "range-kpis" }, el("h3", {}, `${t("report.oee")} · ${rangeText()}`),
+      kpiGrid(data.kpis, "range")),
+    counts, paretoPanel(data.pareto),
+    el("section", { class: "panel", "data-testid": "range-input" },
+      el("h3", {}, `${t("report.material_input_s")} (${t(data.counts.every_ms >= 86_400_000 ? "counts.per_day" : "counts.per_hour")})`),
+      inputChart(data.counts.series, data.counts.every_ms))),
+    el("section", { class: "panel", style: "margin-top:1rem", "data-testid": "range-machines" }, el("h3", {}, t("report.machine_table")), machines));
 }
 
 function render() {
@@ -144,53 +547,100 @@ function render() {
   else if (LAST.kind === "centre") renderCentre(LAST.data);
 }
 
+function shiftLine(sh) {
+  if (!sh) return t("no_shift");
+  const when = `${shortDate(sh.start_ms)} ${hm(sh.start_ms)}–${hm(sh.end_ms)}`;
+  if (sh.running) return `${t("shift.running")}: ${sh.name} (${when})`;
+  const next = sh.next ? ` · ${t("shift.next")}: ${sh.next.name} ${shortDate(sh.next.start_ms)} ${hm(sh.next.start_ms)}` : "";
+  return `${t("shift.ended")}: ${sh.name} (${when})${next}`;
+}
+
 function renderLine(snap) {
   TZ = snap.timezone;
-  $("where").textContent = `${snap.tenant} · ${snap.site} · ${snap.name}`;
+  $("where").textContent = lineTitle(snap.tenant, snap.site, snap.line);
   $("status").textContent = `${t("live")} · ${t("updated")} ${clock(snap.generated_ms)}`;
+  const openAlarm = {};
+  for (const a of snap.alarms) if (a.status === "active" && !openAlarm[a.machine]) openAlarm[a.machine] = a;
   const tiles = el("section", { class: "tiles" });
   for (const m of snap.machines) {
     const state = m.state === null ? "none" : String(m.state);
-    const tile = el("article", { class: `tile state-${state}${m.stale ? " stale" : ""}`, "data-machine": m.machine,
-      "data-state": state });
     const since = m.state_since_ms;
+    const tile = el("a", { class: `tile state-${state}${m.stale ? " stale" : ""}`, "data-machine": m.machine, "data-state": state,
+      href: `#/machine/${snap.tenant}/${snap.site}/${snap.line}/${m.machine}` });
+    const share = m.target_today ? Math.min(1, m.count_today / m.target_today) : 0;
+    const alarm = openAlarm[m.machine];
     tile.append(
-      el("h2", {}, m.name),
+      el("h2", {}, m.name || m.machine),
       el("div", { class: "state", "data-testid": "state" }, t(`state.${state}`)),
       el("div", { class: "since", "data-since": since ?? "", "data-lower": m.state_since_is_lower_bound ? "1" : "" },
         since ? sinceText(since, m.state_since_is_lower_bound) : ""),
       el("div", { class: "count", "data-testid": "count" },
-        `${t("count_today")} ${m.count_today.toLocaleString()} / ${t("target")} ${m.target_today ?? "–"}`),
-      el("div", { class: "oee" }, `${t("oee")} ${pct(m.oee && m.oee.oee)}`),
+        `${t("count_today")} ${num(m.count_today)} / ${t("target_so_far")} ${num(m.target_today)}`),
+      el("div", { class: "bar", "aria-hidden": "true" }, el("span", { style: `width:${share * 100}%` })),
+      el("div", { class: "oee" }, `${t("report.oee")} ${pct(m.oee && m.oee.oee)}`),
+      alarm ? el("div", { class: "alarm-now", "data-testid": "tile-alarm" }, `${t("alarm.now")}: ${alarmText(alarm)}`) : "",
     );
     if (m.counter_corrections_today) tile.append(el("div", { class: "muted small" }, `${t("counter_fixed")}: ${m.counter_corrections_today}`));
     if (m.stale) tile.append(el("div", { class: "muted small" }, t("stale")));
     tiles.append(tile);
   }
-  const o = snap.oee;
-  const kpi = el("section", { class: "panel kpi" },
-    el("h3", {}, `${t("oee")} — ${snap.shift ? snap.shift.name : t("no_shift")}`),
-    el("div", { class: "big", "data-testid": "line-oee" }, pct(o && o.oee)),
-    el("div", {}, `${t("availability")} ${pct(o && o.availability)} · ${t("performance")} ${pct(o && o.performance)} · ${t("quality")} ${pct(o && o.quality)}`),
-    el("div", { class: "muted small" }, `${t("coverage")} ${pct(o && o.coverage)} — ${t("oee.note")}`),
-    el("div", {}, `${t("count_today")} ${snap.count_today.toLocaleString()} / ${t("target")} ${snap.target_today}`),
-  );
+  const o = snap.oee || {};
+  const kpi = el("section", { class: "panel", "data-testid": "shift-kpis" },
+    el("h3", {}, t("shift_oee")),
+    el("p", { class: "small", "data-testid": "shift" }, shiftLine(snap.shift)),
+    kpiGrid(o, "line"),
+    el("p", { class: "muted small" }, t("oee.note")));
+  const ach = snap.target_today ? snap.count_today / snap.target_today : null;
+  const output = el("section", { class: "panel", "data-testid": "output-today" },
+    el("h3", {}, t("output_today")),
+    el("div", { class: "big num", "data-testid": "line-count" }, `${num(snap.count_today)} / ${num(snap.target_today)}`),
+    el("div", { class: "bar", "aria-hidden": "true" }, el("span", { style: `width:${Math.min(1, ach || 0) * 100}%` })),
+    el("p", {}, `${t("achievement")} ${pct(ach)}`),
+    el("p", { class: "muted small" }, `${t("target_so_far")}: ${t("target_so_far.note")}`));
   const alarms = el("section", { class: "panel alarms", "data-testid": "alarms" }, el("h3", {}, t("alarms")));
   if (!snap.alarms.length) alarms.append(el("p", { class: "muted" }, t("no_alarms")));
   for (const a of snap.alarms) {
     const row = el("div", { class: `alarm ${a.status}`, "data-alarm": a.id },
-      el("b", {}, a.machine), ` ${a.rule} · ${clock(a.raised_ms)} · ${t(a.status)}`);
-    if (a.status === "active" && ME.role !== undefined) {
-      const b = el("button", { type: "button" }, t("ack"));
-      b.addEventListener("click", () => api(`/api/v1/alarms/${snap.tenant}/${a.id}/ack`, { method: "POST" })
-        .then(() => api(`/api/v1/lines/${snap.tenant}/${snap.site}/${snap.line}/dashboard`))
+      el("b", {}, machineName(snap.tenant, snap.site, snap.line, a.machine)), ` ${alarmText(a)} · ${dateHm(a.raised_ms)} · ${t(a.status)}`);
+    if (a.status === "active" && (ME.permissions || []).includes("alarms:ack")) {
+      const b = el("button", { type: "button", class: "btn" }, t("ack"));
+      b.addEventListener("click", () => api(`/api/v1/alarms/${enc(snap.tenant)}/${a.id}/ack`, { method: "POST" })
+        .then(() => api(`${linePath(snap.tenant, snap.site, snap.line)}/dashboard`))
         .then((s) => { LAST = { kind: "line", snap: s }; render(); }).catch(() => {}));
-      row.append(" ", b);
+      row.append(b);
     }
     alarms.append(row);
   }
-  $("live").replaceChildren(tiles, el("div", { class: "row" }, kpi, trendPanel(snap.material_input), alarms));
+  // a snapshot redraws the tiles: keep the keyboard focus on the same tile or button across it
+  const focused = document.activeElement && $("live") && $("live").contains(document.activeElement) ? focusKey(document.activeElement) : null;
+  $("live").replaceChildren(tiles, el("div", { class: "grid" }, kpi, output, alarms));
+  if (focused) { const again = $("live").querySelector(focused); if (again) again.focus({ preventScroll: true }); }
   if (RULES && RULES.open) showOpenAlarmCounts(snap.alarms);
+  startSinceTicker();
+}
+
+/** A selector that finds the same control in the next redraw of the live part. */
+function focusKey(node) {
+  const tile = node.closest(".tile[data-machine]");
+  if (tile) return `.tile[data-machine="${CSS.escape(tile.dataset.machine)}"]`;
+  const alarm = node.closest("[data-alarm]");
+  if (alarm) return `[data-alarm="${CSS.escape(alarm.dataset.alarm)}"] button`;
+  return null;
+}
+
+/** The rule and the value that crossed it: "프레스 압력 830 kN 초과 · 측정값 912.4". */
+function alarmText(a) {
+  if (a.value === null || a.value === undefined) return a.rule;
+  return `${a.rule} · ${t("alarm.value")} ${alarmValue(a)}`;
+}
+/** The value that raised the alarm: a state by its name (a time-in-state rule), a number with its unit. */
+function alarmValue(a) {
+  if (a.value === null || a.value === undefined) return "–";
+  if (a.kind === "state_duration") return stateName(a.value);
+  return `${Number(a.value).toLocaleString(locale(), { maximumFractionDigits: 2 })}${TAG_UNITS[a.tag] ? " " + TAG_UNITS[a.tag] : ""}`;
+}
+
+function startSinceTicker() {
   if (TICK) clearInterval(TICK);
   TICK = setInterval(() => {
     for (const d of document.querySelectorAll(".since[data-since]")) {
@@ -203,36 +653,150 @@ function sinceText(since, lower) {
   return `${t("in_state")} ${lower ? "≥ " : ""}${duration(Date.now() - since)}`;
 }
 
-let TZ = undefined;  // the line's time zone (the tenant's), for hour labels
-function hourIn(ms, tz) {
-  try { return new Intl.DateTimeFormat("en-GB", { hour: "2-digit", hourCycle: "h23", timeZone: tz }).format(new Date(ms)); }
-  catch { return String(new Date(ms).getHours()); }
+// -- machine page --------------------------------------------------------------------------------
+function openMachine(tenant, site, line, machine) {
+  const f = findLine(tenant, site, line);
+  const name = machineName(tenant, site, line, machine);
+  $("where").textContent = `${lineTitle(tenant, site, line)} · ${name}`;
+  const live = el("div", { class: "panel", "data-testid": "machine-live" }, el("p", { class: "muted" }, t("loading")));
+  const body = el("div", { id: "machine-body", "data-testid": "machine-body" });
+  const picker = rangePicker(() => loadMachine(tenant, site, line, machine, body));
+  $("view").replaceChildren(
+    el("div", { class: "toolbar" },
+      el("div", {}, el("div", { class: "crumbs" }, el("a", { href: `#/line/${tenant}/${site}/${line}` }, f ? nm(f.l, line) : line)),
+        el("h2", { class: "page-title", "data-testid": "machine-title" }, name)),
+      el("span", { class: "spacer" }),
+      el("a", { class: "btn", href: `#/reports/${tenant}/${site}/${line}`, "data-i18n": "nav.reports" }, t("nav.reports"))),
+    live, el("div", { style: "margin-top:1rem" }, picker), body);
+  let first = true, lastSnap = null;
+  const drawLive = () => {
+    if (!lastSnap) return;
+    const m = lastSnap.machines.find((x) => x.machine === machine);
+    if (!m) { live.replaceChildren(el("p", { class: "muted" }, t("state.none"))); return; }
+    const state = m.state === null ? "none" : String(m.state);
+    live.className = `panel tile state-${state}`;
+    live.dataset.state = state;
+    const alarm = lastSnap.alarms.find((a) => a.machine === machine && a.status === "active");
+    live.replaceChildren(
+      el("div", { class: "state", "data-testid": "state" }, t(`state.${state}`)),
+      el("div", { class: "since", "data-since": m.state_since_ms ?? "", "data-lower": m.state_since_is_lower_bound ? "1" : "" },
+        m.state_since_ms ? sinceText(m.state_since_ms, m.state_since_is_lower_bound) : ""),
+      el("div", { class: "count", "data-testid": "count" }, `${t("count_today")} ${num(m.count_today)} / ${t("target_so_far")} ${num(m.target_today)}`),
+      el("div", {}, `${t("shift_oee")}: ${pct(m.oee && m.oee.oee)}`),
+      alarm ? el("div", { class: "alarm-now" }, `${t("alarm.now")}: ${alarmText(alarm)}`) : "");
+    startSinceTicker();
+  };
+  VIEW = { kind: "machine", rerender: () => { picker.sync(); drawLive(); if (body.data) renderMachine(body, body.data, body.trends || {}); } };
+  followLine(tenant, site, line, (snap) => {
+    lastSnap = snap; TZ = snap.timezone; SHIFT = snap.shift;
+    $("status").textContent = `${t("live")} · ${t("updated")} ${clock(snap.generated_ms)}`;
+    drawLive();
+    if (first) { first = false; picker.sync(); loadMachine(tenant, site, line, machine, body); }
+  }).catch((err) => { if (err.status === 404 || err.status === 403) notFound(); });
 }
 
-function trendPanel(points) {
-  const panel = el("section", { class: "panel trend" }, el("h3", {}, t("trend")));
-  const values = points.map((p) => p.input_s_per_part ?? 0);
-  const max = Math.max(1, ...values);
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", `0 0 ${Math.max(1, points.length) * 30} 100`);
-  svg.setAttribute("class", "bars");
-  svg.setAttribute("preserveAspectRatio", "xMinYMid meet");
-  points.forEach((p, i) => {
-    const h = ((p.input_s_per_part ?? 0) / max) * 80;
-    const r = document.createElementNS(ns, "rect");
-    r.setAttribute("x", i * 30 + 4); r.setAttribute("y", 90 - h); r.setAttribute("width", 22); r.setAttribute("height", h);
-    const title = document.createElementNS(ns, "title");
-    title.textContent = `${clock(p.ts)} ${t("input_s_per_part")} ${p.input_s_per_part ?? "–"} · ${t("input_s")} ${p.input_s}`;
-    r.append(title);
-    svg.append(r);
-    const lbl = document.createElementNS(ns, "text");
-    lbl.setAttribute("x", i * 30 + 15); lbl.setAttribute("y", 99); lbl.setAttribute("text-anchor", "middle");
-    lbl.textContent = hourIn(p.ts, TZ);
-    svg.append(lbl);
-  });
-  panel.append(svg, el("div", { class: "muted small" }, t("input_s_per_part")));
-  return panel;
+async function loadMachine(tenant, site, line, machine, body) {
+  body.replaceChildren(el("p", { class: "muted" }, t("loading")));
+  const base = `/api/v1/history/${enc(tenant)}/${enc(site)}/${enc(line)}/${enc(machine)}`;
+  const q = rangeQuery();
+  const gen = ROUTE_GEN;
+  try {
+    const data = await api(`${base}?${q}`);
+    const skip = new Set(["state", "good_count", "scrap_count", "material_input"]);
+    const tags = data.tags.filter((x) => !skip.has(x));
+    const trends = Object.fromEntries(await Promise.all(tags.map(async (tag) =>
+      [tag, (await api(`${base}/trend?tag=${enc(tag)}&${q}`)).points])));
+    if (gen !== ROUTE_GEN) return;  // charts for a page already left would leak into CHARTS
+    body.data = data; body.trends = trends;
+    renderMachine(body, data, trends);
+    body.dataset.loaded = q;
+  } catch (err) {
+    if (err.message !== "401") body.replaceChildren(el("p", { class: "error" }, `${t("load_failed")}: ${err.message}`));
+  }
+}
+
+function renderMachine(body, data, trends) {
+  while (CHARTS.length) CHARTS.pop().destroy();
+  const timeline = el("section", { class: "panel", "data-testid": "timeline" },
+    el("h3", {}, `${t("timeline")} · ${rangeText()}`), gantt(data.timeline.segments, data.start_ms, data.end_ms),
+    el("p", { class: "muted small" }, `${t("timeline.step")}: ${duration(data.timeline.step_ms)} (${t("timeline.step_note")})`));
+  const kpis = el("section", { class: "panel", "data-testid": "machine-kpis" }, el("h3", {}, t("range_kpis")), kpiGrid(data.kpis, "machine"),
+    el("p", { class: "small muted" }, `${t("report.mtbf_h")} ${data.kpis.mtbf_h === null ? "–" : data.kpis.mtbf_h.toFixed(1) + " h"} · ${t("report.mttr_min")} ${data.kpis.mttr_min === null ? "–" : data.kpis.mttr_min.toFixed(1) + " min"}`));
+  const counts = el("section", { class: "panel", "data-testid": "machine-counts" },
+    el("h3", {}, `${t("counts")} (${t(data.counts.every_ms >= 86_400_000 ? "counts.per_day" : "counts.per_hour")})`),
+    el("div", { class: "num" }, `${t("counts.good")} ${num(data.counts.good)}${t("pcs")} · ${t("counts.scrap")} ${num(data.counts.scrap)}${t("pcs")}` +
+      (data.corrections ? ` · ${t("counter_fixed")} ${data.corrections}` : "")),
+    countsChart(data.counts.series, data.counts.every_ms));
+  const trendPanel = el("section", { class: "panel", "data-testid": "trends" }, el("h3", {}, t("trends")));
+  const alarmPanel = el("section", { class: "panel", "data-testid": "machine-alarms" }, el("h3", {}, t("report.warnings") && t("alarms")));
+  alarmPanel.firstChild.textContent = `${t("alarms")} · ${rangeText()}`;
+  if (!data.alarms.length) alarmPanel.append(el("p", { class: "muted" }, t("alarm.none_range")));
+  else alarmPanel.append(el("div", { class: "table-wrap" }, el("table", { class: "data" },
+    el("tr", {}, el("th", {}, t("rules.name")), el("th", {}, t("alarm.value")), el("th", {}, t("alarm.raised")),
+      el("th", {}, t("alarm.cleared")), el("th", {}, t("alarm.status"))),
+    ...data.alarms.map((a) => el("tr", { class: `alarm-row ${a.status}` }, el("td", {}, a.rule),
+      el("td", { class: "n" }, alarmValue(a)),
+      el("td", {}, dateHm(a.raised_ms)), el("td", {}, a.cleared_ms ? dateHm(a.cleared_ms) : "–"), el("td", {}, t(a.status)))))));
+  body.replaceChildren(timeline, el("div", { class: "grid" }, kpis, counts, paretoPanel(data.pareto)), el("div", { class: "grid" }, trendPanel, alarmPanel));
+  const tags = Object.keys(trends);
+  if (!tags.length) trendPanel.append(el("p", { class: "muted" }, t("trend.none")));
+  for (const tag of tags) {
+    const box = el("div", { class: "trend-box", "data-tag": tag }, el("h4", {}, tagLabel(tag)));
+    trendPanel.append(box);
+    trendChart(box, tag, trends[tag]);
+  }
+}
+
+// -- reports -------------------------------------------------------------------------------------
+function openReports(tenant, site, line) {
+  const f = findLine(tenant, site, line);
+  if (!f) { notFound(); return; }
+  $("where").textContent = `${lineTitle(tenant, site, line)} · ${t("reports.title")}`;
+  $("status").textContent = "";
+  const base = `/api/v1/reports/${enc(tenant)}/${enc(site)}/${enc(line)}`;
+  const by = el("select", { "data-testid": "report-by", "aria-label": t("reports.by") },
+    el("option", { value: "day" }, t("reports.by_day")), el("option", { value: "shift" }, t("reports.by_shift")));
+  const periodBox = el("div", { class: "report-actions", "data-testid": "period-actions" });
+  const baBox = el("div", { class: "report-actions", "data-testid": "ba-actions" });
+  const frame = el("iframe", { class: "report-frame", title: t("reports.title"), "data-testid": "report-frame", hidden: true });
+  function periodUrl(fmt, lang) {
+    const [a, b] = rangeMs();
+    return `${base}/kpis?first=${isoDay(a, TZ)}&last=${isoDay(Math.max(a, b - 1), TZ)}&by=${by.value}&format=${fmt}&lang=${lang}`;
+  }
+  const baUrl = (fmt, lang) => `${base}/before-after?format=${fmt}&lang=${lang}`;
+  function actions(box, url, kind) {
+    const view = el("button", { type: "button", class: "btn primary", "data-testid": `${kind}-view` }, t("reports.view"));
+    view.addEventListener("click", () => { frame.hidden = false; frame.src = url("html", LANG); frame.focus(); });
+    const links = [];
+    for (const lang of ["ko", "en"]) for (const fmtName of ["pdf", "html", "csv"]) {
+      links.push(el("a", { class: "btn", href: url(fmtName, lang), download: "", "data-testid": `${kind}-${fmtName}-${lang}`,
+        "data-format": fmtName, "data-lang": lang }, `${fmtName.toUpperCase()} · ${t(`reports.lang_${lang}`)}`));
+    }
+    box.replaceChildren(view, el("span", { class: "muted small" }, `${t("reports.download")}:`), ...links);
+  }
+  const refresh = () => { actions(periodBox, periodUrl, "period"); actions(baBox, baUrl, "ba"); picker.sync(); };
+  const picker = rangePicker(refresh);
+  by.addEventListener("change", refresh);
+  const draw = () => {
+    $("view").replaceChildren(
+      el("div", { class: "toolbar" }, el("div", {}, el("div", { class: "crumbs" }, el("a", { href: `#/line/${tenant}/${site}/${line}` }, nm(f.l, line))),
+        el("h2", { class: "page-title" }, t("reports.title")))),
+      el("section", { class: "panel", "data-testid": "period-report" }, el("h3", {}, t("reports.period")),
+        el("p", { class: "muted small" }, t("reports.period_hint")), picker,
+        el("label", { class: "report-actions" }, t("reports.by"), by), periodBox),
+      el("section", { class: "panel", style: "margin-top:1rem", "data-testid": "ba-report" }, el("h3", {}, t("reports.before_after")),
+        el("p", { class: "muted small" }, t("reports.ba_hint")), baBox),
+      el("div", { style: "margin-top:1rem" }, frame));
+    refresh();
+  };
+  VIEW = { kind: "reports", rerender: () => { const src = frame.hidden ? null : frame.src; draw(); if (src) { frame.hidden = false; frame.src = src.replace(/lang=\w+/, `lang=${LANG}`); } } };
+  // "this shift" needs the line's shift: one snapshot, no live stream on this page
+  const gen = ROUTE_GEN;
+  api(`${linePath(tenant, site, line)}/dashboard`).then((s) => {
+    if (gen !== ROUTE_GEN) return;
+    SHIFT = s.shift; TZ = s.timezone; picker.sync(); refresh();
+  }).catch(() => {});
+  draw();
 }
 
 // -- alarm rules of the line on screen ---------------------------------------------------
@@ -542,7 +1106,7 @@ function renderCentre(data) {
       el("td", {}, tn.machines), el("td", {}, gw), el("td", {}, pct(tn.coverage_24h)), el("td", {}, tn.active_alarms),
       el("td", {}, gains)));
   }
-  $("view").replaceChildren(table);
+  $("view").replaceChildren(el("div", { class: "table-wrap" }, table));
 }
 
 start().catch(() => showLogin());

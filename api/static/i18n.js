@@ -4,13 +4,39 @@ const TEXTS = {
     "logout": "로그아웃", "switch": "English",
     "login.title": "로그인", "login.username": "아이디", "login.password": "비밀번호", "login.submit": "로그인",
     "login.failed": "아이디 또는 비밀번호가 올바르지 않습니다",
+    "nav.menu": "메뉴", "nav.line": "라인 현황", "nav.reports": "보고서", "nav.back_line": "라인 현황으로",
+    "clock.tz": "기업 시간대",
+    "range.label": "기간", "range.shift": "이번 근무조", "range.today": "오늘", "range.yesterday": "어제",
+    "range.7d": "최근 7일", "range.30d": "최근 30일", "range.custom": "직접 지정", "range.from": "시작일", "range.to": "종료일",
+    "range.apply": "적용", "range.bad": "시작일이 종료일보다 늦습니다: 날짜를 바꿔 주세요",
+    "range.too_long": "최대 400일까지 볼 수 있습니다",
+    "target_so_far": "현재까지 목표", "target_so_far.note": "오늘 계획 시간 중 지금까지 지난 시간 기준",
+    "output_today": "오늘 생산량 (현재까지 목표 대비)", "achievement": "달성률",
+    "shift.running": "현재 근무조", "shift.ended": "지난 근무조 (종료)", "shift.next": "다음 근무조",
+    "shift_oee": "근무조 OEE (실시간 추정)",
+    "alarm.now": "현재 알람", "alarm.value": "측정값", "alarm.raised": "발생", "alarm.cleared": "해제",
+    "alarm.none_range": "이 기간에 알람이 없습니다", "alarm.status": "상태", "cleared": "해제됨",
+    "machine.open": "설비 상세", "machine.title": "설비 상세",
+    "timeline": "상태 타임라인", "timeline.step": "칸 단위", "timeline.step_note": "칸마다 가장 오래 머문 상태, 정확한 시간은 파레토 참조", "timeline.total": "상태별 시간",
+    "trends": "태그 추이", "trend.none": "이 기간에 값이 없습니다", "trend.mean": "평균", "trend.minmax": "최소–최대", "trend.min": "최소", "trend.max": "최대",
+    "counts": "생산 수량", "counts.good": "양품", "counts.scrap": "불량", "counts.per_hour": "시간별", "counts.per_day": "일별",
+    "pareto.none": "이 기간에 정지 시간이 없습니다", "pareto.hours": "시간", "pareto.episodes": "회",
+    "range_kpis": "선택 기간 KPI (보고서와 같은 계산)", "loading": "불러오는 중…", "load_failed": "불러오지 못했습니다",
+    "reports.title": "보고서", "reports.period": "기간 KPI 보고서", "reports.before_after": "도입 전후 성과 보고서",
+    "reports.view": "화면에서 보기", "reports.download": "내려받기", "reports.lang_ko": "한국어", "reports.lang_en": "영어",
+    "reports.by": "집계 단위", "reports.by_day": "일별", "reports.by_shift": "근무조별",
+    "reports.period_hint": "아래에서 고른 기간의 생산일(기업 시간대 기준)로 만듭니다",
+    "reports.ba_hint": "도입일 전후 같은 길이의 기간을 비교합니다. 계산에 몇 초 걸릴 수 있습니다.",
+    "tag.press_force": "프레스 압력", "tag.energy_wh": "전력량", "tag.material_input": "자재 투입 신호",
+    "tag.good_count": "양품 카운터", "tag.scrap_count": "불량 카운터", "tag.state": "상태 코드",
+    "dur.h": "시간", "dur.m": "분", "dur.s": "초", "pcs": "개",
     "state.0": "대기", "state.1": "자재 투입", "state.2": "가공", "state.3": "하역", "state.4": "고장", "state.5": "계획 정지",
     "state.6": "순간 정지", "state.7": "품종 교체", "state.8": "비가동 계획",
     "state.none": "데이터 없음",
     "in_state": "상태 유지", "at_least": "이상", "count_today": "오늘 생산", "target": "목표",
-    "oee": "OEE (교대)", "oee.note": "실시간 추정치: 상태 레지스터와 카운터 기준, 공식 수치는 보고서 참조",
-    "availability": "가동률", "performance": "성능", "quality": "품질", "coverage": "데이터 수집률",
-    "shift": "교대", "no_shift": "교대 없음",
+    "oee": "OEE", "oee.note": "실시간 추정치: 상태 레지스터와 카운터 기준, 공식 수치는 보고서 참조",
+    "coverage": "데이터 수집률",
+    "shift": "근무조", "no_shift": "근무조 없음",
     "trend": "자재 투입 시간 추이 (시간별)", "input_s_per_part": "개당 투입 시간(초)", "input_s": "투입 시간(초)",
     "alarms": "활성 알람", "no_alarms": "활성 알람 없음", "ack": "확인", "acknowledged": "확인됨", "active": "발생",
     "lines": "라인", "centre": "센터 현황", "not_found": "찾을 수 없습니다",
@@ -50,12 +76,38 @@ const TEXTS = {
     "logout": "Log out", "switch": "한국어",
     "login.title": "Log in", "login.username": "Username", "login.password": "Password", "login.submit": "Log in",
     "login.failed": "Wrong username or password",
+    "nav.menu": "Menu", "nav.line": "Line overview", "nav.reports": "Reports", "nav.back_line": "Back to the line",
+    "clock.tz": "company time zone",
+    "range.label": "Range", "range.shift": "This shift", "range.today": "Today", "range.yesterday": "Yesterday",
+    "range.7d": "Last 7 days", "range.30d": "Last 30 days", "range.custom": "Custom", "range.from": "From", "range.to": "To",
+    "range.apply": "Apply", "range.bad": "The start is after the end: change the dates",
+    "range.too_long": "At most 400 days can be shown",
+    "target_so_far": "target so far", "target_so_far.note": "for the planned time of today that has passed",
+    "output_today": "Today's output (against the target so far)", "achievement": "Achievement",
+    "shift.running": "Current shift", "shift.ended": "Last shift (ended)", "shift.next": "Next shift",
+    "shift_oee": "Shift OEE (live estimate)",
+    "alarm.now": "Alarm", "alarm.value": "value", "alarm.raised": "Raised", "alarm.cleared": "Cleared",
+    "alarm.none_range": "No alarms in this range", "alarm.status": "Status", "cleared": "Cleared",
+    "machine.open": "Machine details", "machine.title": "Machine",
+    "timeline": "State timeline", "timeline.step": "step", "timeline.step_note": "each step shows the state held longest; the Pareto has the exact times", "timeline.total": "Time per state",
+    "trends": "Tag trends", "trend.none": "No values in this range", "trend.mean": "mean", "trend.minmax": "min–max", "trend.min": "min", "trend.max": "max",
+    "counts": "Parts", "counts.good": "Good", "counts.scrap": "Scrap", "counts.per_hour": "per hour", "counts.per_day": "per day",
+    "pareto.none": "No stop time in this range", "pareto.hours": "h", "pareto.episodes": "times",
+    "range_kpis": "KPIs of the range (computed as in the reports)", "loading": "Loading…", "load_failed": "Could not load",
+    "reports.title": "Reports", "reports.period": "Period KPI report", "reports.before_after": "Before/after rollout report",
+    "reports.view": "View here", "reports.download": "Download", "reports.lang_ko": "Korean", "reports.lang_en": "English",
+    "reports.by": "Per", "reports.by_day": "day", "reports.by_shift": "shift",
+    "reports.period_hint": "Made for the production days of the range chosen below (company time zone)",
+    "reports.ba_hint": "Compares windows of equal length before and after the rollout; it can take a few seconds.",
+    "tag.press_force": "Press force", "tag.energy_wh": "Energy", "tag.material_input": "Material input signal",
+    "tag.good_count": "Good counter", "tag.scrap_count": "Scrap counter", "tag.state": "State code",
+    "dur.h": "h", "dur.m": "min", "dur.s": "s", "pcs": "pcs",
     "state.0": "Idle", "state.1": "Loading material", "state.2": "Processing", "state.3": "Unloading", "state.4": "Fault",
     "state.5": "Planned stop", "state.6": "Micro-stop", "state.7": "Changeover", "state.8": "Not scheduled",
     "state.none": "No data",
     "in_state": "In state", "at_least": "at least", "count_today": "Today", "target": "target",
-    "oee": "OEE (shift)", "oee.note": "Live estimate from the state register and counters; reports give the audited figure",
-    "availability": "Availability", "performance": "Performance", "quality": "Quality", "coverage": "Data coverage",
+    "oee": "OEE", "oee.note": "Live estimate from the state register and counters; reports give the audited figure",
+    "coverage": "Data coverage",
     "shift": "Shift", "no_shift": "No shift",
     "trend": "Material input time (hourly)", "input_s_per_part": "Input s per part", "input_s": "Input time (s)",
     "alarms": "Active alarms", "no_alarms": "No active alarms", "ack": "Acknowledge", "acknowledged": "Acknowledged",
@@ -84,7 +136,38 @@ const TEXTS = {
   },
 };
 
+// Tag units where the store does not carry them (the gateway's register maps do: kN, Wh)
+const TAG_UNITS = { press_force: "kN", energy_wh: "Wh" };
+
 let LANG = "ko";
+
+/** The reports' labels (analytics/labels.py) under "report.<key>": one glossary for the page and the reports. */
+async function loadGlossary() {
+  try {
+    const r = await fetch("/api/v1/glossary");
+    if (!r.ok) return;
+    const g = await r.json();
+    for (const lang of Object.keys(g)) {
+      TEXTS[lang] = TEXTS[lang] || {};
+      for (const [k, v] of Object.entries(g[lang])) TEXTS[lang][`report.${k}`] = v;
+    }
+  } catch { /* offline API: the keys themselves show */ }
+}
+
+/** 0분 10초, 1시간 05분 in Korean; 0 min 10 s, 1 h 05 min in English. */
+function duration(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  const sp = LANG === "ko" ? "" : " ";
+  if (h >= 48) return `${Math.floor(h / 24)}${LANG === "ko" ? "일" : " d"} ${h % 24}${sp}${t("dur.h")}`;
+  return h ? `${h}${sp}${t("dur.h")} ${String(m).padStart(2, "0")}${sp}${t("dur.m")}`
+    : `${m}${sp}${t("dur.m")} ${String(r).padStart(2, "0")}${sp}${t("dur.s")}`;
+}
+
+function tagLabel(tag) {
+  const name = TEXTS.en[`tag.${tag}`] ? t(`tag.${tag}`) : tag;
+  return TAG_UNITS[tag] ? `${name} (${TAG_UNITS[tag]})` : name;
+}
 function t(key) { return (TEXTS[LANG] && TEXTS[LANG][key]) ?? TEXTS.en[key] ?? key; }
 function tf(key, params) { return t(key).replace(/\{(\w+)\}/g, (m, k) => (k in params ? String(params[k]) : m)); }
 function applyTexts(root = document) {

@@ -54,7 +54,7 @@ def test_owner_adds_edits_and_deletes_a_rule_that_fires_on_live_data(demo, page)
     assert page.evaluate("document.documentElement.lang") == "ko"
     assert page.inner_text("[data-testid=rules] h3") == "알람 규칙"
     assert page.inner_text("[data-testid=rules-toggle]") == "알람 규칙"
-    assert "press force > 830 kN" in page.eval_on_selector_all("tr[data-rule-id]", "rs => rs.map(r => r.dataset.ruleName)")
+    assert "프레스 압력 830 kN 초과" in page.eval_on_selector_all("tr[data-rule-id]", "rs => rs.map(r => r.dataset.ruleName)")
     try:
         _add_edit_delete(page, expect)
     finally:  # the owner's language is stored with the user: leave it as the demo has it

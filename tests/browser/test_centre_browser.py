@@ -63,7 +63,9 @@ def demo(demo_run) -> str:  # noqa: F811
 
 
 def _page(browser, url: str, viewport: dict, user=DEMO_ENGINEER):
-    context = browser.new_context(viewport=viewport, locale="en-GB")
+    # Playwright polls wait_for_function predicates with eval, which our CSP forbids; the CSP itself
+    # is checked without bypass in tests/browser/test_csrf_browser.py
+    context = browser.new_context(viewport=viewport, locale="en-GB", bypass_csp=True)
     context.route(url + SHELL_PATH, lambda route: route.fulfill(status=200, content_type="text/html", body=SHELL))
     r = context.request.post(url + "/api/v1/auth/login", data={"username": user[0], "password": user[1]})
     assert r.ok, r.text()

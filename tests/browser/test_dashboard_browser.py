@@ -68,7 +68,9 @@ def demo(demo_run) -> str:
 @pytest.fixture
 def page(browser, request):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ko-KR")
+    # Playwright polls wait_for_function predicates with eval, which our CSP forbids; the CSP itself
+    # is checked without bypass in tests/browser/test_csrf_browser.py
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ko-KR", bypass_csp=True)
     pg = context.new_page()
     yield pg
     pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}-end.png"), full_page=True)

@@ -1,6 +1,9 @@
 """Both store backends keep the same contract: the collector and the API cannot tell them apart.
 
-The InfluxDB cases run against a real influxd; the SQLite cases against a real file.
+The InfluxDB cases run against a real influxd; the SQLite cases against a real file. The
+sharded cases run the same contract through a ``ShardedStore`` that sends tenant ``acme`` (M1)
+to one shard and every other tenant (M2) to the default: two SQLite files, or a SQLite
+default with an influxd shard for ``acme``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import pytest
 from plant import MachineRef
 from tsstore import LatestValue, Point, StoreRejected, StoreUnavailable
 from tsstore.influx import InfluxStore, PartialWrite
+from tsstore.sharded import ShardedStore
 from tsstore.sqlite import SqliteStore
 
 pytestmark = pytest.mark.integration
@@ -23,13 +27,17 @@ T0 = 1_795_000_020_000  # ms, on a whole minute
 assert T0 % 60_000 == 0
 
 
-@pytest.fixture(params=["sqlite", "influxdb"])
+@pytest.fixture(params=["sqlite", "influxdb", "sharded-sqlite", "sharded-mixed"])
 def store(request, tmp_path) -> Iterator:
     if request.param == "sqlite":
         s = SqliteStore(tmp_path / "ts.db")
-    else:
+    elif request.param == "influxdb":
         server = request.getfixturevalue("influxd")
         s = InfluxStore(server.url, "contract")
+    else:
+        other = (SqliteStore(tmp_path / "acme.db") if request.param == "sharded-sqlite"
+                 else InfluxStore(request.getfixturevalue("influxd").url, "contract"))
+        s = ShardedStore({"main": SqliteStore(tmp_path / "main.db"), "other": other}, "main", {M1.tenant: "other"})
     yield s
     s.close()
 
@@ -207,3 +215,15 @@ def test_counter_buckets_give_last_max_and_min_per_bucket_in_one_pass(store):
         assert [(row[0], row[k]) for row in got] == store.history(M1, "c", T0, T0 + 180_000, 60_000, agg)
     assert store.counter_buckets(M1, "missing", T0, T0 + 180_000, 60_000) == []
     assert store.counter_buckets(M1, "c", T0 + 60_000, T0 + 120_000, 60_000) == []  # half-open, empty range
+
+
+def test_edge_samples_give_the_readings_around_each_edge_with_their_own_times(store):
+    store.write([Point(M1, T0 - 70_000, {"s": 4}), Point(M1, T0 - 20_000, {"s": 2}), Point(M1, T0 + 30_000, {"s": 3}),
+                 Point(M1, T0 + 60_000, {"s": 1}), Point(M1, T0 + 60_000, {"t": "text"})])
+    edges = [T0, T0 + 60_000, T0 + 200_000]
+    assert store.edge_samples(M1, "s", edges, 90_000) == [
+        ((T0 - 20_000, 2.0), T0 + 30_000),  # last before, first at or after, within the staleness limit
+        ((T0 + 30_000, 3.0), T0 + 60_000),  # a sample right on the edge
+        (None, None),  # nothing within 90 s either side
+    ]
+    assert store.edge_samples(M2, "s", [T0], 90_000) == [(None, None)]

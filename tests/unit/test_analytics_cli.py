@@ -28,7 +28,7 @@ def config(tmp_path_factory):
     path.write_text(
         "store: {kind: sqlite, path: store.db}\n"
         "analytics:\n"
-        "  default: {default_ideal_cycle_s: 70}\n"
+        "  default: {default_ideal_cycle_s: 70, holidays: null}\n"  # the synthetic line works on 2 March too
         "  rollouts:\n"
         "    - {tenant: acme, line: line-a, date: 2026-03-09, commissioning_days: 0, days: 7}\n"
     )

@@ -137,3 +137,21 @@ def test_a_failing_machine_is_reported_and_the_others_are_kept_up_to_date(store,
     maintainer.store = store  # the server is back
     assert not maintainer.run_pass(NOW_MS).failed
     assert cache.covered_until(MACHINES[0], SETTINGS.default) is not None
+
+
+def test_the_maintainer_restarts_after_a_stop_and_a_stopped_pass_ends_early(store, cache):
+    """A worker may lead, resign and lead again: the maintainer must run again after stop()."""
+    import threading
+
+    from tests.waiting import wait_until
+
+    maintainer = RollupMaintainer(store, SETTINGS, cache, interval_s=3600, horizon_days=10)
+    stop = threading.Event()
+    stop.set()
+    assert maintainer.run_pass(NOW_MS, stop=stop).machines == 0  # stopped before the first machine
+    for _ in range(2):
+        maintainer.last = None
+        maintainer.start()
+        wait_until(lambda: maintainer.last is not None, 30, "a pass of the (re)started maintainer")
+        maintainer.stop()
+        assert maintainer.last.machines == len(MACHINES)

@@ -81,7 +81,7 @@ def test_scrap_rate_and_quality():
 def test_counter_wrap_and_reset_inside_buckets_are_counted_and_flagged():
     ts = T0 + np.arange(8) * 60_000
     good = [65530, 65534, 2, 6, 10, 3, 5, 9]  # wrap after 65534, PLC reset after 10
-    b = from_samples((T0, T0 + H), H, CODES, 3000, good=(ts, good))
+    b = from_samples((T0, T0 + H), H, CODES, 90_000, good=(ts, good))  # readings 60 s apart: no gap
     assert b.good.sum() == 4 + 4 + 4 + 4 + 3 + 2 + 4
     assert [c["kind"] for c in b.corrections] == ["wrap", "reset"]
 
@@ -96,7 +96,8 @@ def test_gap_is_unknown_and_coverage_says_so():
 
 def test_night_shift_across_midnight_belongs_to_the_day_it_started():
     policy = Policy(timezone="Asia/Seoul", shifts=[ShiftDef(name="day", start="08:00", end="20:00"),
-                                                    ShiftDef(name="night", start="20:00", end="04:00")])
+                                                    ShiftDef(name="night", start="20:00", end="04:00")],
+                    holidays=None)  # 1 and 2 March 2026 are Korean public holidays; this test is about midnight
     # 2026-03-02 00:00 KST is 2026-03-01 15:00 UTC; 48 hourly buckets
     start = int(datetime(2026, 3, 1, 15, tzinfo=timezone.utc).timestamp() * 1000)
     starts = start + np.arange(48, dtype=np.int64) * H

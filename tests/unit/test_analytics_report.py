@@ -26,7 +26,9 @@ MACHINES = [MachineRef("acme", "plant-1", "line-a", f"press-{i}") for i in (1, 2
 FIRST = date(2026, 3, 2)  # a Monday
 ROLLOUT = date(2026, 3, 30)
 DAYS = 56
-POLICY = Policy(default_ideal_cycle_s=43.0)  # pressing (40 s) plus unloading (3 s): a realistic ideal cycle
+# pressing (40 s) plus unloading (3 s): a realistic ideal cycle; the synthetic line works every weekday,
+# 2 March 2026 (a Korean substitute holiday) included
+POLICY = Policy(default_ideal_cycle_s=43.0, holidays=None)
 
 
 def fill(store: SqliteStore, columns: dict) -> None:
@@ -155,7 +157,8 @@ def test_counter_wrap_and_reset_inside_an_hour_are_counted_from_store_rollups(tm
     readings = [65530, 65534, 2, 6, 10, 3, 5, 9]  # wrap, then a PLC restart, all in the first hour
     store.write([Point(m, t0 + i * 60_000, {"good_count": v, "state": S.PROCESSING}) for i, v in enumerate(readings)])
     store.write([Point(m, t0 + 3_600_000 + i * 60_000, {"good_count": 9 + i}) for i in range(5)])
-    b = machine_buckets(store, m, POLICY, t0, t0 + 7_200_000)
+    # four parts a minute: a 15 s machine (a wrap is judged by the pace the machine can make)
+    b = machine_buckets(store, m, POLICY.model_copy(update={"default_ideal_cycle_s": 15.0}), t0, t0 + 7_200_000)
     assert b.good.tolist() == [4 + 4 + 4 + 4 + 3 + 2 + 4, 4]
     assert [c["kind"] for c in b.corrections] == ["wrap", "reset"]
 
@@ -201,7 +204,8 @@ def test_reset_that_climbs_past_the_old_reading_is_still_found(tmp_path):
     t0 = local_midnight_ms(FIRST, POLICY)
     store.write([Point(m, t0 + 1000, {"good_count": 400}), Point(m, t0 + 3_000_000, {"good_count": 500})])
     store.write([Point(m, t0 + 3_600_000 + i * 600_000, {"good_count": v}) for i, v in enumerate((3, 100, 700))])
-    b = machine_buckets(store, m, POLICY, t0 + 3_600_000, t0 + 7_200_000)
+    sparse = POLICY.model_copy(update={"stale_s": 900.0})  # readings 10 min apart are not a data gap here
+    b = machine_buckets(store, m, sparse, t0 + 3_600_000, t0 + 7_200_000)
     assert b.good.tolist() == [3 + 97 + 600]
     assert [c["kind"] for c in b.corrections] == ["reset"]
 
@@ -235,7 +239,7 @@ def test_standard_time_output_controls_for_product_mix(tmp_path):
 
 def test_an_ideal_cycle_slower_than_the_machine_is_called_out(line):
     store, _, _ = line
-    r = period_report(store, MACHINES, Policy(default_ideal_cycle_s=200.0), FIRST, FIRST)
+    r = period_report(store, MACHINES, Policy(default_ideal_cycle_s=200.0, holidays=None), FIRST, FIRST)
     assert len(r["warnings"]) == 2 and "ideal cycle time (200 s)" in r["warnings"][0]
     assert period_report(store, MACHINES, POLICY, FIRST, FIRST)["warnings"] == []
 
@@ -243,7 +247,7 @@ def test_an_ideal_cycle_slower_than_the_machine_is_called_out(line):
 def test_an_ideal_cycle_far_faster_than_the_machine_is_called_out(line):
     """The demo once set 12 s for presses that press 19 s: performance read 40%, and nothing said why."""
     store, _, _ = line
-    r = period_report(store, MACHINES, Policy(default_ideal_cycle_s=12.0), FIRST, FIRST)
+    r = period_report(store, MACHINES, Policy(default_ideal_cycle_s=12.0, holidays=None), FIRST, FIRST)
     assert len(r["warnings"]) == 2
     assert all("implausibly low" in w and "ideal cycle time (12 s)" in w and "ideal_cycle_s" in w for w in r["warnings"])
 

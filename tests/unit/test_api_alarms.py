@@ -199,3 +199,22 @@ def test_recent_answers_are_shared_until_stale_or_invalidated(monkeypatch):
     answers.put(("beta", ("active",)), [])
     answers.invalidate("acme")  # an acknowledgement in this worker shows at once
     assert answers.fresh(("acme", ("active",))) is None and answers.fresh(("beta", ("active",))) == b"[]"
+
+
+def test_the_engine_runs_again_after_a_stop(engine):
+    """A worker may lead, resign and lead again: a restarted engine raises alarms."""
+    import time as _time
+
+    from tests.waiting import wait_until
+
+    eng, store, plant = engine
+    eng.interval_s = 0.02
+    eng.start()
+    eng.stop()
+    eng.start()
+    try:
+        now = int(_time.time() * 1000)
+        store.write([Point(M, now, {"state": 2, "force": 900.0})])
+        wait_until(lambda: _statuses(plant) == {"force > 830": "active"}, 20, "the restarted engine to raise")
+    finally:
+        eng.stop()

@@ -263,9 +263,15 @@ def test_live_shift_figures_equal_the_report_for_a_tenant_with_its_own_policy(tm
     for live, machines in ((tiles["m1"]["oee"], [m1]), (tiles["m2"]["oee"], [m2]), (snap["oee"], [m1, m2])):
         by_shift = period_report(store, machines, policy, day, day, by="shift")
         (row,) = [r for r in by_shift["rows"] if r["date"] == day.isoformat() and r["shift"] == "day"]
+        # the one difference (issue 13): the report keeps the parts counted across a data gap (the
+        # minute-long holes, longer than stale_s) out of its rates; the live estimate counts them
+        t = row["time"]
+        assert (live["good"], live["scrap"]) == (t["good"] + t["good_across_gaps"], t["scrap"] + t["scrap_across_gaps"])
+        assert t["good_across_gaps"] > 0
+        assert live["availability"] == pytest.approx(row["kpis"]["availability"], rel=1e-9), machines
+        share = (t["good_across_gaps"] + t["scrap_across_gaps"]) / (t["good"] + t["scrap"])
         for k in keys:
-            assert live[k] == pytest.approx(row["kpis"][k], rel=1e-9), (machines, k)
-        assert (live["good"], live["scrap"]) == (row["time"]["good"], row["time"]["scrap"])
+            assert live[k] == pytest.approx(row["kpis"][k], rel=share + 1e-9), (machines, k)
         assert 0.3 < live["availability"] < 0.99 and 0.1 < live["performance"] < 2 and live["quality"] < 1
         assert live["good"] > 1000
     # today is since local midnight: the shift's parts and the hour of data before it, the 32-bit wrap corrected once
@@ -307,3 +313,16 @@ def test_the_dashboard_endpoint_reads_the_tenants_policy(tmp_path):
         # counted from the first minute's last reading (nothing earlier today), across the wrap; read as a 16-bit
         # register, the drop from 2**32 - 1 would be taken for a 16-bit wrap and the count be off by billions
         assert 30 <= tile["count_today"] <= 60 and tile["counter_corrections_today"] == 1
+
+
+def test_between_shifts_the_snapshot_says_the_shift_has_ended(tmp_path):
+    """At 02:51 a day-shift tenant's OEE is yesterday's shift: the snapshot must not call it current."""
+    weekday_day = ld.ShiftSpec("주간", 8 * 60, 17 * 60, "01234")
+    now = _ms(2026, 11, 25, 2, 51)  # a Wednesday
+    model = LineModel("acme", "s", "l", "Line", SEOUL, [weekday_day], [("m1", "M1", 10.0)])
+    snap = build_snapshot(model, SqliteStore(tmp_path / "s.db"), [], now, Policy())
+    assert snap["shift"]["running"] is False
+    assert snap["shift"]["end_ms"] == _ms(2026, 11, 24, 17)
+    assert snap["shift"]["next"]["start_ms"] == _ms(2026, 11, 25, 8)
+    during = build_snapshot(model, SqliteStore(tmp_path / "s.db"), [], _ms(2026, 11, 25, 9), Policy())
+    assert during["shift"]["running"] is True and during["shift"]["start_ms"] == _ms(2026, 11, 25, 8)

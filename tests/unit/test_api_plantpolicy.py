@@ -120,3 +120,12 @@ def test_reports_use_the_rollout_recorded_in_the_plant_model(tmp_path):
         mi = next(k for k in p["reports"][0]["kpis"] if k["key"] == "material_input_s")
         assert mi["change_pct"] == pytest.approx(-50, abs=5)
     store.close()
+
+
+def test_the_plant_models_weekdays_reach_the_report_policy(tmp_path):
+    """A line closed on weekends in the plant model must not get Saturdays and Sundays as planned time."""
+    weekdays = [{"name": "day", "start": "08:00", "end": "17:00", "weekdays": "01234"}]
+    plant = _plant(tmp_path, [{"slug": "acme", "sites": [{"slug": "p1", "lines": [
+        _line("l1", [{"slug": "m1"}], shifts=weekdays)]}]}])
+    acme = effective_settings(AnalyticsSettings(default=Policy()), plant).policy("acme")
+    assert [(s.name, s.days) for s in acme.shifts] == [("day", ["mon", "tue", "wed", "thu", "fri"])]

@@ -481,7 +481,7 @@ def test_dockerfile_copies_the_project_before_pip_install_dot():
     patterns = dockerignore_patterns()
     for stage in dockerfile_stages():
         install = next((i for i, (ins, args) in enumerate(stage)
-                        if ins == "RUN" and re.search(r"pip install( -\S+)* \.(\s|$|&&|;)", args)), None)
+                        if ins == "RUN" and re.search(r"pip install( -\S+)* (\.|\"\.\[all\]\")(\s|$|&&|;)", args)), None)
         if install is None:
             continue
         run = stage[install][1]
@@ -582,3 +582,13 @@ def test_every_path_a_service_writes_is_on_a_named_volume(compose, services, nam
     assert not holders[0].get("read_only"), f"{name}'s data volume is mounted read-only"
     # the image creates the directory owned by the service user, so a new volume inherits it
     assert f"/app/{Path(holders[0]['target']).name}" in DOCKERFILE.read_text()
+
+
+def test_dockerfile_installs_every_service_s_extra():
+    # the image runs simulate, gateway, collector and api: the core dependencies alone lack them
+    runs = " ".join(args for stage in dockerfile_stages() for ins, args in stage if ins == "RUN")
+    assert 'pip install ".[all]"' in runs
+    extras = pyproject()["project"]["optional-dependencies"]
+    assert extras["all"] == ["smartfactory[gateway,simulator,server]"]
+    for extra in ("gateway", "simulator", "server"):
+        assert f"'{extra}'" in runs, f"the dependency layer does not pre-install the {extra} extra"

@@ -1,0 +1,369 @@
+"""A machine's and a line's history for a time range: what the machine page and the range picker show.
+
+State timeline, counters, downtime Pareto and the ISO 22400 KPIs come from the maintained
+hourly rollups (``analytics.continuous`` keeps them; ``RollupCache.machine_buckets`` reads
+them and computes only the hours not settled yet), the same tallies the reports use, so a
+30-day range reads 720 small rows per machine instead of every sample. A timeline for a
+range of a day or two is finer than an hour: there the store's own per-minute aggregate
+(``state_durations``) gives each minute's dominant state, never raw points.
+
+Tenant isolation: every path carries ``{tenant}``, checked by ``api.access.authorise``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from datetime import datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from analytics import kpi
+from analytics.report import load
+from analytics.states import UNKNOWN
+from api.services import Services, ServicesDep
+from api.timeparams import iso, to_epoch_ms
+from plant import IDENTIFIER_PATTERN, MachineRef
+from plantmodel.db import Alarm, AlarmRule, Line, Machine, Site
+from plantmodel.scoping import in_tenant
+
+router = APIRouter(prefix="/api/v1/history", tags=["history"])
+
+#: The longest range one request may ask for (422 beyond); api/limits.py, when it lands, holds the common bound.
+MAX_RANGE_DAYS = 400
+MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
+#: A timeline finer than the rollups' hour for ranges up to this long (per-minute store aggregate).
+FINE_TIMELINE_MS = 2 * DAY
+#: About this many points in a tag trend, whatever the range.
+TREND_POINTS = 600
+_NICE_STEPS_MS = [1000 * s for s in (1, 2, 5, 10, 15, 30)] + [MINUTE * m for m in (1, 2, 5, 10, 15, 30)] + [
+    HOUR * h for h in (1, 2, 3, 6, 12)] + [DAY]
+
+StartQ = Annotated[datetime | None, Query(description="ISO 8601 (naive = UTC); default: end − 24 h")]
+EndQ = Annotated[datetime | None, Query(description="ISO 8601 (naive = UTC); default: now")]
+TagQ = Annotated[str, Query(pattern=IDENTIFIER_PATTERN, description="tag name, e.g. press_force")]
+
+
+#: Range ends are rounded up to this, so pages opened within the same half minute share one answer.
+END_QUANTUM_MS = 30_000
+
+
+class Answers:
+    """Serialised answers kept ``ttl_s`` per key, computed once per key at a time (other callers wait for it).
+
+    The machine page and the range panels of every viewer of a machine ask the same question
+    (the range ends are rounded to ``END_QUANTUM_MS``): one computation serves them all, as the
+    line snapshot does for the live view. Per worker; a change shows within ``ttl_s``.
+    """
+
+    def __init__(self, ttl_s: float = 15.0, max_entries: int = 2000) -> None:
+        self.ttl_s, self.max_entries = ttl_s, max_entries
+        self._entries: dict[tuple, tuple[float, bytes]] = {}
+        self._locks: dict[tuple, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, key: tuple, compute) -> bytes:
+        hit = self._entries.get(key)
+        if hit and time.monotonic() - hit[0] < self.ttl_s:
+            return hit[1]
+        with self._guard:
+            if len(self._locks) > 4 * self.max_entries:
+                self._locks.clear()
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            hit = self._entries.get(key)
+            if hit and time.monotonic() - hit[0] < self.ttl_s:
+                return hit[1]
+            body = json.dumps(compute(), separators=(",", ":"), ensure_ascii=False).encode()
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[key] = (time.monotonic(), body)
+            return body
+
+
+ANSWERS = Answers()
+
+
+def window(start: datetime | None, end: datetime | None, now_ms: int) -> tuple[int, int]:
+    """[start, end) in epoch ms, checked: start before end, at most MAX_RANGE_DAYS long (422 otherwise).
+
+    The end is rounded up to ``END_QUANTUM_MS`` (a live range ends "now": shared by the viewers of that half minute).
+    """
+    end_ms = to_epoch_ms(end) if end else now_ms
+    end_ms = -(-end_ms // END_QUANTUM_MS) * END_QUANTUM_MS
+    start_ms = to_epoch_ms(start) if start else end_ms - DAY
+    if start_ms >= end_ms:
+        raise HTTPException(status_code=422, detail=f"start ({iso(start_ms)}) must be before end ({iso(end_ms)}): "
+                                                    "swap them or pick a range in the range picker")
+    if end_ms - start_ms > MAX_RANGE_DAYS * DAY:
+        raise HTTPException(status_code=422, detail=f"the range is {(end_ms - start_ms) / DAY:.0f} days; at most "
+                                                    f"{MAX_RANGE_DAYS} days can be shown at once: choose a shorter range")
+    return start_ms, end_ms
+
+
+def nice_step(span_ms: int, points: int) -> int:
+    """The smallest round bucket (1 s … 1 day) that gives at most ``points`` buckets over the span."""
+    want = span_ms / points
+    for step in _NICE_STEPS_MS:
+        if step >= want:
+            return step
+    return int(math.ceil(want / DAY)) * DAY
+
+
+def dominant_segments(step_starts: list[int], held: dict[int, dict[int, int]], step_ms: int, start_ms: int,
+                      end_ms: int) -> list[dict]:
+    """One state per step (the one held longest; no data when under half the step is known), runs merged."""
+    out: list[dict] = []
+    for t in step_starts:
+        a, b = max(t, start_ms), min(t + step_ms, end_ms)
+        if b <= a:
+            continue
+        per = held.get(t, {})
+        known = sum(per.values())
+        state = max(per, key=lambda code: per[code]) if per and known * 2 >= (b - a) else UNKNOWN
+        if out and out[-1]["state"] == state and out[-1]["end_ms"] == a:
+            out[-1]["end_ms"] = b
+        else:
+            out.append({"start_ms": a, "end_ms": b, "state": state})
+    for seg in out:
+        if seg["state"] == UNKNOWN:
+            seg["state"] = None
+    return out
+
+
+def _machine(services: Services, tenant: str, site: str, line: str, machine: str) -> tuple[MachineRef, str, str, float]:
+    """The machine as the plant model has it (name, line name, ideal cycle); 404 when it is not there."""
+    try:
+        ref = MachineRef(tenant, site, line, machine)
+    except ValueError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    with services.plant.session() as s:
+        q = in_tenant(select(Machine.name, Line.name, Machine.ideal_cycle_s).select_from(Machine), Machine, tenant)
+        row = s.execute(q.where(Site.slug == site, Line.slug == line, Machine.slug == machine)).first()
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"no machine {site}/{line}/{machine} in this tenant's plant model")
+    return ref, row[0] or machine, row[1] or line, float(row[2] or 0)
+
+
+def _line_machines(services: Services, tenant: str, site: str, line: str) -> tuple[str, list[tuple[MachineRef, str]]]:
+    with services.plant.session() as s:
+        q = in_tenant(select(Line.name, Machine.slug, Machine.name).select_from(Machine), Machine, tenant)
+        rows = s.execute(q.where(Site.slug == site, Line.slug == line).order_by(Machine.slug)).all()
+    if not rows:
+        raise HTTPException(status_code=404, detail=f"no line {site}/{line} with machines in this tenant's plant model")
+    return rows[0][0] or line, [(MachineRef(tenant, site, line, slug), name or slug) for _, slug, name in rows]
+
+
+def _hours(start_ms: int, end_ms: int, bucket_ms: int) -> tuple[int, int]:
+    return start_ms // bucket_ms * bucket_ms, -(-end_ms // bucket_ms) * bucket_ms
+
+
+def _in_shifts(b, policy) -> np.ndarray:
+    """Group 0 for buckets inside a shift, -1 outside: planned time as the reports count it."""
+    cal = kpi.calendar(b.start_ms, policy)
+    return np.where(cal.shift_of_bucket >= 0, 0, -1)
+
+
+def _clean(v):
+    return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
+
+
+def _kpis(t: kpi.Totals) -> dict:
+    s = kpi.scalar(t)
+    keys = ("oee", "availability", "performance", "quality", "scrap_rate", "output_per_hour", "material_input_s",
+            "mtbf_h", "mttr_min")
+    return {k: _clean(s.get(k)) for k in keys} | {"coverage": _clean(s.get("coverage"))}
+
+
+def _local_day_ms(ts: int, zone: ZoneInfo) -> int:
+    local = datetime.fromtimestamp(ts / 1000, zone)
+    return int(datetime(local.year, local.month, local.day, tzinfo=zone).timestamp() * 1000)
+
+
+def _series(b, every_ms: int, clip: tuple[int, int], zone: ZoneInfo) -> list[dict]:
+    """Good and scrap parts per display bucket (hour, or the tenant's local day), summed from the hourly tallies."""
+    out: dict[int, list[float]] = {}
+    for ts, g, sc, mi in zip(b.start_ms.tolist(), b.good.tolist(), b.scrap.tolist(), b.mi_ms.tolist()):
+        if ts + b.bucket_ms <= clip[0] or ts >= clip[1]:
+            continue
+        k = _local_day_ms(ts, zone) if every_ms >= DAY else ts // every_ms * every_ms
+        acc = out.setdefault(k, [0.0, 0.0, 0.0])
+        acc[0] += g
+        acc[1] += sc
+        acc[2] += mi
+    # material input seconds too, so a page can show input time per part over the range (the report's KPI)
+    return [{"ts": k, "good": int(v[0]), "scrap": int(v[1]), "input_s": round(v[2] / 1000, 1)} for k, v in sorted(out.items())]
+
+
+def _alarms(services: Services, ref: MachineRef, start_ms: int, end_ms: int, limit: int = 200) -> list[dict]:
+    """Alarms of the machine that were open at some time in the range, newest first."""
+    with services.plant.session() as s:
+        q = (in_tenant(select(Alarm, AlarmRule).select_from(Alarm), Alarm, ref.tenant)
+             .where(Site.slug == ref.site, Line.slug == ref.line, Machine.slug == ref.machine,
+                    Alarm.raised_ms < end_ms, (Alarm.cleared_ms.is_(None)) | (Alarm.cleared_ms >= start_ms))
+             .order_by(Alarm.raised_ms.desc()).limit(limit))
+        return [{"id": a.id, "rule": r.name, "tag": r.tag, "kind": r.kind, "op": r.op, "threshold": r.threshold,
+                 "value": a.value, "status": a.status, "raised_ms": a.raised_ms, "acknowledged_ms": a.acknowledged_ms,
+                 "acknowledged_by": a.acknowledged_by, "cleared_ms": a.cleared_ms, "cleared_reason": a.cleared_reason}
+                for a, r in s.execute(q).all()]
+
+
+def _timeline(store, ref: MachineRef, policy, b, start_ms: int, end_ms: int) -> tuple[int, list[dict]]:
+    codes = [d.code for d in policy.states]
+    if end_ms - start_ms <= FINE_TIMELINE_MS:
+        step = max(MINUTE, nice_step(end_ms - start_ms, 1440))
+        a, z = _hours(start_ms, end_ms, step)
+        held: dict[int, dict[int, int]] = {}
+        for c in store.state_durations(ref, policy.tags.state, a, z, step, codes, int(policy.stale_s * 1000)):
+            held.setdefault(c.bucket_ms, {})[int(c.value)] = min(c.held_ms, step)
+        return step, dominant_segments(list(range(a, z, step)), held, step, start_ms, end_ms)
+    held = {ts: {c: int(b.state_ms[c][i]) for c in codes if b.state_ms[c][i] > 0}
+            for i, ts in enumerate(b.start_ms.tolist())}
+    return b.bucket_ms, dominant_segments(b.start_ms.tolist(), held, b.bucket_ms, start_ms, end_ms)
+
+
+@router.get("/{tenant}/{site}/{line}/{machine}")
+def machine_history(tenant: str, site: str, line: str, machine: str, services: ServicesDep,
+                    start: StartQ = None, end: EndQ = None) -> Response:
+    """The machine page for [start, end): state timeline, KPIs, counters, downtime Pareto, alarms, its tags.
+
+    Answers are shared for 15 s per worker (``Answers``)."""
+    start_ms, end_ms = window(start, end, int(time.time() * 1000))
+    ref, name, line_name, _ = _machine(services, tenant, site, line, machine)
+    body = ANSWERS.get(("machine", ref, start_ms, end_ms),
+                       lambda: _machine_page(services, ref, name, line_name, start_ms, end_ms))
+    return Response(body, media_type="application/json")
+
+
+def _machine_page(services: Services, ref: MachineRef, name: str, line_name: str, start_ms: int, end_ms: int) -> dict:
+    started = time.perf_counter()
+    tenant, site, line, machine = ref.tenant, ref.site, ref.line, ref.machine
+    store = services.store
+    policy = services.analytics.get().policy(tenant)
+    a, z = _hours(start_ms, end_ms, policy.bucket_min * 60_000)
+    b = load(store, [ref], policy, a, z, cache=services.rollup_cache)[ref]
+    total = kpi.totals(b, _in_shifts(b, policy), 1, policy, policy.ideal_cycle(line, machine))
+    step, segments = _timeline(store, ref, policy, b, start_ms, end_ms)
+    series_every = HOUR if end_ms - start_ms <= 3 * DAY else DAY
+    latest = store.latest(ref)
+    return {
+        "tenant": tenant, "site": site, "line": line, "machine": machine, "name": name, "line_name": line_name,
+        "timezone": policy.timezone, "start_ms": start_ms, "end_ms": end_ms,
+        "states": [{"code": d.code, "name": d.name, "kind": d.kind.value} for d in policy.states],
+        "timeline": {"step_ms": step, "segments": segments},
+        "kpis": _kpis(total), "time": kpi.time_elements(total),
+        "counts": {"good": int(b.good.sum()), "scrap": int(b.scrap.sum()), "every_ms": series_every,
+                   "series": _series(b, series_every, (start_ms, end_ms), policy.zone())},
+        "pareto": kpi.pareto(total, policy),
+        "corrections": len(b.corrections),
+        "alarms": _alarms(services, ref, start_ms, end_ms),
+        "tags": sorted(k for k, v in latest.items() if not isinstance(v.value, str)),
+        "elapsed_s": round(time.perf_counter() - started, 3),
+    }
+
+
+def _trend_points(store, ref: MachineRef, tag: str, a: int, z: int, every: int) -> list[dict]:
+    if z <= a:
+        return []
+    means = {ts: v for ts, v in store.history(ref, tag, a, z, every, "mean") if not isinstance(v, str)}
+    lows = dict(store.history(ref, tag, a, z, every, "min"))
+    highs = dict(store.history(ref, tag, a, z, every, "max"))
+    return [{"ts": ts, "mean": v, "min": lows.get(ts), "max": highs.get(ts)} for ts, v in sorted(means.items())]
+
+
+class TrendCache:
+    """Settled trend buckets per (machine, tag, step, range start), so a 30-day trend costs its last bucket.
+
+    Tags other than state and counters have no maintained rollup; this keeps what the store
+    aggregated once. Buckets that ended more than ``settle_ms`` ago are kept (like the
+    rollups: a gateway's replay lands within that margin) for ``ttl_s``, after which they are
+    read again, so late history is picked up; only the newer buckets are read per request.
+    """
+
+    def __init__(self, settle_ms: int = 2 * HOUR, ttl_s: float = 600.0, max_entries: int = 5000) -> None:
+        self.settle_ms, self.ttl_s, self.max_entries = settle_ms, ttl_s, max_entries
+        self._entries: dict[tuple, tuple[float, int, list[dict]]] = {}
+        self._lock = threading.Lock()
+
+    def points(self, store, ref: MachineRef, tag: str, a: int, z: int, every: int, now_ms: int) -> list[dict]:
+        key = (ref, tag, every, a)
+        settled = max(a, min(z, (now_ms - self.settle_ms) // every * every))
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(key)
+        born, done, head = hit if hit and now - hit[0] < self.ttl_s else (now, a, [])
+        if settled > done:
+            head = head + _trend_points(store, ref, tag, done, settled, every)
+            done = settled
+            with self._lock:
+                if len(self._entries) >= self.max_entries:
+                    self._entries.clear()
+                self._entries[key] = (born, done, head)
+        upto = min(done, z)
+        return [p for p in head if p["ts"] < upto] + _trend_points(store, ref, tag, upto, z, every)
+
+
+TRENDS = TrendCache()
+
+
+@router.get("/{tenant}/{site}/{line}/{machine}/trend")
+def machine_trend(tenant: str, site: str, line: str, machine: str, services: ServicesDep, tag: TagQ,
+                  start: StartQ = None, end: EndQ = None) -> Response:
+    """One tag over [start, end) in about 600 buckets (mean, min, max): the store's own GROUP BY time.
+
+    Settled buckets are kept per worker (``TrendCache``), so a long range reads only its newest bucket.
+    """
+    now_ms = int(time.time() * 1000)
+    start_ms, end_ms = window(start, end, now_ms)
+    ref, *_ = _machine(services, tenant, site, line, machine)
+    every = nice_step(end_ms - start_ms, TREND_POINTS)
+    a, z = _hours(start_ms, end_ms, every)
+    body = ANSWERS.get(("trend", ref, tag, start_ms, end_ms), lambda: {
+        "tag": tag, "start_ms": start_ms, "end_ms": end_ms, "every_ms": every,
+        "points": TRENDS.points(services.store, ref, tag, a, z, every, now_ms)})
+    return Response(body, media_type="application/json")
+
+
+@router.get("/{tenant}/{site}/{line}")
+def line_history(tenant: str, site: str, line: str, services: ServicesDep, start: StartQ = None,
+                 end: EndQ = None) -> Response:
+    """The line for [start, end): KPIs per machine and pooled, parts per hour or day, from the rollups."""
+    start_ms, end_ms = window(start, end, int(time.time() * 1000))
+    line_name, machines = _line_machines(services, tenant, site, line)
+    body = ANSWERS.get(("line", tenant, site, line, start_ms, end_ms),
+                       lambda: _line_page(services, tenant, site, line, line_name, machines, start_ms, end_ms))
+    return Response(body, media_type="application/json")
+
+
+def _line_page(services: Services, tenant: str, site: str, line: str, line_name: str,
+               machines: list[tuple[MachineRef, str]], start_ms: int, end_ms: int) -> dict:
+    store = services.store
+    policy = services.analytics.get().policy(tenant)
+    a, z = _hours(start_ms, end_ms, policy.bucket_min * 60_000)
+    data = load(store, [m for m, _ in machines], policy, a, z, cache=services.rollup_cache)
+    series_every = HOUR if end_ms - start_ms <= 3 * DAY else DAY
+    pooled: kpi.Totals = kpi.Totals.zeros(1, [d.code for d in policy.states])
+    per: list[dict] = []
+    series: dict[int, dict] = {}
+    for ref, name in machines:
+        b = data[ref]
+        t = kpi.totals(b, _in_shifts(b, policy), 1, policy, policy.ideal_cycle(line, ref.machine))
+        pooled = pooled + t
+        per.append({"machine": ref.machine, "name": name, "kpis": _kpis(t), "good": int(b.good.sum()),
+                    "scrap": int(b.scrap.sum())})
+        for row in _series(b, series_every, (start_ms, end_ms), policy.zone()):
+            acc = series.setdefault(row["ts"], {"ts": row["ts"], "good": 0, "scrap": 0, "input_s": 0.0})
+            for k in ("good", "scrap", "input_s"):
+                acc[k] += row[k]
+    return {"tenant": tenant, "site": site, "line": line, "name": line_name, "timezone": policy.timezone,
+            "start_ms": start_ms, "end_ms": end_ms, "kpis": _kpis(pooled), "machines": per,
+            "counts": {"good": sum(m["good"] for m in per), "scrap": sum(m["scrap"] for m in per),
+                       "every_ms": series_every, "series": [series[k] for k in sorted(series)]},
+            "pareto": kpi.pareto(pooled, policy)}

@@ -1,0 +1,198 @@
+"""The machine page's and the range picker's history endpoints (api/routers/history.py).
+
+Real SQLite store and plant model; the rollup cache is the one the reports use, so the test
+can tell that a repeated range is read from it rather than recomputed from the store.
+"""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from analytics.rollup import RollupCache
+from api.app import create_app
+from api.routers.history import ANSWERS, DAY, HOUR, MINUTE, Answers, dominant_segments, nice_step
+from api.settings import ApiSettings
+from plant import MachineRef
+from plantmodel.admin import PlantSeed, apply_seed
+from plantmodel.db import open_plant
+from tsstore import Point
+from tsstore.sqlite import SqliteStore
+
+M = MachineRef("acme", "a-site", "a-line", "press-1")
+PASSWORD = "correct-horse-1"
+T0 = 1_795_000_000_000 // DAY * DAY  # a UTC midnight (09:00 in Seoul)
+
+
+def iso(ms: int) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("history")
+    plant = open_plant(f"sqlite:///{tmp / 'plant.db'}")
+    apply_seed(plant, PlantSeed.model_validate({
+        "tenants": [{"slug": "acme", "name": "에이크미", "sites": [{"slug": "a-site", "lines": [
+            {"slug": "a-line", "name": "프레스 1라인", "shifts": [{"name": "all", "start": "00:00", "end": "00:00"}],
+             "machines": [{"slug": "press-1", "name": "프레스 1호기", "ideal_cycle_s": 10}]}]}]},
+            {"slug": "bravo", "sites": [{"slug": "b-site", "lines": [
+                {"slug": "b-line", "machines": [{"slug": "press-1", "ideal_cycle_s": 10}]}]}]}],
+        "users": [{"username": "owner-a", "password": PASSWORD, "role": "sme_owner", "tenant": "acme"}],
+    }))
+    store = SqliteStore(tmp / "store.db")
+    # two hours processing (a part every 10 s, force rising), then one hour in fault
+    pts = []
+    for i in range(0, 3 * 360):
+        ts = T0 + i * 10_000
+        faulted = i >= 720
+        pts.append(Point(M, ts, {"state": 4 if faulted else 2, "good_count": min(i, 720), "scrap_count": 0,
+                                 "press_force": 800.0 + (i % 10)}))
+    store.write(pts)
+    cache = RollupCache(tmp / "rollups.db", settle_ms=0)
+    app = create_app(store, ApiSettings(), plant, run_alarms=False, rollup_cache=cache)
+    c = TestClient(app)
+    assert c.post("/api/v1/auth/login", json={"username": "owner-a", "password": PASSWORD}).status_code == 200
+    c.cache = cache
+    return c
+
+
+def test_nice_step_gives_round_buckets_within_the_point_budget():
+    assert nice_step(DAY, 600) == 5 * MINUTE  # 288 buckets
+    assert nice_step(30 * DAY, 600) == 2 * HOUR  # 360
+    assert nice_step(60_000, 600) == 1000
+    assert 400 * DAY // nice_step(400 * DAY, 600) <= 600
+
+
+def test_dominant_segments_merge_runs_and_mark_gaps():
+    held = {0: {2: 50}, 60: {2: 60}, 120: {4: 10}, 180: {4: 40, 2: 20}}
+    segs = dominant_segments([0, 60, 120, 180], held, 60, 0, 240)
+    assert segs == [{"start_ms": 0, "end_ms": 120, "state": 2}, {"start_ms": 120, "end_ms": 180, "state": None},
+                    {"start_ms": 180, "end_ms": 240, "state": 4}]
+
+
+def test_machine_history_gives_timeline_counts_pareto_and_names(client):
+    r = client.get(f"/api/v1/history/acme/a-site/a-line/press-1?start={iso(T0)}&end={iso(T0 + 3 * HOUR)}")
+    assert r.status_code == 200, r.text
+    h = r.json()
+    assert h["name"] == "프레스 1호기" and h["line_name"] == "프레스 1라인"
+    segs = [(s["state"], s["end_ms"] - s["start_ms"]) for s in h["timeline"]["segments"]]
+    assert segs[0] == (2, 2 * HOUR) and segs[-1][0] == 4
+    assert h["counts"]["good"] == 720 and len(h["counts"]["series"]) == 3
+    assert h["pareto"][0]["code"] == 4 and h["pareto"][0]["hours"] == pytest.approx(1.0, abs=0.01)
+    assert h["kpis"]["availability"] == pytest.approx(2 / 3, abs=0.01)
+    assert h["kpis"]["scrap_rate"] == 0.0
+    assert "press_force" in h["tags"]
+
+
+def test_a_long_range_is_read_from_the_rollups(client):
+    """The second time a settled range is asked for, its hours come from the cache, not the store."""
+    q = f"start={iso(T0 - 29 * DAY)}&end={iso(T0 + DAY)}"
+    first = client.get(f"/api/v1/history/acme/a-site/a-line/press-1?{q}")
+    assert first.status_code == 200
+    hits = client.cache.hits
+    ANSWERS._entries.clear()  # past the shared answer, down to the tallies
+    again = client.get(f"/api/v1/history/acme/a-site/a-line/press-1?{q}").json()
+    assert client.cache.hits - hits >= 3  # the three hours with data
+    assert again["timeline"]["step_ms"] == HOUR and again["counts"]["every_ms"] == DAY
+    assert again["counts"]["good"] == 720
+    # days are the tenant's (Asia/Seoul): T0 is 09:00 there, so the three hours fall on the day that began at T0 - 9 h
+    days = [p for p in again["counts"]["series"] if p["good"]]
+    assert [p["ts"] for p in days] == [T0 - 9 * HOUR] and days[0]["good"] == 720
+
+
+def test_trend_has_axes_worth_of_points(client):
+    r = client.get(f"/api/v1/history/acme/a-site/a-line/press-1/trend?tag=press_force&start={iso(T0)}"
+                   f"&end={iso(T0 + 3 * HOUR)}")
+    assert r.status_code == 200
+    t = r.json()
+    assert t["every_ms"] == 30_000 and len(t["points"]) == 360
+    assert all(p["min"] <= p["mean"] <= p["max"] for p in t["points"])
+
+
+def test_line_history_pools_the_machines(client):
+    h = client.get(f"/api/v1/history/acme/a-site/a-line?start={iso(T0)}&end={iso(T0 + 3 * HOUR)}").json()
+    assert h["name"] == "프레스 1라인" and [m["name"] for m in h["machines"]] == ["프레스 1호기"]
+    assert h["counts"]["good"] == 720
+    # per hour: the first reading (0) is the baseline, so hour one counts 359; the reading 720 falls in hour three
+    assert [p["good"] for p in h["counts"]["series"]] == [359, 360, 1]
+    assert [p["input_s"] for p in h["counts"]["series"]] == [0.0, 0.0, 0.0]  # no material-input signal written
+
+
+@pytest.mark.parametrize("query, words", [
+    (f"start={iso(T0)}&end={iso(T0)}", "must be before end"),
+    (f"start={iso(T0 - 401 * DAY)}&end={iso(T0)}", "at most 400 days"),
+    ("start=yesterday", "datetime"),
+])
+def test_bad_ranges_are_422_with_the_fix(client, query, words):
+    r = client.get(f"/api/v1/history/acme/a-site/a-line/press-1?{query}")
+    assert r.status_code == 422 and words in r.text
+
+
+def test_unknown_machine_is_404_and_other_tenants_are_hidden(client):
+    assert client.get("/api/v1/history/acme/a-site/a-line/press-9").status_code == 404
+    assert client.get("/api/v1/history/bravo/b-site/b-line/press-1").status_code == 404
+
+
+def test_glossary_serves_the_report_labels(client):
+    g = TestClient(client.app).get("/api/v1/glossary").json()  # no login needed
+    assert g["ko"]["availability"] == "시간가동률" and g["ko"]["performance"] == "성능가동률"
+    assert g["ko"]["quality"] == "양품률" and g["en"]["scrap_rate"] == "In-process defect rate"
+
+
+def test_trend_cache_reads_only_the_newest_buckets_again(tmp_path):
+    """Settled buckets come from the cache; the tail and anything after the ttl come from the store."""
+    from api.routers.history import TrendCache
+
+    store = SqliteStore(tmp_path / "s.db")
+    store.write([Point(M, T0 + i * 60_000, {"force": float(i)}) for i in range(6 * 60)])
+    calls = []
+    real = store.history
+
+    def counting(ref, tag, a, z, every, agg="mean"):
+        calls.append((a, z))
+        return real(ref, tag, a, z, every, agg)
+
+    store.history = counting  # type: ignore[method-assign]
+    cache = TrendCache(settle_ms=HOUR)
+    now = T0 + 6 * HOUR
+    first = cache.points(store, M, "force", T0, now, 30 * MINUTE, now)
+    assert [p["ts"] for p in first] == [T0 + k * 30 * MINUTE for k in range(12)]
+    assert first[0]["min"] == 0.0 and first[0]["max"] == 29.0
+    calls.clear()
+    again = cache.points(store, M, "force", T0, now, 30 * MINUTE, now)
+    assert again == first
+    assert calls and all(a >= now - HOUR for a, _ in calls)  # only the unsettled last hour was read
+    cache.ttl_s = 0  # expired: read it all again (late history is picked up)
+    calls.clear()
+    assert cache.points(store, M, "force", T0, now, 30 * MINUTE, now) == first
+    assert any(a == T0 for a, _ in calls)
+
+
+def test_viewers_of_the_same_range_share_one_computation():
+    """Concurrent callers with one key wait for one computation; a later key computes anew."""
+    import threading
+
+    answers, calls, gate = Answers(ttl_s=60), [], threading.Event()
+
+    def compute():
+        calls.append(1)
+        gate.wait(5)
+        return {"n": len(calls)}
+
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(answers.get(("k",), compute))) for _ in range(8)]
+    for th in threads:
+        th.start()
+    gate.set()
+    for th in threads:
+        th.join(10)
+    assert len(calls) == 1 and out == [b'{"n":1}'] * 8
+    assert answers.get(("other",), compute) == b'{"n":2}'
+
+
+def test_range_ends_are_rounded_to_the_half_minute(client):
+    h = client.get(f"/api/v1/history/acme/a-site/a-line/press-1?start={iso(T0)}&end={iso(T0 + HOUR + 1000)}").json()
+    assert h["end_ms"] == T0 + HOUR + 30_000
