@@ -478,3 +478,42 @@ def test_gateway_run_publishes_an_opcua_machine_with_its_status_through_the_brok
 
 def _loop_of(sim: OpcUaMachine) -> asyncio.AbstractEventLoop:
     return _SimThread.loops[id(sim)]
+
+
+def test_a_reload_that_changes_an_opcua_device_closes_its_session_and_subscribes_the_new_tags(tmp_path, mosquitto):
+    from gateway.service import Gateway
+    from gateway.settings import GatewaySettings
+    from mqttlink import MqttSettings
+
+    async def main():
+        sim = _machine()
+        await sim.start()
+        mqtt = MqttSettings.model_validate({"url": f"mqtt://127.0.0.1:{mosquitto.port}"})
+
+        def settings(tags):
+            return GatewaySettings.model_validate({
+                "id": "gw-ua", "tenant": "t1", "site": "s1", "outbox": {"path": str(tmp_path / "outbox.db")},
+                "devices": [{"name": "press-ua", "line": "l1", "protocol": "opcua", "endpoint": sim.endpoint,
+                             "poll_interval_s": 0.2, "tags": tags}]})
+
+        tags = _tags(sim)
+        first = settings(tags[:2])
+        nxt = settings(tags)
+        gateway = Gateway(first, mqtt, tmp_path, reader=lambda: (nxt, mqtt))
+        task = asyncio.create_task(gateway.run())
+        try:
+            await wait_for(lambda: gateway.pollers and gateway.pollers[0].health.online is True, what="first session")
+            old = gateway.pollers[0]
+            assert sorted(old.subscribed) == ["force", "setpoint"]
+            assert await gateway.reload() is True
+            new = gateway.pollers[0]
+            await wait_for(lambda: new.health.online is True and len(new.subscribed) == len(tags), what="new session")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await sim.stop()
+        return old, new
+
+    old, new = run(main())
+    assert old is not new and old.client is None  # the old session was closed, not left behind
+    assert new.health.unreadable_tags == ["broken"]
