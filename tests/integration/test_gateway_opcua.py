@@ -517,3 +517,24 @@ def test_a_reload_that_changes_an_opcua_device_closes_its_session_and_subscribes
     old, new = run(main())
     assert old is not new and old.client is None  # the old session was closed, not left behind
     assert new.health.unreadable_tags == ["broken"]
+
+
+def test_a_user_name_and_password_open_the_session_and_a_wrong_password_is_refused():
+    async def main():
+        sim = _machine(users={"gateway": "s3cret"})
+        await sim.start()
+        rec = Recorder()
+        good, t1 = await _run_device(_device(sim, username="gateway", password="s3cret"), rec)
+        bad, t2 = await _run_device(_device(sim, username="gateway", password="wrong", offline_after_failures=1), Recorder())
+        try:
+            await wait_for(lambda: _latest(rec).keys() >= EXPECTED.keys(), what="values with the right password")
+            await wait_for(lambda: bad.health.online is False, what="the wrong password refused")
+        finally:
+            for t in (t1, t2):
+                await _stop(t)
+            await sim.stop()
+        return good, bad
+
+    good, bad = run(main())
+    assert good.health.online is True and bad.health.polls_ok == 0
+    assert (bad.health.last_error or "").startswith("BadUserAccessDenied")  # the server's status, by name
