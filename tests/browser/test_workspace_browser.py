@@ -255,7 +255,8 @@ def test_centre_routes_go_to_centre_js_when_it_is_there(browser, demo_run):
         page.wait_for_selector("[data-testid=centre-stub]")
         assert page.inner_text("[data-testid=centre-stub]") == "centre|null|centre_engineer|2|Availability"
         page.goto(f"{demo_run.url}/#/centre/{OTHER_TENANT}")
-        page.wait_for_function(f"() => document.querySelector('[data-testid=centre-stub]')?.textContent.startsWith('centre/{OTHER_TENANT}|{OTHER_TENANT}|')")
+        page.wait_for_function("() => document.querySelector('[data-testid=centre-stub]')?.textContent"
+                               f".startsWith('centre/{OTHER_TENANT}|{OTHER_TENANT}|')")
         # and from the centre down to a line, the owner's pages
         page.goto(f"{demo_run.url}/{LINE_HASH}")
         page.wait_for_selector(".tile[data-machine]")
