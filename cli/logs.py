@@ -10,7 +10,7 @@ passed explicitly: ``log.info("event", extra={"fields": {...}})``.
 - json: ``{"ts": "2026-03-02T06:00:00.123Z", "level": "INFO", "logger": "gateway.service",
   "event": "device_configured", "msg": "device_configured device=press-1 unit=1", "device": "press-1", "unit": 1}``
 
-Warnings and errors of the libraries we drive (pymodbus, amqtt) reach the operator; when one
+Warnings and errors of the libraries we drive (pymodbus, amqtt, asyncua) reach the operator; when one
 floods (pymodbus logs every timeout with a frame dump), ``LibraryFlood`` lets a few through
 per minute and says how many it held back.
 """
@@ -28,7 +28,7 @@ from typing import IO, Any
 FORMATS = ("text", "json")
 LOG_FORMAT_ENV = "SMARTFACTORY_LOG_FORMAT"
 #: Libraries whose warnings and errors must reach the operator, rate-limited.
-LIBRARIES = ("pymodbus", "amqtt")
+LIBRARIES = ("pymodbus", "amqtt", "asyncua")
 # key=%s, key=%r, key=%d, key=%.1f, key=%5.2f ... (one conversion, the whole value)
 _FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*)=%[-#0 +]*\d*(?:\.\d+)?[srdifgeExXa]$")
 _WORD = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*)=([^%\s]+)$")

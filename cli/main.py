@@ -289,7 +289,7 @@ def rollups(config_path: Path, once: bool, refresh_days: int | None) -> None:
 
 @cli.group()
 def gateway() -> None:
-    """Poll PLCs over Modbus and publish to MQTT."""
+    """Read PLCs (Modbus, MC/SLMP, LS XGT, OPC UA) and publish to MQTT."""
 
 
 @gateway.command("run")
@@ -321,11 +321,14 @@ def gateway_run(config_path: Path) -> None:
 @gateway.command("plan")
 @CONFIG_OPTION
 def gateway_plan(config_path: Path) -> None:
-    """Print the Modbus reads each poll will send, without touching a device."""
+    """Print the reads each poll will send (OPC UA: the nodes it subscribes), without touching a device."""
     from gateway.planner import DevicePlan, area_name, fewest_reads, plan_reads
 
     settings = _section(_load(config_path), "gateway")
     for d in settings.devices:
+        if d.protocol.value == "opcua":
+            _plan_opcua(d)
+            continue
         plan = DevicePlan(d.tags, [d.interval_of(t) for t in d.tags], d.max_registers_per_read,
                           d.max_bits_per_read, d.max_gap)
         every = plan.reads_for(plan.intervals)
@@ -343,6 +346,25 @@ def gateway_plan(config_path: Path) -> None:
             for r in reads:
                 names = ", ".join(t.name for t in r.tags)
                 click.echo(f"    {area_name(r.table):<17} address {r.address:>5} count {r.count:>4}  [{names}]")
+
+
+def _plan_opcua(d) -> None:
+    """An OPC UA device has no reads to plan: say which nodes it subscribes, at which sampling."""
+    from gateway.opcua import offline_ref
+
+    security = d.security.mode.value if d.security else "none"
+    click.echo(f"{d.line}/{d.name} ({d.endpoint}, security {security}): {len(d.tags)} tags on monitored items of one "
+               f"subscription, published every {d.poll_interval_s:g} s (the server samples; a server that refuses "
+               f"subscriptions is read once per interval instead)")
+    groups: dict[float, list] = {}
+    for t in d.tags:
+        groups.setdefault(d.interval_of(t), []).append(t)
+    for interval, tags in sorted(groups.items()):
+        click.echo(f"  sampled every {interval:g} s: {len(tags)} items")
+        for t in tags:
+            report = "" if t.report.value == "every_poll" else f"  (on_change{'' if t.deadband is None else f', deadband {t.deadband:g}'})"
+            click.echo(f"    {t.name:<20} {offline_ref(d, t)}{report}")
+    click.echo("  namespace URIs are looked up on the server at every connect")
 
 
 def _parse_range(text: str) -> tuple[int, int]:
@@ -423,6 +445,72 @@ def gateway_scan(host: str, port: int, unit: int, transport: str, tables: str, r
         return status
 
     sys.exit(asyncio.run(scan()))
+
+
+@gateway.command("browse")
+@click.argument("endpoint")
+@click.option("--node", "start", default=None, help="Start here instead of Objects (a node id, ns=... or i=...).")
+@click.option("--depth", default=6, show_default=True, type=click.IntRange(1, 50), help="Levels below the start.")
+@click.option("--limit", default=2000, show_default=True, type=click.IntRange(1, 100_000), help="Nodes at most.")
+@click.option("--standard", is_flag=True, help="Also walk the standard Server object (namespace 0 diagnostics).")
+@click.option("--certificate", type=click.Path(exists=True, dir_okay=False), help="Sign&Encrypt: the gateway's certificate.")
+@click.option("--private-key", type=click.Path(exists=True, dir_okay=False), help="Sign&Encrypt: its private key.")
+@click.option("--server-certificate", type=click.Path(exists=True, dir_okay=False), help="Sign&Encrypt: the server's certificate.")
+@click.option("--username", default=None)
+@click.option("--password", default=None, help="Or set SMARTFACTORY_OPCUA_PASSWORD.", envvar="SMARTFACTORY_OPCUA_PASSWORD")
+@click.option("--timeout", default=4.0, show_default=True, type=click.FloatRange(0.1, 60))
+def gateway_browse(endpoint: str, start: str | None, depth: int, limit: int, standard: bool, certificate: str | None,
+                   private_key: str | None, server_certificate: str | None, username: str | None, password: str | None,
+                   timeout: float) -> None:
+    """Browse an OPC UA server: node ids (by namespace URI), browse paths, data types and values, to write a tag list."""
+    from pydantic import ValidationError
+
+    from gateway.opcua import browse, make_client
+    from gateway.settings import DeviceSettings
+
+    secure = any((certificate, private_key, server_certificate))
+    try:
+        device = DeviceSettings.model_validate({
+            "name": "browse", "line": "browse", "protocol": "opcua", "endpoint": endpoint, "timeout_s": timeout,
+            "tags": [{"name": "x", "node_id": "i=2253"}],
+            **({"security": {"mode": "sign_and_encrypt", "certificate": certificate, "private_key": private_key,
+                             "server_certificate": server_certificate}} if secure else {}),
+            **({"username": username, "password": password} if username else {})})
+    except ValidationError as exc:
+        raise click.BadParameter("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+
+    async def walk() -> int:
+        from asyncua import ua
+
+        client = await make_client(device, Path("."))
+        try:
+            await asyncio.wait_for(client.connect(), timeout * 4)
+        except Exception as exc:  # noqa: BLE001 - any failure to connect is reported, not raised
+            click.echo(f"{endpoint}: cannot open a session: {type(exc).__name__}: {exc or 'no answer'}", err=True)
+            return 1
+        try:
+            array = await client.get_namespace_array()
+            click.echo("namespaces (the index may change when the server restarts; configs name the URI):")
+            for i, uri in enumerate(array):
+                click.echo(f"  {i}: {uri}")
+            nodes = await browse(client, ua.NodeId.from_string(start) if start else None, depth, limit, standard)
+            click.echo(f"{len(nodes)} nodes{' (limit reached: --limit)' if len(nodes) >= limit else ''}:")
+            for n in nodes:
+                if n.node_class != "Variable":
+                    click.echo(f"  {'/'.join(n.path)}  [{n.node_class}]  node_id: {n.node_id}")
+                    continue
+                value = repr(n.value)
+                value = value if len(value) <= 40 else value[:37] + "..."
+                click.echo(f"  {'/'.join(n.path)}  {n.data_type}  = {value}\n      node_id: \"{n.node_id}\"")
+        finally:
+            try:
+                await client.disconnect()
+            except Exception:  # noqa: BLE001 - the listing is out; a failed goodbye changes nothing
+                pass
+        return 0
+
+    logging.getLogger("asyncua").setLevel(logging.CRITICAL)
+    sys.exit(asyncio.run(walk()))
 
 
 @cli.command()

@@ -134,7 +134,8 @@ def build_links(devices: list[DeviceSettings]) -> dict[tuple, ModbusLink | McLin
 
     users: dict[tuple, list[DeviceSettings]] = {}
     for d in devices:
-        users.setdefault(d.link, []).append(d)
+        if d.protocol is not Protocol.opcua:  # an OPC UA device runs its own session (gateway.opcua)
+            users.setdefault(d.link, []).append(d)
     links: dict[tuple, ModbusLink | McLink | XgtLink] = {}
     for key, ds in users.items():
         first = ds[0]

@@ -23,7 +23,7 @@ from gateway.xgtlink import XgtLink
 from gateway.planner import DevicePlan, Read, area_name
 from gateway.reporting import ChangeFilter
 from gateway.settings import DeviceSettings
-from registermap import decode
+from registermap import OpcUaTag, decode
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,80 @@ def next_slot(previous: float, interval: float, now: float) -> float:
     return due
 
 
+class DeviceHealthKeeping:
+    """Health, damping and status publishing shared by every device runner: the polling
+    ``DevicePoller`` and the subscribing ``gateway.opcua.OpcUaDevice``. A subclass sets the
+    fields below (as dataclass fields) and ``link_label``."""
+
+    device: DeviceSettings
+    health: DeviceHealth
+    health_sink: HealthSink | None
+    lateness_ms: deque
+    clock: Callable[[], float]
+    _last_status: float
+    _cycles: int
+    _cycles_summarised: int
+    _failing_since: float | None
+
+    @property
+    def link_label(self) -> str:
+        raise NotImplementedError
+
+    def _succeeded(self, ts_ms: int, latency_ms: float) -> None:
+        h = self.health
+        if h.consecutive_failures:
+            log.info("device_recovered device=%s after_failures=%d", self.device.name, h.consecutive_failures)
+        h.polls_ok += 1
+        h.consecutive_failures = 0
+        self._failing_since = None
+        h.last_success_ms = ts_ms
+        h.last_latency_ms = latency_ms
+        if h.online is not True:
+            h.online = True
+            log.info("device_online device=%s link=%s", self.device.name, self.link_label)
+            self._publish_status()
+
+    def _failed(self, error: str) -> None:
+        h = self.health
+        h.polls_failed += 1
+        h.consecutive_failures += 1
+        h.last_error = error
+        log.warning(
+            "poll_failed device=%s link=%s failures=%d backoff_s=%.1f error=%r",
+            self.device.name, self.link_label, h.consecutive_failures,
+            backoff_s(self.device.poll_interval_s, h.consecutive_failures, self.device.max_backoff_s), error,
+        )
+        now = self.clock()
+        if self._failing_since is None:
+            self._failing_since = now
+        # damping: one failed poll (a dropped frame, a PLC busy for a moment) is not an outage
+        damped = (h.consecutive_failures < self.device.offline_after_failures
+                  and now - self._failing_since < self.device.offline_after_s)
+        if h.online is not False and not damped:
+            h.online = False
+            log.warning("device_offline device=%s link=%s failures=%d error=%r", self.device.name, self.link_label,
+                        h.consecutive_failures, error)
+            self._publish_status()
+        elif h.online is not None:  # a device never seen yet says nothing until it is online or offline
+            self._maybe_status()
+
+    def _maybe_status(self) -> None:
+        if time.monotonic() - self._last_status >= self.device.status_interval_s:
+            self._publish_status()
+
+    def _publish_status(self) -> None:
+        self._last_status = time.monotonic()
+        new = min(self._cycles - self._cycles_summarised, len(self.lateness_ms))
+        if new:
+            recent = list(itertools.islice(reversed(self.lateness_ms), new))
+            self.health.lateness_p50_ms, self.health.lateness_p99_ms = percentile(recent, 50), percentile(recent, 99)
+        self._cycles_summarised = self._cycles
+        if self.health_sink is not None:
+            self.health_sink(self.device, self.health)
+
+
 @dataclass
-class DevicePoller:
+class DevicePoller(DeviceHealthKeeping):
     device: DeviceSettings
     link: ModbusLink | McLink | XgtLink
     sink: SampleSink
@@ -115,14 +187,21 @@ class DevicePoller:
 
     def __post_init__(self) -> None:
         d = self.device
+        if any(isinstance(t, OpcUaTag) for t in d.tags):
+            raise ValueError(f"{d.name}: an OPC UA device runs as gateway.opcua.OpcUaDevice, not a poller")
+        tags = [t for t in d.tags if not isinstance(t, OpcUaTag)]
         self.plan = DevicePlan(
-            d.tags, [d.interval_of(t) for t in d.tags], d.max_registers_per_read, d.max_bits_per_read, d.max_gap
+            tags, [d.interval_of(t) for t in tags], d.max_registers_per_read, d.max_bits_per_read, d.max_gap
         )
         self.filter = ChangeFilter(d.tags)
         self._last_status = 0.0
         self._cycles = self._cycles_summarised = 0  # cycle starts so far, and when the last status summarised them
         self._failing_since: float | None = None
         self._learned_at = time.monotonic()
+
+    @property
+    def link_label(self) -> str:
+        return f"{self.link.name} unit={self.device.unit_id}"
 
     @property
     def reads(self) -> list[Read]:
@@ -225,44 +304,6 @@ class DevicePoller:
                  ",".join(f"{area_name(t)}@{a}" for t, a in sorted(self.plan.breaks, key=lambda c: (area_name(c[0]), c[1])))
                  or "-", ",".join(sorted(self.plan.unreadable)) or "-")
 
-    def _succeeded(self, ts_ms: int, latency_ms: float) -> None:
-        h = self.health
-        if h.consecutive_failures:
-            log.info("device_recovered device=%s after_failures=%d", self.device.name, h.consecutive_failures)
-        h.polls_ok += 1
-        h.consecutive_failures = 0
-        self._failing_since = None
-        h.last_success_ms = ts_ms
-        h.last_latency_ms = latency_ms
-        if h.online is not True:
-            h.online = True
-            log.info("device_online device=%s link=%s unit=%d", self.device.name, self.link.name, self.device.unit_id)
-            self._publish_status()
-
-    def _failed(self, error: str) -> None:
-        h = self.health
-        h.polls_failed += 1
-        h.consecutive_failures += 1
-        h.last_error = error
-        log.warning(
-            "poll_failed device=%s link=%s unit=%d failures=%d backoff_s=%.1f error=%r",
-            self.device.name, self.link.name, self.device.unit_id, h.consecutive_failures,
-            backoff_s(self.device.poll_interval_s, h.consecutive_failures, self.device.max_backoff_s), error,
-        )
-        now = self.clock()
-        if self._failing_since is None:
-            self._failing_since = now
-        # damping: one failed poll (a dropped frame, a PLC busy for a moment) is not an outage
-        damped = (h.consecutive_failures < self.device.offline_after_failures
-                  and now - self._failing_since < self.device.offline_after_s)
-        if h.online is not False and not damped:
-            h.online = False
-            log.warning("device_offline device=%s link=%s failures=%d error=%r", self.device.name, self.link.name,
-                        h.consecutive_failures, error)
-            self._publish_status()
-        elif h.online is not None:  # a device never seen yet says nothing until it is online or offline
-            self._maybe_status()
-
     def _maybe_relearn(self, now: float) -> None:
         if not (self.plan.breaks or self.plan.unreadable):
             self._learned_at = now
@@ -274,16 +315,3 @@ class DevicePoller:
             self.health.unreadable_tags = []
             self._learned_at = now
 
-    def _maybe_status(self) -> None:
-        if time.monotonic() - self._last_status >= self.device.status_interval_s:
-            self._publish_status()
-
-    def _publish_status(self) -> None:
-        self._last_status = time.monotonic()
-        new = min(self._cycles - self._cycles_summarised, len(self.lateness_ms))
-        if new:
-            recent = list(itertools.islice(reversed(self.lateness_ms), new))
-            self.health.lateness_p50_ms, self.health.lateness_p99_ms = percentile(recent, 50), percentile(recent, 99)
-        self._cycles_summarised = self._cycles
-        if self.health_sink is not None:
-            self.health_sink(self.device, self.health)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from registermap import McTag, Tag, XgtTag
+from registermap import McTag, OpcUaTag, Tag, XgtTag
 
 Value = bool | int | float | str
 
 
-def _moved(tag: Tag | McTag | XgtTag, last: Value, value: Value) -> bool:
+def _moved(tag: Tag | McTag | XgtTag | OpcUaTag, last: Value, value: Value) -> bool:
     if isinstance(value, (bool, str)) or isinstance(last, (bool, str)):
         return value != last
     delta = abs(float(value) - float(last))
@@ -29,7 +29,7 @@ def _moved(tag: Tag | McTag | XgtTag, last: Value, value: Value) -> bool:
 
 
 class ChangeFilter:
-    def __init__(self, tags: Iterable[Tag | McTag | XgtTag]) -> None:
+    def __init__(self, tags: Iterable[Tag | McTag | XgtTag | OpcUaTag]) -> None:
         self.on_change = {t.name: t for t in tags if getattr(getattr(t, "report", None), "value", None) == "on_change"}
         self._sent: dict[str, tuple[Value, int]] = {}
 

@@ -16,14 +16,20 @@ import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.links import build_links
 from gateway.outbox import Outbox
 from gateway.poller import DeviceHealth, DevicePoller
 from gateway.publisher import Forwarder
-from gateway.settings import DeviceSettings, GatewaySettings
+from gateway.settings import DeviceSettings, GatewaySettings, Protocol
 from mqttlink import MqttSettings
 from plant import MachineRef
+
+if TYPE_CHECKING:
+    from gateway.opcua import OpcUaDevice
+
+    Runner = DevicePoller | OpcUaDevice  # an OPC UA device runs a session with subscriptions, not a poller
 
 log = logging.getLogger(__name__)
 
@@ -49,28 +55,39 @@ class Gateway:
         self.forwarder = Forwarder(mqtt, settings, self.outbox)
         self.machines: dict[int, MachineRef] = {}
         self.links: dict[tuple, object] = {}
-        self.pollers: list[DevicePoller] = []
+        self.pollers: list[Runner] = []
         self._tasks: dict[int, asyncio.Task] = {}  # id(poller) -> its task
         self._group: asyncio.TaskGroup | None = None
         self._reload_wanted = asyncio.Event()
         self.reloads = 0
 
-    def _build_pollers(self, devices: list[DeviceSettings]) -> list[DevicePoller]:
+    def _build_pollers(self, devices: list[DeviceSettings]) -> list[Runner]:
         """Links and pollers for ``devices``, which must have links of their own (needs the running loop)."""
         links = build_links(devices)
         self.links.update(links)
         for d in devices:
             self.machines[id(d)] = MachineRef(self.settings.tenant, self.settings.site, d.line, d.name)
-        pollers = [DevicePoller(d, links[d.link], self._sink, self._health) for d in devices]
+        pollers = [self._runner(d, links) for d in devices]
         for p in pollers:
             d = p.device
+            if not isinstance(p, DevicePoller):
+                log.info("device_configured device=%s endpoint=%s tags=%d publishing_interval_s=%g", d.name,
+                         d.endpoint, len(d.tags), d.poll_interval_s)
+                continue
             log.info(
                 "device_configured device=%s link=%s unit=%d tags=%d reads_per_poll=%d interval_s=%g",
                 d.name, p.link.name, d.unit_id, len(d.tags), len(p.reads), d.poll_interval_s,
             )
         return pollers
 
-    def _start(self, pollers: list[DevicePoller], spread: bool) -> None:
+    def _runner(self, d: DeviceSettings, links: dict) -> Runner:
+        if d.protocol is Protocol.opcua:
+            from gateway.opcua import OpcUaDevice
+
+            return OpcUaDevice(d, self._sink, self._health, self.base_dir)
+        return DevicePoller(d, links[d.link], self._sink, self._health)
+
+    def _start(self, pollers: list[Runner], spread: bool) -> None:
         assert self._group is not None
         n = len(pollers)
         for i, p in enumerate(pollers):

@@ -12,7 +12,7 @@ from pydantic import Tag as UnionBranch
 from plant import IDENTIFIER_PATTERN
 from plcprotocol.mc import LIMITS as MC_LIMITS, Series as McSeries
 from plcprotocol.xgt import MAX_BYTES as XGT_MAX_BYTES
-from registermap import BIT_TABLES, McTag, Table, Tag, XgtTag
+from registermap import BIT_TABLES, McTag, OpcUaTag, Table, Tag, XgtTag
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 
@@ -34,6 +34,7 @@ class Protocol(str, Enum):
     modbus = "modbus"  # Modbus TCP, RTU over TCP or RTU (see transport)
     mc = "mc"  # Mitsubishi MC protocol / SLMP, binary 3E frames over TCP
     xgt = "xgt"  # LS ELECTRIC XGT dedicated protocol over FEnet (TCP)
+    opcua = "opcua"  # OPC UA binary (opc.tcp), monitored-item subscriptions
 
 
 class Transport(str, Enum):
@@ -101,24 +102,73 @@ class XgtPolledTag(XgtTag, Polling):
     """An LS XGT variable plus how often to read it and when to report it."""
 
 
+class OpcUaPolledTag(OpcUaTag, Polling):
+    """An OPC UA node plus its sampling interval and when to report it."""
+
+
 def _tag_kind(value: Any) -> str:
-    """Which tag model a config entry is: an MC device point names a ``device``, an XGT one a ``variable``."""
+    """Which tag model a config entry is: an MC device point names a ``device``, an XGT one a
+    ``variable``, an OPC UA one a ``node_id`` or a ``browse_path``."""
     if isinstance(value, McTag) or (isinstance(value, dict) and "device" in value):
         return "mc"
     if isinstance(value, XgtTag) or (isinstance(value, dict) and "variable" in value):
         return "xgt"
+    if isinstance(value, OpcUaTag) or (isinstance(value, dict) and ("node_id" in value or "browse_path" in value)):
+        return "opcua"
     return "modbus"
 
 
 AnyPolledTag = Annotated[
     Annotated[PolledTag, UnionBranch("modbus")] | Annotated[McPolledTag, UnionBranch("mc")]
-    | Annotated[XgtPolledTag, UnionBranch("xgt")],
+    | Annotated[XgtPolledTag, UnionBranch("xgt")] | Annotated[OpcUaPolledTag, UnionBranch("opcua")],
     Discriminator(_tag_kind),
 ]
 
 #: the tag model each protocol's devices take, and how a config names it
 _TAG_OF = {"modbus": (Tag, "'table' and 'address'"), "mc": (McTag, "'device', e.g. D100"),
-           "xgt": (XgtTag, "'variable', e.g. %MW100")}
+           "xgt": (XgtTag, "'variable', e.g. %MW100"),
+           "opcua": (OpcUaTag, "'node_id' (e.g. nsu=urn:acme:press;s=Force) or 'browse_path'")}
+
+
+class OpcUaSecurityMode(str, Enum):
+    none = "none"  # no signing, no encryption: a closed cell network only
+    sign = "sign"  # signed, readable on the wire
+    sign_and_encrypt = "sign_and_encrypt"
+
+
+class OpcUaSecurity(BaseModel):
+    """How an OPC UA session is secured. Every path is relative to the config file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: OpcUaSecurityMode = OpcUaSecurityMode.none
+    policy: Literal["Basic256Sha256", "Aes128Sha256RsaOaep", "Aes256Sha256RsaPss"] = "Basic256Sha256"
+    certificate: Path | None = Field(None, description="the gateway's application instance certificate (.der or .pem)")
+    private_key: Path | None = Field(None, description="its private key (.pem or .der)")
+    private_key_password: str | None = None
+    server_certificate: Path | None = Field(None, description="the server's certificate, pinned: the session is "
+                                            "encrypted to it, so only that server can answer")
+
+    @model_validator(mode="after")
+    def _files(self) -> "OpcUaSecurity":
+        if self.mode is OpcUaSecurityMode.none:
+            given = [k for k in ("certificate", "private_key", "server_certificate") if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"security mode 'none' uses no certificates, but {', '.join(given)} is set: "
+                                 "set 'mode: sign_and_encrypt' or drop them")
+            return self
+        missing = [k for k in ("certificate", "private_key", "server_certificate") if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"security mode '{self.mode.value}' needs {', '.join(missing)} (file paths); "
+                             "copy the server's certificate from its PKI folder (own/certs) and trust the "
+                             "gateway's certificate on the server")
+        return self
+
+    def resolved(self, base_dir: Path) -> "OpcUaSecurity":
+        def at(p: Path | None) -> Path | None:
+            return None if p is None or p.is_absolute() else base_dir / p
+        return self.model_copy(update={k: at(getattr(self, k)) or getattr(self, k)
+                                       for k in ("certificate", "private_key", "server_certificate")})
 
 
 _POLLING_FIELDS = ("poll_interval_s", "report", "deadband", "deadband_percent", "max_silence_s")
@@ -173,6 +223,12 @@ class DeviceSettings(BaseModel):
     offline_after_s: Annotated[
         float, Field(gt=0, le=86400, description="or this long without a good poll, whichever comes first")
     ] = 30.0
+    endpoint: str | None = Field(None, description="OPC UA: opc.tcp://host:port/path")
+    security: OpcUaSecurity | None = Field(None, description="OPC UA: mode none or sign_and_encrypt, certificates")
+    username: str | None = Field(None, description="OPC UA: user name for the session (default anonymous)")
+    password: str | None = None
+    namespaces: dict[Annotated[int, Field(ge=1, le=65535)], str] = Field(
+        default_factory=dict, description="OPC UA: the URI each namespace index in the tags stands for")
     relearn_s: Annotated[
         float, Field(ge=10, description="forget refused addresses after this long (the PLC program may change)")
     ] = 3600.0
@@ -239,6 +295,13 @@ class DeviceSettings(BaseModel):
                 kind = next(k for k, (m, _) in _TAG_OF.items() if isinstance(tag, m))
                 raise ValueError(f"tags[{i}] ({tag.name}) is written as a {kind} tag, but the device speaks "
                                  f"{self.protocol.value}: name it with {naming}, or set 'protocol: {kind}'")
+        opcua_only = [k for k in ("endpoint", "security", "username", "password", "namespaces") if k in self.model_fields_set]
+        if self.protocol is Protocol.opcua:
+            self._check_opcua()
+            self._unique_tag_names()
+            return self
+        if opcua_only:
+            raise ValueError(f"{', '.join(opcua_only)}: OPC UA settings, but the device speaks {self.protocol.value}")
         if self.protocol is Protocol.modbus:
             if self.max_registers_per_read > 125:
                 raise ValueError(f"max_registers_per_read {self.max_registers_per_read}: Modbus reads at most 125 registers")
@@ -254,17 +317,59 @@ class DeviceSettings(BaseModel):
                 raise ValueError(f"transport '{self.transport.value}' needs 'host'")
             if self.serial is not None:
                 raise ValueError(f"'serial' applies only to transport 'rtu', not '{self.transport.value}'")
-        names = [t.name for t in self.tags]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"tag names must be unique per device; repeated: {', '.join(dupes)}")
+        self._unique_tag_names()
         for tag in self.tags:
+            if isinstance(tag, OpcUaTag):
+                continue  # checked above: an OPC UA device returned early
             if tag.table not in BIT_TABLES and tag.width > self.max_registers_per_read:
                 raise ValueError(
                     f"tag {tag.name!r} spans {tag.width} registers, more than max_registers_per_read "
                     f"({self.max_registers_per_read})"
                 )
         return self
+
+    def _unique_tag_names(self) -> None:
+        names = [t.name for t in self.tags]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"tag names must be unique per device; repeated: {', '.join(dupes)}")
+
+    def _check_opcua(self) -> None:
+        """An OPC UA device: an opc.tcp endpoint instead of host/port, and every namespace index
+        its tags use mapped to a URI (indices move when a server restarts with other models)."""
+        from urllib.parse import urlparse
+
+        from plcprotocol.opcua import parse_node_id, parse_path_element
+
+        modbus_only = [k for k in ("host", "port", "transport", "serial", "unit_id", "addressing", "series")
+                       if k in self.model_fields_set]
+        if modbus_only:
+            raise ValueError(f"{', '.join(modbus_only)}: not used by an OPC UA device; give 'endpoint: opc.tcp://host:port/path'")
+        if not self.endpoint:
+            raise ValueError("an OPC UA device needs 'endpoint', e.g. opc.tcp://192.168.0.10:4840")
+        url = urlparse(self.endpoint)
+        if url.scheme != "opc.tcp" or not url.hostname:
+            raise ValueError(f"endpoint {self.endpoint!r}: write opc.tcp://host:port[/path]")
+        try:
+            _ = url.port
+        except ValueError:
+            raise ValueError(f"endpoint {self.endpoint!r}: the port is not a number 1-65535") from None
+        if url.username or url.password:
+            raise ValueError(f"endpoint {self.endpoint!r}: put the user in 'username' and 'password', not in the URL")
+        if self.password is not None and self.username is None:
+            raise ValueError("'password' needs 'username'")
+        for i, tag in enumerate(self.tags):
+            assert isinstance(tag, OpcUaTag)
+            if tag.node_id is not None:
+                namespaces = [(parse_node_id(tag.node_id, tag.namespace_uri).namespace, "node_id")]
+            else:
+                namespaces = [(parse_path_element(e).namespace, "browse_path") for e in tag.browse_path or ()]
+            for ns, key in namespaces:
+                if ns.index is not None and ns.index != 0 and ns.index not in self.namespaces:
+                    raise ValueError(
+                        f"tags[{i}].{key} ({tag.name}): namespace index {ns.index} may mean another namespace after "
+                        f"the server restarts; write nsu=<namespace URI>;... or map it under 'namespaces: "
+                        f"{{{ns.index}: <URI>}}' (smartfactory gateway browse lists each node's URI)")
 
     def _check_named_devices(self) -> None:
         """MC and XGT devices: TCP only, an explicit port for MC, reads within the protocol's limit."""
@@ -281,6 +386,8 @@ class DeviceSettings(BaseModel):
     @property
     def link(self) -> tuple:
         """Devices with the same link share one connection (one serial line, one converter)."""
+        if self.protocol is Protocol.opcua:
+            return (self.protocol.value, self.endpoint, self.name)  # a session of its own per device
         if self.protocol is not Protocol.modbus:
             return (self.protocol.value, self.host, self.port)
         if self.transport is Transport.rtu:
@@ -290,6 +397,8 @@ class DeviceSettings(BaseModel):
 
     @property
     def link_name(self) -> str:
+        if self.protocol is Protocol.opcua:
+            return str(self.endpoint)
         if self.protocol is not Protocol.modbus:
             return f"{self.protocol.value}:{self.host}:{self.port}"
         if self.transport is Transport.rtu:
@@ -297,7 +406,7 @@ class DeviceSettings(BaseModel):
             return f"rtu:{self.serial.port}"
         return f"{self.transport.value}:{self.host}:{self.port}"
 
-    def interval_of(self, tag: Tag | McTag | XgtTag) -> float:
+    def interval_of(self, tag: Tag | McTag | XgtTag | OpcUaTag) -> float:
         return getattr(tag, "poll_interval_s", None) or self.poll_interval_s
 
 
@@ -336,6 +445,7 @@ class GatewaySettings(BaseModel):
                     raise ValueError(f"devices on serial port {d.serial.port} disagree on its settings (baudrate, ...)")
         for link, ids in units.items():
             repeated = sorted({u for u in ids if ids.count(u) > 1})
-            if repeated and link[0] not in (Transport.tcp.value, Protocol.mc.value, Protocol.xgt.value):  # on a shared bus a unit id is one device
+            own_connection = (Transport.tcp.value, Protocol.mc.value, Protocol.xgt.value, Protocol.opcua.value)
+            if repeated and link[0] not in own_connection:  # on a shared bus a unit id is one device
                 raise ValueError(f"two devices on {link[0]} {link[1:]} share unit id {repeated[0]}")
         return self

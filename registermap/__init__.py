@@ -5,6 +5,6 @@ serve), so both sides of a test agree on one definition of every tag.
 """
 
 from registermap.codec import decode, encode, register_count
-from registermap.model import BIT_TABLES, ByteOrder, DataType, McTag, Table, Tag, XgtTag
+from registermap.model import BIT_TABLES, ByteOrder, DataType, McTag, OpcUaTag, OpcUaType, Table, Tag, XgtTag
 
-__all__ = ["BIT_TABLES", "ByteOrder", "DataType", "McTag", "Table", "Tag", "XgtTag", "decode", "encode", "register_count"]
+__all__ = ["BIT_TABLES", "ByteOrder", "DataType", "McTag", "OpcUaTag", "OpcUaType", "Table", "Tag", "XgtTag", "decode", "encode", "register_count"]

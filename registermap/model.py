@@ -282,3 +282,72 @@ class XgtTag(_WordDeviceTag):
             return v.area, v.index // 16, v.index % 16, True
         words = {"W": 1, "D": 2, "L": 4}[v.size]
         return v.area, v.index * words, v.bit, False
+
+
+class OpcUaType(str, Enum):
+    """What an OPC UA tag's value is turned into; by default what the server's variant holds."""
+
+    bool = "bool"
+    int = "int"
+    float = "float"
+    string = "string"
+
+
+class OpcUaTag(BaseModel):
+    """One named value on an OPC UA server: a Variable node's Value attribute.
+
+    The node is named by ``node_id`` (``nsu=urn:acme:press;s=Press 1.Force``, ``ns=3;i=1001``
+    with the device's ``namespaces`` mapping index 3 to its URI, ``g=<GUID>``, ``b=<base64>``;
+    ``namespace_uri`` may give the URI separately) or by ``browse_path`` from the Root node
+    (``[Objects, "nsu=urn:acme:press;Press1", "nsu=urn:acme:press;Force"]``). Either way the
+    namespace index is looked up on the server at connect, never assumed.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
+    node_id: str | None = Field(None, description="e.g. nsu=urn:acme:press;s=Press 1.Force")
+    namespace_uri: str | None = Field(None, description="the namespace of a node_id written without one")
+    browse_path: tuple[str, ...] | None = Field(None, description="browse names from the Root node, e.g. [Objects, ...]")
+    type: OpcUaType | None = Field(None, description="default: as the server's variant (bool, int, float, string)")
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "OpcUaTag":
+        from plcprotocol.opcua import NodeIdError, parse_node_id, parse_path_element
+
+        if (self.node_id is None) == (self.browse_path is None):
+            raise ValueError("an OPC UA tag names its node by 'node_id' or by 'browse_path' (one of them)")
+        try:
+            if self.node_id is not None:
+                parse_node_id(self.node_id, self.namespace_uri)
+            else:
+                if self.namespace_uri is not None:
+                    raise ValueError("'namespace_uri' applies to 'node_id'; a browse path names each element's namespace "
+                                     "(nsu=<URI>;Name)")
+                assert self.browse_path is not None
+                if not self.browse_path:
+                    raise ValueError("'browse_path' is empty: start from the Root node, e.g. [Objects, ...]")
+                for element in self.browse_path:
+                    parse_path_element(element)
+        except NodeIdError as exc:
+            raise ValueError(str(exc)) from None
+        if self.scaled and self.type in (OpcUaType.bool, OpcUaType.string):
+            raise ValueError(f"'scale' and 'offset' apply to numbers, not type '{self.type.value}'")
+        return self
+
+    @property
+    def scaled(self) -> bool:
+        return self.scale != 1.0 or self.offset != 0.0
+
+    @property
+    def where(self) -> str:
+        """The node as the config names it, for logs and ``gateway plan``."""
+        if self.node_id is not None:
+            from plcprotocol.opcua import parse_node_id
+
+            return str(parse_node_id(self.node_id, self.namespace_uri))
+        assert self.browse_path is not None
+        return "/" + "/".join(self.browse_path)

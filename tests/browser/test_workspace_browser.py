@@ -73,7 +73,7 @@ def _shot(page, name: str) -> None:
 def test_line_overview_live_in_the_reports_words(who):
     page = who
     assert page.url.endswith(LINE_HASH)
-    page.wait_for_function("[...document.querySelectorAll('.tile')].every(t => t.dataset.state !== 'none')", timeout=60_000)
+    page.wait_for_function("() => [...document.querySelectorAll('.tile')].every(t => t.dataset.state !== 'none')", timeout=60_000)
     _fits(page)
     # machine names from the plant model, not slugs
     assert page.locator(".tile h2").all_inner_texts() == ["프레스 1호기", "프레스 2호기", "프레스 3호기"]
@@ -215,7 +215,8 @@ def test_keyboard_reaches_a_machine_and_the_range_picker(browser, demo_run, user
         machine = page.evaluate("document.activeElement.dataset.machine")
         # live snapshots redraw the tiles: the focus must stay on the same tile across a redraw
         page.evaluate("window.sfTile = document.activeElement")
-        page.wait_for_function("document.querySelector(`.tile[data-machine]`) !== null && !window.sfTile.isConnected",
+        # a function, not an expression string: the page's CSP forbids eval, which Playwright needs for a bare string
+        page.wait_for_function("() => document.querySelector(`.tile[data-machine]`) !== null && !window.sfTile.isConnected",
                                timeout=30_000)
         assert page.evaluate("document.activeElement.dataset.machine || null") == machine
         page.keyboard.press("Enter")
@@ -254,7 +255,8 @@ def test_centre_routes_go_to_centre_js_when_it_is_there(browser, demo_run):
         page.wait_for_selector("[data-testid=centre-stub]")
         assert page.inner_text("[data-testid=centre-stub]") == "centre|null|centre_engineer|2|Availability"
         page.goto(f"{demo_run.url}/#/centre/{OTHER_TENANT}")
-        page.wait_for_function(f"document.querySelector('[data-testid=centre-stub]')?.textContent.startsWith('centre/{OTHER_TENANT}|{OTHER_TENANT}|')")
+        page.wait_for_function("() => document.querySelector('[data-testid=centre-stub]')?.textContent"
+                               f".startsWith('centre/{OTHER_TENANT}|{OTHER_TENANT}|')")
         # and from the centre down to a line, the owner's pages
         page.goto(f"{demo_run.url}/{LINE_HASH}")
         page.wait_for_selector(".tile[data-machine]")

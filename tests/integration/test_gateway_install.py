@@ -60,7 +60,9 @@ def gateway_config(tmp_path: Path) -> Path:
         {"name": "press-7", "line": "l1", "protocol": "mc", "host": "127.0.0.1", "port": 5007,
          "tags": [{"name": "state", "device": "D100"}]},
         {"name": "press-8", "line": "l1", "protocol": "xgt", "host": "127.0.0.1",
-         "tags": [{"name": "state", "variable": "%MW100"}]}]}}))
+         "tags": [{"name": "state", "variable": "%MW100"}]},
+        {"name": "press-9", "line": "l1", "protocol": "opcua", "endpoint": "opc.tcp://127.0.0.1:4840",
+         "tags": [{"name": "state", "node_id": "nsu=urn:acme:press;s=Press 1.State"}]}]}}))
     return path
 
 
@@ -80,12 +82,13 @@ def test_gateway_plan_runs_with_every_server_library_refused(tmp_path):
     done = run_blocked("from cli.main import main; main()", "gateway", "plan", "-c", str(gateway_config(tmp_path)))
     assert done.returncode == 0, done.stderr
     assert "l1/press-1" in done.stdout and "l1/press-7" in done.stdout and "l1/press-8" in done.stdout
+    assert "l1/press-9 (opc.tcp://127.0.0.1:4840" in done.stdout
 
 
 def test_the_gateway_modules_import_nothing_of_the_server_parts():
     code = textwrap.dedent(f"""
         import sys
-        import cli.main, cli.config, gateway.service, gateway.scan, gateway.planner, gateway.links
+        import cli.main, cli.config, gateway.service, gateway.scan, gateway.planner, gateway.links, gateway.opcua
         ours = sorted(m for m in sys.modules if m.startswith({SERVER_CODE!r}))
         print("OURS", ours)
     """)

@@ -38,7 +38,7 @@ pytestmark = pytest.mark.integration
 
 ACME = MachineRef("acme", "plant-1", "line-a", "press-1")  # on the default shard, west
 BRAVO = MachineRef("bravo", "busan-1", "line-b", "cnc-1")  # on shard east
-DAY = date(2026, 3, 2)  # a Monday
+DAY = date(2026, 3, 3)  # a Tuesday (2 March 2026 is a substitute public holiday: no planned time)
 SAMPLES_PER_MESSAGE = 200
 
 
