@@ -139,18 +139,27 @@ class _Source:
         return self.accounts
 
 
+@dataclass
+class AccountsConfig:
+    """Where both plugins read the accounts: the files ``broker-acl`` writes, or the plant database."""
+
+    password_file: str | None = None
+    acl_file: str | None = None
+    plant_url: str | None = None
+
+
+def _source_of(config: AccountsConfig) -> _Source:
+    return _Source.get(config.password_file, config.acl_file, config.plant_url)
+
+
 class AccountAuthPlugin(BaseAuthPlugin):
     """Known account, right password, client id = username."""
 
-    @dataclass
-    class Config:
-        password_file: str | None = None
-        acl_file: str | None = None
-        plant_url: str | None = None
+    Config = AccountsConfig
 
     def __init__(self, context) -> None:
         super().__init__(context)
-        self.source = _Source.get(self.config.password_file, self.config.acl_file, self.config.plant_url)
+        self.source = _source_of(self.config)
 
     async def authenticate(self, *, session: Session) -> bool | None:
         return check_login(self.source.load(), session.username, session.password, session.client_id)
@@ -176,15 +185,11 @@ def check_login(accounts: dict[str, Account], username: str | None, password: st
 class AccountTopicPlugin(BaseTopicPlugin):
     """Publish where a write pattern allows; subscribe to and receive what a read pattern covers."""
 
-    @dataclass
-    class Config:
-        password_file: str | None = None
-        acl_file: str | None = None
-        plant_url: str | None = None
+    Config = AccountsConfig
 
     def __init__(self, context) -> None:
         super().__init__(context)
-        self.source = _Source.get(self.config.password_file, self.config.acl_file, self.config.plant_url)
+        self.source = _source_of(self.config)
 
     async def topic_filtering(self, *, session: Session | None = None, topic: str | None = None,
                               action: Action | None = None) -> bool | None:
