@@ -471,12 +471,12 @@ def test_login_counts_from_concurrent_workers_add_up(pg_app):
 
     throttle = Throttle(pg_app.state.services.plant, ThrottlePolicy(free_per_address=1000, free_per_account=1000))
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda i: throttle.failed("192.0.2.99", f"user-{i % 3}", None), range(24)))
+        list(pool.map(lambda i: throttle.failed("127.0.2.99", f"user-{i % 3}", None), range(24)))
     with pg_app.state.services.plant.session() as s:
-        counts = {r.key: r.failures for r in s.scalars(select(LoginThrottle).where(LoginThrottle.key.like("%192.0.2.99%")
+        counts = {r.key: r.failures for r in s.scalars(select(LoginThrottle).where(LoginThrottle.key.like("%127.0.2.99%")
                                                                                    | LoginThrottle.key.like("user:user-%")))}
-    assert counts == {"addr:192.0.2.99": 24, "user:user-0": 8, "user:user-1": 8, "user:user-2": 8}
-    attacker = TestClient(pg_app, client=("192.0.2.99", 1))
+    assert counts == {"addr:127.0.2.99": 24, "user:user-0": 8, "user:user-1": 8, "user:user-2": 8}
+    attacker = TestClient(pg_app, client=("127.0.2.99", 1))
     r = attacker.post("/api/v1/auth/login", json={"username": "owner-a", "password": "wrong-password"})
     assert r.status_code == 401  # the counter above wrote no wait (its policy allows 1000); this is the 25th failure
     r = attacker.post("/api/v1/auth/login", json={"username": "owner-a", "password": PW})

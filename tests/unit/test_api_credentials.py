@@ -52,7 +52,7 @@ def app(plant, tmp_path):
     store.close()
 
 
-def _client(app, user: str | None = None, address: str = "10.0.0.1") -> TestClient:
+def _client(app, user: str | None = None, address: str = "127.0.0.11") -> TestClient:
     c = TestClient(app, client=(address, 40000))
     if user:
         r = c.post("/api/v1/auth/login", json={"username": user, "password": PASSWORD})
@@ -227,9 +227,9 @@ def _login(c: TestClient, user: str, password: str):
 
 
 def test_guesses_from_one_address_are_slowed_but_the_owner_logs_in_from_elsewhere(app):
-    owner = _client(app, "owner-a", address="10.1.1.7")  # the owner's phone has logged in before
+    owner = _client(app, "owner-a", address="127.1.1.7")  # the owner's phone has logged in before
     owner.post("/api/v1/auth/logout")
-    attacker = _client(app, address="203.0.113.9")
+    attacker = _client(app, address="127.113.0.9")
     codes = [_login(attacker, "owner-a", f"guess-{i}-xyz").status_code for i in range(4)]
     assert codes == [401, 401, 401, 429]  # three free failures per account here, then it must wait
     r = _login(attacker, "owner-a", PASSWORD)  # even the right password: the attacker may not test it now
@@ -238,18 +238,18 @@ def test_guesses_from_one_address_are_slowed_but_the_owner_logs_in_from_elsewher
 
 
 def test_many_usernames_from_one_address_are_limited(app):
-    sprayer = _client(app, address="198.51.100.4")
+    sprayer = _client(app, address="127.51.100.4")
     users = ["owner-a", "owner-b", "engineer", "admin", "ghost-1", "ghost-2"]
     assert [_login(sprayer, u, "Summer2026!").status_code for u in users] == [401] * 6  # six free per address
     r = _login(sprayer, "ghost-3", "Summer2026!")
     assert r.status_code == 429 and "from this address" in r.json()["detail"]
-    assert _login(_client(app, address="10.9.9.9"), "owner-b", PASSWORD).status_code == 200
+    assert _login(_client(app, address="127.9.9.9"), "owner-b", PASSWORD).status_code == 200
 
 
 def test_throttle_counts_are_shared_by_workers(plant, tmp_path):
     store = SqliteStore(tmp_path / "s3.db")
     workers = [create_app(store, SETTINGS, plant, run_alarms=False) for _ in range(2)]
-    codes = [_login(_client(workers[i % 2], address="192.0.2.50"), "engineer", f"guess-{i}-abc").status_code
+    codes = [_login(_client(workers[i % 2], address="127.0.2.50"), "engineer", f"guess-{i}-abc").status_code
              for i in range(4)]
     assert codes == [401, 401, 401, 429]  # per worker, each would have seen only two failures
     store.close()
@@ -262,14 +262,14 @@ def test_backoff_doubles_up_to_the_cap_and_is_forgotten(plant):
     waits = []
     now = t0
     for _ in range(7):
-        wait, _ = throttle.wait_s("10.0.0.8", "owner-a", None, now)
+        wait, _ = throttle.wait_s("127.0.0.18", "owner-a", None, now)
         now += int(wait * 1000)  # a patient attacker waits exactly as long as told
-        throttle.failed("10.0.0.8", "owner-a", None, now)
-        waits.append(throttle.wait_s("10.0.0.8", "owner-a", None, now)[0])
+        throttle.failed("127.0.0.18", "owner-a", None, now)
+        waits.append(throttle.wait_s("127.0.0.18", "owner-a", None, now)[0])
     assert waits == [0, 1, 2, 4, 8, 10, 10]
-    assert throttle.wait_s("10.0.0.8", "owner-a", None, now + 3_601_000)[0] == 0  # an hour later it starts afresh
+    assert throttle.wait_s("127.0.0.18", "owner-a", None, now + 3_601_000)[0] == 0  # an hour later it starts afresh
     throttle.succeeded("owner-a")
-    assert throttle.wait_s("10.0.0.8", "owner-a", None, now)[0] == 0
+    assert throttle.wait_s("127.0.0.18", "owner-a", None, now)[0] == 0
 
 
 # -- housekeeping -----------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ def test_json_lines_carry_the_events_fields_one_object_per_line(restore_logging)
     setup_logging("INFO", "json", out)
     log = logging.getLogger("gateway.poller")
     log.info("device_configured device=%s unit=%d interval_s=%g reason=%r state=up address=%s:%d", "press-1", 3, 0.5,
-             "two\nlines", "10.0.3.21", 502)
+             "two\nlines", "127.0.3.21", 502)
     log.warning("plain words without fields")
     log.info("explicit", extra={"fields": {"tenant": "acme", "rows": 12}})
     try:
@@ -42,9 +42,9 @@ def test_json_lines_carry_the_events_fields_one_object_per_line(restore_logging)
     assert first["event"] == "device_configured"
     assert (first["device"], first["unit"], first["interval_s"], first["reason"], first["state"]) == (
         "press-1", 3, 0.5, "two\nlines", "up")  # typed values, not their text
-    assert first["address"] == "10.0.3.21:502"
+    assert first["address"] == "127.0.3.21:502"
     assert first["msg"] == ("device_configured device=press-1 unit=3 interval_s=0.5 reason='two\\nlines' state=up "
-                            "address=10.0.3.21:502")
+                            "address=127.0.3.21:502")
     assert plain["msg"] == "plain words without fields" and plain["level"] == "WARNING"
     assert (explicit["event"], explicit["tenant"], explicit["rows"]) == ("explicit", "acme", 12)
     assert failed["device"] == "press-2" and "ValueError: boom" in failed["exception"]
