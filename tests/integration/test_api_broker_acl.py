@@ -15,32 +15,20 @@ import threading
 
 import paho.mqtt.client as mqtt
 import pytest
-import yaml
 
 from tests import servers
+from tests.brokeraccounts import PW, seed_accounts
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-PW = {"gw-acme": "acme-gateway-pw", "gw-bravo": "bravo-gateway-pw", "collector-1": "collector-pw-1"}
 
 
 @pytest.fixture
 def acl_broker(tmp_path):
-    config = tmp_path / "smartfactory.yaml"
-    config.write_text(yaml.safe_dump({"api": {"database_url": "sqlite:///plant.db"}}))
-    seed = tmp_path / "plant.yaml"
-    seed.write_text(yaml.safe_dump({
-        "tenants": [{"slug": "acme"}, {"slug": "bravo"}],
-        "broker_accounts": [
-            {"username": "gw-acme", "password": PW["gw-acme"], "tenant": "acme"},
-            {"username": "gw-bravo", "password": PW["gw-bravo"], "tenant": "bravo"},
-            {"username": "collector-1", "password": PW["collector-1"], "kind": "collector"},
-        ],
-    }))
+    config = seed_accounts(tmp_path)
     cli = [sys.executable, "-m", "cli.main"]
     env = dict(os.environ)
-    subprocess.run([*cli, "plant", "seed", "-c", str(config), str(seed)], check=True, env=env, capture_output=True)
     pw_file, acl_file = tmp_path / "broker" / "passwd", tmp_path / "broker" / "acl"
     conf_file = tmp_path / "broker" / "auth.conf"
     out = subprocess.run([*cli, "broker-acl", "-c", str(config), "--password-file", str(pw_file),

@@ -6,20 +6,17 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 
 import paho.mqtt.client as mqtt
 import pytest
-import yaml
 
 from tests import servers
+from tests.brokeraccounts import CLI, PW, seed_accounts
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-CLI = [sys.executable, "-m", "cli.main"]
-PW = {"gw-acme": "acme-gateway-pw", "gw-bravo": "bravo-gateway-pw", "collector-1": "collector-pw-1"}
 
 
 class Broker:
@@ -42,18 +39,7 @@ class Broker:
 
 @pytest.fixture
 def broker_files(tmp_path):
-    config = tmp_path / "smartfactory.yaml"
-    config.write_text(yaml.safe_dump({"api": {"database_url": "sqlite:///plant.db"}}))
-    seed = tmp_path / "plant.yaml"
-    seed.write_text(yaml.safe_dump({
-        "tenants": [{"slug": "acme"}, {"slug": "bravo"}],
-        "broker_accounts": [
-            {"username": "gw-acme", "password": PW["gw-acme"], "tenant": "acme"},
-            {"username": "gw-bravo", "password": PW["gw-bravo"], "tenant": "bravo"},
-            {"username": "collector-1", "password": PW["collector-1"], "kind": "collector"},
-        ],
-    }))
-    subprocess.run([*CLI, "plant", "seed", "-c", str(config), str(seed)], check=True, capture_output=True)
+    config = seed_accounts(tmp_path)
     pw, acl = tmp_path / "passwd", tmp_path / "acl"
     subprocess.run([*CLI, "broker-acl", "-c", str(config), "--password-file", str(pw), "--acl-file", str(acl)],
                    check=True, capture_output=True)
