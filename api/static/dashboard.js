@@ -559,8 +559,8 @@ function renderLine(snap) {
   TZ = snap.timezone;
   $("where").textContent = lineTitle(snap.tenant, snap.site, snap.line);
   $("status").textContent = `${t("live")} · ${t("updated")} ${clock(snap.generated_ms)}`;
-  const openAlarm = {};
-  for (const a of snap.alarms) if (a.status === "active" && !openAlarm[a.machine]) openAlarm[a.machine] = a;
+  const openAlarms = {};
+  for (const a of snap.alarms) if (a.status === "active") (openAlarms[a.machine] ??= []).push(a);
   const tiles = el("section", { class: "tiles" });
   for (const m of snap.machines) {
     const state = m.state === null ? "none" : String(m.state);
@@ -568,7 +568,6 @@ function renderLine(snap) {
     const tile = el("a", { class: `tile state-${state}${m.stale ? " stale" : ""}`, "data-machine": m.machine, "data-state": state,
       href: `#/machine/${snap.tenant}/${snap.site}/${snap.line}/${m.machine}` });
     const share = m.target_today ? Math.min(1, m.count_today / m.target_today) : 0;
-    const alarm = openAlarm[m.machine];
     tile.append(
       el("h2", {}, m.name || m.machine),
       el("div", { class: "state", "data-testid": "state" }, t(`state.${state}`)),
@@ -578,7 +577,7 @@ function renderLine(snap) {
         `${t("count_today")} ${num(m.count_today)} / ${t("target_so_far")} ${num(m.target_today)}`),
       el("div", { class: "bar", "aria-hidden": "true" }, el("span", { style: `width:${share * 100}%` })),
       el("div", { class: "oee" }, `${t("report.oee")} ${pct(m.oee && m.oee.oee)}`),
-      alarm ? el("div", { class: "alarm-now", "data-testid": "tile-alarm" }, `${t("alarm.now")}: ${alarmText(alarm)}`) : "",
+      ...activeAlarmLines(openAlarms[m.machine] || []),
     );
     if (m.counter_corrections_today) tile.append(el("div", { class: "muted small" }, `${t("counter_fixed")}: ${m.counter_corrections_today}`));
     if (m.stale) tile.append(el("div", { class: "muted small" }, t("stale")));
@@ -629,6 +628,16 @@ function focusKey(node) {
 }
 
 /** The rule and the value that crossed it: "프레스 압력 830 kN 초과 · 측정값 912.4". */
+/** A machine's active alarms as tile lines: every one up to two, then "and N more", so a second alarm
+ *  (a press over its force while it is also down) is never hidden behind the first. */
+function activeAlarmLines(active) {
+  const shown = active.slice(0, 2).map((a) =>
+    el("div", { class: "alarm-now", "data-testid": "tile-alarm" }, `${t("alarm.now")}: ${alarmText(a)}`));
+  if (active.length > 2) shown.push(el("div", { class: "alarm-now", "data-testid": "tile-alarm-more" },
+    tf("alarm.more", { n: active.length - 2 })));
+  return shown;
+}
+
 function alarmText(a) {
   if (a.value === null || a.value === undefined) return a.rule;
   return `${a.rule} · ${t("alarm.value")} ${alarmValue(a)}`;
@@ -676,14 +685,14 @@ function openMachine(tenant, site, line, machine) {
     const state = m.state === null ? "none" : String(m.state);
     live.className = `panel tile state-${state}`;
     live.dataset.state = state;
-    const alarm = lastSnap.alarms.find((a) => a.machine === machine && a.status === "active");
+    const active = lastSnap.alarms.filter((a) => a.machine === machine && a.status === "active");
     live.replaceChildren(
       el("div", { class: "state", "data-testid": "state" }, t(`state.${state}`)),
       el("div", { class: "since", "data-since": m.state_since_ms ?? "", "data-lower": m.state_since_is_lower_bound ? "1" : "" },
         m.state_since_ms ? sinceText(m.state_since_ms, m.state_since_is_lower_bound) : ""),
       el("div", { class: "count", "data-testid": "count" }, `${t("count_today")} ${num(m.count_today)} / ${t("target_so_far")} ${num(m.target_today)}`),
       el("div", {}, `${t("shift_oee")}: ${pct(m.oee && m.oee.oee)}`),
-      alarm ? el("div", { class: "alarm-now" }, `${t("alarm.now")}: ${alarmText(alarm)}`) : "");
+      ...activeAlarmLines(active));
     startSinceTicker();
   };
   VIEW = { kind: "machine", rerender: () => { picker.sync(); drawLive(); if (body.data) renderMachine(body, body.data, body.trends || {}); } };

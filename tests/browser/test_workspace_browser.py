@@ -276,7 +276,10 @@ def test_an_alarm_shows_the_value_that_raised_it_on_its_tile(browser, demo_run, 
             headers: {{'Content-Type': 'application/json'}}, body: JSON.stringify({{site: '{SITE}', line: '{LINE}',
             machine: 'press-2', name: '프레스 압력 0 kN 이상', kind: 'threshold', tag: 'press_force', op: '>=',
             threshold: 0}})}})).json()""")
-        shown = page.locator(".tile[data-machine=press-2] [data-testid=tile-alarm]")
+        # the demo's own press rules (force over 830 kN, down for 30 s) may be active on the same tile: each
+        # active alarm has its own line, so ours is found by its name whatever else is raised
+        shown = page.locator(".tile[data-machine=press-2] [data-testid=tile-alarm]",
+                             has_text="프레스 압력 0 kN 이상")
         shown.wait_for(timeout=30_000)
         assert re.match(r"^현재 알람: 프레스 압력 0 kN 이상 · 측정값 [\d,.]+ kN$", shown.inner_text()), shown.inner_text()
         _fits(page)
