@@ -236,7 +236,6 @@ def _refresh_rollups(config: LoadedConfig, store, machines: list, t_from: float,
 
     from analytics.continuous import RollupMaintainer
 
-    s = config.settings
     cache = _rollup_cache(config)
     try:
         started = _time.perf_counter()
