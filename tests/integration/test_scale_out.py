@@ -148,7 +148,8 @@ def test_two_api_hosts_two_collectors_two_shards_equal_one_node(postgres, influx
     single_store.close()
     single = ApiProcess(single_cfg, cwd=single_dir)
 
-    direct = {name: InfluxStore(s.url, "telemetry") for name, s in influxd_shards.items()}
+    # a long timeout: the recomputation below reads 15 days at once on a busy machine
+    direct = {name: InfluxStore(s.url, "telemetry", timeout=120) for name, s in influxd_shards.items()}
     engine = create_engine(url)
     running: list[ApiProcess | CollectorProcess] = []
     try:
