@@ -236,11 +236,10 @@ def _refresh_rollups(config: LoadedConfig, store, machines: list, t_from: float,
 
     from analytics.continuous import RollupMaintainer
 
-    s = config.settings
     cache = _rollup_cache(config)
     try:
         started = _time.perf_counter()
-        n = RollupMaintainer(store, s.analytics, cache).refresh(machines, int(t_from * 1000), int(t_to * 1000))
+        n = RollupMaintainer(store, _analytics_with_plant(config), cache).refresh(machines, int(t_from * 1000), int(t_to * 1000))
         log.info("rollups_refreshed machines=%d buckets=%d seconds=%.1f cache=%s", len(machines), n,
                  _time.perf_counter() - started, cache.path)
     finally:
@@ -268,7 +267,7 @@ def rollups(config_path: Path, once: bool, refresh_days: int | None) -> None:
     s = config.settings
     store = open_store(s.store, config.base_dir)
     cache = _rollup_cache(config)
-    maintainer = RollupMaintainer(store, s.analytics, cache, interval_s=s.analytics.rollup_interval_s,
+    maintainer = RollupMaintainer(store, _analytics_with_plant(config), cache, interval_s=s.analytics.rollup_interval_s,
                                   recheck_ms=s.analytics.rollup_recheck_hours * 3_600_000)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
