@@ -27,6 +27,7 @@ from plantmodel.credentials import (
 from plantmodel.db import (
     affected,
     AlarmRule,
+    MAX_ALARM_DELAY_S,
     ApiToken,
     BrokerAccount,
     Centre,
@@ -66,6 +67,12 @@ class RuleSeed(BaseModel):
     threshold: float | None = None
     state: StateCode | None = None
     duration_s: Annotated[float, Field(gt=0)] | None = None
+    on_delay_s: Annotated[float, Field(ge=0, le=MAX_ALARM_DELAY_S)] = Field(default=0.0, description="threshold rules: seconds "
+                                                                "the condition holds before the alarm is raised")
+    off_delay_s: Annotated[float, Field(ge=0, le=MAX_ALARM_DELAY_S)] = Field(default=0.0, description="seconds the clear "
+                                                                 "condition holds before the alarm clears")
+    deadband: Annotated[float, Field(ge=0)] = Field(default=0.0, description="threshold rules with > >= < <=: the "
+                                                    "alarm clears only this far back past the threshold")
 
     @model_validator(mode="after")
     def _complete(self) -> RuleSeed:

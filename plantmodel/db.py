@@ -195,8 +195,15 @@ class BrokerAccount(Base):
     tenant: Mapped[Tenant | None] = relationship()
 
 
+#: The longest on- or off-delay of an alarm rule: longer hides a real alarm for longer than anyone can act on it.
+MAX_ALARM_DELAY_S = 3600.0
+
+
 class AlarmRule(Base):
     """kind "threshold": value ``op`` threshold; kind "state_duration": state == ``state`` for ≥ duration_s.
+
+    ``on_delay_s`` (threshold rules), ``off_delay_s`` and ``deadband`` (threshold rules with an
+    ordering operator) keep a noisy signal from raising and clearing over and over.
 
     A deleted rule keeps its row (``deleted_ms``) so the history of its alarms survives; nothing
     evaluates or lists it any more.
@@ -212,6 +219,10 @@ class AlarmRule(Base):
     threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
     state: Mapped[int | None] = mapped_column(Integer, nullable=True)
     duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # against flapping (api.alarms.step); 0 is how rules behaved before migration 0008
+    on_delay_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    off_delay_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    deadband: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     deleted_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     machine: Mapped[Machine] = relationship()
 

@@ -873,18 +873,40 @@ function conditionText(r) {
   return tf("rules.cond_state", { tag: r.tag, state: stateLabel(r.state), s: r.duration_s });
 }
 
+/** Where a threshold rule's alarm clears: the threshold moved by the deadband towards normal (as api.alarms.clear_point). */
+function clearPoint(r) {
+  if (r.op === ">" || r.op === ">=") return r.threshold - r.deadband;
+  if (r.op === "<" || r.op === "<=") return r.threshold + r.deadband;
+  return r.threshold;
+}
+
+/** The rule's on-delay, deadband and off-delay in words: "발생 지연 2초 · 불감대 10 kN (820 kN 이하에서 해제) · 해제 지연 60초". */
+function dampingText(r) {
+  const num = (v) => Number(v).toLocaleString(locale(), { maximumFractionDigits: 3 });
+  const unit = TAG_UNITS[r.tag] ? ` ${TAG_UNITS[r.tag]}` : "";
+  const parts = [];
+  if (r.on_delay_s > 0) parts.push(tf("rules.show_on_delay", { s: num(r.on_delay_s) }));
+  if (r.kind === "threshold" && r.deadband > 0) {
+    const back = { ">": "rules.clears_at_or_below", ">=": "rules.clears_below", "<": "rules.clears_at_or_above",
+      "<=": "rules.clears_above" }[r.op];
+    parts.push(tf("rules.show_deadband", { d: `${num(r.deadband)}${unit}`, clear: tf(back, { v: `${num(clearPoint(r))}${unit}` }) }));
+  }
+  if (r.off_delay_s > 0) parts.push(tf("rules.show_off_delay", { s: num(r.off_delay_s) }));
+  return parts.length ? parts.join(" · ") : t("rules.at_once");
+}
+
 function renderRulesList() {
   const list = $("rules-list");
   if (!list) return;
   if (!RULES.rules.length) { list.replaceChildren(el("p", { class: "muted" }, t("rules.none"))); return; }
   const writer = mayWriteRules();
   const table = el("table", { class: "rules-table", "data-testid": "rules-table" });
-  table.append(el("tr", {}, ...["rules.machine", "rules.name", "rules.condition", "rules.open_alarms"]
+  table.append(el("tr", {}, ...["rules.machine", "rules.name", "rules.condition", "rules.damping", "rules.open_alarms"]
     .map((k) => el("th", {}, t(k))), writer ? el("th", {}) : ""));
   for (const r of RULES.rules) {
     const tr = el("tr", { "data-rule-id": String(r.id), "data-rule-name": r.name },
       el("td", {}, r.machine), el("td", {}, r.name), el("td", { class: "mono" }, conditionText(r)),
-      el("td", { "data-open": "" }, r.open_alarms));
+      el("td", { "data-testid": "rule-damping" }, dampingText(r)), el("td", { "data-open": "" }, r.open_alarms));
     if (writer) {
       const edit = el("button", { type: "button", class: "btn", "data-action": "edit" }, t("rules.edit"));
       edit.addEventListener("click", () => openRuleForm(r));
@@ -939,7 +961,11 @@ function ruleForm() {
       field("op", "rules.op", op, "kind-threshold"),
       field("threshold", "rules.threshold", el("input", { type: "number", step: "any", inputMode: "decimal" }), "kind-threshold"),
       field("state", "rules.state", state, "kind-state_duration"),
-      field("duration_s", "rules.duration_s", el("input", { type: "number", step: "any", min: "0" }), "kind-state_duration")),
+      field("duration_s", "rules.duration_s", el("input", { type: "number", step: "any", min: "0" }), "kind-state_duration"),
+      field("on_delay_s", "rules.on_delay_s", el("input", { type: "number", step: "any", min: "0", max: "3600", inputMode: "decimal" }), "kind-threshold"),
+      field("deadband", "rules.deadband", el("input", { type: "number", step: "any", min: "0", inputMode: "decimal" }), "kind-threshold"),
+      field("off_delay_s", "rules.off_delay_s", el("input", { type: "number", step: "any", min: "0", max: "3600", inputMode: "decimal" }))),
+    el("p", { class: "muted small", "data-i18n": "rules.damping_hint" }, t("rules.damping_hint")),
     el("datalist", { id: "rule-tags" }),
     el("p", { class: "muted small", "data-i18n": "rules.hint" }, t("rules.hint")),
     el("p", { class: "error", "data-error-for": "_form", role: "alert" }),
@@ -998,6 +1024,9 @@ function openRuleForm(rule) {
   e.threshold.value = rule && rule.threshold !== null ? rule.threshold : "";
   e.state.value = rule && rule.state !== null ? String(rule.state) : "4";
   e.duration_s.value = rule && rule.duration_s !== null ? rule.duration_s : "";
+  e.on_delay_s.value = rule ? rule.on_delay_s : 0;
+  e.off_delay_s.value = rule ? rule.off_delay_s : 0;
+  e.deadband.value = rule ? rule.deadband : 0;
   fillTagList(form);
   showKindFields(form);
   form.hidden = false;
@@ -1027,12 +1056,16 @@ function ruleHints(e) {
   const num = (v) => v.trim() !== "" && Number.isFinite(Number(v));
   if (!e.name.value.trim()) hints.push(["name", "hint.name"]);
   if (!e.tag.value.trim()) hints.push(["tag", "hint.tag"]);
+  const delay = (v) => num(v) && Number(v) >= 0 && Number(v) <= 3600;
   if (e.kind.value === "threshold") {
     if (!num(e.threshold.value)) hints.push(["threshold", "hint.threshold"]);
+    if (!delay(e.on_delay_s.value)) hints.push(["on_delay_s", "hint.delay"]);
+    if (!num(e.deadband.value) || Number(e.deadband.value) < 0) hints.push(["deadband", "hint.deadband"]);
   } else {
     if (e.state.value === "") hints.push(["state", "hint.state"]);
     if (!num(e.duration_s.value) || Number(e.duration_s.value) <= 0) hints.push(["duration_s", "hint.duration_s"]);
   }
+  if (!delay(e.off_delay_s.value)) hints.push(["off_delay_s", "hint.delay"]);
   return hints;
 }
 
@@ -1050,7 +1083,9 @@ async function saveRule(form) {
   const threshold = e.kind.value === "threshold";
   const body = { site: RULES.site, line: RULES.line, machine: e.machine.value, name: e.name.value.trim(), kind: e.kind.value,
     tag: e.tag.value.trim(), op: threshold ? e.op.value : null, threshold: threshold ? Number(e.threshold.value) : null,
-    state: threshold ? null : Number(e.state.value), duration_s: threshold ? null : Number(e.duration_s.value) };
+    state: threshold ? null : Number(e.state.value), duration_s: threshold ? null : Number(e.duration_s.value),
+    on_delay_s: threshold ? Number(e.on_delay_s.value) : 0, deadband: threshold ? Number(e.deadband.value) : 0,
+    off_delay_s: Number(e.off_delay_s.value) };
   const base = `/api/v1/alarm-rules/${encodeURIComponent(RULES.tenant)}`;
   const editing = RULES.editing;
   const r = await fetch(editing ? `${base}/${editing.id}` : base, { method: editing ? "PUT" : "POST",
