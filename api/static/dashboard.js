@@ -903,10 +903,16 @@ function renderRulesList() {
   const table = el("table", { class: "rules-table", "data-testid": "rules-table" });
   table.append(el("tr", {}, ...["rules.machine", "rules.name", "rules.condition", "rules.damping", "rules.open_alarms"]
     .map((k) => el("th", {}, t(k))), writer ? el("th", {}) : ""));
+  // on a phone the rows become cards and each cell says what it is (data-label, style.css)
+  const cell = (key, attrs, text) => el("td", { ...attrs, "data-label": t(key) }, text);
+  const machines = (RULES.choices && RULES.choices.machines) || [];
   for (const r of RULES.rules) {
+    const m = machines.find((x) => x.machine === r.machine);
     const tr = el("tr", { "data-rule-id": String(r.id), "data-rule-name": r.name },
-      el("td", {}, r.machine), el("td", {}, r.name), el("td", { class: "mono" }, conditionText(r)),
-      el("td", { "data-testid": "rule-damping" }, dampingText(r)), el("td", { "data-open": "" }, r.open_alarms));
+      cell("rules.machine", {}, (m && m.name) || r.machine), cell("rules.name", {}, r.name),
+      cell("rules.condition", { class: "mono" }, conditionText(r)),
+      cell("rules.damping", { "data-testid": "rule-damping" }, dampingText(r)),
+      cell("rules.open_alarms", { "data-open": "" }, r.open_alarms));
     if (writer) {
       const edit = el("button", { type: "button", class: "btn", "data-action": "edit" }, t("rules.edit"));
       edit.addEventListener("click", () => openRuleForm(r));
