@@ -69,6 +69,8 @@ function dayOf(ms, tz) { const p = tzParts(ms, tz); return { y: p.y, mo: p.mo, d
 function isoDay(ms, tz) { const p = dayOf(ms, tz); return `${p.y}-${String(p.mo).padStart(2, "0")}-${String(p.d).padStart(2, "0")}`; }
 function fmt(ms, opts) { return new Intl.DateTimeFormat(locale(), { timeZone: TZ, hourCycle: "h23", ...opts }).format(new Date(ms)); }
 function clock(ms) { return fmt(ms, { hour: "2-digit", minute: "2-digit", second: "2-digit" }); }
+/** When a figure was computed, in the tenant's zone and naming it: "22:45:10 (Asia/Seoul)". */
+function stamp(ms) { return `${clock(ms)} (${TZ || Intl.DateTimeFormat().resolvedOptions().timeZone})`; }
 function hm(ms) { return fmt(ms, { hour: "2-digit", minute: "2-digit" }); }
 function dateHm(ms) { return fmt(ms, { month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit" }); }
 function monthDay(ms) { return fmt(ms, { month: LANG === "ko" ? "numeric" : "short", day: "numeric" }); }
@@ -215,6 +217,7 @@ function route() {
   const parts = location.hash.replace(/^#\//, "").split("/").map(decodeURIComponent);
   const tn = TENANTS.find((x) => x.tenant === parts[1]);
   if (tn) TZ = tn.timezone;
+  else if (parts[0] === "centre") TZ = centreZone();
   if (parts[0] === "line" && parts.length === 4) openLine(parts[1], parts[2], parts[3]);
   else if (parts[0] === "machine" && parts.length === 5) openMachine(parts[1], parts[2], parts[3], parts[4]);
   else if (parts[0] === "reports" && parts.length === 4) openReports(parts[1], parts[2], parts[3]);
@@ -223,16 +226,26 @@ function route() {
   tickClock();
 }
 
-/** #/centre and #/centre/{tenant}: centre.js's workspace when it is there, else the built-in overview. */
+/** The centre's pages of no one SME: the zone its SMEs share, else UTC (times are shown with their zone named). */
+function centreZone() {
+  const zones = [...new Set(TENANTS.map((x) => x.timezone).filter(Boolean))];
+  return zones.length === 1 ? zones[0] : "UTC";
+}
+
+/** #/centre and #/centre/{tenant}: centre.js's workspace (the built-in overview it replaced is gone: a centre.js
+ *  that did not load says so rather than showing the old raw-key table). */
 function openCentreRoute(parts) {
   const go = () => {
     if (window.sfCentre && typeof window.sfCentre.render === "function") {
       $("where").textContent = t("centre"); $("status").textContent = "";
       window.sfCentre.render($("view"), { parts, tenant: parts[1] || null, hash: location.hash },
-        { api, t, tf, el, me: ME, tenants: TENANTS, lang: () => LANG, duration, pct, setWhere: (x) => { $("where").textContent = x; } });
-    } else openCentre();
+        { api, t, tf, el, me: ME, tenants: TENANTS, lang: () => LANG, tz: () => TZ, duration, pct, setWhere: (x) => { $("where").textContent = x; } });
+    } else {
+      $("where").textContent = t("centre"); $("status").textContent = "";
+      $("view").replaceChildren(el("p", { class: "error", "data-testid": "centre-missing" }, t("load_failed")));
+    }
   };
-  if (window.sfCentre || window.sfCentreMissing || document.readyState === "complete") go();
+  if (window.sfCentre || document.readyState === "complete") go();
   else window.addEventListener("load", go, { once: true });
 }
 
@@ -544,7 +557,6 @@ function renderLineRange(box, data) {
 function render() {
   if (!LAST) return;
   if (LAST.kind === "line") renderLine(LAST.snap);
-  else if (LAST.kind === "centre") renderCentre(LAST.data);
 }
 
 function shiftLine(sh) {
@@ -558,7 +570,7 @@ function shiftLine(sh) {
 function renderLine(snap) {
   TZ = snap.timezone;
   $("where").textContent = lineTitle(snap.tenant, snap.site, snap.line);
-  $("status").textContent = `${t("live")} · ${t("updated")} ${clock(snap.generated_ms)}`;
+  $("status").textContent = `${t("live")} · ${t("updated")} ${stamp(snap.generated_ms)}`;
   const openAlarms = {};
   for (const a of snap.alarms) if (a.status === "active") (openAlarms[a.machine] ??= []).push(a);
   const tiles = el("section", { class: "tiles" });
@@ -698,7 +710,7 @@ function openMachine(tenant, site, line, machine) {
   VIEW = { kind: "machine", rerender: () => { picker.sync(); drawLive(); if (body.data) renderMachine(body, body.data, body.trends || {}); } };
   followLine(tenant, site, line, (snap) => {
     lastSnap = snap; TZ = snap.timezone; SHIFT = snap.shift;
-    $("status").textContent = `${t("live")} · ${t("updated")} ${clock(snap.generated_ms)}`;
+    $("status").textContent = `${t("live")} · ${t("updated")} ${stamp(snap.generated_ms)}`;
     drawLive();
     if (first) { first = false; picker.sync(); loadMachine(tenant, site, line, machine, body); }
   }).catch((err) => { if (err.status === 404 || err.status === 403) notFound(); });
@@ -1120,43 +1132,6 @@ async function deleteRule(rule) {
   if (RULES.editing && RULES.editing.id === rule.id) closeRuleForm();
   rulesStatus([t("rules.deleted"), ...(data.cleared_alarms ? [tf("rules.cleared", { n: data.cleared_alarms })] : [])].join(" · "));
   await loadRules();
-}
-
-// -- centre overview -------------------------------------------------------------------
-function openCentre() {
-  // the report gains come from the reports' portfolio; the overview shows without them if it fails
-  const gains = api("/api/v1/reports/portfolio").catch(() => null);
-  api("/api/v1/centre/overview").then(async (data) => {
-    LAST = { kind: "centre", data };
-    render();
-    const portfolio = await gains;
-    if (portfolio && LAST && LAST.kind === "centre") {
-      data.gains = {};
-      for (const r of portfolio.reports || []) {
-        const t = r.scope && r.scope.tenant;
-        if (!t) continue;
-        (data.gains[t] = data.gains[t] || []).push(...r.kpis.filter((k) => k.improvement_pct !== null)
-          .map((k) => `${r.scope.line ? r.scope.line + " " : ""}${k.key} ${k.improvement_pct > 0 ? "+" : ""}${k.improvement_pct.toFixed(1)}%${k.significant ? "" : " (n.s.)"}`));
-      }
-      render();
-    }
-  }).catch((err) => { if (err.status === 403 || err.status === 404) notFound(); });
-}
-
-function renderCentre(data) {
-  $("where").textContent = t("centre");
-  $("status").textContent = "";
-  const table = el("table", { class: "centre", "data-testid": "centre" });
-  table.append(el("tr", {}, ...["tenant", "rollout", "machines", "gateways", "coverage_24h", "alarms", "gains"]
-    .map((k) => el("th", {}, t(k)))));
-  for (const tn of data.tenants) {
-    const gw = tn.gateways.map((g) => `${g.gateway}: ${g.online ? t("online") : t("offline")}`).join(", ") || t("none");
-    const gains = (data.gains && data.gains[tn.tenant] && data.gains[tn.tenant].join(", ")) || t("none");
-    table.append(el("tr", { "data-tenant": tn.tenant }, el("td", {}, tn.name), el("td", {}, tn.rollout_date ?? "–"),
-      el("td", {}, tn.machines), el("td", {}, gw), el("td", {}, pct(tn.coverage_24h)), el("td", {}, tn.active_alarms),
-      el("td", {}, gains)));
-  }
-  $("view").replaceChildren(el("div", { class: "table-wrap" }, table));
 }
 
 start().catch(() => showLogin());
