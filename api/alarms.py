@@ -243,12 +243,14 @@ class AlarmEngine:
                 if move == "raise" and current is None:
                     s.add(Alarm(rule_id=rule.id, raised_ms=now_ms,
                                 value=None if lv is None or isinstance(lv.value, str) else float(lv.value)))
-                    log.info("alarm_raised rule=%s machine=%s tag=%s value=%r", rule.name, ref, rule.tag,
-                             lv.value if lv else None)
+                    log.info("alarm_raised rule=%s machine=%s tag=%s value=%r on_delay_s=%g", rule.name, ref,
+                             rule.tag, lv.value if lv else None, spec.on_delay_s)
                     changed += 1
                 elif move == "clear" and current is not None:
                     current.cleared_ms, current.cleared_reason = now_ms, "condition_ended"
-                    log.info("alarm_cleared rule=%s machine=%s reason=condition_ended", rule.name, ref)
+                    log.info("alarm_cleared rule=%s machine=%s reason=condition_ended value=%r deadband=%g "
+                             "off_delay_s=%g", rule.name, ref, lv.value if lv else None, spec.deadband,
+                             spec.off_delay_s)
                     changed += 1
         if changed:
             self.revision.bump()
