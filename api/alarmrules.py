@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from plantmodel.db import MAX_ALARM_DELAY_S, Alarm, AlarmRule, Line, Machine, Site, Tenant
+from plantmodel.db import MAX_ALARM_DELAY_S, Alarm, AlarmRule, Line, Machine, Site, Tenant, deadband_problem
 from plantmodel.scoping import in_tenant, up_to_tenant
 from plant import IDENTIFIER_PATTERN, MachineRef
 from tsstore import StoreError, TimeSeriesStore
@@ -153,12 +153,13 @@ def _check_deadband(body: RuleIn) -> list[dict]:
         return [_error("deadband", "deadband_negative", f"deadband must be 0 or more, in the tag's unit (got {d}): "
                        "how far back past the threshold the value must go before the alarm clears; 0 clears at the "
                        "threshold", value=d)]
-    if d > 0 and body.op in ("==", "!="):
+    problem = deadband_problem(body.op, body.threshold, d)
+    if problem == "with_equality":
         return [_error("deadband", "deadband_with_equality", f"deadband applies to >, >=, <, <= rules, and this rule "
                        f"compares with {body.op}: set deadband to 0 and use off_delay_s to keep it from flapping",
                        op=body.op)]
     t = body.threshold
-    if d > 0 and t is not None and math.isfinite(t) and t != 0 and d >= abs(t):
+    if problem == "too_large" and t is not None:
         clear = t - d if body.op in (">", ">=") else t + d
         example = f"{abs(t) * 0.02:.3g}"
         return [_error("deadband", "deadband_too_large", f"deadband {d:g} is as large as the threshold {t:g} or "

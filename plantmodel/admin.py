@@ -28,6 +28,7 @@ from plantmodel.db import (
     affected,
     AlarmRule,
     MAX_ALARM_DELAY_S,
+    deadband_problem,
     ApiToken,
     BrokerAccount,
     Centre,
@@ -80,6 +81,13 @@ class RuleSeed(BaseModel):
             raise ValueError("a threshold rule needs 'op' and 'threshold'")
         if self.kind == "state_duration" and (self.state is None or self.duration_s is None):
             raise ValueError("a state_duration rule needs 'state' and 'duration_s'")
+        problem = deadband_problem(self.op, self.threshold, self.deadband) if self.kind == "threshold" else None
+        if problem == "with_equality":
+            raise ValueError(f"'deadband' applies to >, >=, <, <= rules, and this one compares with {self.op}: set "
+                             "it to 0 and use 'off_delay_s' to keep the alarm from flapping")
+        if problem == "too_large":
+            raise ValueError(f"'deadband' {self.deadband:g} is as large as the threshold {self.threshold:g} or larger: "
+                             "the alarm would clear only beyond zero, practically never; use 1-5 % of the tag's range")
         return self
 
 

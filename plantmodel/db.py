@@ -10,6 +10,7 @@ upgrades a database to the newest revision before use.
 from __future__ import annotations
 
 import enum
+import math
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,20 @@ class BrokerAccount(Base):
 
 #: The longest on- or off-delay of an alarm rule: longer hides a real alarm for longer than anyone can act on it.
 MAX_ALARM_DELAY_S = 3600.0
+
+
+def deadband_problem(op: str | None, threshold: float | None, deadband: float) -> str | None:
+    """Why a threshold rule's (non-negative) deadband makes no sense, or None: "with_equality" (``==`` and
+    ``!=`` have no side to come back to) or "too_large" (at least the threshold's magnitude, so the alarm
+    would clear only beyond zero, practically never; a threshold of 0 has no scale to judge by).
+    The API (api.alarmrules) and the plant seed refuse both."""
+    if deadband <= 0:
+        return None
+    if op in ("==", "!="):
+        return "with_equality"
+    if threshold is not None and math.isfinite(threshold) and threshold != 0 and deadband >= abs(threshold):
+        return "too_large"
+    return None
 
 
 class AlarmRule(Base):

@@ -3,6 +3,8 @@ leave no orphan alarms, and the engine following the changes without a restart (
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -296,6 +298,23 @@ def test_seed_creates_a_rule_anew_that_was_deleted_in_the_ui(app, owner):
     apply_seed(app.state.services.plant, PlantSeed.model_validate({"tenants": [_tenant(P1, "press-1", alarms=[seeded])]}))
     (again,) = owner.get(f"{RULES}/acme").json()
     assert again["name"] == "seeded" and again["id"] != rule["id"]
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    ({"op": "==", "deadband": 1}, "set it to 0 and use 'off_delay_s'"),
+    ({"deadband": 900}, "'deadband' 900 is as large as the threshold 830"),
+    ({"on_delay_s": -1}, "greater than or equal to 0"),
+    ({"off_delay_s": 7200}, "less than or equal to 3600"),
+])
+def test_a_seed_with_delays_or_a_deadband_that_make_no_sense_is_refused(changes, fragment):
+    from pydantic import ValidationError
+
+    rule = {"name": "hot", "kind": "threshold", "tag": "force", "op": ">", "threshold": 830, **changes}
+    with pytest.raises(ValidationError, match=re.escape(fragment)):
+        PlantSeed.model_validate({"tenants": [_tenant(P1, "press-1", alarms=[rule])]})
+    fine = {"name": "hot", "kind": "threshold", "tag": "force", "op": ">", "threshold": 830, "on_delay_s": 2,
+            "deadband": 10, "off_delay_s": 60}
+    PlantSeed.model_validate({"tenants": [_tenant(P1, "press-1", alarms=[fine])]})
 
 
 def test_every_check_has_a_korean_message_with_the_placeholders_the_server_sends():
