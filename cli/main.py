@@ -322,30 +322,60 @@ def gateway_run(config_path: Path) -> None:
 @CONFIG_OPTION
 def gateway_plan(config_path: Path) -> None:
     """Print the reads each poll will send (OPC UA: the nodes it subscribes), without touching a device."""
-    from gateway.planner import DevicePlan, area_name, fewest_reads, plan_reads
+    from gateway.planner import DevicePlan, RandomRead, area_name, fewest_reads, fewest_requests, plan_reads
+    from gateway.poller import random_limit_of
 
     settings = _section(_load(config_path), "gateway")
     for d in settings.devices:
         if d.protocol.value == "opcua":
             _plan_opcua(d)
             continue
+        random_limit = random_limit_of(d)
         plan = DevicePlan(d.tags, [d.interval_of(t) for t in d.tags], d.max_registers_per_read,
-                          d.max_bits_per_read, d.max_gap)
+                          d.max_bits_per_read, d.max_gap, random_limit)
         every = plan.reads_for(plan.intervals)
         fewest, gap_needed = fewest_reads(d.tags, d.max_registers_per_read, d.max_bits_per_read)
         whole = len(plan_reads(d.tags, d.max_registers_per_read, d.max_bits_per_read, d.max_gap))
         reach = "" if whole <= fewest else f" with max_gap: {gap_needed}"
-        where = f"{d.host}:{d.port}" if d.transport.value == "tcp" else d.link_name
-        click.echo(f"{d.line}/{d.name} ({where} unit {d.unit_id}): {len(d.tags)} tags in {len(every)} "
-                   f"reads (fewest possible {fewest}{reach}, one per tag {len(d.tags)}); per read at most "
-                   f"{d.max_registers_per_read} registers / {d.max_bits_per_read} bits, gap {d.max_gap}")
+        if random_limit is None:
+            bound = f"fewest possible {fewest}{reach}"
+            limits = (f"{d.max_registers_per_read} words ({2 * d.max_registers_per_read} bytes) a block read"
+                      if d.protocol.value == "xgt" else f"{d.max_registers_per_read} registers / {d.max_bits_per_read} bits")
+        else:
+            mixed = fewest_requests(d.tags, d.max_registers_per_read, d.max_bits_per_read, random_limit)
+            n_random = sum(isinstance(r, RandomRead) for r in every)
+            bound = (f"{len(every) - n_random} batch + {n_random} random; fewest possible {mixed} with random reads, "
+                     f"{fewest} batch reads only{reach}")
+            limits = f"{d.max_registers_per_read} words a batch read, {random_limit} points a random read"
+        click.echo(f"{d.line}/{d.name} ({_device_identity(d)}): {len(d.tags)} tags in {len(every)} "
+                   f"reads ({bound}, one per tag {len(d.tags)}); per read at most {limits}, gap {d.max_gap}")
         for interval in plan.intervals:
             reads = plan.reads_for([interval])
             if len(plan.intervals) > 1:
                 click.echo(f"  every {interval:g} s: {len(plan.groups[interval])} tags in {len(reads)} reads")
             for r in reads:
                 names = ", ".join(t.name for t in r.tags)
-                click.echo(f"    {area_name(r.table):<17} address {r.address:>5} count {r.count:>4}  [{names}]")
+                if isinstance(r, RandomRead):
+                    click.echo(f"    {'random read':<17} {len(r.words):>3} words + {len(r.dwords):>3} double words  "
+                               f"[{names}]")
+                else:
+                    click.echo(f"    {area_name(r.table):<17} address {r.address:>5} count {r.count:>4}  [{names}]")
+
+
+def _device_identity(d) -> str:
+    """What addresses the device on its protocol: a Modbus unit id, an MC route, an XGT header."""
+    where = f"{d.host}:{d.port}" if d.transport.value == "tcp" else d.link_name
+    if d.protocol.value == "mc":
+        from plcprotocol import mc
+
+        route = mc.LOCAL_CPU
+        series = "Q/L/FX5" if d.series is mc.Series.q else "iQ-R"
+        return f"{where} network {route.network} station {route.pc} (3E binary, {series} addressing)"
+    if d.protocol.value == "xgt":
+        from plcprotocol import xgt
+
+        return f"{where} FEnet, company id {xgt.COMPANY_ID.decode()}"
+    return f"{where} unit {d.unit_id}"
 
 
 def _plan_opcua(d) -> None:

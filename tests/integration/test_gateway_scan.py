@@ -105,3 +105,32 @@ def test_scan_stops_when_the_table_has_ended_and_says_how_to_look_further():
     assert result.exit_code == 0, result.output
     assert "holding_register: 20 of" in result.output and ": 0-19" in result.output
     assert "stopped at" in result.output and "looks further" in result.output
+
+
+def _plan(tmp_path, devices) -> str:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"gateway": {"id": "g", "tenant": "t", "site": "s", "devices": devices}}))
+    result = CliRunner().invoke(cli, ["gateway", "plan", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_plan_of_an_mc_device_names_its_route_and_its_random_reads(tmp_path):
+    tags = [{"name": "state", "device": "D100"}, {"name": "far", "device": "D5000"}, {"name": "spare", "device": "W1A0"},
+            {"name": "run", "device": "M900"}, *({"name": f"d{i}", "device": f"R{i}"} for i in range(500))]
+    out = _plan(tmp_path, [{"name": "press-mc", "line": "l", "protocol": "mc", "host": "127.0.0.1", "port": 5007,
+                            "tags": tags}])
+    assert ("l/press-mc (127.0.0.1:5007 network 0 station 255 (3E binary, Q/L/FX5 addressing)): 504 tags in 2 reads "
+            "(1 batch + 1 random; fewest possible 2 with random reads, 5 batch reads only, one per tag 504); "
+            "per read at most 960 words a batch read, 192 points a random read, gap 959") in out
+    assert "R                 address     0 count  500  [d0," in out
+    assert "random read         4 words +   0 double words  [state, far, run, spare]" in out
+    assert "unit 1" not in out
+
+
+def test_plan_of_an_xgt_device_names_fenet_and_its_company_id_not_a_unit(tmp_path):
+    out = _plan(tmp_path, [{"name": "press-ls", "line": "l", "protocol": "xgt", "host": "127.0.0.1",
+                            "tags": [{"name": "a", "variable": "%DW100"}, {"name": "b", "variable": "%MX3"}]}])
+    assert ("l/press-ls (127.0.0.1:2004 FEnet, company id LSIS-XGT): 2 tags in 2 reads (fewest possible 2, one per "
+            "tag 2); per read at most 700 words (1400 bytes) a block read, gap 699") in out
+    assert "unit" not in out
