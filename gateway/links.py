@@ -50,6 +50,7 @@ class Refused(Exception):
         stands for it."""
         super().__init__(f"{what}: {detail or f'Modbus exception {code}'}")
         self.code = code
+        self.detail = detail or f"Modbus exception {code}"
         self.protocol_code = code if protocol_code is None else protocol_code
 
 
