@@ -318,6 +318,13 @@ class DevicePlan:
         self._cache.clear()
         return self.plan(read.tags)
 
+    def fewer_random_points(self, read: RandomRead) -> None:
+        """The device took fewer points than ``read`` had (MC C053/C054 on a CPU with a smaller limit
+        than the manual's): plan random reads of at most half as many from now on."""
+        if self.random_limit is not None and read.points > 1:
+            self.random_limit = min(self.random_limit, read.points // 2)
+            self._cache.clear()
+
     def refuse(self, read: AnyRead) -> list[AnyRead]:
         """The device answered ``read`` with illegal data address: return the reads to try
         instead (empty when the read held one address, whose tags become unreadable). A random

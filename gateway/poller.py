@@ -28,6 +28,9 @@ from registermap import OpcUaTag, decode
 
 log = logging.getLogger(__name__)
 
+#: MC end codes for "more points than this CPU takes in one random read"
+TOO_MANY_RANDOM_POINTS = frozenset({0xC053, 0xC054})
+
 Values = dict[str, bool | int | float | str]
 #: Called with (device, source timestamp in epoch ms, decoded values) after every good poll.
 SampleSink = Callable[[DeviceSettings, int, Values], None]
@@ -282,6 +285,12 @@ class DevicePoller(DeviceHealthKeeping):
                 self.health.exceptions += 1
                 if exc.code != ILLEGAL_DATA_ADDRESS:
                     raise PollError(str(exc)) from exc
+                if isinstance(read, RandomRead) and exc.protocol_code in TOO_MANY_RANDOM_POINTS and read.points > 1:
+                    self.plan.fewer_random_points(read)
+                    log.warning("random_read_limit device=%s points=%d refused=0x%04X action=at-most-%s-points",
+                                d.name, read.points, exc.protocol_code, self.plan.random_limit)
+                    pending[:0] = self.plan.plan(list(read.tags))
+                    continue
                 instead = self.plan.refuse(read)
                 if isinstance(read, RandomRead):
                     log.warning("read_refused device=%s random_read points=%d action=%s", d.name, read.points,

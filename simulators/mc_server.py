@@ -74,9 +74,10 @@ class McMemory:
         return bits[head.number:head.number + points]
 
 
-def answer(memory: McMemory, frame: bytes, random_read: bool = True) -> bytes:
+def answer(memory: McMemory, frame: bytes, random_read: bool = True, random_points: int | None = None) -> bytes:
     """The PLC's response to one request frame; without ``random_read``, random read is an
-    unsupported command (C059), as on some older CPUs and modules."""
+    unsupported command (C059), as on some older CPUs and modules; ``random_points`` plays a CPU
+    that takes fewer random-read points than the manual's limit (C054 past it)."""
     req = mc.parse_request(frame)
     try:
         if req.command == mc.BATCH_READ:
@@ -93,7 +94,7 @@ def answer(memory: McMemory, frame: bytes, random_read: bool = True) -> bytes:
             return mc.response(req.route, mc.pack_words(memory.read_words(head, points)))
         if req.command == mc.RANDOM_READ and random_read:
             n_words, n_dwords = req.data[0], req.data[1]
-            if n_words + n_dwords > mc.LIMITS[req.series][2]:
+            if n_words + n_dwords > (random_points or mc.LIMITS[req.series][2]):
                 raise mc.EndCodeError(0xC054)
             devices = req.devices(2, n_words + n_dwords)
             out = b"".join(mc.pack_words(memory.read_words(d, 1)) for d in devices[:n_words])
@@ -112,11 +113,12 @@ class McServer(FramedServer):
     """The PLC's MC port on ``host:port``; ``commands`` counts the requests it answered by command
     (0x0401 batch read, 0x0403 random read), so tests and the bench count at the PLC."""
 
-    def __init__(self, memory: McMemory, host: str = "127.0.0.1", port: int = 0, random_read: bool = True) -> None:
+    def __init__(self, memory: McMemory, host: str = "127.0.0.1", port: int = 0, random_read: bool = True,
+                 random_points: int | None = None) -> None:
         super().__init__("mc", mc.HEADER_BYTES, mc.frame_length, self._answer, mc.McError, host, port)
-        self.memory, self.random_read = memory, random_read
+        self.memory, self.random_read, self.random_points = memory, random_read, random_points
         self.commands: Counter[int] = Counter()
 
     def _answer(self, frame: bytes) -> bytes:
         self.commands[mc.parse_request(frame).command] += 1
-        return answer(self.memory, frame, self.random_read)
+        return answer(self.memory, frame, self.random_read, self.random_points)

@@ -155,3 +155,13 @@ def test_a_smaller_gap_splits_a_device_kind_as_for_modbus_registers():
 
     reads = plan_reads(device.tags, device.max_registers_per_read, device.max_bits_per_read, device.max_gap)
     assert [area_name(r.table) for r in reads].count("D") == 4 and len(reads) == 7
+
+
+def test_a_cpu_that_takes_fewer_random_points_gets_smaller_random_reads_and_no_value_is_lost():
+    server = McServer(_memory(), random_points=4)  # answers C054 past 4 points
+    poller, (first, second) = _poll(server, polls=2)
+    assert first == second and first["recipe"] == "ABC" and len(first) == len(TAGS)
+    assert poller.health.polls_failed == 0 and not poller.plan.unreadable
+    assert poller.plan.random_limit == 4  # 9 points refused: half of them from then on
+    random = [r for r in poller.reads if isinstance(r, RandomRead)]
+    assert random and all(r.points <= 4 for r in random)

@@ -253,3 +253,16 @@ def test_a_refused_random_read_is_split_between_its_tags_until_the_bad_one_is_se
     assert requests <= 1 + 2 * 2  # log2(4) levels of two halves
     (again,) = plan.reads_for([1.0])
     assert isinstance(again, RandomRead) and {t.name for t in again.tags} == {"t0", "t2", "t3"}
+
+
+def test_a_cpu_with_a_smaller_random_read_limit_gets_smaller_random_reads_from_then_on():
+    from gateway.planner import RandomRead
+
+    tags = mc_tags(*[f"D{100 * i}" for i in range(40)])
+    plan = DevicePlan(tags, [1.0] * 40, 960, 2000, 959, random_limit=192)
+    (read,) = plan.reads_for([1.0])
+    assert isinstance(read, RandomRead) and read.points == 40
+    plan.fewer_random_points(read)  # answered C054
+    again = plan.reads_for([1.0])
+    assert plan.random_limit == 20 and len(again) == 2
+    assert all(isinstance(r, RandomRead) and r.points <= 20 for r in again)
