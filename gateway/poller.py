@@ -211,7 +211,8 @@ class DevicePoller(DeviceHealthKeeping):
 
     @property
     def link_label(self) -> str:
-        return f"{self.link.name} unit={self.device.unit_id}"
+        # an MC or XGT port is one CPU: no Modbus unit id to name
+        return f"{self.link.name} unit={self.device.unit_id}" if self.device.protocol is Protocol.modbus else self.link.name
 
     @property
     def reads(self) -> list[AnyRead]:

@@ -82,6 +82,7 @@ def test_scattered_mc_tags_are_read_in_one_random_read_and_every_value_decodes()
     (read,) = poller.reads
     assert isinstance(read, RandomRead) and read.points == 9
     assert server.commands == {mc.RANDOM_READ: 1}  # counted at the PLC
+    assert poller.link_label == f"mc:127.0.0.1:{server.port}"  # logs name the port, no Modbus unit id
 
 
 def test_a_dense_area_keeps_its_batch_read_beside_the_random_read():
