@@ -111,30 +111,33 @@ def plan_with_random(
     reads, the candidates to move. For each, the batch reads covering the fewest points move
     first (k of them: n - k batch reads plus the random reads their points pack into)."""
     best: list[AnyRead] = list(plan_reads(tags, max_registers, max_bits, max_gap, breaks))
-    gaps = sorted({g for g in (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, max_gap) if g <= max_gap})
+    gaps = sorted({g for g in (0, 2, 8, 32, 128, max_gap) if g <= max_gap})
     for gap in gaps:
         reads = plan_reads(tags, max_registers, max_bits, gap, breaks)
         costs = sorted(((len(w) + len(d), r) for r in reads for w, d in [random_points(r.tags)]),
                        key=lambda c: (c[0], _area_order(c[1].table), c[1].address))
-        moved_points = 0
+        # n - k + ceil(points / limit) is what moving the k cheapest reads would cost if their points
+        # packed perfectly; pack the few most promising k for real (packing each k costs O(n^2))
+        estimates, moved_points = [], 0
         for k, (cost, _) in enumerate(costs, start=1):
             if cost > random_limit:
                 break
             moved_points += cost
-            if len(reads) - k + math.ceil(moved_points / random_limit) >= len(best):
-                continue
-            packed = _pack_random([r for _, r in costs[:k]], random_limit)
+            estimates.append((len(reads) - k + math.ceil(moved_points / random_limit), k))
+        for estimate, k in sorted(estimates)[:3]:
+            if estimate >= len(best):
+                break
+            packed = _pack_random(costs[:k], random_limit)
             if len(reads) - k + len(packed) < len(best):
                 kept = sorted((r for _, r in costs[k:]), key=lambda r: (_area_order(r.table), r.address))
                 best = [*kept, *packed]
     return best
 
 
-def _pack_random(reads: Sequence[Read], limit: int) -> list[AnyRead]:
-    """First-fit decreasing: each moved batch read's tags stay in one random read."""
+def _pack_random(costed: Sequence[tuple[int, Read]], limit: int) -> list[AnyRead]:
+    """First-fit decreasing over (points, batch read): each moved read's tags stay in one random read."""
     bins: list[tuple[int, list[AnyTag]]] = []
-    for cost, read in sorted(((len(w) + len(d), r) for r in reads for w, d in [random_points(r.tags)]),
-                             key=lambda c: -c[0]):
+    for cost, read in sorted(costed, key=lambda c: -c[0]):
         for i, (used, held) in enumerate(bins):
             if used + cost <= limit:
                 bins[i] = (used + cost, held + list(read.tags))

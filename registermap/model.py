@@ -157,7 +157,7 @@ class _WordDeviceTag(BaseModel):
             return self.order
         return ByteOrder.BADC if self.type is DataType.string else ByteOrder.CDAB
 
-    @property
+    @cached_property
     def width(self) -> int:
         from registermap.codec import register_count
 
