@@ -266,3 +266,28 @@ def test_a_cpu_with_a_smaller_random_read_limit_gets_smaller_random_reads_from_t
     again = plan.reads_for([1.0])
     assert plan.random_limit == 20 and len(again) == 2
     assert all(isinstance(r, RandomRead) and r.points <= 20 for r in again)
+
+
+def test_random_read_plans_never_take_more_requests_and_cover_every_tag_word():
+    import random as rnd
+
+    from gateway.planner import RandomRead, plan_with_random
+
+    rng = rnd.Random(7)
+    for _ in range(40):
+        specs = []
+        for _ in range(rng.randrange(1, 120)):
+            kind = rng.choice(["D", "R", "W", "M", "X"])
+            number = rng.choice([rng.randrange(0, 64), rng.randrange(0, 8000)])
+            typ = {} if kind in "MX" else rng.choice([{}, {"type": "float32"}, {"type": "string", "length": 3}])
+            specs.append((f"{kind}{number:X}" if kind in "WX" else f"{kind}{number}", typ))
+        tags = mc_tags(*specs)
+        limit = rng.choice([4, 20, 192])
+        plan = plan_with_random(tags, 960, 2000, 959, limit)
+        assert len(plan) <= len(plan_reads(tags, 960, 2000, 959))
+        assert sorted(t.name for r in plan for t in r.tags) == sorted(t.name for t in tags)
+        for r in plan:
+            if isinstance(r, RandomRead):
+                assert r.points <= limit
+                covered = set(r.words) | set(r.dwords) | {(a, w + 1) for a, w in r.dwords}
+                assert all((t.table, w) in covered for t in r.tags for w in range(t.address, t.address + t.width))
