@@ -321,30 +321,60 @@ def gateway_run(config_path: Path) -> None:
 @CONFIG_OPTION
 def gateway_plan(config_path: Path) -> None:
     """Print the reads each poll will send (OPC UA: the nodes it subscribes), without touching a device."""
-    from gateway.planner import DevicePlan, area_name, fewest_reads, plan_reads
+    from gateway.planner import DevicePlan, RandomRead, area_name, fewest_reads, fewest_requests, plan_reads
+    from gateway.poller import random_limit_of
 
     settings = _section(_load(config_path), "gateway")
     for d in settings.devices:
         if d.protocol.value == "opcua":
             _plan_opcua(d)
             continue
+        random_limit = random_limit_of(d)
         plan = DevicePlan(d.tags, [d.interval_of(t) for t in d.tags], d.max_registers_per_read,
-                          d.max_bits_per_read, d.max_gap)
+                          d.max_bits_per_read, d.max_gap, random_limit)
         every = plan.reads_for(plan.intervals)
         fewest, gap_needed = fewest_reads(d.tags, d.max_registers_per_read, d.max_bits_per_read)
         whole = len(plan_reads(d.tags, d.max_registers_per_read, d.max_bits_per_read, d.max_gap))
         reach = "" if whole <= fewest else f" with max_gap: {gap_needed}"
-        where = f"{d.host}:{d.port}" if d.transport.value == "tcp" else d.link_name
-        click.echo(f"{d.line}/{d.name} ({where} unit {d.unit_id}): {len(d.tags)} tags in {len(every)} "
-                   f"reads (fewest possible {fewest}{reach}, one per tag {len(d.tags)}); per read at most "
-                   f"{d.max_registers_per_read} registers / {d.max_bits_per_read} bits, gap {d.max_gap}")
+        if random_limit is None:
+            bound = f"fewest possible {fewest}{reach}"
+            limits = (f"{d.max_registers_per_read} words ({2 * d.max_registers_per_read} bytes) a block read"
+                      if d.protocol.value == "xgt" else f"{d.max_registers_per_read} registers / {d.max_bits_per_read} bits")
+        else:
+            mixed = fewest_requests(d.tags, d.max_registers_per_read, d.max_bits_per_read, random_limit)
+            n_random = sum(isinstance(r, RandomRead) for r in every)
+            bound = (f"{len(every) - n_random} batch + {n_random} random; fewest possible {mixed} with random reads, "
+                     f"{fewest} batch reads only{reach}")
+            limits = f"{d.max_registers_per_read} words a batch read, {random_limit} points a random read"
+        click.echo(f"{d.line}/{d.name} ({_device_identity(d)}): {len(d.tags)} tags in {len(every)} "
+                   f"reads ({bound}, one per tag {len(d.tags)}); per read at most {limits}, gap {d.max_gap}")
         for interval in plan.intervals:
             reads = plan.reads_for([interval])
             if len(plan.intervals) > 1:
                 click.echo(f"  every {interval:g} s: {len(plan.groups[interval])} tags in {len(reads)} reads")
             for r in reads:
                 names = ", ".join(t.name for t in r.tags)
-                click.echo(f"    {area_name(r.table):<17} address {r.address:>5} count {r.count:>4}  [{names}]")
+                if isinstance(r, RandomRead):
+                    click.echo(f"    {'random read':<17} {len(r.words):>3} words + {len(r.dwords):>3} double words  "
+                               f"[{names}]")
+                else:
+                    click.echo(f"    {area_name(r.table):<17} address {r.address:>5} count {r.count:>4}  [{names}]")
+
+
+def _device_identity(d) -> str:
+    """What addresses the device on its protocol: a Modbus unit id, an MC route, an XGT header."""
+    where = f"{d.host}:{d.port}" if d.transport.value == "tcp" else d.link_name
+    if d.protocol.value == "mc":
+        from plcprotocol import mc
+
+        route = mc.LOCAL_CPU
+        series = "Q/L/FX5" if d.series is mc.Series.q else "iQ-R"
+        return f"{where} network {route.network} station {route.pc} (3E binary, {series} addressing)"
+    if d.protocol.value == "xgt":
+        from plcprotocol import xgt
+
+        return f"{where} FEnet, company id {xgt.COMPANY_ID.decode()}"
+    return f"{where} unit {d.unit_id}"
 
 
 def _plan_opcua(d) -> None:
@@ -377,22 +407,42 @@ def _parse_range(text: str) -> tuple[int, int]:
     return first, last + 1
 
 
+MC_SCAN_AREAS = "D,W,R,M,X,Y,B"
+XGT_SCAN_AREAS = "P,M,K,F,T,C,L,N,D,R,U,Z,I,Q,W,A"
+
+
 @gateway.command("scan")
 @click.argument("host")
-@click.option("--port", default=502, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--protocol", default="modbus", show_default=True, type=click.Choice(["modbus", "mc", "xgt"]),
+              help="modbus: Modbus TCP; mc: Mitsubishi MC protocol (SLMP, binary 3E); xgt: LS ELECTRIC FEnet.")
+@click.option("--port", default=None, type=click.IntRange(1, 65535),
+              help="Default 502 (Modbus) or 2004 (XGT); MC has no fixed port: give the one set in GX Works.")
 @click.option("--unit", default=1, show_default=True, type=click.IntRange(0, 247), help="Modbus unit (device) id.")
-@click.option("--transport", default="tcp", show_default=True, type=click.Choice(["tcp", "rtu_over_tcp"]))
+@click.option("--transport", default="tcp", show_default=True, type=click.Choice(["tcp", "rtu_over_tcp"]),
+              help="Modbus only.")
 @click.option("--tables", default="coil,discrete_input,input_register,holding_register", show_default=True,
-              help="Comma-separated tables to probe.")
+              help="Modbus: comma-separated tables to probe.")
+@click.option("--areas", default=None,
+              help=f"MC / XGT: comma-separated device areas (default MC {MC_SCAN_AREAS}; XGT {XGT_SCAN_AREAS}).")
+@click.option("--series", default="q", show_default=True, type=click.Choice(["q", "iq-r"]),
+              help="MC: q (Q, L, FX5) or iq-r addressing.")
 @click.option("--range", "range_", default="0-999", show_default=True,
-              help="Wire addresses FIRST-LAST (0-based, inclusive).")
+              help="Modbus: wire addresses FIRST-LAST (0-based, inclusive). MC / XGT: the words whose values "
+                   "are read (a bit device's word N holds its points 16N to 16N+15).")
 @click.option("--timeout", default=1.0, show_default=True, type=click.FloatRange(0.05, 30),
               help="Seconds to wait for each answer.")
 @click.option("--end-after", default=256, show_default=True, type=click.IntRange(0),
-              help="Stop a table after this many addresses in a row that do not answer (0: scan the whole range).")
-def gateway_scan(host: str, port: int, unit: int, transport: str, tables: str, range_: str, timeout: float,
-                 end_after: int) -> None:
-    """Probe which addresses of a device answer, to help build its register map."""
+              help="Modbus: stop a table after this many addresses in a row that do not answer (0: scan the whole range).")
+def gateway_scan(host: str, protocol: str, port: int | None, unit: int, transport: str, tables: str,
+                 areas: str | None, series: str, range_: str, timeout: float, end_after: int) -> None:
+    """Probe which addresses (Modbus) or device areas (MC, XGT) of a device answer, to help build its tag list."""
+    start, end = _parse_range(range_)
+    if protocol == "mc" and port is None:
+        raise click.BadParameter("an MC port has no fixed default: give the MC protocol (SLMP) port set in "
+                                 "GX Works, e.g. --port 5007", param_hint="--port")
+    port = port or (2004 if protocol == "xgt" else 502)
+    if protocol != "modbus":
+        sys.exit(asyncio.run(_scan_areas(host, port, protocol, areas, series, start, end, timeout)))
     from gateway.links import LinkError, ModbusLink
     from gateway.scan import reachability, scan_table
     from registermap import Table
@@ -402,8 +452,6 @@ def gateway_scan(host: str, port: int, unit: int, transport: str, tables: str, r
     except ValueError as exc:
         raise click.BadParameter(f"{exc}; tables are {', '.join(t.value for t in Table)}",
                                  param_hint="--tables") from None
-    start, end = _parse_range(range_)
-
     async def scan() -> int:
         from pymodbus import FramerType
         from pymodbus.client import AsyncModbusTcpClient
@@ -444,6 +492,98 @@ def gateway_scan(host: str, port: int, unit: int, transport: str, tables: str, r
         return status
 
     sys.exit(asyncio.run(scan()))
+
+
+async def _scan_areas(host: str, port: int, protocol: str, areas: str | None, series: str, start: int, end: int,
+                      timeout: float) -> int:
+    """``gateway scan --protocol mc|xgt``: which device areas answer, how far, and what the range holds."""
+    from gateway.links import LinkError
+    from gateway.mclink import McLink
+    from gateway.scan import AreaScan, reachability, scan_area
+    from gateway.xgtlink import XgtLink
+    from plcprotocol import mc, xgt
+
+    link: McLink | XgtLink
+    if protocol == "mc":
+        names = [a.strip().upper() for a in (areas or MC_SCAN_AREAS).split(",") if a.strip()]
+        unknown = [a for a in names if a not in mc.DEVICE_KINDS]
+        known = ", ".join(mc.DEVICE_KINDS)
+        link, block = McLink(host, port, mc.Series(series)), mc.LIMITS[mc.Series(series)][0]
+    else:
+        names = [a.strip().upper().lstrip("%") for a in (areas or XGT_SCAN_AREAS).split(",") if a.strip()]
+        unknown = [a for a in names if a not in xgt.AREAS]
+        known = ", ".join(XGT_SCAN_AREAS.split(","))
+        link, block = XgtLink(host, port), xgt.MAX_BYTES // 2
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: not an {protocol.upper()} device area; use {known}",
+                                 param_hint="--areas")
+    problem = await reachability(host, port, max(timeout, 3.0), protocol)
+    if problem is not None:
+        click.echo(f"{host}:{port}: {problem}", err=True)
+        return 1
+
+    def name(area: str, word: int, bit: int | None = None) -> str:
+        """A word (or a bit device's point) as the PLC's manual writes it."""
+        if protocol == "xgt":
+            return f"%{area}W{word}" if bit is None else f"%{area}X{16 * word + bit}"
+        kind = mc.DEVICE_KINDS[area]
+        return str(mc.Device(kind, 16 * word + (bit or 0) if kind.is_bit else word))
+
+    def runs(area: str, words: list[int]) -> str:
+        out: list[tuple[int, int]] = []
+        for w in words:
+            if out and w == out[-1][1] + 1:
+                out[-1] = (out[-1][0], w)
+            else:
+                out.append((w, w))
+        text = [name(area, a) if a == b else f"{name(area, a)}-{name(area, b)}" for a, b in out[:12]]
+        return ", ".join(text) + (f" and {len(out) - 12} more runs" if len(out) > 12 else "")
+
+    def report(r: AreaScan) -> None:
+        label = f"%{r.area}" if protocol == "xgt" else r.area
+        if r.size is None:
+            assert r.refused is not None
+            click.echo(f"{label}: refused ({r.refused.detail})")
+            return
+        bit_device = protocol == "mc" and mc.DEVICE_KINDS[r.area].is_bit
+        if protocol == "xgt":
+            extent = f"%{r.area}B0-%{r.area}B{2 * r.size - 1} ({2 * r.size} bytes)"
+        elif bit_device:
+            extent = f"{name(r.area, 0)}-{name(r.area, r.size - 1, 15)} ({16 * r.size} points)"
+        else:
+            extent = f"{name(r.area, 0)}-{name(r.area, r.size - 1)} ({r.size} words)"
+        more = "; answers up to the search limit, it may go further" if r.unbounded else ""
+        click.echo(f"{label}: {extent} answer ({r.requests} requests){more}")
+        if not r.values:
+            return
+        first, last = min(r.values), max(r.values)
+        span = f"{name(r.area, first)}-{name(r.area, last, 15 if bit_device else None)}"
+        if r.all_zero:
+            click.echo(f"  {span} read: all zeros (a fresh or unused area; check an address whose value you know)")
+        elif bit_device:
+            on = [name(r.area, w, b) for w in r.nonzero() for b in range(16) if r.values[w] >> b & 1]
+            click.echo(f"  {span} read: {len(on)} point(s) on: {', '.join(on[:20])}"
+                       + (f" and {len(on) - 20} more" if len(on) > 20 else ""))
+        else:
+            click.echo(f"  {span} read: non-zero {runs(r.area, r.nonzero())}")
+
+    limit_words = {"mc": 1 << 20, "xgt": 1 << 20}[protocol]
+    status = 0
+    try:
+        for area in names:
+            limit = limit_words if protocol == "xgt" or mc.DEVICE_KINDS[area].is_bit else 1 << 24
+            try:
+                result = await scan_area(lambda a, w, n: link.read(a, w, n, 0, timeout), area, start, end, block, limit)
+            except LinkError as exc:
+                frames = "binary 3E frames (not ASCII, not 4E)" if protocol == "mc" else "the FEnet dedicated protocol"
+                click.echo(f"{area}: the device at {host}:{port} accepts connections but gave no usable answer within "
+                           f"{timeout:g} s; check that the port speaks {frames}, or raise --timeout ({exc})", err=True)
+                status = 1
+                continue
+            report(result)
+    finally:
+        link.close()
+    return status
 
 
 @gateway.command("browse")

@@ -44,10 +44,19 @@ class LinkError(Exception):
 class Refused(Exception):
     """The device answered with a Modbus exception response."""
 
-    def __init__(self, code: int, what: str, detail: str | None = None) -> None:
-        """``detail``: the protocol's own words for the refusal (default: the Modbus exception code)."""
+    def __init__(self, code: int, what: str, detail: str | None = None, protocol_code: int | None = None) -> None:
+        """``detail``: the protocol's own words for the refusal (default: the Modbus exception code);
+        ``protocol_code``: the protocol's own code (an MC end code, an XGT NAK code) when ``code``
+        stands for it."""
         super().__init__(f"{what}: {detail or f'Modbus exception {code}'}")
         self.code = code
+        self.detail = detail or f"Modbus exception {code}"
+        self.protocol_code = code if protocol_code is None else protocol_code
+
+
+class Unsupported(Refused):
+    """The device does not support this request's command (MC end code C059 for a random read on
+    an older CPU): the planner falls back to requests it does support."""
 
 
 ILLEGAL_DATA_ADDRESS = 2

@@ -7,8 +7,8 @@ and a timeout drops the connection (``gateway.framedlink``).
 from __future__ import annotations
 
 from gateway.framedlink import FramedLink
-from gateway.links import ILLEGAL_DATA_ADDRESS, LinkError, Refused
-from gateway.planner import Area
+from gateway.links import ILLEGAL_DATA_ADDRESS, LinkError, Refused, Unsupported
+from gateway.planner import Area, RandomRead
 from plcprotocol import mc
 
 
@@ -21,11 +21,7 @@ class McLink(FramedLink):
         """The poller's read: ``count`` words of device kind ``area`` from word ``address``
         (a bit device's word w holds points 16w to 16w+15). ``unit`` is not used: an MC port
         is one CPU, addressed by ``route``."""
-        kind = mc.DEVICE_KINDS.get(str(area))
-        if kind is None:
-            raise LinkError(f"{self.name}: {area!r} is not an MC device kind")
-        head = mc.Device(kind, address * 16 if kind.is_bit else address)
-        return await self.read_words(head, count, timeout_s)
+        return await self.read_words(self._device((area, address)), count, timeout_s)
 
     async def read_words(self, head: mc.Device, points: int, timeout_s: float) -> list[int]:
         """``points`` words from ``head`` (a bit device: 16 points a word)."""
@@ -44,13 +40,32 @@ class McLink(FramedLink):
                                    f"random read of {len(words)} words and {len(dwords)} double words", timeout_s)
         return mc.random_values(data, len(words), len(dwords))
 
+    async def read_random(self, read: RandomRead, timeout_s: float) -> dict[tuple[Area, int], int]:
+        """The poller's random read: each point's words by (device kind, word address)."""
+        words, dwords = [self._device(p) for p in read.words], [self._device(p) for p in read.dwords]
+        got_words, got_dwords = await self.random_read(words, dwords, timeout_s)
+        out: dict[tuple[Area, int], int] = dict(zip(read.words, got_words))
+        for (area, address), value in zip(read.dwords, got_dwords):
+            out[(area, address)], out[(area, address + 1)] = value & 0xFFFF, value >> 16  # low word first
+        return out
+
+    def _device(self, point: tuple[Area, int]) -> mc.Device:
+        kind = mc.DEVICE_KINDS.get(str(point[0]))
+        if kind is None:
+            raise LinkError(f"{self.name}: {point[0]!r} is not an MC device kind")
+        return mc.Device(kind, point[1] * 16 if kind.is_bit else point[1])
+
     async def _request(self, request: bytes, what: str, timeout_s: float) -> bytes:
         frame = await self.exchange(request, what, timeout_s)
         try:
             return mc.response_data(frame)
         except mc.EndCodeError as exc:
-            # an address the PLC refuses is split like a Modbus exception 2; anything else fails the poll
-            raise Refused(ILLEGAL_DATA_ADDRESS if exc.refused_address else exc.end_code, what, str(exc)) from None
+            # an address the PLC refuses is split like a Modbus exception 2; a command this CPU
+            # lacks is Unsupported (the planner falls back); anything else fails the poll
+            if exc.unsupported:
+                raise Unsupported(exc.end_code, what, str(exc)) from None
+            raise Refused(ILLEGAL_DATA_ADDRESS if exc.refused_address else exc.end_code, what, str(exc),
+                          protocol_code=exc.end_code) from None
         except mc.McError as exc:
             self.close()
             raise LinkError(f"{what}: {exc}") from None

@@ -3,13 +3,18 @@
 Pure computation, so ``smartfactory gateway plan`` and the tests can show the plan
 without a device. Peers send one read per tag; a 200-tag map then costs 200 round trips
 where a handful suffice.
+
+A protocol with a random read (MC's 0x0403: scattered word and double-word points of any
+device kinds in one request) can do better for scattered tags: ``plan_with_random`` moves the
+sparsest batch reads into random reads when that takes fewer requests, and keeps batch reads
+for dense areas.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from registermap import BIT_TABLES, McTag, Table, Tag, XgtTag
@@ -44,6 +49,102 @@ class Read:
     def slice_for(self, tag: AnyTag) -> slice:
         start = tag.address - self.address
         return slice(start, start + tag.width)
+
+
+@dataclass(frozen=True)
+class RandomRead:
+    """One random read: word points and double-word points, each (area, word address), of any
+    areas; a double-word point reads the word and the next one. Every tag's words are in it."""
+
+    words: tuple[tuple[Area, int], ...]
+    dwords: tuple[tuple[Area, int], ...]
+    tags: tuple[AnyTag, ...]
+
+    @property
+    def points(self) -> int:
+        return len(self.words) + len(self.dwords)
+
+    def values_for(self, tag: AnyTag, got: Mapping[tuple[Area, int], int]) -> list[int]:
+        """The tag's words out of the answer (word values by (area, word address))."""
+        return [got[(tag.table, a)] for a in range(tag.address, tag.address + tag.width)]
+
+
+AnyRead = Read | RandomRead
+
+
+def random_points(tags: Iterable[AnyTag]) -> tuple[list[tuple[Area, int]], list[tuple[Area, int]]]:
+    """The fewest word and double-word points that cover the tags' words: two neighbouring
+    words are one double-word point (a run of k words costs ceil(k/2) points)."""
+    needed = sorted({(t.table, a) for t in tags for a in range(t.address, t.address + t.width)},
+                    key=lambda p: (_area_order(p[0]), p[1]))
+    words: list[tuple[Area, int]] = []
+    dwords: list[tuple[Area, int]] = []
+    i = 0
+    while i < len(needed):
+        area, a = needed[i]
+        if i + 1 < len(needed) and needed[i + 1] == (area, a + 1):
+            dwords.append((area, a))
+            i += 2
+        else:
+            words.append((area, a))
+            i += 1
+    return words, dwords
+
+
+def random_read(tags: Sequence[AnyTag]) -> RandomRead:
+    words, dwords = random_points(tags)
+    return RandomRead(tuple(words), tuple(dwords), tuple(tags))
+
+
+def plan_with_random(
+    tags: Sequence[AnyTag],
+    max_registers: int,
+    max_bits: int,
+    max_gap: int,
+    random_limit: int,
+    breaks: Collection[tuple[Area, int]] = (),
+) -> list[AnyRead]:
+    """Batch reads for dense spans, random reads (at most ``random_limit`` points each) for the
+    scattered rest, whichever mix takes the fewest requests; batch reads only on a tie.
+
+    Tried for several gaps up to ``max_gap``: a small gap isolates scattered tags as small batch
+    reads, the candidates to move. For each, the batch reads covering the fewest points move
+    first (k of them: n - k batch reads plus the random reads their points pack into)."""
+    best: list[AnyRead] = list(plan_reads(tags, max_registers, max_bits, max_gap, breaks))
+    gaps = sorted({g for g in (0, 2, 8, 32, 128, max_gap) if g <= max_gap})
+    for gap in gaps:
+        reads = plan_reads(tags, max_registers, max_bits, gap, breaks)
+        costs = sorted(((len(w) + len(d), r) for r in reads for w, d in [random_points(r.tags)]),
+                       key=lambda c: (c[0], _area_order(c[1].table), c[1].address))
+        # n - k + ceil(points / limit) is what moving the k cheapest reads would cost if their points
+        # packed perfectly; pack the few most promising k for real (packing each k costs O(n^2))
+        estimates, moved_points = [], 0
+        for k, (cost, _) in enumerate(costs, start=1):
+            if cost > random_limit:
+                break
+            moved_points += cost
+            estimates.append((len(reads) - k + math.ceil(moved_points / random_limit), k))
+        for estimate, k in sorted(estimates)[:3]:
+            if estimate >= len(best):
+                break
+            packed = _pack_random(costs[:k], random_limit)
+            if len(reads) - k + len(packed) < len(best):
+                kept = sorted((r for _, r in costs[k:]), key=lambda r: (_area_order(r.table), r.address))
+                best = [*kept, *packed]
+    return best
+
+
+def _pack_random(costed: Sequence[tuple[int, Read]], limit: int) -> list[AnyRead]:
+    """First-fit decreasing over (points, batch read): each moved read's tags stay in one random read."""
+    bins: list[tuple[int, list[AnyTag]]] = []
+    for cost, read in sorted(costed, key=lambda c: -c[0]):
+        for i, (used, held) in enumerate(bins):
+            if used + cost <= limit:
+                bins[i] = (used + cost, held + list(read.tags))
+                break
+        else:
+            bins.append((cost, list(read.tags)))
+    return [random_read(held) for _, held in bins]
 
 
 def plan_reads(
@@ -140,7 +241,9 @@ def fewest_reads(tags: Sequence[AnyTag], max_registers: int = 125, max_bits: int
     """The fewest reads the protocol's own limits allow (any gap inside one read), and the
     smallest ``max_gap`` with which the planner reaches it. ``gateway plan`` prints both, so a
     field engineer sees what a larger gap would save."""
-    bound = min_reads(tags, max_registers, max_bits, max_gap=max_registers)
+    # the greedy planner is optimal (tests check it against min_reads) and, unlike the exact
+    # program, fast for a 960-word MC read of hundreds of tags
+    bound = len(plan_reads(tags, max_registers, max_bits, max_gap=max_registers))
     lo, hi = 0, max_registers  # the read count falls as the gap grows: search the smallest gap that reaches it
     while lo < hi:
         mid = (lo + hi) // 2
@@ -149,6 +252,13 @@ def fewest_reads(tags: Sequence[AnyTag], max_registers: int = 125, max_bits: int
         else:
             lo = mid + 1
     return bound, lo
+
+
+def fewest_requests(tags: Sequence[AnyTag], max_registers: int, max_bits: int, random_limit: int) -> int:
+    """With a random read: the requests ``plan_with_random`` needs under the protocol's own limits
+    (any gap inside one batch read). Never more than the fewest batch reads; not a proven
+    optimum of every batch/random mix (that search is exponential), the best this planner finds."""
+    return len(plan_with_random(tags, max_registers, max_bits, max_registers, random_limit))
 
 
 def _group_fits(group: Sequence[AnyTag], limit: int, gap: int) -> bool:
@@ -176,30 +286,60 @@ class DevicePlan:
         max_registers: int = 125,
         max_bits: int = 2000,
         max_gap: int = 8,
+        random_limit: int | None = None,
     ) -> None:
+        """``random_limit``: points per random read, for a protocol that has one (MC); None: batch reads only."""
         self.max_registers, self.max_bits, self.max_gap = max_registers, max_bits, max_gap
+        self.random_limit = random_limit
         self.groups: dict[float, list[AnyTag]] = {}
         for tag, interval in zip(tags, intervals):
             self.groups.setdefault(interval, []).append(tag)
         self.breaks: set[tuple[Area, int]] = set()
         self.unreadable: dict[str, AnyTag] = {}
-        self._cache: dict[frozenset[float], list[Read]] = {}
+        self._cache: dict[frozenset[float], list[AnyRead]] = {}
 
     @property
     def intervals(self) -> list[float]:
         return sorted(self.groups)
 
-    def reads_for(self, due: Collection[float]) -> list[Read]:
+    def reads_for(self, due: Collection[float]) -> list[AnyRead]:
         key = frozenset(due)
         if key not in self._cache:
             tags = [t for i in key for t in self.groups.get(i, ()) if t.name not in self.unreadable]
-            self._cache[key] = plan_reads(tags, self.max_registers, self.max_bits, self.max_gap, self.breaks)
+            self._cache[key] = self.plan(tags)
         return self._cache[key]
 
-    def refuse(self, read: Read) -> list[Read]:
-        """The device answered ``read`` with illegal data address: return the reads to try
-        instead (empty when the read held one address, whose tags become unreadable)."""
+    def plan(self, tags: Sequence[AnyTag]) -> list[AnyRead]:
+        if self.random_limit is None:
+            return list(plan_reads(tags, self.max_registers, self.max_bits, self.max_gap, self.breaks))
+        return plan_with_random(tags, self.max_registers, self.max_bits, self.max_gap, self.random_limit, self.breaks)
+
+    def without_random(self, read: RandomRead) -> list[AnyRead]:
+        """The device does not support random reads (e.g. MC end code C059 on an older CPU): plan
+        batch reads from now on, and return the batch reads that replace ``read``."""
+        self.random_limit = None
         self._cache.clear()
+        return self.plan(read.tags)
+
+    def fewer_random_points(self, read: RandomRead) -> None:
+        """The device took fewer points than ``read`` had (MC C053/C054 on a CPU with a smaller limit
+        than the manual's): plan random reads of at most half as many from now on."""
+        if self.random_limit is not None and read.points > 1:
+            self.random_limit = min(self.random_limit, read.points // 2)
+            self._cache.clear()
+
+    def refuse(self, read: AnyRead) -> list[AnyRead]:
+        """The device answered ``read`` with illegal data address: return the reads to try
+        instead (empty when the read held one address, whose tags become unreadable). A random
+        read is split between its tags (its points are scattered: no cut to remember)."""
+        self._cache.clear()
+        if isinstance(read, RandomRead):
+            if len(read.tags) > 1:
+                half = len(read.tags) // 2
+                return [random_read(read.tags[:half]), random_read(read.tags[half:])]
+            for t in read.tags:
+                self.unreadable[t.name] = t
+            return []
         split = bisect_read(read)
         if split is None:
             for t in read.tags:
@@ -207,10 +347,10 @@ class DevicePlan:
             return []
         cut, left, right = split
         self.breaks.add((read.table, cut))
-        return left + right
+        return [*left, *right]
 
     def cut_checks(
-        self, cuts: Collection[tuple[Area, int]], done: Sequence[Read]
+        self, cuts: Collection[tuple[Area, int]], done: Sequence[AnyRead]
     ) -> list[tuple[tuple[Area, int], int, int]]:
         """For new cuts, the gap [lo, hi) each one guards: the addresses between the good
         reads on either side of it. Bisection leaves a cut at every level, but only a cut
@@ -219,7 +359,7 @@ class DevicePlan:
         good read on both sides, or with a gap longer than one read, are not offered."""
         checks = []
         for table, cut in sorted(cuts, key=lambda c: (_area_order(c[0]), c[1])):
-            same = [r for r in done if r.table == table]
+            same = [r for r in done if isinstance(r, Read) and r.table == table]
             left = max((r for r in same if r.address + r.count <= cut), key=lambda r: r.address + r.count, default=None)
             right = min((r for r in same if r.address >= cut), key=lambda r: r.address, default=None)
             if left is None or right is None:

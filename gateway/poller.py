@@ -17,15 +17,19 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.links import ILLEGAL_DATA_ADDRESS, LinkError, ModbusLink, Refused
+from gateway.links import ILLEGAL_DATA_ADDRESS, LinkError, ModbusLink, Refused, Unsupported
 from gateway.mclink import McLink
 from gateway.xgtlink import XgtLink
-from gateway.planner import DevicePlan, Read, area_name
+from gateway.planner import AnyRead, DevicePlan, RandomRead, area_name
 from gateway.reporting import ChangeFilter
-from gateway.settings import DeviceSettings
+from gateway.settings import DeviceSettings, Protocol
+from plcprotocol.mc import LIMITS as MC_LIMITS
 from registermap import OpcUaTag, decode
 
 log = logging.getLogger(__name__)
+
+#: MC end codes for "more points than this CPU takes in one random read"
+TOO_MANY_RANDOM_POINTS = frozenset({0xC053, 0xC054})
 
 Values = dict[str, bool | int | float | str]
 #: Called with (device, source timestamp in epoch ms, decoded values) after every good poll.
@@ -79,6 +83,11 @@ def _stop_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError()
+
+
+def random_limit_of(device: DeviceSettings) -> int | None:
+    """Points per random read for a device whose protocol has one (MC), else None."""
+    return MC_LIMITS[device.series][2] if device.protocol is Protocol.mc else None
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -191,7 +200,8 @@ class DevicePoller(DeviceHealthKeeping):
             raise ValueError(f"{d.name}: an OPC UA device runs as gateway.opcua.OpcUaDevice, not a poller")
         tags = [t for t in d.tags if not isinstance(t, OpcUaTag)]
         self.plan = DevicePlan(
-            tags, [d.interval_of(t) for t in tags], d.max_registers_per_read, d.max_bits_per_read, d.max_gap
+            tags, [d.interval_of(t) for t in tags], d.max_registers_per_read, d.max_bits_per_read, d.max_gap,
+            random_limit_of(d),
         )
         self.filter = ChangeFilter(d.tags)
         self._last_status = 0.0
@@ -201,10 +211,11 @@ class DevicePoller(DeviceHealthKeeping):
 
     @property
     def link_label(self) -> str:
-        return f"{self.link.name} unit={self.device.unit_id}"
+        # an MC or XGT port is one CPU: no Modbus unit id to name
+        return f"{self.link.name} unit={self.device.unit_id}" if self.device.protocol is Protocol.modbus else self.link.name
 
     @property
-    def reads(self) -> list[Read]:
+    def reads(self) -> list[AnyRead]:
         """The plan of a cycle in which every tag is due."""
         return self.plan.reads_for(self.plan.intervals)
 
@@ -250,21 +261,47 @@ class DevicePoller(DeviceHealthKeeping):
         started = time.perf_counter()
         values: Values = {}
         pending = list(self.plan.reads_for(due if due is not None else self.plan.intervals))
-        done: list[Read] = []
+        done: list[AnyRead] = []
         cuts_before = set(self.plan.breaks)
         while pending:
             read = pending.pop(0)
             try:
-                raw = await self.link.read(read.table, read.address, read.count, d.unit_id, d.timeout_s)
+                if isinstance(read, RandomRead):
+                    assert isinstance(self.link, McLink), "random reads are planned for MC devices only"
+                    got = await self.link.read_random(read, d.timeout_s)
+                    raws: dict[str, list[int] | list[bool]] = {tag.name: read.values_for(tag, got) for tag in read.tags}
+                else:
+                    raw = await self.link.read(read.table, read.address, read.count, d.unit_id, d.timeout_s)
+                    raws = {tag.name: raw[read.slice_for(tag)] for tag in read.tags}
+            except Unsupported as exc:
+                if not isinstance(read, RandomRead):
+                    self.health.exceptions += 1
+                    raise PollError(str(exc)) from exc
+                instead = self.plan.without_random(read)
+                log.warning("random_read_unsupported device=%s end_code=0x%04X action=batch-reads-from-now-on "
+                            "error=%r", d.name, exc.code, str(exc))
+                pending[:0] = instead
+                continue
             except Refused as exc:
                 self.health.exceptions += 1
                 if exc.code != ILLEGAL_DATA_ADDRESS:
                     raise PollError(str(exc)) from exc
+                if isinstance(read, RandomRead) and exc.protocol_code in TOO_MANY_RANDOM_POINTS and read.points > 1:
+                    self.plan.fewer_random_points(read)
+                    log.warning("random_read_limit device=%s points=%d refused=0x%04X action=at-most-%s-points",
+                                d.name, read.points, exc.protocol_code, self.plan.random_limit)
+                    pending[:0] = self.plan.plan(list(read.tags))
+                    continue
                 instead = self.plan.refuse(read)
-                log.warning(
-                    "read_refused device=%s table=%s address=%d count=%d action=%s", d.name, area_name(read.table),
-                    read.address, read.count, "bisect" if instead else "skip-tags:" + ",".join(t.name for t in read.tags),
-                )
+                if isinstance(read, RandomRead):
+                    log.warning("read_refused device=%s random_read points=%d action=%s", d.name, read.points,
+                                "split" if instead else "skip-tags:" + ",".join(t.name for t in read.tags))
+                else:
+                    log.warning(
+                        "read_refused device=%s table=%s address=%d count=%d action=%s", d.name,
+                        area_name(read.table), read.address, read.count,
+                        "bisect" if instead else "skip-tags:" + ",".join(t.name for t in read.tags),
+                    )
                 if not instead:
                     self.health.unreadable_tags = sorted(self.plan.unreadable)
                 pending[:0] = instead
@@ -275,7 +312,7 @@ class DevicePoller(DeviceHealthKeeping):
                 raise PollError(str(exc)) from exc
             done.append(read)
             for tag in read.tags:
-                value = decode(tag, raw[read.slice_for(tag)])
+                value = decode(tag, raws[tag.name])
                 if isinstance(value, float) and not math.isfinite(value):
                     log.warning("value_skipped device=%s tag=%s reason=not-finite value=%r", d.name, tag.name, value)
                     continue
@@ -289,7 +326,7 @@ class DevicePoller(DeviceHealthKeeping):
             await self._prune_cuts(self.plan.breaks - cuts_before, done)
         return selected
 
-    async def _prune_cuts(self, cuts: set, done: list[Read]) -> None:
+    async def _prune_cuts(self, cuts: set, done: list[AnyRead]) -> None:
         """Keep only the cuts that isolate a bad address (see ``DevicePlan.cut_checks``);
         each is checked once, with one read of just the gap it guards."""
         d = self.device

@@ -1,5 +1,7 @@
 """Probe which addresses of a device answer, to help a field engineer build a register map.
 
+Modbus (``scan_table``):
+
 Reads the range in the largest blocks the protocol allows; a block refused with
 exception 2 (illegal data address) is bisected until the addresses that answer are
 found. A refusal only says "at least one address here is missing", so every missing
@@ -8,6 +10,12 @@ That is why the scan stops once a table has clearly ended: after ``end_after``
 addresses in a row that do not answer, following the last one that did (PLC tables are
 contiguous from 0 far more often than not), it says where it stopped instead of paying a
 request for each of the thousands of addresses past the end.
+
+MC and XGT (``scan_area``): a PLC's device area (D, M, %M, %D, ...) is allocated from 0 to the
+size its parameters set, so the question is its size. One read at 0 says whether the area is
+there at all (the refusal's end code or NAK says why not); reads at 1, 2, 4, ... then bisection
+find the last word that answers, about 2 log2(size) requests; the values of the requested range
+are then read in the largest blocks the protocol takes.
 """
 
 from __future__ import annotations
@@ -104,7 +112,87 @@ async def scan_table(read: ReadFn, table: Table, start: int, end: int, block: in
     return result
 
 
-async def reachability(host: str, port: int, timeout_s: float) -> str | None:
+#: (area, word address, word count) -> words; raises Refused or LinkError
+AreaReadFn = Callable[[str, int, int], Awaitable[list[int]]]
+
+
+@dataclass
+class AreaScan:
+    area: str
+    #: words [0, size) answer; None when the area does not answer at 0
+    size: int | None = None
+    #: the refusal of the read at 0: why the area is not there
+    refused: Refused | None = None
+    #: the area answered up to the search limit: it may go on
+    unbounded: bool = False
+    requests: int = 0
+    #: the requested range's values (word address -> value), up to the area's end
+    values: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def all_zero(self) -> bool:
+        return bool(self.values) and not any(self.values.values())
+
+    def nonzero(self) -> list[int]:
+        return sorted(a for a, v in self.values.items() if v)
+
+
+async def scan_area(read: AreaReadFn, area: str, start: int, end: int, block: int, limit: int) -> AreaScan:
+    """Which words of ``area`` answer (its size, searched up to ``limit`` words) and the values
+    of [start, end) within it. Costs at most 1 + 2 log2(limit) + ceil((end - start) / block) requests."""
+    result = AreaScan(area)
+
+    async def answers(address: int) -> bool:
+        result.requests += 1
+        try:
+            await read(area, address, 1)
+        except Refused as exc:
+            if address == 0:
+                result.refused = exc
+            return False
+        return True
+
+    if not await answers(0):
+        return result
+    good, bad, probe = 0, None, 1
+    while probe < limit:  # double until a word does not answer
+        if not await answers(probe):
+            bad = probe
+            break
+        good, probe = probe, probe * 2
+    if bad is None:
+        if await answers(limit - 1):
+            result.size, result.unbounded = limit, True
+        bad = limit - 1
+    while result.size is None and bad - good > 1:  # the last word that answers lies in [good, bad)
+        mid = (good + bad) // 2
+        if await answers(mid):
+            good = mid
+        else:
+            bad = mid
+    if result.size is None:
+        result.size = good + 1
+    address, stop = start, min(end, result.size)
+    while address < stop:
+        count = min(block, stop - address)
+        result.requests += 1
+        for i, value in enumerate(await read(area, address, count)):
+            result.values[address + i] = value
+        address += count
+    return result
+
+
+#: what to check when nothing listens on the port, per protocol
+PORT_HINTS = {
+    "modbus": "check the port (502 for Modbus TCP) and that the device's Modbus TCP server is enabled",
+    "mc": ("check the port (the MC protocol / SLMP port opened in GX Works' Ethernet settings, TCP, binary code) "
+           "and that those settings were written to the CPU"),
+    "xgt": ("check the port (2004 for the FEnet dedicated protocol over TCP) and that the FEnet module's "
+            "dedicated service is enabled in XG-PD"),
+}
+
+
+async def reachability(host: str, port: int, timeout_s: float, protocol: str = "modbus") -> str | None:
     """Why ``host:port`` cannot be reached, in a field engineer's words, or None if it accepts a
     connection. Checked with a plain TCP connect, so the answer never quotes a library's internals."""
     try:
@@ -115,8 +203,7 @@ async def reachability(host: str, port: int, timeout_s: float) -> str | None:
     except socket.gaierror:
         return "the name does not resolve: check the host name, or use the device's IP address"
     except ConnectionRefusedError:
-        return ("the host refused the connection: nothing listens on that port; check the port (502 for "
-                "Modbus TCP) and that the device's Modbus TCP server is enabled")
+        return f"the host refused the connection: nothing listens on that port; {PORT_HINTS[protocol]}"
     except OSError as exc:
         if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
             return "no route to the host: check that this PC is on the device's network (address, netmask, cable)"

@@ -75,8 +75,8 @@ class Gateway:
                          d.endpoint, len(d.tags), d.poll_interval_s)
                 continue
             log.info(
-                "device_configured device=%s link=%s unit=%d tags=%d reads_per_poll=%d interval_s=%g",
-                d.name, p.link.name, d.unit_id, len(d.tags), len(p.reads), d.poll_interval_s,
+                "device_configured device=%s link=%s tags=%d reads_per_poll=%d interval_s=%g",
+                d.name, p.link_label, len(d.tags), len(p.reads), d.poll_interval_s,
             )
         return pollers
 

@@ -31,7 +31,8 @@ class XgtLink(FramedLink):
         try:
             response = xgt.parse_response(frame)
         except xgt.NakError as exc:
-            raise Refused(ILLEGAL_DATA_ADDRESS if exc.refused_address else (exc.code or 0), what, str(exc)) from None
+            raise Refused(ILLEGAL_DATA_ADDRESS if exc.refused_address else (exc.code or 0), what, str(exc),
+                          protocol_code=exc.code) from None
         except xgt.XgtError as exc:
             self.close()
             raise LinkError(f"{what}: {exc}") from None

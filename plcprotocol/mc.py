@@ -41,6 +41,9 @@ RANDOM_READ = 0x0403
 #: for Modbus exception 2), rather than as a device failure: out of range, a device this CPU
 #: does not have, or more points than this CPU takes in one request.
 ADDRESS_END_CODES = frozenset({0xC051, 0xC052, 0xC053, 0xC054, 0xC056, 0xC05B})
+#: End codes that mean "this CPU does not take this command": answered to a random read, the
+#: gateway switches that device to batch reads for good.
+UNSUPPORTED_END_CODES = frozenset({0xC059, 0xC05F})
 END_CODE_TEXT = {
     0xC050: "ASCII data that cannot be converted to binary",
     0xC051: "too many bit points for one request",
@@ -51,6 +54,7 @@ END_CODE_TEXT = {
     0xC059: "command or subcommand not supported",
     0xC05B: "the CPU cannot read or write this device",
     0xC05C: "error in the request (e.g. a bit device not a multiple of 16 in word units)",
+    0xC05F: "the target CPU cannot execute this request",
     0xC061: "request data length does not match the data",
 }
 
@@ -79,7 +83,9 @@ _KINDS = (
 )
 DEVICE_KINDS = {k.name: k for k in _KINDS}
 _BY_CODE = {k.code: k for k in _KINDS}
-_DEVICE = re.compile(r"^([A-Z]{1,2})([0-9A-F]+)$")
+# two-letter kinds first, so that a hexadecimal number starting with a letter (WC00, XFF, BA) is
+# not read as a kind "WC", "XF" or "BA"
+_DEVICE = re.compile(r"^(" + "|".join(sorted(DEVICE_KINDS, key=len, reverse=True)) + r"|[A-Z]{1,2})([0-9A-F]+)$")
 
 LIMITS = {  # points per request: (batch words, batch bits, random word + double-word points)
     Series.q: (960, 7168, 192),
@@ -103,6 +109,10 @@ class EndCodeError(Exception):
     @property
     def refused_address(self) -> bool:
         return self.end_code in ADDRESS_END_CODES
+
+    @property
+    def unsupported(self) -> bool:
+        return self.end_code in UNSUPPORTED_END_CODES
 
 
 @dataclass(frozen=True)

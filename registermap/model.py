@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from functools import cached_property
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -127,23 +128,28 @@ class _WordDeviceTag(BaseModel):
     def _locate(self) -> tuple[str, int, int | None, bool]:
         raise NotImplementedError
 
+    @cached_property
+    def _location(self) -> tuple[str, int, int | None, bool]:
+        """``_locate`` parsed once: the planner asks for a tag's area and address many times."""
+        return self._locate()
+
     @property
     def is_bit_device(self) -> bool:
-        return self._locate()[3]
+        return self._location[3]
 
     @property
     def table(self) -> str:
         """The read area: a request reads one device area."""
-        return self._locate()[0]
+        return self._location[0]
 
     @property
     def address(self) -> int:
         """The word the value starts in."""
-        return self._locate()[1]
+        return self._location[1]
 
     @property
     def bit_in_word(self) -> int | None:
-        return self._locate()[2]
+        return self._location[2]
 
     @property
     def byte_order(self) -> ByteOrder:
@@ -151,7 +157,7 @@ class _WordDeviceTag(BaseModel):
             return self.order
         return ByteOrder.BADC if self.type is DataType.string else ByteOrder.CDAB
 
-    @property
+    @cached_property
     def width(self) -> int:
         from registermap.codec import register_count
 

@@ -14,7 +14,8 @@ signals; backfill and ground truth use it) and is served through a map derived f
 them; the XGT map spaces values two words apart so a double word is always whole (``%DD``
 counts double words). Memory is refreshed from the machine's timeline before every request
 is answered, so each answer carries the machine's state at the simulated instant it was
-served; ``served_log`` records, per request, the area asked for and every tag's words.
+served; ``served_log`` records, per request, the areas asked for (an MC random read asks for several)
+and every tag's words.
 """
 
 from __future__ import annotations
@@ -126,13 +127,18 @@ class SimulatedFramedPlc:
             self.memory.areas[tag.table][2 * tag.address:2 * tag.address + len(raw)] = raw
         return words
 
-    def _area(self, frame: bytes) -> str | None:
+    def _areas(self, frame: bytes) -> list[str]:
+        """The device areas a request asks for: one for a batch or block read, every kind in an MC
+        random read."""
         try:
             if isinstance(self.memory, McMemory):
-                return mc.parse_request(frame).devices(0, 1)[0].kind.name
-            return xgt.Variable.parse(xgt.parse_request(frame).names[0]).area
-        except (mc.McError, xgt.XgtError, IndexError, ValueError):
-            return None  # the codec's answer says what is wrong with the frame
+                req = mc.parse_request(frame)
+                if req.command == mc.RANDOM_READ:
+                    return sorted({d.kind.name for d in req.devices(2, req.data[0] + req.data[1])})
+                return [req.devices(0, 1)[0].kind.name]
+            return [xgt.Variable.parse(xgt.parse_request(frame).names[0]).area]
+        except (mc.McError, mc.EndCodeError, xgt.XgtError, IndexError, ValueError):
+            return []  # the codec's answer says what is wrong with the frame
 
     def _answer(self, frame: bytes) -> bytes:
         wall = time.time()
@@ -141,7 +147,7 @@ class SimulatedFramedPlc:
         served = {t.name: self._write(t, values[t.name]) for t in self.tags}
         if self.served_log is not None:
             record = {"t_ms": int(wall * 1000), "sim_s": sim, "machine": self.machine.ref.machine,
-                      "line": self.machine.ref.line, "protocol": self.machine.protocol, "area": self._area(frame),
+                      "line": self.machine.ref.line, "protocol": self.machine.protocol, "areas": self._areas(frame),
                       "words": served}
             self.served_log.write(json.dumps(record) + "\n")
             self.served_log.flush()

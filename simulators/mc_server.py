@@ -2,7 +2,8 @@
 
 Serves device memory (D, W, R, M, X, Y, B, ...) that a simulated machine writes into, with
 the PLC's own limits: a read past a device's range answers end code C056, an unknown
-command C059, more points than one request takes C051/C052/C054. Written from the protocol
+command C059, more points than one request takes C051/C052/C054. Set ``random_read=False`` to
+play an older CPU that answers random read (0x0403) with C059. Written from the protocol
 facts in ``plcprotocol.mc`` and sharing its codec, so tests can check the gateway's
 client against the framing a real PLC uses.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections import Counter
 from dataclasses import dataclass, field
 
 from plcprotocol import mc
@@ -72,8 +74,10 @@ class McMemory:
         return bits[head.number:head.number + points]
 
 
-def answer(memory: McMemory, frame: bytes) -> bytes:
-    """The PLC's response to one request frame."""
+def answer(memory: McMemory, frame: bytes, random_read: bool = True, random_points: int | None = None) -> bytes:
+    """The PLC's response to one request frame; without ``random_read``, random read is an
+    unsupported command (C059), as on some older CPUs and modules; ``random_points`` plays a CPU
+    that takes fewer random-read points than the manual's limit (C054 past it)."""
     req = mc.parse_request(frame)
     try:
         if req.command == mc.BATCH_READ:
@@ -88,9 +92,9 @@ def answer(memory: McMemory, frame: bytes) -> bytes:
             if points > words_max:
                 raise mc.EndCodeError(0xC052)
             return mc.response(req.route, mc.pack_words(memory.read_words(head, points)))
-        if req.command == mc.RANDOM_READ:
+        if req.command == mc.RANDOM_READ and random_read:
             n_words, n_dwords = req.data[0], req.data[1]
-            if n_words + n_dwords > mc.LIMITS[req.series][2]:
+            if n_words + n_dwords > (random_points or mc.LIMITS[req.series][2]):
                 raise mc.EndCodeError(0xC054)
             devices = req.devices(2, n_words + n_dwords)
             out = b"".join(mc.pack_words(memory.read_words(d, 1)) for d in devices[:n_words])
@@ -106,9 +110,15 @@ def answer(memory: McMemory, frame: bytes) -> bytes:
 
 
 class McServer(FramedServer):
-    """The PLC's MC port on ``host:port``."""
+    """The PLC's MC port on ``host:port``; ``commands`` counts the requests it answered by command
+    (0x0401 batch read, 0x0403 random read), so tests and the bench count at the PLC."""
 
-    def __init__(self, memory: McMemory, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__("mc", mc.HEADER_BYTES, mc.frame_length, lambda frame: answer(memory, frame), mc.McError,
-                         host, port)
-        self.memory = memory
+    def __init__(self, memory: McMemory, host: str = "127.0.0.1", port: int = 0, random_read: bool = True,
+                 random_points: int | None = None) -> None:
+        super().__init__("mc", mc.HEADER_BYTES, mc.frame_length, self._answer, mc.McError, host, port)
+        self.memory, self.random_read, self.random_points = memory, random_read, random_points
+        self.commands: Counter[int] = Counter()
+
+    def _answer(self, frame: bytes) -> bytes:
+        self.commands[mc.parse_request(frame).command] += 1
+        return answer(self.memory, frame, self.random_read, self.random_points)

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import logging
 import struct
 
 import pytest
 
-from gateway.planner import area_name, min_reads
+from gateway.planner import RandomRead, Read, area_name, min_reads
 from gateway.poller import DevicePoller
 from gateway.links import build_links
 from gateway.settings import DeviceSettings
+from plcprotocol import mc
 from simulators.mc_server import McMemory, McServer
 from tests.integration.test_gateway_polling import Recorder, poll_until, run
 from tests.servers import free_port
@@ -53,29 +55,63 @@ def _memory(**sizes) -> McMemory:
     return memory
 
 
-def test_an_mc_device_is_polled_in_the_fewest_batch_reads_and_every_value_decodes():
+def _poll(server: McServer, polls: int = 1, **kw):
     async def main():
-        server = McServer(_memory())
         port = await server.start()
-        device = _device(port)
+        device = _device(port, **kw)
         rec = Recorder()
         links = build_links([device])
         poller = DevicePoller(device, links[device.link], rec.sink, rec.health)
         try:
-            values = await poller.poll_once()
+            values = [await poller.poll_once() for _ in range(polls)]
         finally:
             links[device.link].close()
             await server.stop()
         return poller, values
 
-    poller, values = run(main())
+    return run(main())
+
+
+def test_scattered_mc_tags_are_read_in_one_random_read_and_every_value_decodes():
+    server = McServer(_memory())
+    poller, (values,) = _poll(server)
     assert values == {"state": 2, "temp": pytest.approx(-12.3), "count": 70_000, "force": 812.5, "running": True,
                       "door": True, "alarm_bit": True, "recipe": "ABC", "spare": 9}
-    # a request reads one device kind; on Ethernet the default gap spans a whole read, so one read a kind
-    plan = [(area_name(r.table), r.address, r.count) for r in poller.reads]
-    assert len(plan) == min_reads(poller.device.tags, 960, 2000, 959) == 4
-    assert {a for a, _, _ in plan} == {"D", "M", "X", "W"}
-    assert ("M", 1, 1) in plan and ("X", 1, 1) in plan  # bit devices in word units: M17 is bit 1 of word 1
+    # four device kinds would take four batch reads; their 9 word/double-word points fit one random read
+    assert min_reads(poller.device.tags, 960, 2000, 959) == 4
+    (read,) = poller.reads
+    assert isinstance(read, RandomRead) and read.points == 9
+    assert server.commands == {mc.RANDOM_READ: 1}  # counted at the PLC
+    assert poller.link_label == f"mc:127.0.0.1:{server.port}"  # logs name the port, no Modbus unit id
+
+
+def test_a_dense_area_keeps_its_batch_read_beside_the_random_read():
+    # 500 neighbouring words would be 250 double-word points, more than one random read takes (192)
+    dense = [{"name": f"d{i}", "device": f"D{1000 + i}"} for i in range(500)]
+    memory = _memory()
+    for i in range(500):
+        memory.set_word(f"D{1000 + i}", i * 3)
+    server = McServer(memory)
+    poller, (values,) = _poll(server, tags=TAGS + dense)
+    assert all(values[f"d{i}"] == i * 3 for i in range(500)) and values["recipe"] == "ABC"
+    kinds = sorted(type(r).__name__ for r in poller.reads)
+    assert kinds == ["RandomRead", "Read"]
+    assert server.commands == {mc.RANDOM_READ: 1, mc.BATCH_READ: 1}
+
+
+def test_a_plc_that_refuses_random_read_with_c059_is_switched_to_batch_reads_once(caplog):
+    caplog.set_level(logging.WARNING, logger="gateway.poller")
+    server = McServer(_memory(), random_read=False)  # an older CPU: 0x0403 answers C059
+    poller, (first, second, third) = _poll(server, polls=3)
+    expected = {"state": 2, "temp": pytest.approx(-12.3), "count": 70_000, "force": 812.5, "running": True,
+                "door": True, "alarm_bit": True, "recipe": "ABC", "spare": 9}
+    assert first == expected
+    assert poller.health.online is True and poller.health.polls_failed == 0
+    assert server.commands[mc.RANDOM_READ] == 1  # tried once, never again
+    assert server.commands[mc.BATCH_READ] == 3 * 4  # then four batch reads a poll (D, M, X, W)
+    assert all(isinstance(r, Read) for r in poller.reads)
+    logged = [r.getMessage() for r in caplog.records if "random_read_unsupported" in r.getMessage()]
+    assert len(logged) == 1 and "end_code=0xC059" in logged[0] and "press-mc" in logged[0]
 
 
 def test_a_refused_span_is_split_and_the_missing_device_set_aside_as_unreadable():
@@ -120,3 +156,13 @@ def test_a_smaller_gap_splits_a_device_kind_as_for_modbus_registers():
 
     reads = plan_reads(device.tags, device.max_registers_per_read, device.max_bits_per_read, device.max_gap)
     assert [area_name(r.table) for r in reads].count("D") == 4 and len(reads) == 7
+
+
+def test_a_cpu_that_takes_fewer_random_points_gets_smaller_random_reads_and_no_value_is_lost():
+    server = McServer(_memory(), random_points=4)  # answers C054 past 4 points
+    poller, (first, second) = _poll(server, polls=2)
+    assert first == second and first["recipe"] == "ABC" and len(first) == len(TAGS)
+    assert poller.health.polls_failed == 0 and not poller.plan.unreadable
+    assert poller.plan.random_limit == 4  # 9 points refused: half of them from then on
+    random = [r for r in poller.reads if isinstance(r, RandomRead)]
+    assert random and all(r.points <= 4 for r in random)

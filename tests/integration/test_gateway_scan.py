@@ -105,3 +105,138 @@ def test_scan_stops_when_the_table_has_ended_and_says_how_to_look_further():
     assert result.exit_code == 0, result.output
     assert "holding_register: 20 of" in result.output and ": 0-19" in result.output
     assert "stopped at" in result.output and "looks further" in result.output
+
+
+def _plan(tmp_path, devices) -> str:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"gateway": {"id": "g", "tenant": "t", "site": "s", "devices": devices}}))
+    result = CliRunner().invoke(cli, ["gateway", "plan", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_plan_of_an_mc_device_names_its_route_and_its_random_reads(tmp_path):
+    tags = [{"name": "state", "device": "D100"}, {"name": "far", "device": "D5000"}, {"name": "spare", "device": "W1A0"},
+            {"name": "run", "device": "M900"}, *({"name": f"d{i}", "device": f"R{i}"} for i in range(500))]
+    out = _plan(tmp_path, [{"name": "press-mc", "line": "l", "protocol": "mc", "host": "127.0.0.1", "port": 5007,
+                            "tags": tags}])
+    assert ("l/press-mc (127.0.0.1:5007 network 0 station 255 (3E binary, Q/L/FX5 addressing)): 504 tags in 2 reads "
+            "(1 batch + 1 random; fewest possible 2 with random reads, 5 batch reads only, one per tag 504); "
+            "per read at most 960 words a batch read, 192 points a random read, gap 959") in out
+    assert "R                 address     0 count  500  [d0," in out
+    assert "random read         4 words +   0 double words  [state, far, run, spare]" in out
+    assert "unit 1" not in out
+
+
+def test_plan_of_an_xgt_device_names_fenet_and_its_company_id_not_a_unit(tmp_path):
+    out = _plan(tmp_path, [{"name": "press-ls", "line": "l", "protocol": "xgt", "host": "127.0.0.1",
+                            "tags": [{"name": "a", "variable": "%DW100"}, {"name": "b", "variable": "%MX3"}]}])
+    assert ("l/press-ls (127.0.0.1:2004 FEnet, company id LSIS-XGT): 2 tags in 2 reads (fewest possible 2, one per "
+            "tag 2); per read at most 700 words (1400 bytes) a block read, gap 699") in out
+    assert "unit" not in out
+
+
+def serve_framed_in_thread(server):
+    """An MC or XGT simulator's port on its own loop in a thread, while the CLI runs its own."""
+    loop = asyncio.new_event_loop()
+    box: dict = {}
+    ready = threading.Event()
+
+    def run():
+        asyncio.set_event_loop(loop)
+        box["port"] = loop.run_until_complete(server.start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+
+    def stop():
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+    return box["port"], stop
+
+
+def test_mc_scan_says_which_device_areas_answer_how_far_and_what_they_hold():
+    from simulators.mc_server import McMemory, McServer
+
+    memory = McMemory(sizes={"D": 12288, "W": 8192, "M": 8192, "X": 8192})  # no R, Y or B on this CPU
+    memory.set_word("D100", 5)
+    memory.set_word("D101", 6)
+    memory.set_word("D300", 1)
+    memory.set_bit("M17", True)
+    memory.set_bit("X1F", True)
+    server = McServer(memory)
+    port, stop = serve_framed_in_thread(server)
+    try:
+        result = CliRunner().invoke(cli, ["gateway", "scan", "127.0.0.1", "--protocol", "mc", "--port", str(port)])
+    finally:
+        stop()
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "D: D0-D12287 (12288 words) answer (" in out
+    assert "  D0-D999 read: non-zero D100-D101, D300" in out
+    assert "W: W0-W1FFF (8192 words) answer (" in out
+    assert "  W0-W3E7 read: all zeros (a fresh or unused area; check an address whose value you know)" in out
+    assert "M: M0-M8191 (8192 points) answer (" in out and "  M0-M8191 read: 1 point(s) on: M17" in out
+    assert "X: X0-X1FFF (8192 points) answer (" in out and "read: 1 point(s) on: X1F" in out
+    for area in "RYB":
+        assert f"{area}: refused (MC end code 0xC056: read past the device's address range)" in out
+    # per area at most 1 + 2 log2(2^24) probes plus the range's batch reads; an absent area costs one
+    requests = sum(server.commands.values())
+    assert server.commands.keys() == {0x0401}
+    assert requests <= 4 * (1 + 2 * 24 + 2) + 3
+
+
+def test_xgt_scan_says_which_areas_answer_and_explains_the_nak_of_the_others():
+    from simulators.xgt_server import XgtMemory, XgtServer
+
+    memory = XgtMemory(sizes={"M": 4096, "D": 40960})
+    memory.set("%DW100", 7)
+    memory.set("%MW3", 0x10)
+    counted = {"n": 0}
+    server = XgtServer(memory)
+    answer = server.answer
+
+    def counting(frame: bytes) -> bytes:
+        counted["n"] += 1
+        return answer(frame)
+
+    server.answer = counting
+    port, stop = serve_framed_in_thread(server)
+    try:
+        result = CliRunner().invoke(cli, ["gateway", "scan", "127.0.0.1", "--protocol", "xgt", "--port", str(port),
+                                          "--areas", "M,D,P", "--range", "0-199"])
+    finally:
+        stop()
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "%M: %MB0-%MB4095 (4096 bytes) answer (" in out and "  %MW0-%MW199 read: non-zero %MW3" in out
+    assert "%D: %DB0-%DB40959 (40960 bytes) answer (" in out and "  %DW0-%DW199 read: non-zero %DW100" in out
+    assert "%P: refused (XGT NAK (status 0xFFFF, code 0x0003): device memory this PLC does not have)" in out
+    assert counted["n"] <= 2 * (1 + 2 * 20 + 1) + 1
+
+
+@pytest.mark.parametrize("protocol,hint", [
+    ("mc", "the MC protocol / SLMP port opened in GX Works"),
+    ("xgt", "2004 for the FEnet dedicated protocol over TCP"),
+])
+def test_mc_and_xgt_scan_of_a_closed_port_is_a_plain_sentence(protocol, hint):
+    from tests.servers import free_port
+
+    result = CliRunner().invoke(cli, ["gateway", "scan", "127.0.0.1", "--protocol", protocol,
+                                      "--port", str(free_port()), "--timeout", "0.2"])
+    assert result.exit_code == 1
+    assert "the host refused the connection: nothing listens on that port" in result.output and hint in result.output
+    assert "Traceback" not in result.output and "Errno" not in result.output
+
+
+def test_mc_scan_needs_a_port_and_known_areas():
+    result = CliRunner().invoke(cli, ["gateway", "scan", "127.0.0.1", "--protocol", "mc"])
+    assert result.exit_code == 2 and "--port" in result.output and "GX Works" in result.output
+    result = CliRunner().invoke(cli, ["gateway", "scan", "127.0.0.1", "--protocol", "mc", "--port", "5007",
+                                      "--areas", "D,Q"])
+    assert result.exit_code == 2 and "Q: not an MC device area" in result.output

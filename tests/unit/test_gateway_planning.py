@@ -164,3 +164,130 @@ def test_learning_converges_on_random_maps_and_bad_addresses():
             group.append(t)
         optimum += min_reads(group, plan.max_registers, 2000, plan.max_gap) if group else 0
         assert requests == optimum
+
+
+# -- random reads (MC 0x0403) -----------------------------------------------------------------
+def mc_tags(*specs):
+    from registermap import McTag
+
+    return [McTag(name=f"t{i}", device=d, **kw) for i, (d, kw) in enumerate((s if isinstance(s, tuple) else (s, {}))
+                                                                          for s in specs)]
+
+
+def test_neighbouring_words_become_one_double_word_point():
+    from gateway.planner import random_points
+
+    words, dwords = random_points(mc_tags("D0", "D1", "D2", ("D10", {"type": "float32"}), "M17", "M18"))
+    assert dwords == [("D", 0), ("D", 10)]
+    assert words == [("D", 2), ("M", 1)]  # M17 and M18 share word 1 of M: one point
+
+
+def test_scattered_tags_of_several_device_kinds_go_into_one_random_read():
+    from gateway.planner import RandomRead, plan_with_random
+
+    tags = mc_tags("D100", "D5000", "W1A0", "R30000", "M900", "X1F")
+    batch = plan_reads(tags, 960, 2000, 959)
+    plan = plan_with_random(tags, 960, 2000, 959, 192)
+    assert len(batch) == 6
+    assert len(plan) == 1 and isinstance(plan[0], RandomRead) and plan[0].points == 6
+    assert {t.name for t in plan[0].tags} == {t.name for t in tags}
+
+
+def test_dense_areas_keep_their_batch_read_and_only_the_scattered_rest_goes_random():
+    from gateway.planner import RandomRead, Read, plan_with_random
+
+    tags = mc_tags(*[f"D{a}" for a in range(500)], *[f"R{1000 * i}" for i in range(30)])
+    plan = plan_with_random(tags, 960, 2000, 959, 192)
+    kinds = [(type(r).__name__, len(r.tags)) for r in plan]
+    assert kinds == [("Read", 500), ("RandomRead", 30)]
+    assert isinstance(plan[0], Read) and (plan[0].table, plan[0].address, plan[0].count) == ("D", 0, 500)
+    assert isinstance(plan[1], RandomRead)
+
+
+def test_random_reads_keep_to_the_per_request_point_limit():
+    from gateway.planner import RandomRead, fewest_requests, plan_with_random
+
+    tags = mc_tags(*[f"D{1000 * i}" for i in range(12)], *[f"R{1000 * i}" for i in range(30)],
+                   *[f"ZR{1000 * i}" for i in range(60)], *[(f"W{0x400 * i:X}", {"type": "int32"}) for i in range(8)])
+    plan = plan_with_random(tags, 960, 2000, 959, 20)
+    assert all(isinstance(r, RandomRead) and r.points <= 20 for r in plan)
+    assert sorted(t.name for r in plan for t in r.tags) == sorted(t.name for t in tags)
+    assert len(plan) == 6 == fewest_requests(tags, 960, 2000, 20)  # 110 points, 20 a request
+    assert len(plan_reads(tags, 960, 2000, 959)) == 110
+
+
+def test_random_reads_are_not_used_where_they_do_not_save_a_request():
+    from gateway.planner import Read, plan_with_random
+
+    tags = mc_tags("D0", "D1", "D500")  # one batch read covers all three
+    assert all(isinstance(r, Read) for r in plan_with_random(tags, 960, 2000, 959, 192))
+    assert len(plan_with_random(tags, 960, 2000, 959, 192)) == 1
+
+
+def test_a_device_without_random_read_falls_back_to_batch_reads_for_good():
+    from gateway.planner import RandomRead
+
+    tags = mc_tags("D100", "D5000", "W1A0", "M900")
+    plan = DevicePlan(tags, [1.0] * 4, 960, 2000, 959, random_limit=192)
+    (read,) = plan.reads_for([1.0])
+    assert isinstance(read, RandomRead)
+    instead = plan.without_random(read)
+    assert len(instead) == 4 and not any(isinstance(r, RandomRead) for r in instead)
+    plan.forgive()  # relearning refused addresses does not bring random reads back
+    assert len(plan.reads_for([1.0])) == 4 and plan.random_limit is None
+
+
+def test_a_refused_random_read_is_split_between_its_tags_until_the_bad_one_is_set_aside():
+    from gateway.planner import RandomRead
+
+    tags = mc_tags("D100", "D5000", "W1A0", "M900")
+    plan = DevicePlan(tags, [1.0] * 4, 960, 2000, 959, random_limit=192)
+    pending, requests = list(plan.reads_for([1.0])), 0
+    while pending:
+        r = pending.pop(0)
+        requests += 1
+        assert isinstance(r, RandomRead)
+        if any(t.device == "D5000" for t in r.tags):
+            pending[:0] = plan.refuse(r)
+    assert set(plan.unreadable) == {"t1"}
+    assert requests <= 1 + 2 * 2  # log2(4) levels of two halves
+    (again,) = plan.reads_for([1.0])
+    assert isinstance(again, RandomRead) and {t.name for t in again.tags} == {"t0", "t2", "t3"}
+
+
+def test_a_cpu_with_a_smaller_random_read_limit_gets_smaller_random_reads_from_then_on():
+    from gateway.planner import RandomRead
+
+    tags = mc_tags(*[f"D{100 * i}" for i in range(40)])
+    plan = DevicePlan(tags, [1.0] * 40, 960, 2000, 959, random_limit=192)
+    (read,) = plan.reads_for([1.0])
+    assert isinstance(read, RandomRead) and read.points == 40
+    plan.fewer_random_points(read)  # answered C054
+    again = plan.reads_for([1.0])
+    assert plan.random_limit == 20 and len(again) == 2
+    assert all(isinstance(r, RandomRead) and r.points <= 20 for r in again)
+
+
+def test_random_read_plans_never_take_more_requests_and_cover_every_tag_word():
+    import random as rnd
+
+    from gateway.planner import RandomRead, plan_with_random
+
+    rng = rnd.Random(7)
+    for _ in range(40):
+        specs = []
+        for _ in range(rng.randrange(1, 120)):
+            kind = rng.choice(["D", "R", "W", "M", "X"])
+            number = rng.choice([rng.randrange(0, 64), rng.randrange(0, 8000)])
+            typ = {} if kind in "MX" else rng.choice([{}, {"type": "float32"}, {"type": "string", "length": 3}])
+            specs.append((f"{kind}{number:X}" if kind in "WX" else f"{kind}{number}", typ))
+        tags = mc_tags(*specs)
+        limit = rng.choice([4, 20, 192])
+        plan = plan_with_random(tags, 960, 2000, 959, limit)
+        assert len(plan) <= len(plan_reads(tags, 960, 2000, 959))
+        assert sorted(t.name for r in plan for t in r.tags) == sorted(t.name for t in tags)
+        for r in plan:
+            if isinstance(r, RandomRead):
+                assert r.points <= limit
+                covered = set(r.words) | set(r.dwords) | {(a, w + 1) for a, w in r.dwords}
+                assert all((t.table, w) in covered for t in r.tags for w in range(t.address, t.address + t.width))

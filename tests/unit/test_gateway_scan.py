@@ -67,3 +67,54 @@ def test_a_device_answering_only_zeros_is_flagged():
 
     result = asyncio.run(scan_table(zeros, Table.holding_register, 0, 500))
     assert result.all_zero and result.stopped_at is None and len(result.answered) == 500
+
+
+# -- MC / XGT device areas ---------------------------------------------------------------------
+def area_device(sizes: dict[str, int], values: dict[tuple[str, int], int] | None = None):
+    """A PLC whose areas run from word 0 to their size; an area it lacks is refused at once."""
+    reads: list[tuple[str, int, int]] = []
+
+    async def read(area, address, count):
+        reads.append((area, address, count))
+        if address + count > sizes.get(area, 0):
+            raise Refused(2, f"{area}{address}+{count}", "read past the device's address range", 0xC056)
+        return [(values or {}).get((area, a), 0) for a in range(address, address + count)]
+
+    return read, reads
+
+
+def test_an_area_scan_finds_the_size_in_about_two_log2_requests_and_reads_the_range():
+    from gateway.scan import scan_area
+
+    read, reads = area_device({"D": 12288}, {("D", 100): 5, ("D", 2000): 9})
+    result = asyncio.run(scan_area(read, "D", 0, 1000, 960, 1 << 24))
+    assert result.size == 12288 and not result.unbounded and result.refused is None
+    assert result.nonzero() == [100] and set(result.values) == set(range(1000))
+    assert result.requests == len(reads) <= 1 + 2 * math.ceil(math.log2(12288)) + 2
+
+
+def test_an_area_the_plc_lacks_costs_one_request_and_keeps_the_refusal():
+    from gateway.scan import scan_area
+
+    read, reads = area_device({})
+    result = asyncio.run(scan_area(read, "R", 0, 1000, 960, 1 << 24))
+    assert result.size is None and result.requests == 1 == len(reads)
+    assert result.refused is not None and result.refused.protocol_code == 0xC056
+
+
+def test_the_range_read_stops_at_the_area_end_and_a_small_area_is_found_exactly():
+    from gateway.scan import scan_area
+
+    for size in (1, 2, 3, 17, 1000, 1024, 1025):
+        read, reads = area_device({"M": size})
+        result = asyncio.run(scan_area(read, "M", 0, 5000, 960, 1 << 20))
+        assert result.size == size and max(result.values) == size - 1 and result.all_zero
+        assert result.requests <= 1 + 2 * 20 + math.ceil(size / 960)
+
+
+def test_an_area_larger_than_the_search_limit_says_so():
+    from gateway.scan import scan_area
+
+    read, _ = area_device({"ZR": 1 << 30})
+    result = asyncio.run(scan_area(read, "ZR", 0, 10, 960, 1 << 16))
+    assert result.size == 1 << 16 and result.unbounded

@@ -22,7 +22,8 @@ def test_iq_r_addresses_take_four_byte_numbers_two_byte_codes_and_their_subcomma
 
 @pytest.mark.parametrize("text,kind,number", [("X1F", "X", 0x1F), ("y10", "Y", 16), ("W1A0", "W", 0x1A0),
                                               ("B0", "B", 0), ("D12287", "D", 12287), ("ZR100", "ZR", 100),
-                                              ("M20", "M", 20), ("SD0", "SD", 0)])
+                                              ("M20", "M", 20), ("SD0", "SD", 0), ("WC00", "W", 0xC00),
+                                              ("XFF", "X", 0xFF), ("BA", "B", 0xA), ("SBF", "SB", 0xF)])
 def test_device_names_follow_mitsubishis_hex_and_decimal_numbering(text, kind, number):
     d = mc.Device.parse(text)
     assert (d.kind.name, d.number) == (kind, number)
@@ -120,3 +121,10 @@ def test_the_simulated_plc_answers_unknown_commands_and_oversized_requests_with_
     too_many = mc.request(mc.BATCH_READ, 0, mc.Device.parse("D0").encode(mc.Series.q) + (961).to_bytes(2, "little"))
     with pytest.raises(mc.EndCodeError, match="0xC052"):
         mc.response_data(answer(memory, too_many))
+
+
+def test_c059_to_a_random_read_means_the_cpu_lacks_the_command_not_a_bad_address():
+    frame = mc.response(mc.Route(), end_code=0xC059, command=mc.RANDOM_READ, subcommand=0)
+    with pytest.raises(mc.EndCodeError, match="not supported") as err:
+        mc.response_data(frame)
+    assert err.value.unsupported and not err.value.refused_address and err.value.command == mc.RANDOM_READ
