@@ -17,6 +17,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,13 +149,14 @@ class OpcUaMachine:
         if uacrypto.der_from_x509(certificate) not in self.trusted:
             raise ServiceError(ua.StatusCodes.BadCertificateUntrusted)
 
-    async def set(self, name: str, value: Value) -> None:
-        """Write a value as the PLC program would (source timestamp: now)."""
+    async def set(self, name: str, value: Value, source_timestamp: datetime | None = None) -> None:
+        """Write a value as the PLC program would (source timestamp: the one given, else now)."""
         node = self._nodes[name]
         self.values[name] = value
         v = variant(value)
         current = await node.read_data_type_as_variant_type()
-        await node.write_value(ua.DataValue(ua.Variant(v.Value, current)))
+        await node.write_value(ua.DataValue(ua.Variant(v.Value, current), SourceTimestamp=source_timestamp,
+                                            ServerTimestamp=source_timestamp))
 
     async def read(self, name: str) -> Any:
         return await self._nodes[name].read_value()
