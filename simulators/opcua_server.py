@@ -66,11 +66,13 @@ class OpcUaMachine:
     unreadable: tuple[str, ...] = ()  # tags whose value is BadNotReadable
     host: str = "127.0.0.1"
     port: int = 0
-    #: Sign&Encrypt: the server's certificate and key, and the client certificates it trusts
+    #: Sign or Sign&Encrypt: the server's certificate and key, and the client certificates it trusts
     certificate: Path | None = None
     private_key: Path | None = None
     trusted: tuple[bytes, ...] = ()  # DER of the client certificates it accepts
     allow_none: bool = True  # also offer security mode None
+    #: with a certificate: the Basic256Sha256 modes offered (sign, sign_and_encrypt)
+    secure_modes: tuple[str, ...] = ("sign_and_encrypt",)
     users: dict[str, str] | None = None  # name -> password; None: anonymous
     application_uri: str = "urn:smartfactory:simulator:opcua"  # its certificate's URI, when it has one
     #: a cache of the standard address space (asyncua builds it in seconds; a shelf loads it lazily)
@@ -114,7 +116,9 @@ class OpcUaMachine:
         if self.certificate is not None and self.private_key is not None:
             await server.load_certificate(str(self.certificate))
             await server.load_private_key(str(self.private_key))
-            policies.append(ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt)
+            for mode in self.secure_modes:
+                policies.append({"sign": ua.SecurityPolicyType.Basic256Sha256_Sign,
+                                 "sign_and_encrypt": ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt}[mode])
             if self.trusted:
                 server.set_certificate_validator(self._validate)
         server.set_security_policy(policies)
