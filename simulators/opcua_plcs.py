@@ -164,14 +164,22 @@ class SimulatedOpcUaPlc:
         # its warnings that user tokens travel unencrypted concern real servers, not a loopback simulator
         logging.getLogger("asyncua.server.server").setLevel(logging.ERROR)
         building = None
-        if self.server.shelf_file is None:
+        cached = self.server.shelf_file is None
+        if cached:
             self.server.shelf_file, building = address_space_cache()
         try:
             port = await self.server.start()
-        except BaseException:
+        except Exception as exc:
             if building is not None:
                 shutil.rmtree(building, ignore_errors=True)
-            raise
+            if not cached or building is not None or self.server.shelf_file is None:
+                raise
+            # a cached address space that does not load (a damaged cache): build it in memory instead
+            log.warning("opcua_address_space_cache_unusable path=%s error=%r action=build-in-memory",
+                        self.server.shelf_file, exc)
+            await self.server.stop()
+            self.server.shelf_file = None
+            port = await self.server.start()
         if building is not None:
             _publish_cache(building)
         # every value as of now, stamped now: what a subscriber's first notification carries
