@@ -348,13 +348,14 @@ def run_demo(opts: DemoOptions) -> int:
         return child
 
     try:
+        # the PLCs first: they need nothing else, and their OPC UA stack takes a while to load
+        start("simulate", "simulate", *cfg)
         if broker_port:
             # anonymous: the demo's gateway and collector share one config (one mqtt section) on one machine
             start("broker", "broker", "--port", str(broker_port), "--allow-anonymous")
             _wait(lambda: port_in_use("127.0.0.1", broker_port), "embedded MQTT broker", children)
         start("api", "api", *cfg)
         start("collector", "collector", *cfg)
-        start("simulate", "simulate", *cfg)
         _wait(lambda: all(port_in_use("127.0.0.1", p) for p in plc_ports), "simulated PLCs", children)
         start("gateway", "gateway", "run", *cfg)
         url = f"http://{opts.host}:{opts.port}"
