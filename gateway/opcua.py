@@ -14,9 +14,11 @@ runs it like a poller.
 - At every connect the namespace URIs are looked up in the server's namespace array and the
   browse paths translated, since a server may renumber its namespaces when it restarts.
 - A change arrives with the server's source timestamp. A ``report: every_poll`` tag whose
-  value did not change is sent again every interval (stamped with the last publish the
-  server sent, up to which the subscription vouches that it held), so its samples keep
-  coming as from a polled device and the store never takes a quiet tag for a stale one.
+  value did not change is sent again every interval, stamped with the gateway's clock (the
+  live subscription vouches that it held), so its samples keep coming as from a polled device
+  and the store never takes a quiet tag for a stale one. A change still in the server's
+  publish queue at that instant (up to one publishing interval) makes that re-sent value one
+  that was just superseded; the change follows, stamped after it.
 - A node with a bad (or uncertain) status is a per-tag error: listed in ``unreadable_tags``
   and logged once with the status name, while the other tags keep flowing.
 - A server that refuses a subscription (or a monitored item) gets those tags polled with
