@@ -15,18 +15,20 @@ What it measures:
    restarted. Replay rate = samples acknowledged per second until the backlog is gone,
    against the live rate (samples per second produced by polling).
 
-4. ``--protocols``: the same 200-tag fleet map as Modbus TCP, Mitsubishi MC (SLMP) and LS XGT, in
-   one run: requests per poll (planned, counted at the PLC, the fewest the protocol's limits
-   allow, batch reads only, one per tag) and CPU per 1000 tags/s of one gateway polling ``--plcs``
-   PLCs of each protocol (PLCs in a separate process, a real mosquitto); plus the planning row of
-   a scattered 200-tag MC map, where random read counts most. Its own section of RESULTS.md.
+4. ``--protocols``: the same 200-tag fleet map as Modbus TCP, Mitsubishi MC (SLMP), LS XGT and
+   OPC UA, in one run: requests per poll (planned, counted at the PLC, the fewest the protocol's
+   limits allow, batch reads only, one per tag; OPC UA: Publish or Read requests per interval
+   counted at the server, subscribed and polled) and CPU per 1000 tags/s of one gateway reading
+   ``--plcs`` PLCs of each protocol (PLCs in a separate process, a real mosquitto); plus the
+   planning row of a scattered 200-tag MC map, where random read counts most. Its own section of
+   RESULTS.md. ``--quick``: 2 PLCs, 5 s, printed only.
 
 Results go to the section "Gateway: planning, fleet CPU and jitter, replay
-(bench/gateway.py)" of bench/RESULTS.md (``--protocols``: "Gateway: MC and XGT beside Modbus");
+(bench/gateway.py)" of bench/RESULTS.md (``--protocols``: "Gateway: MC, XGT and OPC UA beside Modbus");
 other sections are kept.
 
     /tmp/sfvenv/bin/python bench/gateway.py [--plcs 50] [--dead 5] [--seconds 30] [--outage-s 120]
-    /tmp/sfvenv/bin/python bench/gateway.py --protocols [--plcs 10] [--seconds 15]
+    /tmp/sfvenv/bin/python bench/gateway.py --protocols [--plcs 10] [--seconds 15] [--quick]
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ from tests.servers import mosquitto  # noqa: E402
 from bench.results import update_section  # noqa: E402
 
 SECTION_TITLE = "## Gateway: planning, fleet CPU and jitter, replay (bench/gateway.py)"
-PROTOCOLS_TITLE = "## Gateway: MC and XGT beside Modbus (bench/gateway.py --protocols)"
+PROTOCOLS_TITLE = "## Gateway: MC, XGT and OPC UA beside Modbus (bench/gateway.py --protocols)"
+_OLD_PROTOCOLS_TITLE = "## Gateway: MC and XGT beside Modbus (bench/gateway.py --protocols)"
 PROTOCOLS = ("modbus", "mc", "xgt")
 HR, IR, COIL, DI = Table.holding_register, Table.input_register, Table.coil, Table.discrete_input
 
@@ -451,7 +454,8 @@ async def measure_protocol_cpu(a: argparse.Namespace, workdir: Path) -> dict:
     return out
 
 
-def render_protocols(a: argparse.Namespace, planning: list[dict], cpu: dict) -> str:
+def render_protocols(a: argparse.Namespace, planning: list[dict], cpu: dict, opcua_rows: list[dict],
+                     opcua_cpu: dict) -> str:
     names = {"modbus": "Modbus TCP", "mc": "MC (SLMP 3E, Q series)", "xgt": "XGT (FEnet)",
              "mc-scattered": "MC, scattered map"}
     out = [
@@ -463,7 +467,8 @@ def render_protocols(a: argparse.Namespace, planning: list[dict], cpu: dict) -> 
         f"- a reduced size on this shared 2-core machine: {a.plcs} PLCs of each protocol x 200 tags every 1 s, "
         f"{a.seconds:g} s measured after {a.warmup:g} s warm-up (the Modbus section above runs 50 PLCs)",
         "- load average (1 min) at the end of each phase: "
-        + ", ".join(f"{p} {cpu[p]['loadavg_1m']:.1f}" for p in PROTOCOLS if p in cpu),
+        + ", ".join(f"{p} {cpu[p]['loadavg_1m']:.1f}" for p in PROTOCOLS if p in cpu)
+        + (f", opcua {opcua_cpu['loadavg_1m']:.1f}" if "loadavg_1m" in opcua_cpu else ""),
         "",
         "The same 200 values on each protocol: 120 uint16, 40 float32, 20 int32 and 20 bools in four areas "
         "(Modbus: holding registers 0-119 and 200-279, input registers, coils; MC: D0-D119, D200-D279, W0-W27, "
@@ -494,8 +499,201 @@ def render_protocols(a: argparse.Namespace, planning: list[dict], cpu: dict) -> 
         out += ["", f"MC, scattered: 200 tags over D, R, W, ZR, M and X, tens to hundreds of words apart "
                 f"(`mc_scattered_map`; planning only, no CPU phase). Batch reads alone need {scattered['batch_only']}; "
                 f"with random reads the gateway sends {scattered['sent']}."]
-    out.append("")
+    out += render_opcua(opcua_rows, opcua_cpu)
     return "\n".join(out)
+
+
+# -- 5. OPC UA beside them: subscriptions, counted at the server ------------------------------------
+def opcua_values(step: int) -> dict:
+    """The fleet map's 200 values as an OPC UA server holds them (120 counters, 40 floats, 20 int32,
+    20 bools), every one different at each step: the most a subscription can have to carry."""
+    values: dict = {f"u{a}": (a + step) % 65536 for a in range(120)}
+    values.update({f"f{i}": i + step / 8 for i in range(40)})
+    values.update({f"i{i}": -i - step for i in range(20)})
+    values.update({f"c{i}": (i + step) % 2 == 0 for i in range(20)})
+    return values
+
+
+def opcua_device(endpoint: str, name: str = "m", **kw) -> dict:
+    from simulators.opcua_server import NAMESPACE_URI
+
+    tags = [{"name": n, "node_id": f"nsu={NAMESPACE_URI};s=bench.{n}"} for n in opcua_values(0)]
+    return {"name": name, "line": "l1", "protocol": "opcua", "endpoint": endpoint, "tags": tags, **kw}
+
+
+class OpcUaRequests:
+    """Counts the service requests an asyncua server answers, by service (ReadRequest, PublishRequest, ...);
+    a Read of namespace-0 nodes only (the server's status, the namespace array) counts as ``StatusRead``."""
+
+    def __init__(self) -> None:
+        from asyncua import ua
+        from asyncua.server.internal_session import InternalSession
+        from asyncua.server.uaprocessor import UaProcessor
+
+        self.by_service: dict[str, int] = {}
+        original = UaProcessor._process_message
+        original_read = InternalSession.read
+        counts = self.by_service
+
+        async def counted(processor, typeid, requesthdr, seqhdr, body):
+            name = ua.ObjectIdNames.get(typeid.Identifier, str(typeid)).replace("_Encoding_DefaultBinary", "")
+            if name != "ReadRequest":  # counted below, where its nodes are known
+                counts[name] = counts.get(name, 0) + 1
+            return await original(processor, typeid, requesthdr, seqhdr, body)
+
+        async def read(session, params):
+            name = "StatusRead" if all(r.NodeId.NamespaceIndex == 0 for r in params.NodesToRead) else "ReadRequest"
+            counts[name] = counts.get(name, 0) + 1
+            return await original_read(session, params)
+
+        UaProcessor._process_message = counted  # type: ignore[method-assign]
+        InternalSession.read = read  # type: ignore[method-assign]
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(self.by_service)
+
+
+async def start_opcua_plc(interval_s: float, refuse_subscriptions: bool = False):
+    """An OPC UA server with the 200 values, all changing every ``interval_s``; returns (server, change task)."""
+    from simulators.opcua_plcs import address_space_cache
+    from simulators.opcua_server import OpcUaMachine, variant
+    from asyncua import ua
+
+    shelf, building = address_space_cache()
+    sim = OpcUaMachine("bench", opcua_values(0), shelf_file=shelf)
+    await sim.start()
+    if building is not None:
+        from simulators.opcua_plcs import _publish_cache
+
+        _publish_cache(building)
+    assert sim.server is not None
+    if refuse_subscriptions:
+        sim.server.iserver.max_subscriptions = 0  # answers BadTooManySubscriptions: the gateway polls
+
+    async def change() -> None:
+        step = 0
+        while True:
+            await asyncio.sleep(interval_s)
+            step += 1
+            for name, value in opcua_values(step).items():
+                await sim.server.write_attribute_value(sim._nodes[name].nodeid, ua.DataValue(variant(value)))
+
+    return sim, asyncio.create_task(change())
+
+
+async def measure_opcua_planning(interval_s: float = 1.0, intervals: int = 6) -> list[dict]:
+    """Requests per interval in steady state, counted at the server: subscribed, and polled (a server
+    that refuses subscriptions), after the session's own setup requests."""
+    from gateway.opcua import OpcUaDevice
+
+    counter = OpcUaRequests()
+    rows = []
+    for mode in ("subscription", "polled"):
+        sim, changing = await start_opcua_plc(interval_s, refuse_subscriptions=mode == "polled")
+        device = DeviceSettings.model_validate(opcua_device(sim.endpoint, poll_interval_s=interval_s))
+        got: list[dict] = []
+        runner = OpcUaDevice(device, lambda d, ts, v: got.append(v))
+        before = counter.snapshot()
+        task = asyncio.create_task(runner.run())
+        while runner.health.polls_ok < 3:  # the session is up and a few cycles went by
+            await asyncio.sleep(0.01)
+        setup = {k: v - before.get(k, 0) for k, v in counter.snapshot().items() if v - before.get(k, 0)}
+        start, cycles0, t0 = counter.snapshot(), runner.health.polls_ok, time.monotonic()
+        await asyncio.sleep(interval_s * intervals)
+        cycles = runner.health.polls_ok - cycles0
+        steady = {k: v - start.get(k, 0) for k, v in counter.snapshot().items() if v - start.get(k, 0)}
+        wall = time.monotonic() - t0
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        changing.cancel()
+        await asyncio.gather(changing, return_exceptions=True)
+        await sim.stop()
+        values = {}
+        for v in got:
+            values.update(v)
+        assert len(values) == len(device.tags), f"opcua {mode}: every tag must arrive"
+        per_interval = sum(steady.values()) / (wall / interval_s)
+        rows.append({"protocol": f"opcua ({mode})", "tags": len(device.tags), "cycles": cycles, "wall_s": wall,
+                     "per_interval": per_interval, "steady": steady, "setup": setup,
+                     "data_requests_per_interval": (steady.get("PublishRequest", 0) + steady.get("ReadRequest", 0))
+                     / (wall / interval_s),
+                     "fewest": 1, "one_per_tag": len(device.tags), "monitored_items": len(runner.subscribed),
+                     "polled_nodes": len(runner.polled)})
+    return rows
+
+
+def serve_opcua_fleet(n: int) -> None:
+    """Child process: n OPC UA servers whose 200 values all change every second."""
+
+    async def main() -> None:
+        import logging
+
+        logging.getLogger("asyncua").setLevel(logging.ERROR)
+        plcs = [await start_opcua_plc(1.0) for _ in range(n)]
+        print(json.dumps({"endpoints": [sim.endpoint for sim, _ in plcs]}), flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+    asyncio.run(main())
+
+
+async def measure_opcua_cpu(a: argparse.Namespace, workdir: Path) -> dict:
+    broker = mosquitto(workdir / "mosquitto")
+    fleet = subprocess.Popen([sys.executable, __file__, "--serve-opcua", str(a.plcs)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        endpoints = json.loads(fleet.stdout.readline())["endpoints"]
+        settings = GatewaySettings.model_validate({
+            "id": "bench-opcua", "tenant": "bench", "site": "s1",
+            "outbox": {"path": str(workdir / "opcua.outbox.db")},
+            "devices": [opcua_device(ep, f"plc{i:02d}", poll_interval_s=1.0, timeout_s=2.0)
+                        for i, ep in enumerate(endpoints)]})
+        gw = Gateway(settings, MqttSettings(url=broker.url), workdir)
+        task = asyncio.create_task(gw.run())
+        phase = await run_fleet_phase(gw, a.seconds, a.warmup, {d.name for d in settings.devices})
+        phase["cpu_per_1000_tags_s"] = phase["cpu_share"] * 1000 / phase["tags_per_s"] \
+            if phase["tags_per_s"] else float("nan")
+        print("opcua", json.dumps(phase), file=sys.stderr, flush=True)
+        task.cancel()
+        try:
+            await asyncio.wait_for(task, 30)
+        except (asyncio.CancelledError, asyncio.TimeoutError):
+            pass
+        return phase
+    finally:
+        fleet.stdin.close()
+        fleet.wait(30)
+        broker.stop()
+
+
+def render_opcua(rows: list[dict], cpu: dict) -> list[str]:
+    out = ["", "### OPC UA beside them", "",
+           "The same 200 values as nodes of an asyncua server (string node ids, found by namespace URI), every one "
+           "changing every interval: the most a subscription has to carry. Requests are counted at the server, by "
+           "service, in steady state after the session's setup. Subscribed: one subscription with a monitored item "
+           "per tag, the server samples and publishes; polled: what the gateway does when a server refuses "
+           "subscriptions (one Read of every node per interval).", "",
+           "| mode | data requests per interval | fewest possible | one per tag | all requests per interval "
+           "(by service, over the intervals measured) | session setup (by service) | CPU per 1000 tags/s (share of "
+           "one core) | tags/s | jitter p99 ms |",
+           "|---|---:|---:|---:|---|---|---:|---:|---:|"]
+    for r in rows:
+        c = cpu if r["protocol"] == "opcua (subscription)" else {}
+        interval = r["per_interval"]
+        by = ", ".join(f"{k.removesuffix('Request')} {v}" for k, v in sorted(r["steady"].items()))
+        setup = ", ".join(f"{k.removesuffix('Request')} {v}" for k, v in sorted(r["setup"].items()))
+        out.append(f"| {r['protocol']} | {r['data_requests_per_interval']:.2f} | {r['fewest']} | {r['one_per_tag']} | "
+                   f"{interval:.2f} ({by}; {r['cycles']} intervals) | {setup} | "
+                   f"{c.get('cpu_per_1000_tags_s', float('nan')):.4f} | {c.get('tags_per_s', float('nan')):,.0f} | "
+                   f"{c.get('jitter_p99_ms', float('nan')):.1f} |")
+    ok = all(round(r["data_requests_per_interval"]) == r["fewest"] for r in rows)
+    status_rate = sum(r["steady"].get("StatusRead", 0) for r in rows) / sum(r["wall_s"] for r in rows)
+    out += ["", f"Data requests per interval = the fewest possible (1) in both modes: {'**met**' if ok else '**missed**'}. "
+            "Data requests are Publish (subscribed) or a Read of the tags' nodes (polled), against 200 for a Read per "
+            "tag. Besides them asyncua's client reads the server's state (its session watchdog, set to the device's "
+            f"interval: StatusRead, a Read of namespace-0 nodes only), here {status_rate:.1f} a second. CPU: one gateway with "
+            f"{cpu.get('plcs', '?')} OPC UA servers (in a separate process) x 200 tags, every value changing every "
+            "1 s, publishing every 1 s; the Modbus, MC and XGT rows above are the baseline of the same run.", ""]
+    return out
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -580,7 +778,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5)
     parser.add_argument("--outage-s", type=float, default=120)
     parser.add_argument("--no-write", action="store_true", help="print, do not update RESULTS.md")
-    parser.add_argument("--protocols", action="store_true", help="MC and XGT beside Modbus (section 4) only")
+    parser.add_argument("--protocols", action="store_true", help="MC, XGT and OPC UA beside Modbus (section 4) only")
+    parser.add_argument("--quick", action="store_true", help="with --protocols: 2 PLCs, 5 s, print only")
+    parser.add_argument("--serve-opcua", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-fleet", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-protocol", choices=PROTOCOLS, help=argparse.SUPPRESS)
     a = parser.parse_args()
@@ -590,22 +790,35 @@ def main() -> None:
     if a.serve_protocol:
         serve_protocol_fleet(a.serve_protocol, a.plcs)
         return
+    if a.serve_opcua:
+        serve_opcua_fleet(a.serve_opcua)
+        return
     if a.protocols:
         import logging
 
         logging.basicConfig(level=logging.ERROR)
 
-        async def run_protocols() -> tuple[list[dict], dict]:
+        if a.quick:
+            a.plcs, a.seconds, a.warmup, a.no_write = 2, 5.0, 3.0, True
+
+        async def run_protocols() -> tuple[list[dict], dict, list[dict], dict]:
             planning = await measure_protocol_planning()
-            print(json.dumps(planning, indent=1), flush=True)
+            opcua_rows = await measure_opcua_planning()
+            print(json.dumps(planning + opcua_rows, indent=1), flush=True)
             with tempfile.TemporaryDirectory(prefix="bench_gateway_") as tmp:
                 cpu = await measure_protocol_cpu(a, Path(tmp))
-            return planning, cpu
+                opcua_cpu = await measure_opcua_cpu(a, Path(tmp))
+            opcua_cpu["plcs"] = a.plcs
+            return planning, cpu, opcua_rows, opcua_cpu
 
-        planning, cpu = asyncio.run(run_protocols())
-        section = render_protocols(a, planning, cpu)
+        planning, cpu, opcua_rows, opcua_cpu = asyncio.run(run_protocols())
+        section = render_protocols(a, planning, cpu, opcua_rows, opcua_cpu)
         print(section)
         if not a.no_write:
+            from bench.results import RESULTS_PATH
+
+            if RESULTS_PATH.exists() and _OLD_PROTOCOLS_TITLE in RESULTS_PATH.read_text():  # the section grew OPC UA
+                RESULTS_PATH.write_text(RESULTS_PATH.read_text().replace(_OLD_PROTOCOLS_TITLE, PROTOCOLS_TITLE))
             update_section(PROTOCOLS_TITLE, section)
         return
 

@@ -28,7 +28,9 @@ from simulators.press import PRESS_TAGS
 HISTORY_UTC_OFFSET_H = 9  # the demo plant is in Korea
 
 TENANT, SITE, LINE = "hanil-autoparts", "changwon-1", "press-line-1"
-MACHINES = ("press-1", "press-2", "press-3")
+MACHINES = ("press-1", "press-2", "press-3", "press-4")
+#: What each demo press's PLC speaks: one of each protocol the gateway reads, on loopback.
+PROTOCOLS = dict(zip(MACHINES, ("modbus", "mc", "xgt", "opcua")))
 GATEWAY_ID = "demo-gateway-1"
 #: Demo logins, printed in the banner: an SME owner (Korean UI) and a centre engineer (English UI).
 DEMO_OWNER = ("hanil-owner", "hanil-demo-1234")
@@ -92,13 +94,7 @@ def build_config(opts: DemoOptions, broker_port: int | None, plc_ports: list[int
             "id": GATEWAY_ID,
             "tenant": TENANT,
             "site": SITE,
-            "devices": [
-                {"name": name, "line": LINE, "host": "127.0.0.1", "port": port,
-                 "poll_interval_s": opts.poll_interval_s,
-                 # a list per device: a shared one would be written as a YAML alias
-                 "tags": [t.model_dump(mode="json", exclude_defaults=True) for t in PRESS_TAGS]}
-                for name, port in zip(MACHINES, plc_ports)
-            ],
+            "devices": [demo_device(name, port, opts.poll_interval_s) for name, port in zip(MACHINES, plc_ports)],
         },
         "collector": {"client_id": "demo-collector-1", "batch_interval_s": 0.5},
         "api": {"host": opts.host, "port": opts.port, "database_url": "sqlite:///plant.db"},
@@ -108,6 +104,27 @@ def build_config(opts: DemoOptions, broker_port: int | None, plc_ports: list[int
             "rollouts": [{"tenant": TENANT, "line": LINE, "date": rollout_date, "commissioning_days": 1}],
         }} if rollout_date else {}),
     }
+
+
+def demo_device(name: str, port: int, poll_interval_s: float) -> dict:
+    """The gateway's device for a demo press, in its PLC's protocol, with the map the simulator serves it through."""
+    from simulators.framed_plcs import mc_register_map, xgt_register_map
+    from simulators.opcua_plcs import endpoint, opcua_register_map
+
+    protocol = PROTOCOLS[name]
+    device: dict = {"name": name, "line": LINE, "poll_interval_s": poll_interval_s}
+    if protocol == "opcua":
+        device.update(protocol="opcua", endpoint=endpoint("127.0.0.1", port))
+        tags: tuple = opcua_register_map(name, PRESS_TAGS)
+    else:
+        device.update(host="127.0.0.1", port=port)
+        tags = PRESS_TAGS
+        if protocol != "modbus":
+            device["protocol"] = protocol
+            tags = mc_register_map(PRESS_TAGS) if protocol == "mc" else xgt_register_map(PRESS_TAGS)
+    # a list per device: a shared one would be written as a YAML alias
+    device["tags"] = [t.model_dump(mode="json", exclude_defaults=True) for t in tags]
+    return device
 
 
 def build_plant_seed(rollout_date: str | None = None) -> dict:
@@ -225,7 +242,8 @@ def build_scenario(opts: DemoOptions, plc_ports: list[int], now: float) -> dict:
 
     Three shifts every day, with breaks and cleaning placed clear of the start (so the line
     moves whenever the demo is started), the press line's parameters and its rollout
-    (material input -75%) in the middle of the history.
+    (material input -75%) in the middle of the history. One press per PLC protocol
+    (``PROTOCOLS``): the same model behind Modbus TCP, MC, XGT and OPC UA.
     """
     tz = timezone(timedelta(hours=HISTORY_UTC_OFFSET_H))
     today = datetime.fromtimestamp(now, tz).date()
@@ -244,8 +262,10 @@ def build_scenario(opts: DemoOptions, plc_ports: list[int], now: float) -> dict:
         },
         "lines": [{"name": LINE, "machines": [
             {"name": name, "kind": "press", "port": port, "params": dict(PRESS_PARAMS),
-             # the walking skeleton's map, which the gateway config below reads
-             "register_map": [t.model_dump(mode="json", exclude_defaults=True) for t in PRESS_TAGS],
+             # the walking skeleton's map, which the gateway config reads (over MC, XGT and OPC UA:
+             # the maps derived from it)
+             **({"register_map": [t.model_dump(mode="json", exclude_defaults=True) for t in PRESS_TAGS]}
+                if PROTOCOLS[name] == "modbus" else {"protocol": PROTOCOLS[name]}),
              # press-1 starts high so its uint16 counter wraps; press-2's PLC restarted once
              **({"initial_good_count": 60000} if i == 0 else {}),
              **({"restarts": [f"{(start + timedelta(days=days // 3)).isoformat()}T10:00:00+09:00"]}
@@ -256,6 +276,9 @@ def build_scenario(opts: DemoOptions, plc_ports: list[int], now: float) -> dict:
         scenario["rollout"] = {"date": (start + timedelta(days=days // 2)).isoformat(), "commissioning_days": 1,
                                "changes": {"material_input_time": "-75%"}}
     return scenario
+
+
+_PROTOCOL_LABEL = {"modbus": "Modbus TCP", "mc": "MC (SLMP)", "xgt": "XGT (FEnet)", "opcua": "OPC UA"}
 
 
 class Child:
@@ -331,13 +354,14 @@ def run_demo(opts: DemoOptions) -> int:
         return child
 
     try:
+        # the PLCs first: they need nothing else, and their OPC UA stack takes a while to load
+        start("simulate", "simulate", *cfg)
         if broker_port:
             # anonymous: the demo's gateway and collector share one config (one mqtt section) on one machine
             start("broker", "broker", "--port", str(broker_port), "--allow-anonymous")
             _wait(lambda: port_in_use("127.0.0.1", broker_port), "embedded MQTT broker", children)
         start("api", "api", *cfg)
         start("collector", "collector", *cfg)
-        start("simulate", "simulate", *cfg)
         _wait(lambda: all(port_in_use("127.0.0.1", p) for p in plc_ports), "simulated PLCs", children)
         start("gateway", "gateway", "run", *cfg)
         url = f"http://{opts.host}:{opts.port}"
@@ -352,6 +376,7 @@ def run_demo(opts: DemoOptions) -> int:
         print(
             "\n"
             f"  smartfactory demo is running ({len(MACHINES)} simulated presses, {opts.speed:g}x speed)\n"
+            f"  PLCs:       {', '.join(f'{m} {_PROTOCOL_LABEL[PROTOCOLS[m]]}' for m in MACHINES)}\n"
             f"  Dashboard:  {url}/\n"
             f"  Log in:     {DEMO_OWNER[0]} / {DEMO_OWNER[1]}  (SME owner, Korean)\n"
             f"              {DEMO_ENGINEER[0]} / {DEMO_ENGINEER[1]}  (centre engineer, English)\n"

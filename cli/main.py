@@ -124,10 +124,10 @@ def _scenario(name: str):
 @click.pass_context
 def simulate(ctx: click.Context, scenario: str | None, config_path: Path, speed: float | None, start: str | None,
              host: str | None, served_log: Path | None, truth_dir: Path | None) -> None:
-    """Serve simulated PLCs, one port per machine: Modbus TCP, or MC (SLMP) / XGT for a machine with protocol: mc / xgt.
+    """Serve simulated PLCs, one port per machine: Modbus TCP, or MC (SLMP) / XGT / OPC UA for a machine with protocol: mc / xgt / opcua.
 
     SCENARIO is a scenario file or a shipped scenario's name (autoparts_press_line,
-    maskpack_filling_line, placebo_machining_line, mixed_press_line: Modbus, MC and XGT); without it, the config's 'simulator'
+    maskpack_filling_line, placebo_machining_line, mixed_press_line: Modbus, MC, XGT and OPC UA); without it, the config's 'simulator'
     section. History for the same scenario: 'smartfactory backfill SCENARIO'.
     """
     from datetime import datetime

@@ -14,9 +14,11 @@ runs it like a poller.
 - At every connect the namespace URIs are looked up in the server's namespace array and the
   browse paths translated, since a server may renumber its namespaces when it restarts.
 - A change arrives with the server's source timestamp. A ``report: every_poll`` tag whose
-  value did not change is sent again every interval (stamped with the last publish the
-  server sent, up to which the subscription vouches that it held), so its samples keep
-  coming as from a polled device and the store never takes a quiet tag for a stale one.
+  value did not change is sent again every interval, stamped with the gateway's clock (the
+  live subscription vouches that it held), so its samples keep coming as from a polled device
+  and the store never takes a quiet tag for a stale one. A change still in the server's
+  publish queue at that instant (up to one publishing interval) makes that re-sent value one
+  that was just superseded; the change follows, stamped after it.
 - A node with a bad (or uncertain) status is a per-tag error: listed in ``unreadable_tags``
   and logged once with the status name, while the other tags keep flowing.
 - A server that refuses a subscription (or a monitored item) gets those tags polled with
@@ -240,6 +242,62 @@ async def make_client(device: DeviceSettings, base_dir: Path) -> Client:
     return client
 
 
+#: what a server answers when it will not take the gateway's certificate
+_CERTIFICATE_REFUSED = {ua.StatusCodes.BadCertificateUntrusted, ua.StatusCodes.BadCertificateInvalid,
+                        ua.StatusCodes.BadCertificateUriInvalid, ua.StatusCodes.BadCertificateTimeInvalid,
+                        ua.StatusCodes.BadCertificateRevoked, ua.StatusCodes.BadCertificateUseNotAllowed,
+                        ua.StatusCodes.BadCertificateIssuerRevocationUnknown,
+                        ua.StatusCodes.BadCertificateRevocationUnknown, ua.StatusCodes.BadSecurityChecksFailed}
+_MODE_NAME = {ua.MessageSecurityMode.None_: "none", ua.MessageSecurityMode.Sign: "sign",
+              ua.MessageSecurityMode.SignAndEncrypt: "sign_and_encrypt"}
+
+
+def certificate_refused(device: DeviceSettings, exc: ua.UaStatusCodeError) -> str | None:
+    """The error for a server that refused the gateway's certificate, naming the config key."""
+    if device.security is None or device.security.mode is OpcUaSecurityMode.none or exc.code not in _CERTIFICATE_REFUSED:
+        return None
+    return (f"security.certificate ({device.security.certificate}): the server refused the gateway's certificate "
+            f"({status_name(exc.code)}); trust it on the server (copy it into the server's trusted certificates, "
+            "e.g. its PKI trusted/certs folder), or set security.certificate and security.private_key to a pair "
+            "the server trusts")
+
+
+async def security_mismatch(device: DeviceSettings, base_dir: Path) -> str | None:
+    """Why a secured session could not be opened, when the server's endpoints say so: the
+    policy and mode are not offered, or the pinned server certificate is not the one the server
+    presents (the server then cannot decrypt what the gateway sends and stays silent). Asked over
+    an unsecured channel (GetEndpoints needs none); None when the endpoints show no mismatch."""
+    sec = device.security
+    if sec is None or sec.mode is OpcUaSecurityMode.none or device.endpoint is None:
+        return None
+    from asyncua.crypto import uacrypto
+
+    probe = Client(device.endpoint, timeout=device.timeout_s)
+    try:
+        endpoints = await asyncio.wait_for(probe.connect_and_get_server_endpoints(), device.timeout_s * 4)
+    except Exception:  # noqa: BLE001 - no answer to the probe either: the original error stands
+        return None
+    policy = getattr(security_policies, f"SecurityPolicy{sec.policy}").URI
+    mode = ua.MessageSecurityMode.SignAndEncrypt if sec.mode is OpcUaSecurityMode.sign_and_encrypt \
+        else ua.MessageSecurityMode.Sign
+    offered = sorted({f"{e.SecurityPolicyUri.rsplit('#', 1)[-1]} {_MODE_NAME.get(e.SecurityMode, str(e.SecurityMode))}"
+                      for e in endpoints})
+    matching = [e for e in endpoints if e.SecurityPolicyUri == policy and e.SecurityMode == mode]
+    if not matching:
+        return (f"security.mode / security.policy: the server offers no {sec.policy} {sec.mode.value} endpoint; "
+                f"it offers {', '.join(offered)}: set security.mode and security.policy to one of them")
+    path = sec.resolved(base_dir).server_certificate
+    assert path is not None
+    try:
+        pinned = uacrypto.der_from_x509(await uacrypto.load_certificate(str(path)))
+    except Exception as exc:  # noqa: BLE001 - an unreadable file is named with why
+        return f"security.server_certificate ({sec.server_certificate}): not a certificate ({type(exc).__name__}: {exc})"
+    if all(pinned not in bytes(e.ServerCertificate or b"") for e in matching):
+        return (f"security.server_certificate ({sec.server_certificate}): not the certificate this server presents "
+                "on its endpoint; copy the server's own certificate (its PKI own/certs folder) into that file")
+    return None
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ua.UaStatusCodeError):
         return f"{type(exc).__name__}: {exc}"
@@ -328,7 +386,18 @@ class OpcUaDevice(DeviceHealthKeeping):
             self._lost.set()
 
         client.connection_lost_callback = lost
-        await asyncio.wait_for(client.connect(auto_reconnect=False), d.timeout_s * 4)
+        try:
+            await asyncio.wait_for(client.connect(auto_reconnect=False), d.timeout_s * 4)
+        except ua.UaStatusCodeError as exc:
+            refused = certificate_refused(d, exc)
+            if refused is None:
+                raise
+            raise PollError(refused) from None
+        except (TimeoutError, asyncio.TimeoutError, ua.UaError, OSError):
+            mismatch = await security_mismatch(d, self.base_dir)
+            if mismatch is None:
+                raise
+            raise PollError(mismatch) from None
         nodes, problems = await resolve(client, d)
         for name, why in problems.items():
             self._set_bad(name, why)

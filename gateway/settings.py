@@ -155,7 +155,7 @@ class OpcUaSecurity(BaseModel):
             given = [k for k in ("certificate", "private_key", "server_certificate") if getattr(self, k) is not None]
             if given:
                 raise ValueError(f"security mode 'none' uses no certificates, but {', '.join(given)} is set: "
-                                 "set 'mode: sign_and_encrypt' or drop them")
+                                 "set 'mode: sign' or 'mode: sign_and_encrypt', or drop them")
             return self
         missing = [k for k in ("certificate", "private_key", "server_certificate") if getattr(self, k) is None]
         if missing:
@@ -224,7 +224,7 @@ class DeviceSettings(BaseModel):
         float, Field(gt=0, le=86400, description="or this long without a good poll, whichever comes first")
     ] = 30.0
     endpoint: str | None = Field(None, description="OPC UA: opc.tcp://host:port/path")
-    security: OpcUaSecurity | None = Field(None, description="OPC UA: mode none or sign_and_encrypt, certificates")
+    security: OpcUaSecurity | None = Field(None, description="OPC UA: mode none, sign or sign_and_encrypt, certificates")
     username: str | None = Field(None, description="OPC UA: user name for the session (default anonymous)")
     password: str | None = None
     namespaces: dict[Annotated[int, Field(ge=1, le=65535)], str] = Field(

@@ -1,5 +1,6 @@
 """Serve simulated machines as Modbus TCP devices (pymodbus), one server per machine; a machine
-with ``protocol: mc`` or ``xgt`` is served by ``simulators.framed_plcs`` beside them.
+with ``protocol: mc`` or ``xgt`` is served by ``simulators.framed_plcs`` beside them, one with
+``protocol: opcua`` by ``simulators.opcua_plcs``.
 
 Registers are refreshed from the machine's timeline on every request, so every response
 carries the machine's state at the simulated instant it was served. The simulated clock
@@ -150,9 +151,15 @@ async def serve_scenario(
     servers = []
     plcs = []
     proxies: list[FaultProxy] = []
-    framed = []  # MC and XGT machines (simulators/framed_plcs.py)
+    framed: list = []  # MC and XGT machines (simulators/framed_plcs.py), OPC UA ones (simulators/opcua_plcs.py)
     try:
         for m in machines:
+            if m.protocol == "opcua":
+                from simulators.opcua_plcs import SimulatedOpcUaPlc
+
+                uaplc = SimulatedOpcUaPlc(m, sim_time=sim_time, served_log=log_file, host=host)
+                framed.append(uaplc)  # its timeline drew the history up to now for the server's first values
+                continue
             if m.protocol != "modbus":
                 from simulators.framed_plcs import SimulatedFramedPlc
 

@@ -17,6 +17,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +66,13 @@ class OpcUaMachine:
     unreadable: tuple[str, ...] = ()  # tags whose value is BadNotReadable
     host: str = "127.0.0.1"
     port: int = 0
-    #: Sign&Encrypt: the server's certificate and key, and the client certificates it trusts
+    #: Sign or Sign&Encrypt: the server's certificate and key, and the client certificates it trusts
     certificate: Path | None = None
     private_key: Path | None = None
     trusted: tuple[bytes, ...] = ()  # DER of the client certificates it accepts
     allow_none: bool = True  # also offer security mode None
+    #: with a certificate: the Basic256Sha256 modes offered (sign, sign_and_encrypt)
+    secure_modes: tuple[str, ...] = ("sign_and_encrypt",)
     users: dict[str, str] | None = None  # name -> password; None: anonymous
     application_uri: str = "urn:smartfactory:simulator:opcua"  # its certificate's URI, when it has one
     #: a cache of the standard address space (asyncua builds it in seconds; a shelf loads it lazily)
@@ -113,7 +116,9 @@ class OpcUaMachine:
         if self.certificate is not None and self.private_key is not None:
             await server.load_certificate(str(self.certificate))
             await server.load_private_key(str(self.private_key))
-            policies.append(ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt)
+            for mode in self.secure_modes:
+                policies.append({"sign": ua.SecurityPolicyType.Basic256Sha256_Sign,
+                                 "sign_and_encrypt": ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt}[mode])
             if self.trusted:
                 server.set_certificate_validator(self._validate)
         server.set_security_policy(policies)
@@ -148,13 +153,14 @@ class OpcUaMachine:
         if uacrypto.der_from_x509(certificate) not in self.trusted:
             raise ServiceError(ua.StatusCodes.BadCertificateUntrusted)
 
-    async def set(self, name: str, value: Value) -> None:
-        """Write a value as the PLC program would (source timestamp: now)."""
+    async def set(self, name: str, value: Value, source_timestamp: datetime | None = None) -> None:
+        """Write a value as the PLC program would (source timestamp: the one given, else now)."""
         node = self._nodes[name]
         self.values[name] = value
         v = variant(value)
         current = await node.read_data_type_as_variant_type()
-        await node.write_value(ua.DataValue(ua.Variant(v.Value, current)))
+        await node.write_value(ua.DataValue(ua.Variant(v.Value, current), SourceTimestamp=source_timestamp,
+                                            ServerTimestamp=source_timestamp))
 
     async def read(self, name: str) -> Any:
         return await self._nodes[name].read_value()

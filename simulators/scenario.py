@@ -121,9 +121,10 @@ class MachineConfig(BaseModel):
     name: Identifier
     kind: KindName
     port: Annotated[int, Field(ge=1, le=65535)] | None = Field(None, description="TCP port (live mode)")
-    protocol: Literal["modbus", "mc", "xgt"] = Field(
-        "modbus", description="what the PLC speaks in live mode: Modbus TCP, Mitsubishi MC (SLMP) or LS XGT FEnet; "
-        "mc and xgt serve the kind's signals through maps of their own (simulators/framed_plcs.py)")
+    protocol: Literal["modbus", "mc", "xgt", "opcua"] = Field(
+        "modbus", description="what the PLC speaks in live mode: Modbus TCP, Mitsubishi MC (SLMP), LS XGT FEnet or "
+        "OPC UA; mc and xgt serve the kind's signals through maps of their own (simulators/framed_plcs.py), opcua "
+        "as one variable node per signal (simulators/opcua_plcs.py)")
     unit_id: Annotated[int, Field(ge=1, le=247)] = 1
     params: dict[str, float] = Field(default_factory=dict, description="overrides of the kind's parameters")
     register_map: list[Tag] | None = Field(None, description="default: the kind's map")
@@ -162,7 +163,8 @@ class MachineConfig(BaseModel):
         if self.protocol != "modbus":
             if self.register_map is not None or self.float_order is not None:
                 raise ValueError(f"register_map and float_order are Modbus maps; a protocol: {self.protocol} machine "
-                                 "is served through the map derived from its kind (simulators/framed_plcs.py)")
+                                 "is served through the map derived from its kind (simulators/framed_plcs.py, "
+                                 "simulators/opcua_plcs.py)")
             if self.faults:
                 raise ValueError(f"faults are injected by a Modbus proxy; a protocol: {self.protocol} machine has none")
         return self
@@ -268,7 +270,7 @@ class SimMachine:
     port: int | None
     unit_id: int
     faults: tuple[Fault, ...] = ()
-    protocol: str = "modbus"  # modbus | mc | xgt (live mode)
+    protocol: str = "modbus"  # modbus | mc | xgt | opcua (live mode)
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -18,7 +18,7 @@ import re
 import httpx
 import pytest
 
-from cli.demo import DEMO_ENGINEER, DEMO_OTHER_OWNER, LINE, OTHER_TENANT, SITE, TENANT
+from cli.demo import DEMO_ENGINEER, DEMO_OTHER_OWNER, LINE, MACHINES, OTHER_TENANT, SITE, TENANT
 from tests.browser.test_dashboard_browser import ARTIFACTS, demo_run  # noqa: F401  (the module's demo fixture)
 from tests.waiting import wait_until
 
@@ -163,7 +163,7 @@ def test_portfolio_wide_in_english_flags_sorts_filters_and_drills_down(browser, 
     page.wait_for_selector("[data-testid=sme-title]")
     assert page.evaluate("location.hash") == f"#/centre/{TENANT}"
     assert page.inner_text("[data-testid=sme-title]") == "Hanil Autoparts"
-    assert page.locator(".cx-line[data-line] tr[data-machine]").count() == 3
+    assert page.locator(".cx-line[data-line] tr[data-machine]").count() == len(MACHINES)  # the demo line's presses
     assert page.locator("[data-testid=sme-headline] li").count() >= 3
     _no_horizontal_overflow(page)
     page.screenshot(path=str(ARTIFACTS / "centre-sme-1440-en.png"), full_page=True)

@@ -76,7 +76,7 @@ def test_line_overview_live_in_the_reports_words(who):
     page.wait_for_function("() => [...document.querySelectorAll('.tile')].every(t => t.dataset.state !== 'none')", timeout=60_000)
     _fits(page)
     # machine names from the plant model, not slugs
-    assert page.locator(".tile h2").all_inner_texts() == ["프레스 1호기", "프레스 2호기", "프레스 3호기"]
+    assert page.locator(".tile h2").all_inner_texts() == ["프레스 1호기", "프레스 2호기", "프레스 3호기", "프레스 4호기"]
     assert all(SINCE.match(x) for x in page.locator(".tile .since").all_inner_texts())
     assert all(COUNT.match(x) for x in page.locator("[data-testid=count]").all_inner_texts())
     # the shift OEE in the report's own terms: the literal words, and the glossary they come from

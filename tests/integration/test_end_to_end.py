@@ -1,8 +1,9 @@
 """The whole pipeline on real processes, started the way a user starts it: ``smartfactory demo``.
 
-simulated PLCs → gateway (Modbus TCP) → broker → collector → store → API, checked against
-the simulator's own record of every block of registers it served. The values the API returns
-must be exactly the registers the simulator served at the poll's timestamp.
+simulated PLCs → gateway (Modbus TCP, MC, XGT, OPC UA: one press each) → broker → collector →
+store → API, checked against the simulator's own record of everything it served. The values the
+API returns for a polled press must be exactly what the simulator served in the poll's reads;
+for the OPC UA press, exactly what its server held at the sample's timestamp.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli.demo import DEMO_OWNER
+from cli.demo import DEMO_OWNER, MACHINES, PROTOCOLS
 from registermap import Table, decode
+from simulators.framed_plcs import mc_register_map, xgt_register_map
 from simulators.press import PRESS_TAGS
 from tests.servers import free_port
 
@@ -84,7 +86,7 @@ def _wait_for_samples(proc: subprocess.Popen, url: str, tmp_path: Path, start_ms
         assert proc.poll() is None, f"demo exited early:\n{(tmp_path / 'demo.out').read_text()[-3000:]}"
         try:
             machines = _api(url).get("/api/v1/machines", timeout=2).json()
-            if len(machines) == 3 and all(len(_raw(url, m, "state", start_ms=start_ms)) >= MIN_SAMPLES
+            if len(machines) == len(MACHINES) and all(len(_raw(url, m, "state", start_ms=start_ms)) >= MIN_SAMPLES
                                           for m in machines):
                 return machines
         except httpx.HTTPError:
@@ -106,13 +108,29 @@ def _raw(url: str, m: dict, tag: str, end_ms: int | None = None, start_ms: int |
     return response.json()["points"]
 
 
+#: the maps the demo's MC and XGT presses are read through (cli/demo.py builds its gateway config with them)
+_FRAMED_MAPS = {"mc": mc_register_map(PRESS_TAGS), "xgt": xgt_register_map(PRESS_TAGS)}
+
+
 def _served_values(served: list[dict], machine: str, ts_ms: int) -> dict:
     """Decode the first register and coil blocks the simulator served for this machine at or
     after the poll's source timestamp: the reads of that very poll, since a device's polls
     are sequential."""
+    protocol = PROTOCOLS[machine]
+    if protocol in _FRAMED_MAPS:
+        framed = {}
+        for tag in _FRAMED_MAPS[protocol]:
+            # the request of this poll that read the tag's area (device D, M; %D, %M)
+            record = next(r for r in served if r["machine"] == machine and r.get("area") == tag.table
+                          and r["t_ms"] >= ts_ms)
+            assert record["t_ms"] - ts_ms < 1000, "the poll's read was served long after its timestamp"
+            words = record["words"][tag.name]
+            framed[tag.name] = bool(words[0]) if tag.is_bit_device else decode(tag, words)
+        return framed
     values = {}
     for table in (Table.holding_register, Table.coil):
-        record = next(r for r in served if r["machine"] == machine and r["table"] == table.value and r["t_ms"] >= ts_ms)
+        record = next(r for r in served if r["machine"] == machine and r.get("table") == table.value
+                      and r["t_ms"] >= ts_ms)
         assert record["t_ms"] - ts_ms < 1000, "the poll's read was served long after its timestamp"
         for tag in (t for t in PRESS_TAGS if t.table is table):
             if table is Table.coil:
@@ -146,6 +164,9 @@ def _check_pipeline(tmp_path: Path, *demo_args: str) -> None:
     checked = 0
     for m in machines:
         name = m["machine"]
+        if PROTOCOLS[name] == "opcua":
+            checked += _check_opcua(served, name, per_tag, latest[name]["values"])
+            continue
         timestamps = [p["ts"] for p in per_tag[(name, "state")]]
         assert len(timestamps) >= MIN_SAMPLES
         for tag in PRESS_TAGS:
@@ -163,7 +184,50 @@ def _check_pipeline(tmp_path: Path, *demo_args: str) -> None:
         assert latest_ts >= timestamps[-1] and all(v["ts"] == latest_ts for v in newest.values())
         expected = _served_values(served, name, latest_ts)
         assert {k: v["value"] for k, v in newest.items()} == {k: float(v) for k, v in expected.items()}
-    assert checked >= 3 * MIN_SAMPLES
+    assert checked >= len(MACHINES) * MIN_SAMPLES
+
+
+def _held(served: list[dict], machine: str, tag: str, ts_ms: int) -> tuple[object, int]:
+    """What the OPC UA server held for a node at an instant, and since when: the last change it
+    served at or before that instant (each record carries the values that changed, stamped with
+    the source timestamp a subscriber is told)."""
+    record = max((r for r in served if r["machine"] == machine and tag in r.get("values", {}) and r["t_ms"] <= ts_ms),
+                 key=lambda r: r["t_ms"])
+    return record["values"][tag], record["t_ms"]
+
+
+def check_opcua_samples(served: list[dict], name: str, points: dict[str, list[tuple[int, object]]],
+                        window_ms: int = 500) -> tuple[int, int]:
+    """Every (timestamp, value) the gateway delivered for an OPC UA machine's tags equals what
+    its server held at that timestamp; returns (values checked, values that lagged a change).
+
+    A change arrives stamped with the server's source timestamp; a value that held is re-sent
+    each interval stamped with the gateway's clock, so one re-sent within a publishing interval
+    after a change that is still on its way may carry the value before it: that, and only that,
+    is also accepted (``window_ms``: the publishing interval plus the loop's delay), and the
+    caller asserts it stays the exception."""
+    checked = late = 0
+    for tag, samples in points.items():
+        for ts, got in samples:
+            value, since = _held(served, name, tag, ts)
+            checked += 1
+            if float(got) == float(value):
+                continue
+            before, _ = _held(served, name, tag, since - 1)
+            assert ts - since <= window_ms and float(got) == float(before), (name, tag, ts, got, value, since)
+            late += 1
+    return checked, late
+
+
+def _check_opcua(served: list[dict], name: str, per_tag: dict, newest: dict) -> int:
+    """The OPC UA press, through the store and the API: its history and its latest values."""
+    points = {tag.name: [(p["ts"], p["value"]) for p in per_tag[(name, tag.name)]] for tag in PRESS_TAGS}
+    assert all(len(p) >= MIN_SAMPLES for p in points.values()), points
+    assert set(newest) == {tag.name for tag in PRESS_TAGS}
+    checked, late = check_opcua_samples(served, name, points)
+    check_opcua_samples(served, name, {tag: [(v["ts"], v["value"])] for tag, v in newest.items()})
+    assert late <= checked // 10, f"{late} of {checked} OPC UA values lagged a change"
+    return checked
 
 
 def test_demo_on_embedded_broker_and_store(tmp_path):

@@ -280,6 +280,51 @@ def test_sign_and_encrypt_with_certificates_and_a_server_that_trusts_only_the_ga
     assert plain.health.polls_ok == 0 and plain.health.last_error
 
 
+def test_sign_with_basic256sha256_reads_and_a_refused_certificate_names_the_config_key(tmp_path):
+    """Mode Sign (signed, not encrypted) against a server that offers only Basic256Sha256 Sign;
+    a certificate the server does not trust, a pinned server certificate that is not the
+    server's, and a mode the server does not offer each fail with the key to fix."""
+    server_cert, server_key, _ = _certificate(tmp_path, "sim", "urn:smartfactory:simulator:opcua", server=True)
+    client_cert, client_key, client_der = _certificate(tmp_path, "gateway", "urn:smartfactory:gateway:test", server=False)
+    stranger_cert, stranger_key, _ = _certificate(tmp_path, "stranger", "urn:someone:else", server=False)
+    other_server, _, _ = _certificate(tmp_path, "other-server", "urn:someone:server", server=True)
+    sign = {"mode": "sign", "policy": "Basic256Sha256", "certificate": client_cert.name, "private_key": client_key.name,
+            "server_certificate": server_cert.name}
+    wrong = {"untrusted": {**sign, "certificate": stranger_cert.name, "private_key": stranger_key.name},
+             "not the server's": {**sign, "server_certificate": other_server.name},
+             "mode not offered": {**sign, "mode": "sign_and_encrypt"}}
+
+    async def main():
+        sim = _machine(certificate=server_cert, private_key=server_key, trusted=(client_der,), allow_none=False,
+                       secure_modes=("sign",))
+        await sim.start()
+        rec = Recorder()
+        runner, task = await _run_device(_device(sim, security=sign), rec, base_dir=tmp_path)
+        refused = {what: await _run_device(_device(sim, security=sec, offline_after_failures=1), Recorder(),
+                                           base_dir=tmp_path) for what, sec in wrong.items()}
+        try:
+            await wait_for(lambda: _latest(rec).keys() >= EXPECTED.keys(), what="values over Sign")
+            await wait_for(lambda: all(r.health.last_error for r, _ in refused.values()), timeout=60,
+                           what="the three wrong settings refused")
+        finally:
+            for t in (task, *(t for _, t in refused.values())):
+                await _stop(t)
+            await sim.stop()
+        return runner, rec, {what: r.health for what, (r, _) in refused.items()}
+
+    runner, rec, refused = run(main())
+    assert {k: _latest(rec)[k] for k in EXPECTED} == EXPECTED
+    assert all(h.polls_ok == 0 and h.online is False for h in refused.values())
+    untrusted = refused["untrusted"].last_error or ""
+    assert untrusted.startswith("security.certificate (stranger.der): the server refused the gateway's certificate "
+                                "(BadCertificateUntrusted)"), untrusted
+    assert (refused["not the server's"].last_error or "").startswith(
+        "security.server_certificate (other-server.der): not the certificate this server presents"), refused
+    assert refused["mode not offered"].last_error == (
+        "security.mode / security.policy: the server offers no Basic256Sha256 sign_and_encrypt endpoint; it offers "
+        "Basic256Sha256 sign: set security.mode and security.policy to one of them")
+
+
 def test_source_timestamps_are_the_servers():
     async def main():
         sim = _machine()

@@ -1,7 +1,8 @@
 """A mixed line, live: ``smartfactory simulate`` serves one press over Modbus, one over the MC
-protocol and one over XGT; a real ``smartfactory gateway run`` polls them into a real mosquitto.
-Every value the gateway publishes for the MC and XGT presses must equal what the simulator
-served for that tag in the request that answered the poll."""
+protocol, one over XGT and one over OPC UA; a real ``smartfactory gateway run`` reads them into a
+real mosquitto. Every value the gateway publishes for the MC and XGT presses must equal what the
+simulator served for that tag in the request that answered the poll, and every value for the
+OPC UA press what its server held at the sample's timestamp."""
 
 from __future__ import annotations
 
@@ -19,14 +20,17 @@ import yaml
 
 from registermap import decode
 from simulators.framed_plcs import register_map
+from simulators.opcua_plcs import opcua_register_map
 from simulators.scenario import load_scenario, resolve_scenario_path
+from tests.integration.test_end_to_end import check_opcua_samples
 from tests.servers import free_port
 from tests.waiting import wait_until
 from wire import decode_telemetry, telemetry_subscription
 
 pytestmark = pytest.mark.integration
 
-SAMPLES = 15  # per MC/XGT press, each checked tag by tag
+SAMPLES = 15  # per MC/XGT/OPC UA press, each checked tag by tag
+PROTOCOLS = ("modbus", "mc", "xgt", "opcua")
 
 
 def _listening(port: int) -> bool:
@@ -34,10 +38,11 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_gateway_publishes_exactly_what_the_mc_and_xgt_simulators_served(tmp_path, mosquitto):
+def test_gateway_publishes_exactly_what_the_mc_xgt_and_opcua_simulators_served(tmp_path, mosquitto):
     data = yaml.safe_load(resolve_scenario_path("autoparts_press_line").read_text())
-    machines = [m for m in data["lines"][0]["machines"] if m["name"] in ("press-1", "press-2", "press-3")]
-    for m, protocol in zip(machines, ("modbus", "mc", "xgt")):
+    machines = [m for m in data["lines"][0]["machines"] if m["name"] in ("press-1", "press-2", "press-3", "press-4")]
+    assert len(machines) == len(PROTOCOLS)
+    for m, protocol in zip(machines, PROTOCOLS):
         m["port"] = free_port()
         m.pop("faults", None)
         if protocol != "modbus":
@@ -76,7 +81,12 @@ def test_gateway_publishes_exactly_what_the_mc_and_xgt_simulators_served(tmp_pat
         for m in sims.values():
             device = {"name": m.ref.machine, "line": m.ref.line, "host": "127.0.0.1", "port": m.port,
                       "poll_interval_s": 0.2, "timeout_s": 1}
-            if m.protocol == "modbus":
+            if m.protocol == "opcua":
+                device = {"name": m.ref.machine, "line": m.ref.line, "protocol": "opcua", "poll_interval_s": 0.2,
+                          "timeout_s": 1, "endpoint": f"opc.tcp://127.0.0.1:{m.port}/smartfactory/sim",
+                          "tags": [t.model_dump(mode="json", exclude_none=True)
+                                   for t in opcua_register_map(m.ref.machine, m.tags)]}
+            elif m.protocol == "modbus":
                 device["tags"] = [t.model_dump(mode="json", exclude_defaults=True) for t in m.tags]
             else:
                 device["protocol"] = m.protocol
@@ -128,6 +138,18 @@ def test_gateway_publishes_exactly_what_the_mc_and_xgt_simulators_served(tmp_pat
                 assert values[tag.name] == expected, (name, tag.name, ts, values[tag.name], expected)
                 checked += 1
     assert checked >= 2 * SAMPLES * 5
+    # the OPC UA press: each tag's samples against what its server held at their timestamps
+    ua = sims["press-4"]
+    with lock:
+        got_ua = list(samples["press-4"])
+    points: dict[str, list[tuple[int, object]]] = {t.name: [] for t in ua.tags}
+    for ts, values in got_ua:
+        assert set(values) <= set(points), values
+        for tag, value in values.items():
+            points[tag].append((ts, value))
+    assert all(points.values()), {k: len(v) for k, v in points.items()}  # every tag arrived
+    ua_checked, late = check_opcua_samples(served, "press-4", points)
+    assert ua_checked >= SAMPLES and late <= ua_checked // 10, (ua_checked, late)
     # the values moved: the presses ran through cycles, not a frozen memory
     with lock:
         assert len({v["good_count"] for _, v in samples["press-2"]} | {v["state"] for _, v in samples["press-3"]}) > 1

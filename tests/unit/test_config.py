@@ -15,7 +15,7 @@ from cli.main import cli
 
 def _demo_config() -> dict:
     opts = DemoOptions(None, None, "smartfactory", Path("demo-data"), "127.0.0.1", 8000, 1.0)
-    return build_config(opts, broker_port=1883, plc_ports=[5020, 5021, 5022])
+    return build_config(opts, broker_port=1883, plc_ports=[5020, 5021, 5022, 4840])
 
 
 def _write(tmp_path: Path, data: dict | str) -> Path:
@@ -27,7 +27,8 @@ def _write(tmp_path: Path, data: dict | str) -> Path:
 def test_demo_config_is_valid(tmp_path):
     loaded = load_config(_write(tmp_path, _demo_config()))
     assert loaded.settings.gateway is not None
-    assert [d.name for d in loaded.settings.gateway.devices] == ["press-1", "press-2", "press-3"]
+    assert [(d.name, d.protocol.value) for d in loaded.settings.gateway.devices] == [
+        ("press-1", "modbus"), ("press-2", "mc"), ("press-3", "xgt"), ("press-4", "opcua")]
     assert loaded.settings.store.kind == "sqlite"
 
 
