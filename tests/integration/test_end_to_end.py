@@ -120,8 +120,8 @@ def _served_values(served: list[dict], machine: str, ts_ms: int) -> dict:
     if protocol in _FRAMED_MAPS:
         framed = {}
         for tag in _FRAMED_MAPS[protocol]:
-            # the request of this poll that read the tag's area (device D, M; %D, %M)
-            record = next(r for r in served if r["machine"] == machine and r.get("area") == tag.table
+            # the request of this poll that read the tag's area (device D, M; %D, %M; an MC random read asks for several)
+            record = next(r for r in served if r["machine"] == machine and tag.table in r.get("areas", ())
                           and r["t_ms"] >= ts_ms)
             assert record["t_ms"] - ts_ms < 1000, "the poll's read was served long after its timestamp"
             words = record["words"][tag.name]
