@@ -20,7 +20,8 @@ What it measures:
    limits allow, batch reads only, one per tag; OPC UA: Publish or Read requests per interval
    counted at the server, subscribed and polled) and CPU per 1000 tags/s of one gateway reading
    ``--plcs`` PLCs of each protocol (PLCs in a separate process, a real mosquitto); plus the
-   planning row of a scattered 200-tag MC map, where random read counts most. Its own section of
+   planning rows of a scattered 200-tag MC map and XGT map, where MC's random read and XGT's
+   individual read count most. Its own section of
    RESULTS.md. ``--quick``: 2 PLCs, 5 s, printed only.
 
 Results go to the section "Gateway: planning, fleet CPU and jitter, replay
@@ -294,12 +295,13 @@ async def measure_fleet(a: argparse.Namespace, workdir: Path) -> dict:
 
 
 def gw_reads(device: DeviceSettings):
-    """The reads of one poll as the gateway plans them (MC: batch and random reads)."""
+    """The reads of one poll as the gateway plans them (MC: batch and random reads; XGT: block and
+    individual reads)."""
     from gateway.planner import DevicePlan
-    from gateway.poller import random_limit_of
+    from gateway.poller import individual_limit_of, random_limit_of
 
     plan = DevicePlan(device.tags, [device.interval_of(t) for t in device.tags], device.max_registers_per_read,
-                      device.max_bits_per_read, device.max_gap, random_limit_of(device))
+                      device.max_bits_per_read, device.max_gap, random_limit_of(device), individual_limit_of(device))
     return plan.reads_for(plan.intervals)
 
 
@@ -315,11 +317,24 @@ def mc_scattered_map() -> list[dict]:
             + [{"name": f"x{i}", "device": f"X{0x100 * i:X}"} for i in range(20)])
 
 
+def xgt_scattered_map() -> list[dict]:
+    """200 XGT variables scattered over six areas, tens to hundreds of words apart: where individual
+    reads (16 variables of one size, any areas) save requests."""
+    return ([{"name": f"d{i}", "variable": f"%DW{60 * i}"} for i in range(60)]
+            + [{"name": f"r{i}", "variable": f"%RD{350 * i}", "type": "float32"} for i in range(40)]
+            + [{"name": f"m{i}", "variable": f"%MW{60 * i}"} for i in range(30)]
+            + [{"name": f"l{i}", "variable": f"%LD{250 * i}", "type": "int32"} for i in range(20)]
+            + [{"name": f"p{i}", "variable": f"%PX{900 * i}"} for i in range(30)]
+            + [{"name": f"k{i}", "variable": f"%KX{1500 * i}"} for i in range(20)])
+
+
 def protocol_map(protocol: str) -> list[dict]:
     """The fleet map's 200 values (120 uint16, 40 float32, 20 int32, 20 bools; four areas) as each
-    protocol addresses them; "mc-scattered": ``mc_scattered_map``."""
+    protocol addresses them; "mc-scattered": ``mc_scattered_map``; "xgt-scattered": ``xgt_scattered_map``."""
     if protocol == "mc-scattered":
         return mc_scattered_map()
+    if protocol == "xgt-scattered":
+        return xgt_scattered_map()
     if protocol == "modbus":
         return [t.model_dump(mode="json", exclude_defaults=True) for t in fleet_map()]
     if protocol == "mc":
@@ -379,11 +394,11 @@ class CountingServers:
 
 
 async def measure_protocol_planning() -> list[dict]:
-    from gateway.planner import RandomRead, fewest_reads, fewest_requests
-    from gateway.poller import random_limit_of
+    from gateway.planner import IndividualRead, RandomRead, fewest_reads, fewest_requests
+    from gateway.poller import individual_limit_of, random_limit_of
 
     rows = []
-    for protocol in (*PROTOCOLS, "mc-scattered"):
+    for protocol in (*PROTOCOLS, "mc-scattered", "xgt-scattered"):
         servers = CountingServers(protocol)
         port = await servers.start()
         device = DeviceSettings.model_validate(protocol_device(protocol, port))
@@ -396,12 +411,11 @@ async def measure_protocol_planning() -> list[dict]:
         await servers.stop()
         assert len(got) == 1 and len(got[0]) == len(device.tags), f"{protocol}: a poll must return every tag"
         batch_fewest, _ = fewest_reads(device.tags, device.max_registers_per_read, device.max_bits_per_read)
-        limit = random_limit_of(device)
-        fewest = batch_fewest if limit is None else \
-            fewest_requests(device.tags, device.max_registers_per_read, device.max_bits_per_read, limit)
+        fewest = fewest_requests(device.tags, device.max_registers_per_read, device.max_bits_per_read,
+                                 random_limit_of(device), individual_limit_of(device))
         planned = gw_reads(device)
         rows.append({"protocol": protocol, "tags": len(device.tags), "planned": len(planned), "sent": sent,
-                     "random": sum(isinstance(r, RandomRead) for r in planned), "fewest": fewest,
+                     "random": sum(isinstance(r, RandomRead | IndividualRead) for r in planned), "fewest": fewest,
                      "batch_only": batch_fewest, "one_per_tag": len(device.tags),
                      "max_registers": device.max_registers_per_read, "max_gap": device.max_gap})
     return rows
@@ -457,7 +471,7 @@ async def measure_protocol_cpu(a: argparse.Namespace, workdir: Path) -> dict:
 def render_protocols(a: argparse.Namespace, planning: list[dict], cpu: dict, opcua_rows: list[dict],
                      opcua_cpu: dict) -> str:
     names = {"modbus": "Modbus TCP", "mc": "MC (SLMP 3E, Q series)", "xgt": "XGT (FEnet)",
-             "mc-scattered": "MC, scattered map"}
+             "mc-scattered": "MC, scattered map", "xgt-scattered": "XGT, scattered map"}
     out = [
         PROTOCOLS_TITLE, "",
         f"- date: {time.strftime('%a %b %d %H:%M:%S UTC %Y', time.gmtime())}",
@@ -475,19 +489,21 @@ def render_protocols(a: argparse.Namespace, planning: list[dict], cpu: dict, opc
         "M0-M19; XGT: %DW0-%DW119, %DD100-%DD139, %MD0-%MD19, %MX0-%MX19). Requests are counted at the PLC "
         "(a proxy for Modbus, the server's own frame count for MC and XGT).",
         "",
-        "| protocol | planned (random reads) | sent (counted at the PLC) | fewest possible | batch reads only | "
+        "| protocol | planned (MC random / XGT individual reads) | sent (counted at the PLC) | fewest possible | batch reads only | "
         "one per tag | per read at most | CPU per 1000 tags/s (share of one core) | tags/s polled | jitter p99 ms |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in planning:
         c = cpu.get(r["protocol"], {})
-        per_read = f"{r['max_registers']} words" + (", 192 random points" if r["protocol"].startswith("mc") else "")
+        per_read = f"{r['max_registers']} words" + (", 192 random points" if r["protocol"].startswith("mc") else
+                                                   ", 16 individual variables" if r["protocol"].startswith("xgt") else "")
         out.append(f"| {names[r['protocol']]} | {r['planned']} ({r['random']}) | {r['sent']} | {r['fewest']} | "
                    f"{r['batch_only']} | {r['one_per_tag']} | {per_read} | "
                    + (f"{c['cpu_per_1000_tags_s']:.4f} | {c['tags_per_s']:,.0f} | {c['jitter_p99_ms']:.1f} |" if c
                       else "not measured | | |"))
     ok = all(r["sent"] == r["fewest"] for r in planning)
     scattered = next((r for r in planning if r["protocol"] == "mc-scattered"), None)
+    xgt_scattered = next((r for r in planning if r["protocol"] == "xgt-scattered"), None)
     out += ["", f"Requests sent = the fewest the planner finds under each protocol's limits: {'**met**' if ok else '**missed**'}. "
             "A batch read reads one area: a Modbus table, an MC device kind, an XGT memory area. The map's four "
             "Modbus tables take 4 requests. On MC, batch reads alone take 3 (D0-D279 fit one 960-word read, then W "
@@ -499,6 +515,11 @@ def render_protocols(a: argparse.Namespace, planning: list[dict], cpu: dict, opc
         out += ["", f"MC, scattered: 200 tags over D, R, W, ZR, M and X, tens to hundreds of words apart "
                 f"(`mc_scattered_map`; planning only, no CPU phase). Batch reads alone need {scattered['batch_only']}; "
                 f"with random reads the gateway sends {scattered['sent']}."]
+    if xgt_scattered is not None:
+        out += ["", f"XGT, scattered: 200 variables over %D, %R, %M, %L, %P and %K, tens to hundreds of words apart "
+                f"(`xgt_scattered_map`; planning only, no CPU phase). Block reads alone need "
+                f"{xgt_scattered['batch_only']}; with individual reads (16 variables of one size a request) the "
+                f"gateway sends {xgt_scattered['sent']}."]
     out += render_opcua(opcua_rows, opcua_cpu)
     return "\n".join(out)
 

@@ -321,25 +321,33 @@ def gateway_run(config_path: Path) -> None:
 @CONFIG_OPTION
 def gateway_plan(config_path: Path) -> None:
     """Print the reads each poll will send (OPC UA: the nodes it subscribes), without touching a device."""
-    from gateway.planner import DevicePlan, RandomRead, area_name, fewest_reads, fewest_requests, plan_reads
-    from gateway.poller import random_limit_of
+    from gateway.planner import (DevicePlan, IndividualRead, RandomRead, area_name, fewest_reads, fewest_requests,
+                                 plan_reads)
+    from gateway.poller import individual_limit_of, random_limit_of
 
     settings = _section(_load(config_path), "gateway")
     for d in settings.devices:
         if d.protocol.value == "opcua":
             _plan_opcua(d)
             continue
-        random_limit = random_limit_of(d)
+        random_limit, individual_limit = random_limit_of(d), individual_limit_of(d)
         plan = DevicePlan(d.tags, [d.interval_of(t) for t in d.tags], d.max_registers_per_read,
-                          d.max_bits_per_read, d.max_gap, random_limit)
+                          d.max_bits_per_read, d.max_gap, random_limit, individual_limit)
         every = plan.reads_for(plan.intervals)
         fewest, gap_needed = fewest_reads(d.tags, d.max_registers_per_read, d.max_bits_per_read)
         whole = len(plan_reads(d.tags, d.max_registers_per_read, d.max_bits_per_read, d.max_gap))
         reach = "" if whole <= fewest else f" with max_gap: {gap_needed}"
-        if random_limit is None:
+        if individual_limit is not None:
+            mixed = fewest_requests(d.tags, d.max_registers_per_read, d.max_bits_per_read,
+                                    individual_limit=individual_limit)
+            n_individual = sum(isinstance(r, IndividualRead) for r in every)
+            bound = (f"{len(every) - n_individual} block + {n_individual} individual; fewest possible {mixed} with "
+                     f"individual reads, {fewest} block reads only{reach}")
+            limits = (f"{d.max_registers_per_read} words ({2 * d.max_registers_per_read} bytes) a block read, "
+                      f"{individual_limit} variables of one size an individual read")
+        elif random_limit is None:
             bound = f"fewest possible {fewest}{reach}"
-            limits = (f"{d.max_registers_per_read} words ({2 * d.max_registers_per_read} bytes) a block read"
-                      if d.protocol.value == "xgt" else f"{d.max_registers_per_read} registers / {d.max_bits_per_read} bits")
+            limits = f"{d.max_registers_per_read} registers / {d.max_bits_per_read} bits"
         else:
             mixed = fewest_requests(d.tags, d.max_registers_per_read, d.max_bits_per_read, random_limit)
             n_random = sum(isinstance(r, RandomRead) for r in every)
@@ -356,6 +364,10 @@ def gateway_plan(config_path: Path) -> None:
                 names = ", ".join(t.name for t in r.tags)
                 if isinstance(r, RandomRead):
                     click.echo(f"    {'random read':<17} {len(r.words):>3} words + {len(r.dwords):>3} double words  "
+                               f"[{names}]")
+                elif isinstance(r, IndividualRead):
+                    variables = " ".join(f"%{area_name(a)}{r.size}{w // r.words_per_point}" for a, w in r.points)
+                    click.echo(f"    {'individual read':<17} {len(r.points):>3} {r.size} variables ({variables})  "
                                f"[{names}]")
                 else:
                     click.echo(f"    {area_name(r.table):<17} address {r.address:>5} count {r.count:>4}  [{names}]")

@@ -7,14 +7,15 @@ where a handful suffice.
 A protocol with a random read (MC's 0x0403: scattered word and double-word points of any
 device kinds in one request) can do better for scattered tags: ``plan_with_random`` moves the
 sparsest batch reads into random reads when that takes fewer requests, and keeps batch reads
-for dense areas.
+for dense areas. XGT's individual read (up to 16 variables of one size, any areas) is used the
+same way: ``plan_with_individual``.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from registermap import BIT_TABLES, McTag, Table, Tag, XgtTag
@@ -69,7 +70,29 @@ class RandomRead:
         return [got[(tag.table, a)] for a in range(tag.address, tag.address + tag.width)]
 
 
-AnyRead = Read | RandomRead
+#: words per variable of an XGT individual read, by size letter (bit variables are read as their word)
+INDIVIDUAL_SIZES = {"W": 1, "D": 2, "L": 4}
+
+
+@dataclass(frozen=True)
+class IndividualRead:
+    """One XGT individual read: variables of one size (all words, all double words or all long
+    words) of any areas, each given as (area, first word). Every tag's words are in it."""
+
+    size: str  # W, D or L
+    points: tuple[tuple[Area, int], ...]
+    tags: tuple[AnyTag, ...]
+
+    @property
+    def words_per_point(self) -> int:
+        return INDIVIDUAL_SIZES[self.size]
+
+    def values_for(self, tag: AnyTag, got: Mapping[tuple[Area, int], int]) -> list[int]:
+        """The tag's words out of the answer (word values by (area, word address))."""
+        return [got[(tag.table, a)] for a in range(tag.address, tag.address + tag.width)]
+
+
+AnyRead = Read | RandomRead | IndividualRead
 
 
 def random_points(tags: Iterable[AnyTag]) -> tuple[list[tuple[Area, int]], list[tuple[Area, int]]]:
@@ -110,24 +133,58 @@ def plan_with_random(
     Tried for several gaps up to ``max_gap``: a small gap isolates scattered tags as small batch
     reads, the candidates to move. For each, the batch reads covering the fewest points move
     first (k of them: n - k batch reads plus the random reads their points pack into)."""
+    def cost(read: Read) -> int:
+        words, dwords = random_points(read.tags)
+        return len(words) + len(dwords)
+
+    return _plan_mixed(tags, max_registers, max_bits, max_gap, random_limit, breaks, cost,
+                       lambda costed: _pack_random(costed, random_limit))
+
+
+def plan_with_individual(
+    tags: Sequence[AnyTag],
+    max_registers: int,
+    max_bits: int,
+    max_gap: int,
+    limit: int,
+    breaks: Collection[tuple[Area, int]] = (),
+) -> list[AnyRead]:
+    """XGT: block reads for dense spans, individual reads (at most ``limit`` variables of one size
+    each) for the scattered rest, whichever mix takes the fewest requests; block reads on a tie.
+    The same search as ``plan_with_random``."""
+    return _plan_mixed(tags, max_registers, max_bits, max_gap, limit, breaks,
+                       lambda read: sum(len(p) for p in _native_points(read.tags).values()),
+                       lambda costed: pack_individual([t for _, r in costed for t in r.tags], limit))
+
+
+def _plan_mixed(
+    tags: Sequence[AnyTag],
+    max_registers: int,
+    max_bits: int,
+    max_gap: int,
+    limit: int,
+    breaks: Collection[tuple[Area, int]],
+    cost_of: Callable[[Read], int],
+    pack: Callable[[Sequence[tuple[int, Read]]], list[AnyRead]],
+) -> list[AnyRead]:
     best: list[AnyRead] = list(plan_reads(tags, max_registers, max_bits, max_gap, breaks))
     gaps = sorted({g for g in (0, 2, 8, 32, 128, max_gap) if g <= max_gap})
     for gap in gaps:
         reads = plan_reads(tags, max_registers, max_bits, gap, breaks)
-        costs = sorted(((len(w) + len(d), r) for r in reads for w, d in [random_points(r.tags)]),
+        costs = sorted(((cost_of(r), r) for r in reads),
                        key=lambda c: (c[0], _area_order(c[1].table), c[1].address))
         # n - k + ceil(points / limit) is what moving the k cheapest reads would cost if their points
         # packed perfectly; pack the few most promising k for real (packing each k costs O(n^2))
         estimates, moved_points = [], 0
         for k, (cost, _) in enumerate(costs, start=1):
-            if cost > random_limit:
+            if cost > limit:
                 break
             moved_points += cost
-            estimates.append((len(reads) - k + math.ceil(moved_points / random_limit), k))
+            estimates.append((len(reads) - k + math.ceil(moved_points / limit), k))
         for estimate, k in sorted(estimates)[:3]:
             if estimate >= len(best):
                 break
-            packed = _pack_random(costs[:k], random_limit)
+            packed = pack(costs[:k])
             if len(reads) - k + len(packed) < len(best):
                 kept = sorted((r for _, r in costs[k:]), key=lambda r: (_area_order(r.table), r.address))
                 best = [*kept, *packed]
@@ -145,6 +202,61 @@ def _pack_random(costed: Sequence[tuple[int, Read]], limit: int) -> list[AnyRead
         else:
             bins.append((cost, list(read.tags)))
     return [random_read(held) for _, held in bins]
+
+
+def _points_as(size: str, tag: AnyTag) -> tuple[tuple[Area, int], ...]:
+    """The variables of ``size`` that hold the tag's words, as (area, first word)."""
+    step = INDIVIDUAL_SIZES[size]
+    first = tag.address - tag.address % step
+    return tuple((tag.table, a) for a in range(first, tag.address + tag.width, step))
+
+
+def _native_size(tag: AnyTag) -> str:
+    """A double or long word tag is one D or L variable; anything else (words, bits, strings) words."""
+    for size in ("L", "D"):
+        step = INDIVIDUAL_SIZES[size]
+        if tag.width == step and tag.address % step == 0:
+            return size
+    return "W"
+
+
+def _native_points(tags: Iterable[AnyTag]) -> dict[str, set[tuple[Area, int]]]:
+    out: dict[str, set[tuple[Area, int]]] = {}
+    for t in tags:
+        size = _native_size(t)
+        out.setdefault(size, set()).update(_points_as(size, t))
+    return out
+
+
+def individual_read(size: str, tags: Sequence[AnyTag]) -> IndividualRead:
+    points = sorted({p for t in tags for p in _points_as(size, t)}, key=lambda p: (_area_order(p[0]), p[1]))
+    return IndividualRead(size, tuple(points), tuple(tags))
+
+
+def _pack_sized(tags: Sequence[AnyTag], limit: int, words_only: bool) -> list[IndividualRead]:
+    """First-fit decreasing per size; tags that share their variables (bits of one word) go together."""
+    units: dict[tuple[str, tuple[tuple[Area, int], ...]], list[AnyTag]] = {}
+    for t in tags:
+        size = "W" if words_only else _native_size(t)
+        units.setdefault((size, _points_as(size, t)), []).append(t)
+    bins: list[tuple[str, set[tuple[Area, int]], list[AnyTag]]] = []
+    for (size, points), held in sorted(units.items(), key=lambda u: (u[0][0], -len(u[0][1]))):
+        for b_size, b_points, b_tags in bins:
+            if b_size == size and len(b_points | set(points)) <= limit:
+                b_points.update(points)
+                b_tags.extend(held)
+                break
+        else:
+            bins.append((size, set(points), list(held)))
+    return [individual_read(size, held) for size, _, held in bins]
+
+
+def pack_individual(tags: Sequence[AnyTag], limit: int) -> list[AnyRead]:
+    """XGT individual reads for ``tags``: each double or long word as one variable of its size, or
+    every value in words (one size, so one request holds them all) when that takes fewer requests.
+    A 16-variable read carries at most 128 bytes, far below the 1400-byte limit."""
+    native, words = _pack_sized(tags, limit, False), _pack_sized(tags, limit, True)
+    return list(words if len(words) < len(native) else native)
 
 
 def plan_reads(
@@ -254,11 +366,16 @@ def fewest_reads(tags: Sequence[AnyTag], max_registers: int = 125, max_bits: int
     return bound, lo
 
 
-def fewest_requests(tags: Sequence[AnyTag], max_registers: int, max_bits: int, random_limit: int) -> int:
-    """With a random read: the requests ``plan_with_random`` needs under the protocol's own limits
-    (any gap inside one batch read). Never more than the fewest batch reads; not a proven
-    optimum of every batch/random mix (that search is exponential), the best this planner finds."""
-    return len(plan_with_random(tags, max_registers, max_bits, max_registers, random_limit))
+def fewest_requests(tags: Sequence[AnyTag], max_registers: int, max_bits: int, random_limit: int | None = None,
+                    individual_limit: int | None = None) -> int:
+    """With a random read (MC) or individual read (XGT): the requests the mixed planner needs under
+    the protocol's own limits (any gap inside one batch read). Never more than the fewest batch
+    reads; not a proven optimum of every mix (that search is exponential), the best this planner finds."""
+    if random_limit is not None:
+        return len(plan_with_random(tags, max_registers, max_bits, max_registers, random_limit))
+    if individual_limit is not None:
+        return len(plan_with_individual(tags, max_registers, max_bits, max_registers, individual_limit))
+    return len(plan_reads(tags, max_registers, max_bits, max_registers))
 
 
 def _group_fits(group: Sequence[AnyTag], limit: int, gap: int) -> bool:
@@ -287,10 +404,12 @@ class DevicePlan:
         max_bits: int = 2000,
         max_gap: int = 8,
         random_limit: int | None = None,
+        individual_limit: int | None = None,
     ) -> None:
-        """``random_limit``: points per random read, for a protocol that has one (MC); None: batch reads only."""
+        """``random_limit``: points per random read, for a protocol that has one (MC);
+        ``individual_limit``: variables per individual read (XGT); neither: batch reads only."""
         self.max_registers, self.max_bits, self.max_gap = max_registers, max_bits, max_gap
-        self.random_limit = random_limit
+        self.random_limit, self.individual_limit = random_limit, individual_limit
         self.groups: dict[float, list[AnyTag]] = {}
         for tag, interval in zip(tags, intervals):
             self.groups.setdefault(interval, []).append(tag)
@@ -310,9 +429,13 @@ class DevicePlan:
         return self._cache[key]
 
     def plan(self, tags: Sequence[AnyTag]) -> list[AnyRead]:
-        if self.random_limit is None:
-            return list(plan_reads(tags, self.max_registers, self.max_bits, self.max_gap, self.breaks))
-        return plan_with_random(tags, self.max_registers, self.max_bits, self.max_gap, self.random_limit, self.breaks)
+        if self.random_limit is not None:
+            return plan_with_random(tags, self.max_registers, self.max_bits, self.max_gap, self.random_limit,
+                                    self.breaks)
+        if self.individual_limit is not None:
+            return plan_with_individual(tags, self.max_registers, self.max_bits, self.max_gap, self.individual_limit,
+                                        self.breaks)
+        return list(plan_reads(tags, self.max_registers, self.max_bits, self.max_gap, self.breaks))
 
     def without_random(self, read: RandomRead) -> list[AnyRead]:
         """The device does not support random reads (e.g. MC end code C059 on an older CPU): plan
@@ -331,11 +454,14 @@ class DevicePlan:
     def refuse(self, read: AnyRead) -> list[AnyRead]:
         """The device answered ``read`` with illegal data address: return the reads to try
         instead (empty when the read held one address, whose tags become unreadable). A random
-        read is split between its tags (its points are scattered: no cut to remember)."""
+        read or an XGT individual read is split between its tags (its points are scattered: no cut
+        to remember)."""
         self._cache.clear()
-        if isinstance(read, RandomRead):
+        if isinstance(read, RandomRead | IndividualRead):
             if len(read.tags) > 1:
                 half = len(read.tags) // 2
+                if isinstance(read, IndividualRead):
+                    return [individual_read(read.size, read.tags[:half]), individual_read(read.size, read.tags[half:])]
                 return [random_read(read.tags[:half]), random_read(read.tags[half:])]
             for t in read.tags:
                 self.unreadable[t.name] = t

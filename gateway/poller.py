@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from gateway.links import ILLEGAL_DATA_ADDRESS, LinkError, ModbusLink, Refused, Unsupported
 from gateway.mclink import McLink
 from gateway.xgtlink import XgtLink
-from gateway.planner import AnyRead, DevicePlan, RandomRead, area_name
+from gateway.planner import AnyRead, DevicePlan, IndividualRead, RandomRead, area_name
 from gateway.reporting import ChangeFilter
 from gateway.settings import DeviceSettings, Protocol
 from plcprotocol.mc import LIMITS as MC_LIMITS
+from plcprotocol.xgt import MAX_BLOCKS as XGT_MAX_VARIABLES
 from registermap import OpcUaTag, decode
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,11 @@ def _stop_if_cancelled() -> None:
 def random_limit_of(device: DeviceSettings) -> int | None:
     """Points per random read for a device whose protocol has one (MC), else None."""
     return MC_LIMITS[device.series][2] if device.protocol is Protocol.mc else None
+
+
+def individual_limit_of(device: DeviceSettings) -> int | None:
+    """Variables per individual read for a device whose protocol has one (XGT), else None."""
+    return XGT_MAX_VARIABLES if device.protocol is Protocol.xgt else None
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -201,7 +207,7 @@ class DevicePoller(DeviceHealthKeeping):
         tags = [t for t in d.tags if not isinstance(t, OpcUaTag)]
         self.plan = DevicePlan(
             tags, [d.interval_of(t) for t in tags], d.max_registers_per_read, d.max_bits_per_read, d.max_gap,
-            random_limit_of(d),
+            random_limit_of(d), individual_limit_of(d),
         )
         self.filter = ChangeFilter(d.tags)
         self._last_status = 0.0
@@ -270,6 +276,10 @@ class DevicePoller(DeviceHealthKeeping):
                     assert isinstance(self.link, McLink), "random reads are planned for MC devices only"
                     got = await self.link.read_random(read, d.timeout_s)
                     raws: dict[str, list[int] | list[bool]] = {tag.name: read.values_for(tag, got) for tag in read.tags}
+                elif isinstance(read, IndividualRead):
+                    assert isinstance(self.link, XgtLink), "individual reads are planned for XGT devices only"
+                    got = await self.link.read_individual(read, d.timeout_s)
+                    raws = {tag.name: read.values_for(tag, got) for tag in read.tags}
                 else:
                     raw = await self.link.read(read.table, read.address, read.count, d.unit_id, d.timeout_s)
                     raws = {tag.name: raw[read.slice_for(tag)] for tag in read.tags}
@@ -295,6 +305,10 @@ class DevicePoller(DeviceHealthKeeping):
                 instead = self.plan.refuse(read)
                 if isinstance(read, RandomRead):
                     log.warning("read_refused device=%s random_read points=%d action=%s", d.name, read.points,
+                                "split" if instead else "skip-tags:" + ",".join(t.name for t in read.tags))
+                elif isinstance(read, IndividualRead):
+                    log.warning("read_refused device=%s individual_read size=%s variables=%d nak=0x%04X action=%s",
+                                d.name, read.size, len(read.points), exc.protocol_code or 0,
                                 "split" if instead else "skip-tags:" + ",".join(t.name for t in read.tags))
                 else:
                     log.warning(

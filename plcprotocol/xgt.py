@@ -21,6 +21,9 @@ Facts it relies on:
   (2): 0 is an ACK followed by the number of blocks and, per block, its data size (2) and
   the data; anything else is a NAK followed by an error code (2 bytes in most manuals, 1 in
   some: both are accepted). Values are little-endian.
+- An individual read names up to 16 variables of one data type (bit, byte, word, double word or
+  long word; a bit variable such as ``%MX10`` is answered with one byte, 0 or 1); its answer
+  holds one block per variable, in the order asked.
 - Limits: at most 16 blocks in an individual read; at most 1400 bytes of data per request.
 """
 
@@ -42,6 +45,8 @@ WRITE_REQUEST, WRITE_RESPONSE = 0x0058, 0x0059
 BIT, BYTE, WORD, DWORD, LWORD, CONTINUOUS = 0x0000, 0x0001, 0x0002, 0x0003, 0x0004, 0x0014
 _SIZE_LETTER = {BIT: "X", BYTE: "B", WORD: "W", DWORD: "D", LWORD: "L"}
 _LETTER_TYPE = {v: k for k, v in _SIZE_LETTER.items()}
+#: bytes of data a variable of each size letter answers with (a bit: one byte, 0 or 1)
+SIZE_BYTES = {"X": 1, "B": 1, "W": 2, "D": 4, "L": 8}
 
 MAX_BLOCKS = 16
 MAX_BYTES = 1400
@@ -135,7 +140,10 @@ def read_individual(variables: list[Variable], invoke_id: int = 0, company: byte
     sizes = {v.size for v in variables}
     if len(sizes) != 1 or any(v.bit is not None for v in variables):
         raise XgtError("an individual read takes variables of one size, without .bit suffixes")
-    body = struct.pack("<HHHH", READ_REQUEST, _LETTER_TYPE[sizes.pop()], 0, len(variables))
+    size = sizes.pop()
+    if SIZE_BYTES[size] * len(variables) > MAX_BYTES:  # never with 16 blocks of at most 8 bytes; kept as the rule
+        raise XgtError(f"an individual read answers at most {MAX_BYTES} bytes")
+    body = struct.pack("<HHHH", READ_REQUEST, _LETTER_TYPE[size], 0, len(variables))
     body += b"".join(_name(v) for v in variables)
     return _header(SOURCE_CLIENT, invoke_id, len(body), company) + body
 
@@ -202,6 +210,11 @@ def parse_response(frame: bytes) -> Response:
         blocks.append(body[at + 2:at + 2 + size])
         at += 2 + size
     return Response(invoke_id_of(frame), data_type, blocks)
+
+
+def request_kind(data_type: int) -> str:
+    """What a read request is, for counting: ``block`` (continuous) or ``individual``."""
+    return "block" if data_type == CONTINUOUS else "individual"
 
 
 def words_of(data: bytes) -> list[int]:

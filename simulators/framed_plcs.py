@@ -14,8 +14,9 @@ signals; backfill and ground truth use it) and is served through a map derived f
 them; the XGT map spaces values two words apart so a double word is always whole (``%DD``
 counts double words). Memory is refreshed from the machine's timeline before every request
 is answered, so each answer carries the machine's state at the simulated instant it was
-served; ``served_log`` records, per request, the areas asked for (an MC random read asks for several)
-and every tag's words.
+served; ``served_log`` records, per request, its kind (MC batch/random, XGT block/individual), the
+areas asked for (an MC random read or an XGT individual read asks for several) and every tag's
+words; ``requests`` counts the requests by kind.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import TextIO
 
@@ -35,6 +37,7 @@ from simulators.scenario import SimMachine
 from simulators.timeline import MachineTimeline
 from simulators.xgt_server import XgtMemory
 from simulators.xgt_server import answer as xgt_answer
+from simulators.xgt_server import request_kind as xgt_request_kind
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +102,7 @@ class SimulatedFramedPlc:
         self.sim_time = sim_time
         self.served_log = served_log
         self._values = register_values
+        self.requests: Counter[str] = Counter()
         if machine.protocol == "mc":
             self.memory: McMemory | XgtMemory = McMemory()
             self.server = FramedServer("mc", mc.HEADER_BYTES, mc.frame_length, self._answer, mc.McError, host,
@@ -129,25 +133,35 @@ class SimulatedFramedPlc:
 
     def _areas(self, frame: bytes) -> list[str]:
         """The device areas a request asks for: one for a batch or block read, every kind in an MC
-        random read."""
+        random read or an XGT individual read."""
         try:
             if isinstance(self.memory, McMemory):
                 req = mc.parse_request(frame)
                 if req.command == mc.RANDOM_READ:
                     return sorted({d.kind.name for d in req.devices(2, req.data[0] + req.data[1])})
                 return [req.devices(0, 1)[0].kind.name]
-            return [xgt.Variable.parse(xgt.parse_request(frame).names[0]).area]
+            return sorted({xgt.Variable.parse(name).area for name in xgt.parse_request(frame).names})
         except (mc.McError, mc.EndCodeError, xgt.XgtError, IndexError, ValueError):
             return []  # the codec's answer says what is wrong with the frame
 
+    def _kind(self, frame: bytes) -> str:
+        if isinstance(self.memory, XgtMemory):
+            return xgt_request_kind(frame)
+        try:
+            return "random" if mc.parse_request(frame).command == mc.RANDOM_READ else "batch"
+        except (mc.McError, mc.EndCodeError, IndexError, ValueError):
+            return "other"
+
     def _answer(self, frame: bytes) -> bytes:
+        kind = self._kind(frame)
+        self.requests[kind] += 1
         wall = time.time()
         sim = self.sim_time(wall)
         values = self._values(self.timeline, sim)
         served = {t.name: self._write(t, values[t.name]) for t in self.tags}
         if self.served_log is not None:
             record = {"t_ms": int(wall * 1000), "sim_s": sim, "machine": self.machine.ref.machine,
-                      "line": self.machine.ref.line, "protocol": self.machine.protocol, "areas": self._areas(frame),
+                      "line": self.machine.ref.line, "protocol": self.machine.protocol, "kind": kind, "areas": self._areas(frame),
                       "words": served}
             self.served_log.write(json.dumps(record) + "\n")
             self.served_log.flush()

@@ -4,12 +4,15 @@ Serves byte-addressed device areas (%M, %D, %P, ...) that a simulated machine wr
 with the PLC's answers to what it cannot serve: a NAK 0x0004 for a read past an area, 0x0003
 for an area the PLC does not have, 0x0001 for more than 16 blocks. It shares the codec in
 ``plcprotocol.xgt``, so tests check the gateway's client against the framing a PLC uses.
+Continuous (block) reads and individual reads (up to 16 variables of one size, bits as one
+byte 0/1) are both answered; ``XgtServer.requests`` counts them by kind.
 """
 
 from __future__ import annotations
 
 import logging
 import struct
+from collections import Counter
 from dataclasses import dataclass, field
 
 from plcprotocol import xgt
@@ -72,7 +75,7 @@ def answer(memory: XgtMemory, frame: bytes) -> bytes:
         blocks = []
         for name in req.names:
             v = xgt.Variable.parse(name)
-            size = {"X": 1, "B": 1, "W": 2, "D": 4, "L": 8}[v.size]
+            size = xgt.SIZE_BYTES[v.size]
             if v.size == "X":
                 byte = memory.read(v.area, v.index // 8, 1)[0]
                 blocks.append(bytes([(byte >> (v.index % 8)) & 1]))
@@ -85,10 +88,23 @@ def answer(memory: XgtMemory, frame: bytes) -> bytes:
         return xgt.nak(invoke, 0, 0x0002)
 
 
+def request_kind(frame: bytes) -> str:
+    """``block`` or ``individual`` for a read request, ``other`` for anything else."""
+    try:
+        return xgt.request_kind(xgt.parse_request(frame).data_type)
+    except (xgt.XgtError, xgt.NakError, struct.error, ValueError):
+        return "other"
+
+
 class XgtServer(FramedServer):
-    """The PLC's FEnet dedicated-protocol port on ``host:port``."""
+    """The PLC's FEnet dedicated-protocol port on ``host:port``; ``requests`` counts the requests
+    answered by kind (``block``, ``individual``, ``other``)."""
 
     def __init__(self, memory: XgtMemory, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__("xgt", xgt.HEADER_BYTES, xgt.frame_length, lambda frame: answer(memory, frame), xgt.XgtError,
-                         host, port)
+        super().__init__("xgt", xgt.HEADER_BYTES, xgt.frame_length, self._count_and_answer, xgt.XgtError, host, port)
         self.memory = memory
+        self.requests: Counter[str] = Counter()
+
+    def _count_and_answer(self, frame: bytes) -> bytes:
+        self.requests[request_kind(frame)] += 1
+        return answer(self.memory, frame)

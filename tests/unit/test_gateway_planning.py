@@ -291,3 +291,72 @@ def test_random_read_plans_never_take_more_requests_and_cover_every_tag_word():
                 assert r.points <= limit
                 covered = set(r.words) | set(r.dwords) | {(a, w + 1) for a, w in r.dwords}
                 assert all((t.table, w) in covered for t in r.tags for w in range(t.address, t.address + t.width))
+
+
+# -- XGT: block reads and individual reads ------------------------------------------------------
+def xgt_tags(*specs):
+    from registermap import XgtTag
+
+    return [XgtTag(name=f"x{i}", variable=v, **kw) for i, (v, kw) in enumerate((s if isinstance(s, tuple) else (s, {}))
+                                                                            for s in specs)]
+
+
+def test_scattered_xgt_variables_go_into_individual_reads_of_16_and_dense_areas_keep_a_block_read():
+    from gateway.planner import IndividualRead, Read, fewest_requests, plan_with_individual
+
+    tags = xgt_tags(*[f"%DW{a}" for a in range(300)], *[f"%MW{1000 * i}" for i in range(20)],
+                    *[f"%RW{900 * i}" for i in range(12)])
+    plan = plan_with_individual(tags, 700, 2000, 699, 16)
+    blocks = [r for r in plan if isinstance(r, Read)]
+    individual = [r for r in plan if isinstance(r, IndividualRead)]
+    assert [(r.table, r.address, r.count) for r in blocks] == [("D", 0, 300)]
+    assert len(individual) == 2 and all(r.size == "W" and len(r.points) <= 16 for r in individual)  # 32 words
+    assert sorted(t.name for r in plan for t in r.tags) == sorted(t.name for t in tags)
+    assert len(plan) == 3 == fewest_requests(tags, 700, 2000, individual_limit=16)
+    assert len(plan_reads(tags, 700, 2000, 699)) == 1 + 20 + 12  # M and R variables 900+ words apart, 700 a read
+
+
+def test_individual_reads_replace_block_reads_only_where_they_save_a_request():
+    from gateway.planner import Read, plan_with_individual
+
+    tags = xgt_tags("%MW0", "%MW1", "%MW600", "%DW5")  # one block read an area: 2, as individual reads 1
+    plan = plan_with_individual(tags, 700, 2000, 699, 16)
+    assert len(plan) == 1
+    dense = xgt_tags(*[f"%DW{a}" for a in range(40)])
+    assert [type(r) for r in plan_with_individual(dense, 700, 2000, 699, 16)] == [Read]
+
+
+def test_an_individual_read_holds_one_size_and_double_words_go_as_words_when_that_saves_a_request():
+    from gateway.planner import IndividualRead, pack_individual
+
+    few_dwords = xgt_tags(*[f"%MW{100 * i}" for i in range(10)], *[(f"%DD{500 * i}", {"type": "float32"})
+                                                                    for i in range(3)])
+    (read,) = pack_individual(few_dwords, 16)  # 10 + 2 * 3 = 16 words: one request, not a W and a D one
+    assert isinstance(read, IndividualRead) and read.size == "W" and len(read.points) == 16
+    many_dwords = xgt_tags(*[(f"%DD{500 * i}", {"type": "float32"}) for i in range(16)], "%MW3")
+    reads = pack_individual(many_dwords, 16)  # 16 D variables + 1 W: 2 requests (as words: 33, 3 requests)
+    assert sorted((r.size, len(r.points)) for r in reads) == [("D", 16), ("W", 1)]
+    (dread,) = [r for r in reads if r.size == "D"]
+    assert dread.points[1] == ("D", 1000)  # %DD500 starts at word 1000
+    bits = xgt_tags("%MX16", "%MX17", "%MW10.A", "%PX3")  # bits are read as their words: %MW1, %MW10, %PW0
+    (bread,) = pack_individual(bits, 16)
+    assert bread.size == "W" and bread.points == (("M", 1), ("M", 10), ("P", 0))
+
+
+def test_a_refused_individual_read_is_split_until_the_one_bad_variable_is_set_aside():
+    from gateway.planner import IndividualRead
+
+    tags = xgt_tags("%MW100", "%DW5000", "%PW10", "%RW900", "%KW30")
+    plan = DevicePlan(tags, [1.0] * 5, 700, 2000, 699, individual_limit=16)
+    pending, requests = list(plan.reads_for([1.0])), 0
+    assert len(pending) == 1 and isinstance(pending[0], IndividualRead)
+    while pending:
+        r = pending.pop(0)
+        requests += 1
+        assert isinstance(r, IndividualRead)
+        if any(t.variable == "%DW5000" for t in r.tags):
+            pending[:0] = plan.refuse(r)
+    assert set(plan.unreadable) == {"x1"}
+    assert requests <= 1 + 2 * 3  # ceil(log2(5)) levels of two halves
+    (again,) = plan.reads_for([1.0])
+    assert isinstance(again, IndividualRead) and {t.name for t in again.tags} == {"x0", "x2", "x3", "x4"}

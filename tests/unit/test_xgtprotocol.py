@@ -104,3 +104,42 @@ def test_a_type_that_does_not_fit_the_variables_size_is_refused():
 def test_the_server_side_reads_back_what_the_client_wrote(area, first, count, invoke):
     req = xgt.parse_request(xgt.read_block(area, first, count, invoke))
     assert (req.invoke_id, req.data_type, req.names, req.count) == (invoke, xgt.CONTINUOUS, [f"%{area}B{first}"], count)
+
+
+def test_an_individual_read_round_trips_through_the_server_with_each_block_in_order():
+    from simulators.xgt_server import XgtMemory, answer
+
+    memory = XgtMemory()
+    memory.set("%DW100", 0x1234)
+    memory.set("%MW7", 0xBEEF)
+    memory.set("%DD20", 70_000)
+    memory.set("%MX10", 1)
+    words = xgt.parse_response(answer(memory, xgt.read_individual(
+        [xgt.Variable.parse("%DW100"), xgt.Variable.parse("%MW7"), xgt.Variable.parse("%MW8")], invoke_id=9)))
+    assert words.invoke_id == 9 and words.data_type == xgt.WORD
+    assert [xgt.words_of(b) for b in words.blocks] == [[0x1234], [0xBEEF], [0]]
+    dwords = xgt.parse_response(answer(memory, xgt.read_individual([xgt.Variable.parse("%DD20")])))
+    assert dwords.blocks == [(70_000).to_bytes(4, "little")]  # little-endian, low word first
+    # a bit variable is answered with one byte, 0 or 1
+    bits = xgt.parse_response(answer(memory, xgt.read_individual(
+        [xgt.Variable.parse("%MX10"), xgt.Variable.parse("%MX11")])))
+    assert bits.data_type == xgt.BIT and bits.blocks == [b"\x01", b"\x00"]
+
+
+def test_an_individual_read_past_an_area_is_a_nak_that_refuses_the_address():
+    from simulators.xgt_server import XgtMemory, answer
+
+    memory = XgtMemory(sizes={"M": 16})
+    with pytest.raises(xgt.NakError) as err:
+        xgt.parse_response(answer(memory, xgt.read_individual([xgt.Variable.parse("%MW1"), xgt.Variable.parse("%MW8")])))
+    assert err.value.code == 0x0004 and err.value.refused_address
+
+
+def test_the_server_counts_requests_by_kind():
+    from simulators.xgt_server import XgtMemory, XgtServer
+
+    server = XgtServer(XgtMemory())
+    server.answer(xgt.read_block("M", 0, 4))
+    server.answer(xgt.read_individual([xgt.Variable.parse("%MW1")]))
+    server.answer(xgt.read_individual([xgt.Variable.parse("%DD1")]))
+    assert server.requests == {"block": 1, "individual": 2}
