@@ -131,9 +131,21 @@ def test_plan_of_an_mc_device_names_its_route_and_its_random_reads(tmp_path):
 def test_plan_of_an_xgt_device_names_fenet_and_its_company_id_not_a_unit(tmp_path):
     out = _plan(tmp_path, [{"name": "press-ls", "line": "l", "protocol": "xgt", "host": "127.0.0.1",
                             "tags": [{"name": "a", "variable": "%DW100"}, {"name": "b", "variable": "%MX3"}]}])
-    assert ("l/press-ls (127.0.0.1:2004 FEnet, company id LSIS-XGT): 2 tags in 2 reads (fewest possible 2, one per "
-            "tag 2); per read at most 700 words (1400 bytes) a block read, gap 699") in out
+    assert ("l/press-ls (127.0.0.1:2004 FEnet, company id LSIS-XGT): 2 tags in 1 reads (0 block + 1 individual; "
+            "fewest possible 1 with individual reads, 2 block reads only, one per tag 2); per read at most 700 words "
+            "(1400 bytes) a block read, 16 variables of one size an individual read, gap 699") in out
     assert "unit" not in out
+
+
+def test_plan_of_an_xgt_device_shows_its_block_and_individual_reads(tmp_path):
+    tags = [{"name": "a", "variable": "%DW100"}, {"name": "b", "variable": "%MX3"},
+            {"name": "c", "variable": "%RD500", "type": "float32"}, {"name": "d", "variable": "%KW7.A"},
+            *({"name": f"w{i}", "variable": f"%MW{1000 + i}"} for i in range(30))]
+    out = _plan(tmp_path, [{"name": "press-ls", "line": "l", "protocol": "xgt", "host": "127.0.0.1", "tags": tags}])
+    assert "34 tags in 2 reads (1 block + 1 individual; fewest possible 2 with individual reads, 5 block reads only" in out
+    assert "M                 address  1000 count   30  [w0, w1," in out
+    # the float32 goes as two words: one W request, not a W and a D one
+    assert "individual read     5 W variables (%DW100 %KW7 %MW0 %RW1000 %RW1001)  [c, a, d, b]" in out
 
 
 def serve_framed_in_thread(server):
