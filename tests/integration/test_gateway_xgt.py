@@ -161,3 +161,40 @@ def test_xgt_devices_default_to_port_2004_and_block_reads_of_700_words():
     with pytest.raises(ValueError, match="an XGT block read takes at most 700 words"):
         DeviceSettings.model_validate({"name": "m", "line": "l1", "protocol": "xgt", "host": "127.0.0.1",
                                        "max_registers_per_read": 701, "tags": TAGS})
+
+
+def test_an_answer_with_another_invoke_id_is_not_taken_and_the_next_read_reconnects(caplog):
+    from gateway.links import LinkError
+    from gateway.xgtlink import XgtLink
+    from simulators.xgt_server import answer
+
+    memory = _memory()
+    server = XgtServer(memory)
+    stale = {"left": 1}
+
+    def late_answer(frame: bytes) -> bytes:
+        good = answer(memory, frame)
+        if not stale["left"]:
+            return good
+        stale["left"] -= 1  # the answer to an earlier, timed-out request: invoke id one less
+        wrong = bytearray(good)
+        wrong[14:16] = ((int.from_bytes(good[14:16], "little") - 1) & 0xFFFF).to_bytes(2, "little")
+        wrong[19] = sum(wrong[:19]) % 256
+        return bytes(wrong)
+
+    server.answer = late_answer
+
+    async def main():
+        port = await server.start()
+        link = XgtLink("127.0.0.1", port)
+        try:
+            with pytest.raises(LinkError, match="answer to request 0, not 1"):
+                await link.read("M", 100, 1, 0, 5.0)
+            return await link.read("M", 100, 1, 0, 5.0)
+        finally:
+            link.close()
+            await server.stop()
+
+    with caplog.at_level(logging.INFO, logger="gateway.framedlink"):
+        assert run(main()) == [2]
+    assert sum("plc_connected" in r.getMessage() for r in caplog.records) == 2  # the stale connection was dropped
