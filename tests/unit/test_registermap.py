@@ -453,3 +453,14 @@ def test_property_ascii_string_round_trip_up_to_capacity(text: str, length: int,
     registers = encode(t, text)
     assert len(registers) == length
     assert decode(t, registers) == text[: 2 * length]
+
+
+def test_mc_and_xgt_values_are_low_word_first_unless_the_tag_says_otherwise() -> None:
+    from registermap import McTag, XgtTag
+
+    words = [0x3344, 0x1122]  # 0x11223344 as Mitsubishi and LS store it: low word first
+    assert decode(McTag(name="c", device="D200", type="uint32"), words) == 0x11223344
+    assert decode(XgtTag(name="c", variable="%DD100"), words) == 0x11223344
+    # a program that keeps the high word first (e.g. copied from a Modbus device): the per-tag override
+    assert decode(McTag(name="c", device="D200", type="uint32", order="ABCD"), words[::-1]) == 0x11223344
+    assert decode(XgtTag(name="c", variable="%DD100", order="ABCD"), words[::-1]) == 0x11223344
