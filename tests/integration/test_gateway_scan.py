@@ -57,7 +57,7 @@ def test_scan_rejects_a_bad_range():
 
 def test_plan_shows_interval_groups_and_the_lower_bound(tmp_path):
     config = {"gateway": {"id": "g", "tenant": "t", "site": "s", "devices": [{
-        "name": "m", "line": "l", "host": "127.0.0.15", "addressing": "modicon", "max_gap": 2,
+        "name": "m", "line": "l", "host": "127.0.0.1", "addressing": "modicon", "max_gap": 2,
         "tags": [
             {"name": "speed", "address": 40001, "type": "float32"},
             {"name": "count", "address": 40003},
@@ -69,7 +69,7 @@ def test_plan_shows_interval_groups_and_the_lower_bound(tmp_path):
     result = CliRunner().invoke(cli, ["gateway", "plan", "--config", str(path)])
     assert result.exit_code == 0, result.output
     # the bound is the protocol's (any gap inside a 125-register read), not the configured gap of 2
-    assert "l/m (127.0.0.15:502 unit 1): 4 tags in 3 reads (fewest possible 2 with max_gap: 96, one per tag 4)" in result.output
+    assert "l/m (127.0.0.1:502 unit 1): 4 tags in 3 reads (fewest possible 2 with max_gap: 96, one per tag 4)" in result.output
     assert "every 1 s: 3 tags in 2 reads" in result.output and "every 10 s: 1 tags in 1 reads" in result.output
     assert "input_register    address     9 count    1  [temp]" in result.output
 
