@@ -117,12 +117,13 @@ class Flights(Generic[K, V]):
 
     Callers wait on the event loop, not in a thread: fifty viewers of one cold machine page
     hold no request threads while its answer is computed, so other requests go on being
-    served. The computation runs in the loop's default executor (a few threads: on a 2-core
-    machine more parallel computations only fight over the GIL) and finishes even when the
+    served. The computation runs in ``executor`` (a few threads: on a 2-core machine more
+    parallel computations only take the GIL from the event loop) and finishes even when the
     caller that started it goes away, so its result is not lost.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, executor: concurrent.futures.Executor | None = None) -> None:
+        self.executor = executor  # None: the loop's default executor
         self._running: dict[K, concurrent.futures.Future[V]] = {}
         self._lock = threading.Lock()
 
@@ -134,7 +135,7 @@ class Flights(Generic[K, V]):
                 return running
             future: concurrent.futures.Future[V] = concurrent.futures.Future()
             self._running[key] = future
-        asyncio.get_running_loop().run_in_executor(None, self._run, key, compute, future)
+        asyncio.get_running_loop().run_in_executor(self.executor, self._run, key, compute, future)
         return future
 
     async def run(self, key: K, compute: Callable[[], V]) -> V:

@@ -17,6 +17,8 @@ import json
 import math
 import threading
 import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
@@ -60,6 +62,10 @@ TagQ = Annotated[str, Query(pattern=IDENTIFIER_PATTERN, description="tag name, e
 END_QUANTUM_MS = 30_000
 
 
+#: Range answers are computed in two threads per worker: on 2 cores, more only take the GIL from the event loop.
+_COMPUTE = ThreadPoolExecutor(2, thread_name_prefix="history")
+
+
 class Answers:
     """Serialised answers per key: fresh for ``ttl_s``, then served stale while one refresh runs.
 
@@ -76,7 +82,7 @@ class Answers:
     def __init__(self, ttl_s: float = 15.0, stale_s: float = 120.0, max_entries: int = 2000) -> None:
         self.ttl_s, self.stale_s, self.max_entries = ttl_s, stale_s, max_entries
         self._entries: dict[tuple, tuple[float, bytes]] = {}
-        self._flights: Flights[tuple, bytes] = Flights()
+        self._flights: Flights[tuple, bytes] = Flights(_COMPUTE)
 
     def fresh(self, key: tuple) -> bytes | None:
         hit = self._entries.get(key)
@@ -104,13 +110,17 @@ class Answers:
 ANSWERS = Answers()
 
 
-def window(start: datetime | None, end: datetime | None, now_ms: int) -> tuple[int, int]:
+def window(start: datetime | None, end: datetime | None, now_ms: int, stagger: str = "") -> tuple[int, int]:
     """[start, end) in epoch ms, checked: start before end, at most MAX_RANGE_DAYS long (422 otherwise).
 
-    The end is rounded up to ``END_QUANTUM_MS`` (a live range ends "now": shared by the viewers of that half minute).
+    The end is rounded up to ``END_QUANTUM_MS`` (a live range ends "now": shared by the viewers of that half
+    minute). A live range is rounded on a grid shifted by whole seconds per ``stagger`` (the machine or line),
+    so the live answers of different machines fall due spread over the half minute, not all at one moment.
     """
     end_ms = to_epoch_ms(end) if end else now_ms
-    end_ms = -(-end_ms // END_QUANTUM_MS) * END_QUANTUM_MS
+    live = stagger and end_ms >= now_ms - END_QUANTUM_MS
+    shift = zlib.crc32(stagger.encode()) % (END_QUANTUM_MS // 1000) * 1000 if live else 0
+    end_ms = -(-(end_ms - shift) // END_QUANTUM_MS) * END_QUANTUM_MS + shift
     start_ms = to_epoch_ms(start) if start else end_ms - DAY
     if start_ms >= end_ms:
         raise HTTPException(status_code=422, detail=f"start ({iso(start_ms)}) must be before end ({iso(end_ms)}): "
@@ -278,7 +288,7 @@ async def machine_history(tenant: str, site: str, line: str, machine: str, servi
 
     Answers are shared for 15 s per worker (``Answers``)."""
     now_ms = int(time.time() * 1000)
-    start_ms, end_ms = window(start, end, now_ms)
+    start_ms, end_ms = window(start, end, now_ms, f"{tenant}/{site}/{line}/{machine}")
     ref, name, line_name, _ = await _machine_cached(services, tenant, site, line, machine)
     key = ("machine", ref, start_ms, end_ms)
     body = await ANSWERS.get(key, lambda: _machine_page(services, ref, name, line_name, start_ms, end_ms),
@@ -428,7 +438,7 @@ async def machine_trend(tenant: str, site: str, line: str, machine: str, service
     Settled buckets are kept per worker (``TrendCache``), so a long range reads only its newest bucket.
     """
     now_ms = int(time.time() * 1000)
-    start_ms, end_ms = window(start, end, now_ms)
+    start_ms, end_ms = window(start, end, now_ms, f"{tenant}/{site}/{line}/{machine}/{tag}")
     ref, *_ = await _machine_cached(services, tenant, site, line, machine)
     every = nice_step(end_ms - start_ms, TREND_POINTS)
     a, z = _hours(start_ms, end_ms, every)
@@ -445,7 +455,7 @@ async def line_history(tenant: str, site: str, line: str, services: ServicesDep,
                        end: EndQ = None) -> Response:
     """The line for [start, end): KPIs per machine and pooled, parts per hour or day, from the rollups."""
     now_ms = int(time.time() * 1000)
-    start_ms, end_ms = window(start, end, now_ms)
+    start_ms, end_ms = window(start, end, now_ms, f"{tenant}/{site}/{line}")
     line_name, machines = await _line_machines_cached(services, tenant, site, line)
     key = ("line", tenant, site, line, start_ms, end_ms)
     body = await ANSWERS.get(key, lambda: _line_page(services, tenant, site, line, line_name, machines, start_ms,
