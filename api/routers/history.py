@@ -79,7 +79,7 @@ class Answers:
     plus one computation.
     """
 
-    def __init__(self, ttl_s: float = 15.0, stale_s: float = 120.0, max_entries: int = 2000) -> None:
+    def __init__(self, ttl_s: float = 15.0, stale_s: float = 300.0, max_entries: int = 2000) -> None:
         self.ttl_s, self.stale_s, self.max_entries = ttl_s, stale_s, max_entries
         self._entries: dict[tuple, tuple[float, bytes]] = {}
         self._flights: Flights[tuple, bytes] = Flights(_COMPUTE)
