@@ -470,12 +470,14 @@ def main() -> None:
     if kept.exists():  # --keep: the store of an earlier run (the collector has filled the time since)
         data = json.loads(kept.read_text())
         rows, tokens = int(data["rows"]), [(t, tok) for t, tok in data["tokens"]]
+        build = f"kept from an earlier run (--keep; built in {data['build_s']:.0f} s)" if "build_s" in data else \
+            "kept from an earlier run (--keep)"
     else:
         rows = build_store(tmp / "telemetry.db", now_ms, days)
         tokens = seed_plant(f"sqlite:///{tmp / 'plant.db'}")
-        kept.write_text(json.dumps({"rows": rows, "tokens": tokens}))
-    build_s = time.perf_counter() - t0
-    print(f"store: {rows:,} samples ({days} days x {len(machines())} machines x {len(TAGS)} tags) in {build_s:.0f} s, "
+        build = f"built in {time.perf_counter() - t0:.0f} s"
+        kept.write_text(json.dumps({"rows": rows, "tokens": tokens, "build_s": time.perf_counter() - t0}))
+    print(f"store: {rows:,} samples ({days} days x {len(machines())} machines x {len(TAGS)} tags), {build}, "
           f"{(tmp / 'telemetry.db').stat().st_size / 1e6:.0f} MB")
     # the maintained rollups, as the API's maintainer (or `smartfactory rollups`) keeps them in production
     t1 = time.perf_counter()
@@ -507,7 +509,7 @@ def main() -> None:
         print(f"collector exited {collector.returncode}: {(tmp / 'collector.log').read_text()[-1500:]}")
     load_after = os.getloadavg()
     published = publisher.sent
-    section = report(info, load_before, load_after, rows, days, build_s, rollup_s, seconds, results, published,
+    section = report(info, load_before, load_after, rows, days, build, rollup_s, seconds, results, published,
                      stored, newest_age)
     print()
     print(section)
@@ -524,7 +526,7 @@ def main() -> None:
         print(f"updated {RESULTS_PATH.relative_to(ROOT)}")
 
 
-def report(info: dict, load_before, load_after, rows: int, days: int, build_s: float, rollup_s: float, seconds: float,
+def report(info: dict, load_before, load_after, rows: int, days: int, build: str, rollup_s: float, seconds: float,
            results: dict[int, dict], published: int, stored: int, newest_age: float) -> str:
     ws = sorted(results)
     lines = [
@@ -536,7 +538,7 @@ def report(info: dict, load_before, load_after, rows: int, days: int, build_s: f
         f"- libraries: {info['libs']}; load generator: wrk 4.1 (one thread, on the same 2 cores)",
         f"- store: SQLite (`tsstore.sqlite`), {rows:,} samples: {days} days x {len(machines())} presses "
         f"({len(TENANTS)} tenants, {len(LINES)} lines of {MACHINES_PER_LINE}) x {len(TAGS)} tags; one sample every "
-        f"10 s for the older days, every second for the last 24 h; built in {build_s:.0f} s. Rollups: one "
+        f"10 s for the older days, every second for the last 24 h; {build}. Rollups: one "
         f"`smartfactory rollups --once` pass ({rollup_s:.0f} s) before the runs, as the maintainer keeps them",
         f"- writing meanwhile: a `smartfactory collector` process stored what a publisher (standing in for the "
         f"gateways) sent through mosquitto, every press once a second: {published:,} messages published, "
