@@ -137,8 +137,13 @@ def main() -> None:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             context = open_context(browser, demo.url, "30d")
             page = context.new_page()
+            slow: list[tuple[float, str]] = []  # the cold view's API requests, by time to their answer
+            page.on("requestfinished", lambda r: slow.append((r.timing["responseEnd"], r.url.split("?")[0]
+                                                               .replace(demo.url, ""))) if "/api/" in r.url else None)
             page.goto(f"{demo.url}/{hash_}")
             cold = drawn_ms(page)
+            cold_requests = sorted(slow, reverse=True)[:4]
+            print("cold view's slowest API requests (ms):", cold_requests, flush=True)
             shown = page.locator("[data-testid=machine-counts] h3").inner_text()
             print(f"cold: {cold:.0f} ms ({shown})", flush=True)
             warm = []
@@ -150,6 +155,7 @@ def main() -> None:
             month = switch_ms(page, "최근 30일")
             print(f"range switch: today {today:.0f} ms, then 30 days {month:.0f} ms", flush=True)
             page.screenshot(path=str(tmp / "machine-30d.png"), full_page=True)
+            print(f"screenshot: {tmp / 'machine-30d.png'}", flush=True)
             context.close()
             other = open_context(browser, demo.url, "30d")
             page = other.new_page()
@@ -183,6 +189,9 @@ def main() -> None:
         f"| new browser profile, warm API | {fresh_browser:.0f} |",
         f"| range switch on the open page: to today | {today:.0f} |",
         f"| range switch on the open page: back to 30 days | {month:.0f} |",
+        "",
+        "Slowest API requests of the cold view (request start to last byte): " + "; ".join(
+            f"`{u}` {ms:.0f} ms" for ms, u in cold_requests) + ".",
         "",
         f"Target: a machine page with a 30-day range renders in under {TARGET_MS:.0f} ms on the demo: {verdict} "
         "in this run.",
