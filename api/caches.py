@@ -10,6 +10,9 @@ time, so a test may move it.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -19,6 +22,7 @@ from cachetools import Cache, LRUCache, TTLCache
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+log = logging.getLogger(__name__)
 
 
 def _now() -> float:
@@ -106,3 +110,59 @@ class Revision:
     def value(self) -> int:
         with self._lock:
             return self._value
+
+
+class Flights(Generic[K, V]):
+    """One computation per key at a time, in a worker thread; every caller of that key awaits the same one.
+
+    Callers wait on the event loop, not in a thread: fifty viewers of one cold machine page
+    hold no request threads while its answer is computed, so other requests go on being
+    served. The computation runs in ``executor`` (a few threads: on a 2-core machine more
+    parallel computations only take the GIL from the event loop) and finishes even when the
+    caller that started it goes away, so its result is not lost.
+    """
+
+    def __init__(self, executor: concurrent.futures.Executor | None = None) -> None:
+        self.executor = executor  # None: the loop's default executor
+        self._running: dict[K, concurrent.futures.Future[V]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, key: K, compute: Callable[[], V]) -> concurrent.futures.Future[V]:
+        """The running computation of ``key``, or a new one; call on the event loop's thread."""
+        with self._lock:
+            running = self._running.get(key)
+            if running is not None:
+                return running
+            future: concurrent.futures.Future[V] = concurrent.futures.Future()
+            self._running[key] = future
+        asyncio.get_running_loop().run_in_executor(self.executor, self._run, key, compute, future)
+        return future
+
+    async def run(self, key: K, compute: Callable[[], V]) -> V:
+        return await asyncio.wrap_future(self.start(key, compute))
+
+    def start_quietly(self, key: K, compute: Callable[[], V]) -> None:
+        """Start (or join) the computation without waiting for it; a failure is logged, not raised."""
+        self.start(key, compute).add_done_callback(_log_failure)
+
+    def _run(self, key: K, compute: Callable[[], V], future: concurrent.futures.Future[V]) -> None:
+        try:
+            result = compute()
+        except BaseException as exc:  # the callers get it: an HTTPException is their 404
+            with self._lock:
+                self._running.pop(key, None)
+            future.set_exception(exc)
+            return
+        with self._lock:
+            self._running.pop(key, None)
+        future.set_result(result)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+
+def _log_failure(future: concurrent.futures.Future) -> None:
+    exc = future.exception()
+    if exc is not None and not getattr(exc, "status_code", None):
+        log.warning("background_refresh_failed error=%s: %s", type(exc).__name__, exc)

@@ -292,6 +292,11 @@ class SnapshotCache:
         view = self._lines.get((tenant, site, line))
         return self._fresh(view.entry) if view else None
 
+    def known(self, tenant: str, site: str, line: str) -> bool:
+        """Whether a snapshot of the line was computed here (of any age): then ``get_with_json`` never waits long."""
+        view = self._lines.get((tenant, site, line))
+        return bool(view and view.entry)
+
     def get_with_json(self, tenant: str, site: str, line: str) -> tuple[dict, bytes]:
         """The snapshot and its JSON, serialised once per computation for every viewer."""
         key = (tenant, site, line)

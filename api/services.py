@@ -10,13 +10,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
 from api.access import PrincipalCache
+from api.caches import SharedCache
 from api.centre import CentrePortfolio
 from api.alarms import AlarmEngine
 from api.live import RecentAnswers, SnapshotCache
@@ -68,6 +69,10 @@ class Services:
     tenant_trees: RecentAnswers = field(default_factory=lambda: RecentAnswers(ttl_s=5.0))  # the model changes rarely
     centre_overview: RecentAnswers = field(default_factory=lambda: RecentAnswers(ttl_s=30.0))
     centre_portfolio: CentrePortfolio = field(default_factory=CentrePortfolio)  # status 30 s, report gains longer
+    # machine and line names of the history pages, so their requests need no plant query (renames show within 30 s)
+    plant_names: SharedCache[tuple, Any] = field(default_factory=lambda: SharedCache(10_000, 30.0))
+    # the newest, unsettled hours of the tallies the history pages read (api.routers.history._RecentTails)
+    range_tails: SharedCache[tuple, Any] = field(default_factory=lambda: SharedCache(4096, 15.0))
 
     @property
     def stale_ms(self) -> int:

@@ -10,6 +10,7 @@ lock when the plant database is PostgreSQL (then API processes on several hosts 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -17,6 +18,10 @@ from fastapi import FastAPI
 from cli.config import LoadedConfig, load_config
 
 CONFIG_ENV = "SMARTFACTORY_CONFIG"
+#: The GIL switch interval in an API process (Python's default: 5 ms). The event loop gives up the GIL at
+#: every socket call; with a range answer or a snapshot being computed in a thread, it then waited up to
+#: 5 ms to get it back, several times per request, which made cached answers wait seconds (bench/api.py).
+SWITCH_INTERVAL_S = 0.001
 
 
 def build_app(config: LoadedConfig, plant=None) -> FastAPI:
@@ -28,6 +33,7 @@ def build_app(config: LoadedConfig, plant=None) -> FastAPI:
     from plantmodel.policy import effective_settings
     from tsstore import open_store
 
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     s = config.settings
     store = open_store(s.store, config.base_dir)
     plant = plant or open_plant(database_url(s.api.database_url, config.base_dir))

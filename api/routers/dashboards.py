@@ -11,10 +11,22 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api import access
+from api.caches import Flights
+from api.live import SnapshotCache
 from api.services import ServicesDep
 from tsstore import StoreUnavailable
 
 router = APIRouter(prefix="/api/v1/lines/{tenant}/{site}/{line}", tags=["dashboards"])
+_FIRST: Flights[tuple, tuple[dict, bytes]] = Flights()
+
+
+async def _snapshot(cache: SnapshotCache, tenant: str, site: str, line: str) -> tuple[dict, bytes]:
+    """A line's first snapshot in this worker (a full read, seconds) is computed once while its viewers
+    await it on the event loop, holding no request thread; later ones answer at once (fresh, or the
+    previous snapshot while one is computed)."""
+    if not cache.known(tenant, site, line):
+        return await _FIRST.run((id(cache), tenant, site, line), lambda: cache.get_with_json(tenant, site, line))
+    return await run_in_threadpool(cache.get_with_json, tenant, site, line)
 
 
 @router.get("/dashboard", response_class=Response)
@@ -23,7 +35,7 @@ async def line_dashboard(tenant: str, site: str, line: str, services: ServicesDe
     cache = services.snapshots
     hit = cache.fresh(tenant, site, line)  # most requests: a snapshot under half a second old, no thread hop
     if hit is None:
-        hit = await run_in_threadpool(cache.get_with_json, tenant, site, line)
+        hit = await _snapshot(cache, tenant, site, line)
     _, body = hit
     return Response(body, media_type="application/json")
 
@@ -32,7 +44,7 @@ async def line_dashboard(tenant: str, site: str, line: str, services: ServicesDe
 async def line_events(tenant: str, site: str, line: str, request: Request, services: ServicesDep) -> StreamingResponse:
     """Server-sent events: the dashboard snapshot whenever it changes (checked twice a second)."""
     cache = services.snapshots
-    first = await run_in_threadpool(cache.get_with_json, tenant, site, line)  # 404 before the stream starts
+    first = await _snapshot(cache, tenant, site, line)  # 404 before the stream starts
     principals, plant = services.principals, services.plant
     cookie, authorization = request.cookies.get(access.SESSION_COOKIE), request.headers.get("authorization")
 

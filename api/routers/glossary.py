@@ -7,7 +7,11 @@ no secret, and the login page needs them before anyone logs in.
 
 from __future__ import annotations
 
+import json
+from functools import cache
+
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from analytics.labels import LANGS, keys, label
 from api import access
@@ -15,7 +19,14 @@ from api import access
 router = APIRouter(prefix="/api/v1", tags=["glossary"])
 
 
-@router.get("/glossary", **access.public())
-async def glossary() -> dict:
+@cache
+def _glossary_json() -> bytes:
+    """The labels are fixed for the life of the process: serialised once (every page load asks for them)."""
+    return json.dumps({lang: {k: label(k, lang) for k in keys()} for lang in LANGS}, ensure_ascii=False,
+                      separators=(",", ":")).encode()
+
+
+@router.get("/glossary", response_model=dict[str, dict[str, str]], **access.public())
+async def glossary() -> Response:
     """Every report label in Korean and English: ``{"ko": {key: text}, "en": {...}}``."""
-    return {lang: {k: label(k, lang) for k in keys()} for lang in LANGS}
+    return Response(_glossary_json(), media_type="application/json")

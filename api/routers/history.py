@@ -12,22 +12,29 @@ Tenant isolation: every path carries ``{tenant}``, checked by ``api.access.autho
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import threading
 import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from analytics import kpi
+from analytics.buckets import Buckets
 from analytics.report import load
 from analytics.states import UNKNOWN
+from api.caches import Flights, SharedCache
 from api.services import Services, ServicesDep
 from api.timeparams import iso, to_epoch_ms
 from plant import IDENTIFIER_PATTERN, MachineRef
@@ -55,49 +62,65 @@ TagQ = Annotated[str, Query(pattern=IDENTIFIER_PATTERN, description="tag name, e
 END_QUANTUM_MS = 30_000
 
 
+#: Range answers are computed in two threads per worker: on 2 cores, more only take the GIL from the event loop.
+_COMPUTE = ThreadPoolExecutor(2, thread_name_prefix="history")
+
+
 class Answers:
-    """Serialised answers kept ``ttl_s`` per key, computed once per key at a time (other callers wait for it).
+    """Serialised answers per key: fresh for ``ttl_s``, then served stale while one refresh runs.
 
     The machine page and the range panels of every viewer of a machine ask the same question
     (the range ends are rounded to ``END_QUANTUM_MS``): one computation serves them all, as the
-    line snapshot does for the live view. Per worker; a change shows within ``ttl_s``.
+    line snapshot does for the live view, and the callers await it on the event loop instead of
+    each holding a request thread (``api.caches.Flights``). A range that ends "now" moves to a
+    new key every half minute; its previous answer (``previous``), or an expired one of the same
+    key, is served for up to ``stale_s`` while the new one is computed, so viewers never wait
+    for a recomputation, only for the first one. Per worker; a change shows within ``ttl_s``
+    plus one computation.
     """
 
-    def __init__(self, ttl_s: float = 15.0, max_entries: int = 2000) -> None:
-        self.ttl_s, self.max_entries = ttl_s, max_entries
+    def __init__(self, ttl_s: float = 15.0, stale_s: float = 300.0, max_entries: int = 2000) -> None:
+        self.ttl_s, self.stale_s, self.max_entries = ttl_s, stale_s, max_entries
         self._entries: dict[tuple, tuple[float, bytes]] = {}
-        self._locks: dict[tuple, threading.Lock] = {}
-        self._guard = threading.Lock()
+        self._flights: Flights[tuple, bytes] = Flights(_COMPUTE)
 
-    def get(self, key: tuple, compute) -> bytes:
+    def fresh(self, key: tuple) -> bytes | None:
         hit = self._entries.get(key)
-        if hit and time.monotonic() - hit[0] < self.ttl_s:
+        return hit[1] if hit and time.monotonic() - hit[0] < self.ttl_s else None
+
+    async def get(self, key: tuple, compute: Callable[[], dict], previous: tuple | None = None) -> bytes:
+        hit = self._entries.get(key)
+        now = time.monotonic()
+        if hit and now - hit[0] < self.ttl_s:
             return hit[1]
-        with self._guard:
-            if len(self._locks) > 4 * self.max_entries:
-                self._locks.clear()
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
-            hit = self._entries.get(key)
-            if hit and time.monotonic() - hit[0] < self.ttl_s:
-                return hit[1]
-            body = json.dumps(compute(), separators=(",", ":"), ensure_ascii=False).encode()
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()
-            self._entries[key] = (time.monotonic(), body)
-            return body
+        stale = hit or (self._entries.get(previous) if previous is not None else None)
+        if stale and now - stale[0] < self.stale_s:
+            self._flights.start_quietly(key, lambda: self._compute(key, compute))
+            return stale[1]
+        return await self._flights.run(key, lambda: self._compute(key, compute))
+
+    def _compute(self, key: tuple, compute: Callable[[], dict]) -> bytes:
+        body = json.dumps(compute(), separators=(",", ":"), ensure_ascii=False).encode()
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic(), body)
+        return body
 
 
 ANSWERS = Answers()
 
 
-def window(start: datetime | None, end: datetime | None, now_ms: int) -> tuple[int, int]:
+def window(start: datetime | None, end: datetime | None, now_ms: int, stagger: str = "") -> tuple[int, int]:
     """[start, end) in epoch ms, checked: start before end, at most MAX_RANGE_DAYS long (422 otherwise).
 
-    The end is rounded up to ``END_QUANTUM_MS`` (a live range ends "now": shared by the viewers of that half minute).
+    The end is rounded up to ``END_QUANTUM_MS`` (a live range ends "now": shared by the viewers of that half
+    minute). A live range is rounded on a grid shifted by whole seconds per ``stagger`` (the machine or line),
+    so the live answers of different machines fall due spread over the half minute, not all at one moment.
     """
     end_ms = to_epoch_ms(end) if end else now_ms
-    end_ms = -(-end_ms // END_QUANTUM_MS) * END_QUANTUM_MS
+    live = stagger and end_ms >= now_ms - END_QUANTUM_MS
+    shift = zlib.crc32(stagger.encode()) % (END_QUANTUM_MS // 1000) * 1000 if live else 0
+    end_ms = -(-(end_ms - shift) // END_QUANTUM_MS) * END_QUANTUM_MS + shift
     start_ms = to_epoch_ms(start) if start else end_ms - DAY
     if start_ms >= end_ms:
         raise HTTPException(status_code=422, detail=f"start ({iso(start_ms)}) must be before end ({iso(end_ms)}): "
@@ -161,6 +184,30 @@ def _line_machines(services: Services, tenant: str, site: str, line: str) -> tup
     return rows[0][0] or line, [(MachineRef(tenant, site, line, slug), name or slug) for _, slug, name in rows]
 
 
+async def _machine_cached(services: Services, tenant: str, site: str, line: str,
+                          machine: str) -> tuple[MachineRef, str, str, float]:
+    """``_machine`` through ``services.plant_names``: every request of a machine page names its machine."""
+    key = ("machine", tenant, site, line, machine)
+    hit = services.plant_names.get(key)
+    if hit is None:
+        hit = services.plant_names.put(key, await run_in_threadpool(_machine, services, tenant, site, line, machine))
+    return hit
+
+
+async def _line_machines_cached(services: Services, tenant: str, site: str,
+                                line: str) -> tuple[str, list[tuple[MachineRef, str]]]:
+    key = ("line", tenant, site, line)
+    hit = services.plant_names.get(key)
+    if hit is None:
+        hit = services.plant_names.put(key, await run_in_threadpool(_line_machines, services, tenant, site, line))
+    return hit
+
+
+def _previous(key: tuple, end_ms: int, now_ms: int) -> tuple | None:
+    """For a range that ends now, the key of the half minute before (its answer may stand in, briefly)."""
+    return (*key[:-1], end_ms - END_QUANTUM_MS) if end_ms - END_QUANTUM_MS < now_ms <= end_ms else None
+
+
 def _hours(start_ms: int, end_ms: int, bucket_ms: int) -> tuple[int, int]:
     return start_ms // bucket_ms * bucket_ms, -(-end_ms // bucket_ms) * bucket_ms
 
@@ -215,13 +262,18 @@ def _alarms(services: Services, ref: MachineRef, start_ms: int, end_ms: int, lim
                 for a, r in s.execute(q).all()]
 
 
-def _timeline(store, ref: MachineRef, policy, b, start_ms: int, end_ms: int) -> tuple[int, list[dict]]:
+def _timeline(store, ref: MachineRef, policy, b, start_ms: int, end_ms: int,
+              now_ms: int) -> tuple[int, list[dict]]:
     codes = [d.code for d in policy.states]
     if end_ms - start_ms <= FINE_TIMELINE_MS:
         step = max(MINUTE, nice_step(end_ms - start_ms, 1440))
         a, z = _hours(start_ms, end_ms, step)
         held: dict[int, dict[int, int]] = {}
-        for c in store.state_durations(ref, policy.tags.state, a, z, step, codes, int(policy.stale_s * 1000)):
+        stale_ms, tag = int(policy.stale_s * 1000), policy.tags.state
+        rows = TIMELINES.rows((id(store), ref, tag, step, a, tuple(codes), stale_ms), a, z, step, now_ms,
+                              lambda lo, hi: list(store.state_durations(ref, tag, lo, hi, step, codes, stale_ms)),
+                              lambda c: c.bucket_ms)
+        for c in rows:
             held.setdefault(c.bucket_ms, {})[int(c.value)] = min(c.held_ms, step)
         return step, dominant_segments(list(range(a, z, step)), held, step, start_ms, end_ms)
     held = {ts: {c: int(b.state_ms[c][i]) for c in codes if b.state_ms[c][i] > 0}
@@ -230,15 +282,17 @@ def _timeline(store, ref: MachineRef, policy, b, start_ms: int, end_ms: int) -> 
 
 
 @router.get("/{tenant}/{site}/{line}/{machine}")
-def machine_history(tenant: str, site: str, line: str, machine: str, services: ServicesDep,
-                    start: StartQ = None, end: EndQ = None) -> Response:
+async def machine_history(tenant: str, site: str, line: str, machine: str, services: ServicesDep,
+                          start: StartQ = None, end: EndQ = None) -> Response:
     """The machine page for [start, end): state timeline, KPIs, counters, downtime Pareto, alarms, its tags.
 
     Answers are shared for 15 s per worker (``Answers``)."""
-    start_ms, end_ms = window(start, end, int(time.time() * 1000))
-    ref, name, line_name, _ = _machine(services, tenant, site, line, machine)
-    body = ANSWERS.get(("machine", ref, start_ms, end_ms),
-                       lambda: _machine_page(services, ref, name, line_name, start_ms, end_ms))
+    now_ms = int(time.time() * 1000)
+    start_ms, end_ms = window(start, end, now_ms, f"{tenant}/{site}/{line}/{machine}")
+    ref, name, line_name, _ = await _machine_cached(services, tenant, site, line, machine)
+    key = ("machine", ref, start_ms, end_ms)
+    body = await ANSWERS.get(key, lambda: _machine_page(services, ref, name, line_name, start_ms, end_ms),
+                             _previous(key, end_ms, now_ms))
     return Response(body, media_type="application/json")
 
 
@@ -248,9 +302,9 @@ def _machine_page(services: Services, ref: MachineRef, name: str, line_name: str
     store = services.store
     policy = services.analytics.get().policy(tenant)
     a, z = _hours(start_ms, end_ms, policy.bucket_min * 60_000)
-    b = load(store, [ref], policy, a, z, cache=services.rollup_cache)[ref]
+    b = load(store, [ref], policy, a, z, cache=_rollups(services))[ref]
     total = kpi.totals(b, _in_shifts(b, policy), 1, policy, policy.ideal_cycle(line, machine))
-    step, segments = _timeline(store, ref, policy, b, start_ms, end_ms)
+    step, segments = _timeline(store, ref, policy, b, start_ms, end_ms, int(time.time() * 1000))
     series_every = HOUR if end_ms - start_ms <= 3 * DAY else DAY
     latest = store.latest(ref)
     return {
@@ -269,6 +323,56 @@ def _machine_page(services: Services, ref: MachineRef, name: str, line_name: str
     }
 
 
+def _joined(head: Buckets, tail: Buckets) -> Buckets:
+    """Two adjacent tallies of one machine as one (each array, each state's arrays and the lists, in order)."""
+    parts: dict = {}
+    for f in dataclasses.fields(Buckets):
+        a, b = getattr(head, f.name), getattr(tail, f.name)
+        if isinstance(a, np.ndarray):
+            parts[f.name] = np.concatenate([a, b])
+        elif isinstance(a, dict):
+            parts[f.name] = {k: np.concatenate([a[k], b[k]]) for k in a}
+        elif isinstance(a, list):
+            parts[f.name] = a + b
+        else:  # bucket_ms, or an optional array that neither side has
+            parts[f.name] = a
+    return Buckets(**parts)
+
+
+class _RecentTails:
+    """The rollup cache, with its unsettled hours computed once per ``services.range_tails`` ttl, not per read.
+
+    The rollups hold hours that ended more than ``settle_ms`` (2 h) ago; the newer hours are
+    tallied from the raw samples on every read, which is most of what a page costs (tens of
+    milliseconds per tag and machine). The 30-day page, today's page and the line page of a
+    machine all end in the same hours, and a range that ends now asks again every half minute:
+    those hours are computed once per ttl (15 s) for all of them. Splitting a range there is
+    what the rollup cache itself does between cached and missing hours, so the tallies are the same.
+    """
+
+    def __init__(self, cache, memo: SharedCache[tuple, Buckets]) -> None:
+        self.cache, self.memo = cache, memo
+
+    def machine_buckets(self, store, machine: MachineRef, policy, start_ms: int, end_ms: int, now_ms: int,
+                        refresh: bool = False) -> Buckets:
+        every = policy.bucket_min * 60_000
+        edge = max(start_ms, min(end_ms, (now_ms - self.cache.settle_ms) // every * every))
+        if refresh or edge >= end_ms:
+            return self.cache.machine_buckets(store, machine, policy, start_ms, end_ms, now_ms, refresh)
+        key = (id(self.cache), machine, self.cache.shape(policy), edge, end_ms)
+        tail = self.memo.get(key)
+        if tail is None:
+            tail = self.memo.put(key, self.cache.machine_buckets(store, machine, policy, edge, end_ms, now_ms))
+        if edge == start_ms:
+            return tail
+        return _joined(self.cache.machine_buckets(store, machine, policy, start_ms, edge, now_ms), tail)
+
+
+def _rollups(services: Services):
+    """What the range pages read tallies through: the rollup cache with its newest hours shared (or none)."""
+    return None if services.rollup_cache is None else _RecentTails(services.rollup_cache, services.range_tails)
+
+
 def _trend_points(store, ref: MachineRef, tag: str, a: int, z: int, every: int) -> list[dict]:
     if z <= a:
         return []
@@ -278,67 +382,84 @@ def _trend_points(store, ref: MachineRef, tag: str, a: int, z: int, every: int) 
     return [{"ts": ts, "mean": v, "min": lows.get(ts), "max": highs.get(ts)} for ts, v in sorted(means.items())]
 
 
-class TrendCache:
-    """Settled trend buckets per (machine, tag, step, range start), so a 30-day trend costs its last bucket.
+class SettledBuckets:
+    """Settled buckets of a per-bucket store aggregate per key, so a long range costs its newest buckets.
 
-    Tags other than state and counters have no maintained rollup; this keeps what the store
-    aggregated once. Buckets that ended more than ``settle_ms`` ago are kept (like the
-    rollups: a gateway's replay lands within that margin) for ``ttl_s``, after which they are
-    read again, so late history is picked up; only the newer buckets are read per request.
+    Buckets that ended more than ``settle_ms`` ago are kept (like the rollups: a gateway's
+    replay lands within that margin) for ``ttl_s``, after which they are read again, so late
+    history is picked up; only the newer buckets are read per request.
     """
 
     def __init__(self, settle_ms: int = 2 * HOUR, ttl_s: float = 600.0, max_entries: int = 5000) -> None:
         self.settle_ms, self.ttl_s, self.max_entries = settle_ms, ttl_s, max_entries
-        self._entries: dict[tuple, tuple[float, int, list[dict]]] = {}
+        self._entries: dict[tuple, tuple[float, int, list]] = {}
         self._lock = threading.Lock()
 
-    def points(self, store, ref: MachineRef, tag: str, a: int, z: int, every: int, now_ms: int) -> list[dict]:
-        key = (ref, tag, every, a)
+    def rows(self, key: tuple, a: int, z: int, every: int, now_ms: int, read: Callable[[int, int], list],
+             ts_of: Callable[[Any], int]) -> list:
+        """``read(lo, hi)``'s rows for [a, z), the settled ones from memory; rows are in bucket order."""
         settled = max(a, min(z, (now_ms - self.settle_ms) // every * every))
         now = time.monotonic()
         with self._lock:
             hit = self._entries.get(key)
         born, done, head = hit if hit and now - hit[0] < self.ttl_s else (now, a, [])
         if settled > done:
-            head = head + _trend_points(store, ref, tag, done, settled, every)
+            head = head + read(done, settled)
             done = settled
             with self._lock:
                 if len(self._entries) >= self.max_entries:
                     self._entries.clear()
                 self._entries[key] = (born, done, head)
         upto = min(done, z)
-        return [p for p in head if p["ts"] < upto] + _trend_points(store, ref, tag, upto, z, every)
+        return [r for r in head if ts_of(r) < upto] + (read(upto, z) if z > upto else [])
+
+
+class TrendCache(SettledBuckets):
+    """Settled trend buckets per (machine, tag, step, range start), so a 30-day trend costs its last bucket.
+
+    Tags other than state and counters have no maintained rollup; this keeps what the store aggregated once.
+    """
+
+    def points(self, store, ref: MachineRef, tag: str, a: int, z: int, every: int, now_ms: int) -> list[dict]:
+        return self.rows((ref, tag, every, a), a, z, every, now_ms,
+                         lambda lo, hi: _trend_points(store, ref, tag, lo, hi, every), lambda p: p["ts"])
 
 
 TRENDS = TrendCache()
+#: the per-minute state timeline of short ranges (today, a shift), settled minutes kept
+TIMELINES = SettledBuckets()
 
 
 @router.get("/{tenant}/{site}/{line}/{machine}/trend")
-def machine_trend(tenant: str, site: str, line: str, machine: str, services: ServicesDep, tag: TagQ,
-                  start: StartQ = None, end: EndQ = None) -> Response:
+async def machine_trend(tenant: str, site: str, line: str, machine: str, services: ServicesDep, tag: TagQ,
+                        start: StartQ = None, end: EndQ = None) -> Response:
     """One tag over [start, end) in about 600 buckets (mean, min, max): the store's own GROUP BY time.
 
     Settled buckets are kept per worker (``TrendCache``), so a long range reads only its newest bucket.
     """
     now_ms = int(time.time() * 1000)
-    start_ms, end_ms = window(start, end, now_ms)
-    ref, *_ = _machine(services, tenant, site, line, machine)
+    start_ms, end_ms = window(start, end, now_ms, f"{tenant}/{site}/{line}/{machine}/{tag}")
+    ref, *_ = await _machine_cached(services, tenant, site, line, machine)
     every = nice_step(end_ms - start_ms, TREND_POINTS)
     a, z = _hours(start_ms, end_ms, every)
-    body = ANSWERS.get(("trend", ref, tag, start_ms, end_ms), lambda: {
+    key = ("trend", ref, tag, start_ms, end_ms)
+    body = await ANSWERS.get(key, lambda: {
         "tag": tag, "start_ms": start_ms, "end_ms": end_ms, "every_ms": every,
-        "points": TRENDS.points(services.store, ref, tag, a, z, every, now_ms)})
+        "points": TRENDS.points(services.store, ref, tag, a, z, every, int(time.time() * 1000))},
+        _previous(key, end_ms, now_ms))
     return Response(body, media_type="application/json")
 
 
 @router.get("/{tenant}/{site}/{line}")
-def line_history(tenant: str, site: str, line: str, services: ServicesDep, start: StartQ = None,
-                 end: EndQ = None) -> Response:
+async def line_history(tenant: str, site: str, line: str, services: ServicesDep, start: StartQ = None,
+                       end: EndQ = None) -> Response:
     """The line for [start, end): KPIs per machine and pooled, parts per hour or day, from the rollups."""
-    start_ms, end_ms = window(start, end, int(time.time() * 1000))
-    line_name, machines = _line_machines(services, tenant, site, line)
-    body = ANSWERS.get(("line", tenant, site, line, start_ms, end_ms),
-                       lambda: _line_page(services, tenant, site, line, line_name, machines, start_ms, end_ms))
+    now_ms = int(time.time() * 1000)
+    start_ms, end_ms = window(start, end, now_ms, f"{tenant}/{site}/{line}")
+    line_name, machines = await _line_machines_cached(services, tenant, site, line)
+    key = ("line", tenant, site, line, start_ms, end_ms)
+    body = await ANSWERS.get(key, lambda: _line_page(services, tenant, site, line, line_name, machines, start_ms,
+                                                     end_ms), _previous(key, end_ms, now_ms))
     return Response(body, media_type="application/json")
 
 
@@ -347,7 +468,7 @@ def _line_page(services: Services, tenant: str, site: str, line: str, line_name:
     store = services.store
     policy = services.analytics.get().policy(tenant)
     a, z = _hours(start_ms, end_ms, policy.bucket_min * 60_000)
-    data = load(store, [m for m, _ in machines], policy, a, z, cache=services.rollup_cache)
+    data = load(store, [m for m, _ in machines], policy, a, z, cache=_rollups(services))
     series_every = HOUR if end_ms - start_ms <= 3 * DAY else DAY
     pooled: kpi.Totals = kpi.Totals.zeros(1, [d.code for d in policy.states])
     per: list[dict] = []

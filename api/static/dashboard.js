@@ -714,6 +714,9 @@ function openMachine(tenant, site, line, machine) {
     drawLive();
     if (first) { first = false; picker.sync(); loadMachine(tenant, site, line, machine, body); }
   }).catch((err) => { if (err.status === 404 || err.status === 403) notFound(); });
+  // only "this shift" needs the snapshot (its shift) to know the range: any other range loads beside it,
+  // not after it (a cold snapshot takes a while; bench/page.py)
+  if (RANGE.key !== "shift") { first = false; picker.sync(); loadMachine(tenant, site, line, machine, body); }
 }
 
 async function loadMachine(tenant, site, line, machine, body) {

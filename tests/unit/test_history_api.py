@@ -6,6 +6,8 @@ can tell that a repeated range is read from it rather than recomputed from the s
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -172,7 +174,7 @@ def test_trend_cache_reads_only_the_newest_buckets_again(tmp_path):
 
 
 def test_viewers_of_the_same_range_share_one_computation():
-    """Concurrent callers with one key wait for one computation; a later key computes anew."""
+    """Concurrent callers with one key await one computation; a later key computes anew."""
     import threading
 
     answers, calls, gate = Answers(ttl_s=60), [], threading.Event()
@@ -182,15 +184,37 @@ def test_viewers_of_the_same_range_share_one_computation():
         gate.wait(5)
         return {"n": len(calls)}
 
-    out = []
-    threads = [threading.Thread(target=lambda: out.append(answers.get(("k",), compute))) for _ in range(8)]
-    for th in threads:
-        th.start()
-    gate.set()
-    for th in threads:
-        th.join(10)
-    assert len(calls) == 1 and out == [b'{"n":1}'] * 8
-    assert answers.get(("other",), compute) == b'{"n":2}'
+    async def viewers():
+        waiting = [asyncio.ensure_future(answers.get(("k",), compute)) for _ in range(8)]
+        await asyncio.sleep(0)
+        gate.set()
+        return await asyncio.gather(*waiting), await answers.get(("other",), compute)
+
+    out, other = asyncio.run(viewers())
+    assert len(calls) == 2 and out == [b'{"n":1}'] * 8
+    assert other == b'{"n":2}'
+
+
+def test_a_live_range_serves_the_previous_half_minute_while_the_next_is_computed():
+    """A range ending now moves to a new key every 30 s: its last answer stands in, and one refresh runs."""
+    import threading
+
+    answers, gate = Answers(ttl_s=60), threading.Event()
+
+    def slow():
+        gate.wait(5)
+        return {"v": "new"}
+
+    async def run():
+        first = await answers.get(("k", 30_000), lambda: {"v": "old"})
+        served = await answers.get(("k", 60_000), slow, previous=("k", 30_000))
+        gate.set()
+        # without a stand-in, a caller joins the refresh that is running (or finds its answer)
+        return first, served, await answers.get(("k", 60_000), lambda: {"v": "a second computation"})
+
+    first, served, later = asyncio.run(run())
+    assert first == served == b'{"v":"old"}'
+    assert later == b'{"v":"new"}'
 
 
 def test_range_ends_are_rounded_to_the_half_minute(client):
