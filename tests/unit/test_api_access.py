@@ -40,6 +40,7 @@ TENANTLESS = {
     ("DELETE", "/api/v1/users/{username}/tokens/{token_id}"),
     # centre roles only (api/routers/schedules.py): a schedule may mail the portfolio of every SME
     ("GET", "/api/v1/report-schedules"), ("POST", "/api/v1/report-schedules"), ("GET", "/api/v1/report-schedules/sends"),
+    ("PATCH", "/api/v1/report-schedules/{schedule_id}"), ("DELETE", "/api/v1/report-schedules/{schedule_id}"),
 }
 CENTRE_ONLY = {"/api/v1/centre/overview", "/api/v1/reports/portfolio", "/api/v1/centre/portfolio", "/api/v1/report-schedules",
                "/api/v1/report-schedules/sends"}
@@ -181,6 +182,9 @@ def test_tenantless_routes_reveal_only_the_own_tenant(app):
     assert owner_a.get("/api/v1/me").json()["tenant"] == "acme"
     for path in CENTRE_ONLY:
         assert owner_a.get(path).status_code == 403, path
+    for method in ("PATCH", "DELETE"):  # a schedule of any SME, or the portfolio's: the centre's to change
+        assert owner_a.request(method, "/api/v1/report-schedules/1", json={"active": False} if method == "PATCH"
+                               else None).status_code == 403, method
     for method, path in ADMIN_ONLY:
         body = {"active": False} if method == "PATCH" else {"username": "x-1", "password": "lathe-morning-cactus-47",
                                                             "role": "sme_owner", "tenant": "bravo"}
