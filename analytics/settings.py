@@ -51,6 +51,11 @@ class AnalyticsSettings(BaseModel):
     rollup_interval_s: Annotated[float, Field(ge=10, le=86_400)] = 300.0
     rollup_recheck_hours: Annotated[int, Field(ge=0, le=24 * 14, description="hours recomputed on every pass "
                                                "for late data (gateway outbox replays)")] = 24
+    rollup_lease_s: Annotated[float, Field(ge=5, le=3600, description="PostgreSQL: how long a maintainer worker's "
+                                           "claim on a machine lasts without renewal (renewed every third of it); "
+                                           "a dead worker's machines pass to another after this")] = 60.0
+    rollup_batch: Annotated[int, Field(ge=1, le=1000, description="PostgreSQL: machines a maintainer worker "
+                                       "claims at a time")] = 10
 
     def policy(self, tenant: str) -> Policy:
         return self.tenants.get(tenant, self.default)

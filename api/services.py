@@ -17,7 +17,7 @@ from fastapi import Depends, Request
 from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
 from api.access import PrincipalCache
-from api.centre import CentrePortfolio
+from api.centre import CentrePortfolio, CentreSummaries
 from api.alarms import AlarmEngine
 from api.live import RecentAnswers, SnapshotCache
 from api.settings import ApiSettings
@@ -68,6 +68,7 @@ class Services:
     tenant_trees: RecentAnswers = field(default_factory=lambda: RecentAnswers(ttl_s=5.0))  # the model changes rarely
     centre_overview: RecentAnswers = field(default_factory=lambda: RecentAnswers(ttl_s=30.0))
     centre_portfolio: CentrePortfolio = field(default_factory=CentrePortfolio)  # status 30 s, report gains longer
+    centre_summaries: CentreSummaries | None = None  # per-tenant rows the maintainer keeps; None without a cache
 
     @property
     def stale_ms(self) -> int:

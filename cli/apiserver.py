@@ -5,6 +5,8 @@ by name, so the config path travels in ``SMARTFACTORY_CONFIG`` and every worker 
 same app here. The workers share the listening socket; the background duties go to the
 one holding the leader lock (``api.leader``): a file lock on SQLite, a PostgreSQL advisory
 lock when the plant database is PostgreSQL (then API processes on several hosts share it).
+On PostgreSQL the rollup maintainer is not a leader duty: every API process runs a leased
+worker (``analytics.leases``), so rollup throughput grows with the API processes.
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ CONFIG_ENV = "SMARTFACTORY_CONFIG"
 
 
 def build_app(config: LoadedConfig, plant=None) -> FastAPI:
-    from analytics.command import open_cache
-    from analytics.continuous import RollupMaintainer
+    from analytics.command import maintainer_for, open_cache
     from api.app import create_app
     from api.leader import leader_lock_for
     from plantmodel.db import database_url, open_plant
@@ -33,8 +34,7 @@ def build_app(config: LoadedConfig, plant=None) -> FastAPI:
     cache = open_cache(s.analytics, s.store, config.base_dir, plant.url)
     rollups = None
     if s.analytics.maintain_rollups:
-        rollups = RollupMaintainer(store, s.analytics, cache, interval_s=s.analytics.rollup_interval_s,
-                                   recheck_ms=s.analytics.rollup_recheck_hours * 3_600_000)
+        rollups = maintainer_for(store, s.analytics, cache)
     delivery = None
     if s.mail is not None:
         from reportmail.service import delivery_for
