@@ -195,6 +195,9 @@ class RollupCache:
     applied later and can change freely.
     """
 
+    #: Whether processes on other hosts read the same rows (PostgreSQL tables, not this host's file).
+    shared = False
+
     def __init__(self, path, settle_ms: int = 2 * 3_600_000) -> None:
         import sqlite3
         from pathlib import Path

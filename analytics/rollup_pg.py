@@ -59,6 +59,8 @@ LEASES = Table("rollup_leases", METADATA,
 class PostgresRollupCache(RollupCache):
     """``RollupCache`` with its rows in PostgreSQL; give it the plant database's engine or a URL."""
 
+    shared = True
+
     def __init__(self, engine_or_url: Engine | str, settle_ms: int = 2 * 3_600_000) -> None:
         if isinstance(engine_or_url, str):
             self.engine, self._owns_engine = create_engine(engine_or_url, pool_pre_ping=True), True

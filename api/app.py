@@ -21,7 +21,7 @@ from analytics.settings import AnalyticsSettings
 from api import access, apidocs, csrf, security_headers, validation
 from api.access import PrincipalCache
 from api.alarms import AlarmEngine
-from api.centre import CentreSummaries
+from api.centre import STATUS_TTL_S, CentreSummaries
 from api.leader import LeaderLock, Leadership
 from api.live import LineNotFound, SnapshotCache
 from api.routers import (accounts, alarms, centre, dashboards, glossary, history, machines, orders, pages, plant, reports,
@@ -63,8 +63,11 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
     snapshots = SnapshotCache(plant_db, store, lambda tenant: effective.get().policy(tenant))
     summaries = None
     if rollup_cache is not None:  # the maintainer keeps them after each pass; requests read them
+        max_age_s = settings.centre_summary_max_age_s
+        if max_age_s is None:
+            max_age_s = 3 * analytics.rollup_interval_s + 60 if rollup_cache.shared else STATUS_TTL_S
         summaries = CentreSummaries(plant_db, store, rollup_cache, effective.get, stale_ms, settings.centre_gains_ttl_s,
-                                    max_age_s=3 * analytics.rollup_interval_s + 60)
+                                    max_age_s=max_age_s)
         if rollups is not None and rollups.after_pass is None:
             rollups.after_pass = summaries.refresh
     services = Services(store=store, plant=plant_db, settings=settings, analytics=effective,
