@@ -84,8 +84,10 @@ def maintainer_for(store: TimeSeriesStore, settings: AnalyticsSettings, cache: R
     if isinstance(cache, PostgresRollupCache):
         from analytics.leases import LeasedRollupMaintainer
 
-        return LeasedRollupMaintainer(store, settings, cache, lease_s=settings.rollup_lease_s,
-                                      batch=settings.rollup_batch, **kw)
+        leased = LeasedRollupMaintainer(store, settings, cache, lease_s=settings.rollup_lease_s,
+                                        batch=settings.rollup_batch, **kw)
+        leased.needs_leader = settings.rollups_in_api == "leader"  # the API's choice; the CLI runs it either way
+        return leased
     return RollupMaintainer(store, settings, cache, **kw)
 
 

@@ -366,14 +366,16 @@ class CentreSummaries:
             return {t.slug: tenant_row(t, s, self.store, self.cache, settings, now_ms, self.stale_ms)
                     for t in s.scalars(select(Tenant).where(Tenant.slug.in_(sorted(tenants))))}
 
-    def _refresh_gains(self, tenants: set[str], now_ms: int, have: dict[str, tuple[int, str]], ttl_ms: int) -> int:
-        """The gains of those of ``tenants`` with a rollout whose gains are older than ``ttl_ms`` (a run with a
-        failed report after ``STATUS_TTL_S``: data is often still arriving); returns how many were computed."""
+    def _refresh_gains(self, tenants: set[str], now_ms: int, have: dict[str, tuple[int, str]], ttl_ms: int,
+                       retry_failed: bool = True) -> int:
+        """The gains of those of ``tenants`` with a rollout whose gains are older than ``ttl_ms`` (with
+        ``retry_failed``, a run with a failed report after ``STATUS_TTL_S``: data is often still arriving);
+        returns how many were computed."""
         settings = self.settings()
         due = set()
         for t in tenants & {r.tenant for r in settings.rollouts}:
             hit = have.get(t)
-            failed = hit is not None and bool(json.loads(hit[1])["problems"])
+            failed = retry_failed and hit is not None and bool(json.loads(hit[1])["problems"])
             if hit is None or now_ms - hit[0] >= (min(ttl_ms, int(STATUS_TTL_S * 1000)) if failed else ttl_ms):
                 due.add(t)
         if not due:
@@ -412,7 +414,7 @@ class CentreSummaries:
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         with_rollouts = {r.tenant for r in self.settings().rollouts}
         have = self.cache.summaries(GAINS_SUMMARY)
-        if self._refresh_gains(with_rollouts, now_ms, have, self.gains_ttl_ms + self.max_age_ms):
+        if self._refresh_gains(with_rollouts, now_ms, have, self.gains_ttl_ms + self.max_age_ms, retry_failed=False):
             have = self.cache.summaries(GAINS_SUMMARY)
         gains, problems, as_of = {}, [], now_ms
         for t in sorted(with_rollouts & set(have)):
