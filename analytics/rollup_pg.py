@@ -54,6 +54,9 @@ LEASES = Table("rollup_leases", METADATA,
                Column("due", DateTime(timezone=True), nullable=False, server_default=text("'-infinity'")),
                Column("tallies", BigInteger, nullable=False, server_default=text("0")),
                Column("tallied_at", DateTime(timezone=True), nullable=True))
+#: Held while the tables are created: two processes creating them at once collide in PostgreSQL's catalogue
+#: (CREATE TABLE IF NOT EXISTS is not safe against a concurrent one). "smartRlp" in ASCII.
+SCHEMA_LOCK_KEY = int.from_bytes(b"smartRlp", "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
 class PostgresRollupCache(RollupCache):
@@ -70,7 +73,9 @@ class PostgresRollupCache(RollupCache):
             raise ValueError(f"PostgresRollupCache needs a PostgreSQL database, not {self.engine.dialect.name}")
         self.path = f"postgresql:{self.engine.url.render_as_string(hide_password=True)}"  # for logs only
         self.settle_ms = settle_ms
-        METADATA.create_all(self.engine)  # IF NOT EXISTS: several processes may start at once
+        with self.engine.begin() as c:  # several processes may start at once: create the tables one at a time
+            c.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
+            METADATA.create_all(c)
         self.hits = 0
         self.computed = 0
 

@@ -198,3 +198,43 @@ def test_the_centre_summaries_equal_the_overview_and_portfolio_computed_machine_
     finally:
         cache.close()
         plant.close()
+
+
+def test_the_rollups_command_runs_worker_processes_that_share_the_machines(postgres, store, tmp_path):
+    import sqlite3
+    import subprocess
+    import sys
+
+    import yaml
+
+    from plantmodel.db import open_plant
+
+    url = postgres.create_database("rollups_cli")
+    open_plant(url).close()  # the plant model's tables (the workers refresh the centre's summaries)
+    with sqlite3.connect(store.path) as src, sqlite3.connect(tmp_path / "store.db") as dst:
+        src.backup(dst)  # a consistent copy of the module's store (WAL included)
+    config = tmp_path / "smartfactory.yaml"
+    config.write_text(yaml.safe_dump({"store": {"kind": "sqlite", "path": "store.db"}, "api": {"database_url": url},
+                                      "analytics": {"rollup_batch": 2}}))
+    run = subprocess.run([sys.executable, "-m", "cli.main", "rollups", "-c", str(config), "--workers", "2", "--once"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "rollup_workers_started workers=2" in run.stderr
+    assert run.stderr.count("rollup_pass ") == 2  # one pass per worker process
+    assert _tallies(postgres, "rollups_cli") == {_key(m): 1 for m in MACHINES}  # every machine once, by one of them
+
+
+def test_the_rollups_command_refuses_workers_on_the_embedded_cache_and_says_what_to_change(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = tmp_path / "smartfactory.yaml"
+    config.write_text(yaml.safe_dump({"store": {"kind": "sqlite", "path": "store.db"}}))
+    run = subprocess.run([sys.executable, "-m", "cli.main", "rollups", "-c", str(config), "--workers", "2", "--once"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert f"{config}: rollups --workers 2 needs the rollup cache in PostgreSQL" in run.stderr
+    assert "run without --workers" in run.stderr
