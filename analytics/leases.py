@@ -29,6 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
@@ -62,16 +63,22 @@ class RollupLeases:
             with self.engine.begin() as c:
                 c.execute(insert(LEASES).on_conflict_do_nothing(index_elements=["machine"]), rows)
 
-    def claim(self, n: int) -> list[str]:
-        """Up to ``n`` due machines whose lease is free or expired, now leased to this worker (in key order,
-        so a batch tends to hold one tenant's machines)."""
+    def claim(self, n: int, due_by: datetime | None = None) -> list[str]:
+        """Up to ``n`` machines due by ``due_by`` (default: now) whose lease is free or expired, now leased to
+        this worker (in key order, so a batch tends to hold one tenant's machines)."""
         with self.engine.begin() as c:
             return list(c.execute(text(
-                "WITH free AS (SELECT machine FROM rollup_leases WHERE due <= now() "
+                "WITH free AS (SELECT machine FROM rollup_leases WHERE due <= coalesce(:by, now()) "
                 "AND (lease_until IS NULL OR lease_until < now()) ORDER BY machine LIMIT :n FOR UPDATE SKIP LOCKED) "
                 "UPDATE rollup_leases l SET owner = :me, lease_until = now() + make_interval(secs => :lease) "
                 "FROM free WHERE l.machine = free.machine RETURNING l.machine"),
-                {"n": n, "me": self.owner, "lease": self.lease_s}).scalars())
+                {"n": n, "me": self.owner, "lease": self.lease_s, "by": due_by}).scalars())
+
+    def now(self) -> datetime:
+        """The database's clock: leases and due times are on it, whatever the hosts' clocks say."""
+        with self.engine.connect() as c:
+            began: datetime = c.execute(text("SELECT now()")).scalar_one()
+        return began
 
     def renew(self) -> int:
         """Extends this worker's unexpired leases; an expired one stays lost (another worker may hold it)."""
@@ -103,8 +110,8 @@ class RollupLeases:
 class LeasedRollupMaintainer(RollupMaintainer):
     """A ``RollupMaintainer`` that tallies only the machines it holds a lease on; run as many as you like.
 
-    ``run_pass`` registers the store's machines, then claims batches of ``batch`` due machines
-    until none is left that is due and free; each machine becomes due again ``interval_s`` after
+    ``run_pass`` registers the store's machines, then claims batches of ``batch`` machines due
+    when the pass began until none is left that is due and free; each machine becomes due again ``interval_s`` after
     its tally. Runs in every API process on PostgreSQL (``needs_leader`` is false) and in each
     process of ``smartfactory rollups --workers N``.
     """
@@ -130,12 +137,15 @@ class LeasedRollupMaintainer(RollupMaintainer):
         started, result = time.perf_counter(), PassResult()
         by_key = {_key(m): m for m in self.store.machines()}
         self.leases.register(by_key.values())
+        # the machines due when the pass began: one tallied early and due again before the pass ends (a pass
+        # longer than the interval) waits for the next pass instead of making this one endless
+        pass_began = self.leases.now()
         renewing = threading.Event()
         keeper = threading.Thread(target=self._keep_leases, args=(renewing,), name="rollup-lease-renewal", daemon=True)
         keeper.start()
         try:
             while not (stop is not None and stop.is_set()):
-                claimed = self.leases.claim(self.batch)
+                claimed = self.leases.claim(self.batch, pass_began)
                 if not claimed:
                     break
                 for i, key in enumerate(claimed):

@@ -238,3 +238,16 @@ def test_the_rollups_command_refuses_workers_on_the_embedded_cache_and_says_what
     assert run.returncode == 2
     assert f"{config}: rollups --workers 2 needs the rollup cache in PostgreSQL" in run.stderr
     assert "run without --workers" in run.stderr
+
+
+def test_a_pass_longer_than_the_interval_ends_and_leaves_machines_due_again_to_the_next_pass(postgres, store):
+    url = postgres.create_database("rollups_overrun")
+    cache = PostgresRollupCache(url)
+    try:
+        # interval 0: every machine is due again the moment it is tallied, as when a pass outlasts its interval
+        worker = LeasedRollupMaintainer(store, SETTINGS, cache, horizon_days=30, batch=2, interval_s=0)
+        assert worker.run_pass(NOW_MS).machines == len(MACHINES)
+        assert _tallies(postgres, "rollups_overrun") == {_key(m): 1 for m in MACHINES}
+        assert worker.run_pass(NOW_MS).machines == len(MACHINES)  # the next pass takes them again
+    finally:
+        cache.close()
