@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from analytics.beforeafter import DELIVERY_KEYS
 from analytics.delivery import DELIVERY_KPIS
@@ -27,7 +28,7 @@ from analytics.report import HEADLINE, portfolio_reports
 from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
 from api.live import alarms_of
-from plantmodel.db import Alarm, BrokerAccount, PlantDb, Tenant
+from plantmodel.db import Alarm, BrokerAccount, Line, PlantDb, Site, Tenant
 from plantmodel.scoping import up_to_tenant
 from plantmodel.orders import orders_for_report
 from plant import MachineRef
@@ -363,23 +364,25 @@ class CentreSummaries:
     def _rows(self, tenants: set[str], now_ms: int) -> dict[str, dict]:
         settings = self.settings()
         with self.plant.session() as s:
+            tree = selectinload(Tenant.sites).selectinload(Site.lines).selectinload(Line.machines)
             return {t.slug: tenant_row(t, s, self.store, self.cache, settings, now_ms, self.stale_ms)
-                    for t in s.scalars(select(Tenant).where(Tenant.slug.in_(sorted(tenants))))}
+                    for t in s.scalars(select(Tenant).where(Tenant.slug.in_(sorted(tenants))).options(tree))}
 
     def _refresh_gains(self, tenants: set[str], now_ms: int, have: dict[str, tuple[int, str]], ttl_ms: int,
                        retry_failed: bool = True) -> int:
-        """The gains of those of ``tenants`` with a rollout whose gains are older than ``ttl_ms`` (with
-        ``retry_failed``, a run with a failed report after ``STATUS_TTL_S``: data is often still arriving);
-        returns how many were computed."""
-        settings = self.settings()
+        """The gains of those of ``tenants`` whose gains summary is missing or older than ``ttl_ms`` (with
+        ``retry_failed``, one with a failed report after ``STATUS_TTL_S``: data is often still arriving).
+        A tenant without a rollout gets an empty one, so a request can tell "none" from "not computed yet"
+        without merging the plant model's settings. Returns how many were written."""
         due = set()
-        for t in tenants & {r.tenant for r in settings.rollouts}:
+        for t in tenants:
             hit = have.get(t)
             failed = retry_failed and hit is not None and bool(json.loads(hit[1])["problems"])
             if hit is None or now_ms - hit[0] >= (min(ttl_ms, int(STATUS_TTL_S * 1000)) if failed else ttl_ms):
                 due.add(t)
         if not due:
             return 0
+        settings = self.settings()
         subset = settings.model_copy(update={"rollouts": [r for r in settings.rollouts if r.tenant in due]})
         reports, problems = portfolio_reports(self.store, subset, 1000, cache=self.cache,
                                               orders_for=lambda t: orders_for_report(self.plant, t))
@@ -409,25 +412,26 @@ class CentreSummaries:
         alarms = active_alarm_counts(self.plant)
         return [{**json.loads(have[t][1]), "active_alarms": alarms.get(t, 0)} for t in slugs if t in have]
 
-    def gains(self, now_ms: int | None = None) -> tuple[int, dict[str, list[dict]], list[str]]:
-        """(as of, epoch ms: the oldest tenant's; gains per tenant; problems), from the summaries."""
+    def gains(self, tenants: list[str], now_ms: int | None = None) -> tuple[int, dict[str, list[dict]], list[str]]:
+        """(as of, epoch ms: the oldest tenant's; gains per tenant; problems), from the summaries (a tenant with
+        none, or one older than ``gains_ttl_s`` + ``max_age_s``, computed here once)."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        with_rollouts = {r.tenant for r in self.settings().rollouts}
         have = self.cache.summaries(GAINS_SUMMARY)
-        if self._refresh_gains(with_rollouts, now_ms, have, self.gains_ttl_ms + self.max_age_ms, retry_failed=False):
+        if self._refresh_gains(set(tenants), now_ms, have, self.gains_ttl_ms + self.max_age_ms, retry_failed=False):
             have = self.cache.summaries(GAINS_SUMMARY)
         gains, problems, as_of = {}, [], now_ms
-        for t in sorted(with_rollouts & set(have)):
-            at, body = have[t]
-            data = json.loads(body)
-            gains[t], as_of = data["gains"], min(as_of, at)
-            problems += data["problems"]
+        for t in tenants:
+            if t in have:
+                at, body = have[t]
+                data = json.loads(body)
+                gains[t], as_of = data["gains"], min(as_of, at)
+                problems += data["problems"]
         return as_of, gains, problems
 
     def portfolio(self, coverage_floor: float, now_ms: int | None = None) -> dict:
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         rows = self.overview(now_ms)
-        as_of, gains, problems = self.gains(now_ms)
+        as_of, gains, problems = self.gains([r["tenant"] for r in rows], now_ms)
         with self.plant.session() as s:
             names_en = {t.slug: t.name_en for t in s.scalars(select(Tenant))}
         return {"schema": "smartfactory.centre-portfolio/v1", "generated_ms": now_ms, "gains_as_of_ms": int(as_of),
