@@ -54,11 +54,11 @@ class AnalyticsSettings(BaseModel):
     rollup_lease_s: Annotated[float, Field(ge=5, le=3600, description="PostgreSQL: how long a maintainer worker's "
                                            "claim on a machine lasts without renewal (renewed every third of it); "
                                            "a dead worker's machines pass to another after this")] = 60.0
-    rollups_in_api: Literal["every", "leader"] = Field(
-        "every", description="PostgreSQL: which API processes run a leased rollup worker: every one (rollup "
-        "throughput grows with the API processes, and a dead leader does not pause rollups) or only the leader "
-        "(requests never share a process with a tally; add `smartfactory rollups --workers N` hosts instead). "
-        "With the embedded SQLite cache only the leader runs the maintainer")
+    rollups_in_api: Literal["leader", "every"] = Field(
+        "leader", description="PostgreSQL: which API processes run a leased rollup worker: only the leader (the "
+        "default: a tally is CPU-bound and would slow every process's requests; add `smartfactory rollups "
+        "--workers N` for throughput) or every one (rollup throughput grows with the API processes, and a dead "
+        "leader does not pause rollups). With the embedded SQLite cache only the leader runs the maintainer")
     rollup_batch: Annotated[int, Field(ge=1, le=1000, description="PostgreSQL: machines a maintainer worker "
                                        "claims at a time")] = 10
 

@@ -7,7 +7,8 @@ Each problem is a 422 in FastAPI's own shape, ``{"detail": [{"loc": ["body", fie
 "type", "ctx"}]}``, so API clients and the web form read one format for type errors and these.
 
 Changing what a rule tests (machine, kind, tag, operator, threshold, state, duration) clears
-its open alarms with reason ``rule_changed``; renaming keeps them. Deleting a rule marks it
+its open alarms with reason ``rule_changed``; renaming keeps them, and so does changing its
+delays or deadband (they change when the alarm is raised or cleared, not what it is about). Deleting a rule marks it
 deleted and clears its open alarms with ``rule_deleted``; the history of its alarms stays.
 The engine reads the rules on every tick, so it follows both without a restart.
 """
@@ -23,7 +24,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from plantmodel.db import Alarm, AlarmRule, Line, Machine, Site, Tenant
+from plantmodel.db import MAX_ALARM_DELAY_S, Alarm, AlarmRule, Line, Machine, Site, Tenant, deadband_problem
 from plantmodel.scoping import in_tenant, up_to_tenant
 from plant import IDENTIFIER_PATTERN, MachineRef
 from tsstore import StoreError, TimeSeriesStore
@@ -46,6 +47,12 @@ class RuleIn(BaseModel):
     threshold: float | None = Field(default=None, description="threshold rules: a finite number")
     state: int | None = Field(default=None, description="state_duration rules: a state code of the tenant")
     duration_s: float | None = Field(default=None, description="state_duration rules: seconds in the state, > 0")
+    on_delay_s: float = Field(default=0.0, description="threshold rules: seconds the condition must hold before "
+                              "the alarm is raised (ISA-18.2 on-delay); 0 to 3600, 0 raises at once")
+    off_delay_s: float = Field(default=0.0, description="seconds the alarm's clear condition must hold before it "
+                               "clears (ISA-18.2 off-delay); 0 to 3600, 0 clears at once")
+    deadband: float = Field(default=0.0, description="threshold rules with > >= < <=: how far back past the "
+                            "threshold the value must go for the alarm to clear, in the tag's unit; >= 0")
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,8 @@ def check_rule(body: RuleIn, tags: MachineTags, states: dict[int, str], taken: s
         elif not math.isfinite(body.threshold):
             errors.append(_error("threshold", "threshold_not_finite",
                                  f"threshold must be a finite number (got {body.threshold})"))
+        errors += _check_delay("on_delay_s", body.on_delay_s, "the condition must hold before the alarm is raised")
+        errors += _check_deadband(body)
     else:
         if body.state is None:
             errors.append(_error("state", "state_missing", "state is missing: a state_duration rule needs the state "
@@ -109,6 +118,8 @@ def check_rule(body: RuleIn, tags: MachineTags, states: dict[int, str], taken: s
             errors.append(_error("duration_s", "duration_not_positive", f"duration_s must be more than 0 seconds "
                                  f"(got {body.duration_s}): how long the machine must stay in the state before the "
                                  "alarm is raised", value=body.duration_s))
+    errors += _check_delay("off_delay_s", body.off_delay_s, "the alarm's clear condition must hold before it "
+                           "clears")
     if tags.tags is None:
         warnings.append(f"tag {body.tag!r} was not checked: {tags.unknown_because}")
     elif body.tag not in tags.tags:
@@ -122,6 +133,42 @@ def check_rule(body: RuleIn, tags: MachineTags, states: dict[int, str], taken: s
     return errors, warnings
 
 
+def _check_delay(field: str, value: float, what: str) -> list[dict]:
+    if not value >= 0:  # NaN too
+        return [_error(field, "delay_negative", f"{field} must be 0 or more seconds (got {value}): how long {what}; "
+                       "0 means at once", value=value)]
+    if value > MAX_ALARM_DELAY_S:
+        return [_error(field, "delay_too_long", f"{field} must be at most {MAX_ALARM_DELAY_S:.0f} seconds, one hour (got "
+                       f"{value}): a longer delay hides a real alarm for longer than anyone can act on it; for a "
+                       "condition that matters only when it lasts, use a state_duration rule", value=value,
+                       max=MAX_ALARM_DELAY_S)]
+    return []
+
+
+def _check_deadband(body: RuleIn) -> list[dict]:
+    """A deadband must be a distance, only where there is a side to come back to, and not so wide that the
+    alarm would clear only beyond zero (practically never)."""
+    d = body.deadband
+    if not math.isfinite(d) or d < 0:
+        return [_error("deadband", "deadband_negative", f"deadband must be 0 or more, in the tag's unit (got {d}): "
+                       "how far back past the threshold the value must go before the alarm clears; 0 clears at the "
+                       "threshold", value=d)]
+    problem = deadband_problem(body.op, body.threshold, d)
+    if problem == "with_equality":
+        return [_error("deadband", "deadband_with_equality", f"deadband applies to >, >=, <, <= rules, and this rule "
+                       f"compares with {body.op}: set deadband to 0 and use off_delay_s to keep it from flapping",
+                       op=body.op)]
+    t = body.threshold
+    if problem == "too_large" and t is not None:
+        clear = t - d if body.op in (">", ">=") else t + d
+        example = f"{abs(t) * 0.02:.3g}"
+        return [_error("deadband", "deadband_too_large", f"deadband {d:g} is as large as the threshold {t:g} or "
+                       f"larger: the alarm would clear only at {clear:g}, beyond zero, so practically never; a "
+                       f"deadband is usually 1-5 % of the tag's range, e.g. {example} (2 % of {abs(t):g})",
+                       deadband=d, threshold=t, clear=clear, example=example)]
+    return []
+
+
 def raise_if(errors: list[dict]) -> None:
     if errors:
         raise RequestValidationError(errors)
@@ -132,7 +179,9 @@ def condition(body: RuleIn, machine_id: int) -> dict:
     threshold = body.kind == "threshold"
     return {"machine_id": machine_id, "name": body.name, "kind": body.kind, "tag": body.tag,
             "op": body.op if threshold else None, "threshold": body.threshold if threshold else None,
-            "state": None if threshold else body.state, "duration_s": None if threshold else body.duration_s}
+            "state": None if threshold else body.state, "duration_s": None if threshold else body.duration_s,
+            "on_delay_s": body.on_delay_s if threshold else 0.0, "off_delay_s": body.off_delay_s,
+            "deadband": body.deadband if threshold else 0.0}
 
 
 def _machine_query():
@@ -185,4 +234,5 @@ def list_rules(s: Session, tenant: str, site: str | None = None, line: str | Non
 def rule_out(rule: AlarmRule, site: str, line: str, machine: str, open_alarms: int) -> dict:
     return {"id": rule.id, "site": site, "line": line, "machine": machine, "name": rule.name, "kind": rule.kind,
             "tag": rule.tag, "op": rule.op, "threshold": rule.threshold, "state": rule.state,
-            "duration_s": rule.duration_s, "open_alarms": open_alarms}
+            "duration_s": rule.duration_s, "on_delay_s": rule.on_delay_s, "off_delay_s": rule.off_delay_s,
+            "deadband": rule.deadband, "open_alarms": open_alarms}

@@ -26,6 +26,7 @@ def build_app(config: LoadedConfig, plant=None) -> FastAPI:
     from api.app import create_app
     from api.leader import leader_lock_for
     from plantmodel.db import database_url, open_plant
+    from plantmodel.policy import effective_settings
     from tsstore import open_store
 
     s = config.settings
@@ -34,7 +35,9 @@ def build_app(config: LoadedConfig, plant=None) -> FastAPI:
     cache = open_cache(s.analytics, s.store, config.base_dir, plant.url)
     rollups = None
     if s.analytics.maintain_rollups:
-        rollups = maintainer_for(store, s.analytics, cache)
+        # the policies reports read (completed from the plant model: ideal cycle times are in a row's shape),
+        # else the maintainer keeps rows no report reads and every report starts cold
+        rollups = maintainer_for(store, effective_settings(s.analytics, plant), cache)
     delivery = None
     if s.mail is not None:
         from reportmail.service import delivery_for

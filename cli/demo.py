@@ -115,9 +115,15 @@ def build_plant_seed(rollout_date: str | None = None) -> dict:
 
     Shifts follow the demo scenario's calendar; the rollout date is the scenario's.
     """
+    # Against flapping (docs/api.md, Alarms): the press force is one value per stroke and 0 between strokes,
+    # so an off-delay of two cycles (about 29 s each) keeps overloads on consecutive strokes one alarm; the
+    # 2 s on-delay passes over a single bad read; the deadband (10 kN, about 1 % of the 0-1000 kN range) keeps
+    # a stroke at 825-830 kN from clearing it. A fault that comes back within 15 s of a reset stays one alarm.
     press_alarms = [
-        {"name": "고장 30초 이상", "kind": "state_duration", "tag": "state", "state": 4, "duration_s": 30},
-        {"name": "프레스 압력 830 kN 초과", "kind": "threshold", "tag": "press_force", "op": ">", "threshold": 830},
+        {"name": "고장 30초 이상", "kind": "state_duration", "tag": "state", "state": 4, "duration_s": 30,
+         "off_delay_s": 15},
+        {"name": "프레스 압력 830 kN 초과", "kind": "threshold", "tag": "press_force", "op": ">", "threshold": 830,
+         "on_delay_s": 2, "deadband": 10, "off_delay_s": 60},
     ]
     return {
         "centre": "Gyeongnam Smart Factory Centre",

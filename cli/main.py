@@ -236,11 +236,10 @@ def _refresh_rollups(config: LoadedConfig, store, machines: list, t_from: float,
 
     from analytics.continuous import RollupMaintainer
 
-    s = config.settings
     cache = _rollup_cache(config)
     try:
         started = _time.perf_counter()
-        n = RollupMaintainer(store, s.analytics, cache).refresh(machines, int(t_from * 1000), int(t_to * 1000))
+        n = RollupMaintainer(store, _analytics_with_plant(config), cache).refresh(machines, int(t_from * 1000), int(t_to * 1000))
         log.info("rollups_refreshed machines=%d buckets=%d seconds=%.1f cache=%s", len(machines), n,
                  _time.perf_counter() - started, cache.path)
     finally:
@@ -310,7 +309,7 @@ def _refresh_all(config: LoadedConfig, days: int) -> None:
     store, cache = open_store(config.settings.store, config.base_dir), _rollup_cache(config)
     try:
         now = _time.time()
-        n = RollupMaintainer(store, config.settings.analytics, cache).refresh(
+        n = RollupMaintainer(store, _analytics_with_plant(config), cache).refresh(
             store.machines(), int((now - days * 86_400) * 1000), int(now * 1000))
         if isinstance(cache, PostgresRollupCache):
             from analytics.leases import RollupLeases
@@ -338,7 +337,7 @@ def _rollup_worker(config_path: str, once: bool) -> int:
     store = open_store(s.store, config.base_dir)
     cache = _rollup_cache(config)
     plant = _existing_plant(config)
-    maintainer = maintainer_for(store, s.analytics, cache)
+    maintainer = maintainer_for(store, _analytics_with_plant(config), cache)  # the row shape reports read
     if plant is not None:
         from api.centre import CentreSummaries
         from api.services import EffectiveAnalytics

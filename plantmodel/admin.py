@@ -27,6 +27,8 @@ from plantmodel.credentials import (
 from plantmodel.db import (
     affected,
     AlarmRule,
+    MAX_ALARM_DELAY_S,
+    deadband_problem,
     ApiToken,
     BrokerAccount,
     Centre,
@@ -66,6 +68,12 @@ class RuleSeed(BaseModel):
     threshold: float | None = None
     state: StateCode | None = None
     duration_s: Annotated[float, Field(gt=0)] | None = None
+    on_delay_s: Annotated[float, Field(ge=0, le=MAX_ALARM_DELAY_S)] = Field(default=0.0, description="threshold rules: seconds "
+                                                                "the condition holds before the alarm is raised")
+    off_delay_s: Annotated[float, Field(ge=0, le=MAX_ALARM_DELAY_S)] = Field(default=0.0, description="seconds the clear "
+                                                                 "condition holds before the alarm clears")
+    deadband: Annotated[float, Field(ge=0)] = Field(default=0.0, description="threshold rules with > >= < <=: the "
+                                                    "alarm clears only this far back past the threshold")
 
     @model_validator(mode="after")
     def _complete(self) -> RuleSeed:
@@ -73,6 +81,13 @@ class RuleSeed(BaseModel):
             raise ValueError("a threshold rule needs 'op' and 'threshold'")
         if self.kind == "state_duration" and (self.state is None or self.duration_s is None):
             raise ValueError("a state_duration rule needs 'state' and 'duration_s'")
+        problem = deadband_problem(self.op, self.threshold, self.deadband) if self.kind == "threshold" else None
+        if problem == "with_equality":
+            raise ValueError(f"'deadband' applies to >, >=, <, <= rules, and this one compares with {self.op}: set "
+                             "it to 0 and use 'off_delay_s' to keep the alarm from flapping")
+        if problem == "too_large":
+            raise ValueError(f"'deadband' {self.deadband:g} is as large as the threshold {self.threshold:g} or larger: "
+                             "the alarm would clear only beyond zero, practically never; use 1-5 % of the tag's range")
         return self
 
 

@@ -10,6 +10,7 @@ upgrades a database to the newest revision before use.
 from __future__ import annotations
 
 import enum
+import math
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -195,8 +196,29 @@ class BrokerAccount(Base):
     tenant: Mapped[Tenant | None] = relationship()
 
 
+#: The longest on- or off-delay of an alarm rule: longer hides a real alarm for longer than anyone can act on it.
+MAX_ALARM_DELAY_S = 3600.0
+
+
+def deadband_problem(op: str | None, threshold: float | None, deadband: float) -> str | None:
+    """Why a threshold rule's (non-negative) deadband makes no sense, or None: "with_equality" (``==`` and
+    ``!=`` have no side to come back to) or "too_large" (at least the threshold's magnitude, so the alarm
+    would clear only beyond zero, practically never; a threshold of 0 has no scale to judge by).
+    The API (api.alarmrules) and the plant seed refuse both."""
+    if deadband <= 0:
+        return None
+    if op in ("==", "!="):
+        return "with_equality"
+    if threshold is not None and math.isfinite(threshold) and threshold != 0 and deadband >= abs(threshold):
+        return "too_large"
+    return None
+
+
 class AlarmRule(Base):
     """kind "threshold": value ``op`` threshold; kind "state_duration": state == ``state`` for ≥ duration_s.
+
+    ``on_delay_s`` (threshold rules), ``off_delay_s`` and ``deadband`` (threshold rules with an
+    ordering operator) keep a noisy signal from raising and clearing over and over.
 
     A deleted rule keeps its row (``deleted_ms``) so the history of its alarms survives; nothing
     evaluates or lists it any more.
@@ -212,6 +234,10 @@ class AlarmRule(Base):
     threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
     state: Mapped[int | None] = mapped_column(Integer, nullable=True)
     duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # against flapping (api.alarms.step); 0 is how rules behaved before migration 0008
+    on_delay_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    off_delay_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    deadband: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     deleted_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     machine: Mapped[Machine] = relationship()
 

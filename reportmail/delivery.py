@@ -35,9 +35,8 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def add_schedule(plant: PlantDb, tenant: str | None, kind: str, recipients: list[str], lang: str = "ko",
-                 line: str | None = None, hour: int = 7, now_ms: int | None = None) -> int:
-    """A new schedule; ``tenant`` None = the centre's portfolio. Returns its id."""
+def _check_schedule(kind: str, recipients: list[str], lang: str, hour: int, tenant: str | None) -> None:
+    """The rules a schedule must keep, for a new one and for a change alike; ValueError says what and how."""
     if kind not in KINDS:
         raise ValueError(f"schedule kind {kind!r}: use one of {', '.join(KINDS)}")
     if lang not in ("ko", "en"):
@@ -49,6 +48,12 @@ def add_schedule(plant: PlantDb, tenant: str | None, kind: str, recipients: list
         raise ValueError(f"recipients: give e-mail addresses (name@example.com){'; not addresses: ' + ', '.join(bad) if bad else ''}")
     if tenant is None and kind == "after_commissioning":
         raise ValueError("after_commissioning belongs to one SME's rollout: give a tenant")
+
+
+def add_schedule(plant: PlantDb, tenant: str | None, kind: str, recipients: list[str], lang: str = "ko",
+                 line: str | None = None, hour: int = 7, now_ms: int | None = None) -> int:
+    """A new schedule; ``tenant`` None = the centre's portfolio. Returns its id."""
+    _check_schedule(kind, recipients, lang, hour, tenant)
     with plant.session() as s, s.begin():
         tid = None
         if tenant is not None:
@@ -63,11 +68,52 @@ def add_schedule(plant: PlantDb, tenant: str | None, kind: str, recipients: list
         return row.id
 
 
+def update_schedule(plant: PlantDb, schedule_id: int, *, recipients: list[str] | None = None, lang: str | None = None,
+                    hour: int | None = None, active: bool | None = None) -> dict:
+    """Change who gets a schedule, in which language, at what hour, or pause it (active False) while keeping
+    its send records; LookupError when there is no such schedule. Occurrences already recorded keep the
+    recipients they were recorded with, so a change never re-sends or drops one."""
+    with plant.session() as s, s.begin():
+        row = s.get(ReportSchedule, schedule_id)
+        if row is None:
+            raise LookupError(f"no report schedule {schedule_id}")
+        new_recipients = recipients if recipients is not None else row.recipients.split(",")
+        new_lang = lang if lang is not None else row.lang
+        new_hour = hour if hour is not None else row.hour
+        _check_schedule(row.kind, new_recipients, new_lang, new_hour, row.tenant.slug if row.tenant else None)
+        row.recipients, row.lang, row.hour = ",".join(new_recipients), new_lang, new_hour
+        if active is not None:
+            row.active = active
+        s.flush()
+        out = _schedule_out(row)
+    log.info("schedule_updated schedule=%d active=%s hour=%d lang=%s recipients=%d", schedule_id, out["active"],
+             out["hour"], out["lang"], len(out["recipients"]))
+    return out
+
+
+def delete_schedule(plant: PlantDb, schedule_id: int) -> int:
+    """Remove a schedule and its send records (pause it with ``active`` False to keep them); returns how many
+    send records went with it. LookupError when there is no such schedule."""
+    with plant.session() as s, s.begin():
+        row = s.get(ReportSchedule, schedule_id)
+        if row is None:
+            raise LookupError(f"no report schedule {schedule_id}")
+        sends = list(s.scalars(select(ReportSend).filter_by(schedule_id=schedule_id)))
+        for r in sends:  # explicit: SQLite enforces ON DELETE CASCADE only with its foreign-key pragma on
+            s.delete(r)
+        s.delete(row)
+    log.info("schedule_deleted schedule=%d sends_removed=%d", schedule_id, len(sends))
+    return len(sends)
+
+
+def _schedule_out(r: ReportSchedule) -> dict:
+    return {"id": r.id, "tenant": r.tenant.slug if r.tenant else None, "line": r.line, "kind": r.kind, "hour": r.hour,
+            "recipients": r.recipients.split(","), "lang": r.lang, "active": r.active}
+
+
 def list_schedules(plant: PlantDb) -> list[dict]:
     with plant.session() as s:
-        return [{"id": r.id, "tenant": r.tenant.slug if r.tenant else None, "line": r.line, "kind": r.kind, "hour": r.hour,
-                 "recipients": r.recipients.split(","), "lang": r.lang, "active": r.active}
-                for r in s.scalars(select(ReportSchedule).order_by(ReportSchedule.id))]
+        return [_schedule_out(r) for r in s.scalars(select(ReportSchedule).order_by(ReportSchedule.id))]
 
 
 def list_sends(plant: PlantDb, schedule_id: int | None = None) -> list[dict]:

@@ -36,6 +36,20 @@ def influxd(tmp_path_factory) -> Iterator[servers.Influxd]:
     server.stop()
 
 
+@pytest.fixture
+def influxd_shards(tmp_path_factory) -> Iterator[dict[str, servers.Influxd]]:
+    """Two influxd, ``west`` and ``east``: the shards of a ``store.kind: sharded`` config."""
+    west = _start(servers.influxd, tmp_path_factory.mktemp("influxd-west"))
+    try:
+        east = _start(servers.influxd, tmp_path_factory.mktemp("influxd-east"))
+    except BaseException:
+        west.stop()
+        raise
+    yield {"west": west, "east": east}
+    east.stop()
+    west.stop()
+
+
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory) -> Iterator[servers.Postgres]:
     """A fresh PostgreSQL cluster per test module (initdb takes seconds); tests that need an empty

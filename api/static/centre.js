@@ -65,7 +65,9 @@
       return r.json();
     };
     const setWhere = (text) => { if (typeof ctx.setWhere === "function") try { ctx.setWhere(text); } catch { /* the shell's */ } };
-    return { lang, t, api, setWhere, me: ctx.me || null, locale: lang === "ko" ? "ko-KR" : "en-GB" };
+    // the zone the shell's header clock shows (the SME's, or the one the centre's SMEs share), not the browser's
+    const tz = (typeof ctx.tz === "function" ? ctx.tz() : ctx.tz) || "UTC";
+    return { lang, t, api, setWhere, tz, me: ctx.me || null, locale: lang === "ko" ? "ko-KR" : "en-GB" };
   }
 
   // -- words and numbers ---------------------------------------------------------------
@@ -90,6 +92,14 @@
     if (a < 5400) return rtf.format(Math.round(s / 60), "minute");
     if (a < 172800) return rtf.format(Math.round(s / 3600), "hour");
     return rtf.format(Math.round(s / 86400), "day");
+  }
+  /** A moment as the reports print it, in the page's zone and naming it: "2026-12-02 09:14 (Asia/Seoul)". */
+  function when(c, ms) {
+    const p = {};
+    const f = new Intl.DateTimeFormat("en-CA", { timeZone: c.tz, year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+    for (const x of f.formatToParts(new Date(ms))) p[x.type] = x.value;
+    return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute} (${c.tz})`;
   }
   /** "Material input time per part −74.6% (reduced)": the report's label, the signed change, the direction. */
   function gainWords(c, g) {
@@ -200,8 +210,8 @@
     sortSel.addEventListener("change", () => { view.sort = sortSel.value; view.dir = null; draw(); });
     dirBtn.addEventListener("click", () => { view.dir = dirOf() === "asc" ? "desc" : "asc"; draw(); });
     draw();
-    const asOf = data.gains_as_of_ms ? el("p", { class: "cx-note" },
-      c.t("centre.gains_as_of", { when: new Date(data.gains_as_of_ms).toLocaleString(c.locale) })) : null;
+    const asOf = data.gains_as_of_ms ? el("p", { class: "cx-note", "data-testid": "centre-gains-as-of" },
+      c.t("centre.gains_as_of", { when: when(c, data.gains_as_of_ms) })) : null;
     put(root, head, controls, el("div", { class: "cx-tablewrap" }, table), empty, asOf, chart);
   }
 

@@ -69,6 +69,8 @@ function dayOf(ms, tz) { const p = tzParts(ms, tz); return { y: p.y, mo: p.mo, d
 function isoDay(ms, tz) { const p = dayOf(ms, tz); return `${p.y}-${String(p.mo).padStart(2, "0")}-${String(p.d).padStart(2, "0")}`; }
 function fmt(ms, opts) { return new Intl.DateTimeFormat(locale(), { timeZone: TZ, hourCycle: "h23", ...opts }).format(new Date(ms)); }
 function clock(ms) { return fmt(ms, { hour: "2-digit", minute: "2-digit", second: "2-digit" }); }
+/** When a figure was computed, in the tenant's zone and naming it: "22:45:10 (Asia/Seoul)". */
+function stamp(ms) { return `${clock(ms)} (${TZ || Intl.DateTimeFormat().resolvedOptions().timeZone})`; }
 function hm(ms) { return fmt(ms, { hour: "2-digit", minute: "2-digit" }); }
 function dateHm(ms) { return fmt(ms, { month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit" }); }
 function monthDay(ms) { return fmt(ms, { month: LANG === "ko" ? "numeric" : "short", day: "numeric" }); }
@@ -215,6 +217,7 @@ function route() {
   const parts = location.hash.replace(/^#\//, "").split("/").map(decodeURIComponent);
   const tn = TENANTS.find((x) => x.tenant === parts[1]);
   if (tn) TZ = tn.timezone;
+  else if (parts[0] === "centre") TZ = centreZone();
   if (parts[0] === "line" && parts.length === 4) openLine(parts[1], parts[2], parts[3]);
   else if (parts[0] === "machine" && parts.length === 5) openMachine(parts[1], parts[2], parts[3], parts[4]);
   else if (parts[0] === "reports" && parts.length === 4) openReports(parts[1], parts[2], parts[3]);
@@ -223,16 +226,26 @@ function route() {
   tickClock();
 }
 
-/** #/centre and #/centre/{tenant}: centre.js's workspace when it is there, else the built-in overview. */
+/** The centre's pages of no one SME: the zone its SMEs share, else UTC (times are shown with their zone named). */
+function centreZone() {
+  const zones = [...new Set(TENANTS.map((x) => x.timezone).filter(Boolean))];
+  return zones.length === 1 ? zones[0] : "UTC";
+}
+
+/** #/centre and #/centre/{tenant}: centre.js's workspace (the built-in overview it replaced is gone: a centre.js
+ *  that did not load says so rather than showing the old raw-key table). */
 function openCentreRoute(parts) {
   const go = () => {
     if (window.sfCentre && typeof window.sfCentre.render === "function") {
       $("where").textContent = t("centre"); $("status").textContent = "";
       window.sfCentre.render($("view"), { parts, tenant: parts[1] || null, hash: location.hash },
-        { api, t, tf, el, me: ME, tenants: TENANTS, lang: () => LANG, duration, pct, setWhere: (x) => { $("where").textContent = x; } });
-    } else openCentre();
+        { api, t, tf, el, me: ME, tenants: TENANTS, lang: () => LANG, tz: () => TZ, duration, pct, setWhere: (x) => { $("where").textContent = x; } });
+    } else {
+      $("where").textContent = t("centre"); $("status").textContent = "";
+      $("view").replaceChildren(el("p", { class: "error", "data-testid": "centre-missing" }, t("load_failed")));
+    }
   };
-  if (window.sfCentre || window.sfCentreMissing || document.readyState === "complete") go();
+  if (window.sfCentre || document.readyState === "complete") go();
   else window.addEventListener("load", go, { once: true });
 }
 
@@ -544,7 +557,6 @@ function renderLineRange(box, data) {
 function render() {
   if (!LAST) return;
   if (LAST.kind === "line") renderLine(LAST.snap);
-  else if (LAST.kind === "centre") renderCentre(LAST.data);
 }
 
 function shiftLine(sh) {
@@ -558,7 +570,7 @@ function shiftLine(sh) {
 function renderLine(snap) {
   TZ = snap.timezone;
   $("where").textContent = lineTitle(snap.tenant, snap.site, snap.line);
-  $("status").textContent = `${t("live")} · ${t("updated")} ${clock(snap.generated_ms)}`;
+  $("status").textContent = `${t("live")} · ${t("updated")} ${stamp(snap.generated_ms)}`;
   const openAlarms = {};
   for (const a of snap.alarms) if (a.status === "active") (openAlarms[a.machine] ??= []).push(a);
   const tiles = el("section", { class: "tiles" });
@@ -698,7 +710,7 @@ function openMachine(tenant, site, line, machine) {
   VIEW = { kind: "machine", rerender: () => { picker.sync(); drawLive(); if (body.data) renderMachine(body, body.data, body.trends || {}); } };
   followLine(tenant, site, line, (snap) => {
     lastSnap = snap; TZ = snap.timezone; SHIFT = snap.shift;
-    $("status").textContent = `${t("live")} · ${t("updated")} ${clock(snap.generated_ms)}`;
+    $("status").textContent = `${t("live")} · ${t("updated")} ${stamp(snap.generated_ms)}`;
     drawLive();
     if (first) { first = false; picker.sync(); loadMachine(tenant, site, line, machine, body); }
   }).catch((err) => { if (err.status === 404 || err.status === 403) notFound(); });
@@ -873,18 +885,46 @@ function conditionText(r) {
   return tf("rules.cond_state", { tag: r.tag, state: stateLabel(r.state), s: r.duration_s });
 }
 
+/** Where a threshold rule's alarm clears: the threshold moved by the deadband towards normal (as api.alarms.clear_point). */
+function clearPoint(r) {
+  if (r.op === ">" || r.op === ">=") return r.threshold - r.deadband;
+  if (r.op === "<" || r.op === "<=") return r.threshold + r.deadband;
+  return r.threshold;
+}
+
+/** The rule's on-delay, deadband and off-delay in words: "발생 지연 2초 · 불감대 10 kN (820 kN 이하에서 해제) · 해제 지연 60초". */
+function dampingText(r) {
+  const num = (v) => Number(v).toLocaleString(locale(), { maximumFractionDigits: 3 });
+  const unit = TAG_UNITS[r.tag] ? ` ${TAG_UNITS[r.tag]}` : "";
+  const parts = [];
+  if (r.on_delay_s > 0) parts.push(tf("rules.show_on_delay", { s: num(r.on_delay_s) }));
+  if (r.kind === "threshold" && r.deadband > 0) {
+    const back = { ">": "rules.clears_at_or_below", ">=": "rules.clears_below", "<": "rules.clears_at_or_above",
+      "<=": "rules.clears_above" }[r.op];
+    parts.push(tf("rules.show_deadband", { d: `${num(r.deadband)}${unit}`, clear: tf(back, { v: `${num(clearPoint(r))}${unit}` }) }));
+  }
+  if (r.off_delay_s > 0) parts.push(tf("rules.show_off_delay", { s: num(r.off_delay_s) }));
+  return parts.length ? parts.join(" · ") : t("rules.at_once");
+}
+
 function renderRulesList() {
   const list = $("rules-list");
   if (!list) return;
   if (!RULES.rules.length) { list.replaceChildren(el("p", { class: "muted" }, t("rules.none"))); return; }
   const writer = mayWriteRules();
   const table = el("table", { class: "rules-table", "data-testid": "rules-table" });
-  table.append(el("tr", {}, ...["rules.machine", "rules.name", "rules.condition", "rules.open_alarms"]
+  table.append(el("tr", {}, ...["rules.machine", "rules.name", "rules.condition", "rules.damping", "rules.open_alarms"]
     .map((k) => el("th", {}, t(k))), writer ? el("th", {}) : ""));
+  // on a phone the rows become cards and each cell says what it is (data-label, style.css)
+  const cell = (key, attrs, text) => el("td", { ...attrs, "data-label": t(key) }, text);
+  const machines = (RULES.choices && RULES.choices.machines) || [];
   for (const r of RULES.rules) {
+    const m = machines.find((x) => x.machine === r.machine);
     const tr = el("tr", { "data-rule-id": String(r.id), "data-rule-name": r.name },
-      el("td", {}, r.machine), el("td", {}, r.name), el("td", { class: "mono" }, conditionText(r)),
-      el("td", { "data-open": "" }, r.open_alarms));
+      cell("rules.machine", {}, (m && m.name) || r.machine), cell("rules.name", {}, r.name),
+      cell("rules.condition", { class: "mono" }, conditionText(r)),
+      cell("rules.damping", { "data-testid": "rule-damping" }, dampingText(r)),
+      cell("rules.open_alarms", { "data-open": "" }, r.open_alarms));
     if (writer) {
       const edit = el("button", { type: "button", class: "btn", "data-action": "edit" }, t("rules.edit"));
       edit.addEventListener("click", () => openRuleForm(r));
@@ -939,7 +979,11 @@ function ruleForm() {
       field("op", "rules.op", op, "kind-threshold"),
       field("threshold", "rules.threshold", el("input", { type: "number", step: "any", inputMode: "decimal" }), "kind-threshold"),
       field("state", "rules.state", state, "kind-state_duration"),
-      field("duration_s", "rules.duration_s", el("input", { type: "number", step: "any", min: "0" }), "kind-state_duration")),
+      field("duration_s", "rules.duration_s", el("input", { type: "number", step: "any", min: "0" }), "kind-state_duration"),
+      field("on_delay_s", "rules.on_delay_s", el("input", { type: "number", step: "any", min: "0", max: "3600", inputMode: "decimal" }), "kind-threshold"),
+      field("deadband", "rules.deadband", el("input", { type: "number", step: "any", min: "0", inputMode: "decimal" }), "kind-threshold"),
+      field("off_delay_s", "rules.off_delay_s", el("input", { type: "number", step: "any", min: "0", max: "3600", inputMode: "decimal" }))),
+    el("p", { class: "muted small", "data-i18n": "rules.damping_hint" }, t("rules.damping_hint")),
     el("datalist", { id: "rule-tags" }),
     el("p", { class: "muted small", "data-i18n": "rules.hint" }, t("rules.hint")),
     el("p", { class: "error", "data-error-for": "_form", role: "alert" }),
@@ -998,6 +1042,9 @@ function openRuleForm(rule) {
   e.threshold.value = rule && rule.threshold !== null ? rule.threshold : "";
   e.state.value = rule && rule.state !== null ? String(rule.state) : "4";
   e.duration_s.value = rule && rule.duration_s !== null ? rule.duration_s : "";
+  e.on_delay_s.value = rule ? rule.on_delay_s : 0;
+  e.off_delay_s.value = rule ? rule.off_delay_s : 0;
+  e.deadband.value = rule ? rule.deadband : 0;
   fillTagList(form);
   showKindFields(form);
   form.hidden = false;
@@ -1027,12 +1074,16 @@ function ruleHints(e) {
   const num = (v) => v.trim() !== "" && Number.isFinite(Number(v));
   if (!e.name.value.trim()) hints.push(["name", "hint.name"]);
   if (!e.tag.value.trim()) hints.push(["tag", "hint.tag"]);
+  const delay = (v) => num(v) && Number(v) >= 0 && Number(v) <= 3600;
   if (e.kind.value === "threshold") {
     if (!num(e.threshold.value)) hints.push(["threshold", "hint.threshold"]);
+    if (!delay(e.on_delay_s.value)) hints.push(["on_delay_s", "hint.delay"]);
+    if (!num(e.deadband.value) || Number(e.deadband.value) < 0) hints.push(["deadband", "hint.deadband"]);
   } else {
     if (e.state.value === "") hints.push(["state", "hint.state"]);
     if (!num(e.duration_s.value) || Number(e.duration_s.value) <= 0) hints.push(["duration_s", "hint.duration_s"]);
   }
+  if (!delay(e.off_delay_s.value)) hints.push(["off_delay_s", "hint.delay"]);
   return hints;
 }
 
@@ -1050,7 +1101,9 @@ async function saveRule(form) {
   const threshold = e.kind.value === "threshold";
   const body = { site: RULES.site, line: RULES.line, machine: e.machine.value, name: e.name.value.trim(), kind: e.kind.value,
     tag: e.tag.value.trim(), op: threshold ? e.op.value : null, threshold: threshold ? Number(e.threshold.value) : null,
-    state: threshold ? null : Number(e.state.value), duration_s: threshold ? null : Number(e.duration_s.value) };
+    state: threshold ? null : Number(e.state.value), duration_s: threshold ? null : Number(e.duration_s.value),
+    on_delay_s: threshold ? Number(e.on_delay_s.value) : 0, deadband: threshold ? Number(e.deadband.value) : 0,
+    off_delay_s: Number(e.off_delay_s.value) };
   const base = `/api/v1/alarm-rules/${encodeURIComponent(RULES.tenant)}`;
   const editing = RULES.editing;
   const r = await fetch(editing ? `${base}/${editing.id}` : base, { method: editing ? "PUT" : "POST",
@@ -1079,43 +1132,6 @@ async function deleteRule(rule) {
   if (RULES.editing && RULES.editing.id === rule.id) closeRuleForm();
   rulesStatus([t("rules.deleted"), ...(data.cleared_alarms ? [tf("rules.cleared", { n: data.cleared_alarms })] : [])].join(" · "));
   await loadRules();
-}
-
-// -- centre overview -------------------------------------------------------------------
-function openCentre() {
-  // the report gains come from the reports' portfolio; the overview shows without them if it fails
-  const gains = api("/api/v1/reports/portfolio").catch(() => null);
-  api("/api/v1/centre/overview").then(async (data) => {
-    LAST = { kind: "centre", data };
-    render();
-    const portfolio = await gains;
-    if (portfolio && LAST && LAST.kind === "centre") {
-      data.gains = {};
-      for (const r of portfolio.reports || []) {
-        const t = r.scope && r.scope.tenant;
-        if (!t) continue;
-        (data.gains[t] = data.gains[t] || []).push(...r.kpis.filter((k) => k.improvement_pct !== null)
-          .map((k) => `${r.scope.line ? r.scope.line + " " : ""}${k.key} ${k.improvement_pct > 0 ? "+" : ""}${k.improvement_pct.toFixed(1)}%${k.significant ? "" : " (n.s.)"}`));
-      }
-      render();
-    }
-  }).catch((err) => { if (err.status === 403 || err.status === 404) notFound(); });
-}
-
-function renderCentre(data) {
-  $("where").textContent = t("centre");
-  $("status").textContent = "";
-  const table = el("table", { class: "centre", "data-testid": "centre" });
-  table.append(el("tr", {}, ...["tenant", "rollout", "machines", "gateways", "coverage_24h", "alarms", "gains"]
-    .map((k) => el("th", {}, t(k)))));
-  for (const tn of data.tenants) {
-    const gw = tn.gateways.map((g) => `${g.gateway}: ${g.online ? t("online") : t("offline")}`).join(", ") || t("none");
-    const gains = (data.gains && data.gains[tn.tenant] && data.gains[tn.tenant].join(", ")) || t("none");
-    table.append(el("tr", { "data-tenant": tn.tenant }, el("td", {}, tn.name), el("td", {}, tn.rollout_date ?? "–"),
-      el("td", {}, tn.machines), el("td", {}, gw), el("td", {}, pct(tn.coverage_24h)), el("td", {}, tn.active_alarms),
-      el("td", {}, gains)));
-  }
-  $("view").replaceChildren(el("div", { class: "table-wrap" }, table));
 }
 
 start().catch(() => showLogin());

@@ -6,10 +6,6 @@ changes the password: the other browser's session ends, this one stays logged in
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -18,7 +14,7 @@ import yaml
 
 from plantmodel.admin import PlantSeed, apply_seed
 from plantmodel.db import open_plant
-from tests.servers import free_port
+from tests.processes import ApiProcess
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -38,24 +34,9 @@ def api_url(tmp_path_factory):
     apply_seed(plant, PlantSeed.model_validate({"tenants": [{"slug": "acme"}], "users": [
         {"username": OWNER, "password": PASSWORD, "role": "sme_owner", "tenant": "acme"}]}))
     plant.close()
-    port = free_port()
-    with open(tmp / "api.log", "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "-c", str(config), "--port", str(port)],
-                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert proc.poll() is None, (tmp / "api.log").read_text()[-3000:]
-        try:
-            return httpx.get(url + "/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, 60, "the API")
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(20)
+    api = ApiProcess(config).start()
+    yield api.url
+    api.stop()
 
 
 def test_tokens_listed_created_revoked_and_password_changed_in_the_account_menu(api_url, browser):

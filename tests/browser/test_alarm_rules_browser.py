@@ -1,9 +1,12 @@
 """Alarm rules in the web UI, in a real headless chromium against ``smartfactory demo`` running for real.
 
 The owner opens the rules panel from the line dashboard (in Korean, then switches to English),
-adds a threshold rule through the form — a hint of the form's own and a 422 of the server each
-shown next to their field on the way, the 422 in Korean and then as the server wrote it — sees it listed and raised as an active alarm when
-press-3's live press force crosses it, edits it so the alarm clears, and deletes it. An
+reads the seeded rules' on-delay, deadband and off-delay in the list, adds a threshold rule with
+an on-delay and a deadband through the form — hints of the form's own and 422s of the server each
+shown next to their field on the way, the 422s in Korean and then as the server wrote them — sees it
+listed and raised as an active alarm when press-3's live press force has been past it for the
+on-delay, edits it so the alarm clears, and deletes it. The form is looked at on a phone and a
+wide screen. An
 operator sees the same rules read-only, and the API refuses the browser's session too.
 Screenshots go to test-artifacts/browser/.
 """
@@ -55,6 +58,11 @@ def test_owner_adds_edits_and_deletes_a_rule_that_fires_on_live_data(demo, page)
     assert page.inner_text("[data-testid=rules] h3") == "알람 규칙"
     assert page.inner_text("[data-testid=rules-toggle]") == "알람 규칙"
     assert "프레스 압력 830 kN 초과" in page.eval_on_selector_all("tr[data-rule-id]", "rs => rs.map(r => r.dataset.ruleName)")
+    # the seeded rules' damping, in words (the demo gives them an on-delay, a deadband and off-delays)
+    assert page.inner_text("[data-testid=rules-table] tr:first-child th:nth-child(4)") == "발생·해제"
+    force = page.locator("tr[data-rule-name='프레스 압력 830 kN 초과'] [data-testid=rule-damping]").first
+    assert force.inner_text() == "발생 지연 2초 · 불감대 10 kN (820 kN 이하에서 해제) · 해제 지연 60초"
+    assert page.locator("tr[data-rule-name='고장 30초 이상'] [data-testid=rule-damping]").first.inner_text() == "해제 지연 15초"
     try:
         _add_edit_delete(page, expect)
     finally:  # the owner's language is stored with the user: leave it as the demo has it
@@ -74,16 +82,31 @@ def _add_edit_delete(page, expect) -> None:
     expect(form.locator("select[name=state]")).to_be_hidden()  # kind-dependent fields
     form.locator("input[name=tag]").fill("press_forse")  # a typo only the server can tell
     form.locator("select[name=op]").select_option("<")
+    # the damping fields, labelled as a Korean engineer writes them, 0 (at once) for a new rule
+    for name, label in (("on_delay_s", "발생 지연 (초)"), ("deadband", "해제 불감대"), ("off_delay_s", "해제 지연 (초)")):
+        expect(form.locator(f"label[for=rule-{name}] span")).to_have_text(label)
+        expect(form.locator(f"input[name={name}]")).to_have_value("0")
+    form.locator("select[name=kind]").select_option("state_duration")  # its duration_s is its on-delay: no
+    expect(form.locator("input[name=on_delay_s]")).to_be_hidden()      # on-delay and no threshold to band
+    expect(form.locator("input[name=deadband]")).to_be_hidden()
+    expect(form.locator("input[name=off_delay_s]")).to_be_visible()
+    form.locator("select[name=kind]").select_option("threshold")
+    form.locator("input[name=tag]").fill("press_forse")
 
-    # the form's own hint: a threshold rule needs a number; nothing is sent
+    # the form's own hints: a threshold rule needs a number, a delay is not negative; nothing is sent
     sent = []
     page.on("request", lambda r: sent.append(r.method) if f"{RULES_API}" in r.url and r.method != "GET" else None)
+    form.locator("input[name=off_delay_s]").fill("-5")
     page.click("[data-testid=rule-save]")
-    expect(form.locator("[data-error-for=threshold]")).to_have_text(page.evaluate("TEXTS.ko['hint.threshold']"))
+    expect(form.locator("[data-error-for=threshold]")).to_have_text("비교할 숫자를 입력하세요 (예: 830)")
+    expect(form.locator("[data-error-for=off_delay_s]")).to_have_text("0~3600초 사이로 입력하세요 (0이면 즉시)")
     assert sent == []
 
-    # the server's 422 for the tag, next to the tag field: in Korean, from the error's type and ctx
+    # the server's 422s for the tag and a deadband wider than the threshold, next to their fields: in
+    # Korean, from each error's type and ctx
     form.locator("input[name=threshold]").fill("400")
+    form.locator("input[name=off_delay_s]").fill("0")
+    form.locator("input[name=deadband]").fill("500")
     with page.expect_response(_rule_call("POST")) as refused:
         page.click("[data-testid=rule-save]")
     assert refused.value.status == 422
@@ -92,6 +115,9 @@ def _add_edit_delete(page, expect) -> None:
     korean = page.evaluate("d => tf('err.' + d.type, d.ctx)", detail)
     assert "'press_forse' 태그를 보고하지 않습니다" in korean and "press_force" in korean
     expect(tag_error).to_have_text(korean)
+    expect(form.locator("[data-error-for=deadband]")).to_have_text(
+        "해제 불감대 500이(가) 기준값 400 이상이라 알람이 900에서야 해제됩니다(사실상 해제되지 않음): "
+        "불감대는 보통 측정 범위의 1~5 %로 정합니다 (예: 8)")
     expect(form.locator("[data-error-for=threshold]")).to_have_text("")
     page.screenshot(path=str(ARTIFACTS / "rules-form-422-ko.png"), full_page=True)
 
@@ -110,16 +136,20 @@ def _add_edit_delete(page, expect) -> None:
     page.screenshot(path=str(ARTIFACTS / "rules-form-422-en.png"), full_page=True)
 
     form.locator("input[name=tag]").fill("press_force")
+    form.locator("input[name=deadband]").fill("50")
+    form.locator("input[name=on_delay_s]").fill("3")
     with page.expect_response(_rule_call("POST")) as added:
         page.click("[data-testid=rule-save]")
     assert added.value.status == 201, added.value.text()
     rule_id = added.value.json()["id"]
     row = page.locator(f"tr[data-rule-id='{rule_id}']")
     expect(row).to_contain_text("press_force < 400")
+    expect(row.locator("[data-testid=rule-damping]")).to_have_text("on-delay 3 s · deadband 50 kN (clears at 450 kN or above)")
     expect(form).to_be_hidden()
 
-    # press-3 presses at about 800 kN and reads 0 between strokes and in stops, so the live value
-    # goes below 400 within a cycle; the engine raises the alarm and the dashboard shows it
+    # press-3 presses at about 800 kN and reads 0 for about 11 s between strokes and in stops, so the
+    # live value stays below 400 for longer than the 3 s on-delay within a cycle; the engine raises
+    # the alarm and the dashboard shows it
     active = page.locator(".alarm.active", has_text=RULE)
     active.wait_for(timeout=60_000)
     # the rules table counts it too, from the same live snapshot
@@ -133,8 +163,11 @@ def _add_edit_delete(page, expect) -> None:
     # edit: below -1 kN never happens, so the alarm ends now and is not raised again
     row.locator("[data-action=edit]").click()
     expect(form.locator("input[name=threshold]")).to_have_value("400")
+    expect(form.locator("input[name=on_delay_s]")).to_have_value("3")
+    expect(form.locator("input[name=deadband]")).to_have_value("50")
     expect(form.locator("input[name=name]")).to_have_value(RULE)
     form.locator("input[name=threshold]").fill("-1")
+    form.locator("input[name=deadband]").fill("0")  # 50 would be wider than the threshold's own size: a 422
     with page.expect_response(_rule_call("PUT")) as edited:
         page.click("[data-testid=rule-save]")
     assert edited.value.status == 200
@@ -155,6 +188,33 @@ def _add_edit_delete(page, expect) -> None:
     expect(page.locator("[data-testid=rules-status]")).to_contain_text("Deleted")
     assert RULE not in [r["name"] for r in _fetch_json(page, RULES_API)]
     page.screenshot(path=str(ARTIFACTS / "rules-deleted.png"), full_page=True)
+
+
+@pytest.mark.parametrize("width, height", [(390, 844), (1440, 900)])
+def test_the_rule_form_fits_a_phone_and_a_wide_screen(demo, browser, width, height):
+    """The form with its damping fields and hint, looked at (screenshots) and without horizontal overflow."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="ko-KR", bypass_csp=True)
+    try:
+        page = context.new_page()
+        _log_in(page, demo, DEMO_OWNER)
+        _open_rules(page)
+        page.locator("tr[data-rule-name='프레스 압력 830 kN 초과'] [data-action=edit]").first.click()
+        form = page.locator("[data-testid=rule-form]")
+        expect(form.locator("input[name=deadband]")).to_have_value("10")
+        expect(form.locator("label[for=rule-deadband] span")).to_have_text("해제 불감대")
+        form.scroll_into_view_if_needed()
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        # nor inside the rules list: on a phone each rule is a card whose cells say what they are
+        assert page.evaluate("(l => l.scrollWidth <= l.clientWidth)(document.getElementById('rules-list'))")
+        damping = page.locator("tr[data-rule-name='프레스 압력 830 kN 초과'] [data-testid=rule-damping]").first
+        expect(damping).to_have_text("발생 지연 2초 · 불감대 10 kN (820 kN 이하에서 해제) · 해제 지연 60초")
+        expect(page.locator("tr[data-rule-name='프레스 압력 830 kN 초과'] td[data-label='설비']").first).to_have_text("프레스 1호기")
+        form.screenshot(path=str(ARTIFACTS / f"rules-form-{width}.png"))
+        page.locator("[data-testid=rules]").screenshot(path=str(ARTIFACTS / f"rules-panel-{width}.png"))
+    finally:
+        context.close()
 
 
 def test_operator_sees_rules_read_only(demo_run, page):

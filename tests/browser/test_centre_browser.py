@@ -263,3 +263,52 @@ def test_every_reason_is_worded_in_both_languages(browser, demo, api_portfolio):
     assert words["ko"] == ["24시간 데이터 수집률 42%, 기준 80% 미만", "게이트웨이 gw-9 연결 끊김, 마지막 수신 3시간 전",
                            "자재 투입시간 (개당) 악화: +20.0% (증가)"]
     context.close()
+
+
+def test_computed_at_times_are_in_the_tenants_zone_not_the_browsers(browser, demo, api_portfolio):
+    """A browser in Los Angeles looking at SMEs in Seoul: when the gains were computed, and when the line's
+    figures were, is printed in Seoul time with the zone named, as the header clock and the reports do."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from playwright.sync_api import expect
+
+    seoul = ZoneInfo("Asia/Seoul")
+    context = browser.new_context(viewport=WIDE, locale="en-GB", timezone_id="America/Los_Angeles", bypass_csp=True)
+    r = context.request.post(demo + "/api/v1/auth/login", data={"username": DEMO_ENGINEER[0], "password": DEMO_ENGINEER[1]})
+    assert r.ok, r.text()
+    page = context.new_page()
+    answers: list[int] = []  # gains_as_of_ms of each portfolio the page fetched (the gains may be recomputed)
+    page.on("response", lambda res: answers.append(res.json()["gains_as_of_ms"])
+            if res.url.split("?")[0].endswith("/api/v1/centre/portfolio") and res.ok else None)
+
+    def computed(ms: int) -> str:
+        return f"{datetime.fromtimestamp(ms / 1000, seoul):%Y-%m-%d %H:%M} (Asia/Seoul)"
+
+    try:
+        page.goto(f"{demo}/#/centre")  # the real shell (dashboard.js), not the test's
+        note = page.locator("[data-testid=centre-gains-as-of]")
+        note.wait_for()
+        assert page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone") == "America/Los_Angeles"
+        assert page.get_attribute("#clock", "data-tz") == "Asia/Seoul"
+        assert note.inner_text() == f"Gains from the before/after reports computed {computed(answers[-1])}"
+        page.click("[data-testid=lang-toggle]")
+        page.wait_for_function("document.documentElement.lang === 'ko'")
+        expect(note).to_contain_text("개선율: ")
+        assert note.inner_text() == f"개선율: {computed(answers[-1])}에 계산한 도입 전후 보고서 기준"
+        page.screenshot(path=str(ARTIFACTS / "centre-computed-at-seoul-from-la.png"), full_page=True)
+
+        # the line page: when its live figures were computed, Seoul time, named
+        page.goto(f"{demo}/#/line/{TENANT}/{SITE}/{LINE}")
+        status = page.locator("#status")
+        expect(status).to_contain_text("(Asia/Seoul)", timeout=30_000)
+        shown = re.search(r"갱신 (\d\d):(\d\d):(\d\d) \(Asia/Seoul\)$", status.inner_text())
+        assert shown, status.inner_text()
+        now = datetime.now(seoul)
+        drift = abs((int(shown[1]) * 3600 + int(shown[2]) * 60 + int(shown[3]))
+                    - (now.hour * 3600 + now.minute * 60 + now.second)) % 86_400
+        assert min(drift, 86_400 - drift) < 300  # Seoul's time of day; Los Angeles' is 17 hours off
+    finally:
+        page.evaluate("() => fetch('/api/v1/me', {method: 'PATCH', headers: {'Content-Type': 'application/json'}, "
+                      "body: JSON.stringify({language: 'en'})})")
+        context.close()

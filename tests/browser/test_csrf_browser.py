@@ -10,13 +10,8 @@ neither the dashboard nor /docs may trip the Content-Security-Policy.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
@@ -25,12 +20,11 @@ import yaml
 from plantmodel.admin import PlantSeed, apply_seed, create_token
 from plantmodel.db import open_plant
 from tests.browser.test_dashboard_browser import ARTIFACTS
+from tests.processes import ApiProcess
 from tests.servers import free_port
-from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 OWNER = ("owner-a", "owner-password-1")
 CSV = "order_id,line,product,quantity,ordered,due,completed\\nSO-EVIL,line-a,x,1,2026-03-02,2026-03-09,\\n"
 
@@ -68,29 +62,9 @@ def api(tmp_path_factory):
         "users": [{"username": OWNER[0], "password": OWNER[1], "role": "sme_owner", "tenant": "acme"}]}))
     token = create_token(plant, OWNER[0], "test")
     plant.close()
-    port = free_port()
-    log = tmp / "api.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "-c", str(config), "--port", str(port)],
-                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            return httpx.get(f"{url}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, 60, "the API")
-    yield url, token, log
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    api = ApiProcess(config).start()
+    yield api.url, token, api.log
+    api.stop()
 
 
 @pytest.fixture(scope="module")

@@ -162,7 +162,7 @@ def test_language_switch_to_english_and_back(demo, page):
 
 def test_engineer_sees_every_tenant_in_english(demo, page):
     _log_in(page, demo, DEMO_ENGINEER)
-    page.wait_for_selector("[data-testid=centre] tr[data-tenant]")
+    page.wait_for_selector("[data-testid=centre-portfolio] tr[data-tenant]")  # centre.js's portfolio
     assert page.evaluate("document.documentElement.lang") == "en"
     tenants = page.eval_on_selector_all("tr[data-tenant]", "rows => rows.map(r => r.dataset.tenant)")
     assert sorted(tenants) == sorted([TENANT, OTHER_TENANT])

@@ -1,4 +1,5 @@
-"""Shared by the collector integration tests: a paced QoS-1 publisher and counting what InfluxDB holds."""
+"""Shared by the collector integration tests: a paced QoS-1 publisher, publishing a machine's columns
+as a gateway would, and counting what InfluxDB holds."""
 
 from __future__ import annotations
 
@@ -69,3 +70,30 @@ def influx_points(url: str, database: str) -> int:
         return -1
     result = r.json()["results"][0]
     return sum(s["values"][0][1] for s in result.get("series", []))
+
+
+def samples_of(columns: dict) -> list[tuple[int, dict]]:
+    """One machine's columns (tag -> (ts, values)) as report-on-change samples, one per timestamp."""
+    by_ts: dict[int, dict] = {}
+    for tag, (ts, values) in columns.items():
+        for t, v in zip(ts.tolist(), values.tolist()):
+            by_ts.setdefault(int(t), {})[tag] = float(v)
+    return sorted(by_ts.items())
+
+
+def publish_samples(port: int, machine: MachineRef, samples: list[tuple[int, dict]], per_message: int = 200) -> int:
+    """Publish ``samples`` in the wire format (QoS 1, ``per_message`` samples a message) and wait until the
+    broker has acknowledged every message; returns how many messages were sent."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-pub-{next(_ids)}")
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        infos = [client.publish(telemetry_topic(machine), encode_telemetry(machine, samples[i:i + per_message]), qos=1)
+                 for i in range(0, len(samples), per_message)]
+        for info in infos:
+            info.wait_for_publish(60)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return len(infos)

@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
@@ -27,7 +23,7 @@ from api.leader import ADVISORY_KEY, Leadership, PostgresLock
 from plantmodel.admin import PlantSeed, apply_seed
 from plantmodel.db import open_plant
 from plant import MachineRef
-from tests.servers import free_port
+from tests.processes import ApiProcess
 from tests.waiting import wait_until
 from tsstore import Point
 from tsstore.sqlite import SqliteStore
@@ -41,7 +37,6 @@ except ImportError:
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 MACHINE = MachineRef("acme", "plant-1", "line-1", "press-1")
 
 
@@ -116,57 +111,29 @@ def test_an_unreachable_database_means_standby_not_a_crash(postgres):
 
 # -- two API processes ---------------------------------------------------------------------------
 
-class ApiProcess:
-    def __init__(self, workdir: Path, database_url: str, retry_s: float, rollups_in_api: str = "leader") -> None:
-        workdir.mkdir()
-        store = SqliteStore(workdir / "store.db")  # a machine with an hour of data, for the rollup maintainer
-        now = int(time.time() * 1000)
-        store.write([Point(MACHINE, now - 3_600_000 + i * 60_000, {"state": 2.0}) for i in range(60)])
-        store.close()
-        self.workdir, self.log = workdir, workdir / "api.log"
-        self.config = workdir / "smartfactory.yaml"
-        self.config.write_text(yaml.safe_dump({
-            "store": {"kind": "sqlite", "path": "store.db"},
-            "api": {"database_url": database_url, "alarm_interval_s": 0.5, "leader_retry_s": retry_s,
-                    "housekeeping_interval_s": 3600},
-            "analytics": {"rollup_interval_s": 10, "rollups_in_api": rollups_in_api, "rollup_lease_s": 10},
-        }))
-        self.port = free_port()
-        with open(self.log, "w") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "-c", str(self.config),
-                                          "--port", str(self.port)], cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=dict(os.environ, PYTHONUNBUFFERED="1"),
-                                         start_new_session=True)
-
-    def text(self) -> str:
-        return self.log.read_text()
-
-    def count(self, event: str) -> int:
-        return len(re.findall(rf"\b{event}\b", self.text()))
-
-    def up(self) -> bool:
-        assert self.proc.poll() is None, self.text()[-3000:]
-        try:
-            return httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+def _host(workdir: Path, database_url: str, retry_s: float, rollups_in_api: str = "leader") -> ApiProcess:
+    """An API process in a working directory of its own, with a store holding an hour of one machine's data."""
+    workdir.mkdir()
+    store = SqliteStore(workdir / "store.db")  # a machine with an hour of data, for the rollup maintainer
+    now = int(time.time() * 1000)
+    store.write([Point(MACHINE, now - 3_600_000 + i * 60_000, {"state": 2.0}) for i in range(60)])
+    store.close()
+    config = workdir / "smartfactory.yaml"
+    config.write_text(yaml.safe_dump({
+        "store": {"kind": "sqlite", "path": "store.db"},
+        "api": {"database_url": database_url, "alarm_interval_s": 0.5, "leader_retry_s": retry_s,
+                "housekeeping_interval_s": 3600},
+        "analytics": {"rollup_interval_s": 10, "rollups_in_api": rollups_in_api, "rollup_lease_s": 10},
+    }))
+    return ApiProcess(config, cwd=workdir).launch()
 
 
 @pytest.fixture()
 def pair(postgres, tmp_path, request):
     """Two API processes, ``a`` started (and leading) first; ``b`` retries fast so it wins a free lock.
 
-    Rollups here are a leader duty (``analytics.rollups_in_api: leader``), so these tests see the
-    duties move; with the default (every process runs a leased worker) see the last test."""
+    Rollups here are a leader duty (``analytics.rollups_in_api: leader``, the default), so these tests
+    see the duties move; with ``every`` (every process runs a leased worker) see the last test."""
     rollups_in_api = getattr(request, "param", "leader")
     name = "leader_" + request.node.name[-20:].lower().replace("-", "_").replace("[", "_").replace("]", "")
     url = postgres.create_database(name)
@@ -174,19 +141,19 @@ def pair(postgres, tmp_path, request):
     apply_seed(plant, PlantSeed.model_validate({"tenants": [{"slug": "acme", "sites": [{"slug": "plant-1", "lines": [
         {"slug": "line-1", "machines": [{"slug": "press-1"}]}]}]}]}))
     plant.close()
-    a = ApiProcess(tmp_path / "host-a", url, retry_s=30, rollups_in_api=rollups_in_api)
+    a = _host(tmp_path / "host-a", url, retry_s=30, rollups_in_api=rollups_in_api)
     procs = [a]
     try:
         wait_until(a.up, 60, "API process a")
         wait_until(lambda: a.count("leader_elected") == 1, 30, "process a to lead")
-        b = ApiProcess(tmp_path / "host-b", url, retry_s=0.5, rollups_in_api=rollups_in_api)
+        b = _host(tmp_path / "host-b", url, retry_s=0.5, rollups_in_api=rollups_in_api)
         procs.append(b)
         wait_until(b.up, 60, "API process b")
         wait_until(lambda: b.count("leader_standby") == 1, 30, "process b to stand by")
         yield a, b, name
     finally:
         for p in procs:
-            p.close()
+            p.stop()
 
 
 def test_sigkill_of_the_leader_process_moves_leadership_to_the_other_host(pair, postgres):
@@ -199,8 +166,7 @@ def test_sigkill_of_the_leader_process_moves_leadership_to_the_other_host(pair, 
     holder = _lock_holder(postgres, database)
     assert holder is not None
 
-    os.killpg(a.proc.pid, signal.SIGKILL)  # a crash: no clean-up code runs; the server sees the socket close
-    a.proc.wait()
+    a.kill()  # a crash: no clean-up code runs; the server sees the socket close
     wait_until(lambda: b.count("leader_elected") == 1, 60, "the standby on the other host to take over")
     wait_until(lambda: b.count("rollup_pass") >= 1, 60, "the new leader's rollup pass")
     new_holder = _lock_holder(postgres, database)
@@ -241,15 +207,14 @@ def _tallies(postgres, database: str) -> int:
 @pytest.mark.parametrize("pair", ["every"], indirect=True)
 def test_every_api_process_runs_a_leased_rollup_worker_and_each_tally_is_one_processes(pair, postgres):
     a, b, database = pair
-    # both processes run passes, the standby too: rollups are not a leader duty on PostgreSQL by default
+    # both processes run passes, the standby too: with rollups_in_api: every they are not a leader duty
     wait_until(lambda: a.count("rollup_pass") >= 2 and b.count("rollup_pass") >= 2, 90, "passes in both processes")
     assert b.count("leader_elected") == 0
     wait_until(lambda: _tallies(postgres, database) >= 2, 60, "the machine tallied twice (due every 10 s)")
     # every tally the lease table counts was made by exactly one of the two processes
     wait_until(lambda: _tallies(postgres, database) == _tallied(a.text()) + _tallied(b.text()), 30,
                "the logs to show the tallies the lease table counts")
-    os.killpg(a.proc.pid, signal.SIGKILL)  # the leader dies, maybe holding the machine's lease
-    a.proc.wait()
+    a.kill()  # the leader dies, maybe holding the machine's lease
     before, b_before = _tallies(postgres, database), _tallied(b.text())
     wait_until(lambda: _tallied(b.text()) >= b_before + 1 and _tallies(postgres, database) >= before + 1, 120,
                "the surviving process to tally the machine (after the dead one's lease expired, if it held it)")

@@ -9,10 +9,7 @@ the server's CPU time (from /proc) must stop growing within a generous deadline.
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -25,13 +22,12 @@ from analytics.synthetic import LineSpec, generate
 from plant import MachineRef
 from plantmodel.admin import PlantSeed, apply_seed, create_token
 from plantmodel.db import open_plant
-from tests.servers import free_port
+from tests.processes import ApiProcess
 from tests.waiting import wait_until
 from tsstore.sqlite import SqliteStore
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 M = MachineRef("acme", "plant-1", "line-a", "press-1")
 TICK = os.sysconf("SC_CLK_TCK")
 #: three shifts a day: a century by shift is then minutes of work, far longer than the test waits
@@ -75,28 +71,9 @@ def api(tmp_path):
     for m, cols in columns.items():
         store.write_columns(m, cols)
     store.close()
-    port = free_port()
-    log = tmp_path / "api.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "-c", str(config), "--port", str(port)],
-                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
-
-    def up() -> bool:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, 60, "the API")
-    yield proc, port, token, log
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    api = ApiProcess(config).start()
+    yield api.proc, api.port, token, api.log
+    api.stop()
 
 
 def test_a_report_stops_when_its_client_disconnects(api):

@@ -296,8 +296,11 @@ def test_alarm_rule_added_raised_acknowledged_cleared_changed_and_deleted(pg_app
     store.write([Point(A, now + 2000, {"state": 2, "force": 900.0})])
     engine.tick(now + 2000)
     rule_id = added.json()["id"]
-    changed = owner.put(f"/api/v1/alarm-rules/acme/{rule_id}", json={**rule, "threshold": 950})
+    changed = owner.put(f"/api/v1/alarm-rules/acme/{rule_id}", json={**rule, "threshold": 950, "on_delay_s": 5,
+                                                                        "deadband": 20, "off_delay_s": 10})
     assert (changed.status_code, changed.json()["cleared_alarms"]) == (200, 1)
+    [listed] = [r for r in owner.get("/api/v1/alarm-rules/acme").json() if r["id"] == rule_id]
+    assert (listed["on_delay_s"], listed["deadband"], listed["off_delay_s"]) == (5.0, 20.0, 10.0)  # migration 0008
     assert owner.delete(f"/api/v1/alarm-rules/acme/{rule_id}").json() == {"id": rule_id, "deleted": True,
                                                                           "cleared_alarms": 0}
     assert [r["name"] for r in owner.get("/api/v1/alarm-rules/acme").json()] == ["fault > 30 s"]

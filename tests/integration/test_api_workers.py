@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,14 +18,13 @@ import yaml
 from plantmodel.admin import PlantSeed, apply_seed, create_token
 from plantmodel.db import open_plant
 from plant import MachineRef
-from tests.servers import free_port
+from tests.processes import ApiProcess
 from tests.waiting import wait_until
 from tsstore import Point
 from tsstore.sqlite import SqliteStore
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 MACHINE = MachineRef("acme", "plant-1", "line-1", "press-1")
 
 
@@ -56,30 +52,11 @@ def api(tmp_path):
     plant.close()
     store = SqliteStore(tmp_path / "store.db")
     _force(store, 100.0)
-    port = free_port()
-    log = tmp_path / "api.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "-c", str(config), "--port", str(port)],
-                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}, timeout=5)
-
-    def up() -> bool:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            return client.get("/health").status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, 60, "the API workers")
-    yield client, store, log, tmp_path / "api-leader.lock"
+    api = ApiProcess(config).start()
+    client = api.client(token, timeout=5)
+    yield client, store, api.log, tmp_path / "api-leader.lock"
     client.close()
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    api.stop()
     store.close()
 
 

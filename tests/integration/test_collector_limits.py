@@ -15,7 +15,7 @@ import yaml
 
 from collector.ledger import read_dead_letters
 from plant import MachineRef
-from tests.integration.test_collector_process import SMARTFACTORY, CollectorProcess
+from tests.processes import SMARTFACTORY, CollectorProcess
 from tests.waiting import wait_until
 from tsstore.sqlite import SqliteStore
 from wire import encode_telemetry, telemetry_topic

@@ -4,67 +4,18 @@ SIGKILL mid-stream, two collectors sharing one subscription, the dead-letters co
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
-import httpx
 import paho.mqtt.client as mqtt
 import pytest
 import yaml
 
 from tests.integration.collector_helpers import Publisher, influx_points
+from tests.processes import SMARTFACTORY, CollectorProcess
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
-
-_SCRIPT = Path(sys.executable).with_name("smartfactory")
-SMARTFACTORY = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-c", "from cli.main import main; main()"]
-
-
-class CollectorProcess:
-    def __init__(self, config: Path, name: str) -> None:
-        self.config, self.name = config, name
-        self.log = config.parent / f"{name}.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "CollectorProcess":
-        offset = self.log.stat().st_size if self.log.exists() else 0
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([*SMARTFACTORY, "collector", "--config", str(self.config)], stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        wait_until(lambda: "mqtt_subscribed" in self.log.read_text()[offset:] or self.proc.poll() is not None, 30,
-                   f"{self.name} subscribed")
-        assert self.proc.poll() is None, self.log.read_text()[-3000:]
-        return self
-
-    def metrics_url(self) -> str:
-        port = re.findall(r"metrics_serving url=http://127\.0\.0\.1:(\d+)/metrics", self.log.read_text())[-1]
-        return f"http://127.0.0.1:{port}/metrics"
-
-    def metric(self, name: str) -> float:
-        for line in httpx.get(self.metrics_url(), timeout=5).text.splitlines():
-            if line.startswith(name + " "):
-                return float(line.split(" ")[1])
-        raise KeyError(name)
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
 
 def write_config(tmp_path: Path, name: str, mosquitto, influxd, database: str, **collector) -> Path:
     cfg = {

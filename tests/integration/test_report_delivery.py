@@ -24,7 +24,7 @@ from analytics.synthetic import LineSpec, generate
 from plant import MachineRef
 from plantmodel.admin import PlantSeed, apply_seed
 from plantmodel.db import ReportSend, open_plant
-from reportmail.delivery import add_schedule, list_sends
+from reportmail.delivery import add_schedule, delete_schedule, list_schedules, list_sends, update_schedule
 from reportmail.service import delivery_for
 from reportmail.settings import MailSettings
 from tests.servers import free_port
@@ -145,6 +145,18 @@ def test_attempts_run_out_and_an_interrupted_send_is_not_retried(plant_and_store
     d.tick(now + 2_000)
     rec = next(r for r in list_sends(plant, sid) if r["key"] == "2026-03")
     assert rec["status"] == "failed" and "interrupted" in rec["error"]
+
+
+def test_a_paused_schedule_sends_nothing_and_a_deleted_one_takes_its_records(plant_and_store):
+    plant, store, analytics, _ = plant_and_store
+    sid = add_schedule(plant, "acme", "monthly", ["owner@acme.test"], "en", "line-a", 7, CREATED - 40 * 86_400_000)
+    d = delivery_for(_mail(free_port()), analytics, store, plant, replicates=200)
+    update_schedule(plant, sid, active=False)
+    assert [r for r in d.tick(kst_ms(2026, 4, 1, 8)) if r["schedule"] == sid] == []
+    update_schedule(plant, sid, active=True)
+    assert len([r for r in d.tick(kst_ms(2026, 4, 1, 8)) if r["schedule"] == sid]) == 1  # resumed: the month is due
+    assert delete_schedule(plant, sid) == 1
+    assert list_sends(plant, sid) == [] and sid not in {s["id"] for s in list_schedules(plant)}
 
 
 @pytest.fixture(scope="module")

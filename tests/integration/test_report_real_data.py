@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from plant import MachineRef
-from tests.integration.test_collector_process import SMARTFACTORY, CollectorProcess, write_config
+from tests.integration.test_collector_process import write_config
+from tests.processes import SMARTFACTORY, CollectorProcess
 from tests.waiting import wait_until
 from wire import encode_telemetry, telemetry_topic
 

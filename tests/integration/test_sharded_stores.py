@@ -10,15 +10,8 @@ and in no other; the API's ``/latest`` and a KPI report of each tenant must read
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from datetime import date
-from pathlib import Path
 
-import httpx
-import paho.mqtt.client as mqtt
 import pytest
 import yaml
 
@@ -26,13 +19,10 @@ from analytics.synthetic import LineSpec, generate
 from plant import MachineRef
 from plantmodel.admin import PlantSeed, apply_seed, create_token
 from plantmodel.db import open_plant
-from tests import servers
-from tests.conftest import _start
-from tests.integration.test_collector_process import CollectorProcess
-from tests.servers import free_port
+from tests.integration.collector_helpers import publish_samples, samples_of
+from tests.processes import ApiProcess, CollectorProcess
 from tests.waiting import wait_until
 from tsstore.influx import InfluxStore
-from wire import encode_telemetry, telemetry_topic
 
 pytestmark = pytest.mark.integration
 
@@ -42,48 +32,12 @@ DAY = date(2026, 3, 3)  # a Tuesday (2 March 2026 is a substitute public holiday
 SAMPLES_PER_MESSAGE = 200
 
 
-@pytest.fixture
-def shards(tmp_path_factory):
-    west = _start(servers.influxd, tmp_path_factory.mktemp("influxd-west"))
-    try:
-        east = _start(servers.influxd, tmp_path_factory.mktemp("influxd-east"))
-    except BaseException:
-        west.stop()
-        raise
-    yield {"west": west, "east": east}
-    east.stop()
-    west.stop()
-
-
-def _samples(columns: dict) -> list[tuple[int, dict]]:
-    """One machine's columns (tag -> (ts, values)) as report-on-change samples, one per timestamp."""
-    by_ts: dict[int, dict] = {}
-    for tag, (ts, values) in columns.items():
-        for t, v in zip(ts.tolist(), values.tolist()):
-            by_ts.setdefault(int(t), {})[tag] = float(v)
-    return sorted(by_ts.items())
-
-
-def _publish(port: int, machine: MachineRef, samples: list[tuple[int, dict]]) -> int:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{machine.tenant}")
-    client.max_queued_messages_set(0)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    infos = [client.publish(telemetry_topic(machine), encode_telemetry(machine, samples[i:i + SAMPLES_PER_MESSAGE]),
-                            qos=1) for i in range(0, len(samples), SAMPLES_PER_MESSAGE)]
-    for info in infos:
-        info.wait_for_publish(60)
-    client.disconnect()
-    client.loop_stop()
-    return len(infos)
-
-
 def _stored_counts(store: InfluxStore, machine: MachineRef, columns: dict, start: int, end: int) -> dict[str, int]:
     return {tag: len(store.history(machine, tag, start, end, 0)) for tag in columns}
 
 
-def test_each_tenant_is_stored_in_and_read_from_its_own_shard(shards, mosquitto, tmp_path):
-    west, east = shards["west"], shards["east"]
+def test_each_tenant_is_stored_in_and_read_from_its_own_shard(influxd_shards, mosquitto, tmp_path):
+    west, east = influxd_shards["west"], influxd_shards["east"]
     config = tmp_path / "smartfactory.yaml"
     config.write_text(yaml.safe_dump({
         "mqtt": {"url": mosquitto.url},
@@ -106,23 +60,17 @@ def test_each_tenant_is_stored_in_and_read_from_its_own_shard(shards, mosquitto,
     data = {}
     for machine, seed, process_s in ((ACME, 11, 60.0), (BRAVO, 12, 45.0)):
         columns, truth = generate([machine], DAY, 1, LineSpec(process_s=process_s), seed=seed)
-        data[machine] = (columns[machine], truth, _samples(columns[machine]))
+        data[machine] = (columns[machine], truth, samples_of(columns[machine]))
     start = min(s[0][0] for _, _, s in data.values())
     end = max(s[-1][0] for _, _, s in data.values()) + 1
 
     collector = CollectorProcess(config, "collector").start()
-    api_port, api_log = free_port(), tmp_path / "api.log"
-    with open(api_log, "w") as out:
-        api = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "-c", str(config), "--port", str(api_port)],
-                               cwd=Path(__file__).resolve().parents[2], stdout=out, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, env=dict(os.environ, PYTHONUNBUFFERED="1"),
-                               start_new_session=True)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers={"Authorization": f"Bearer {token}"},
-                          timeout=30)
+    api = ApiProcess(config).launch()  # its start-up overlaps the publishing
+    client = api.client(token)
     direct = {"west": InfluxStore(west.url, "telemetry"), "east": InfluxStore(east.url, "telemetry")}
     try:
         for machine, (_, _, samples) in data.items():
-            assert _publish(mosquitto.port, machine, samples) > 10
+            assert publish_samples(mosquitto.port, machine, samples, SAMPLES_PER_MESSAGE) > 10
 
         # every value in its tenant's shard ...
         for machine, shard in ((ACME, "west"), (BRAVO, "east")):
@@ -136,14 +84,7 @@ def test_each_tenant_is_stored_in_and_read_from_its_own_shard(shards, mosquitto,
         assert set(_stored_counts(direct["west"], BRAVO, data[BRAVO][0], start, end).values()) == {0}
         assert set(_stored_counts(direct["east"], ACME, data[ACME][0], start, end).values()) == {0}
 
-        def api_up() -> bool:
-            assert api.poll() is None, api_log.read_text()[-3000:]
-            try:
-                return client.get("/health").status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(api_up, 60, "the API")
+        api.wait_up()
         listed = {(m["tenant"], m["machine"]) for m in client.get("/api/v1/machines").json()}
         assert listed == {(ACME.tenant, ACME.machine), (BRAVO.tenant, BRAVO.machine)}  # merged over the shards
         for machine, (columns, truth, _) in data.items():
@@ -163,10 +104,5 @@ def test_each_tenant_is_stored_in_and_read_from_its_own_shard(shards, mosquitto,
         client.close()
         for store in direct.values():
             store.close()
-        os.killpg(api.pid, signal.SIGTERM)
-        try:
-            api.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(api.pid, signal.SIGKILL)
-            api.wait()
+        api.stop()
         collector.stop()

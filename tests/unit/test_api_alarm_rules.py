@@ -3,6 +3,8 @@ leave no orphan alarms, and the engine following the changes without a restart (
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -98,6 +100,16 @@ TAGS = MachineTags({"force": True, "state": True, "note": False})
     ({"kind": "state_duration", "tag": "state", "state": S.FAULT, "duration_s": -5}, "duration_s",
      "more than 0 seconds (got -5.0)"),
     ({"kind": "state_duration", "tag": "state", "state": S.FAULT, "duration_s": 0}, "duration_s", "more than 0 seconds"),
+    ({"on_delay_s": -5}, "on_delay_s", "on_delay_s must be 0 or more seconds (got -5.0)"),
+    ({"off_delay_s": -1}, "off_delay_s", "off_delay_s must be 0 or more seconds (got -1.0)"),
+    ({"on_delay_s": float("nan")}, "on_delay_s", "0 or more seconds"),
+    ({"on_delay_s": 7200}, "on_delay_s", "at most 3600 seconds, one hour (got 7200.0)"),
+    ({"kind": "state_duration", "tag": "state", "state": S.FAULT, "duration_s": 30, "off_delay_s": 3601},
+     "off_delay_s", "at most 3600 seconds"),
+    ({"deadband": -2}, "deadband", "deadband must be 0 or more, in the tag's unit (got -2.0)"),
+    ({"op": "==", "deadband": 1}, "deadband", "set deadband to 0 and use off_delay_s"),
+    ({"deadband": 900}, "deadband", "would clear only at -50, beyond zero"),
+    ({"op": "<", "threshold": 5, "deadband": 5}, "deadband", "would clear only at 10, beyond zero"),
 ])
 def test_each_problem_names_its_field_and_how_to_fix_it(changes, field, fragment):
     errors, _ = check_rule(RuleIn(**_rule(**changes)), TAGS, STATES, taken={"taken"})
@@ -107,6 +119,9 @@ def test_each_problem_names_its_field_and_how_to_fix_it(changes, field, fragment
 
 def test_a_good_rule_passes_and_unknown_tags_are_a_warning_not_an_error():
     assert check_rule(RuleIn(**_rule()), TAGS, STATES, set()) == ([], [])
+    damped = _rule(on_delay_s=3600, off_delay_s=0, deadband=16.9)
+    assert check_rule(RuleIn(**damped), TAGS, STATES, set()) == ([], [])
+    assert check_rule(RuleIn(**_rule(threshold=0, op="<", deadband=2)), TAGS, STATES, set()) == ([], [])  # < 0 °C
     state_rule = RuleIn(**_rule(kind="state_duration", tag="state", state=S.FAULT, duration_s=30, op=None, threshold=None))
     assert check_rule(state_rule, TAGS, STATES, set()) == ([], [])
     errors, warnings = check_rule(RuleIn(**_rule(tag="anything")), MachineTags(None, "machine press-2 has reported "
@@ -218,6 +233,36 @@ def test_engine_clears_an_alarm_a_racing_tick_raised_for_a_deleted_rule(app, own
     assert [(a.status, a.cleared_reason) for a in _alarms(app, rule["id"])] == [("cleared", "rule_deleted")]
 
 
+def test_delays_and_deadband_are_stored_listed_and_dropped_where_they_do_not_apply(app, owner):
+    r = owner.post(f"{RULES}/acme", json=_rule(on_delay_s=5, off_delay_s=30, deadband=10))
+    assert r.status_code == 201, r.text
+    assert (r.json()["on_delay_s"], r.json()["off_delay_s"], r.json()["deadband"]) == (5.0, 30.0, 10.0)
+    (listed,) = owner.get(f"{RULES}/acme").json()
+    assert (listed["on_delay_s"], listed["off_delay_s"], listed["deadband"]) == (5.0, 30.0, 10.0)
+    # a body without them (a client from before) gets 0: raise and clear at once, at the threshold
+    old = owner.post(f"{RULES}/acme", json=_rule(name="old client")).json()
+    assert (old["on_delay_s"], old["off_delay_s"], old["deadband"]) == (0.0, 0.0, 0.0)
+    # a state_duration rule's duration_s is its on-delay and it has no threshold to band: only off_delay_s stays
+    st = owner.post(f"{RULES}/acme", json=_rule(name="stuck", kind="state_duration", tag="state", state=S.FAULT,
+                                                duration_s=30, on_delay_s=5, off_delay_s=10, deadband=3)).json()
+    assert (st["on_delay_s"], st["off_delay_s"], st["deadband"]) == (0.0, 10.0, 0.0)
+    fields = _fields(owner.put(f"{RULES}/acme/{listed['id']}", json=_rule(on_delay_s=-1, deadband=-1)))
+    assert set(fields) == {"on_delay_s", "deadband"}
+
+
+def test_changing_only_the_delays_or_deadband_keeps_the_open_alarm(app, owner):
+    """They change when an alarm is raised or cleared, not what it is about: the acknowledged alarm stays."""
+    engine = app.state.services.alarms
+    rule = owner.post(f"{RULES}/acme", json=_rule()).json()
+    _write(app, T0 + 10_000, 900.0)
+    assert engine.tick(T0 + 10_000) == 1
+    r = owner.put(f"{RULES}/acme/{rule['id']}", json=_rule(on_delay_s=5, off_delay_s=20, deadband=60))
+    assert r.json()["cleared_alarms"] == 0 and r.json()["open_alarms"] == 1
+    _write(app, T0 + 11_000, 840.0)  # below 850, but not past 850 - 60 = 790: still open
+    assert engine.tick(T0 + 12_000) == 0
+    assert [a.status for a in _alarms(app, rule["id"])] == ["active"]
+
+
 def test_operator_reads_rules_but_cannot_change_them(app, owner):
     rule = owner.post(f"{RULES}/acme", json=_rule()).json()
     op = _login(app, "operator-a")
@@ -255,6 +300,23 @@ def test_seed_creates_a_rule_anew_that_was_deleted_in_the_ui(app, owner):
     assert again["name"] == "seeded" and again["id"] != rule["id"]
 
 
+@pytest.mark.parametrize("changes, fragment", [
+    ({"op": "==", "deadband": 1}, "set it to 0 and use 'off_delay_s'"),
+    ({"deadband": 900}, "'deadband' 900 is as large as the threshold 830"),
+    ({"on_delay_s": -1}, "greater than or equal to 0"),
+    ({"off_delay_s": 7200}, "less than or equal to 3600"),
+])
+def test_a_seed_with_delays_or_a_deadband_that_make_no_sense_is_refused(changes, fragment):
+    from pydantic import ValidationError
+
+    rule = {"name": "hot", "kind": "threshold", "tag": "force", "op": ">", "threshold": 830, **changes}
+    with pytest.raises(ValidationError, match=re.escape(fragment)):
+        PlantSeed.model_validate({"tenants": [_tenant(P1, "press-1", alarms=[rule])]})
+    fine = {"name": "hot", "kind": "threshold", "tag": "force", "op": ">", "threshold": 830, "on_delay_s": 2,
+            "deadband": 10, "off_delay_s": 60}
+    PlantSeed.model_validate({"tenants": [_tenant(P1, "press-1", alarms=[fine])]})
+
+
 def test_every_check_has_a_korean_message_with_the_placeholders_the_server_sends():
     """The web form shows Korean users a Korean text for each alarm_rule.* 422; a new check without one,
     or a placeholder the server does not fill, would show English or a raw '{tag}'."""
@@ -264,9 +326,9 @@ def test_every_check_has_a_korean_message_with_the_placeholders_the_server_sends
 
     import api.alarmrules as rules
 
-    source = inspect.getsource(rules.check_rule)
-    kinds = set(re.findall(r'_error\("\w+", "(\w+)"', source))
-    assert len(kinds) == 11, kinds  # the enumeration itself works
+    source = inspect.getsource(rules)
+    kinds = set(re.findall(r'_error\((?:"\w+"|field), "(\w+)"', source))
+    assert len(kinds) == 16, kinds  # the enumeration itself works
     i18n = (Path(rules.__file__).parent / "static" / "i18n.js").read_text(encoding="utf-8")
     korean = dict(re.findall(r'"err\.alarm_rule\.(\w+)": "([^"]*)"', i18n))
     assert set(korean) == kinds
@@ -274,7 +336,8 @@ def test_every_check_has_a_korean_message_with_the_placeholders_the_server_sends
     cases = [_rule(name=" "), _rule(name="taken"), _rule(op=None, threshold=None), _rule(threshold=float("inf")),
              _rule(tag="temp"), _rule(tag="note"),
              _rule(kind="state_duration", state=None, duration_s=None), _rule(kind="state_duration", state=9,
-                                                                              duration_s=-1)]
+                                                                              duration_s=-1),
+             _rule(on_delay_s=-1, deadband=-1), _rule(off_delay_s=4000, deadband=900), _rule(op="!=", deadband=1)]
     ctx: dict[str, set[str]] = {}
     for body in cases:
         for e in check_rule(RuleIn(**body), TAGS, STATES, {"taken"})[0]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from api.alarms import AlarmEngine, RuleSpec, evaluate
+from api.alarms import AlarmEngine, RuleSpec, clear_point, evaluate, held_since, step
 from plantmodel.credentials import hash_password, mosquitto_hash, mosquitto_verify, verify_password
 from plantmodel.brokerfiles import render
 from api.live import alarms_of
@@ -37,6 +37,91 @@ def test_state_duration():
     assert evaluate(FAULT_30S, 4.0, T0 + 40_000, T0, T0 + 40_000, 10_000) is True
     assert evaluate(FAULT_30S, 4.0, T0 + 20_000, T0, T0 + 20_000, 10_000) is False
     assert evaluate(FAULT_30S, 2.0, T0 + 40_000, T0, T0 + 40_000, 10_000) is False
+
+
+# -- on-delay, off-delay and deadband: pure ----------------------------------------------------
+
+@pytest.mark.parametrize("op, expected", [(">", 810.0), (">=", 810.0), ("<", 850.0), ("<=", 850.0), ("==", 830.0),
+                                          ("!=", 830.0)])
+def test_the_clear_point_is_the_threshold_moved_by_the_deadband_towards_normal(op, expected):
+    assert clear_point(RuleSpec("threshold", "force", op, 830.0, deadband=20.0)) == expected
+
+
+def test_held_since_finds_the_start_of_the_trailing_run_and_a_gap_ends_it():
+    above = lambda v: v > 830  # noqa: E731
+    assert held_since([(1000, 800.0), (2000, 850.0), (3000, 840.0)], above, 10_000) == 2000
+    assert held_since([(1000, 850.0), (2000, 800.0)], above, 10_000) is None  # the newest does not hold
+    assert held_since([], above, 10_000) is None
+    assert held_since([(1000, 850.0), (30_000, 850.0)], above, 10_000) == 30_000  # 29 s of silence: no evidence
+    assert held_since([(1000, 850.0), ((2000, "n/a")), (3000, 850.0)], above, 10_000) == 3000
+
+
+def _run(rule: RuleSpec, samples: list[tuple[int, float]], until_s: int, stale_ms: int = 10_000,
+         active: bool = False) -> list[tuple[int, str]]:
+    """Tick once a second over the samples as the engine does: (second, "raise" | "clear") per transition."""
+    moves = []
+    for sec in range(until_s + 1):
+        now = T0 + sec * 1000
+        seen = [x for x in samples if x[0] <= now]
+        ts, value = seen[-1] if seen else (None, None)
+        move = step(rule, active, value, ts, None, now, stale_ms, lambda start: [x for x in seen if x[0] >= start])
+        if move:
+            moves.append((sec, move))
+            active = move == "raise"
+    return moves
+
+
+def _signal(*values: float) -> list[tuple[int, float]]:
+    return [(T0 + i * 1000, v) for i, v in enumerate(values)]
+
+
+FLAPPING = _signal(*[800.0] * 5, *[833.0, 827.0] * 30, *[800.0] * 20)  # ±3 kN around 830 for a minute
+
+
+def test_a_signal_flapping_around_the_threshold_raises_once_and_clears_once_with_a_deadband():
+    assert len(_run(HOT, FLAPPING, 90)) == 60  # without a deadband: 30 raises, 30 clears
+    banded = RuleSpec("threshold", "force", ">", 830.0, deadband=10.0)
+    assert _run(banded, FLAPPING, 90) == [(5, "raise"), (65, "clear")]  # clears when back at or below 820
+
+
+def test_a_spike_shorter_than_the_on_delay_never_raises_and_a_longer_one_raises_when_it_has_lasted():
+    delayed = RuleSpec("threshold", "force", ">", 830.0, on_delay_s=5.0)
+    spike = _signal(*[800.0] * 5, *[900.0] * 4, *[800.0] * 20)
+    assert _run(HOT, spike, 30) == [(5, "raise"), (9, "clear")]
+    assert _run(delayed, spike, 30) == []
+    held = _signal(*[800.0] * 5, *[900.0] * 10, *[800.0] * 20)
+    assert _run(delayed, held, 35) == [(10, "raise"), (15, "clear")]  # raised 5 s after the value crossed
+    # the delay starts again when the value dips back, however briefly
+    dipping = _signal(*[800.0] * 5, *[900.0] * 4, 800.0, *[900.0] * 4, *[800.0] * 10)
+    assert _run(delayed, dipping, 25) == []
+
+
+def test_an_off_delay_keeps_one_alarm_across_the_gaps_between_strokes():
+    """The issue's `press_force > 100`: force is 0 between strokes, so without an off-delay every stroke
+    raised and cleared. With an off-delay longer than the gap, the strokes are one alarm."""
+    strokes = _signal(*([0.0] * 11 + [850.0] * 18) * 6, *[0.0] * 40)  # 6 strokes of a 29 s cycle, then a stop
+    assert len(_run(RuleSpec("threshold", "force", ">", 100.0), strokes, 220)) == 12
+    held = RuleSpec("threshold", "force", ">", 100.0, off_delay_s=30.0)
+    assert _run(held, strokes, 220) == [(11, "raise"), (174 + 30, "clear")]
+
+
+def test_stale_data_neither_raises_nor_clears_and_silence_restarts_a_delay():
+    """A value holds until the next sample (gateways report on change), at most stale_ms."""
+    delayed = RuleSpec("threshold", "force", ">", 830.0, on_delay_s=5.0, off_delay_s=5.0)
+    assert _run(delayed, _signal(*[900.0] * 3), 60, stale_ms=10_000) == [(5, "raise")]  # 900 until told otherwise
+    assert _run(delayed, _signal(*[900.0] * 3), 60, stale_ms=2000) == []  # stale at 5 s: no evidence, no raise
+    assert _run(delayed, _signal(*[800.0] * 3), 60, stale_ms=2000, active=True) == []  # nor a clear
+    slow = RuleSpec("threshold", "force", ">", 830.0, on_delay_s=15.0)
+    resumed = [*_signal(*[900.0] * 3), *[(T0 + i * 1000, 900.0) for i in range(20, 40)]]
+    assert _run(slow, resumed, 40, stale_ms=10_000) == [(35, "raise")]  # 18 s of silence: the delay starts anew
+
+
+def test_a_state_duration_rule_clears_after_its_off_delay_out_of_the_state():
+    fault = RuleSpec("state_duration", "state", state=S.FAULT, duration_s=30, off_delay_s=10.0)
+    back = _signal(*[float(S.PROCESSING)] * 3, *[float(S.FAULT)] * 2, *[float(S.PROCESSING)] * 20)
+    assert _run(fault, back, 25, active=True) == [(15, "clear")]  # left the fault at 5 s; 10 s later
+    reset_failed = _signal(*[float(S.PROCESSING)] * 5, *[float(S.FAULT)] * 20)  # back in fault within 10 s
+    assert _run(fault, reset_failed, 24, active=True) == []
 
 
 @pytest.fixture
@@ -86,6 +171,65 @@ def test_engine_learns_how_long_a_state_already_lasts_on_first_sight(engine):
     assert _statuses(plant) == {"fault > 30 s": "active"}
 
 
+def _delayed_engine(tmp_path):
+    plant = open_plant(f"sqlite:///{tmp_path / 'plant.db'}")
+    apply_seed(plant, PlantSeed.model_validate({"tenants": [{"slug": "acme", "sites": [{"slug": "s1", "lines": [
+        {"slug": "l1", "machines": [{"slug": "press-1", "alarms": [
+            {"name": "force > 830", "kind": "threshold", "tag": "force", "op": ">", "threshold": 830,
+             "on_delay_s": 10, "off_delay_s": 5, "deadband": 20}]}]}]}]}]}))
+    return plant, SqliteStore(tmp_path / "store.db")
+
+
+def _at(store, seconds: range, force: float) -> None:
+    store.write([Point(M, T0 + i * 1000, {"state": S.PROCESSING, "force": force}) for i in seconds])
+
+
+def test_delays_and_deadband_hold_across_ticks_and_engine_restarts(tmp_path):
+    """The engine keeps no memory of its own: each new engine (a restart, another worker leading) reads the
+    pending delay back from the samples, so it raises and clears when one long-running engine would."""
+    plant, store = _delayed_engine(tmp_path)
+    new_engine = lambda: AlarmEngine(plant, store, stale_ms=10_000)  # noqa: E731
+    _at(store, range(0, 5), 800.0)
+    _at(store, range(5, 15), 900.0)  # over 830 from 5 s
+    first = new_engine()
+    assert [first.tick(T0 + i * 1000) for i in range(5, 10)] == [0] * 5  # on-delay running
+    assert new_engine().tick(T0 + 14_000) == 0  # restarted: 9 s over, not yet
+    assert new_engine().tick(T0 + 15_000) == 1  # restarted again: 10 s over since 5 s, raised
+    assert _statuses(plant) == {"force > 830": "active"}
+    _at(store, range(15, 31), 820.0)  # under 830 but inside the deadband (clears at 810)
+    assert new_engine().tick(T0 + 30_000) == 0
+    _at(store, range(31, 40), 805.0)  # back past 810 from 31 s: the off-delay runs
+    assert new_engine().tick(T0 + 35_000) == 0
+    assert new_engine().tick(T0 + 36_000) == 1
+    assert _statuses(plant) == {"force > 830": "cleared"}
+
+
+def test_upgrade_to_0008_keeps_existing_rules_as_they_behaved(tmp_path):
+    """Rules from before the delays get 0 for each: raised and cleared at once, at the threshold."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0007")
+    with create_engine(url).begin() as conn:
+        conn.execute(text("INSERT INTO centres (id, name) VALUES (1, 'c')"))
+        conn.execute(text("INSERT INTO tenants (id, centre_id, slug, name, timezone) VALUES (1, 1, 'acme', 'A', 'UTC')"))
+        conn.execute(text("INSERT INTO sites (id, tenant_id, slug, name) VALUES (1, 1, 's1', 'S')"))
+        conn.execute(text("INSERT INTO lines (id, site_id, slug, name) VALUES (1, 1, 'l1', 'L')"))
+        conn.execute(text("INSERT INTO machines (id, line_id, slug, name, ideal_cycle_s) VALUES (1, 1, 'press-1', 'P', 10)"))
+        conn.execute(text("INSERT INTO alarm_rules (id, machine_id, name, kind, tag, op, threshold) "
+                          "VALUES (1, 1, 'hot', 'threshold', 'force', '>', 830)"))
+        conn.execute(text("INSERT INTO alarms (rule_id, raised_ms) VALUES (1, 1)"))
+    plant = open_plant(url)
+    with plant.session() as s:
+        rule = s.scalars(select(AlarmRule)).one()
+        assert (rule.on_delay_s, rule.off_delay_s, rule.deadband) == (0.0, 0.0, 0.0)
+    command.downgrade(alembic_config(url, plant.engine), "0007")
+    with plant.engine.connect() as conn:
+        assert conn.execute(text("SELECT name FROM alarm_rules")).scalars().all() == ["hot"]
+        assert conn.execute(text("SELECT count(*) FROM alarms")).scalar() == 1
+
+
 def test_passwords_are_argon2_and_broker_hashes_are_mosquitto_format():
     h = hash_password("long-enough-1")
     assert h.startswith("$argon2id$") and verify_password(h, "long-enough-1") and not verify_password(h, "nope-nope")
@@ -119,7 +263,7 @@ def test_migrations_build_exactly_the_models_schema(tmp_path):
     assert diff == []
     from alembic.script import ScriptDirectory
 
-    assert ScriptDirectory.from_config(alembic_config(plant.url)).get_heads() == ["0007"]  # one line of history
+    assert ScriptDirectory.from_config(alembic_config(plant.url)).get_heads() == ["0008"]  # one line of history
     open_plant(plant.url)  # upgrading a current database is a no-op
 
 
@@ -177,6 +321,7 @@ def test_migrations_render_for_postgresql(tmp_path):
         assert f"CREATE TABLE {table} " in ddl, table
     assert "expires_ms BIGINT" in ddl and "PRAGMA" not in ddl
     assert "ALTER TABLE alarm_rules ADD COLUMN deleted_ms BIGINT" in ddl
+    assert "ALTER TABLE alarm_rules ADD COLUMN on_delay_s FLOAT DEFAULT '0' NOT NULL" in ddl
 
 
 def test_sqlite_plant_database_gets_its_directory(tmp_path):

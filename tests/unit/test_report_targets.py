@@ -125,3 +125,25 @@ def test_centre_adds_report_schedules_and_reads_the_sends(app):  # noqa: F811
     assert eng.get("/api/v1/report-schedules/sends").json() == {"sends": []}
     owner = login(app, "owner", "owner-pass-1")
     assert owner.get("/api/v1/report-schedules").status_code == 403
+    assert owner.patch(f"/api/v1/report-schedules/{r.json()['id']}", json={"active": False}).status_code == 403
+
+
+def test_centre_changes_pauses_and_deletes_a_report_schedule(app):  # noqa: F811
+    eng = login(app, "eng", "eng-pass-123")
+    sid = eng.post("/api/v1/report-schedules", json={"tenant": "acme", "kind": "weekly",
+                                                     "recipients": ["o@acme.test"]}).json()["id"]
+    changed = eng.patch(f"/api/v1/report-schedules/{sid}", json={"recipients": ["o@acme.test", "c@centre.test"],
+                                                                 "hour": 9, "lang": "en", "active": False})
+    assert changed.status_code == 200, changed.text
+    assert {k: changed.json()[k] for k in ("recipients", "hour", "lang", "active", "kind", "tenant")} == {
+        "recipients": ["o@acme.test", "c@centre.test"], "hour": 9, "lang": "en", "active": False,
+        "kind": "weekly", "tenant": "acme"}
+    listed = {s["id"]: s for s in eng.get("/api/v1/report-schedules").json()["schedules"]}
+    assert listed[sid]["active"] is False and listed[sid]["hour"] == 9
+    bad = eng.patch(f"/api/v1/report-schedules/{sid}", json={"recipients": ["no-at-sign"]})
+    assert bad.status_code == 422 and "not addresses: no-at-sign" in bad.text
+    assert eng.patch(f"/api/v1/report-schedules/{sid}", json={"kind": "monthly"}).status_code == 422  # what it reports stays
+    assert eng.patch(f"/api/v1/report-schedules/{sid + 1000}", json={"active": True}).status_code == 404
+    assert eng.delete(f"/api/v1/report-schedules/{sid}").json() == {"deleted": sid, "sends_removed": 0}
+    assert sid not in {s["id"] for s in eng.get("/api/v1/report-schedules").json()["schedules"]}
+    assert eng.delete(f"/api/v1/report-schedules/{sid}").status_code == 404
