@@ -76,7 +76,7 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
                         login_throttle=Throttle(plant_db, settings.throttle_policy()), housekeeper=housekeeper,
                         centre_summaries=summaries)
 
-    # the leader's duties; a leased maintainer (PostgreSQL) runs in every process instead (analytics.leases)
+    # the leader's duties; a leased maintainer with rollups_in_api: every runs in every process (analytics.leases)
     everywhere = [rollups] if rollups is not None and not rollups.needs_leader else []
     duties = [d for d in (rollups, delivery) if d is not None and d not in everywhere]  # delivery: reportmail.Delivery
 

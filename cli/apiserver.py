@@ -5,8 +5,8 @@ by name, so the config path travels in ``SMARTFACTORY_CONFIG`` and every worker 
 same app here. The workers share the listening socket; the background duties go to the
 one holding the leader lock (``api.leader``): a file lock on SQLite, a PostgreSQL advisory
 lock when the plant database is PostgreSQL (then API processes on several hosts share it).
-On PostgreSQL the rollup maintainer is not a leader duty: every API process runs a leased
-worker (``analytics.leases``), so rollup throughput grows with the API processes.
+On PostgreSQL the rollup maintainer is a leased worker (``analytics.leases``): the leader's
+by default, every API process's with ``analytics.rollups_in_api: every``.
 """
 
 from __future__ import annotations
