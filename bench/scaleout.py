@@ -325,6 +325,8 @@ def main() -> None:
         base = "not run (minutes)" if r["baseline"] is None else f"{r['baseline'] * 1000:.0f} ms"
         ov.append(f"| {r['tenants']} | {r['first'] * 1000:.0f} ms | {r['p95_http'] * 1000:.1f} ms | "
                   f"{r['p95_read'] * 1000:.0f} ms | {base} | {target} |")
+    shares = [max(c for _, c in r["split"][1]) / r["runs"][1][-1] for r in rollups]
+    busy = f"{min(shares):.0%} to {max(shares):.0%}"
     pf = centre["portfolio"]
     big = rollups[-1]
     section = "\n".join([
@@ -348,9 +350,10 @@ def main() -> None:
         "",
         *split,
         "",
-        f"Reading: with {os.cpu_count()} cores the speed-up is bounded by the cores: a tally is CPU-bound Python "
-        f"(numpy and the store's SQL in the same process), so 4 workers on {os.cpu_count()} cores cannot beat "
-        f"{os.cpu_count()}x, and with a load average near {info['load']:.0f} the other sessions' work holds most of "
+        f"Reading: with {os.cpu_count()} cores the speed-up is bounded by the cores: a tally is mostly CPU in the "
+        f"worker's own process (numpy and the embedded store's SQL; one worker's CPU time was {busy} of its wall "
+        f"time, the rest waiting on PostgreSQL and on the busy machine), so 4 workers on {os.cpu_count()} cores "
+        f"cannot beat {os.cpu_count()}x, and with a load average near {info['load']:.0f} the other sessions' work holds most of "
         f"the cores, so the wall times here say little about a dedicated host. At {big['machines']} machines, 2 "
         f"workers gave {big['times'][1] / big['times'][2]:.2f}x and 4 gave {big['times'][1] / big['times'][4]:.2f}x "
         f"in wall time. The split table shows what leases do regardless of the cores: the machines are divided "
