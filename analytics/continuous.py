@@ -65,7 +65,7 @@ class RollupMaintainer:
     the machines instead. ``after_pass`` (the centre's per-tenant summaries) runs after each pass.
     """
 
-    #: Whether only the API's leader may run it (the leased maintainer runs in every API process).
+    #: Whether only the API's leader may run it (a leased one may run in every API process: analytics.leases).
     needs_leader = True
 
     def __init__(self, store: TimeSeriesStore, settings: AnalyticsSettings, cache: RollupCache,

@@ -112,11 +112,11 @@ class LeasedRollupMaintainer(RollupMaintainer):
 
     ``run_pass`` registers the store's machines, then claims batches of ``batch`` machines due
     when the pass began until none is left that is due and free; each machine becomes due again ``interval_s`` after
-    its tally. Runs in every API process on PostgreSQL (``needs_leader`` is false) and in each
-    process of ``smartfactory rollups --workers N``.
+    its tally. Runs in the API's leader (``analytics.rollups_in_api: leader``) or in every API
+    process (``every``: ``needs_leader`` false), and in each process of ``smartfactory rollups --workers N``.
     """
 
-    needs_leader = False
+    needs_leader = True  # as analytics.rollups_in_api's default; ``maintainer_for`` sets it from the settings
 
     def __init__(self, store: TimeSeriesStore, settings: AnalyticsSettings, cache: PostgresRollupCache,
                  interval_s: float = 300.0, recheck_ms: int = 24 * HOUR_MS, horizon_days: int = 400,

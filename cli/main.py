@@ -260,7 +260,7 @@ def rollups(config_path: Path, once: bool, refresh_days: int | None, workers: in
 
     Each pass tallies every machine's newly finished hours from the store and recomputes the
     last analytics.rollup_recheck_hours for late data, so reports never start cold. On
-    PostgreSQL, workers here and in every API process (on any host) claim machines in batches
+    PostgreSQL, workers here and in the API (its leader, or every process) claim machines in batches
     through row leases (analytics.leases); workers are processes, as a tally is CPU-bound Python.
     """
     import multiprocessing
