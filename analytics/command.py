@@ -23,6 +23,7 @@ from analytics.report import (
     portfolio_reports,
     select_machines,
 )
+from analytics.continuous import AfterPass, RollupMaintainer
 from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
 from tsstore import StoreError, TimeSeriesStore
@@ -69,6 +70,25 @@ def open_cache(settings: AnalyticsSettings, store_settings: object, base_dir: Pa
 
         return PostgresRollupCache(database_url)
     return RollupCache(cache_path(settings, store_settings, base_dir))
+
+
+def maintainer_for(store: TimeSeriesStore, settings: AnalyticsSettings, cache: RollupCache,
+                   after_pass: AfterPass | None = None) -> RollupMaintainer:
+    """The rollup maintainer for this cache: leased workers (any number, any host) on PostgreSQL, else the single
+    maintainer the API's leader runs."""
+    from analytics.rollup_pg import PostgresRollupCache
+
+    kw: dict[str, Any] = dict(interval_s=settings.rollup_interval_s,
+                              recheck_ms=settings.rollup_recheck_hours * 3_600_000, after_pass=after_pass)
+
+    if isinstance(cache, PostgresRollupCache):
+        from analytics.leases import LeasedRollupMaintainer
+
+        leased = LeasedRollupMaintainer(store, settings, cache, lease_s=settings.rollup_lease_s,
+                                        batch=settings.rollup_batch, **kw)
+        leased.needs_leader = settings.rollups_in_api == "leader"  # the API's choice; the CLI runs it either way
+        return leased
+    return RollupMaintainer(store, settings, cache, **kw)
 
 
 def run_report(opts: ReportOptions, store: TimeSeriesStore, settings: AnalyticsSettings, cache_file: Path | Callable[[], RollupCache],

@@ -20,9 +20,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from analytics.rollup import RollupCache
+from analytics.policy import Policy
+from analytics.rollup import RollupCache, Tally
 from analytics.settings import AnalyticsSettings
 from plant import MachineRef
 from tsstore import StoreError, TimeSeriesStore
@@ -38,14 +40,38 @@ class PassResult:
     buckets_computed: int = 0
     seconds: float = 0.0
     failed: list[str] = field(default_factory=list)
+    tenants: set[str] = field(default_factory=set)  # whose machines this pass tallied
+    lost: list[str] = field(default_factory=list)  # tallies dropped: the lease had passed to another worker
+
+
+@dataclass
+class MachineTally:
+    """One machine's pass, computed but not yet written (``RollupMaintainer.tally_machine``)."""
+
+    machine: MachineRef
+    policy: Policy
+    tally: Tally
+    until_ms: int  # the new watermark
+
+#: Called after a pass with the tenants whose machines it tallied and the pass's time (epoch ms).
+AfterPass = Callable[[set[str], int], None]
 
 
 class RollupMaintainer:
-    """One pass per ``interval_s``: catch each machine up to its newest finished hour, recheck the last day."""
+    """One pass per ``interval_s``: catch each machine up to its newest finished hour, recheck the last day.
+
+    The single maintainer: the API's leader runs it (one per deployment), right for the embedded
+    SQLite cache. On PostgreSQL any number of ``analytics.leases.LeasedRollupMaintainer`` share
+    the machines instead. ``after_pass`` (the centre's per-tenant summaries) runs after each pass.
+    """
+
+    #: Whether only the API's leader may run it (a leased one may run in every API process: analytics.leases).
+    needs_leader = True
 
     def __init__(self, store: TimeSeriesStore, settings: AnalyticsSettings, cache: RollupCache,
-                 interval_s: float = 300.0, recheck_ms: int = 24 * HOUR_MS, horizon_days: int = 400) -> None:
-        self.store, self.settings, self.cache = store, settings, cache
+                 interval_s: float = 300.0, recheck_ms: int = 24 * HOUR_MS, horizon_days: int = 400,
+                 after_pass: AfterPass | None = None) -> None:
+        self.store, self.settings, self.cache, self.after_pass = store, settings, cache, after_pass
         self.interval_s, self.recheck_ms, self.horizon_ms = interval_s, recheck_ms, horizon_days * 86_400_000
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -62,18 +88,33 @@ class RollupMaintainer:
                 return result
             try:
                 self.update_machine(machine, now_ms)
+                result.tenants.add(machine.tenant)
             except StoreError as exc:  # the next pass catches up; one machine's trouble must not stop the rest
                 result.failed.append(machine.machine)
                 log.warning("rollup_machine_skipped machine=%s reason=store error=%r", machine, str(exc))
             result.machines += 1
         result.buckets_computed = int(self.cache.computed - before)
+        return self.finish_pass(result, started, now_ms)
+
+    def finish_pass(self, result: PassResult, started: float, now_ms: int) -> PassResult:
+        """Times and logs the pass, then refreshes the summaries of the tenants it touched."""
         result.seconds = time.perf_counter() - started
         self.last = result
-        log.info("rollup_pass machines=%d buckets_computed=%d seconds=%.2f failed=%d", result.machines,
-                 result.buckets_computed, result.seconds, len(result.failed))
+        log.info("rollup_pass machines=%d buckets_computed=%d seconds=%.2f failed=%d lost=%d", result.machines,
+                 result.buckets_computed, result.seconds, len(result.failed), len(result.lost))
+        if self.after_pass is not None and result.tenants:
+            try:
+                self.after_pass(result.tenants, now_ms)
+            except Exception:  # summaries are a convenience: a failure must not stop the rollups
+                log.exception("rollup_after_pass_failed tenants=%d", len(result.tenants))
         return result
 
     def update_machine(self, machine: MachineRef, now_ms: int) -> None:
+        t = self.tally_machine(machine, now_ms)
+        self.cache.save_tally(t.machine, t.policy, t.tally, t.until_ms)
+
+    def tally_machine(self, machine: MachineRef, now_ms: int) -> MachineTally:
+        """The machine's newly finished hours and the last ``recheck_ms``, computed but not written."""
         policy = self.settings.policy(machine.tenant)
         every = policy.bucket_min * 60_000
         final_until = (now_ms - self.cache.settle_ms) // every * every  # hours that may be kept
@@ -82,11 +123,13 @@ class RollupMaintainer:
         start = covered if covered is not None else self._first_data(machine, policy.tags.state, now_ms, every)
         if start is None:  # nothing in the horizon yet
             start = recheck_from
+        tally = Tally()
         if start < recheck_from:  # first pass, or after downtime: fill what the cache lacks
-            self.cache.machine_buckets(self.store, machine, policy, start, recheck_from, now_ms)
+            self.cache.machine_buckets(self.store, machine, policy, start, recheck_from, now_ms, pending=tally)
         if recheck_from < final_until:
-            self.cache.machine_buckets(self.store, machine, policy, recheck_from, final_until, now_ms, refresh=True)
-        self.cache.set_covered_until(machine, policy, final_until)
+            self.cache.machine_buckets(self.store, machine, policy, recheck_from, final_until, now_ms, refresh=True,
+                                       pending=tally)
+        return MachineTally(machine, policy, tally, final_until)
 
     def _first_data(self, machine: MachineRef, tag: str, now_ms: int, every: int) -> int | None:
         """Where the machine's history starts, so the first pass does not tally a year of empty hours."""
@@ -109,7 +152,7 @@ class RollupMaintainer:
     def start(self) -> None:
         """Restartable (a worker may lead, resign and lead again): each run has its own stop event."""
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(self._stop,), name="rollup-maintainer", daemon=True)
+        self._thread = threading.Thread(target=self.run_until, args=(self._stop,), name="rollup-maintainer", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -118,7 +161,7 @@ class RollupMaintainer:
         if self._thread:
             self._thread.join(timeout=10)
 
-    def _run(self, stop: threading.Event) -> None:
+    def run_until(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
                 self.run_pass(stop=stop)

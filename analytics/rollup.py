@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -166,6 +168,21 @@ def _counter(store: TimeSeriesStore, machine: MachineRef, tag: str, bits: int, b
     return out, across
 
 
+@dataclass
+class Tally:
+    """A machine's freshly computed final hours, not yet written.
+
+    The maintainer collects them and writes them with the machine's watermark in one
+    transaction (``RollupCache.save_tally``), so an hour is never kept without the watermark
+    that says it was tallied, nor the watermark moved past an hour that was not kept.
+    """
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    corrections: list[tuple[Any, ...]] = field(default_factory=list)
+    gaps: list[tuple[Any, ...]] = field(default_factory=list)
+    computed: int = 0  # buckets computed from the store (kept or not)
+
+
 class RollupCache:
     """Finished hours of bucket tallies, kept in a SQLite file so reports do not recompute history.
 
@@ -177,6 +194,9 @@ class RollupCache:
     shape them (tags, state codes, staleness, bucket size); the tenant's classification is
     applied later and can change freely.
     """
+
+    #: Whether processes on other hosts read the same rows (PostgreSQL tables, not this host's file).
+    shared = False
 
     def __init__(self, path, settle_ms: int = 2 * 3_600_000) -> None:
         import sqlite3
@@ -202,7 +222,10 @@ class RollupCache:
                    PRIMARY KEY (machine, shape, ts, tag, from_ms));
                CREATE TABLE IF NOT EXISTS coverage (
                    machine TEXT NOT NULL, shape TEXT NOT NULL, until_ms INTEGER NOT NULL,
-                   PRIMARY KEY (machine, shape)) WITHOUT ROWID;"""
+                   PRIMARY KEY (machine, shape)) WITHOUT ROWID;
+               CREATE TABLE IF NOT EXISTS summaries (
+                   kind TEXT NOT NULL, tenant TEXT NOT NULL, as_of_ms INTEGER NOT NULL, body TEXT NOT NULL,
+                   PRIMARY KEY (kind, tenant)) WITHOUT ROWID;"""
         )
         self.hits = 0
         self.computed = 0
@@ -219,7 +242,9 @@ class RollupCache:
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     def machine_buckets(self, store: TimeSeriesStore, machine: MachineRef, policy: Policy, start_ms: int, end_ms: int,
-                        now_ms: int, refresh: bool = False) -> Buckets:
+                        now_ms: int, refresh: bool = False, pending: Tally | None = None) -> Buckets:
+        """The tallies of [start, end): cached hours read back, the others computed and kept (with
+        ``pending``, collected there instead of written, for ``save_tally``)."""
         shape, key = self.shape(policy), _key(machine)
         codes = [s.code for s in policy.states]
         every = policy.bucket_min * 60_000
@@ -253,6 +278,8 @@ class RollupCache:
                 if g["ts"] + every <= now_ms - self.settle_ms:
                     fresh_gaps.append((key, shape, g["ts"], g["tag"], g["from_ms"], g["to_ms"], g["parts"]))
             self.computed += b - a
+            if pending is not None:
+                pending.computed += b - a
         if have:  # all cached rows at once: one matrix, one column per tally
             keys = np.fromiter(have, dtype=np.int64, count=len(have))
             rows = (keys - out.start_ms[0]) // every
@@ -270,7 +297,11 @@ class RollupCache:
                 for ts, tag, a, z, n in self._cached_gaps(key, shape, hit_lo, hit_hi)
                 if ts in have
             ]
-        if fresh_rows or fresh_corr or fresh_gaps:
+        if pending is not None:
+            pending.rows += fresh_rows
+            pending.corrections += fresh_corr
+            pending.gaps += fresh_gaps
+        elif fresh_rows or fresh_corr or fresh_gaps:
             self._save(fresh_rows, fresh_corr, fresh_gaps)
         out.corrections.sort(key=lambda c: (c["ts"], c["tag"]))
         out.gaps.sort(key=lambda g: (g["from_ms"], g["tag"]))
@@ -296,6 +327,30 @@ class RollupCache:
         self._db.executemany("INSERT OR REPLACE INTO corrections VALUES (?, ?, ?, ?, ?)", corrections)
         self._db.executemany("INSERT OR REPLACE INTO gaps VALUES (?, ?, ?, ?, ?, ?, ?)", gaps)
         self._db.execute("COMMIT")
+
+    def save_tally(self, machine: MachineRef, policy: Policy, tally: Tally, until_ms: int) -> None:
+        """The tallied hours and the machine's new watermark, in one transaction."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT OR REPLACE INTO buckets VALUES (?, ?, ?, ?)", tally.rows)
+            db.executemany("INSERT OR REPLACE INTO corrections VALUES (?, ?, ?, ?, ?)", tally.corrections)
+            db.executemany("INSERT OR REPLACE INTO gaps VALUES (?, ?, ?, ?, ?, ?, ?)", tally.gaps)
+            db.execute("INSERT OR REPLACE INTO coverage VALUES (?, ?, ?)", (_key(machine), self.shape(policy), until_ms))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # -- per-tenant summaries (api.centre): what the centre overview and portfolio read ----------
+    def put_summaries(self, kind: str, items: dict[str, tuple[int, str]]) -> None:
+        """``items``: tenant -> (as of, epoch ms; JSON body). Upserts: the newest write wins."""
+        self._db.executemany("INSERT OR REPLACE INTO summaries VALUES (?, ?, ?, ?)",
+                             [(kind, t, as_of, body) for t, (as_of, body) in items.items()])
+
+    def summaries(self, kind: str) -> dict[str, tuple[int, str]]:
+        return {t: (int(a), b) for t, a, b in
+                self._db.execute("SELECT tenant, as_of_ms, body FROM summaries WHERE kind=?", (kind,))}
 
     def covered_until(self, machine: MachineRef, policy: Policy) -> int | None:
         """Up to where ``analytics.continuous`` has kept this machine's rollups (epoch ms), if it has."""

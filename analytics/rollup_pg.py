@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, LargeBinary, MetaData, String, Table, create_engine, select
+from sqlalchemy import (BigInteger, Column, DateTime, LargeBinary, MetaData, String, Table, Text, create_engine, select,
+                        text)
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.engine import Engine, Row
+from sqlalchemy.engine import Connection, Engine, Row
 
-from analytics.rollup import RollupCache
+from analytics.rollup import RollupCache, Tally
 from analytics.policy import Policy
 from plant import MachineRef
 
@@ -42,9 +43,26 @@ COVERAGE = Table("rollup_coverage", METADATA,
                  Column("machine", String(300), primary_key=True), Column("shape", String(32), primary_key=True),
                  Column("until_ms", BigInteger, nullable=False))
 
+SUMMARIES = Table("rollup_summaries", METADATA,
+                  Column("kind", String(32), primary_key=True), Column("tenant", String(200), primary_key=True),
+                  Column("as_of_ms", BigInteger, nullable=False), Column("body", Text, nullable=False))
+#: One row per machine (store ref): who tallies it now and until when (``analytics.leases``).
+LEASES = Table("rollup_leases", METADATA,
+               Column("machine", String(300), primary_key=True),
+               Column("owner", String(200), nullable=True),
+               Column("lease_until", DateTime(timezone=True), nullable=True),
+               Column("due", DateTime(timezone=True), nullable=False, server_default=text("'-infinity'")),
+               Column("tallies", BigInteger, nullable=False, server_default=text("0")),
+               Column("tallied_at", DateTime(timezone=True), nullable=True))
+#: Held while the tables are created: two processes creating them at once collide in PostgreSQL's catalogue
+#: (CREATE TABLE IF NOT EXISTS is not safe against a concurrent one). "smartRlp" in ASCII.
+SCHEMA_LOCK_KEY = int.from_bytes(b"smartRlp", "big") & 0x7FFF_FFFF_FFFF_FFFF
+
 
 class PostgresRollupCache(RollupCache):
     """``RollupCache`` with its rows in PostgreSQL; give it the plant database's engine or a URL."""
+
+    shared = True
 
     def __init__(self, engine_or_url: Engine | str, settle_ms: int = 2 * 3_600_000) -> None:
         if isinstance(engine_or_url, str):
@@ -55,7 +73,9 @@ class PostgresRollupCache(RollupCache):
             raise ValueError(f"PostgresRollupCache needs a PostgreSQL database, not {self.engine.dialect.name}")
         self.path = f"postgresql:{self.engine.url.render_as_string(hide_password=True)}"  # for logs only
         self.settle_ms = settle_ms
-        METADATA.create_all(self.engine)  # IF NOT EXISTS: several processes may start at once
+        with self.engine.begin() as c:  # several processes may start at once: create the tables one at a time
+            c.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
+            METADATA.create_all(c)
         self.hits = 0
         self.computed = 0
 
@@ -78,22 +98,28 @@ class PostgresRollupCache(RollupCache):
 
     def _save(self, rows: list[tuple[Any, ...]], corrections: list[tuple[Any, ...]], gaps: list[tuple[Any, ...]]) -> None:
         with self.engine.begin() as c:
-            if rows:
-                stmt = insert(BUCKETS)
-                c.execute(stmt.on_conflict_do_update(index_elements=["machine", "shape", "bucket"],
-                                                     set_={"v": stmt.excluded.v}),
-                          [{"machine": m, "shape": s, "bucket": b, "v": v} for m, s, b, v in rows])
-            if corrections:
-                stmt = insert(CORRECTIONS)
-                c.execute(stmt.on_conflict_do_update(index_elements=["machine", "shape", "ts", "tag"],
-                                                     set_={"kind": stmt.excluded.kind}),
-                          [{"machine": m, "shape": s, "ts": t, "tag": g, "kind": k} for m, s, t, g, k in corrections])
-            if gaps:
-                stmt = insert(GAPS)
-                c.execute(stmt.on_conflict_do_update(index_elements=["machine", "shape", "ts", "tag", "from_ms"],
-                                                     set_={"to_ms": stmt.excluded.to_ms, "parts": stmt.excluded.parts}),
-                          [{"machine": m, "shape": s, "ts": t, "tag": g, "from_ms": a, "to_ms": z, "parts": n}
-                           for m, s, t, g, a, z, n in gaps])
+            self.write(c, rows, corrections, gaps)
+
+    @staticmethod
+    def write(c: Connection, rows: list[tuple[Any, ...]], corrections: list[tuple[Any, ...]],
+              gaps: list[tuple[Any, ...]]) -> None:
+        """The upserts of ``_save`` on the caller's connection (inside its transaction)."""
+        if rows:
+            stmt = insert(BUCKETS)
+            c.execute(stmt.on_conflict_do_update(index_elements=["machine", "shape", "bucket"],
+                                                 set_={"v": stmt.excluded.v}),
+                      [{"machine": m, "shape": s, "bucket": b, "v": v} for m, s, b, v in rows])
+        if corrections:
+            stmt = insert(CORRECTIONS)
+            c.execute(stmt.on_conflict_do_update(index_elements=["machine", "shape", "ts", "tag"],
+                                                 set_={"kind": stmt.excluded.kind}),
+                      [{"machine": m, "shape": s, "ts": t, "tag": g, "kind": k} for m, s, t, g, k in corrections])
+        if gaps:
+            stmt = insert(GAPS)
+            c.execute(stmt.on_conflict_do_update(index_elements=["machine", "shape", "ts", "tag", "from_ms"],
+                                                 set_={"to_ms": stmt.excluded.to_ms, "parts": stmt.excluded.parts}),
+                      [{"machine": m, "shape": s, "ts": t, "tag": g, "from_ms": a, "to_ms": z, "parts": n}
+                       for m, s, t, g, a, z, n in gaps])
 
     def covered_until(self, machine: MachineRef, policy: Policy) -> int | None:
         from analytics.rollup import _key
@@ -104,11 +130,38 @@ class PostgresRollupCache(RollupCache):
         return None if row is None else int(row[0])
 
     def set_covered_until(self, machine: MachineRef, policy: Policy, until_ms: int) -> None:
+        with self.engine.begin() as c:
+            self.write_covered_until(c, machine, policy, until_ms)
+
+    def write_covered_until(self, c: Connection, machine: MachineRef, policy: Policy, until_ms: int) -> None:
         from analytics.rollup import _key
 
         stmt = insert(COVERAGE).values(machine=_key(machine), shape=self.shape(policy), until_ms=until_ms)
+        c.execute(stmt.on_conflict_do_update(index_elements=["machine", "shape"], set_={"until_ms": until_ms}))
+
+    def save_tally(self, machine: MachineRef, policy: Policy, tally: Tally, until_ms: int) -> None:
         with self.engine.begin() as c:
-            c.execute(stmt.on_conflict_do_update(index_elements=["machine", "shape"], set_={"until_ms": until_ms}))
+            self.write_tally(c, machine, policy, tally, until_ms)
+
+    def write_tally(self, c: Connection, machine: MachineRef, policy: Policy, tally: Tally, until_ms: int) -> None:
+        """The tally and the watermark on the caller's connection: the leased maintainer adds its lease check."""
+        self.write(c, tally.rows, tally.corrections, tally.gaps)
+        self.write_covered_until(c, machine, policy, until_ms)
+
+    def put_summaries(self, kind: str, items: dict[str, tuple[int, str]]) -> None:
+        if not items:
+            return
+        stmt = insert(SUMMARIES)
+        with self.engine.begin() as c:
+            c.execute(stmt.on_conflict_do_update(index_elements=["kind", "tenant"],
+                                                 set_={"as_of_ms": stmt.excluded.as_of_ms, "body": stmt.excluded.body}),
+                      [{"kind": kind, "tenant": t, "as_of_ms": a, "body": b} for t, (a, b) in items.items()])
+
+    def summaries(self, kind: str) -> dict[str, tuple[int, str]]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(SUMMARIES.c.tenant, SUMMARIES.c.as_of_ms, SUMMARIES.c.body)
+                             .where(SUMMARIES.c.kind == kind)).all()
+        return {t: (int(a), b) for t, a, b in rows}
 
     def close(self) -> None:
         if self._owns_engine:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,6 +51,16 @@ class AnalyticsSettings(BaseModel):
     rollup_interval_s: Annotated[float, Field(ge=10, le=86_400)] = 300.0
     rollup_recheck_hours: Annotated[int, Field(ge=0, le=24 * 14, description="hours recomputed on every pass "
                                                "for late data (gateway outbox replays)")] = 24
+    rollup_lease_s: Annotated[float, Field(ge=5, le=3600, description="PostgreSQL: how long a maintainer worker's "
+                                           "claim on a machine lasts without renewal (renewed every third of it); "
+                                           "a dead worker's machines pass to another after this")] = 60.0
+    rollups_in_api: Literal["leader", "every"] = Field(
+        "leader", description="PostgreSQL: which API processes run a leased rollup worker: only the leader (the "
+        "default: a tally is CPU-bound and would slow every process's requests; add `smartfactory rollups "
+        "--workers N` for throughput) or every one (rollup throughput grows with the API processes, and a dead "
+        "leader does not pause rollups). With the embedded SQLite cache only the leader runs the maintainer")
+    rollup_batch: Annotated[int, Field(ge=1, le=1000, description="PostgreSQL: machines a maintainer worker "
+                                       "claims at a time")] = 10
 
     def policy(self, tenant: str) -> Policy:
         return self.tenants.get(tenant, self.default)

@@ -21,6 +21,7 @@ from analytics.settings import AnalyticsSettings
 from api import access, apidocs, csrf, security_headers, validation
 from api.access import PrincipalCache
 from api.alarms import AlarmEngine
+from api.centre import STATUS_TTL_S, CentreSummaries
 from api.leader import LeaderLock, Leadership
 from api.live import LineNotFound, SnapshotCache
 from api.routers import (accounts, alarms, centre, dashboards, glossary, history, machines, orders, pages, plant, reports,
@@ -60,12 +61,24 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
     effective = EffectiveAnalytics(analytics, plant_db)
     # live views follow the tenant's effective analytics policy (tags, counter widths, state classes, stale_s)
     snapshots = SnapshotCache(plant_db, store, lambda tenant: effective.get().policy(tenant))
+    summaries = None
+    if rollup_cache is not None:  # the maintainer keeps them after each pass; requests read them
+        max_age_s = settings.centre_summary_max_age_s
+        if max_age_s is None:
+            max_age_s = 3 * analytics.rollup_interval_s + 60 if rollup_cache.shared else STATUS_TTL_S
+        summaries = CentreSummaries(plant_db, store, rollup_cache, effective.get, stale_ms, settings.centre_gains_ttl_s,
+                                    max_age_s=max_age_s)
+        if rollups is not None and rollups.after_pass is None:
+            rollups.after_pass = summaries.refresh
     services = Services(store=store, plant=plant_db, settings=settings, analytics=effective,
                         alarms=engine, snapshots=snapshots, rollup_cache=rollup_cache,
                         principals=PrincipalCache(settings.credential_cache_s),
-                        login_throttle=Throttle(plant_db, settings.throttle_policy()), housekeeper=housekeeper)
+                        login_throttle=Throttle(plant_db, settings.throttle_policy()), housekeeper=housekeeper,
+                        centre_summaries=summaries)
 
-    duties = [d for d in (rollups, delivery) if d is not None]  # delivery: reportmail.Delivery (scheduled e-mails)
+    # the leader's duties; a leased maintainer with rollups_in_api: every runs in every process (analytics.leases)
+    everywhere = [rollups] if rollups is not None and not rollups.needs_leader else []
+    duties = [d for d in (rollups, delivery) if d is not None and d not in everywhere]  # delivery: reportmail.Delivery
 
     def lead() -> None:
         engine.start()
@@ -88,9 +101,15 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
             leadership.start()
         elif run_alarms:
             lead()
+        if run_alarms:
+            for d in everywhere:
+                d.start()
         try:
             yield
         finally:
+            if run_alarms:
+                for d in everywhere:
+                    d.stop()
             if leadership is not None:
                 leadership.stop()
             elif run_alarms:

@@ -10,12 +10,15 @@ one, at most the staleness limit). Last data is the newest state sample (``lates
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from analytics.beforeafter import DELIVERY_KEYS
 from analytics.delivery import DELIVERY_KPIS
@@ -25,7 +28,8 @@ from analytics.report import HEADLINE, portfolio_reports
 from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
 from api.live import alarms_of
-from plantmodel.db import BrokerAccount, PlantDb, Tenant
+from plantmodel.db import Alarm, BrokerAccount, Line, PlantDb, Site, Tenant
+from plantmodel.scoping import up_to_tenant
 from plantmodel.orders import orders_for_report
 from plant import MachineRef
 from tsstore import TimeSeriesStore
@@ -70,30 +74,46 @@ def machine_status(store: TimeSeriesStore, cache: RollupCache | None, ref: Machi
     return MachineStatus(int(known), now_ms - start, newest.ts_ms if newest else None, state)
 
 
+def tenant_row(t: Tenant, s, store: TimeSeriesStore, cache: RollupCache | None, settings: AnalyticsSettings,
+               now_ms: int, stale_ms: int) -> dict:
+    """One tenant's overview row as of ``now_ms``, without its active alarms (those are read live)."""
+    machines = [(site, ln, m) for site in t.sites for ln in site.lines for m in ln.machines]
+    status = {m.id: machine_status(store, cache, MachineRef(t.slug, site.slug, ln.slug, m.slug), settings, now_ms)
+              for site, ln, m in machines}
+    gateways = []
+    for g in s.scalars(select(BrokerAccount).filter_by(tenant_id=t.id, kind="gateway")):
+        seen = [status[m.id].last_data_ms for _, _, m in machines if m.gateway_id == g.id]
+        newest = max((x for x in seen if x), default=None)
+        gateways.append({"gateway": g.username, "machines": len(seen), "last_data_ms": newest,
+                         "online": newest is not None and now_ms - newest < 60_000 + stale_ms})
+    coverage = [min(1.0, st.known_ms / st.window_ms) for st in status.values()]
+    return {
+        "tenant": t.slug, "name": t.name,
+        "rollout_date": t.rollout_date.isoformat() if t.rollout_date else None,
+        "machines": len(machines), "gateways": gateways,
+        "coverage_24h": round(sum(coverage) / len(coverage), 4) if coverage else None,
+    }
+
+
 def overview(plant: PlantDb, store: TimeSeriesStore, cache: RollupCache | None, settings: AnalyticsSettings,
              now_ms: int, stale_ms: int) -> list[dict]:
+    """Every tenant's row computed now, machine by machine: the reference the summaries must equal, and the
+    answer when there is no rollup cache to keep summaries in."""
     out = []
     with plant.session() as s:
         for t in s.scalars(select(Tenant).order_by(Tenant.slug)):
-            machines = [(site, ln, m) for site in t.sites for ln in site.lines for m in ln.machines]
-            status = {m.id: machine_status(store, cache, MachineRef(t.slug, site.slug, ln.slug, m.slug), settings, now_ms)
-                      for site, ln, m in machines}
-            gateways = []
-            for g in s.scalars(select(BrokerAccount).filter_by(tenant_id=t.id, kind="gateway")):
-                seen = [status[m.id].last_data_ms for _, _, m in machines if m.gateway_id == g.id]
-                newest = max((x for x in seen if x), default=None)
-                gateways.append({"gateway": g.username, "machines": len(seen), "last_data_ms": newest,
-                                 "online": newest is not None and now_ms - newest < 60_000 + stale_ms})
-            coverage = [min(1.0, st.known_ms / st.window_ms) for st in status.values()]
-            out.append({
-                "tenant": t.slug, "name": t.name,
-                "rollout_date": t.rollout_date.isoformat() if t.rollout_date else None,
-                "machines": len(machines), "gateways": gateways,
-                "coverage_24h": round(sum(coverage) / len(coverage), 4) if coverage else None,
-                "active_alarms": len(alarms_of(plant, t.slug, ("active",))),
-            })
+            row = tenant_row(t, s, store, cache, settings, now_ms, stale_ms)
+            row["active_alarms"] = len(alarms_of(plant, t.slug, ("active",)))
+            out.append(row)
     return out
 
+
+def active_alarm_counts(plant: PlantDb) -> dict[str, int]:
+    """Active (neither acknowledged nor cleared) alarms per tenant, in one query."""
+    with plant.session() as s:
+        q = up_to_tenant(select(Tenant.slug, func.count()).select_from(Alarm), Alarm).where(
+            Alarm.cleared_ms.is_(None), Alarm.acknowledged_ms.is_(None)).group_by(Tenant.slug)
+        return {slug: int(n) for slug, n in s.execute(q).all()}
 
 
 # -- the portfolio: every SME with its status, gains in words and the reasons it needs attention ---------------
@@ -192,9 +212,12 @@ def gateway_status(g: dict) -> str:
 
 
 def portfolio_rows(overview_rows: list[dict], names_en: dict[str, str | None], reports: list[dict],
-                   problems: list[str], coverage_floor: float, now_ms: int) -> list[dict]:
-    """The centre overview rows joined with the report gains and the attention reasons (pure: unit-tested)."""
-    gains = gains_by_tenant(reports)
+                   problems: list[str], coverage_floor: float, now_ms: int,
+                   gains: dict[str, list[dict]] | None = None) -> list[dict]:
+    """The centre overview rows joined with the report gains and the attention reasons (pure: unit-tested).
+
+    ``gains``: the gains per tenant already taken from the reports (the precomputed summaries)."""
+    gains = gains_by_tenant(reports) if gains is None else gains
     out = []
     for row in overview_rows:
         tenant = row["tenant"]
@@ -299,3 +322,118 @@ def tenant_detail(plant: PlantDb, store: TimeSeriesStore, cache: RollupCache | N
                               "gains": [g for g in row["gains"] if g["line"] == ln.slug]})
             sites.append({"site": site.slug, "name": site.name, "name_en": site.name_en, "lines": lines})
     return {**row, "sites": sites, "kpis": kpi_legend()}
+
+
+# -- precomputed per tenant, shared by every worker ------------------------------------------------------------
+
+OVERVIEW_SUMMARY = "centre-overview/v1"
+GAINS_SUMMARY = "centre-gains/v1"
+
+
+class CentreSummaries:
+    """The per-tenant rows the centre overview and portfolio read, kept by the rollup maintainer.
+
+    After each pass the maintainer calls ``refresh`` with the tenants whose machines it tallied:
+    their overview rows are computed (``tenant_row``, the same computation as ``overview``) and
+    written to the rollup cache's summary table (PostgreSQL beside a PostgreSQL plant database,
+    else the SQLite cache file), and their before/after gains too when older than
+    ``gains_ttl_s``. A request then reads one row per tenant instead of walking every machine;
+    active alarms are counted live, in one query.
+
+    Fallback: a tenant with no summary yet (just created, or the maintainer has not reached it)
+    or one older than ``max_age_s`` (no maintainer running) is computed in the request, once, and
+    written back, so the next request reads it. A summary is as of its pass (``as_of_ms``): the
+    overview's coverage and gateway status lag by at most one rollup interval.
+    """
+
+    def __init__(self, plant: PlantDb, store: TimeSeriesStore, cache: RollupCache,
+                 settings: Callable[[], AnalyticsSettings], stale_ms: int, gains_ttl_s: float = 300.0,
+                 max_age_s: float = 960.0) -> None:
+        self.plant, self.store, self.cache, self.settings = plant, store, cache, settings
+        self.stale_ms, self.gains_ttl_ms, self.max_age_ms = stale_ms, int(gains_ttl_s * 1000), int(max_age_s * 1000)
+        self.computed_in_request = 0  # tenants the fallback computed (for tests and logs)
+
+    # -- written by the maintainer --------------------------------------------------------------
+    def refresh(self, tenants: set[str], now_ms: int) -> None:
+        t0 = time.monotonic()
+        rows = self._rows(tenants, now_ms)
+        self.cache.put_summaries(OVERVIEW_SUMMARY, {t: (now_ms, json.dumps(r)) for t, r in rows.items()})
+        gains = self._refresh_gains(tenants, now_ms, self.cache.summaries(GAINS_SUMMARY), self.gains_ttl_ms)
+        log.info("centre_summaries_refreshed tenants=%d gains=%d seconds=%.2f", len(rows), gains, time.monotonic() - t0)
+
+    def _rows(self, tenants: set[str], now_ms: int) -> dict[str, dict]:
+        settings = self.settings()
+        with self.plant.session() as s:
+            tree = selectinload(Tenant.sites).selectinload(Site.lines).selectinload(Line.machines)
+            return {t.slug: tenant_row(t, s, self.store, self.cache, settings, now_ms, self.stale_ms)
+                    for t in s.scalars(select(Tenant).where(Tenant.slug.in_(sorted(tenants))).options(tree))}
+
+    def _refresh_gains(self, tenants: set[str], now_ms: int, have: dict[str, tuple[int, str]], ttl_ms: int,
+                       retry_failed: bool = True) -> int:
+        """The gains of those of ``tenants`` whose gains summary is missing or older than ``ttl_ms`` (with
+        ``retry_failed``, one with a failed report after ``STATUS_TTL_S``: data is often still arriving).
+        A tenant without a rollout gets an empty one, so a request can tell "none" from "not computed yet"
+        without merging the plant model's settings. Returns how many were written."""
+        due = set()
+        for t in tenants:
+            hit = have.get(t)
+            failed = retry_failed and hit is not None and bool(json.loads(hit[1])["problems"])
+            if hit is None or now_ms - hit[0] >= (min(ttl_ms, int(STATUS_TTL_S * 1000)) if failed else ttl_ms):
+                due.add(t)
+        if not due:
+            return 0
+        settings = self.settings()
+        subset = settings.model_copy(update={"rollouts": [r for r in settings.rollouts if r.tenant in due]})
+        reports, problems = portfolio_reports(self.store, subset, 1000, cache=self.cache,
+                                              orders_for=lambda t: orders_for_report(self.plant, t))
+        gains = gains_by_tenant(reports)
+        self.cache.put_summaries(GAINS_SUMMARY, {t: (now_ms, json.dumps({
+            "gains": gains.get(t, []), "problems": [p for p in problems if p.split("/", 1)[0] == t]})) for t in due})
+        return len(due)
+
+    # -- read by requests -----------------------------------------------------------------------
+    def overview(self, now_ms: int | None = None) -> list[dict]:
+        """Every tenant's row from its summary (computed here, once, where there is none or it is too old)."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        with self.plant.session() as s:
+            slugs = list(s.scalars(select(Tenant.slug).order_by(Tenant.slug)))
+        have = self.cache.summaries(OVERVIEW_SUMMARY)
+        missing = {t for t in slugs if t not in have or now_ms - have[t][0] > self.max_age_ms}
+        if missing:
+            t0 = time.monotonic()
+            rows = self._rows(missing, now_ms)
+            fresh = {t: (now_ms, json.dumps(r)) for t, r in rows.items()}
+            self.cache.put_summaries(OVERVIEW_SUMMARY, fresh)
+            have.update(fresh)
+            self.computed_in_request += len(rows)
+            log.info("centre_summaries_computed_in_request tenants=%d seconds=%.2f reason=no summary yet or older "
+                     "than %ds (is a rollup maintainer running?)", len(rows), time.monotonic() - t0,
+                     self.max_age_ms // 1000)
+        alarms = active_alarm_counts(self.plant)
+        return [{**json.loads(have[t][1]), "active_alarms": alarms.get(t, 0)} for t in slugs if t in have]
+
+    def gains(self, tenants: list[str], now_ms: int | None = None) -> tuple[int, dict[str, list[dict]], list[str]]:
+        """(as of, epoch ms: the oldest tenant's; gains per tenant; problems), from the summaries (a tenant with
+        none, or one older than ``gains_ttl_s`` + ``max_age_s``, computed here once)."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        have = self.cache.summaries(GAINS_SUMMARY)
+        if self._refresh_gains(set(tenants), now_ms, have, self.gains_ttl_ms + self.max_age_ms, retry_failed=False):
+            have = self.cache.summaries(GAINS_SUMMARY)
+        gains, problems, as_of = {}, [], now_ms
+        for t in tenants:
+            if t in have:
+                at, body = have[t]
+                data = json.loads(body)
+                gains[t], as_of = data["gains"], min(as_of, at)
+                problems += data["problems"]
+        return as_of, gains, problems
+
+    def portfolio(self, coverage_floor: float, now_ms: int | None = None) -> dict:
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        rows = self.overview(now_ms)
+        as_of, gains, problems = self.gains([r["tenant"] for r in rows], now_ms)
+        with self.plant.session() as s:
+            names_en = {t.slug: t.name_en for t in s.scalars(select(Tenant))}
+        return {"schema": "smartfactory.centre-portfolio/v1", "generated_ms": now_ms, "gains_as_of_ms": int(as_of),
+                "coverage_floor": coverage_floor, "kpis": kpi_legend(),
+                "tenants": portfolio_rows(rows, names_en, [], problems, coverage_floor, now_ms, gains=gains)}

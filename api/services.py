@@ -18,7 +18,7 @@ from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
 from api.access import PrincipalCache
 from api.caches import SharedCache
-from api.centre import CentrePortfolio
+from api.centre import CentrePortfolio, CentreSummaries
 from api.alarms import AlarmEngine
 from api.live import RecentAnswers, SnapshotCache
 from api.settings import ApiSettings
@@ -73,6 +73,7 @@ class Services:
     plant_names: SharedCache[tuple, Any] = field(default_factory=lambda: SharedCache(10_000, 30.0))
     # the newest, unsettled hours of the tallies the history pages read (api.routers.history._RecentTails)
     range_tails: SharedCache[tuple, Any] = field(default_factory=lambda: SharedCache(4096, 15.0))
+    centre_summaries: CentreSummaries | None = None  # per-tenant rows the maintainer keeps; None without a cache
 
     @property
     def stale_ms(self) -> int:

@@ -82,6 +82,11 @@ class ApiSettings(BaseModel):
     centre_gains_ttl_s: Annotated[float, Field(ge=0, le=86_400)] = Field(
         default=300.0, description="how long a worker keeps the before/after reports behind the centre portfolio's "
         "gains (they change by the day; computing them reads every rollout's windows)")
+    centre_summary_max_age_s: Annotated[float | None, Field(ge=0, le=86_400)] = Field(
+        default=None, description="the centre overview and portfolio read per-tenant summaries the rollup maintainer "
+        "keeps; one older than this is recomputed in the request. Default: 3 rollup intervals + 60 s with the "
+        "rollup cache in PostgreSQL (many tenants, many hosts), 30 s with the embedded SQLite cache (a few tenants: "
+        "the overview stays as fresh as before)")
 
     @model_validator(mode="after")
     def _default_within_max(self) -> ApiSettings:

@@ -5,6 +5,8 @@ by name, so the config path travels in ``SMARTFACTORY_CONFIG`` and every worker 
 same app here. The workers share the listening socket; the background duties go to the
 one holding the leader lock (``api.leader``): a file lock on SQLite, a PostgreSQL advisory
 lock when the plant database is PostgreSQL (then API processes on several hosts share it).
+On PostgreSQL the rollup maintainer is a leased worker (``analytics.leases``): the leader's
+by default, every API process's with ``analytics.rollups_in_api: every``.
 """
 
 from __future__ import annotations
@@ -25,8 +27,7 @@ SWITCH_INTERVAL_S = 0.001
 
 
 def build_app(config: LoadedConfig, plant=None) -> FastAPI:
-    from analytics.command import open_cache
-    from analytics.continuous import RollupMaintainer
+    from analytics.command import maintainer_for, open_cache
     from api.app import create_app
     from api.leader import leader_lock_for
     from plantmodel.db import database_url, open_plant
@@ -42,9 +43,7 @@ def build_app(config: LoadedConfig, plant=None) -> FastAPI:
     if s.analytics.maintain_rollups:
         # the policies reports read (completed from the plant model: ideal cycle times are in a row's shape),
         # else the maintainer keeps rows no report reads and every report starts cold
-        rollups = RollupMaintainer(store, effective_settings(s.analytics, plant), cache,
-                                   interval_s=s.analytics.rollup_interval_s,
-                                   recheck_ms=s.analytics.rollup_recheck_hours * 3_600_000)
+        rollups = maintainer_for(store, effective_settings(s.analytics, plant), cache)
     delivery = None
     if s.mail is not None:
         from reportmail.service import delivery_for

@@ -252,38 +252,111 @@ def _refresh_rollups(config: LoadedConfig, store, machines: list, t_from: float,
               "analytics.rollup_interval_s until stopped.")
 @click.option("--refresh-days", type=click.IntRange(1, 3650),
               help="First recompute the last N days for every machine (after importing history).")
-def rollups(config_path: Path, once: bool, refresh_days: int | None) -> None:
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Maintainer worker processes (PostgreSQL plant database only): they share the machines "
+              "through row leases, as the API processes' own workers do.")
+def rollups(config_path: Path, once: bool, refresh_days: int | None, workers: int) -> None:
     """Keep the analytics rollup cache up to date, without the API (which does it itself).
 
     Each pass tallies every machine's newly finished hours from the store and recomputes the
-    last analytics.rollup_recheck_hours for late data, so reports never start cold.
+    last analytics.rollup_recheck_hours for late data, so reports never start cold. On
+    PostgreSQL, workers here and in the API (its leader, or every process) claim machines in batches
+    through row leases (analytics.leases); workers are processes, as a tally is CPU-bound Python.
     """
+    import multiprocessing
+
+    from plantmodel.db import database_url
+
+    config = _load(config_path)
+    url = database_url(config.settings.api.database_url, config.base_dir)
+    shared = url.startswith("postgresql") and config.settings.analytics.cache_path is None
+    if workers > 1 and not shared:
+        click.echo(f"{config_path}: rollups --workers {workers} needs the rollup cache in PostgreSQL (api.database_url "
+                   "a postgresql:// URL and no analytics.cache_path); the embedded SQLite cache has one maintainer: "
+                   "run without --workers", err=True)
+        sys.exit(2)
+    if refresh_days:
+        _refresh_all(config, refresh_days)
+    if workers == 1:
+        sys.exit(_rollup_worker(str(config_path), once))
+    ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited connections or threads
+    os.environ["SMARTFACTORY_LOG_LEVEL"] = logging.getLevelName(logging.getLogger().level)
+    procs = [ctx.Process(target=_rollup_worker_main, args=(str(config_path), once), name=f"rollups-{i + 1}")
+             for i in range(workers)]
+    for p in procs:
+        p.start()
+    log.info("rollup_workers_started workers=%d pids=%s", workers, ",".join(str(p.pid) for p in procs))
+
+    def _forward(*_):
+        for p in procs:
+            if p.is_alive():
+                p.terminate()  # SIGTERM: each worker ends its pass at the next machine and gives back its leases
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _forward)
+    for p in procs:
+        p.join()
+    sys.exit(max((p.exitcode or 0) for p in procs) and 1)
+
+
+def _refresh_all(config: LoadedConfig, days: int) -> None:
     import time as _time
 
     from analytics.continuous import RollupMaintainer
+    from analytics.rollup_pg import PostgresRollupCache
     from tsstore import open_store
 
-    config = _load(config_path)
+    store, cache = open_store(config.settings.store, config.base_dir), _rollup_cache(config)
+    try:
+        now = _time.time()
+        n = RollupMaintainer(store, _analytics_with_plant(config), cache).refresh(
+            store.machines(), int((now - days * 86_400) * 1000), int(now * 1000))
+        if isinstance(cache, PostgresRollupCache):
+            from analytics.leases import RollupLeases
+
+            RollupLeases(cache).make_due()
+        log.info("rollups_refreshed days=%d buckets=%d cache=%s", days, n, cache.path)
+    finally:
+        cache.close()
+        store.close()
+
+
+def _rollup_worker_main(config_path: str, once: bool) -> None:
+    """Entry of a ``--workers`` process (spawned: logging is set up again here)."""
+    setup_logging(os.environ.get("SMARTFACTORY_LOG_LEVEL", "INFO"), os.environ.get(LOG_FORMAT_ENV, "text"))
+    sys.exit(_rollup_worker(config_path, once))
+
+
+def _rollup_worker(config_path: str, once: bool) -> int:
+    """One maintainer (leased on PostgreSQL), with the centre's summaries refreshed after each pass."""
+    from analytics.command import maintainer_for
+    from tsstore import open_store
+
+    config = _load(Path(config_path))
     s = config.settings
     store = open_store(s.store, config.base_dir)
     cache = _rollup_cache(config)
-    maintainer = RollupMaintainer(store, _analytics_with_plant(config), cache, interval_s=s.analytics.rollup_interval_s,
-                                  recheck_ms=s.analytics.rollup_recheck_hours * 3_600_000)
+    plant = _existing_plant(config)
+    maintainer = maintainer_for(store, _analytics_with_plant(config), cache)  # the row shape reports read
+    if plant is not None:
+        from api.centre import CentreSummaries
+        from api.services import EffectiveAnalytics
+
+        maintainer.after_pass = CentreSummaries(plant, store, cache, EffectiveAnalytics(s.analytics, plant).get,
+                                                int(s.api.stale_after_s * 1000), s.api.centre_gains_ttl_s).refresh
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        if refresh_days:
-            now = _time.time()
-            n = maintainer.refresh(store.machines(), int((now - refresh_days * 86_400) * 1000), int(now * 1000))
-            log.info("rollups_refreshed days=%d buckets=%d cache=%s", refresh_days, n, cache.path)
-        while True:
-            result = maintainer.run_pass()
-            if once or stop.wait(s.analytics.rollup_interval_s):
-                sys.exit(1 if result.failed else 0)
+        if once:
+            return 1 if maintainer.run_pass(stop=stop).failed else 0
+        maintainer.run_until(stop)  # passes until a signal: the single maintainer every interval, a leased one when due
+        return 0
     finally:
         cache.close()
         store.close()
+        if plant is not None:
+            plant.close()
 
 
 @cli.group()

@@ -23,10 +23,11 @@ from datetime import date
 
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from analytics.policy import WEEKDAYS, Policy, ShiftDef
 from analytics.settings import AnalyticsSettings, RolloutDef
-from plantmodel.db import PlantDb, Tenant
+from plantmodel.db import Line, PlantDb, Site, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,10 @@ def effective_settings(settings: AnalyticsSettings, plant: PlantDb) -> Analytics
     tenants_policy = dict(settings.tenants)
     rollouts = list(settings.rollouts)
     with plant.session() as s:
-        for t in s.scalars(select(Tenant).order_by(Tenant.slug)):
+        # the whole tree in a few queries, not several per tenant (thousands of tenants on a centre's portfolio)
+        tree = selectinload(Tenant.sites).selectinload(Site.lines)
+        for t in s.scalars(select(Tenant).order_by(Tenant.slug).options(
+                tree.selectinload(Line.machines), tree.selectinload(Line.shifts))):
             if t.slug not in settings.tenants:
                 tenants_policy[t.slug] = _policy_from_plant(settings.default, t)
             rollouts += _rollouts_from_plant(t, settings.rollouts)

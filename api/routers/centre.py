@@ -15,6 +15,8 @@ router = APIRouter(prefix="/api/v1/centre", tags=["centre"])
 
 
 def _overview(services: Services) -> dict:
+    if services.centre_summaries is not None:  # one row per tenant, kept by the rollup maintainer
+        return {"tenants": services.centre_summaries.overview()}
     return {"tenants": centre.overview(services.plant, services.store, services.rollup_cache, services.analytics.get(),
                                        int(time.time() * 1000), services.stale_ms)}
 
@@ -23,7 +25,8 @@ def _overview(services: Services) -> dict:
 async def overview(services: ServicesDep, _p: CentreOnly) -> Response:
     """Every tenant: rollout, machines, gateways online (a machine it reads reported recently), data coverage.
 
-    Coverage comes from the hourly rollups (``api.centre``); the answer is kept 30 s per worker.
+    Read from the per-tenant summaries the rollup maintainer keeps (``api.centre.CentreSummaries``; a
+    tenant without one is computed once here); active alarms are counted live. Kept 30 s per worker.
     Report gains come from /api/v1/reports/portfolio (api/routers/reports.py); the centre page joins the two.
     """
     answers = services.centre_overview
@@ -33,6 +36,8 @@ async def overview(services: ServicesDep, _p: CentreOnly) -> Response:
 
 def _portfolio(services: Services) -> dict:
     s = services.settings
+    if services.centre_summaries is not None:
+        return services.centre_summaries.portfolio(s.centre_coverage_floor)
     return services.centre_portfolio.portfolio(services.plant, services.store, services.rollup_cache,
                                                services.analytics.get(), services.stale_ms, s.centre_coverage_floor,
                                                s.centre_gains_ttl_s)
@@ -43,8 +48,8 @@ async def portfolio(services: ServicesDep, _p: CentreOnly) -> dict:
     """Every SME: names, rollout, gateway status, 24 h coverage, active alarms, before/after gains as data
     (the report's labels, signed change, direction of goodness) and the reasons it needs attention.
 
-    Status comes from the hourly rollups (kept 30 s); the gains from the before/after reports of the
-    configured rollouts (kept ``api.centre_gains_ttl_s``). An SME needs attention with no data, no gateway
+    Status and gains come from the per-tenant summaries the rollup maintainer keeps (the gains: the
+    before/after reports of the configured rollouts, recomputed after ``api.centre_gains_ttl_s``). An SME needs attention with no data, no gateway
     or one offline or never seen, coverage under ``api.centre_coverage_floor``, a headline KPI significantly
     worse, or a report that failed.
     """

@@ -111,7 +111,7 @@ def test_an_unreachable_database_means_standby_not_a_crash(postgres):
 
 # -- two API processes ---------------------------------------------------------------------------
 
-def _host(workdir: Path, database_url: str, retry_s: float) -> ApiProcess:
+def _host(workdir: Path, database_url: str, retry_s: float, rollups_in_api: str = "leader") -> ApiProcess:
     """An API process in a working directory of its own, with a store holding an hour of one machine's data."""
     workdir.mkdir()
     store = SqliteStore(workdir / "store.db")  # a machine with an hour of data, for the rollup maintainer
@@ -123,26 +123,30 @@ def _host(workdir: Path, database_url: str, retry_s: float) -> ApiProcess:
         "store": {"kind": "sqlite", "path": "store.db"},
         "api": {"database_url": database_url, "alarm_interval_s": 0.5, "leader_retry_s": retry_s,
                 "housekeeping_interval_s": 3600},
-        "analytics": {"rollup_interval_s": 10},
+        "analytics": {"rollup_interval_s": 10, "rollups_in_api": rollups_in_api, "rollup_lease_s": 10},
     }))
     return ApiProcess(config, cwd=workdir).launch()
 
 
 @pytest.fixture()
 def pair(postgres, tmp_path, request):
-    """Two API processes, ``a`` started (and leading) first; ``b`` retries fast so it wins a free lock."""
-    name = "leader_" + request.node.name[-20:].lower().replace("-", "_")
+    """Two API processes, ``a`` started (and leading) first; ``b`` retries fast so it wins a free lock.
+
+    Rollups here are a leader duty (``analytics.rollups_in_api: leader``, the default), so these tests
+    see the duties move; with ``every`` (every process runs a leased worker) see the last test."""
+    rollups_in_api = getattr(request, "param", "leader")
+    name = "leader_" + request.node.name[-20:].lower().replace("-", "_").replace("[", "_").replace("]", "")
     url = postgres.create_database(name)
     plant = open_plant(url)
     apply_seed(plant, PlantSeed.model_validate({"tenants": [{"slug": "acme", "sites": [{"slug": "plant-1", "lines": [
         {"slug": "line-1", "machines": [{"slug": "press-1"}]}]}]}]}))
     plant.close()
-    a = _host(tmp_path / "host-a", url, retry_s=30)
+    a = _host(tmp_path / "host-a", url, retry_s=30, rollups_in_api=rollups_in_api)
     procs = [a]
     try:
         wait_until(a.up, 60, "API process a")
         wait_until(lambda: a.count("leader_elected") == 1, 30, "process a to lead")
-        b = _host(tmp_path / "host-b", url, retry_s=0.5)
+        b = _host(tmp_path / "host-b", url, retry_s=0.5, rollups_in_api=rollups_in_api)
         procs.append(b)
         wait_until(b.up, 60, "API process b")
         wait_until(lambda: b.count("leader_standby") == 1, 30, "process b to stand by")
@@ -189,3 +193,28 @@ def test_a_leader_whose_database_connection_is_cut_stops_its_duties(pair, postgr
     assert "rollup_pass" not in after and "leader_elected" not in after, after
     assert "rollup_pass" not in resigned.rsplit("leader_resigned", 1)[1], resigned[-2000:]
     assert a.up() and b.up()
+
+
+def _tallied(text: str) -> int:
+    """Machines this process's rollup passes tallied (each pass logs how many)."""
+    return sum(int(n) for n in re.findall(r"\brollup_pass machines=(\d+)", text))
+
+
+def _tallies(postgres, database: str) -> int:
+    return int(postgres.psql(database, "SELECT coalesce(sum(tallies), 0) FROM rollup_leases") or 0)
+
+
+@pytest.mark.parametrize("pair", ["every"], indirect=True)
+def test_every_api_process_runs_a_leased_rollup_worker_and_each_tally_is_one_processes(pair, postgres):
+    a, b, database = pair
+    # both processes run passes, the standby too: with rollups_in_api: every they are not a leader duty
+    wait_until(lambda: a.count("rollup_pass") >= 2 and b.count("rollup_pass") >= 2, 90, "passes in both processes")
+    assert b.count("leader_elected") == 0
+    wait_until(lambda: _tallies(postgres, database) >= 2, 60, "the machine tallied twice (due every 10 s)")
+    # every tally the lease table counts was made by exactly one of the two processes
+    wait_until(lambda: _tallies(postgres, database) == _tallied(a.text()) + _tallied(b.text()), 30,
+               "the logs to show the tallies the lease table counts")
+    a.kill()  # the leader dies, maybe holding the machine's lease
+    before, b_before = _tallies(postgres, database), _tallied(b.text())
+    wait_until(lambda: _tallied(b.text()) >= b_before + 1 and _tallies(postgres, database) >= before + 1, 120,
+               "the surviving process to tally the machine (after the dead one's lease expired, if it held it)")
