@@ -14,7 +14,7 @@ class FramedServer:
     """Listens on ``host:port``; each connection's requests are answered in order. A frame that
     is not the protocol's (``frame_error`` raised by ``frame_length``) drops the connection, as a
     real PLC does. ``stop`` also cuts the open connections (a PLC switched off answers nothing
-    more); ``start`` again listens on the same port. ``connections`` counts those accepted."""
+    more); ``start`` again listens on the same port."""
 
     def __init__(self, name: str, header_bytes: int, frame_length: Callable[[bytes], int],
                  answer: Callable[[bytes], bytes], frame_error: type[Exception], host: str = "127.0.0.1",
@@ -24,7 +24,6 @@ class FramedServer:
         self.host, self.port = host, port
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
-        self.connections = 0
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
@@ -41,7 +40,6 @@ class FramedServer:
             self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
         self._writers.add(writer)
         try:
             while True:

@@ -1,6 +1,7 @@
 """The gateway as a real process (``smartfactory gateway run``) against real mosquitto:
 zero loss across a broker outage and a SIGKILL, birth/Last Will and device status,
-username/password. Ground truth is the simulated PLCs' own log of every read they served."""
+a PLC switched off and on (damping, backoff, recovery), username/password; the device
+behaviours once per polled protocol (Modbus, MC, XGT). Ground truth is the simulated PLCs' own log of every read they served."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Pollers against real pymodbus servers: isolation of dead devices, shared RTU-over-TCP links,
-RTU on a (pseudo) serial line, bisecting illegal addresses, backoff and recovery."""
+RTU on a (pseudo) serial line, bisecting illegal addresses, backoff and recovery; deadband and
+heartbeat against a Modbus, MC and XGT port."""
 
 from __future__ import annotations
 
