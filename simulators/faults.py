@@ -17,7 +17,7 @@ A proxy, rather than hooks inside the server, keeps connection-level faults hone
 gateway sees real closed sockets and real silence) and works in front of any server.
 
 Also here: ``CountingPlc``, a device that numbers every read it serves (ground truth for
-zero-loss tests and benchmarks), and ``NullModem``, two pseudo-terminals wired back to
+zero-loss tests and benchmarks), ``CountingFramedPlc``, the same behind an MC or XGT port, and ``NullModem``, two pseudo-terminals wired back to
 back so an RTU serial client and server can talk without hardware.
 """
 
@@ -251,7 +251,8 @@ class CountingPlc:
     so a test can match every sample a subscriber got to the read that produced it.
 
     ``holes`` are (first, last) holding-register ranges left undefined: reading them
-    draws exception 2 from pymodbus, as a real device with a gappy map does.
+    draws exception 2 from pymodbus, as a real device with a gappy map does. ``held`` maps
+    register addresses to values a test sets (they override ``seq + i`` there).
     """
 
     def __init__(
@@ -270,6 +271,7 @@ class CountingPlc:
         self.served_log = served_log
         self.holes = tuple(holes)
         self.seq = 0
+        self.held: dict[int, int] = {}
 
     def device(self) -> SimDevice:
         blocks: list[SimData] = []
@@ -286,6 +288,9 @@ class CountingPlc:
             return None
         self.seq += 1
         regs = [(self.seq >> 16) & 0xFFFF, self.seq & 0xFFFF] + [(self.seq + i) & 0xFFFF for i in range(self.extra)]
+        for a, v in self.held.items():
+            if 0 <= a < len(regs):
+                regs[a] = v & 0xFFFF
         for i, r in enumerate(regs):
             if 0 <= i - start_address < len(registers):
                 registers[i - start_address] = r
@@ -293,6 +298,62 @@ class CountingPlc:
             self.served_log.write(json.dumps({"t_ms": int(time.time() * 1000), "machine": self.name, "seq": self.seq}) + "\n")
             self.served_log.flush()
         return None
+
+
+class CountingFramedPlc:
+    """``CountingPlc`` behind an MC (SLMP) or XGT (FEnet) port: the sequence number in words 0-1
+    (``D0``-``D1`` or ``%DD0``, low word first as these PLCs store 32-bit values), ``seq + i``
+    in the ``extra`` words after it, ``held`` words set by a test; the number goes up with every
+    request served, and is logged to ``served_log`` like ``CountingPlc``'s. ``start`` again after
+    ``stop`` listens on the same port, as a PLC switched off and on."""
+
+    def __init__(self, name: str, protocol: str, extra: int = 8, served_log: TextIO | None = None,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        from simulators.mc_server import McMemory, McServer
+        from simulators.xgt_server import XgtMemory, XgtServer
+
+        self.name, self.protocol, self.extra, self.served_log = name, protocol, extra, served_log
+        self.seq = 0
+        self.held: dict[int, int] = {}
+        if protocol == "mc":
+            self.mc_memory = McMemory()
+            self.server: McServer | XgtServer = McServer(self.mc_memory, host, port)
+        elif protocol == "xgt":
+            self.xgt_memory = XgtMemory()
+            self.server = XgtServer(self.xgt_memory, host, port)
+        else:
+            raise ValueError(f"CountingFramedPlc serves 'mc' or 'xgt', not {protocol!r}")
+        inner = self.server.answer
+
+        def answer(frame: bytes) -> bytes:
+            self._count()
+            return inner(frame)
+
+        self.server.answer = answer
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def _count(self) -> None:
+        self.seq += 1
+        words = [self.seq & 0xFFFF, (self.seq >> 16) & 0xFFFF] + [(self.seq + i) & 0xFFFF for i in range(self.extra)]
+        for a, v in self.held.items():
+            if 0 <= a < len(words):
+                words[a] = v & 0xFFFF
+        if self.protocol == "mc":
+            self.mc_memory.words["D"][:len(words)] = words
+        else:
+            self.xgt_memory.areas["D"][:2 * len(words)] = b"".join(w.to_bytes(2, "little") for w in words)
+        if self.served_log is not None:
+            self.served_log.write(json.dumps({"t_ms": int(time.time() * 1000), "machine": self.name, "seq": self.seq}) + "\n")
+            self.served_log.flush()
+
+    async def start(self) -> int:
+        return await self.server.start()
+
+    async def stop(self) -> None:
+        await self.server.stop()
 
 
 def hanging_device(unit_id: int, release: asyncio.Event) -> SimDevice:

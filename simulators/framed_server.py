@@ -13,7 +13,8 @@ log = logging.getLogger(__name__)
 class FramedServer:
     """Listens on ``host:port``; each connection's requests are answered in order. A frame that
     is not the protocol's (``frame_error`` raised by ``frame_length``) drops the connection, as a
-    real PLC does."""
+    real PLC does. ``stop`` also cuts the open connections (a PLC switched off answers nothing
+    more); ``start`` again listens on the same port."""
 
     def __init__(self, name: str, header_bytes: int, frame_length: Callable[[bytes], int],
                  answer: Callable[[bytes], bytes], frame_error: type[Exception], host: str = "127.0.0.1",
@@ -22,6 +23,7 @@ class FramedServer:
         self.answer, self.frame_error = answer, frame_error
         self.host, self.port = host, port
         self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
@@ -32,9 +34,13 @@ class FramedServer:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            for writer in list(self._writers):
+                writer.close()
             await self._server.wait_closed()
+            self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
             while True:
                 head = await reader.readexactly(self.header_bytes)
@@ -48,4 +54,5 @@ class FramedServer:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            self._writers.discard(writer)
             writer.close()

@@ -1,6 +1,7 @@
 """The gateway as a real process (``smartfactory gateway run``) against real mosquitto:
 zero loss across a broker outage and a SIGKILL, birth/Last Will and device status,
-username/password. Ground truth is the simulated PLCs' own log of every read they served."""
+a PLC switched off and on (damping, backoff, recovery), username/password; the device
+behaviours once per polled protocol (Modbus, MC, XGT). Ground truth is the simulated PLCs' own log of every read they served."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 
-from simulators.faults import CountingPlc, start_tcp_server
+from tests.integration.test_gateway_polling import PROTOCOLS, counting_device, start_counting_plc
 from tests.servers import Mosquitto, find_binary, free_port
 from tests.waiting import wait_until
 from wire import decode_telemetry, status_subscription, telemetry_subscription
@@ -30,11 +31,12 @@ TENANT, SITE = "t1", "s1"
 
 
 class Plcs:
-    """Counting PLCs served from a thread of the test process (the gateway is another process)."""
+    """Counting PLCs (Modbus, MC or XGT) served from a thread of the test process (the gateway is
+    another process); ``stop_plc``/``start_plc`` switch one off and on again on its port."""
 
-    def __init__(self, names: list[str], served_log: Path) -> None:
+    def __init__(self, names: list[str], served_log: Path, protocol: str = "modbus") -> None:
         self.log = open(served_log, "a", encoding="utf-8")
-        self.plcs = [CountingPlc(n, served_log=self.log) for n in names]
+        self.names, self.protocol = names, protocol
         self.ports: list[int] = []
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
@@ -46,20 +48,28 @@ class Plcs:
         asyncio.set_event_loop(self.loop)
 
         async def main():
-            self.servers = []
-            for p in self.plcs:
-                server, port = await start_tcp_server(p.device())
-                self.servers.append(server)
+            self.plcs, self.stops, self.starts = [], [], []
+            for n in self.names:
+                plc, port, stop, start = await start_counting_plc(self.protocol, n, self.log)
+                self.plcs.append(plc)
+                self.stops.append(stop)
+                self.starts.append(start)
                 self.ports.append(port)
             ready.set()
 
         self.loop.run_until_complete(main())
         self.loop.run_forever()
 
+    def stop_plc(self, i: int) -> None:
+        asyncio.run_coroutine_threadsafe(self.stops[i](), self.loop).result(10)
+
+    def start_plc(self, i: int) -> None:
+        asyncio.run_coroutine_threadsafe(self.starts[i](), self.loop).result(10)
+
     def stop(self) -> None:
         async def shutdown():
-            for s in self.servers:
-                await s.shutdown()
+            for s in self.stops:
+                await s()
 
         asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -74,6 +84,7 @@ class Subscriber:
         self.first_arrival: dict[str, list[int]] = {}  # each seq when first seen, in arrival order
         self.samples = 0
         self.status: dict[str, dict] = {}
+        self.status_history: list[tuple[str, dict]] = []  # every status message, in arrival order
         self.lock = threading.Lock()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
                                   protocol=mqtt.MQTTv311)
@@ -92,6 +103,7 @@ class Subscriber:
         if message.topic.endswith("/status"):
             with self.lock:
                 self.status[message.topic] = json.loads(message.payload)
+                self.status_history.append((message.topic, self.status[message.topic]))
             return
         machine, telemetry = decode_telemetry(message.topic, message.payload)
         with self.lock:
@@ -112,17 +124,16 @@ class Subscriber:
         self.client.loop_stop()
 
 
-def write_config(tmp_path: Path, mqtt_port: int, plc_ports: list[int], names: list[str], **mqtt_extra) -> Path:
+def write_config(tmp_path: Path, mqtt_port: int, plc_ports: list[int], names: list[str], protocol: str = "modbus",
+                 device_extra: dict | None = None, **mqtt_extra) -> Path:
     config = {
         "mqtt": {"url": f"mqtt://127.0.0.1:{mqtt_port}", "keepalive_s": 5, **mqtt_extra},
         "gateway": {
             "id": "gw-test", "tenant": TENANT, "site": SITE, "status_interval_s": 1,
             "outbox": {"path": str(tmp_path / "outbox.db")},
             "devices": [
-                {"name": n, "line": "l1", "host": "127.0.0.1", "port": p, "poll_interval_s": 0.1, "timeout_s": 0.5,
-                 "max_backoff_s": 1, "status_interval_s": 1,
-                 "tags": [{"name": "seq", "table": "holding_register", "address": 0, "type": "uint32"},
-                          {"name": "x", "table": "holding_register", "address": 2}]}
+                counting_device(protocol, n, p, poll_interval_s=0.1, timeout_s=0.5, max_backoff_s=1,
+                                status_interval_s=1, **(device_extra or {}))
                 for n, p in zip(names, plc_ports)
             ],
         },
@@ -143,12 +154,13 @@ def served(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_nothing_is_lost_across_a_broker_outage_and_a_sigkill(tmp_path, mosquitto):
+@pytest.mark.parametrize("protocol", ["modbus", "mc"])
+def test_nothing_is_lost_across_a_broker_outage_and_a_sigkill(tmp_path, mosquitto, protocol):
     names = ["m1", "m2"]
     served_log = tmp_path / "served.jsonl"
-    plcs = Plcs(names, served_log)
+    plcs = Plcs(names, served_log, protocol)
     sub = Subscriber(mosquitto.port, "sub-zero-loss")
-    config = write_config(tmp_path, mosquitto.port, plcs.ports, names)
+    config = write_config(tmp_path, mosquitto.port, plcs.ports, names, protocol)
     log = tmp_path / "gateway.log"
     gw = start_gateway(config, log)
     try:
@@ -196,6 +208,69 @@ def test_nothing_is_lost_across_a_broker_outage_and_a_sigkill(tmp_path, mosquitt
     assert gw.returncode == 0, log.read_text()[-3000:]
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_plc_switched_off_goes_offline_after_damping_backs_off_and_flows_again_on_restart(tmp_path, mosquitto,
+                                                                                            protocol):
+    """One PLC of two stops answering (its port closes, as when it is switched off): the device
+    is reported offline only at the third failed poll (offline_after_failures), the gateway and
+    the other device go on, reconnects back off to max_backoff_s, and the device's values flow
+    again once the PLC listens on the same port."""
+    names = ["victim", "other"]
+    served_log = tmp_path / "served.jsonl"
+    plcs = Plcs(names, served_log, protocol)
+    sub = Subscriber(mosquitto.port, "sub-plc-restart")
+    config = write_config(tmp_path, mosquitto.port, plcs.ports, names, protocol,
+                          device_extra={"offline_after_failures": 3, "offline_after_s": 60})
+    log = tmp_path / "gateway.log"
+    gw = start_gateway(config, log)
+    topic = f"sf/v1/{TENANT}/{SITE}/l1/victim/status"
+
+    def victim_statuses() -> list[dict]:
+        with sub.lock:
+            return [v for t, v in sub.status_history if t == topic]
+
+    def failures_logged() -> list[str]:
+        return [line for line in log.read_text().splitlines() if "poll_failed device=victim" in line]
+
+    try:
+        wait_until(lambda: all(sub.count(n) >= 5 for n in names), 30, "live samples of both devices")
+        wait_until(lambda: any(v["state"] == "online" for v in victim_statuses()), 20, "the victim online")
+        plcs.stop_plc(0)
+        switched_off = time.monotonic()
+        seen_before = len(victim_statuses())
+        other_before = sub.count("other")
+        wait_until(lambda: any(v["state"] == "offline" for v in victim_statuses()[seen_before:]), 20,
+                   "the victim reported offline")
+        wait_until(lambda: len(failures_logged()) >= 7, 20, "reconnects backing off to the cap")
+        wait_until(lambda: sub.count("other") >= other_before + 30, 20, "the other device flowing meanwhile")
+        attempts, outage_s = len(failures_logged()), time.monotonic() - switched_off
+        assert gw.poll() is None, log.read_text()[-3000:]
+        victim_before = sub.count("victim")
+        plcs.start_plc(0)  # the same port
+        wait_until(lambda: sub.count("victim") >= victim_before + 5, 20, "the victim's values again")
+        wait_until(lambda: victim_statuses()[-1]["state"] == "online", 20, "the victim online again")
+        text = log.read_text()
+    finally:
+        if gw.poll() is None:
+            gw.send_signal(signal.SIGTERM)
+            gw.wait(20)
+        sub.close()
+        plcs.stop()
+    during = victim_statuses()[seen_before:]
+    offline_at = next(i for i, v in enumerate(during) if v["state"] == "offline")
+    # damping: statuses published before the third failure still say online; offline comes with it
+    assert during[offline_at]["consecutive_failures"] == 3, during
+    assert all(v["state"] == "online" for v in during[:offline_at]), during
+    assert "device_offline device=victim" in text and "failures=3" in text.split("device_offline device=victim")[1][:200]
+    # backoff: the waits double from the poll interval up to max_backoff_s (1 s) ...
+    backoffs = [float(line.split("backoff_s=")[1].split()[0]) for line in failures_logged()[:7]]
+    assert backoffs == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0], backoffs
+    # ... and were waited: at the poll interval (0.1 s) the outage would have taken 10 attempts a second
+    assert attempts <= 5 + outage_s / 1.0 + 2, (attempts, outage_s)
+    assert "device_recovered device=victim" in text
+    assert gw.returncode == 0, text[-3000:]
+
+
 def mosquitto_with_passwords(workdir: Path, users: dict[str, str]) -> Mosquitto:
     binary = find_binary(("mosquitto", "/usr/sbin/mosquitto"))
     passwd = find_binary(("mosquitto_passwd", "/usr/bin/mosquitto_passwd"))
@@ -216,18 +291,20 @@ def mosquitto_with_passwords(workdir: Path, users: dict[str, str]) -> Mosquitto:
     return server
 
 
-def test_birth_will_device_status_and_password_auth(tmp_path):
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_birth_will_device_status_and_password_auth(tmp_path, protocol):
     broker = mosquitto_with_passwords(tmp_path / "mosq", {"gw": "s3cret", "dash": "view"})
     names = ["m1", "dead"]
-    plcs = Plcs(["m1"], tmp_path / "served.jsonl")
+    plcs = Plcs(["m1"], tmp_path / "served.jsonl", protocol)
     dead_port = free_port()  # nothing listens there
     sub = Subscriber(broker.port, "dashboard", "dash", "view")
     gw_topic = f"sf/v1/{TENANT}/{SITE}/_gateway/gw-test/status"
     wrong = tmp_path / "wrong"
     wrong.mkdir()
-    bad_config = write_config(wrong, broker.port, [plcs.ports[0]], ["m1"], username="gw", password="nope")
+    bad_config = write_config(wrong, broker.port, [plcs.ports[0]], ["m1"], protocol, username="gw", password="nope")
     bad = start_gateway(bad_config, wrong / "gateway.log")
-    config = write_config(tmp_path, broker.port, [plcs.ports[0], dead_port], names, username="gw", password="s3cret")
+    config = write_config(tmp_path, broker.port, [plcs.ports[0], dead_port], names, protocol, username="gw",
+                          password="s3cret")
     log = tmp_path / "gateway.log"
     gw = start_gateway(config, log)
     try:

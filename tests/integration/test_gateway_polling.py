@@ -1,5 +1,6 @@
 """Pollers against real pymodbus servers: isolation of dead devices, shared RTU-over-TCP links,
-RTU on a (pseudo) serial line, bisecting illegal addresses, backoff and recovery."""
+RTU on a (pseudo) serial line, bisecting illegal addresses, backoff and recovery; deadband and
+heartbeat against a Modbus, MC and XGT port."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from pymodbus.server import ModbusSerialServer
 from gateway.links import build_links
 from gateway.poller import DevicePoller
 from gateway.settings import DeviceSettings
-from simulators.faults import CountingPlc, Fault, FaultProxy, Mode, NullModem, hanging_device, start_tcp_server
+from simulators.faults import (CountingFramedPlc, CountingPlc, Fault, FaultProxy, Mode, NullModem, hanging_device,
+                               start_tcp_server)
 
 pytestmark = pytest.mark.integration
 
@@ -27,13 +29,61 @@ def dev(name: str, **kw) -> DeviceSettings:
     return DeviceSettings.model_validate({"name": name, "line": "l1", "host": "127.0.0.1", "tags": SEQ_TAGS, **kw})
 
 
+#: the polled protocols whose devices share the device model (per-device task, health, backoff, reporting)
+PROTOCOLS = ["modbus", "mc", "xgt"]
+
+
+def word_tag(protocol: str, name: str, word: int, **kw) -> dict:
+    """A tag on 16-bit word ``word`` of a counting PLC (``CountingPlc``/``CountingFramedPlc``)
+    in ``protocol``'s addressing: holding register, D device or %DW variable. A ``uint32``
+    is read from ``%DD`` on XGT, where double words are counted apart from words."""
+    if protocol == "modbus":
+        return {"name": name, "table": "holding_register", "address": word, **kw}
+    if protocol == "mc":
+        return {"name": name, "device": f"D{word}", **kw}
+    return {"name": name, "variable": f"%DD{word // 2}" if kw.get("type") == "uint32" else f"%DW{word}", **kw}
+
+
+def counting_tags(protocol: str) -> list[dict]:
+    """``seq`` (the counting PLC's sequence number) and ``x`` (word 2: the same number)."""
+    return [word_tag(protocol, "seq", 0, type="uint32"), word_tag(protocol, "x", 2)]
+
+
+def counting_device(protocol: str, name: str, port: int, tags: list[dict] | None = None, **kw) -> dict:
+    """A device's config (as in gateway.yaml) for a counting PLC of ``protocol`` on 127.0.0.1:``port``."""
+    return {"name": name, "line": "l1", "host": "127.0.0.1", "port": port, "tags": tags or counting_tags(protocol),
+            **({} if protocol == "modbus" else {"protocol": protocol}), **kw}
+
+
+async def start_counting_plc(protocol: str, name: str, served_log=None, port: int = 0):
+    """A counting PLC of ``protocol`` listening on 127.0.0.1: (plc, its port, a coroutine
+    function that stops it, a coroutine function that starts it again on the same port)."""
+    if protocol == "modbus":
+        plc = CountingPlc(name, served_log=served_log)
+        box = {}
+        box["server"], port = await start_tcp_server(plc.device(), port=port)
+
+        async def stop_modbus() -> None:
+            await box["server"].shutdown()
+
+        async def restart_modbus() -> None:
+            box["server"], _ = await start_tcp_server(plc.device(), port=port)
+
+        return plc, port, stop_modbus, restart_modbus
+    framed = CountingFramedPlc(name, protocol, served_log=served_log, port=port)
+    port = await framed.start()
+    return framed, port, framed.stop, framed.start
+
+
 class Recorder:
     def __init__(self) -> None:
         self.samples: dict[str, list[tuple[float, dict]]] = {}
         self.status: dict[str, list[str]] = {}
+        self.ts_ms: dict[str, list[int]] = {}  # each sample's source timestamp, beside ``samples``
 
     def sink(self, device, ts_ms, values) -> None:
         self.samples.setdefault(device.name, []).append((time.monotonic(), values))
+        self.ts_ms.setdefault(device.name, []).append(ts_ms)
 
     def health(self, device, health) -> None:
         self.status.setdefault(device.name, []).append(health.as_status()["state"])
@@ -276,3 +326,47 @@ def test_cancelling_pollers_mid_request_stops_them():
         assert pollers[0].health.polls_failed == 0  # the cancellation was not counted as a failed poll
 
     run(main())
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_deadband_holds_back_a_small_change_and_the_heartbeat_resends_an_unchanged_value(protocol):
+    """Report by exception against a real PLC port of each protocol: ``banded`` (deadband 5) is
+    not sent again for a change of 3, but is for a change of 6 from the value last sent;
+    ``beat`` never changes and is sent again every ``max_silence_s``, not every poll."""
+
+    async def main():
+        plc, port, stop_plc, _ = await start_counting_plc(protocol, "m")
+        plc.held.update({4: 100, 5: 7})
+        tags = counting_tags(protocol) + [
+            word_tag(protocol, "banded", 4, report="on_change", deadband=5),
+            word_tag(protocol, "beat", 5, report="on_change", max_silence_s=0.6),
+        ]
+        device = DeviceSettings.model_validate(counting_device(protocol, "m", port, tags, poll_interval_s=0.05))
+        rec = Recorder()
+        pollers, tasks, links = start_pollers([device], rec)
+        try:
+            seqs = lambda: [v["seq"] for _, v in rec.samples.get("m", [])]  # noqa: E731 - every poll sends seq
+            await wait_for(lambda: len(seqs()) >= 2, what="first polls")
+            plc.held[4] = 103  # within the deadband: every poll from the next request on reads 103
+            small_from = plc.seq + 1
+            await wait_for(lambda: max(seqs()) >= small_from + 5, what="five polls of the small change")
+            plc.held[4] = 106  # 6 from the 100 last sent
+            big_from = plc.seq + 1
+            await wait_for(lambda: max(seqs()) >= big_from, what="a poll of the big change")
+            await wait_for(lambda: sum("beat" in v for _, v in rec.samples["m"]) >= 3, what="three heartbeats")
+        finally:
+            await stop(tasks, links)
+            await stop_plc()
+        return rec.samples["m"], rec.ts_ms["m"]
+
+    recorded, stamps = run(main())
+    samples = [v for _, v in recorded]
+    banded = [(v["seq"], v["banded"]) for v in samples if "banded" in v]
+    assert banded[0][1] == 100
+    # the small change was read in every poll from small_from on, and never sent
+    assert all(value != 103 for _, value in banded), banded
+    assert [value for _, value in banded] == [100, 106], banded
+    beats = [ts for ts, v in zip(stamps, samples) if "beat" in v]
+    assert len(beats) >= 3 and len(beats) < len(samples)  # not every poll: only after a silence...
+    assert all(b - a >= 600 for a, b in zip(beats, beats[1:])), beats  # ...of max_silence_s
+    assert all(v.get("beat", 7) == 7 for v in samples)
