@@ -9,7 +9,6 @@ leader lets the other take over, and a leader whose connection the server cuts
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -27,13 +26,9 @@ from tests.processes import ApiProcess
 from tests.waiting import wait_until
 from tsstore import Point
 from tsstore.sqlite import SqliteStore
+from tests.servers import require_psycopg
 
-try:
-    import psycopg  # noqa: F401
-except ImportError:
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("the psycopg driver is missing: pip install -e '.[test]'", allow_module_level=True)
+require_psycopg()
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,6 @@ store is the embedded SQLite one: it is not what is under test here).
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -32,13 +31,9 @@ from api.settings import ApiSettings
 from plant import MachineRef
 from tsstore import Point
 from tsstore.sqlite import SqliteStore
+from tests.servers import require_psycopg
 
-try:
-    import psycopg  # noqa: F401  (the driver behind postgresql+psycopg:// URLs)
-except ImportError:
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("the psycopg driver is missing: pip install -e '.[test]'", allow_module_level=True)
+require_psycopg()
 
 pytestmark = pytest.mark.integration
 

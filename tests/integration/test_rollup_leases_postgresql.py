@@ -20,13 +20,9 @@ from analytics.synthetic import LineSpec, generate
 from plant import MachineRef
 from tests.waiting import wait_until
 from tsstore.sqlite import SqliteStore
+from tests.servers import require_psycopg
 
-try:
-    import psycopg  # noqa: F401
-except ImportError:
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("the psycopg driver is missing: pip install -e '.[test]'", allow_module_level=True)
+require_psycopg()
 
 from analytics.leases import LeasedRollupMaintainer  # noqa: E402
 from analytics.rollup import _key  # noqa: E402

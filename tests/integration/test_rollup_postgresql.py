@@ -7,7 +7,6 @@ same hours again (a refresh, a second writer) must leave one row per hour.
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime, timezone
 
 import numpy as np
@@ -20,13 +19,9 @@ from analytics.settings import AnalyticsSettings
 from analytics.synthetic import LineSpec, generate
 from plant import MachineRef
 from tsstore.sqlite import SqliteStore
+from tests.servers import require_psycopg
 
-try:
-    import psycopg  # noqa: F401
-except ImportError:
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("the psycopg driver is missing: pip install -e '.[test]'", allow_module_level=True)
+require_psycopg()
 
 from analytics.rollup_pg import PostgresRollupCache  # noqa: E402
 

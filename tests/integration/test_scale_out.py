@@ -21,7 +21,6 @@ tenant, ending at the newest hour the rollup cache may keep (``settle_ms`` befor
 from __future__ import annotations
 
 import math
-import os
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -44,13 +43,9 @@ from tests.processes import ApiProcess, CollectorProcess
 from tests.waiting import wait_until
 from tsstore.influx import InfluxStore
 from tsstore.sqlite import SqliteStore
+from tests.servers import require_psycopg
 
-try:
-    import psycopg  # noqa: F401
-except ImportError:
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("the psycopg driver is missing: pip install -e '.[test]'", allow_module_level=True)
+require_psycopg()
 
 pytestmark = pytest.mark.integration
 
