@@ -204,6 +204,17 @@ def test_delays_and_deadband_hold_across_ticks_and_engine_restarts(tmp_path):
     assert _statuses(plant) == {"force > 830": "cleared"}
 
 
+def _old_rule(conn, text) -> None:
+    """One machine with one threshold rule 'hot', in the columns every schema version since 0001 has."""
+    conn.execute(text("INSERT INTO centres (id, name) VALUES (1, 'c')"))
+    conn.execute(text("INSERT INTO tenants (id, centre_id, slug, name, timezone) VALUES (1, 1, 'acme', 'A', 'UTC')"))
+    conn.execute(text("INSERT INTO sites (id, tenant_id, slug, name) VALUES (1, 1, 's1', 'S')"))
+    conn.execute(text("INSERT INTO lines (id, site_id, slug, name) VALUES (1, 1, 'l1', 'L')"))
+    conn.execute(text("INSERT INTO machines (id, line_id, slug, name, ideal_cycle_s) VALUES (1, 1, 'press-1', 'P', 10)"))
+    conn.execute(text("INSERT INTO alarm_rules (id, machine_id, name, kind, tag, op, threshold) "
+                      "VALUES (1, 1, 'hot', 'threshold', 'force', '>', 830)"))
+
+
 def test_upgrade_to_0008_keeps_existing_rules_as_they_behaved(tmp_path):
     """Rules from before the delays get 0 for each: raised and cleared at once, at the threshold."""
     from alembic import command
@@ -212,13 +223,7 @@ def test_upgrade_to_0008_keeps_existing_rules_as_they_behaved(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.db'}"
     command.upgrade(alembic_config(url), "0007")
     with create_engine(url).begin() as conn:
-        conn.execute(text("INSERT INTO centres (id, name) VALUES (1, 'c')"))
-        conn.execute(text("INSERT INTO tenants (id, centre_id, slug, name, timezone) VALUES (1, 1, 'acme', 'A', 'UTC')"))
-        conn.execute(text("INSERT INTO sites (id, tenant_id, slug, name) VALUES (1, 1, 's1', 'S')"))
-        conn.execute(text("INSERT INTO lines (id, site_id, slug, name) VALUES (1, 1, 'l1', 'L')"))
-        conn.execute(text("INSERT INTO machines (id, line_id, slug, name, ideal_cycle_s) VALUES (1, 1, 'press-1', 'P', 10)"))
-        conn.execute(text("INSERT INTO alarm_rules (id, machine_id, name, kind, tag, op, threshold) "
-                          "VALUES (1, 1, 'hot', 'threshold', 'force', '>', 830)"))
+        _old_rule(conn, text)
         conn.execute(text("INSERT INTO alarms (rule_id, raised_ms) VALUES (1, 1)"))
     plant = open_plant(url)
     with plant.session() as s:
@@ -275,13 +280,7 @@ def test_upgrade_from_0001_keeps_rules_and_alarms(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.db'}"
     command.upgrade(alembic_config(url), "0001")
     with create_engine(url).begin() as conn:
-        conn.execute(text("INSERT INTO centres (id, name) VALUES (1, 'c')"))
-        conn.execute(text("INSERT INTO tenants (id, centre_id, slug, name, timezone) VALUES (1, 1, 'acme', 'A', 'UTC')"))
-        conn.execute(text("INSERT INTO sites (id, tenant_id, slug, name) VALUES (1, 1, 's1', 'S')"))
-        conn.execute(text("INSERT INTO lines (id, site_id, slug, name) VALUES (1, 1, 'l1', 'L')"))
-        conn.execute(text("INSERT INTO machines (id, line_id, slug, name, ideal_cycle_s) VALUES (1, 1, 'press-1', 'P', 10)"))
-        conn.execute(text("INSERT INTO alarm_rules (id, machine_id, name, kind, tag, op, threshold) "
-                          "VALUES (1, 1, 'hot', 'threshold', 'force', '>', 830)"))
+        _old_rule(conn, text)
         conn.execute(text("INSERT INTO alarms (rule_id, raised_ms, cleared_ms) VALUES (1, 1, 2), (1, 3, NULL)"))
     plant = open_plant(url)
     with plant.session() as s:
