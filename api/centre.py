@@ -414,10 +414,13 @@ class CentreSummaries:
 
     def gains(self, tenants: list[str], now_ms: int | None = None) -> tuple[int, dict[str, list[dict]], list[str]]:
         """(as of, epoch ms: the oldest tenant's; gains per tenant; problems), from the summaries (a tenant with
-        none, or one older than ``gains_ttl_s`` + ``max_age_s``, computed here once)."""
+        none, one older than ``gains_ttl_s`` + ``max_age_s``, or one whose report failed ``STATUS_TTL_S`` ago,
+        computed here once)."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         have = self.cache.summaries(GAINS_SUMMARY)
-        if self._refresh_gains(set(tenants), now_ms, have, self.gains_ttl_ms + self.max_age_ms, retry_failed=False):
+        # a failed report (data still arriving, as while a history is backfilled) is retried after STATUS_TTL_S
+        # here too: the maintainer refreshes only the tenants it tallied, and may not tally one again for an hour
+        if self._refresh_gains(set(tenants), now_ms, have, self.gains_ttl_ms + self.max_age_ms):
             have = self.cache.summaries(GAINS_SUMMARY)
         gains, problems, as_of = {}, [], now_ms
         for t in tenants:

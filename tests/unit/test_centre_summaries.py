@@ -62,3 +62,25 @@ def test_a_tenant_without_a_summary_or_with_a_too_old_one_is_computed_once_in_th
     assert summaries.computed_in_request == 3
     cache.close()
     store.close()
+
+
+def test_a_failed_report_is_retried_by_a_request_once_the_status_has_expired(tmp_path):
+    """While a history is still arriving the rollout's report fails; the maintainer refreshes only the tenants it
+    tallies, so a request must retry the failed gains (after STATUS_TTL_S), not keep the failure for gains_ttl_s."""
+    from api.centre import GAINS_SUMMARY, STATUS_TTL_S
+
+    plant, store, cache = _setup(tmp_path)
+    settings = AnalyticsSettings.model_validate({"rollouts": [{"tenant": "acme", "date": "2026-05-20"}]})
+    summaries = CentreSummaries(plant, store, cache, lambda: settings, STALE_MS, gains_ttl_s=3600, max_age_s=600)
+    summaries.refresh({"acme", "bravo"}, NOW)
+    as_of, _, problems = summaries.gains(["acme", "bravo"], NOW)
+    assert problems and problems[0].startswith("acme")  # 30 h of data: no before/after windows yet
+    assert cache.summaries(GAINS_SUMMARY)["acme"][0] == NOW
+    summaries.gains(["acme", "bravo"], NOW + 1_000)  # within the status TTL: the failure is kept
+    assert cache.summaries(GAINS_SUMMARY)["acme"][0] == NOW
+    later = NOW + int(STATUS_TTL_S * 1000) + 1_000
+    summaries.gains(["acme", "bravo"], later)
+    assert cache.summaries(GAINS_SUMMARY)["acme"][0] == later  # retried by the request
+    assert cache.summaries(GAINS_SUMMARY)["bravo"][0] == NOW  # no rollout, nothing failed: kept
+    cache.close()
+    store.close()
