@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import yaml
 
-import analytics.continuous
+import analytics.command
 from analytics.rollup import RollupCache
 from cli.apiserver import build_app
 from cli.config import load_config
@@ -26,13 +26,14 @@ def test_the_api_maintainer_tallies_in_the_shape_reports_read(tmp_path, monkeypa
     apply_seed(plant, PlantSeed.model_validate({"tenants": [{"slug": "acme", "sites": [{"slug": "p1", "lines": [
         {"slug": "l1", "machines": [{"slug": "press-1", "ideal_cycle_s": 42.0}]}]}]}]}))
     made = []
-    real = analytics.continuous.RollupMaintainer
+    real = analytics.command.maintainer_for
 
     def capture(store, settings, cache, **kwargs):
         made.append(settings)
         return real(store, settings, cache, **kwargs)
 
-    monkeypatch.setattr(analytics.continuous, "RollupMaintainer", capture)
+    # build_app imports maintainer_for when it runs, so the patch holds whatever imported analytics first
+    monkeypatch.setattr(analytics.command, "maintainer_for", capture)
     loaded = load_config(config)
     build_app(loaded, plant)
     (maintained,) = made
