@@ -231,7 +231,8 @@ def test_reports_view_and_download_in_both_languages(who, demo_run):
     assert label("title_period", "ko") == "생산 KPI 보고서"
     _shot(page, "reports-period")
     got = {}
-    for testid in ("period-pdf-ko", "period-csv-ko", "period-html-en", "ba-html-ko", "ba-pdf-en", "ba-csv-en"):
+    for testid in ("period-pdf-ko", "period-csv-ko", "period-html-en", "period-xlsx-en", "ba-html-ko", "ba-pdf-en",
+                   "ba-csv-en", "ba-xlsx-ko"):
         with page.expect_download(timeout=120_000) as dl:
             page.click(f"[data-testid={testid}]")
         got[testid] = open(dl.value.path(), "rb").read()
@@ -240,6 +241,8 @@ def test_reports_view_and_download_in_both_languages(who, demo_run):
     assert "Production KPI report" in got["period-html-en"].decode()
     assert "스마트공장 도입 전후 성과 보고서" in got["ba-html-ko"].decode()
     assert got["ba-csv-en"].strip()
+    assert got["period-xlsx-en"].startswith(b"PK") and got["ba-xlsx-ko"].startswith(b"PK")  # XLSX: a zip
+    assert page.locator("[data-testid=ba-xlsx-ko]").inner_text() == "XLSX · 한국어"
     page.click("[data-testid=ba-view]")
     frame.locator("h1", has_text="스마트공장 도입 전후 성과 보고서").wait_for(timeout=120_000)
     _fits(page)
@@ -385,16 +388,22 @@ def test_on_a_phone_the_login_header_tiles_and_account_panel_fit_and_read(browse
         _fits(page)
         _readable(page)
         _shot(page, "login")
-        _log_in(page, demo_run.url, users["owner"])
+        page.fill("input[name=username]", users["owner"][0])
+        page.fill("input[name=password]", users["owner"][1])
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector(".tile[data-machine]")
         page.wait_for_function("() => [...document.querySelectorAll('.tile')].every(t => t.dataset.state !== 'none')",
                                timeout=60_000)
         _fits(page)
         _readable(page)
         assert page.inner_text("#logout") == "로그아웃"
-        lines = page.evaluate("(() => { const r = document.createRange(); r.selectNodeContents("
-                              "document.getElementById('logout')); return new Set([...r.getClientRects()]"
-                              ".map((x) => Math.round(x.top))).size; })()")
-        assert lines == 1, f"로그아웃 is broken over {lines} lines"
+        # the lines its text is laid out on: one rectangle per line of the text node
+        lines, box = page.evaluate("""() => { const b = document.getElementById('logout'), r = document.createRange();
+            r.selectNodeContents([...b.childNodes].find((n) => n.nodeType === 3));
+            return [new Set([...r.getClientRects()].map((x) => Math.round(x.top))).size,
+                    [b.getBoundingClientRect().right, getComputedStyle(b).display]]; }""")
+        _shot(page, "line")
+        assert lines == 1 and box[0] <= w, f"로그아웃 is laid out on {lines} lines, button {box}"
         boxes = page.eval_on_selector_all(".tile[data-machine]", "ts => ts.map(t => { const b = t.getBoundingClientRect();"
                                                                   " return [b.left, b.right]; })")
         assert len(boxes) == 4 and all(0 <= left and right <= w for left, right in boxes), boxes
