@@ -410,6 +410,8 @@ def test_on_a_phone_the_login_header_tiles_and_account_panel_fit_and_read(browse
         page.click("[data-testid=account-menu]")
         page.locator("[data-testid=account-panel]").wait_for(state="visible")
         _fits(page)
+        # nothing in the panel cut off at its edge (it once took the header's flex row and clipped its form)
+        assert page.evaluate("(p => p.scrollWidth <= p.clientWidth)(document.getElementById('account-panel'))")
         _readable(page)
         _shot(page, "account-panel")
     finally:
