@@ -57,10 +57,10 @@ DRAWN = """() => {
 class Demo:
     """``smartfactory demo`` as a child process group; its output is read for the backfill's end."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, extra: tuple[str, ...] = ()) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "--log-level", "WARNING", "demo", "--data-dir",
-                                      str(data_dir), "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE,
+                                      str(data_dir), "--port", str(port), *extra], cwd=ROOT, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, start_new_session=True)
         self.backfilled = threading.Event()
         self.output: list[str] = []

@@ -792,7 +792,7 @@ function openReports(tenant, site, line) {
     const view = el("button", { type: "button", class: "btn primary", "data-testid": `${kind}-view` }, t("reports.view"));
     view.addEventListener("click", () => { frame.hidden = false; frame.src = url("html", LANG); frame.focus(); });
     const links = [];
-    for (const lang of ["ko", "en"]) for (const fmtName of ["pdf", "html", "csv"]) {
+    for (const lang of ["ko", "en"]) for (const fmtName of ["pdf", "html", "csv", "xlsx"]) {
       links.push(el("a", { class: "btn", href: url(fmtName, lang), download: "", "data-testid": `${kind}-${fmtName}-${lang}`,
         "data-format": fmtName, "data-lang": lang }, `${fmtName.toUpperCase()} · ${t(`reports.lang_${lang}`)}`));
     }

@@ -312,3 +312,47 @@ def test_computed_at_times_are_in_the_tenants_zone_not_the_browsers(browser, dem
         page.evaluate("() => fetch('/api/v1/me', {method: 'PATCH', headers: {'Content-Type': 'application/json'}, "
                       "body: JSON.stringify({language: 'en'})})")
         context.close()
+
+
+@pytest.mark.parametrize("viewport", [WIDE, PHONE], ids=["1440", "390"])
+def test_drill_down_from_the_portfolio_to_one_machine_in_the_real_shell(browser, demo, viewport):
+    """Centre → SME → line → machine by clicks in the shell the engineer uses (dashboard.js), in English by
+    default, ending on the owner's machine page; every step fits the screen."""
+    context, page = _page(browser, demo, viewport)
+    w = viewport["width"]
+    try:
+        page.goto(f"{demo}/#/centre")
+        page.wait_for_selector("[data-testid=centre-portfolio] tr[data-tenant]")
+        assert page.evaluate("document.documentElement.lang") == "en"
+        assert page.inner_text("[data-testid=centre-title]") == "SME portfolio"
+        _no_horizontal_overflow(page)
+        page.screenshot(path=str(ARTIFACTS / f"drill-{w}-1-portfolio.png"), full_page=True)
+        page.click(f"tr[data-tenant={TENANT}] [data-testid=centre-sme-link]")
+        page.wait_for_selector("[data-testid=sme-title]")
+        assert page.evaluate("location.hash") == f"#/centre/{TENANT}"
+        assert page.inner_text("[data-testid=sme-title]") == "Hanil Autoparts"
+        _no_horizontal_overflow(page)
+        page.screenshot(path=str(ARTIFACTS / f"drill-{w}-2-sme.png"), full_page=True)
+        page.click("[data-testid=sme-line-link]")
+        page.wait_for_selector(".tile[data-machine]")
+        assert page.evaluate("location.hash") == f"#/line/{TENANT}/{SITE}/{LINE}"
+        assert page.inner_text("h2.page-title") == "Press Line 1"
+        assert page.locator(".tile[data-machine]").count() == len(MACHINES)
+        _no_horizontal_overflow(page)
+        page.screenshot(path=str(ARTIFACTS / f"drill-{w}-3-line.png"), full_page=True)
+        # live for the engineer too: a state or a count changes on the line without a reload
+        before = page.evaluate("[...document.querySelectorAll('.tile')].map(t => t.dataset.state + '|' + "
+                               "t.querySelector('[data-testid=count]').textContent)")
+        page.wait_for_function("before => [...document.querySelectorAll('.tile')].map(t => t.dataset.state + '|' + "
+                               "t.querySelector('[data-testid=count]').textContent).join() !== before.join()",
+                               arg=before, timeout=60_000)
+        page.click(".tile[data-machine=press-1]")
+        page.wait_for_url(f"**/#/machine/{TENANT}/{SITE}/{LINE}/press-1")
+        page.wait_for_selector("[data-testid=gantt] span", timeout=60_000)
+        # machines have one name in the plant model (no English one): the engineer reads the SME's own
+        assert page.inner_text("[data-testid=machine-title]") == "프레스 1호기"
+        page.locator("[data-testid=timeline] h3", has_text="State timeline").wait_for()
+        _no_horizontal_overflow(page)
+        page.screenshot(path=str(ARTIFACTS / f"drill-{w}-4-machine.png"), full_page=True)
+    finally:
+        context.close()

@@ -66,6 +66,33 @@ def _fits(page) -> None:
     assert width <= inner, f"the page is {width} px wide in a {inner} px window: something overflows"
 
 
+#: Every visible text's contrast against the first opaque background behind it (WCAG 2: 4.5:1, 3:1 for large text).
+LOW_CONTRAST = """() => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const bg = (e) => { for (; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor);
+    if (c.length === 3 || c[3] > 0.5) return c; } return [255, 255, 255]; };
+  const low = [];
+  for (const e of document.querySelectorAll('body *')) {
+    const own = [...e.childNodes].filter((n) => n.nodeType === 3 && n.textContent.trim()).map((n) => n.textContent.trim()).join(' ');
+    if (!own || !e.getClientRects().length || e.closest('svg, [hidden]')) continue;
+    const st = getComputedStyle(e);
+    if (st.visibility === 'hidden' || Number(st.opacity) === 0) continue;
+    const [a, b] = [lum(rgb(st.color)), lum(bg(e))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(st.fontSize), large = size >= 24 || (size >= 18.66 && Number(st.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) low.push(`${own.slice(0, 30)}: ${ratio.toFixed(2)} (${st.color} on ${bg(e)})`);
+  }
+  return low;
+}"""
+
+
+def _readable(page) -> None:
+    low = page.evaluate(LOW_CONTRAST)
+    assert not low, f"text under the contrast minimum: {low}"
+
+
 def _shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{page.tag}-{name}.png"), full_page=True)
 
@@ -115,6 +142,8 @@ def test_range_picker_moves_the_line_panels(who):
     page = who
     page.wait_for_selector("[data-testid=range-kpis]")
     page.locator("[data-testid=range-counts] h3", has_text="생산 수량 (시간별)").wait_for()
+    assert page.locator("[data-testid=range] button[data-range]").all_inner_texts() == [
+        "이번 근무조", "오늘", "어제", "최근 7일", "최근 30일", "직접 지정"]
     _fits(page)
     with page.expect_response(lambda r: "/api/v1/history/" in r.url and r.ok):
         page.get_by_role("button", name="최근 7일").click()
@@ -124,6 +153,12 @@ def test_range_picker_moves_the_line_panels(who):
     assert page.locator("[data-testid=pareto] h3").inner_text() == label("pareto", "ko") == "비가동 사유 파레토"
     # seven days of rollups: at least a few days of parts
     assert page.locator("[data-testid=range-counts] rect.good").count() >= 2
+    # values on the bars, not only in hover tooltips (which a phone cannot show): each day's parts, as listed
+    chart = page.locator("[data-testid=range-counts] svg").first
+    on_bars = chart.evaluate("s => [...s.querySelectorAll('text[text-anchor=middle]')]"
+                             ".filter(t => t.getAttribute('y') !== '184').map(t => t.textContent)")
+    days = re.findall(r"(\d+)/(\d+)(?:,|$)", chart.get_attribute("aria-label"))
+    assert on_bars and on_bars == [str(int(g) + int(s)) for g, s in days], (on_bars, days)
     _fits(page)
     _shot(page, "line-7d")
 
@@ -158,6 +193,20 @@ def test_machine_page_with_timeline_trends_and_pareto(who):
     page.click("[data-testid=range-apply]")
     assert page.locator("[data-testid=range] [role=alert]").inner_text() == "시작일이 종료일보다 늦습니다: 날짜를 바꿔 주세요"
     _fits(page)
+    # the right way round, three backfilled days in the tenant's calendar: every panel follows
+    today = datetime.now(ZoneInfo("Asia/Seoul")).date()
+    loaded = page.locator("[data-testid=machine-body]").get_attribute("data-loaded")
+    page.fill("[data-testid=range-from]", (today - timedelta(days=4)).isoformat())
+    page.fill("[data-testid=range-to]", (today - timedelta(days=2)).isoformat())
+    page.click("[data-testid=range-apply]")
+    page.wait_for_function("q => document.querySelector('[data-testid=machine-body]').dataset.loaded !== q", arg=loaded,
+                           timeout=60_000)
+    assert page.locator("[data-range=custom]").get_attribute("aria-pressed") == "true"
+    assert page.locator("[data-testid=range] [role=alert]").inner_text() == ""
+    page.wait_for_selector("[data-testid=gantt] span")
+    assert page.locator("[data-testid=machine-kpis] [data-testid=machine-quality] .k").inner_text() == "양품률"
+    _fits(page)
+    _shot(page, "machine-custom")
 
 
 def _wait_for_history(url: str, cookies) -> None:
@@ -182,7 +231,8 @@ def test_reports_view_and_download_in_both_languages(who, demo_run):
     assert label("title_period", "ko") == "생산 KPI 보고서"
     _shot(page, "reports-period")
     got = {}
-    for testid in ("period-pdf-ko", "period-csv-ko", "period-html-en", "ba-html-ko", "ba-pdf-en", "ba-csv-en"):
+    for testid in ("period-pdf-ko", "period-csv-ko", "period-html-en", "period-xlsx-en", "ba-html-ko", "ba-pdf-en",
+                   "ba-csv-en", "ba-xlsx-ko"):
         with page.expect_download(timeout=120_000) as dl:
             page.click(f"[data-testid={testid}]")
         got[testid] = open(dl.value.path(), "rb").read()
@@ -191,6 +241,8 @@ def test_reports_view_and_download_in_both_languages(who, demo_run):
     assert "Production KPI report" in got["period-html-en"].decode()
     assert "스마트공장 도입 전후 성과 보고서" in got["ba-html-ko"].decode()
     assert got["ba-csv-en"].strip()
+    assert got["period-xlsx-en"].startswith(b"PK") and got["ba-xlsx-ko"].startswith(b"PK")  # XLSX: a zip
+    assert page.locator("[data-testid=ba-xlsx-ko]").inner_text() == "XLSX · 한국어"
     page.click("[data-testid=ba-view]")
     frame.locator("h1", has_text="스마트공장 도입 전후 성과 보고서").wait_for(timeout=120_000)
     _fits(page)
@@ -319,5 +371,48 @@ def test_a_page_left_before_its_data_arrived_leaves_nothing_behind(browser, demo
         page.locator("[data-testid=timeline] h3", has_text="State timeline").wait_for()
         assert page.evaluate("window.sfStreams.filter(e => e.readyState !== 2).length") == 1
         assert page.locator("#live").count() == 0 and not errors, errors
+    finally:
+        context.close()
+
+
+def test_on_a_phone_the_login_header_tiles_and_account_panel_fit_and_read(browser, demo_run, users):
+    """What a new user saw at 390 px: a page wider than the phone, tiles cut off, 로그아웃 one letter per line;
+    and every text at the contrast minimum (style.css's promise)."""
+    w, h = VIEWPORTS["phone"]
+    context = browser.new_context(viewport={"width": w, "height": h}, locale="ko-KR")
+    page = context.new_page()
+    page.tag = "phone-owner"
+    try:
+        page.goto(demo_run.url + "/")
+        page.wait_for_selector("#login-form input[name=username]")
+        _fits(page)
+        _readable(page)
+        _shot(page, "login")
+        page.fill("input[name=username]", users["owner"][0])
+        page.fill("input[name=password]", users["owner"][1])
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector(".tile[data-machine]")
+        page.wait_for_function("() => [...document.querySelectorAll('.tile')].every(t => t.dataset.state !== 'none')",
+                               timeout=60_000)
+        _fits(page)
+        _readable(page)
+        assert page.inner_text("#logout") == "로그아웃"
+        # the lines its text is laid out on: one rectangle per line of the text node
+        lines, box = page.evaluate("""() => { const b = document.getElementById('logout'), r = document.createRange();
+            r.selectNodeContents([...b.childNodes].find((n) => n.nodeType === 3));
+            return [new Set([...r.getClientRects()].map((x) => Math.round(x.top))).size,
+                    [b.getBoundingClientRect().right, getComputedStyle(b).display]]; }""")
+        _shot(page, "line")
+        assert lines == 1 and box[0] <= w, f"로그아웃 is laid out on {lines} lines, button {box}"
+        boxes = page.eval_on_selector_all(".tile[data-machine]", "ts => ts.map(t => { const b = t.getBoundingClientRect();"
+                                                                  " return [b.left, b.right]; })")
+        assert len(boxes) == 4 and all(0 <= left and right <= w for left, right in boxes), boxes
+        page.click("[data-testid=account-menu]")
+        page.locator("[data-testid=account-panel]").wait_for(state="visible")
+        _fits(page)
+        # nothing in the panel cut off at its edge (it once took the header's flex row and clipped its form)
+        assert page.evaluate("(p => p.scrollWidth <= p.clientWidth)(document.getElementById('account-panel'))")
+        _readable(page)
+        _shot(page, "account-panel")
     finally:
         context.close()
