@@ -376,10 +376,7 @@ def _rollups(services: Services):
 def _trend_points(store, ref: MachineRef, tag: str, a: int, z: int, every: int) -> list[dict]:
     if z <= a:
         return []
-    means = {ts: v for ts, v in store.history(ref, tag, a, z, every, "mean") if not isinstance(v, str)}
-    lows = dict(store.history(ref, tag, a, z, every, "min"))
-    highs = dict(store.history(ref, tag, a, z, every, "max"))
-    return [{"ts": ts, "mean": v, "min": lows.get(ts), "max": highs.get(ts)} for ts, v in sorted(means.items())]
+    return [{"ts": ts, "mean": mean, "min": lo, "max": hi} for ts, mean, lo, hi in store.value_buckets(ref, tag, a, z, every)]
 
 
 class SettledBuckets:

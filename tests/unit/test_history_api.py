@@ -151,13 +151,13 @@ def test_trend_cache_reads_only_the_newest_buckets_again(tmp_path):
     store = SqliteStore(tmp_path / "s.db")
     store.write([Point(M, T0 + i * 60_000, {"force": float(i)}) for i in range(6 * 60)])
     calls = []
-    real = store.history
+    real = store.value_buckets
 
-    def counting(ref, tag, a, z, every, agg="mean"):
+    def counting(ref, tag, a, z, every):
         calls.append((a, z))
-        return real(ref, tag, a, z, every, agg)
+        return real(ref, tag, a, z, every)
 
-    store.history = counting  # type: ignore[method-assign]
+    store.value_buckets = counting  # type: ignore[method-assign]
     cache = TrendCache(settle_ms=HOUR)
     now = T0 + 6 * HOUR
     first = cache.points(store, M, "force", T0, now, 30 * MINUTE, now)
