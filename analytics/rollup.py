@@ -36,7 +36,9 @@ LOOKBACK_MS = 7 * 86_400_000
 ROW_VERSION = 2
 
 
-def machine_buckets(store: TimeSeriesStore, machine: MachineRef, policy: Policy, start_ms: int, end_ms: int) -> Buckets:
+def machine_buckets(store: TimeSeriesStore, machine: MachineRef, policy: Policy, start_ms: int, end_ms: int,
+                    now_ms: int | None = None) -> Buckets:
+    """The tallies of [start, end); ``now_ms``: the bucket holding it has had data only up to then (see ``_counter``)."""
     bucket_ms = policy.bucket_min * 60_000
     codes = [s.code for s in policy.states]
     b = Buckets.empty(start_ms, end_ms, bucket_ms, codes)
@@ -54,10 +56,13 @@ def machine_buckets(store: TimeSeriesStore, machine: MachineRef, policy: Policy,
             b.mi_runs[i] += c.runs
         b.mi_ms[:] = np.minimum(b.mi_ms, bucket_ms)
     rate = policy.max_rate_per_s(machine.line, machine.machine)
-    b.good[:], b.gap_good[:] = _counter(store, machine, tags.good, tags.good_bits, b, "good", stale_ms, rate)
-    b.scrap[:], b.gap_scrap[:] = _counter(store, machine, tags.scrap, tags.scrap_bits, b, "scrap", stale_ms, rate)
+    b.good[:], b.gap_good[:] = _counter(store, machine, tags.good, tags.good_bits, b, "good", stale_ms, rate,
+                                          now_ms=now_ms)
+    b.scrap[:], b.gap_scrap[:] = _counter(store, machine, tags.scrap, tags.scrap_bits, b, "scrap", stale_ms,
+                                            rate, now_ms=now_ms)
     if tags.energy:
-        energy, _ = _counter(store, machine, tags.energy, tags.energy_bits, b, "energy", stale_ms, None, missing=np.nan)
+        energy, _ = _counter(store, machine, tags.energy, tags.energy_bits, b, "energy", stale_ms, None, missing=np.nan,
+                             now_ms=now_ms)
         b.energy_wh[:] = energy
     if tags.product and policy.ideal_cycle_by_product:
         # the product at the end of each bucket; a changeover inside a bucket is booked to the new product
@@ -108,7 +113,8 @@ def correct_edges(store: TimeSeriesStore, machine: MachineRef, policy: Policy, b
 
 
 def _counter(store: TimeSeriesStore, machine: MachineRef, tag: str, bits: int, b: Buckets, name: str, stale_ms: int,
-             max_rate_per_s: float | None, missing: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+             max_rate_per_s: float | None, missing: float = 0.0,
+             now_ms: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Increments per bucket from the store's per-bucket last/max/min (``counter_buckets``), and the
     increments across data gaps (booked to the bucket where data resumes, kept apart).
 
@@ -120,11 +126,16 @@ def _counter(store: TimeSeriesStore, machine: MachineRef, tag: str, bits: int, b
     before it); only its raw readings are fetched, and ``counter_deltas`` counts and flags them
     exactly, judging a drop by the rate it implies (``max_rate_per_s``). An increment between
     readings further apart than the staleness limit is not any hour's output: it goes to the
-    gap tally and ``b.gaps``, never into the first bucket after the gap.
+    gap tally and ``b.gaps``, never into the first bucket after the gap. The bucket holding
+    ``now_ms`` (the current hour) can have had data only until then: "all the time" is up to now,
+    so a live hour that only rose is not recounted from its raw readings on every read.
     """
     start, every = int(b.start_ms[0]), b.bucket_ms
     end = int(b.start_ms[-1]) + every
-    stats = store.counter_buckets(machine, tag, start, end, every)  # one pass: last, max, min per bucket
+    # one pass: last, max, min per bucket, and the bucket before the window (its last is the baseline)
+    stats = store.counter_buckets(machine, tag, start - every, end, every)
+    before = [(ts, v) for ts, v, _, _ in stats[:1] if ts < start]
+    stats = stats[len(before):]
     out = np.full(len(b.start_ms), missing)
     across = np.zeros(len(b.start_ms))
     if not stats:
@@ -134,7 +145,7 @@ def _counter(store: TimeSeriesStore, machine: MachineRef, tag: str, bits: int, b
     peak = {ts: hi for ts, _, hi, _ in stats}
     low = {ts: lo for ts, _, _, lo in stats}
     # the heartbeat puts a reading in the last hours; look further back only when there is none
-    before = store.history(machine, tag, start - 2 * every, start, every, "last") or store.history(
+    before = before or store.history(machine, tag, start - 2 * every, start, every, "last") or store.history(
         machine, tag, start - LOOKBACK_MS, start, every, "last")
     prev = before[-1][1] if before and isinstance(before[-1][1], float) else None
     prev_bucket = before[-1][0] if prev is not None else None
@@ -144,7 +155,8 @@ def _counter(store: TimeSeriesStore, machine: MachineRef, tag: str, bits: int, b
             continue
         i = int((ts - start) // every)
         follows = prev is not None and prev_bucket == ts - every
-        if follows and known[i] >= every - stale_ms and low.get(ts, v) >= prev and peak.get(ts, v) == v:
+        span = now_ms - ts if now_ms is not None and ts <= now_ms < ts + every else every
+        if follows and known[i] >= span - stale_ms and low.get(ts, v) >= prev and peak.get(ts, v) == v:
             out[i] = v - prev
         else:
             lo = prev_bucket if follows else ts
@@ -259,7 +271,8 @@ class RollupCache:
         fresh_rows, fresh_corr, fresh_gaps = [], [], []
         for a, b in zip(edges[::2], edges[1::2]):
             deadline.check()
-            part = machine_buckets(store, machine, policy, int(out.start_ms[a]), int(out.start_ms[b - 1]) + every)
+            part = machine_buckets(store, machine, policy, int(out.start_ms[a]), int(out.start_ms[b - 1]) + every,
+                                   now_ms)
             known = part.known_ms()  # once: per bucket it made this loop quadratic (minutes for a long range)
             for j in range(b - a):
                 if not j & 4095:

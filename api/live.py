@@ -8,11 +8,14 @@ staleness, so the live figures are the report's.
 
 from __future__ import annotations
 
+import bisect
 import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from sqlalchemy import select
 
@@ -101,53 +104,99 @@ class RecentAnswers:
 class MachineFeed:
     """One machine's samples as the dashboard needs them, kept in memory and topped up.
 
-    A full read of the window (shift, today, the trend's hours) happens on the first
-    refresh and then every ``reload_ms``; in between, each refresh folds in only the
-    machine's newest values (``store.latest``, one indexed lookup). Range reads are kept
-    rare on purpose: a window of 1 s samples is thousands of rows per tag and machine,
-    which at every refresh of every viewer costs far more than the dashboard may.
-    Between full reads a state shorter than the refresh interval can be missed and the
-    hourly input trend is as old as the last full read; the full read corrects both, and
-    also folds in data that arrived late (a gateway forwarding its buffer after an outage).
+    A full read of the window (shift, today, the trend's hours) happens on the first refresh
+    and then every ``full_reload_ms`` (30 min); every ``reload_ms`` (5 min) in between, only the
+    time since the previous re-read (and ``REREAD_MARGIN_MS`` before it) is read again from
+    the store, from the start of the state run that was open then; on every other refresh,
+    only the machine's newest values are folded in (``store.latest``, one indexed lookup).
+    Range reads are kept short on purpose: a window of 1 s samples is thousands of rows per tag
+    and machine, and the full read of every line's window every 5 minutes was what held the
+    GIL longest in the API. Between re-reads a state shorter than the refresh interval can be
+    missed and the hourly input trend is as old as the last re-read; the re-read corrects both.
+    Data that arrives late (a gateway forwarding its buffer after an outage) shows at the next
+    re-read if it is at most a re-read interval old, otherwise at the next full read.
     """
 
-    def __init__(self, ref: MachineRef, tags: Tags, stale_ms: int, reload_ms: int = 300_000) -> None:
+    #: A re-read starts this long before the previous one ended: samples stored a little late are not lost.
+    REREAD_MARGIN_MS = MINUTE
+
+    def __init__(self, ref: MachineRef, tags: Tags, stale_ms: int, reload_ms: int = 300_000,
+                 full_reload_ms: int = 1_800_000) -> None:
         self.ref, self.tags, self.stale_ms, self.reload_ms = ref, tags, stale_ms, reload_ms
+        self.full_reload_ms = full_reload_ms
         self.loaded_from: int | None = None
-        self.loaded_at = 0
+        self.loaded_at = 0  # the last full read
+        self.reread_at = 0  # the last read from the store, full or not
         self.last_ts: int | None = None
         self.runs: list[list[int]] = []
         self.counters: dict[str, dict[int, float]] = {tags.good: {}, tags.scrap: {}}  # minute → last reading
         self.inputs: dict[int, float] = {}  # hour → mean of the material-input signal
+        self._closed: tuple[tuple[int, int] | None, np.ndarray] = (None, ld.runs_array([]))
+
+    def runs_array(self) -> np.ndarray:
+        """The runs as an array; all but the last (the only one a top-up changes) converted once, not per snapshot.
+
+        A window of a busy machine holds thousands of runs: converting them all on every
+        snapshot (twice a second) was the largest part of a snapshot's cost."""
+        if not self.runs:
+            return ld.runs_array([])
+        key = (len(self.runs), self.runs[0][0])  # a new run or a trimmed front; a re-read resets it
+        if self._closed[0] != key:
+            self._closed = (key, ld.runs_array(self.runs[:-1]))
+        return np.concatenate([self._closed[1], ld.runs_array([self.runs[-1]])])
 
     def follows(self, tags: Tags, stale_ms: int) -> bool:
         """Whether this feed was read with these settings (a changed policy needs a fresh feed)."""
         return self.tags == tags and self.stale_ms == stale_ms
 
     def refresh(self, store: TimeSeriesStore, need_from: int, now_ms: int) -> None:
-        full = self.loaded_from is None or need_from < self.loaded_from or now_ms - self.loaded_at > self.reload_ms
-        if full:
+        if self.loaded_from is None or need_from < self.loaded_from or now_ms - self.loaded_at > self.full_reload_ms:
             self._load(store, need_from, now_ms)
+        elif now_ms - self.reread_at > self.reload_ms:
+            self._reread(store, max(need_from, self.reread_at - self.REREAD_MARGIN_MS), now_ms)
         else:
             self._top_up(store)
         self._trim(need_from)
 
     def _load(self, store: TimeSeriesStore, need_from: int, now_ms: int) -> None:
         self.runs, self.last_ts = [], None
+        self._closed = (None, self._closed[1])
         self.counters = {self.tags.good: {}, self.tags.scrap: {}}
         self.inputs = {}
         self.loaded_from, self.loaded_at = need_from, now_ms
-        for ts, v in store.history(self.ref, self.tags.state, need_from, now_ms + 1, 0):
+        self._read(store, need_from, need_from, (need_from // HOUR) * HOUR, now_ms)
+
+    def _reread(self, store: TimeSeriesStore, since: int, now_ms: int) -> None:
+        """Read [since, now] again, as a full read would have folded it, keeping what came before."""
+        k = 0  # the first run still open at ``since``: it and every later one are read again
+        while k < len(self.runs) and self.runs[k][1] < since:
+            k += 1
+        state_from = self.runs[k][0] if k < len(self.runs) else since
+        del self.runs[k:]
+        self._closed = (None, self._closed[1])
+        self.last_ts = self.runs[-1][1] if self.runs else None
+        minute = since // MINUTE * MINUTE
+        for buckets in self.counters.values():
+            for ts in [t for t in buckets if t >= minute]:
+                del buckets[ts]
+        hour = since // HOUR * HOUR
+        for ts in [t for t in self.inputs if t >= hour]:
+            del self.inputs[ts]
+        self._read(store, state_from, minute, hour, now_ms)
+
+    def _read(self, store: TimeSeriesStore, state_from: int, counters_from: int, inputs_from: int,
+              now_ms: int) -> None:
+        self.reread_at = now_ms
+        for ts, v in store.history(self.ref, self.tags.state, state_from, now_ms + 1, 0):
             if not isinstance(v, str):
                 ld.add_sample(self.runs, ts, int(v), self.stale_ms)
                 self.last_ts = ts
         for tag, buckets in self.counters.items():
-            for ts, v in store.history(self.ref, tag, need_from, now_ms + 1, MINUTE, "last"):
+            for ts, v in store.history(self.ref, tag, counters_from, now_ms + 1, MINUTE, "last"):
                 if not isinstance(v, str):
                     buckets[ts] = float(v)
         if self.tags.material_input:
-            for ts, v in store.history(self.ref, self.tags.material_input, (need_from // HOUR) * HOUR, now_ms + 1,
-                                       HOUR, "mean"):
+            for ts, v in store.history(self.ref, self.tags.material_input, inputs_from, now_ms + 1, HOUR, "mean"):
                 self.inputs[ts] = float(v)
 
     def _top_up(self, store: TimeSeriesStore) -> None:
@@ -202,12 +251,12 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
         if feed is None or not feed.follows(tags, stale_ms):
             feed = feeds[slug] = MachineFeed(ref, tags, stale_ms)
         feed.refresh(store, need_from, now_ms)
+        runs = feed.runs_array()
         now_state = ld.current_state(feed.runs, now_ms, tile_from, stale_ms)
         gts, gv = feed.counter(tags.good)
         sts, sv = feed.counter(tags.scrap)
         count_today, corrections = ld.count_since(gts, gv, day0, tags.good_bits)
         target = int(planned_today_ms / 1000 // ideal_s) if ideal_s > 0 else None
-        runs = ld.runs_array(feed.runs)
         oee = None
         if shift:
             state_ms = ld.run_totals(runs, (shift.start_ms, shift_end), stale_ms)
@@ -254,10 +303,10 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
 
 
 def _parts_in(ts: list[int], values: list[float], start: int, end: int, bits: int) -> tuple[int, int]:
-    sub = [(t, v) for t, v in zip(ts, values) if start - MINUTE <= t < end]
-    if len(sub) < 2:
+    lo, hi = bisect.bisect_left(ts, start - MINUTE), bisect.bisect_left(ts, end)  # ts is sorted: slice, not scan
+    if hi - lo < 2:
         return 0, 0
-    return ld.count_since([t for t, _ in sub], [v for _, v in sub], start, bits)
+    return ld.count_since(ts[lo:hi], values[lo:hi], start, bits)
 
 
 class _LineView:

@@ -73,6 +73,8 @@ class Services:
     plant_names: SharedCache[tuple, Any] = field(default_factory=lambda: SharedCache(10_000, 30.0))
     # the newest, unsettled hours of the tallies the history pages read (api.routers.history._RecentTails)
     range_tails: SharedCache[tuple, Any] = field(default_factory=lambda: SharedCache(4096, 15.0))
+    # their hours that ended but are not settled yet: late data there shows within 120 s
+    range_recent: SharedCache[tuple, Any] = field(default_factory=lambda: SharedCache(4096, 120.0))
     centre_summaries: CentreSummaries | None = None  # per-tenant rows the maintainer keeps; None without a cache
 
     @property

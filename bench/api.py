@@ -528,13 +528,15 @@ def main() -> None:
 
 #: what the profile of a run showed (py-spy), written under every run's table
 READING = (
-    'Reading (py-spy on the 1-worker server under the mixed rows): the process held the GIL about 80% of '
-    "the time, and 84% of that was the event loop serving requests (FastAPI's routing and middleware, "
-    'about 1 ms a request), so at 50 clients without think time the p50 is queueing; the tails are the '
-    "recomputations of the live ranges (each machine's answers every half minute, tens to hundreds of ms "
-    "each in a thread) and the line snapshots' 5-minute full reads, which take the GIL from the loop "
-    "while they run. A cold server's first computations (a 30-day trend reads 30 days of raw samples; a "
-    "line's first snapshot reads its whole window) take seconds each, which the cold pass shows.")
+    'Reading (py-spy, 25 s at 50 Hz with --gil, on the 1-worker server during the 30-day range panels row '
+    'of a 1-worker run just before this one): the event loop held the GIL in 99% of the samples (Starlette '
+    "routing, httptools, FastAPI's dependency handling: about 1 ms a request), the range computations' "
+    "threads in about 1%: since the live ranges' recomputations read the store for the current hour only "
+    "(the hours that ended but are not settled are kept 2 min), a line's answer reuses its machines' "
+    "tallies and the line snapshots re-read 5 minutes instead of their whole window, the work per request "
+    'is mostly the framework, and at 50 clients without think time the p95 is queueing behind it. A cold '
+    "server's first computations (a line's first snapshot reads its whole window; a first 30-day trend one "
+    'grouped scan of 30 days of raw samples) take up to seconds each, which the cold pass shows.')
 
 
 def report(info: dict, load_before, load_after, rows: int, days: int, build: str, rollup_s: float, seconds: float,

@@ -88,6 +88,15 @@ class TimeSeriesStore(Protocol):
         max and never dipped below the previous bucket's last. Buckets without numbers are left out.
         """
 
+    def value_buckets(
+        self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int
+    ) -> list[tuple[int, float, float, float]]:
+        """(bucket, mean, min, max) of a numeric tag per epoch-aligned bucket of [start, end), in one pass.
+
+        What a trend draws; the same figures as ``history`` with mean, min and max, read once
+        instead of three times. Buckets without numbers are left out; a text tag is rejected.
+        """
+
     def state_durations(
         self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int, values: Sequence[float],
         stale_ms: int,

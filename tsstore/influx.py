@@ -246,6 +246,22 @@ class InfluxStore:
                 for ts, last, hi, lo in series.get("values", [])
                 if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (last, hi, lo))]
 
+    def value_buckets(
+        self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int
+    ) -> list[tuple[int, float, float, float]]:
+        """mean, min and max as three aggregates of one GROUP BY time() statement."""
+        if every_ms <= 0:
+            raise ValueError("value_buckets needs a bucket size every_ms > 0")
+        f = quote_ident(tag)
+        where = f"{_where_machine(machine)} AND time >= {int(start_ms)}ms AND time < {int(end_ms)}ms"
+        (result,) = self._query(f"SELECT mean({f}), min({f}), max({f}) FROM {quote_ident(MEASUREMENT)} WHERE {where} "
+                                f"GROUP BY time({int(every_ms)}ms) fill(none)")
+        if "error" in result:
+            raise StoreRejected(f"InfluxDB could not compute mean, min and max of {tag!r}: {result['error']}")
+        return [(int(ts), float(mean), float(lo), float(hi)) for series in _series(result)
+                for ts, mean, lo, hi in series.get("values", [])
+                if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (mean, lo, hi))]
+
     def state_durations(
         self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int, values: Sequence[float],
         stale_ms: int,

@@ -139,6 +139,10 @@ class ShardedStore:
                         every_ms: int) -> list[tuple[int, float, float, float]]:
         return self.store_for(machine.tenant).counter_buckets(machine, tag, start_ms, end_ms, every_ms)
 
+    def value_buckets(self, machine: MachineRef, tag: str, start_ms: int, end_ms: int,
+                      every_ms: int) -> list[tuple[int, float, float, float]]:
+        return self.store_for(machine.tenant).value_buckets(machine, tag, start_ms, end_ms, every_ms)
+
     def edge_samples(self, machine: MachineRef, tag: str, edges_ms: Sequence[int],
                      stale_ms: int) -> list[tuple[tuple[int, float] | None, int | None]]:
         return self.store_for(machine.tenant).edge_samples(machine, tag, edges_ms, stale_ms)

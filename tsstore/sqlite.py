@@ -189,20 +189,35 @@ class SqliteStore:
                 "WHERE series_id=:sid AND ts>=:start AND ts<:end GROUP BY bucket ORDER BY bucket"
             )
         else:
-            # Only the queried range is checked: scanning the whole series on every call made each
-            # history() as slow as the series is long (seconds for months of 1 s data).
-            (has_text,) = self._read(
-                "SELECT EXISTS(SELECT 1 FROM samples WHERE series_id=? AND ts>=? AND ts<? AND txt IS NOT NULL)",
-                (sid, start_ms, end_ms),
-            )[0]
-            if has_text:
-                raise StoreRejected(f"tag {tag!r} holds text; only agg=last applies to it")
+            # The text check rides along in the same grouped scan (count(txt) per bucket): a separate
+            # EXISTS query scanned the range a second time on every call.
             sql = (
-                f"SELECT (ts / :every) * :every AS bucket, {_AGG_SQL[agg]} FROM samples "
+                f"SELECT (ts / :every) * :every AS bucket, {_AGG_SQL[agg]}, count(txt) FROM samples "
                 "WHERE series_id=:sid AND ts>=:start AND ts<:end GROUP BY bucket ORDER BY bucket"
             )
         rows = self._read(sql, {"every": int(every_ms), "sid": sid, "start": start_ms, "end": end_ms})
+        if agg != "last" and any(row[2] for row in rows):
+            raise StoreRejected(f"tag {tag!r} holds text; only agg=last applies to it")
         return [(row[0], row[1]) for row in rows]
+
+    def value_buckets(
+        self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int
+    ) -> list[tuple[int, float, float, float]]:
+        """mean, min and max per bucket in one grouped range scan (the text check in the same scan)."""
+        if every_ms <= 0:
+            raise ValueError("value_buckets needs a bucket size every_ms > 0")
+        series = self._read("SELECT id FROM series WHERE tenant=? AND site=? AND line=? AND machine=? AND tag=?",
+                            (machine.tenant, machine.site, machine.line, machine.machine, tag))
+        if not series:
+            return []
+        rows = self._read(
+            "SELECT (ts / :every) * :every AS bucket, avg(num), min(num), max(num), count(txt) FROM samples "
+            "WHERE series_id=:sid AND ts>=:start AND ts<:end GROUP BY bucket ORDER BY bucket",
+            {"every": int(every_ms), "sid": series[0][0], "start": start_ms, "end": end_ms},
+        )
+        if any(row[4] for row in rows):
+            raise StoreRejected(f"tag {tag!r} holds text; mean, min and max need numbers")
+        return [(int(b), float(mean), float(lo), float(hi)) for b, mean, lo, hi, _ in rows if mean is not None]
 
     def counter_buckets(
         self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int

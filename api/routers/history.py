@@ -302,8 +302,7 @@ def _machine_page(services: Services, ref: MachineRef, name: str, line_name: str
     store = services.store
     policy = services.analytics.get().policy(tenant)
     a, z = _hours(start_ms, end_ms, policy.bucket_min * 60_000)
-    b = load(store, [ref], policy, a, z, cache=_rollups(services))[ref]
-    total = kpi.totals(b, _in_shifts(b, policy), 1, policy, policy.ideal_cycle(line, machine))
+    b, total = _machine_range(services, ref, policy, a, z)
     step, segments = _timeline(store, ref, policy, b, start_ms, end_ms, int(time.time() * 1000))
     series_every = HOUR if end_ms - start_ms <= 3 * DAY else DAY
     latest = store.latest(ref)
@@ -340,18 +339,20 @@ def _joined(head: Buckets, tail: Buckets) -> Buckets:
 
 
 class _RecentTails:
-    """The rollup cache, with its unsettled hours computed once per ``services.range_tails`` ttl, not per read.
+    """The rollup cache, with its unsettled hours kept briefly instead of tallied from raw samples on every read.
 
     The rollups hold hours that ended more than ``settle_ms`` (2 h) ago; the newer hours are
-    tallied from the raw samples on every read, which is most of what a page costs (tens of
-    milliseconds per tag and machine). The 30-day page, today's page and the line page of a
-    machine all end in the same hours, and a range that ends now asks again every half minute:
-    those hours are computed once per ttl (15 s) for all of them. Splitting a range there is
-    what the rollup cache itself does between cached and missing hours, so the tallies are the same.
+    tallied from the raw samples, which is most of what a page costs (tens of milliseconds per
+    tag and machine). They are split in two: the hours that have ended but are not settled yet
+    (``recent``: kept for its ttl, 120 s, so late data there shows within two minutes) and the
+    current hour (``memo``: kept for 15 s), so a recomputation of a live range reads the store
+    for the current hour only. The 30-day page, today's page and the line page of a machine all
+    end in the same hours and share both. Splitting a range at hour edges is what the rollup
+    cache itself does between cached and missing hours, so the tallies are the same.
     """
 
-    def __init__(self, cache, memo: SharedCache[tuple, Buckets]) -> None:
-        self.cache, self.memo = cache, memo
+    def __init__(self, cache, memo: SharedCache[tuple, Buckets], recent: SharedCache[tuple, Buckets]) -> None:
+        self.cache, self.memo, self.recent = cache, memo, recent
 
     def machine_buckets(self, store, machine: MachineRef, policy, start_ms: int, end_ms: int, now_ms: int,
                         refresh: bool = False) -> Buckets:
@@ -359,27 +360,50 @@ class _RecentTails:
         edge = max(start_ms, min(end_ms, (now_ms - self.cache.settle_ms) // every * every))
         if refresh or edge >= end_ms:
             return self.cache.machine_buckets(store, machine, policy, start_ms, end_ms, now_ms, refresh)
-        key = (id(self.cache), machine, self.cache.shape(policy), edge, end_ms)
-        tail = self.memo.get(key)
-        if tail is None:
-            tail = self.memo.put(key, self.cache.machine_buckets(store, machine, policy, edge, end_ms, now_ms))
-        if edge == start_ms:
-            return tail
-        return _joined(self.cache.machine_buckets(store, machine, policy, start_ms, edge, now_ms), tail)
+        current = max(edge, min(end_ms, now_ms // every * every))
+        shape = self.cache.shape(policy)
+        parts = []
+        if edge > start_ms:  # settled: the maintained rollups
+            parts.append(self.cache.machine_buckets(store, machine, policy, start_ms, edge, now_ms))
+        for memo, lo, hi in ((self.recent, edge, current), (self.memo, current, end_ms)):
+            if hi <= lo:
+                continue
+            key = (id(self.cache), machine, shape, lo, hi)
+            part = memo.get(key)
+            if part is None:
+                part = memo.put(key, self.cache.machine_buckets(store, machine, policy, lo, hi, now_ms))
+            parts.append(part)
+        out = parts[0]
+        for part in parts[1:]:
+            out = _joined(out, part)
+        return out
 
 
 def _rollups(services: Services):
     """What the range pages read tallies through: the rollup cache with its newest hours shared (or none)."""
-    return None if services.rollup_cache is None else _RecentTails(services.rollup_cache, services.range_tails)
+    return None if services.rollup_cache is None else _RecentTails(services.rollup_cache, services.range_tails,
+                                                                   services.range_recent)
+
+
+def _machine_range(services: Services, ref: MachineRef, policy, a: int, z: int) -> tuple[Buckets, kpi.Totals]:
+    """A machine's tallies and KPI totals of the hours [a, z), shared for 15 s by its page and its line's page.
+
+    The line page pools its machines' totals; computed once here, a line's answer costs what
+    its machines' answers already paid, not the same tallies and calendars again."""
+    key = ("range", ref, a, z)
+    hit = services.range_tails.get(key)
+    if hit is not None and hit[0] is policy:  # the same effective policy (kept 30 s by EffectiveAnalytics)
+        return hit[1], hit[2]
+    b = load(services.store, [ref], policy, a, z, cache=_rollups(services))[ref]
+    total = kpi.totals(b, _in_shifts(b, policy), 1, policy, policy.ideal_cycle(ref.line, ref.machine))
+    services.range_tails.put(key, (policy, b, total))
+    return b, total
 
 
 def _trend_points(store, ref: MachineRef, tag: str, a: int, z: int, every: int) -> list[dict]:
     if z <= a:
         return []
-    means = {ts: v for ts, v in store.history(ref, tag, a, z, every, "mean") if not isinstance(v, str)}
-    lows = dict(store.history(ref, tag, a, z, every, "min"))
-    highs = dict(store.history(ref, tag, a, z, every, "max"))
-    return [{"ts": ts, "mean": v, "min": lows.get(ts), "max": highs.get(ts)} for ts, v in sorted(means.items())]
+    return [{"ts": ts, "mean": mean, "min": lo, "max": hi} for ts, mean, lo, hi in store.value_buckets(ref, tag, a, z, every)]
 
 
 class SettledBuckets:
@@ -387,12 +411,17 @@ class SettledBuckets:
 
     Buckets that ended more than ``settle_ms`` ago are kept (like the rollups: a gateway's
     replay lands within that margin) for ``ttl_s``, after which they are read again, so late
-    history is picked up; only the newer buckets are read per request.
+    history is picked up. The newer buckets that ended more than ``recent_ms`` ago are kept too,
+    topped up as they end and read again after ``recent_ttl_s`` (late data there shows within
+    that time); only the buckets of the last ``recent_ms`` are read per request.
     """
 
-    def __init__(self, settle_ms: int = 2 * HOUR, ttl_s: float = 600.0, max_entries: int = 5000) -> None:
+    def __init__(self, settle_ms: int = 2 * HOUR, ttl_s: float = 600.0, max_entries: int = 5000,
+                 recent_ms: int = 5 * MINUTE, recent_ttl_s: float = 120.0) -> None:
         self.settle_ms, self.ttl_s, self.max_entries = settle_ms, ttl_s, max_entries
+        self.recent_ms, self.recent_ttl_s = recent_ms, recent_ttl_s
         self._entries: dict[tuple, tuple[float, int, list]] = {}
+        self._recent: dict[tuple, tuple[float, int, int, list]] = {}  # (born, from, to, rows)
         self._lock = threading.Lock()
 
     def rows(self, key: tuple, a: int, z: int, every: int, now_ms: int, read: Callable[[int, int], list],
@@ -411,7 +440,23 @@ class SettledBuckets:
                     self._entries.clear()
                 self._entries[key] = (born, done, head)
         upto = min(done, z)
-        return [r for r in head if ts_of(r) < upto] + (read(upto, z) if z > upto else [])
+        out = [r for r in head if ts_of(r) < upto]
+        ended = max(upto, min(z, (now_ms - self.recent_ms) // every * every))
+        if ended > upto:
+            with self._lock:
+                rec = self._recent.get(key)
+            r_born, r_from, r_to, r_rows = rec if rec and now - rec[0] < self.recent_ttl_s and rec[1] <= upto \
+                and rec[2] >= upto else (now, upto, upto, [])
+            if ended > r_to:  # top up with the buckets that ended since
+                r_rows = r_rows + read(r_to, ended)
+                r_to = ended
+                with self._lock:
+                    if len(self._recent) >= self.max_entries:
+                        self._recent.clear()
+                    self._recent[key] = (r_born, r_from, r_to, r_rows)
+            out += [r for r in r_rows if upto <= ts_of(r) < ended]
+            upto = ended
+        return out + (read(upto, z) if z > upto else [])
 
 
 class TrendCache(SettledBuckets):
@@ -465,17 +510,14 @@ async def line_history(tenant: str, site: str, line: str, services: ServicesDep,
 
 def _line_page(services: Services, tenant: str, site: str, line: str, line_name: str,
                machines: list[tuple[MachineRef, str]], start_ms: int, end_ms: int) -> dict:
-    store = services.store
     policy = services.analytics.get().policy(tenant)
     a, z = _hours(start_ms, end_ms, policy.bucket_min * 60_000)
-    data = load(store, [m for m, _ in machines], policy, a, z, cache=_rollups(services))
     series_every = HOUR if end_ms - start_ms <= 3 * DAY else DAY
     pooled: kpi.Totals = kpi.Totals.zeros(1, [d.code for d in policy.states])
     per: list[dict] = []
     series: dict[int, dict] = {}
     for ref, name in machines:
-        b = data[ref]
-        t = kpi.totals(b, _in_shifts(b, policy), 1, policy, policy.ideal_cycle(line, ref.machine))
+        b, t = _machine_range(services, ref, policy, a, z)
         pooled = pooled + t
         per.append({"machine": ref.machine, "name": name, "kpis": _kpis(t), "good": int(b.good.sum()),
                     "scrap": int(b.scrap.sum())})

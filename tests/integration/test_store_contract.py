@@ -217,6 +217,21 @@ def test_counter_buckets_give_last_max_and_min_per_bucket_in_one_pass(store):
     assert store.counter_buckets(M1, "c", T0 + 60_000, T0 + 120_000, 60_000) == []  # half-open, empty range
 
 
+def test_value_buckets_give_mean_min_and_max_per_bucket_in_one_pass(store):
+    # 0..5 in the first minute, nothing in the second, 100 and 200 in the third; another machine's tag of the same name
+    store.write([Point(M1, T0 + i * 10_000, {"a": i}) for i in range(6)]
+                + [Point(M1, T0 + 120_000, {"a": 100}), Point(M1, T0 + 150_000, {"a": 200}), Point(M2, T0, {"a": 7})])
+    window = (T0 - 60_000, T0 + 180_000)
+    got = store.value_buckets(M1, "a", *window, 60_000)
+    assert got == [(T0, 2.5, 0.0, 5.0), (T0 + 120_000, 150.0, 100.0, 200.0)]
+    for agg, k in (("mean", 1), ("min", 2), ("max", 3)):  # the same figures as three history() calls
+        assert [(row[0], row[k]) for row in got] == store.history(M1, "a", *window, 60_000, agg)
+    assert store.value_buckets(M1, "missing", *window, 60_000) == []
+    store.write([Point(M1, T0, {"s": "A"})])
+    with pytest.raises(StoreRejected):
+        store.value_buckets(M1, "s", *window, 60_000)
+
+
 def test_edge_samples_give_the_readings_around_each_edge_with_their_own_times(store):
     store.write([Point(M1, T0 - 70_000, {"s": 4}), Point(M1, T0 - 20_000, {"s": 2}), Point(M1, T0 + 30_000, {"s": 3}),
                  Point(M1, T0 + 60_000, {"s": 1}), Point(M1, T0 + 60_000, {"t": "text"})])

@@ -163,6 +163,31 @@ def test_counter_wrap_and_reset_inside_an_hour_are_counted_from_store_rollups(tm
     assert [c["kind"] for c in b.corrections] == ["wrap", "reset"]
 
 
+def test_the_current_hour_that_only_rose_is_counted_without_reading_its_raw_samples(tmp_path):
+    """With ``now_ms`` inside the hour, data up to now is "all the time": no raw recount, same parts."""
+    store = SqliteStore(tmp_path / "c.db")
+    m = MACHINES[0]
+    t0 = local_midnight_ms(FIRST, POLICY)
+    hour = 3_600_000
+    # an hour before, then 30 minutes of the current hour: a part every 10 s, a reading every 10 s
+    store.write([Point(m, t0 + i * 10_000, {"good_count": i, "scrap_count": 0, "state": S.PROCESSING})
+                 for i in range(360 + 180)])
+    now = t0 + hour + 180 * 10_000 - 5_000
+    raw_reads = []
+    real = store.history
+
+    def counting(ref, tag, a, z, every, agg="mean"):
+        if every == 0:
+            raw_reads.append((tag, a, z))
+        return real(ref, tag, a, z, every, agg)
+
+    store.history = counting  # type: ignore[method-assign]
+    live = machine_buckets(store, m, POLICY, t0 + hour, t0 + 2 * hour, now)
+    assert live.good.tolist() == [180] and raw_reads == []
+    recounted = machine_buckets(store, m, POLICY, t0 + hour, t0 + 2 * hour)  # no now: a gap at the end, recounted
+    assert recounted.good.tolist() == [180] and raw_reads
+
+
 def test_renderings_carry_the_numbers_in_both_languages(report):
     r = report
     ko = render(r, "html", "ko").decode()

@@ -326,3 +326,38 @@ def test_between_shifts_the_snapshot_says_the_shift_has_ended(tmp_path):
     assert snap["shift"]["next"]["start_ms"] == _ms(2026, 11, 25, 8)
     during = build_snapshot(model, SqliteStore(tmp_path / "s.db"), [], _ms(2026, 11, 25, 9), Policy())
     assert during["shift"]["running"] is True and during["shift"]["start_ms"] == _ms(2026, 11, 25, 8)
+
+
+def test_a_feed_reread_reads_only_the_recent_time_and_ends_as_a_full_read(tmp_path):
+    """Every 5 minutes the feed reads again only since its last read (late samples included)."""
+    from analytics.policy import Tags
+    from api.live import MachineFeed
+
+    store = SqliteStore(tmp_path / "feed.db")
+    m = MachineRef("acme", "s", "l", "press-1")
+    t0 = 1_795_000_000_000 // 3_600_000 * 3_600_000
+    state = lambda i: S.PROCESSING if (i // 30) % 3 else S.IDLE  # noqa: E731 - a run change every 5 minutes
+    store.write([Point(m, t0 + i * 10_000, {"state": state(i), "good_count": i, "scrap_count": 0,
+                                            "material_input": i % 2}) for i in range(360)])
+    feed = MachineFeed(m, Tags(), 60_000)
+    feed.refresh(store, t0, t0 + 3_600_000)
+    # 10 more minutes arrive, one sample of them late (stored after the first refresh, within the margin)
+    store.write([Point(m, t0 + i * 10_000, {"state": state(i), "good_count": i, "scrap_count": 0,
+                                            "material_input": i % 2}) for i in range(360, 420)])
+    reads = []
+    real = store.history
+
+    def counting(ref, tag, a, z, every, agg="mean"):
+        reads.append((tag, a))
+        return real(ref, tag, a, z, every, agg)
+
+    store.history = counting  # type: ignore[method-assign]
+    now = t0 + 3_600_000 + 600_000
+    feed.refresh(store, t0, now)
+    # from the start of the state run open a minute before the last read (t0 + 50 min), not the whole hour again
+    assert reads and all(a >= t0 + 3_000_000 for tag, a in reads if tag != "material_input")
+    store.history = real  # type: ignore[method-assign]
+    full = MachineFeed(m, Tags(), 60_000)
+    full.refresh(store, t0, now)
+    assert feed.runs == full.runs and feed.counters == full.counters and feed.inputs == full.inputs
+    assert feed.last_ts == full.last_ts == t0 + 419 * 10_000

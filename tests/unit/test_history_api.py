@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from analytics.rollup import RollupCache
 from api.app import create_app
 from api.routers.history import ANSWERS, DAY, HOUR, MINUTE, Answers, dominant_segments, nice_step
+from api.services import services_of
 from api.settings import ApiSettings
 from plant import MachineRef
 from plantmodel.admin import PlantSeed, apply_seed
@@ -95,7 +96,8 @@ def test_a_long_range_is_read_from_the_rollups(client):
     first = client.get(f"/api/v1/history/acme/a-site/a-line/press-1?{q}")
     assert first.status_code == 200
     hits = client.cache.hits
-    ANSWERS._entries.clear()  # past the shared answer, down to the tallies
+    ANSWERS._entries.clear()  # past the shared answer and the machine's 15 s tallies, down to the rollups
+    services_of(client.app).range_tails.drop_where(lambda key: True)
     again = client.get(f"/api/v1/history/acme/a-site/a-line/press-1?{q}").json()
     assert client.cache.hits - hits >= 3  # the three hours with data
     assert again["timeline"]["step_ms"] == HOUR and again["counts"]["every_ms"] == DAY
@@ -151,13 +153,13 @@ def test_trend_cache_reads_only_the_newest_buckets_again(tmp_path):
     store = SqliteStore(tmp_path / "s.db")
     store.write([Point(M, T0 + i * 60_000, {"force": float(i)}) for i in range(6 * 60)])
     calls = []
-    real = store.history
+    real = store.value_buckets
 
-    def counting(ref, tag, a, z, every, agg="mean"):
+    def counting(ref, tag, a, z, every):
         calls.append((a, z))
-        return real(ref, tag, a, z, every, agg)
+        return real(ref, tag, a, z, every)
 
-    store.history = counting  # type: ignore[method-assign]
+    store.value_buckets = counting  # type: ignore[method-assign]
     cache = TrendCache(settle_ms=HOUR)
     now = T0 + 6 * HOUR
     first = cache.points(store, M, "force", T0, now, 30 * MINUTE, now)
