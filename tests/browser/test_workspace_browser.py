@@ -392,6 +392,13 @@ def test_on_a_phone_the_login_header_tiles_and_account_panel_fit_and_read(browse
         page.fill("input[name=password]", users["owner"][1])
         page.click("#login-form button[type=submit]")
         page.wait_for_selector(".tile[data-machine]")
+        # the owner's language is kept with the account, and an earlier test may have switched it to English:
+        # this test reads the Korean page an SME owner starts with
+        status = page.evaluate("""async () => (await fetch('/api/v1/me', {method: 'PATCH',
+            headers: {'Content-Type': 'application/json'}, body: JSON.stringify({language: 'ko'})})).status""")
+        assert status == 200, status
+        page.reload()
+        page.wait_for_selector(".tile[data-machine]")
         page.wait_for_function("() => [...document.querySelectorAll('.tile')].every(t => t.dataset.state !== 'none')",
                                timeout=60_000)
         _fits(page)
