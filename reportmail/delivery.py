@@ -101,6 +101,7 @@ def delete_schedule(plant: PlantDb, schedule_id: int) -> int:
         sends = list(s.scalars(select(ReportSend).filter_by(schedule_id=schedule_id)))
         for r in sends:  # explicit: SQLite enforces ON DELETE CASCADE only with its foreign-key pragma on
             s.delete(r)
+        s.flush()  # the sends first: no relationship tells the session to order them before their schedule
         s.delete(row)
     log.info("schedule_deleted schedule=%d sends_removed=%d", schedule_id, len(sends))
     return len(sends)
