@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.page import CHROMIUM, Demo  # noqa: E402
-from bench.results import run_command, update_section  # noqa: E402
+from bench.results import publish, run_command  # noqa: E402
 from cli.demo import DEMO_OWNER, LINE, SITE, TENANT  # noqa: E402
 from tests.conftest import CHROMIUM_ARGS  # noqa: E402
 from tests.servers import free_port  # noqa: E402
@@ -255,12 +255,7 @@ def main() -> None:
               "500 ms), the snapshot cache's 0.5 s freshness (api/live.py) and the events stream's check of the "
               "snapshot twice a second (api/routers/dashboards.py): up to about 1.5 s after the read, "
               "2.5 s after the register at a 1 s poll."]
-    section = "\n".join(lines)
-    print()
-    print(section)
-    if not args.no_write:
-        update_section(SECTION_TITLE, section)
-        print("updated bench/RESULTS.md")
+    publish(SECTION_TITLE, "\n".join(lines), write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.results import run_command, update_section  # noqa: E402
+from bench.results import publish, run_command  # noqa: E402
 from cli.demo import DEMO_OWNER, LINE, SITE, TENANT  # noqa: E402
 from tests.conftest import CHROMIUM_ARGS  # noqa: E402
 from tests.servers import free_port  # noqa: E402
@@ -196,12 +196,7 @@ def main() -> None:
         f"Target: a machine page with a 30-day range renders in under {TARGET_MS:.0f} ms on the demo: {verdict} "
         "in this run.",
     ]
-    section = "\n".join(lines)
-    print()
-    print(section)
-    if not args.no_write:
-        update_section(SECTION_TITLE, section)
-        print("updated bench/RESULTS.md")
+    publish(SECTION_TITLE, "\n".join(lines), write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -37,3 +37,12 @@ def update_section(title: str, section: str, path: Path = RESULTS_PATH) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
     path.write_text(text.rstrip("\n") + "\n")
+
+
+def publish(title: str, section: str, write: bool = True, path: Path = RESULTS_PATH) -> None:
+    """Print a script's section and, unless told not to (``--no-write``), record it under its heading."""
+    print()
+    print(section)
+    if write:
+        update_section(title, section, path)
+        print(f"updated {path.name}")
