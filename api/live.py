@@ -187,10 +187,18 @@ class MachineFeed:
     def _read(self, store: TimeSeriesStore, state_from: int, counters_from: int, inputs_from: int,
               now_ms: int) -> None:
         self.reread_at = now_ms
-        for ts, v in store.history(self.ref, self.tags.state, state_from, now_ms + 1, 0):
-            if not isinstance(v, str):
-                ld.add_sample(self.runs, ts, int(v), self.stale_ms)
-                self.last_ts = ts
+        # the store folds the samples into runs (a day of 1 s samples is tens of thousands of rows);
+        # the first may continue the run this feed already holds, as add_sample would have it
+        runs = store.state_runs(self.ref, self.tags.state, state_from, now_ms + 1, self.stale_ms)
+        if runs:
+            first, last, state = runs[0]
+            held = self.runs[-1] if self.runs else None
+            if held is not None and held[2] == state and first - held[1] <= self.stale_ms:
+                held[1] = max(held[1], last)
+            else:
+                self.runs.append([first, last, state])
+            self.runs.extend([list(r) for r in runs[1:]])  # apart by the same rule already
+            self.last_ts = runs[-1][1]
         for tag, buckets in self.counters.items():
             for ts, v in store.history(self.ref, tag, counters_from, now_ms + 1, MINUTE, "last"):
                 if not isinstance(v, str):

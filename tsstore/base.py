@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from plant import MachineRef
 
@@ -108,6 +108,17 @@ class TimeSeriesStore(Protocol):
         ``start_ms`` and ``end_ms`` should be multiples of ``every_ms``.
         """
 
+    def state_runs(
+        self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, stale_ms: int
+    ) -> list[tuple[int, int, int]]:
+        """The numeric samples of [start, end) folded into runs of (first ts, last ts, int(value)).
+
+        A run goes on while the value repeats and samples are at most ``stale_ms`` apart
+        (``fold_runs``; ``analytics.live.add_sample`` folds one sample at a time by the same rule).
+        A live dashboard needs the runs of a day, not its tens of thousands of samples: the
+        store folds them instead of handing every row to Python.
+        """
+
     def edge_samples(
         self, machine: MachineRef, tag: str, edges_ms: Sequence[int], stale_ms: int
     ) -> list[tuple[tuple[int, float] | None, int | None]]:
@@ -133,3 +144,22 @@ def stored_value(value: bool | int | float | str) -> StoredValue:
     if isinstance(value, str):
         return value
     return float(value)
+
+
+def fold_runs(ts: Sequence[int] | Any, values: Sequence[float] | Any, stale_ms: int) -> list[tuple[int, int, int]]:
+    """Samples in time order (numpy-compatible arrays of epoch ms and numbers) as runs (first, last, int(value)).
+
+    A new run starts where the value (as an integer) changes or the gap to the previous sample
+    exceeds ``stale_ms``; the same rule as ``analytics.live.add_sample``, vectorised.
+    """
+    import numpy as np
+
+    t = np.asarray(ts, dtype=np.int64)
+    v = np.trunc(np.asarray(values, dtype=np.float64)).astype(np.int64)
+    if not t.size:
+        return []
+    start = np.ones(t.size, dtype=bool)
+    start[1:] = (v[1:] != v[:-1]) | (t[1:] - t[:-1] > stale_ms)
+    first = np.flatnonzero(start)
+    last = np.append(first[1:] - 1, t.size - 1)
+    return list(zip(t[first].tolist(), t[last].tolist(), v[first].tolist()))

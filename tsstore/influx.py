@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from plant import MachineRef
-from tsstore.base import LatestValue, Point, StoredValue, StoreRejected, StoreUnavailable, ValueCount
+from tsstore.base import LatestValue, Point, StoredValue, StoreRejected, StoreUnavailable, ValueCount, fold_runs
 from tsstore.lineprotocol import MEASUREMENT, _escape_key, quote_ident, quote_literal, to_lines
 
 log = logging.getLogger(__name__)
@@ -317,6 +317,13 @@ class InfluxStore:
                 out.append(ValueCount(bucket, float(v), held.get(bucket, 0), runs.get(bucket, 0)))
         out.sort(key=lambda c: (c.bucket_ms, c.value))
         return out
+
+    def state_runs(
+        self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, stale_ms: int
+    ) -> list[tuple[int, int, int]]:
+        """The raw points, folded here: InfluxQL has no lag() to find where a run starts."""
+        rows = [(ts, v) for ts, v in self.history(machine, tag, start_ms, end_ms, 0) if not isinstance(v, str)]
+        return fold_runs([ts for ts, _ in rows], [v for _, v in rows], int(stale_ms))
 
     def edge_samples(
         self, machine: MachineRef, tag: str, edges_ms: Sequence[int], stale_ms: int

@@ -147,6 +147,10 @@ class ShardedStore:
                      stale_ms: int) -> list[tuple[tuple[int, float] | None, int | None]]:
         return self.store_for(machine.tenant).edge_samples(machine, tag, edges_ms, stale_ms)
 
+    def state_runs(self, machine: MachineRef, tag: str, start_ms: int, end_ms: int,
+                   stale_ms: int) -> list[tuple[int, int, int]]:
+        return self.store_for(machine.tenant).state_runs(machine, tag, start_ms, end_ms, stale_ms)
+
     def state_durations(self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int,
                         values: Sequence[float], stale_ms: int) -> list[ValueCount]:
         return self.store_for(machine.tenant).state_durations(machine, tag, start_ms, end_ms, every_ms, values,

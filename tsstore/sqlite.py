@@ -24,6 +24,7 @@ from tsstore.base import (
     StoreRejected,
     StoreUnavailable,
     ValueCount,
+    fold_runs,
     stored_value,
 )
 
@@ -297,6 +298,33 @@ class SqliteStore:
                        int(round(held_sum[k])), int(run_sum[k]))
             for k in keys.tolist()
         ]
+
+    def state_runs(
+        self, machine: MachineRef, tag: str, start_ms: int, end_ms: int, stale_ms: int
+    ) -> list[tuple[int, int, int]]:
+        """One ordered range scan fetched in blocks into numpy and folded there (``fold_runs``).
+
+        Written as SQL (lag() and a running sum) it took three times as long on SQLite 3.40.
+        """
+        import numpy as np
+
+        series = self._read("SELECT id FROM series WHERE tenant=? AND site=? AND line=? AND machine=? AND tag=?",
+                            (machine.tenant, machine.site, machine.line, machine.machine, tag))
+        if not series:
+            return []
+        try:
+            cur = self._connect().execute(
+                "SELECT ts, num FROM samples WHERE series_id=? AND ts>=? AND ts<? AND num IS NOT NULL ORDER BY ts",
+                (series[0][0], int(start_ms), int(end_ms)))
+            parts = []
+            while rows := cur.fetchmany(250_000):
+                parts.append(np.array(rows, dtype=np.float64))
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
+        if not parts:
+            return []
+        a = np.concatenate(parts)
+        return fold_runs(a[:, 0], a[:, 1], int(stale_ms))
 
     def edge_samples(
         self, machine: MachineRef, tag: str, edges_ms: Sequence[int], stale_ms: int

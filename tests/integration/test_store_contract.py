@@ -197,6 +197,18 @@ def test_state_durations_cap_a_hold_at_the_staleness_limit_and_heartbeats_are_no
     assert store.state_durations(M1, "nope", T0, T0 + 60_000, 60_000, [2], stale_ms=1500) == []
 
 
+def test_state_runs_fold_samples_into_runs_split_by_value_and_by_gaps_over_the_staleness_limit(store):
+    # 0 s-2 s state 1; 3 s state 2; 4 s state 2 again; a gap of 10 s (over the 5 s limit) then 2 again;
+    # the half-open end leaves 30 s out
+    samples = [(0, 1), (1, 1), (2, 1), (3, 2), (4, 2), (14, 2), (15, 1.0), (17, 1), (30, 3)]
+    store.write([Point(M1, T0 + t * 1000, {"state": v}) for t, v in samples] + [Point(M2, T0, {"state": 9})])
+    got = store.state_runs(M1, "state", T0, T0 + 30_000, 5000)
+    assert [(a - T0, b - T0, v) for a, b, v in got] == [
+        (0, 2000, 1), (3000, 4000, 2), (14_000, 14_000, 2), (15_000, 17_000, 1)]
+    assert store.state_runs(M1, "state", T0 + 3000, T0 + 4001, 5000) == [(T0 + 3000, T0 + 4000, 2)]
+    assert store.state_runs(M1, "nope", T0, T0 + 30_000, 5000) == []
+
+
 def test_count_aggregate_counts_samples_per_bucket(store):
     store.write([Point(M1, T0 + i * 10_000, {"a": i}) for i in range(8)])
     assert store.history(M1, "a", T0, T0 + 120_000, 60_000, "count") == [(T0, 6.0), (T0 + 60_000, 2.0)]
