@@ -34,7 +34,10 @@ from plantmodel.housekeeping import Housekeeper
 from plantmodel.throttle import Throttle
 from tsstore import StoreUnavailable, TimeSeriesStore
 
-ROUTERS = (session, accounts, plant, machines, dashboards, alarms, centre, orders, reports, targets, schedules, history,
+#: Matched in this order, route by route: the machine page's and the line page's routers first, since
+#: every request they make otherwise walked past every route of the others (a third of a cached answer's
+#: time; bench/api.py). Their prefixes are their own, so the order changes no match.
+ROUTERS = (history, dashboards, session, accounts, plant, machines, alarms, centre, orders, reports, targets, schedules,
            glossary, pages)
 
 
