@@ -8,6 +8,8 @@ come from ``analytics.states.spans``, the rule ``state_intervals`` uses too.
 """
 
 from __future__ import annotations
+
+import bisect
 from typing import Any
 
 from collections.abc import Callable
@@ -125,14 +127,16 @@ def count_since(bucket_ts: list[int], values: list[float], since_ms: int, bits: 
     left out (a shift that has ended). Returns (count, corrections): wraps at 2**bits (the
     policy's register width) and PLC resets are corrected by ``analytics.counters`` and counted.
     Assumes fewer than 10% of the register range per bucket (presses: a few parts a minute).
+    ``bucket_ts`` is in time order: the bounds are found by bisection (a snapshot counts a day of
+    minutes per machine twice a second).
     """
     if until_ms is not None:
-        keep = sum(1 for t in bucket_ts if t < until_ms)
+        keep = bisect.bisect_left(bucket_ts, until_ms)
         bucket_ts, values = bucket_ts[:keep], values[:keep]
     if not values:
         return 0, 0
-    first = next((i for i, t in enumerate(bucket_ts) if t >= since_ms), None)
-    if first is None:
+    first = bisect.bisect_left(bucket_ts, since_ms)
+    if first == len(bucket_ts):
         return 0, 0
     base = max(first - 1, 0)
     # delta k lies between readings base+k and base+k+1; when there is no baseline bucket the
