@@ -17,12 +17,29 @@ from functools import lru_cache
 from analytics.policy import Policy, ShiftDef
 
 
-def check_country(code: str) -> str:
-    """An ISO 3166 country code the holidays package knows, upper-cased; a clear error otherwise."""
+@lru_cache(maxsize=1)
+def _known_countries() -> frozenset[str]:
+    """The package's alpha-2 and alpha-3 codes from its registry: ``list_supported_countries()`` imports every
+    country's module (over a second at an API worker's first snapshot); the registry imports none."""
+    try:
+        from holidays.registry import COUNTRIES
+
+        return frozenset(code for entry in COUNTRIES.values() for code in entry[1:3])  # alpha-2 and alpha-3
+    except (ImportError, AttributeError, IndexError, TypeError):  # a holidays release without that registry
+        return _all_supported()
+
+
+@lru_cache(maxsize=1)
+def _all_supported() -> frozenset[str]:
     import holidays
 
+    return frozenset(holidays.list_supported_countries())
+
+
+def check_country(code: str) -> str:
+    """An ISO 3166 country code the holidays package knows, upper-cased; a clear error otherwise."""
     key = code.strip().upper()
-    if key not in holidays.list_supported_countries():
+    if key not in _known_countries() and key not in _all_supported():  # the full list holds aliases (UK) too
         raise ValueError(f"holidays: {code!r} is not a country the holidays package knows; "
                          "write an ISO 3166 code such as KR, or null for no public holidays")
     return key
