@@ -45,6 +45,13 @@ def check_country(code: str) -> str:
     return key
 
 
+def preload() -> None:
+    """Import the holidays package's country data now: its first use imports every country's module
+    (about half a second), which a process serving dashboards should pay at start, not in a viewer's
+    first request."""
+    import holidays.countries  # noqa: F401
+
+
 @lru_cache(maxsize=64)
 def _public(country: str, year: int) -> frozenset[date]:
     import holidays

@@ -27,6 +27,7 @@ SWITCH_INTERVAL_S = 0.001
 
 
 def build_app(config: LoadedConfig, plant=None) -> FastAPI:
+    from analytics import workcalendar
     from analytics.command import maintainer_for, open_cache
     from api.app import create_app
     from api.leader import leader_lock_for
@@ -35,6 +36,7 @@ def build_app(config: LoadedConfig, plant=None) -> FastAPI:
     from tsstore import open_store
 
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    workcalendar.preload()  # before serving: the first dashboard would otherwise wait for it
     s = config.settings
     store = open_store(s.store, config.base_dir)
     plant = plant or open_plant(database_url(s.api.database_url, config.base_dir))

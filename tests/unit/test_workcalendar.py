@@ -24,3 +24,11 @@ def test_checking_a_country_loads_only_what_it_needs_and_knows_aliases():
     assert check_country("uk") == "UK"  # an alias the registry does not list: the full list is asked
     with pytest.raises(ValueError, match="'XX' is not a country"):
         check_country("XX")
+
+
+def test_preload_imports_the_country_data_a_first_dashboard_would_wait_for():
+    code = ("import sys\nfrom analytics.workcalendar import preload\npreload()\n"
+            "print(sum(m.startswith('holidays.countries.') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout
+    assert int(out) > 100
