@@ -1,4 +1,10 @@
-"""Group classified messages into store writes by size, by message count and by age: pure, clock passed in."""
+"""Group classified messages into store writes by size, by message count and by age: pure, clock passed in.
+
+Group commit: at light load a partial batch goes as soon as the store is idle and nothing else
+is waiting, after ``linger_s`` (so one poll cycle's burst from a gateway is still one write),
+instead of waiting ``max_age_s``; while the store is busy, messages keep filling the batch, so
+under load batches still close by points, messages or age, as without a linger.
+"""
 
 from __future__ import annotations
 
@@ -38,14 +44,23 @@ class Batch:
         if self.opened_at is None:
             self.opened_at = now
 
-    def due(self, now: float, max_points: int, max_age_s: float, max_messages: int | None = None) -> bool:
+    def due(self, now: float, max_points: int, max_age_s: float, max_messages: int | None = None,
+            linger_s: float | None = None, idle: bool = False) -> bool:
+        """Whether to write the batch now. ``idle``: the store is waiting and no message is queued
+        behind this batch; then a batch ``linger_s`` old goes (None: only the limits and ``max_age_s``)."""
         if not self.acks:
             return False
         if len(self.points) >= max_points or (max_messages is not None and len(self.acks) >= max_messages):
             return True
-        return (now - (self.opened_at or now)) >= max_age_s
+        age = now - (self.opened_at or now)
+        return age >= max_age_s or (idle and linger_s is not None and age >= linger_s)
 
-    def seconds_until_due(self, now: float, max_age_s: float) -> float | None:
+    def seconds_until_due(self, now: float, max_age_s: float, linger_s: float | None = None,
+                          idle: bool = False) -> float | None:
+        """How long the batcher may wait for the next message before this batch is due by age
+        (None: empty, wait for a message). While the store is busy only ``max_age_s`` counts:
+        the store going idle wakes the batcher."""
         if self.opened_at is None:
             return None
-        return max(0.0, self.opened_at + max_age_s - now)
+        wait = max_age_s if not idle or linger_s is None else min(max_age_s, linger_s)
+        return max(0.0, self.opened_at + wait - now)

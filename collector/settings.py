@@ -28,6 +28,14 @@ class CollectorSettings(BaseModel):
     )
     batch_size: Annotated[int, Field(ge=1, le=100_000, description="points (lines) per store write")] = 5000
     batch_interval_s: Annotated[float, Field(gt=0, le=60, description="longest wait before a partial batch is written")] = 1.0
+    batch_linger_s: Annotated[float | None, Field(ge=0, le=60)] = Field(
+        0.02,
+        description=(
+            "group commit: a partial batch at least this old is written as soon as the store is idle and no "
+            "further message is waiting, so at light load a sample is stored within milliseconds, not after "
+            "batch_interval_s; while the store is busy the batch keeps filling. null: wait for batch_interval_s"
+        ),
+    )
     max_batch_messages: Annotated[int, Field(ge=1, le=65_535)] = Field(
         100,
         description=(
