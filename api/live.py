@@ -1,7 +1,9 @@
 """Line snapshots for dashboards: reads the plant model and the store, computes with ``analytics.live``.
 
 A snapshot is computed at most once per ``ttl_s`` per line, however many browsers watch
-it: every live view of a line shares it. It follows the tenant's effective analytics policy
+it: every live view of a line shares it. A line with open event streams is also probed every
+``api.follow.FOLLOW_S`` (one ``store.latest`` per machine): a machine's new state is
+computed into the snapshot at once, not after ``ttl_s``. It follows the tenant's effective analytics policy
 (``plantmodel.policy``): its tag names, counter widths, state classes, ideal cycle times and
 staleness, so the live figures are the report's.
 """
@@ -144,6 +146,17 @@ class MachineFeed:
         if self._closed[0] != key:
             self._closed = (key, ld.runs_array(self.runs[:-1]))
         return np.concatenate([self._closed[1], ld.runs_array([self.runs[-1]])])
+
+    def state_changed(self, store: TimeSeriesStore) -> bool:
+        """Whether the store's newest state sample differs from the one folded in last (another state,
+        or the same one after a gap that made the machine stale): one indexed lookup, no range read."""
+        state = store.latest(self.ref).get(self.tags.state)
+        if state is None or isinstance(state.value, str) or (self.last_ts is not None
+                                                              and state.ts_ms <= self.last_ts):
+            return False
+        if self.last_ts is None or not self.runs:
+            return True
+        return int(state.value) != self.runs[-1][2] or state.ts_ms - self.last_ts > self.stale_ms
 
     def follows(self, tags: Tags, stale_ms: int) -> bool:
         """Whether this feed was read with these settings (a changed policy needs a fresh feed)."""
@@ -346,19 +359,23 @@ class SnapshotCache:
         view = self._lines.get((tenant, site, line))
         return bool(view and view.entry)
 
-    def get_with_json(self, tenant: str, site: str, line: str) -> tuple[dict, bytes]:
-        """The snapshot and its JSON, serialised once per computation for every viewer."""
+    def get_with_json(self, tenant: str, site: str, line: str, probe: bool = False) -> tuple[dict, bytes]:
+        """The snapshot and its JSON, serialised once per computation for every viewer.
+
+        ``probe`` (the refresh of a followed line): a snapshot younger than ``ttl_s`` is computed
+        again too if a machine's state changed since (``MachineFeed.state_changed``)."""
         key = (tenant, site, line)
         view = self._lines.get_or_put(key, _LineView)
         hit = view.entry
-        if (fresh := self._fresh(hit)) is not None:
+        if not probe and (fresh := self._fresh(hit)) is not None:
             return fresh
         # one computation per line at a time; while it runs (a full reload can take seconds),
         # the other viewers get the previous snapshot instead of waiting
         if not view.lock.acquire(blocking=hit is None):
             return hit[1]  # type: ignore[index]
         try:
-            if (fresh := self._fresh(view.entry)) is not None:
+            if (fresh := self._fresh(view.entry)) is not None and not (
+                    probe and any(f.state_changed(self.store) for f in view.feeds.values())):
                 return fresh
             try:
                 model = load_line(self.plant, tenant, site, line)
