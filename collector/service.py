@@ -259,7 +259,8 @@ class Collector:
         s = self.settings
         batch = Batch()
         while True:
-            timeout = batch.seconds_until_due(time.monotonic(), s.batch_interval_s, s.batch_linger_s, self._idle())
+            timeout = batch.seconds_until_due(time.monotonic(), s.batch_interval_s, s.batch_linger_s,
+                                              s.batch_linger_max_s, self._idle())
             try:
                 item = self._inbox.get(timeout=timeout)
             except queue.Empty:
@@ -277,7 +278,7 @@ class Collector:
                 else:
                     batch.add(content, ack, time.monotonic(), raw)
             if batch.due(time.monotonic(), s.batch_size, s.batch_interval_s, s.max_batch_messages,
-                         s.batch_linger_s, self._idle()):
+                         s.batch_linger_s, s.batch_linger_max_s, self._idle()):
                 self._encode(batch)
                 self._ready.put(batch)  # waits while the store thread still has the previous one
                 batch = Batch()
