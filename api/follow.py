@@ -2,11 +2,12 @@
 
 A line with open event streams (``/lines/{tenant}/{site}/{line}/events``) gets one task in
 this worker that refreshes its snapshot every ``FOLLOW_S`` (``SnapshotCache.get_with_json``
-with ``probe``: one ``store.latest`` per machine unless the snapshot is older than its
-``ttl_s`` or a state changed) and wakes the streams when the snapshot's version changes. So
-a machine's new state reaches every open dashboard within about ``FOLLOW_S`` of being
-stored, and 50 streams cost one refresh, not 50 checks. Each worker follows on its own (its
-own cache); the task ends with the line's last stream.
+with ``probe``: per machine, one read of its state tag since the last sample; a full
+computation only if the snapshot is older than its ``ttl_s`` or a state changed) and wakes
+the streams when the snapshot's version changes. So a machine's new state reaches every open
+dashboard within about ``FOLLOW_S`` of being stored, and 50 streams cost one refresh, not 50
+checks. Each worker follows on its own (its own cache); the task ends with the line's last
+stream.
 """
 
 from __future__ import annotations

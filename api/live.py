@@ -2,8 +2,8 @@
 
 A snapshot is computed at most once per ``ttl_s`` per line, however many browsers watch
 it: every live view of a line shares it. A line with open event streams is also probed every
-``api.follow.FOLLOW_S`` (one ``store.latest`` per machine): a machine's new state is
-computed into the snapshot at once, not after ``ttl_s``. It follows the tenant's effective analytics policy
+``api.follow.FOLLOW_S`` (per machine, one read of its state tag since the last sample folded
+in): a machine's new state is computed into the snapshot at once, not after ``ttl_s``. It follows the tenant's effective analytics policy
 (``plantmodel.policy``): its tag names, counter widths, state classes, ideal cycle times and
 staleness, so the live figures are the report's.
 """
@@ -29,7 +29,7 @@ from plantmodel.scoping import in_tenant
 from plant import MachineRef
 from tsstore import TimeSeriesStore
 
-MINUTE, HOUR = 60_000, 3_600_000
+MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 
 
 class LineNotFound(LookupError):
@@ -147,16 +147,19 @@ class MachineFeed:
             self._closed = (key, ld.runs_array(self.runs[:-1]))
         return np.concatenate([self._closed[1], ld.runs_array([self.runs[-1]])])
 
-    def state_changed(self, store: TimeSeriesStore) -> bool:
-        """Whether the store's newest state sample differs from the one folded in last (another state,
-        or the same one after a gap that made the machine stale): one indexed lookup, no range read."""
-        state = store.latest(self.ref).get(self.tags.state)
-        if state is None or isinstance(state.value, str) or (self.last_ts is not None
-                                                              and state.ts_ms <= self.last_ts):
-            return False
-        if self.last_ts is None or not self.runs:
-            return True
-        return int(state.value) != self.runs[-1][2] or state.ts_ms - self.last_ts > self.stale_ms
+    def state_changed(self, store: TimeSeriesStore, now_ms: int) -> bool:
+        """Whether a state sample stored after the one folded in last differs from it (another state, or
+        the same after a gap that made the machine stale): one read of the state tag since then, no more."""
+        last_ts = self.last_ts
+        since = last_ts + 1 if last_ts is not None else now_ms - self.stale_ms
+        state = self.runs[-1][2] if self.runs and last_ts is not None else None
+        for ts, v in store.history(self.ref, self.tags.state, since, now_ms + DAY, 0):
+            if isinstance(v, str):
+                continue
+            if state is None or int(v) != state or (last_ts is not None and ts - last_ts > self.stale_ms):
+                return True
+            last_ts = ts
+        return False
 
     def follows(self, tags: Tags, stale_ms: int) -> bool:
         """Whether this feed was read with these settings (a changed policy needs a fresh feed)."""
@@ -375,7 +378,7 @@ class SnapshotCache:
             return hit[1]  # type: ignore[index]
         try:
             if (fresh := self._fresh(view.entry)) is not None and not (
-                    probe and any(f.state_changed(self.store) for f in view.feeds.values())):
+                    probe and any(f.state_changed(self.store, int(time.time() * 1000)) for f in view.feeds.values())):
                 return fresh
             try:
                 model = load_line(self.plant, tenant, site, line)
