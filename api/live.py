@@ -3,9 +3,10 @@
 A snapshot is computed at most once per ``ttl_s`` per line, however many browsers watch
 it: every live view of a line shares it. A line with open event streams is also probed every
 ``api.follow.FOLLOW_S`` (per machine, one read of its state tag since the last sample folded
-in): a machine's new state is computed into the snapshot at once, not after ``ttl_s``. It follows the tenant's effective analytics policy
-(``plantmodel.policy``): its tag names, counter widths, state classes, ideal cycle times and
-staleness, so the live figures are the report's.
+in): a machine's new state is computed into the snapshot at once, not after ``ttl_s``. It
+follows the tenant's effective analytics policy (``plantmodel.policy``): its tag names,
+counter widths, state classes, ideal cycle times and staleness, so the live figures are the
+report's.
 """
 
 from __future__ import annotations
