@@ -277,9 +277,11 @@ def main() -> None:
         "protocol; gateway, embedded broker, collector, SQLite, API on loopback), after its backfill; N streams of "
         f"`{EVENTS.replace(TENANT, '{tenant}').replace(SITE, '{site}').replace(LINE, '{line}')}` (the line page's "
         f"SSE) open at once from one asyncio process (httpx), as `{DEMO_OWNER[0]}`, for {args.seconds:g} s each",
-        "- latency: the wall time a stream delivered a machine's new state minus `state_since_ms`, the gateway's "
-        "read of the register with that state (same host clock); the register changed at most one poll interval "
-        "before that read, hence the last column (the upper bound from the register itself)",
+        "- latency: the wall time a stream delivered a machine's new state minus `state_since_ms`, the source time "
+        "of the first sample with that state (same host clock): the gateway's read of the register for the polled "
+        "presses, the OPC UA server's time of the change for the OPC UA press (see per machine); a polled register "
+        "changed at most one poll interval before its read, hence the last column (the upper bound from the "
+        "register itself, added to every figure)",
         "",
         *table,
     ]
