@@ -23,6 +23,7 @@ from api.access import PrincipalCache
 from api.alarms import AlarmEngine
 from api.centre import STATUS_TTL_S, CentreSummaries
 from api.leader import LeaderLock, Leadership
+from api.follow import Follows
 from api.live import LineNotFound, SnapshotCache
 from api.routers import (accounts, alarms, centre, dashboards, glossary, history, machines, orders, pages, plant, reports,
                          schedules, session, targets)
@@ -74,7 +75,7 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
         if rollups is not None and rollups.after_pass is None:
             rollups.after_pass = summaries.refresh
     services = Services(store=store, plant=plant_db, settings=settings, analytics=effective,
-                        alarms=engine, snapshots=snapshots, rollup_cache=rollup_cache,
+                        alarms=engine, snapshots=snapshots, follows=Follows(snapshots), rollup_cache=rollup_cache,
                         principals=PrincipalCache(settings.credential_cache_s),
                         login_throttle=Throttle(plant_db, settings.throttle_policy()), housekeeper=housekeeper,
                         centre_summaries=summaries)

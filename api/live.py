@@ -1,9 +1,12 @@
 """Line snapshots for dashboards: reads the plant model and the store, computes with ``analytics.live``.
 
 A snapshot is computed at most once per ``ttl_s`` per line, however many browsers watch
-it: every live view of a line shares it. It follows the tenant's effective analytics policy
-(``plantmodel.policy``): its tag names, counter widths, state classes, ideal cycle times and
-staleness, so the live figures are the report's.
+it: every live view of a line shares it. A line with open event streams is also probed every
+``api.follow.FOLLOW_S`` (per machine, one read of its state tag since the last sample folded
+in): a machine's new state is computed into the snapshot at once, not after ``ttl_s``. It
+follows the tenant's effective analytics policy (``plantmodel.policy``): its tag names,
+counter widths, state classes, ideal cycle times and staleness, so the live figures are the
+report's.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from plantmodel.scoping import in_tenant
 from plant import MachineRef
 from tsstore import TimeSeriesStore
 
-MINUTE, HOUR = 60_000, 3_600_000
+MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 
 
 class LineNotFound(LookupError):
@@ -144,6 +147,20 @@ class MachineFeed:
         if self._closed[0] != key:
             self._closed = (key, ld.runs_array(self.runs[:-1]))
         return np.concatenate([self._closed[1], ld.runs_array([self.runs[-1]])])
+
+    def state_changed(self, store: TimeSeriesStore, now_ms: int) -> bool:
+        """Whether a state sample stored after the one folded in last differs from it (another state, or
+        the same after a gap that made the machine stale): one read of the state tag since then, no more."""
+        last_ts = self.last_ts
+        since = last_ts + 1 if last_ts is not None else now_ms - self.stale_ms
+        state = self.runs[-1][2] if self.runs and last_ts is not None else None
+        for ts, v in store.history(self.ref, self.tags.state, since, now_ms + DAY, 0):
+            if isinstance(v, str):
+                continue
+            if state is None or int(v) != state or (last_ts is not None and ts - last_ts > self.stale_ms):
+                return True
+            last_ts = ts
+        return False
 
     def follows(self, tags: Tags, stale_ms: int) -> bool:
         """Whether this feed was read with these settings (a changed policy needs a fresh feed)."""
@@ -354,19 +371,23 @@ class SnapshotCache:
         view = self._lines.get((tenant, site, line))
         return bool(view and view.entry)
 
-    def get_with_json(self, tenant: str, site: str, line: str) -> tuple[dict, bytes]:
-        """The snapshot and its JSON, serialised once per computation for every viewer."""
+    def get_with_json(self, tenant: str, site: str, line: str, probe: bool = False) -> tuple[dict, bytes]:
+        """The snapshot and its JSON, serialised once per computation for every viewer.
+
+        ``probe`` (the refresh of a followed line): a snapshot younger than ``ttl_s`` is computed
+        again too if a machine's state changed since (``MachineFeed.state_changed``)."""
         key = (tenant, site, line)
         view = self._lines.get_or_put(key, _LineView)
         hit = view.entry
-        if (fresh := self._fresh(hit)) is not None:
+        if not probe and (fresh := self._fresh(hit)) is not None:
             return fresh
         # one computation per line at a time; while it runs (a full reload can take seconds),
         # the other viewers get the previous snapshot instead of waiting
         if not view.lock.acquire(blocking=hit is None):
             return hit[1]  # type: ignore[index]
         try:
-            if (fresh := self._fresh(view.entry)) is not None:
+            if (fresh := self._fresh(view.entry)) is not None and not (
+                    probe and any(f.state_changed(self.store, int(time.time() * 1000)) for f in view.feeds.values())):
                 return fresh
             try:
                 model = load_line(self.plant, tenant, site, line)

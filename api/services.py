@@ -20,6 +20,7 @@ from api.access import PrincipalCache
 from api.caches import SharedCache
 from api.centre import CentrePortfolio, CentreSummaries
 from api.alarms import AlarmEngine
+from api.follow import Follows
 from api.live import RecentAnswers, SnapshotCache
 from api.settings import ApiSettings
 from plantmodel.db import PlantDb
@@ -61,6 +62,7 @@ class Services:
     analytics: EffectiveAnalytics
     alarms: AlarmEngine
     snapshots: SnapshotCache
+    follows: Follows  # the lines this worker's event streams follow, refreshed once each
     rollup_cache: RollupCache | None  # None: no cache configured, reports compute from the store
     principals: PrincipalCache  # ttl: api.credential_cache_s
     login_throttle: Throttle  # counts in the plant database, shared by the workers

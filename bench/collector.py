@@ -219,6 +219,7 @@ def run_collector_role(a: argparse.Namespace, rec: Recorder, ready: threading.Ev
 
     settings = CollectorSettings(client_id=f"bench-collector-{a.database}", batch_size=a.batch_size,
                                  batch_interval_s=a.batch_interval, max_batch_messages=a.max_batch_messages,
+                                 batch_linger_s=None if a.batch_linger < 0 else a.batch_linger,
                                  metrics_port=None,
                                  # the pipeline's throughput is measured here, not the per-tenant limit
                                  max_messages_per_s_per_tenant=1_000_000, max_tags_per_machine=100_000)
@@ -317,7 +318,9 @@ def probe_inflight_window(workdir: Path, window: int) -> dict:
 
 
 def one_run(kind: str, port: int, influx_url: str, database: str, messages: int, rate: float, p: argparse.Namespace,
-            batch_size: int, max_batch_messages: int) -> dict:
+            batch_size: int, max_batch_messages: int, linger: float | None = None) -> dict:
+    """One consumer run; ``linger``: the collector's batch_linger_s (default: ``--batch-linger``; < 0 turns it off)."""
+    linger = p.batch_linger if linger is None else linger
     expected = messages * p.samples
     common = ["--port", str(port), "--samples", str(p.samples), "--tags", str(p.tags), "--machines", str(p.machines)]
     profile = []
@@ -329,7 +332,8 @@ def one_run(kind: str, port: int, influx_url: str, database: str, messages: int,
     consumer = subprocess.Popen(
         [*profile, sys.executable, __file__, "--role", kind, *common, "--influx-url", influx_url, "--database", database,
          "--expected-points", str(expected), "--batch-size", str(batch_size), "--batch-interval",
-         str(p.batch_interval), "--max-batch-messages", str(max_batch_messages), "--timeout", str(p.timeout)],
+         str(p.batch_interval), "--max-batch-messages", str(max_batch_messages), "--batch-linger", str(linger),
+         "--timeout", str(p.timeout)],
         stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,
     )
     assert consumer.stdout is not None
@@ -351,7 +355,7 @@ def one_run(kind: str, port: int, influx_url: str, database: str, messages: int,
     result = json.loads([x for x in out.splitlines() if x.startswith("RESULT ")][-1].removeprefix("RESULT "))
     stored = _count_distinct(influx_url, database)
     result.update(kind=kind, published=published, rate=rate, stored_points=stored, expected_points=expected,
-                  batch_size=batch_size, max_batch_messages=max_batch_messages)
+                  batch_size=batch_size, max_batch_messages=max_batch_messages, linger=linger)
     print(f"  {kind:<9} rate={_rate(rate)} values/s={result['values_per_s']:,.0f} "
           f"p50={_ms(result['p50_s'])} p99={_ms(result['p99_s'])} stored={stored}/{expected} "
           f"cpu={_cpu_us(result)} "
@@ -435,6 +439,77 @@ def orchestrate(p: argparse.Namespace) -> None:
     finally:
         influxd.stop()
     write_results(p, runs, probes)
+
+
+LINGER_TITLE = "## Collector: group commit, batch_linger_s on and off (bench/collector.py --linger-check)"
+
+
+def linger_check(p: argparse.Namespace) -> None:
+    """Throughput at full speed and latency at a light paced load, with the default linger and without
+    (every partial batch waits batch_interval_s): the same broker and influxd, runs interleaved."""
+    from tests import servers
+
+    if p.batch_linger is None or p.batch_linger < 0:
+        raise SystemExit("--linger-check compares a linger with none: give --batch-linger >= 0")
+    workdir = Path(tempfile.mkdtemp(prefix="bench_linger_"))
+    load_before = os.getloadavg()
+    influxd = servers.influxd(workdir / "influxd")
+    db = iter(range(1000))
+    runs: list[dict] = []
+    values_per_msg = p.samples * p.tags
+    light_messages = max(20, int(p.light_rate / values_per_msg * p.latency_seconds))
+    try:
+        broker = start_mosquitto(workdir / "mosquitto", 1000)
+        try:
+            for _ in range(p.repeat):
+                for linger in (p.batch_linger, -1.0):
+                    runs.append(one_run("collector", broker.port, influxd.url, f"g{next(db)}", p.messages, 0, p,
+                                        p.batch_size, p.max_batch_messages, linger))
+                    runs[-1]["phase"] = "throughput"
+            for linger in (p.batch_linger, -1.0):
+                runs.append(one_run("collector", broker.port, influxd.url, f"g{next(db)}", light_messages,
+                                    p.light_rate, p, p.batch_size, p.max_batch_messages, linger))
+                runs[-1]["phase"] = "light"
+        finally:
+            broker.stop()
+    finally:
+        influxd.stop()
+
+    def median(phase: str, on: bool, key: str) -> float:
+        return statistics.median(r[key] for r in runs if r["phase"] == phase and (r["linger"] >= 0) == on)
+
+    ratio = median("throughput", True, "values_per_s") / median("throughput", False, "values_per_s")
+    cpu_ratio = (statistics.median(r["cpu_s"] / r["values"] for r in runs if r["phase"] == "throughput" and r["linger"] >= 0)
+                 / statistics.median(r["cpu_s"] / r["values"] for r in runs if r["phase"] == "throughput" and r["linger"] < 0))
+    rows = ["| run | batch_linger_s | publisher got values/s | values/s stored | p50 | p99 | max | consumer CPU "
+            "| stored / published points |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in runs:
+        rows.append(f"| {r['phase']} | {r['linger'] if r['linger'] >= 0 else 'off'} | "
+                    f"{r['published']['values_per_s']:,.0f} | {r['values_per_s']:,.0f} | {_ms(r['p50_s'])} | "
+                    f"{_ms(r['p99_s'])} | {_ms(r['max_s'])} | {_cpu_us(r)} | "
+                    f"{r['stored_points']:,} / {r['expected_points']:,} |")
+    lost = [r for r in runs if r["stored_points"] != r["expected_points"]]
+    section = [
+        LINGER_TITLE, "",
+        f"- date: {time.strftime('%a %b %d %H:%M:%S UTC %Y', time.gmtime())}",
+        f"- machine: {platform.system()} {platform.release()} {platform.machine()}, nproc {os.cpu_count()}, "
+        f"Python {platform.python_version()}; load average (1 min) before / after: {load_before[0]:.1f} / "
+        f"{os.getloadavg()[0]:.1f} (shared machine)",
+        f"- collector as `smartfactory collector` runs it, InfluxDB store, batch_size={p.batch_size}, "
+        f"max_batch_messages={p.max_batch_messages}, batch_interval_s={p.batch_interval}; each message "
+        f"{p.samples} samples x {p.tags} values; throughput: {p.messages:,} messages as fast as the publisher "
+        f"can, {p.repeat} run(s) each, with and without the linger interleaved; light load: "
+        f"{light_messages} messages paced at {p.light_rate:,.0f} values/s",
+        f"- throughput with group commit / without (median values/s): **{ratio:.2f}**; consumer CPU per value "
+        f"with / without: {cpu_ratio:.2f}",
+        f"- light load, p50 publish → stored: {_ms(median('light', True, 'p50_s'))} with the linger, "
+        f"{_ms(median('light', False, 'p50_s'))} without (a partial batch waits batch_interval_s)",
+        "- every run stored every published point" if not lost else
+        f"- **points missing** in {len(lost)} run(s)",
+        "", *rows, "",
+    ]
+    update_section(LINGER_TITLE, "\n".join(section))
+    print("\n".join(section))
 
 
 def write_results(p: argparse.Namespace, runs: list[dict], probes: list[dict]) -> None:
@@ -562,6 +637,13 @@ def main() -> None:
     ap.add_argument("--max-batch-messages", type=int, default=DEFAULTS.max_batch_messages,
                     help="collector max_batch_messages (its default)")
     ap.add_argument("--batch-interval", type=float, default=DEFAULTS.batch_interval_s)
+    ap.add_argument("--batch-linger", type=float, default=DEFAULTS.batch_linger_s,
+                    help="collector batch_linger_s (its default); a negative value turns group commit off")
+    ap.add_argument("--linger-check", action="store_true",
+                    help="only compare group commit (batch_linger_s) with none: throughput and light-load latency, "
+                         "interleaved; writes its own section")
+    ap.add_argument("--light-rate", type=float, default=2500.0,
+                    help="values/s of the light-load latency runs of --linger-check")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--latency-seconds", type=float, default=20.0)
     ap.add_argument("--sweep-batch-sizes", type=lambda s: [int(x) for x in s.split(",") if x], default=[250, 1000, 3000],
@@ -577,7 +659,10 @@ def main() -> None:
     else:
         if a.quick:
             a.messages, a.repeat, a.latency_seconds, a.sweep_batch_sizes = 600, 1, 5.0, []
-        orchestrate(a)
+        if a.linger_check:
+            linger_check(a)
+        else:
+            orchestrate(a)
 
 
 if __name__ == "__main__":

@@ -96,7 +96,7 @@ def build_config(opts: DemoOptions, broker_port: int | None, plc_ports: list[int
             "site": SITE,
             "devices": [demo_device(name, port, opts.poll_interval_s) for name, port in zip(MACHINES, plc_ports)],
         },
-        "collector": {"client_id": "demo-collector-1", "batch_interval_s": 0.5},
+        "collector": {"client_id": "demo-collector-1"},  # the production batching (group commit at this load)
         "api": {"host": opts.host, "port": opts.port, "database_url": "sqlite:///plant.db"},
         **({"analytics": {
             # the demo presses' ideal cycle: pressing plus unloading, without material input

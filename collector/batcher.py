@@ -1,4 +1,12 @@
-"""Group classified messages into store writes by size, by message count and by age: pure, clock passed in."""
+"""Group classified messages into store writes by size, by message count and by age: pure, clock passed in.
+
+Group commit: at light load a partial batch goes as soon as the store is idle and nothing is
+waiting, once no message has come for ``linger_s`` (one poll cycle's burst from a gateway is
+one write) or once it is ``linger_max_s`` old (a steady trickle), instead of waiting
+``max_age_s``. While the store is busy, or messages keep coming closer together than
+``linger_s`` (a saturated collector), batches fill by points, messages or ``max_age_s`` as
+without it, so there are no more writes than before where writes cost throughput.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +24,7 @@ class Batch:
     dead: list[DeadLetter] = field(default_factory=list)
     acks: list[tuple[int, int]] = field(default_factory=list)  # (mid, qos) to acknowledge once stored
     opened_at: float | None = None
+    last_added_at: float | None = None
     payload_bytes: int = 0
     #: the store's request body for ``points``, prepared off the store thread (InfluxDB only)
     encoded: object | None = None
@@ -37,15 +46,35 @@ class Batch:
     def _open(self, now: float) -> None:
         if self.opened_at is None:
             self.opened_at = now
+        self.last_added_at = now
 
-    def due(self, now: float, max_points: int, max_age_s: float, max_messages: int | None = None) -> bool:
+    def due(self, now: float, max_points: int, max_age_s: float, max_messages: int | None = None,
+            linger_s: float | None = None, linger_max_s: float | None = None, idle: bool = False) -> bool:
+        """Whether to write the batch now. ``idle``: the store waits for a batch and no message is queued
+        behind this one; then the batch goes after ``linger_s`` without a message, or at ``linger_max_s``
+        old (``linger_s`` None: only the limits and ``max_age_s``)."""
         if not self.acks:
             return False
         if len(self.points) >= max_points or (max_messages is not None and len(self.acks) >= max_messages):
             return True
-        return (now - (self.opened_at or now)) >= max_age_s
+        opened = self.opened_at if self.opened_at is not None else now
+        if now - opened >= max_age_s:
+            return True
+        if not idle or linger_s is None:
+            return False
+        quiet = now - (self.last_added_at if self.last_added_at is not None else opened)
+        return quiet >= linger_s or (linger_max_s is not None and now - opened >= linger_max_s)
 
-    def seconds_until_due(self, now: float, max_age_s: float) -> float | None:
+    def seconds_until_due(self, now: float, max_age_s: float, linger_s: float | None = None,
+                          linger_max_s: float | None = None, idle: bool = False) -> float | None:
+        """How long the batcher may wait for the next message before this batch is due by time
+        (None: empty, wait for a message). While the store is busy only ``max_age_s`` counts:
+        the store going idle wakes the batcher."""
         if self.opened_at is None:
             return None
-        return max(0.0, self.opened_at + max_age_s - now)
+        due_at = self.opened_at + max_age_s
+        if idle and linger_s is not None:
+            due_at = min(due_at, (self.last_added_at or self.opened_at) + linger_s)
+            if linger_max_s is not None:
+                due_at = min(due_at, self.opened_at + linger_max_s)
+        return max(0.0, due_at - now)

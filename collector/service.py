@@ -42,6 +42,8 @@ from wire import WireError, decode_telemetry, encode_telemetry, telemetry_subscr
 log = logging.getLogger(__name__)
 
 _STOP = object()
+#: put in the inbox by the store thread when it goes idle: the batcher re-checks whether its batch is due
+_WAKE = object()
 
 #: the reason of a point the store refused (partial write, field type conflict)
 STORE_REJECTED = "store_rejected"
@@ -96,6 +98,7 @@ class Collector:
         self._inbox: queue.Queue = queue.Queue(maxsize=settings.max_pending_messages)
         self._ready: queue.Queue = queue.Queue(maxsize=1)
         self._stopping = threading.Event()
+        self._store_idle = threading.Event()  # the store thread waits for a batch (set by it, read by the batcher)
         self._backpressure_since: float | None = None
         # clean_session=False: the broker keeps our subscription and unacknowledged
         # messages while we are away, and redelivers them when we come back.
@@ -256,7 +259,8 @@ class Collector:
         s = self.settings
         batch = Batch()
         while True:
-            timeout = batch.seconds_until_due(time.monotonic(), s.batch_interval_s)
+            timeout = batch.seconds_until_due(time.monotonic(), s.batch_interval_s, s.batch_linger_s,
+                                              s.batch_linger_max_s, self._idle())
             try:
                 item = self._inbox.get(timeout=timeout)
             except queue.Empty:
@@ -267,16 +271,21 @@ class Collector:
                     self._ready.put(batch)
                 self._ready.put(_STOP)
                 return
-            if item is not None:
+            if item is not None and item is not _WAKE:
                 content, ack, raw = item
                 if isinstance(content, DeadLetter):
                     batch.add_dead(content, ack, time.monotonic())
                 else:
                     batch.add(content, ack, time.monotonic(), raw)
-            if batch.due(time.monotonic(), s.batch_size, s.batch_interval_s, s.max_batch_messages):
+            if batch.due(time.monotonic(), s.batch_size, s.batch_interval_s, s.max_batch_messages,
+                         s.batch_linger_s, s.batch_linger_max_s, self._idle()):
                 self._encode(batch)
                 self._ready.put(batch)  # waits while the store thread still has the previous one
                 batch = Batch()
+
+    def _idle(self) -> bool:
+        """Group commit: the store thread waits for a batch and no message waits in the inbox."""
+        return self._store_idle.is_set() and self._inbox.empty()
 
     def _encode(self, batch: Batch) -> None:
         """Encode here, so the store thread sends one batch while this one is encoded."""
@@ -294,10 +303,16 @@ class Collector:
             timeout = None
             if self.ledger.spool_messages:
                 timeout = min(1.0, max(0.01, self._backoff.retry_at - time.monotonic()))
+            self._store_idle.set()
+            try:
+                self._inbox.put_nowait(_WAKE)  # a partial batch may be due now that the store is idle
+            except queue.Full:
+                pass  # the batcher has plenty to read: it is not waiting on the store
             try:
                 batch = self._ready.get(timeout=timeout)
             except queue.Empty:
                 batch = None
+            self._store_idle.clear()
             if batch is _STOP:
                 return
             while True:

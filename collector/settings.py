@@ -28,6 +28,18 @@ class CollectorSettings(BaseModel):
     )
     batch_size: Annotated[int, Field(ge=1, le=100_000, description="points (lines) per store write")] = 5000
     batch_interval_s: Annotated[float, Field(gt=0, le=60, description="longest wait before a partial batch is written")] = 1.0
+    batch_linger_s: Annotated[float | None, Field(ge=0, le=60)] = Field(
+        0.02,
+        description=(
+            "group commit: while the store is idle and nothing waits, a partial batch is written once no message "
+            "has come for this long (a gateway's burst is over) or once it is batch_linger_max_s old, so at light "
+            "load a sample is stored within milliseconds, not after batch_interval_s; while the store is busy or "
+            "messages keep coming, batches fill as before. null: wait for batch_interval_s"
+        ),
+    )
+    batch_linger_max_s: Annotated[float, Field(gt=0, le=60)] = Field(
+        0.2, description="group commit: the oldest a partial batch gets while the store is idle (a steady trickle)"
+    )
     max_batch_messages: Annotated[int, Field(ge=1, le=65_535)] = Field(
         100,
         description=(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
@@ -14,10 +13,11 @@ from api import access
 from api.caches import Flights
 from api.live import SnapshotCache
 from api.services import ServicesDep
-from tsstore import StoreUnavailable
 
 router = APIRouter(prefix="/api/v1/lines/{tenant}/{site}/{line}", tags=["dashboards"])
 _FIRST: Flights[tuple, tuple[dict, bytes]] = Flights()
+#: a stream with nothing new still wakes this often: for its session check, keep-alives and a closed connection
+WAKE_S = 1.0
 
 
 async def _snapshot(cache: SnapshotCache, tenant: str, site: str, line: str) -> tuple[dict, bytes]:
@@ -42,32 +42,39 @@ async def line_dashboard(tenant: str, site: str, line: str, services: ServicesDe
 
 @router.get("/events")
 async def line_events(tenant: str, site: str, line: str, request: Request, services: ServicesDep) -> StreamingResponse:
-    """Server-sent events: the dashboard snapshot whenever it changes (checked twice a second)."""
+    """Server-sent events: the dashboard snapshot whenever it changes (the worker's one refresh of the line,
+    ``api.follow``, wakes every stream following it)."""
     cache = services.snapshots
     first = await _snapshot(cache, tenant, site, line)  # 404 before the stream starts
-    principals, plant = services.principals, services.plant
+    principals, plant, follows = services.principals, services.plant, services.follows
     cookie, authorization = request.cookies.get(access.SESSION_COOKIE), request.headers.get("authorization")
 
     async def stream():
-        snap, sent, last_beat = first, None, time.monotonic()
-        last_auth = time.monotonic()
-        while not await request.is_disconnected():
-            if time.monotonic() - last_auth > 5:  # a logout or an expired session ends the stream within seconds
-                last_auth = time.monotonic()
-                if await run_in_threadpool(principals.get, plant, cookie, authorization) is None:
-                    yield "event: logout\ndata: {}\n\n"
+        watch = follows.join((tenant, site, line), first)
+        try:
+            sent, errors = None, watch.errors
+            last_beat = last_auth = time.monotonic()
+            while not await request.is_disconnected():
+                if time.monotonic() - last_auth > 5:  # a logout or an expired session ends the stream within seconds
+                    last_auth = time.monotonic()
+                    if await run_in_threadpool(principals.get, plant, cookie, authorization) is None:
+                        yield "event: logout\ndata: {}\n\n"
+                        return
+                if watch.gone:
                     return
-            if snap[0]["version"] != sent:
-                sent = snap[0]["version"]
-                yield b"event: snapshot\ndata: " + snap[1] + b"\n\n"
-            elif time.monotonic() - last_beat > 15:
-                yield ": keep-alive\n\n"
-                last_beat = time.monotonic()
-            await asyncio.sleep(0.5)
-            try:
-                snap = await run_in_threadpool(cache.get_with_json, tenant, site, line)
-            except StoreUnavailable as exc:
-                yield f"event: error\ndata: {json.dumps({'detail': str(exc)})}\n\n"
+                if watch.errors != errors:  # the line's refresh failed since the last look (the store is down)
+                    errors = watch.errors
+                    yield f"event: error\ndata: {json.dumps({'detail': watch.error})}\n\n"
+                snap = watch.snap
+                if snap[0]["version"] != sent:
+                    sent = snap[0]["version"]
+                    yield b"event: snapshot\ndata: " + snap[1] + b"\n\n"
+                elif time.monotonic() - last_beat > 15:
+                    yield ": keep-alive\n\n"
+                    last_beat = time.monotonic()
+                await watch.wait(WAKE_S)
+        finally:
+            follows.leave(watch)
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

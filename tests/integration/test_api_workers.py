@@ -7,8 +7,10 @@ is SIGKILLed as a crash would kill it, and the alarms must go on without a dupli
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import threading
 import time
 
 import httpx
@@ -110,6 +112,46 @@ def test_a_logout_through_any_worker_ends_the_live_stream_within_seconds(api):
     assert time.monotonic() - started < 15  # the session check runs every 5 s, callers are cached for 5 s
     viewer.close()
     other.close()
+
+
+def test_every_open_stream_of_every_worker_gets_a_stored_state_change_within_seconds(api):
+    """Streams on both workers (each refreshes the line for its own streams) deliver a new state soon after it is
+    stored; the deadline is generous for a loaded machine (bench/live.py measures the latency itself)."""
+    client, store, _, _ = api
+    base, token = str(client.base_url), client.headers["authorization"]
+    n = 6
+    firsts, changed, errors = threading.Barrier(n + 1), [None] * n, []
+
+    def follow(i: int) -> None:
+        try:
+            with httpx.Client(base_url=base, headers={"authorization": token},
+                              timeout=httpx.Timeout(5, read=30)) as viewer, \
+                    viewer.stream("GET", "/api/v1/lines/acme/plant-1/line-1/events") as stream:
+                first = True
+                for line in stream.iter_lines():
+                    if not line.startswith("data: "):
+                        continue
+                    (tile,) = json.loads(line.removeprefix("data: "))["machines"]
+                    if first:
+                        first = False
+                        firsts.wait(30)
+                    if tile["state"] == 4:
+                        changed[i] = time.monotonic()
+                        return
+        except Exception as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+            firsts.abort()
+
+    threads = [threading.Thread(target=follow, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    firsts.wait(60)  # every stream has its first snapshot (state 2)
+    written = time.monotonic()
+    store.write([Point(MACHINE, int(time.time() * 1000), {"press_force": 100.0, "state": 4.0})])
+    for t in threads:
+        t.join(30)
+    assert errors == [] and all(changed), (errors, changed)
+    assert max(changed) - written < 10  # type: ignore[operator]
 
 
 def _fresh(base: str, **kwargs) -> httpx.Client:

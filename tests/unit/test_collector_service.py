@@ -105,6 +105,42 @@ def test_acknowledges_each_message_only_after_its_point_is_stored(tmp_path):
     assert [p.ts_ms for p in store.points] == [T0 + i for i in range(20)]
 
 
+def test_at_light_load_a_message_is_stored_long_before_the_batch_interval(tmp_path):
+    """Group commit: the store is idle and nothing else waits, so the partial batch goes after the linger."""
+    c, store, link, events = make_collector(tmp_path, batch_interval_s=60.0, batch_linger_s=0.02)
+    run_threads(c)
+    send(c, 0)
+    wait_until(lambda: link.acked == [1], 10, "the message stored and acked well within the 60 s interval")
+    stop_threads(c)
+    assert events.index(("stored", T0)) < events.index(("acked", 1))
+
+
+def test_while_the_store_writes_the_next_batch_fills_instead_of_going_message_by_message(tmp_path):
+    c, store, link, events = make_collector(tmp_path, batch_interval_s=60.0, batch_linger_s=0.0,
+                                            max_batch_messages=100)
+    gate, writing, sizes = threading.Event(), threading.Event(), []
+    write = store.write
+
+    def slow_write(points):
+        sizes.append(len(points))
+        writing.set()
+        assert gate.wait(10)
+        write(points)
+
+    store.write = slow_write  # type: ignore[method-assign]
+    run_threads(c)
+    send(c, 0)
+    assert writing.wait(10)  # the first message alone: the store was idle
+    for i in range(1, 11):  # arrive while that write is under way
+        send(c, i)
+    wait_until(lambda: c._inbox.empty(), 10, "the batcher to take the ten messages")
+    gate.set()
+    wait_until(lambda: len(link.acked) == 11, 10, "11 acks")
+    stop_threads(c)
+    assert sizes == [1, 10]
+    assert [p.ts_ms for p in store.points] == [T0 + i for i in range(11)]
+
+
 def test_store_down_spools_and_acks_then_drains_in_order_when_it_returns(tmp_path):
     c, store, link, events = make_collector(tmp_path)
     store.up.clear()
