@@ -11,7 +11,7 @@ Measured as a user meets it (issue 17, "Numbers"):
   credential caches empty; only the persistent rollups exist, as the maintainer keeps them
   in production), and the first request of each endpoint is timed on its own, before the load;
 - every request the machine page makes for a 30-day range and for today (page shell, the
-  line snapshot, the machine's range panels, its trend) and the line overview's, with the
+  line snapshot, the machine's range panels, its trends) and the line overview's, with the
   range ending "now" (the server rounds it to 30 s, so answers expire as they do for a user);
 - 50 concurrent connections driven by wrk (Debian package ``wrk``), cycling through 6 tokens
   (each tenant's owner and operator) and the scenario's paths, in a closed loop;
@@ -67,8 +67,6 @@ MACHINES_PER_LINE = 5
 TARGET_P95_MS = 100.0
 CYCLE_S = 14  # idle 2, loading 6, processing 4, unloading 2
 ZONE = ZoneInfo("Asia/Seoul")  # the tenants' time zone (the policy default): "today" starts at its midnight
-#: trend tags the machine page draws: every numeric tag but state and the counters (api/static/dashboard.js)
-TREND_TAGS = ("press_force",)
 
 
 def machines() -> list[MachineRef]:
@@ -209,7 +207,7 @@ def page_requests(tokens: list[tuple[str, str]], now_ms: int, days: int) -> dict
     def machine_page(m: MachineRef, start: str) -> list[str]:
         h = f"/api/v1/history/{m.tenant}/{m.site}/{m.line}/{m.machine}"
         return [*shell, f"/api/v1/lines/{m.tenant}/{m.site}/{m.line}/dashboard", f"{h}?start={start}",
-                *(f"{h}/trend?tag={tag}&start={start}" for tag in TREND_TAGS)]
+                f"{h}/trends?start={start}"]
 
     def each_machine(paths) -> list[tuple[str, str]]:
         out = []
@@ -237,11 +235,11 @@ def page_requests(tokens: list[tuple[str, str]], now_ms: int, days: int) -> dict
         "shell": each_line(lambda t, s, ln: shell),
         "dashboard": each_line(lambda t, s, ln: [f"/api/v1/lines/{t}/{s}/{ln}/dashboard"]),
         "history30": each_machine(lambda m: [f"{hist}/{m.tenant}/{m.site}/{m.line}/{m.machine}?start={month}"]),
-        "trend30": each_machine(lambda m: [f"{hist}/{m.tenant}/{m.site}/{m.line}/{m.machine}/trend?tag=press_force"
-                                           f"&start={month}"]),
+        "trend30": each_machine(lambda m: [f"{hist}/{m.tenant}/{m.site}/{m.line}/{m.machine}/trends?"
+                                           f"start={month}"]),
         "history_today": each_machine(lambda m: [f"{hist}/{m.tenant}/{m.site}/{m.line}/{m.machine}?start={today}"]),
-        "trend_today": each_machine(lambda m: [f"{hist}/{m.tenant}/{m.site}/{m.line}/{m.machine}/trend?tag=press_force"
-                                               f"&start={today}"]),
+        "trend_today": each_machine(lambda m: [f"{hist}/{m.tenant}/{m.site}/{m.line}/{m.machine}/trends?"
+                                               f"start={today}"]),
         "raw24": each_machine(lambda m: [f"/api/v1/machines/{m.tenant}/{m.site}/{m.line}/{m.machine}/history?"
                                          f"tag=press_force&every=10m&start={iso_utc(now_ms - 86_400_000)}"]),
     }
@@ -250,15 +248,15 @@ def page_requests(tokens: list[tuple[str, str]], now_ms: int, days: int) -> dict
 #: (key, what the row says, used by the machine page or the line overview)
 SCENARIOS = [
     ("baseline", "**baseline**: GET /api/v1/me (auth from the credential cache, async, no thread pool, no query)", False),
-    ("machine30", "machine page, 30 days: everything it loads, mixed (shell, snapshot, range panels, trend)", True),
+    ("machine30", "machine page, 30 days: everything it loads, mixed (shell, snapshot, range panels, trends)", True),
     ("machine_today", "machine page, today: everything it loads, mixed", True),
     ("line_today", "line overview: everything it loads, mixed (shell, snapshot, range panels for today)", True),
     ("shell", "page shell: /me, /tenants, /glossary", True),
     ("dashboard", "line snapshot /lines/…/dashboard", True),
     ("history30", "machine range panels, 30 days (timeline, KPIs, counts, Pareto, alarms)", True),
-    ("trend30", "machine trend, 30 days (press_force)", True),
+    ("trend30", "machine trends, 30 days (/trends: every trend of the page in one answer)", True),
     ("history_today", "machine range panels, today", True),
-    ("trend_today", "machine trend, today (press_force)", True),
+    ("trend_today", "machine trends, today (/trends)", True),
     ("line30", "line range panels, 30 days", True),
     ("health", "GET /health (thread pool + store query; for comparison)", False),
     ("raw24", "API for scripts: 24 h of press_force at 10 min (/machines/…/history)", False),
@@ -280,7 +278,7 @@ def first_requests(url: str, reqs: dict[str, list[tuple[str, str]]]) -> dict[str
                 raise SystemExit(f"{path}: {r.status_code} {r.text[:300]}")
         # whole pages not opened yet (machines of other lines, so their snapshots are cold too), their
         # requests one after another in the order the browser sends them: an upper bound of the first view
-        per = 3 + 2 + len(TREND_TAGS)
+        per = 3 + 2 + 1  # shell, snapshot and range panels, trends
         for key, paths in (("shell", reqs["shell"][:3]), ("line_today", reqs["line_today"][10:15]),
                            ("machine30", reqs["machine30"][10 * per:11 * per]),
                            ("machine_today", reqs["machine_today"][15 * per:16 * per])):
@@ -559,7 +557,7 @@ def report(info: dict, load_before, load_after, rows: int, days: int, build: str
         f"- server: `smartfactory api --workers N`, started fresh for each N (every in-memory cache cold; the alarm "
         f"engine and the rollup maintainer run in the leader worker). First request: one request per endpoint, one "
         f"at a time, before any load; for a whole page, its requests one after another (an upper bound: the browser "
-        f"sends the trend beside the panels). Then {CLIENTS} concurrent connections, closed loop (no think time), "
+        f"sends the trends beside the panels). Then {CLIENTS} concurrent connections, closed loop (no think time), "
         f"cycling through 6 tokens (owner and operator of each tenant) and every machine's or line's paths, "
         f"{seconds:.0f} s per row; ranges start at the tenants' midnight (today) or 29 days before it, and end now "
         "(rounded up to 30 s by the server, so cached answers expire as a user's do)",

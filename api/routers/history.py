@@ -495,6 +495,40 @@ async def machine_trend(tenant: str, site: str, line: str, machine: str, service
     return Response(body, media_type="application/json")
 
 
+def trend_tags(latest: dict, policy) -> list[str]:
+    """The tags a machine page draws as trends: its numeric tags but the state and the counters (shown as
+    the timeline and the counts) and the material-input signal (shown as input time)."""
+    skip = {policy.tags.state, policy.tags.good, policy.tags.scrap, policy.tags.material_input}
+    return sorted(k for k, v in latest.items() if k not in skip and not isinstance(v.value, str))
+
+
+@router.get("/{tenant}/{site}/{line}/{machine}/trends")
+async def machine_trends(tenant: str, site: str, line: str, machine: str, services: ServicesDep,
+                         start: StartQ = None, end: EndQ = None) -> Response:
+    """Every trend of the machine page over [start, end) in one answer, same buckets as ``/trend``.
+
+    The page asks for it beside the range panels: with one request per tag it had to wait for the
+    panels' tag list first (bench/page.py). Tags: the numeric ones but state, counters and material input.
+    """
+    now_ms = int(time.time() * 1000)
+    start_ms, end_ms = window(start, end, now_ms, f"{tenant}/{site}/{line}/{machine}/trends")
+    ref, *_ = await _machine_cached(services, tenant, site, line, machine)
+    every = nice_step(end_ms - start_ms, TREND_POINTS)
+    a, z = _hours(start_ms, end_ms, every)
+
+    def compute() -> dict:
+        policy = services.analytics.get().policy(tenant)
+        tags = trend_tags(services.store.latest(ref), policy)
+        at = int(time.time() * 1000)
+        return {"start_ms": start_ms, "end_ms": end_ms, "every_ms": every,
+                "trends": [{"tag": tag, "points": TRENDS.points(services.store, ref, tag, a, z, every, at)}
+                           for tag in tags]}
+
+    key = ("trends", ref, start_ms, end_ms)
+    body = await ANSWERS.get(key, compute, _previous(key, end_ms, now_ms))
+    return Response(body, media_type="application/json")
+
+
 @router.get("/{tenant}/{site}/{line}")
 async def line_history(tenant: str, site: str, line: str, services: ServicesDep, start: StartQ = None,
                        end: EndQ = None) -> Response:

@@ -175,13 +175,18 @@ function markNav() {
 }
 
 async function start() {
+  // the shell's three answers at once (they were asked one after another; bench/page.py); the tenants
+  // are asked with a plain fetch, so a logged-out visitor sees the login form once
+  const glossary = loadGlossary();
+  const tenants = fetch("/api/v1/tenants", { credentials: "same-origin" }).then((r) => (r.ok ? r.json() : null))
+    .catch(() => null);
   try { ME = await api("/api/v1/me"); } catch { return; }
   LANG = localStorage.getItem("sf-lang") || ME.language || "ko";
-  await loadGlossary();
+  await glossary;
   $("login").hidden = true; $("app").hidden = false; $("logout").hidden = false; $("menu").hidden = false;
   $("user").textContent = ME.username;
   applyTexts();
-  TENANTS = await api("/api/v1/tenants");
+  TENANTS = (await tenants) || await api("/api/v1/tenants");
   TZ = TENANTS[0] && TENANTS[0].timezone;
   buildNav();
   tickClock();
@@ -725,11 +730,9 @@ async function loadMachine(tenant, site, line, machine, body) {
   const q = rangeQuery();
   const gen = ROUTE_GEN;
   try {
-    const data = await api(`${base}?${q}`);
-    const skip = new Set(["state", "good_count", "scrap_count", "material_input"]);
-    const tags = data.tags.filter((x) => !skip.has(x));
-    const trends = Object.fromEntries(await Promise.all(tags.map(async (tag) =>
-      [tag, (await api(`${base}/trend?tag=${enc(tag)}&${q}`)).points])));
+    // the panels and every trend at once: the trends no longer wait for the panels' tag list (bench/page.py)
+    const [data, all] = await Promise.all([api(`${base}?${q}`), api(`${base}/trends?${q}`)]);
+    const trends = Object.fromEntries(all.trends.map((x) => [x.tag, x.points]));
     if (gen !== ROUTE_GEN) return;  // charts for a page already left would leak into CHARTS
     body.data = data; body.trends = trends;
     renderMachine(body, data, trends);

@@ -116,6 +116,18 @@ def test_trend_has_axes_worth_of_points(client):
     assert all(p["min"] <= p["mean"] <= p["max"] for p in t["points"])
 
 
+def test_trends_give_every_numeric_tag_but_state_and_counters_in_one_answer_as_trend_does(client):
+    q = f"start={iso(T0)}&end={iso(T0 + 3 * HOUR)}"
+    r = client.get(f"/api/v1/history/acme/a-site/a-line/press-1/trends?{q}")
+    assert r.status_code == 200
+    t = r.json()
+    assert [x["tag"] for x in t["trends"]] == ["press_force"]  # state, good_count and scrap_count are left out
+    one = client.get(f"/api/v1/history/acme/a-site/a-line/press-1/trend?tag=press_force&{q}").json()
+    assert t["every_ms"] == one["every_ms"] == 30_000 and t["trends"][0]["points"] == one["points"]
+    assert client.get(f"/api/v1/history/bravo/b-site/b-line/press-1/trends?{q}").status_code == 404  # hidden
+    assert client.get(f"/api/v1/history/acme/a-site/a-line/nope/trends?{q}").status_code == 404
+
+
 def test_line_history_pools_the_machines(client):
     h = client.get(f"/api/v1/history/acme/a-site/a-line?start={iso(T0)}&end={iso(T0 + 3 * HOUR)}").json()
     assert h["name"] == "프레스 1라인" and [m["name"] for m in h["machines"]] == ["프레스 1호기"]
