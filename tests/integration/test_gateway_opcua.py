@@ -13,7 +13,7 @@ import pytest
 from asyncua import ua
 from pydantic import ValidationError
 
-from gateway.opcua import OpcUaDevice
+from gateway.opcua import MAX_PUBLISH_S, OpcUaDevice, publishing_interval_ms
 from gateway.settings import DeviceSettings
 from simulators.opcua_server import NAMESPACE_URI, OpcUaMachine
 from tests.integration.test_gateway_polling import Recorder, run, wait_for
@@ -110,6 +110,29 @@ def test_values_arrive_by_subscription_and_follow_a_change_on_the_server():
     assert "broken" not in latest  # a bad node never sends a value...
     assert runner.health.unreadable_tags == ["broken"]  # ...it is a per-tag error
     assert runner.health.online is True and runner.health.polls_failed == 0
+
+
+def test_a_long_poll_interval_still_gets_changes_published_within_a_quarter_second():
+    """The publishing interval is the poll interval only up to MAX_PUBLISH_S: a change is not held in
+    the server's queue for a whole 5 s poll interval, and it still arrives by the subscription."""
+    async def main():
+        sim = _machine()
+        await sim.start()
+        rec = Recorder()
+        runner, task = await _run_device(_device(sim, poll_interval_s=5.0), rec)
+        try:
+            await wait_for(lambda: _latest(rec).keys() >= EXPECTED.keys(), what="every readable tag")
+            requested = runner.subscription.parameters.RequestedPublishingInterval
+            await sim.set("Force", 955.5)
+            await wait_for(lambda: _latest(rec).get("force") == 955.5, what="the changed force")
+            return requested
+        finally:
+            await _stop(task)
+            await sim.stop()
+
+    requested = run(main())
+    assert requested == publishing_interval_ms(5.0) == MAX_PUBLISH_S * 1000 == 250
+    assert publishing_interval_ms(0.1) == 100  # a shorter poll interval is kept
 
 
 def sim_index_was_moved(runner: OpcUaDevice) -> bool:
