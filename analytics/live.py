@@ -161,30 +161,36 @@ def input_trend(buckets: dict[int, tuple[float, int]]) -> list[dict[str, Any]]:
 
 
 # -- state runs: what the dashboard keeps instead of every sample ---------------------------------
-def add_sample(runs: list[list[int]], ts: int, state: int, stale_ms: int) -> None:
-    """Fold one state sample (in time order) into runs of [first ts, last ts, state].
+#: (first ts, last ts, state): a tuple, not a list, because the garbage collector stops tracking a tuple
+#: of ints, and a worker keeps a day of runs per followed machine (hundreds of thousands: as lists they
+#: made each full collection pause the API for a quarter of a second)
+Run = tuple[int, int, int]
+
+
+def add_sample(runs: list[Run], ts: int, state: int, stale_ms: int) -> None:
+    """Fold one state sample (in time order) into runs of (first ts, last ts, state).
 
     A run continues while the state repeats and samples are at most ``stale_ms`` apart, so
     runs hold exactly what ``analytics.states.spans`` needs, in a fraction of the samples.
     """
     if runs and runs[-1][2] == state and ts - runs[-1][1] <= stale_ms:
         if ts > runs[-1][1]:
-            runs[-1][1] = ts
+            runs[-1] = (runs[-1][0], ts, state)
         return
-    runs.append([ts, ts, state])
+    runs.append((ts, ts, state))
 
 
-def runs_array(runs: list[list[int]] | np.ndarray) -> np.ndarray:
+def runs_array(runs: list[Run] | np.ndarray) -> np.ndarray:
     """The runs as an (n, 3) int64 array: convert once per snapshot, then pass it to the functions below."""
     return np.asarray(runs, dtype=np.int64).reshape(-1, 3)
 
 
-def _run_spans(runs: list[list[int]] | np.ndarray, window: tuple[int, int], stale_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _run_spans(runs: list[Run] | np.ndarray, window: tuple[int, int], stale_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     arr = runs_array(runs)
     return spans(arr[:, 0], arr[:, 1], arr[:, 2], window, stale_ms)
 
 
-def run_totals(runs: list[list[int]] | np.ndarray, window: tuple[int, int], stale_ms: int) -> dict[int, int]:
+def run_totals(runs: list[Run] | np.ndarray, window: tuple[int, int], stale_ms: int) -> dict[int, int]:
     """Time in each state inside the window, UNKNOWN for the rest (``time_in_state`` of the samples)."""
     a, b, state = _run_spans(runs, window, stale_ms)
     dur = b - a
@@ -200,7 +206,7 @@ def run_totals(runs: list[list[int]] | np.ndarray, window: tuple[int, int], stal
     return totals
 
 
-def known_ms_per_bucket(runs: list[list[int]] | np.ndarray, window: tuple[int, int], stale_ms: int,
+def known_ms_per_bucket(runs: list[Run] | np.ndarray, window: tuple[int, int], stale_ms: int,
                         bucket_starts: list[int], every_ms: int) -> dict[int, int]:
     """Time with a known state in each bucket [t, t + every) of the window."""
     a, b, _ = _run_spans(runs, window, stale_ms)
@@ -218,7 +224,7 @@ class StateNow:
     since_is_lower_bound: bool  # the state already held at the start of what was read
 
 
-def current_state(runs: list[list[int]], now_ms: int, window_start_ms: int, stale_ms: int) -> StateNow:
+def current_state(runs: list[Run], now_ms: int, window_start_ms: int, stale_ms: int) -> StateNow:
     """The state now, since when (the start of its run), or None when the last sample is stale."""
     if not runs or now_ms - runs[-1][1] > stale_ms:
         return StateNow(None, runs[-1][1] + stale_ms if runs else None, False)

@@ -131,7 +131,7 @@ class MachineFeed:
         self.loaded_at = 0  # the last full read
         self.reread_at = 0  # the last read from the store, full or not
         self.last_ts: int | None = None
-        self.runs: list[list[int]] = []
+        self.runs: list[ld.Run] = []
         self.counters: dict[str, dict[int, float]] = {tags.good: {}, tags.scrap: {}}  # minute → last reading
         self.inputs: dict[int, float] = {}  # hour → mean of the material-input signal
         self._closed: tuple[tuple[int, int] | None, np.ndarray] = (None, ld.runs_array([]))
@@ -211,10 +211,10 @@ class MachineFeed:
             first, last, state = runs[0]
             held = self.runs[-1] if self.runs else None
             if held is not None and held[2] == state and first - held[1] <= self.stale_ms:
-                held[1] = max(held[1], last)
+                self.runs[-1] = (held[0], max(held[1], last), state)
             else:
-                self.runs.append([first, last, state])
-            self.runs.extend([list(r) for r in runs[1:]])  # apart by the same rule already
+                self.runs.append((first, last, state))
+            self.runs.extend(runs[1:])  # apart by the same rule already
             self.last_ts = runs[-1][1]
         for tag, buckets in self.counters.items():
             for ts, v in store.history(self.ref, tag, counters_from, now_ms + 1, MINUTE, "last"):

@@ -270,11 +270,13 @@ def _timeline(store, ref: MachineRef, policy, b, start_ms: int, end_ms: int,
         a, z = _hours(start_ms, end_ms, step)
         held: dict[int, dict[int, int]] = {}
         stale_ms, tag = int(policy.stale_s * 1000), policy.tags.state
+        # kept as tuples of numbers, which the garbage collector stops tracking (a worker keeps thousands)
         rows = TIMELINES.rows((id(store), ref, tag, step, a, tuple(codes), stale_ms), a, z, step, now_ms,
-                              lambda lo, hi: list(store.state_durations(ref, tag, lo, hi, step, codes, stale_ms)),
-                              lambda c: c.bucket_ms)
-        for c in rows:
-            held.setdefault(c.bucket_ms, {})[int(c.value)] = min(c.held_ms, step)
+                              lambda lo, hi: [(c.bucket_ms, int(c.value), c.held_ms) for c in
+                                              store.state_durations(ref, tag, lo, hi, step, codes, stale_ms)],
+                              lambda c: c[0])
+        for bucket, code, held_ms in rows:
+            held.setdefault(bucket, {})[code] = min(held_ms, step)
         return step, dominant_segments(list(range(a, z, step)), held, step, start_ms, end_ms)
     held = {ts: {c: int(b.state_ms[c][i]) for c in codes if b.state_ms[c][i] > 0}
             for i, ts in enumerate(b.start_ms.tolist())}

@@ -94,7 +94,7 @@ def test_time_in_codes_the_policy_does_not_list_is_time_without_a_known_state():
 
 
 def test_input_time_counts_only_time_with_data_and_is_given_per_part():
-    runs: list[list[int]] = []
+    runs: list[ld.Run] = []
     for t in range(0, H // 2, 1000):
         ld.add_sample(runs, t, S.LOADING, 10_000)
     known = ld.known_ms_per_bucket(runs, (0, H), 10_000, [0], H)[0]
@@ -139,7 +139,7 @@ def test_runs_give_the_same_totals_as_the_samples(steps, start, span, stale):
         t += gap
         ts.append(t)
         states.append(s)
-    runs: list[list[int]] = []
+    runs: list[ld.Run] = []
     for x, s in zip(ts, states):
         ld.add_sample(runs, x, s, stale)
     window = (start, start + span)

@@ -14,10 +14,10 @@ from tsstore.base import fold_runs
 
 
 def _by_add_sample(samples: list[tuple[int, float]], stale_ms: int) -> list[tuple[int, int, int]]:
-    runs: list[list[int]] = []
+    runs: list[ld.Run] = []
     for ts, v in samples:
         ld.add_sample(runs, ts, int(v), stale_ms)
-    return [tuple(r) for r in runs]  # type: ignore[misc]
+    return runs
 
 
 def test_fold_runs_equals_folding_one_sample_at_a_time_on_random_series():
