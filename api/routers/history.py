@@ -395,7 +395,8 @@ def _machine_range(services: Services, ref: MachineRef, policy, a: int, z: int) 
     if hit is not None and hit[0] is policy:  # the same effective policy (kept 30 s by EffectiveAnalytics)
         return hit[1], hit[2]
     b = load(services.store, [ref], policy, a, z, cache=_rollups(services))[ref]
-    total = kpi.totals(b, _in_shifts(b, policy), 1, policy, policy.ideal_cycle(ref.line, ref.machine))
+    total = kpi.totals(b, _in_shifts(b, policy), 1, policy, policy.ideal_cycle(ref.line, ref.machine),
+                       int(time.time() * 1000))
     services.range_tails.put(key, (policy, b, total))
     return b, total
 
@@ -529,4 +530,4 @@ def _line_page(services: Services, tenant: str, site: str, line: str, line_name:
             "start_ms": start_ms, "end_ms": end_ms, "kpis": _kpis(pooled), "machines": per,
             "counts": {"good": sum(m["good"] for m in per), "scrap": sum(m["scrap"] for m in per),
                        "every_ms": series_every, "series": [series[k] for k in sorted(series)]},
-            "pareto": kpi.pareto(pooled, policy)}
+            "pareto": kpi.pareto(pooled, policy), "time": kpi.time_elements(pooled)}
