@@ -260,8 +260,11 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
         oee = None
         if shift:
             state_ms = ld.run_totals(runs, (shift.start_ms, shift_end), stale_ms)
-            g, _ = ld.count_since(gts, gv, shift.start_ms, tags.good_bits, until_ms=shift_end)
-            sc, _ = ld.count_since(sts, sv, shift.start_ms, tags.scrap_bits, until_ms=shift_end)
+            # the rates count only parts made while the state was seen (as the reports: parts across a gap are in
+            # the count of the day, not in performance); a minute bucket apart plus the staleness is a gap
+            gap = stale_ms + MINUTE
+            g, _ = ld.count_since(gts, gv, shift.start_ms, tags.good_bits, until_ms=shift_end, gap_ms=gap)
+            sc, _ = ld.count_since(sts, sv, shift.start_ms, tags.scrap_bits, until_ms=shift_end, gap_ms=gap)
             totals = ld.window_totals(state_ms, shift_end - shift.start_ms, g, sc, ideal_s, policy)
             oee = ld.estimate(totals)
             line_totals = totals if line_totals is None else line_totals + totals
