@@ -101,7 +101,7 @@ def names(report: dict[str, Any], lang: str = "ko") -> dict[str, Any]:
     en = (n.get("en") or {}) if lang == "en" else {}
     lines = {**n.get("lines", {}), **{k: v for k, v in en.get("lines", {}).items() if v}}
     sites = {**n.get("sites", {}), **{k: v for k, v in en.get("sites", {}).items() if v}}
-    machines = n.get("machines", {})
+    machines = {**n.get("machines", {}), **{k: v for k, v in en.get("machines", {}).items() if v}}
     return {
         "tenant": en.get("tenant") or n.get("tenant") or s["tenant"],
         "site": sites.get(s.get("site"), s.get("site") or ""),

@@ -43,6 +43,8 @@ class LineModel:
     tz: str
     shifts: list[ld.ShiftSpec]
     machines: list[tuple[str, str, float]]  # slug, name, ideal cycle s
+    names_en: dict[str, str] | None = None  # machine slug -> English name, where the plant model has one
+    name_en: str | None = None  # the line's English name
 
 
 def load_line(plant: PlantDb, tenant: str, site: str, line: str) -> LineModel:
@@ -55,7 +57,8 @@ def load_line(plant: PlantDb, tenant: str, site: str, line: str) -> LineModel:
         ln, tz = row
         return LineModel(tenant, site, line, ln.name, tz,
                          [ld.ShiftSpec(x.name, x.start_minute, x.end_minute, x.weekdays) for x in ln.shifts],
-                         [(m.slug, m.name, m.ideal_cycle_s) for m in ln.machines])
+                         [(m.slug, m.name, m.ideal_cycle_s) for m in ln.machines],
+                         {m.slug: m.name_en for m in ln.machines if m.name_en}, ln.name_en)
 
 
 def alarms_of(plant: PlantDb, tenant: str, statuses: tuple[str, ...] = ("active", "acknowledged"),
@@ -271,7 +274,7 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
         last_seen = feed.last_ts
         state_name, state_kind = names.get(now_state.state, (None, None))
         tiles.append({
-            "machine": slug, "name": name, "state": now_state.state, "state_name": state_name,
+            "machine": slug, "name": name, "name_en": (model.names_en or {}).get(slug), "state": now_state.state, "state_name": state_name,
             "state_kind": state_kind, "state_since_ms": now_state.since_ms,
             "state_since_is_lower_bound": now_state.since_is_lower_bound,
             "stale": last_seen is None or now_ms - last_seen > stale_ms, "last_seen_ms": last_seen,
@@ -296,7 +299,8 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
     version = f"{max((t['last_seen_ms'] or 0) for t in tiles) if tiles else 0}:{len(alarms)}:" + ",".join(
         f"{a['id']}{a['status'][0]}" for a in alarms)
     return {
-        "tenant": model.tenant, "site": model.site, "line": model.line, "name": model.name, "timezone": model.tz,
+        "tenant": model.tenant, "site": model.site, "line": model.line, "name": model.name, "name_en": model.name_en,
+        "timezone": model.tz,
         "generated_ms": now_ms, "version": version,
         "shift": ld.shift_info(model.shifts, model.tz, now_ms, closed),
         # the target is for the planned (shift) time of today up to now, not the whole day: "target so far"

@@ -144,7 +144,7 @@ function findLine(tenant, site, line) {
 function machineName(tenant, site, line, machine) {
   const f = findLine(tenant, site, line);
   const m = f && f.l.machines.find((x) => x.machine === machine);
-  return (m && m.name) || machine;
+  return nm(m, machine);
 }
 function lineTitle(tenant, site, line) {
   const f = findLine(tenant, site, line);
@@ -540,7 +540,7 @@ function renderLineRange(box, data) {
     el("tr", {}, el("th", {}, t("report.machines")), el("th", {}, t("report.oee")), el("th", {}, t("report.availability")),
       el("th", {}, t("report.performance")), el("th", {}, t("report.quality")), el("th", {}, t("counts.good"))),
     ...data.machines.map((m) => el("tr", { "data-machine": m.machine },
-      el("td", {}, el("a", { href: `#/machine/${data.tenant}/${data.site}/${data.line}/${m.machine}` }, m.name)),
+      el("td", {}, el("a", { href: `#/machine/${data.tenant}/${data.site}/${data.line}/${m.machine}` }, nm(m, m.machine))),
       el("td", { class: "n" }, pct(m.kpis.oee)), el("td", { class: "n" }, pct(m.kpis.availability)),
       el("td", { class: "n" }, pct(m.kpis.performance)), el("td", { class: "n" }, pct(m.kpis.quality)),
       el("td", { class: "n" }, num(m.good))))));
@@ -581,7 +581,7 @@ function renderLine(snap) {
       href: `#/machine/${snap.tenant}/${snap.site}/${snap.line}/${m.machine}` });
     const share = m.target_today ? Math.min(1, m.count_today / m.target_today) : 0;
     tile.append(
-      el("h2", {}, m.name || m.machine),
+      el("h2", {}, nm(m, m.machine)),
       el("div", { class: "state", "data-testid": "state" }, t(`state.${state}`)),
       el("div", { class: "since", "data-since": since ?? "", "data-lower": m.state_since_is_lower_bound ? "1" : "" },
         since ? sinceText(since, m.state_since_is_lower_bound) : ""),
@@ -685,7 +685,7 @@ function openMachine(tenant, site, line, machine) {
   $("view").replaceChildren(
     el("div", { class: "toolbar" },
       el("div", {}, el("div", { class: "crumbs" }, el("a", { href: `#/line/${tenant}/${site}/${line}` }, f ? nm(f.l, line) : line)),
-        el("h2", { class: "page-title", "data-testid": "machine-title" }, name)),
+        el("h2", { class: "page-title", "data-testid": "machine-title" }, name)),  // set again on a language switch
       el("span", { class: "spacer" }),
       el("a", { class: "btn", href: `#/reports/${tenant}/${site}/${line}`, "data-i18n": "nav.reports" }, t("nav.reports"))),
     live, el("div", { style: "margin-top:1rem" }, picker), body);
@@ -707,7 +707,12 @@ function openMachine(tenant, site, line, machine) {
       ...activeAlarmLines(active));
     startSinceTicker();
   };
-  VIEW = { kind: "machine", rerender: () => { picker.sync(); drawLive(); if (body.data) renderMachine(body, body.data, body.trends || {}); } };
+  VIEW = { kind: "machine", rerender: () => {
+    const again = machineName(tenant, site, line, machine);
+    $("where").textContent = `${lineTitle(tenant, site, line)} · ${again}`;
+    const title = document.querySelector("[data-testid=machine-title]");
+    if (title) title.textContent = again;
+    picker.sync(); drawLive(); if (body.data) renderMachine(body, body.data, body.trends || {}); } };
   followLine(tenant, site, line, (snap) => {
     lastSnap = snap; TZ = snap.timezone; SHIFT = snap.shift;
     $("status").textContent = `${t("live")} · ${t("updated")} ${stamp(snap.generated_ms)}`;
@@ -924,7 +929,7 @@ function renderRulesList() {
   for (const r of RULES.rules) {
     const m = machines.find((x) => x.machine === r.machine);
     const tr = el("tr", { "data-rule-id": String(r.id), "data-rule-name": r.name },
-      cell("rules.machine", {}, (m && m.name) || r.machine), cell("rules.name", {}, r.name),
+      cell("rules.machine", {}, nm(m, r.machine)), cell("rules.name", {}, r.name),
       cell("rules.condition", { class: "mono" }, conditionText(r)),
       cell("rules.damping", { "data-testid": "rule-damping" }, dampingText(r)),
       cell("rules.open_alarms", { "data-open": "" }, r.open_alarms));
@@ -1004,7 +1009,7 @@ function fillMachineOptions() {
   const form = $("rule-form");
   if (!form || !RULES.choices) return;
   const keep = form.elements.machine.value;
-  form.elements.machine.replaceChildren(...RULES.choices.machines.map((m) => option(m.machine, null, m.name || m.machine)));
+  form.elements.machine.replaceChildren(...RULES.choices.machines.map((m) => option(m.machine, null, nm(m, m.machine))));
   if (keep) form.elements.machine.value = keep;
   const keepState = form.elements.state.value;
   form.elements.state.replaceChildren(...RULES.choices.states.map((s) => {
