@@ -390,3 +390,28 @@ def test_a_shift_with_a_hole_in_its_history_keeps_performance_at_or_under_100(tm
     tile = build_snapshot(model, store, [], now, POLICY)["machines"][0]
     assert tile["count_today"] == pytest.approx(360 + 60 + count_gap, abs=10)  # the counter says so: made today
     assert 0.9 < tile["oee"]["performance"] <= 1.0  # without the gap rule: 340%
+
+
+def test_a_feed_read_while_its_history_was_missing_reads_it_in_full_a_minute_later(tmp_path):
+    """The demo right after start: the first read found the last minutes only; the backfilled hours show a minute
+    later, not at the next 30-minute full read."""
+    from analytics.policy import Tags
+    from api.live import MachineFeed
+
+    store = SqliteStore(tmp_path / "feed.db")
+    m = MachineRef("acme", "s", "l", "press-1")
+    t0 = 1_795_000_000_000 // 3_600_000 * 3_600_000
+    now = t0 + 3_600_000
+
+    def samples(a, z):
+        return [Point(m, t0 + i * 10_000, {"state": S.PROCESSING, "good_count": i, "scrap_count": 0}) for i in range(a, z)]
+    store.write(samples(354, 360))  # the last minute only
+    feed = MachineFeed(m, Tags(), 60_000)
+    feed.refresh(store, t0, now)
+    assert feed.sparse and len(feed.counters["good_count"]) == 1
+    store.write(samples(0, 354))  # the backfill writes the hour before
+    feed.refresh(store, t0, now + 30_000)  # within the minute: a top-up
+    assert len(feed.counters["good_count"]) == 1
+    feed.refresh(store, t0, now + 61_000)
+    assert not feed.sparse and len(feed.counters["good_count"]) == 60
+    assert ld.run_totals(feed.runs_array(), (t0, now), 60_000).get(UNKNOWN, 0) < 20_000
