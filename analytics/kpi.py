@@ -113,7 +113,9 @@ def totals(b: Buckets, labels: np.ndarray, groups: int, policy: Policy, ideal_cy
     ideal = np.full(len(b.start_ms), ideal_cycle_s) if b.ideal_s is None else np.where(np.isnan(b.ideal_s), ideal_cycle_s, b.ideal_s)
     return Totals(
         calendar_ms=g(calendar),
-        known_ms=g(np.minimum(known, calendar)),
+        # a hold that crosses an hour edge is credited whole to one bucket, so a bucket may hold more than its
+        # hour (capping it lost coverage); only the running hour is capped at the time that has passed
+        known_ms=g(np.where(calendar < b.bucket_ms, np.minimum(known, calendar), known)),
         run_ms=g(by_kind(StateKind.RUN)),
         speed_ms=g(by_kind(StateKind.SPEED_LOSS)),
         unplanned_ms=g(by_kind(StateKind.UNPLANNED)),
