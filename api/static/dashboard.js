@@ -556,7 +556,7 @@ function renderLineRange(box, data) {
   const heads = ["report.machines", "report.oee", "report.availability", "report.performance", "report.quality", "counts.good"];
   const td = (i, attrs, ...c) => el("td", { ...attrs, "data-label": t(heads[i]) }, ...c);
   const machines = el("div", { class: "table-wrap" }, el("table", { class: "data cards", "data-testid": "machine-table" },
-    el("tr", {}, ...heads.map((k) => el("th", {}, t(k)))),
+    el("tr", {}, ...heads.map((k, i) => el("th", i ? { class: "n" } : {}, t(k)))),
     ...data.machines.map((m) => el("tr", { "data-machine": m.machine },
       td(0, { class: "name" }, el("a", { href: `#/machine/${data.tenant}/${data.site}/${data.line}/${m.machine}` },
         machineName(data.tenant, data.site, data.line, m.machine))),
@@ -607,7 +607,8 @@ function renderLine(snap) {
       el("div", { class: "count", "data-testid": "count" },
         `${t("count_today")} ${num(m.count_today)} / ${t("target_so_far")} ${num(m.target_today)}`),
       el("div", { class: "bar", "aria-hidden": "true" }, el("span", { style: `width:${share * 100}%` })),
-      el("div", { class: "oee" }, `${t("report.oee")} ${pct(m.oee && m.oee.oee)}`),
+      el("div", { class: "oee", ...(perfOver(m.oee && m.oee.performance) ? { title: t("report.perf_over_100") } : {}) },
+        `${t("report.oee")} ${pct(m.oee && m.oee.oee)}${perfOver(m.oee && m.oee.performance) ? " ⚠" : ""}`),
       ...activeAlarmLines(openAlarms[m.machine] || []),
     );
     if (m.counter_corrections_today) tile.append(el("div", { class: "muted small" }, `${t("counter_fixed")}: ${m.counter_corrections_today}`));

@@ -320,6 +320,7 @@ def test_a_performance_over_100_is_shown_and_flagged(context_at, demo_run):
         page.locator("[data-testid=line-perf-warning]").wait_for(timeout=90_000)
         assert page.inner_text("[data-testid=line-perf-warning]") == f"⚠ {label('perf_over_100', 'ko')}"
         assert page.inner_text("[data-testid=line-performance] .v").endswith("% ⚠")
+        assert re.fullmatch(r"설비종합효율 \(OEE\) [\d.]+% ⚠", page.inner_text(".tile[data-machine=press-1] .oee"))
         page.screenshot(path=str(ARTIFACTS / "line-perf-over-100.png"), full_page=True)
         # the report of the same days says the same
         page.goto(f"{demo_run.url}/{REPORTS_HASH}")
