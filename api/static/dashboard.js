@@ -430,7 +430,10 @@ function trendChart(box, tag, points) {
   const xs = points.map((p) => p.ts / 1000);
   const data = [xs, points.map((p) => p.mean), points.map((p) => p.min), points.map((p) => p.max)];
   const width = Math.max(260, box.clientWidth || 600);
-  const multiDay = points[points.length - 1].ts - points[0].ts > 36 * 3_600_000;
+  const spanMs = points[points.length - 1].ts - points[0].ts;
+  const multiDay = spanMs > 36 * 3_600_000;
+  // minutes of data only (a demo just started): ticks a minute apart or less need their seconds to differ
+  const tick = (ms) => (multiDay ? monthDay(ms) : spanMs < 15 * 60_000 ? clock(ms) : hm(ms));
   const tzDate = (ts) => uPlot.tzDate(new Date(ts * 1000), TZ || "UTC");
   const unit = TAG_UNITS[tag] ? ` ${TAG_UNITS[tag]}` : "";
   const opts = {
@@ -439,7 +442,7 @@ function trendChart(box, tag, points) {
       { label: t("trend.min"), stroke: "#93c5fd", width: 1 }, { label: t("trend.max"), stroke: "#93c5fd", width: 1 }],
     bands: [{ series: [3, 2], fill: "rgba(29,78,216,.12)" }],
     axes: [{ stroke: "#4b5563", grid: { stroke: "#e5e7eb" },
-      values: (u, splits) => splits.map((v) => (multiDay ? monthDay(v * 1000) : hm(v * 1000))), space: 70 },
+      values: (u, splits) => splits.map((v) => tick(v * 1000)), space: 70 },
       // every tick says its unit ("800 kN"): a phone shows the chart without room for the axis title's context
       { stroke: "#4b5563", grid: { stroke: "#e5e7eb" }, label: tagLabel(tag), size: 78,
         values: (u, splits) => splits.map((v) => `${Number(v).toLocaleString(locale(), { maximumFractionDigits: 1 })}${unit}`) }],

@@ -97,7 +97,8 @@ BROKEN_WORDS = """(sel) => {
   return out;
 }"""
 LABELS = (".tile h2, .tile .state, .tile .since, .tile .count, .kpi .k, .kpi .v, th, td, button, .btn, h2, h3, h4, "
-          ".hbar > span:first-child, .legend > span, .crumbs a, #lines a, .warn-note, .range-text, label")
+          ".hbar > span:first-child, .hbar .val, .legend > span, .crumbs a, #lines a, .warn-note, .range-text, label, "
+          "#where, .status, .clock, p, li")
 
 
 def _range_loaded(page) -> None:
@@ -117,6 +118,11 @@ def test_korean_labels_never_break_inside_a_word(context_at, demo_run, size):
         broken = page.evaluate(BROKEN_WORDS, LABELS)
         page.screenshot(path=str(ARTIFACTS / f"words-{size[0]}-{name}.png"), full_page=True)
         assert not broken, f"{name} at {size[0]} px: Korean words broken across lines: {broken}"
+    page.click("[data-testid=account-menu]")
+    page.locator("[data-testid=account-panel]").wait_for(state="visible")
+    broken = page.evaluate(BROKEN_WORDS, "#account-panel *")
+    page.screenshot(path=str(ARTIFACTS / f"words-{size[0]}-account.png"), full_page=True)
+    assert not broken, f"the account panel at {size[0]} px: Korean words broken across lines: {broken}"
     # the check itself: a word in a box narrower than the word is found
     page.evaluate("""() => { const b = document.createElement('button'); b.className = 'btn'; b.id = 'narrow';
         b.style.width = '3rem'; b.style.wordBreak = 'break-all'; b.textContent = '성능가동률'; document.body.append(b); }""")

@@ -207,3 +207,15 @@ def test_a_period_with_performance_over_100_shows_it_flagged(line, lang, text, t
     page = render(r, "html", lang).decode()
     assert text in page and "220.00% ⚠" in page
     assert text in _text(render(r, "pdf", lang), tmp_path)
+
+
+def test_an_english_report_names_machines_by_their_english_names(named):
+    from analytics.render import names
+
+    r = copy.deepcopy(named)
+    r["names"]["en"] = {"tenant": "Hanil Autoparts", "lines": {"line-a": "Press Line 1"},
+                        "machines": {"press-1": "Press 1"}}
+    en, ko = names(r, "en"), names(r, "ko")
+    assert en["machine"]("press-1") == "Press 1" and en["machine"]("press-2") == "프레스 2호기"  # no English: the name
+    assert ko["machine"]("press-1") == "프레스 1호기" and en["line"] == "Press Line 1"
+    assert "Press 1" in render(r, "html", "en").decode() and "Press 1" not in render(r, "html", "ko").decode()
