@@ -377,7 +377,8 @@ def target_rows(report: dict[str, Any], lang: str) -> tuple[list[str], list[list
 def no_data_note(time: dict[str, Any] | None, lang: str) -> str:
     """The time without data, apart from the Pareto (it is no reason for a stop): "데이터 없음 2.4시간 (…)"."""
     hours = (time or {}).get("no_data_h") or 0.0
-    return f"{label('no_data', lang).capitalize()} {hours:.1f} {label('u_h', lang)} ({label('no_data_apart', lang)})"
+    unit = label("u_h", lang) if lang == "ko" else f" {label('u_h', lang)}"  # 2.4시간, 2.4 h
+    return f"{label('no_data', lang).capitalize()} {hours:.1f}{unit} ({label('no_data_apart', lang)})"
 
 
 def perf_over_100(report: dict[str, Any]) -> bool:

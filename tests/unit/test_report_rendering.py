@@ -186,7 +186,7 @@ def test_no_data_is_beside_the_pareto_not_a_bar_of_it(named, tmp_path):
     assert all(r["reason"] != "no_data" for p in ("before", "after") for r in named["pareto"][p])
     hours = named["time"]["after"]["no_data_h"]
     html_ko = render(named, "html", "ko").decode()
-    assert f"데이터 없음 {hours:.1f} 시간 (정지 사유가 아니어서 파레토에서 제외)" in html_ko
+    assert f"데이터 없음 {hours:.1f}시간 (정지 사유가 아니어서 파레토에서 제외)" in html_ko
     assert "사유별 정지 시간" in html_ko and "데이터 없음 (시간)" not in html_ko
     assert f"No data {hours:.1f} h (not a stop reason: left out of the Pareto)" in render(named, "html", "en").decode()
     assert "정지 사유가 아니어서 파레토에서 제외" in _text(render(named, "pdf", "ko"), tmp_path)
