@@ -85,8 +85,13 @@ class Totals:
         return self.known_ms - self.planned_ms
 
 
-def totals(b: Buckets, labels: np.ndarray, groups: int, policy: Policy, ideal_cycle_s: float) -> Totals:
-    """Sum one machine's buckets into groups; buckets labelled -1 (outside every shift) are left out."""
+def totals(b: Buckets, labels: np.ndarray, groups: int, policy: Policy, ideal_cycle_s: float,
+           now_ms: int | None = None) -> Totals:
+    """Sum one machine's buckets into groups; buckets labelled -1 (outside every shift) are left out.
+
+    With ``now_ms``, the calendar time of a bucket ends at now: the rest of the running hour has
+    not happened yet, so it is neither data nor "no data" (it lowered coverage and filled the
+    no-data figure of today by up to an hour per machine)."""
     keep = labels >= 0
     lab = labels[keep]
 
@@ -99,13 +104,18 @@ def totals(b: Buckets, labels: np.ndarray, groups: int, policy: Policy, ideal_cy
         return sum((b.state_ms[c] for c in policy.codes(*k)), np.zeros(len(b.start_ms)))
 
     known = b.known_ms()
+    calendar = np.full(len(b.start_ms), float(b.bucket_ms))
+    if now_ms is not None:
+        calendar = np.clip(now_ms - b.start_ms.astype(float), 0.0, float(b.bucket_ms))
     fail_codes = policy.failure_codes()
     energy_known = ~np.isnan(b.energy_wh)
     # standard time per part: the product's ideal cycle where the bucket knows its product (mix control)
     ideal = np.full(len(b.start_ms), ideal_cycle_s) if b.ideal_s is None else np.where(np.isnan(b.ideal_s), ideal_cycle_s, b.ideal_s)
     return Totals(
-        calendar_ms=g(np.full(len(b.start_ms), float(b.bucket_ms))),
-        known_ms=g(known),
+        calendar_ms=g(calendar),
+        # a hold that crosses an hour edge is credited whole to one bucket, so a bucket may hold more than its
+        # hour (capping it lost coverage); only the running hour is capped at the time that has passed
+        known_ms=g(np.where(calendar < b.bucket_ms, np.minimum(known, calendar), known)),
         run_ms=g(by_kind(StateKind.RUN)),
         speed_ms=g(by_kind(StateKind.SPEED_LOSS)),
         unplanned_ms=g(by_kind(StateKind.UNPLANNED)),
@@ -211,7 +221,11 @@ def time_elements(t: Totals) -> dict[str, float]:
 
 
 def pareto(t: Totals, policy: Policy) -> list[dict[str, Any]]:
-    """Stop time by reason, largest first, with cumulative share; no-data time is its own row."""
+    """Stop time by reason (unplanned and planned stops), largest first, with cumulative share.
+
+    Time without data is no reason for a stop and is not a row: it is ``no_data_h`` of
+    ``time_elements``, shown beside the Pareto (a demo that had just started showed "no data"
+    as its largest "reason")."""
     s = t.total()
     rows = [
         {"code": d.code, "reason": d.name, "kind": d.kind.value, "hours": float(s.state_ms[d.code][0] / H),
@@ -219,8 +233,6 @@ def pareto(t: Totals, policy: Policy) -> list[dict[str, Any]]:
         for d in policy.states
         if d.kind in (StateKind.UNPLANNED, StateKind.PLANNED)
     ]
-    rows.append({"code": None, "reason": "no_data", "kind": "unknown", "hours": float((s.calendar_ms - s.known_ms)[0] / H),
-                 "episodes": None})
     rows = sorted((r for r in rows if r["hours"] > 0), key=lambda r: -r["hours"])
     total = sum(r["hours"] for r in rows) or 1.0
     cum = 0.0

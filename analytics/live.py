@@ -120,7 +120,7 @@ def planned_ms(shifts: list[ShiftSpec], tz: str, start_ms: int, end_ms: int, clo
 
 
 def count_since(bucket_ts: list[int], values: list[float], since_ms: int, bits: int | None = 16,
-                until_ms: int | None = None) -> tuple[int, int]:
+                until_ms: int | None = None, gap_ms: int | None = None) -> tuple[int, int]:
     """Parts counted in [since_ms, until_ms) from per-bucket last counter readings.
 
     The bucket before ``since_ms`` (if any) is the baseline; buckets from ``until_ms`` on are
@@ -129,6 +129,12 @@ def count_since(bucket_ts: list[int], values: list[float], since_ms: int, bits: 
     Assumes fewer than 10% of the register range per bucket (presses: a few parts a minute).
     ``bucket_ts`` is in time order: the bounds are found by bisection (a snapshot counts a day of
     minutes per machine twice a second).
+
+    With ``gap_ms``, an increment between readings further apart than that is left out: parts
+    made across a data gap, at a time with no known state, as the reports keep them out of every
+    rate (``gap_good``). Counted in a rate, they raised performance over 100% (the demo's 220%:
+    a feed read while the history was being backfilled saw the counter jump across the hours
+    not yet written, whose run time it did not have).
     """
     if until_ms is not None:
         keep = bisect.bisect_left(bucket_ts, until_ms)
@@ -142,7 +148,10 @@ def count_since(bucket_ts: list[int], values: list[float], since_ms: int, bits: 
     # delta k lies between readings base+k and base+k+1; when there is no baseline bucket the
     # first reading itself is the start
     d = counter_deltas([int(v) for v in values[base:]], bits=bits)
-    return d.total, len(d.corrections)
+    if gap_ms is None or not d.deltas.size:
+        return d.total, len(d.corrections)
+    seen = np.diff(np.asarray(bucket_ts[base:], dtype=np.int64)) <= gap_ms
+    return int(d.deltas[seen].sum()), len(d.corrections)
 
 
 def input_seconds(mean_signal: float, known_ms: int) -> float:

@@ -101,7 +101,7 @@ def names(report: dict[str, Any], lang: str = "ko") -> dict[str, Any]:
     en = (n.get("en") or {}) if lang == "en" else {}
     lines = {**n.get("lines", {}), **{k: v for k, v in en.get("lines", {}).items() if v}}
     sites = {**n.get("sites", {}), **{k: v for k, v in en.get("sites", {}).items() if v}}
-    machines = n.get("machines", {})
+    machines = {**n.get("machines", {}), **{k: v for k, v in en.get("machines", {}).items() if v}}
     return {
         "tenant": en.get("tenant") or n.get("tenant") or s["tenant"],
         "site": sites.get(s.get("site"), s.get("site") or ""),
@@ -293,7 +293,7 @@ def to_html(report: dict[str, Any], lang: str = "ko") -> str:
     out += [charts.to_svg(c) for k, c in figs if k == "pareto"]
     out.append("<div class='charts'>")
     for phase in ("before", "after"):
-        out.append(f"<div><b>{L(phase)}</b>" + _pareto_table(report["pareto"][phase], lang) + "</div>")
+        out.append(f"<div><b>{L(phase)}</b>" + _pareto_table(report["pareto"][phase], lang, report["time"][phase]) + "</div>")
     out.append("</div>")
     out.append(f"<h2>{L('machine_table')}</h2>" + _simple_table(*machine_rows(report, lang)))
     out.append(f"<h2>{L('appendix')}</h2>")
@@ -374,14 +374,35 @@ def target_rows(report: dict[str, Any], lang: str) -> tuple[list[str], list[list
     return head, rows
 
 
-def _pareto_table(rows: list[dict[str, Any]], lang: str) -> str:
+def no_data_note(time: dict[str, Any] | None, lang: str) -> str:
+    """The time without data, apart from the Pareto (it is no reason for a stop): "데이터 없음 2.4시간 (…)"."""
+    hours = (time or {}).get("no_data_h") or 0.0
+    unit = label("u_h", lang) if lang == "ko" else f" {label('u_h', lang)}"  # 2.4시간, 2.4 h
+    return f"{label('no_data', lang).capitalize()} {hours:.1f}{unit} ({label('no_data_apart', lang)})"
+
+
+def perf_over_100(report: dict[str, Any]) -> bool:
+    """Whether any performance in the report is over 100% (the ideal cycle time is off, or the counts are)."""
+    def over(k: dict[str, Any] | None) -> bool:
+        v = (k or {}).get("performance")
+        return v is not None and v > 1.0
+    return over(report.get("kpis") if isinstance(report.get("kpis"), dict) else None) or any(
+        over(r.get("kpis")) for r in report.get("rows", []) + report.get("daily", []))
+
+
+def perf_value(key: str, v: float | None, lang: str, mark: str = "⚠") -> str:
+    """A KPI value; a performance over 100% keeps its real figure, marked (⚠) and explained beside the table."""
+    return value(key, v, lang) + (f" {mark}" if key == "performance" and v is not None and v > 1.0 else "")
+
+
+def _pareto_table(rows: list[dict[str, Any]], lang: str, time: dict[str, Any] | None = None) -> str:
     L = lambda k: html.escape(label(k, lang))  # noqa: E731
     out = [f"<table><tr><th>{L('reason')}</th><th>{L('kind')}</th><th>{L('hours')}</th><th>{L('share')}</th>"
            f"<th>{L('cumulative')}</th></tr>"]
     for r in rows:
         out.append(f"<tr><td>{L(r['reason'])}</td><td>{L(r['kind'])}</td><td>{r['hours']:.1f}</td>"
                    f"<td>{r['share']:.0%}</td><td>{r['cumulative_share']:.0%}</td></tr>")
-    return "".join(out) + "</table>"
+    return "".join(out) + f"</table><p class='note' data-no-data>{html.escape(no_data_note(time, lang))}</p>"
 
 
 def policy_rows(report: dict[str, Any], lang: str) -> tuple[list[str], list[list[str]]]:
@@ -418,16 +439,17 @@ def _period_html(report: dict[str, Any], lang: str) -> str:
            f"<small>{L('generated')} {html.escape(when(report['generated_at'], report))}</small></p>"
            + ("<div class='warn'><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in report.get("warnings", []))
               + "</ul></div>" if report.get("warnings") else "")
+           + (f"<p class='warn' data-perf-over-100>⚠ {L('perf_over_100')}</p>" if perf_over_100(report) else "")
            + f"<table><tr><th>{L('date')}</th>"
            + ("<th>" + L("shift") + "</th>" if per["by"] == "shift" else "")
            + "".join(f"<th>{L(k)}</th>" for k in keys) + "</tr>"]
     del s
     for r in report["rows"]:
         out.append(f"<tr><td>{r['date']}</td>" + (f"<td>{html.escape(r['shift'])}</td>" if "shift" in r else "")
-                   + "".join(f"<td>{value(k, r['kpis'][k], lang)}</td>" for k in keys) + "</tr>")
+                   + "".join(f"<td>{perf_value(k, r['kpis'][k], lang)}</td>" for k in keys) + "</tr>")
     out.append("<tr><th>Σ</th>" + ("<th></th>" if per["by"] == "shift" else "")
-               + "".join(f"<th>{value(k, report['kpis'][k], lang)}</th>" for k in keys) + "</tr></table>")
-    out.append(f"<h2>{L('pareto')}</h2>" + _pareto_table(report["pareto"], lang))
+               + "".join(f"<th>{perf_value(k, report['kpis'][k], lang)}</th>" for k in keys) + "</tr></table>")
+    out.append(f"<h2>{L('pareto')}</h2>" + _pareto_table(report["pareto"], lang, report.get("time")))
     out.append(_policy_html(report, lang) + "</body></html>")
     return "".join(out)
 
@@ -652,13 +674,15 @@ def build_pdf(report: dict[str, Any], lang: str = "ko"):
                    f"    {L('generated')}: {when(report['generated_at'], report)}")
         for warning in report.get("warnings", []):
             _para(pdf, f"! {warning}")
+        if perf_over_100(report):
+            _para(pdf, f"(!) {L('perf_over_100')}")
         keys = ["oee", "availability", "performance", "quality", "output_per_hour", "material_input_s", "scrap_rate", "coverage"]
         pdf_table(pdf, [L("date")] + [f"{kpi_name(k, lang)} ({unit_text(k, lang)})" for k in keys],
-                  [[r["date"] + (" " + r["shift"] if "shift" in r else "")] + [value(k, r["kpis"][k], lang) for k in keys]
-                   for r in report["rows"]] + [["Σ"] + [value(k, report["kpis"][k], lang) for k in keys]],
+                  [[r["date"] + (" " + r["shift"] if "shift" in r else "")] + [perf_value(k, r["kpis"][k], lang, "(!)") for k in keys]
+                   for r in report["rows"]] + [["Σ"] + [perf_value(k, report["kpis"][k], lang, "(!)") for k in keys]],
                   wrap_cols=set())
         _heading(pdf, L("pareto"))
-        _pareto_pdf(pdf, report["pareto"], lang)
+        _pareto_pdf(pdf, report["pareto"], lang, report.get("time"))
         _appendix_pdf(pdf, report, lang)
         return pdf
     w = report["windows"]
@@ -740,16 +764,17 @@ def build_pdf(report: dict[str, Any], lang: str = "ko"):
         pdf.set_y(y + h + 2)
     for phase in ("before", "after"):
         _heading(pdf, L(phase), 9.5)
-        _pareto_pdf(pdf, report["pareto"][phase], lang)
+        _pareto_pdf(pdf, report["pareto"][phase], lang, report["time"][phase])
     _appendix_pdf(pdf, report, lang)
     return pdf
 
 
-def _pareto_pdf(pdf, rows: list[dict[str, Any]], lang: str) -> None:
+def _pareto_pdf(pdf, rows: list[dict[str, Any]], lang: str, time: dict[str, Any] | None = None) -> None:
     L = lambda k: label(k, lang)  # noqa: E731
     pdf_table(pdf, [L("reason"), L("kind"), L("hours"), L("share"), L("cumulative")],
               [[L(r["reason"]), L(r["kind"]), f"{r['hours']:.1f}", f"{r['share']:.0%}", f"{r['cumulative_share']:.0%}"]
                for r in rows], wrap_cols=set(), align_left={0, 1}, usable=160.0)
+    _para(pdf, no_data_note(time, lang))
 
 
 def _appendix_pdf(pdf, report: dict[str, Any], lang: str) -> None:

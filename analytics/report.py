@@ -86,10 +86,11 @@ def load(store: TimeSeriesStore, machines: Sequence[MachineRef], policy: Policy,
     return out
 
 
-def line_totals(data: dict[MachineRef, Buckets], policy: Policy, labels: np.ndarray, groups: int) -> kpi.Totals:
+def line_totals(data: dict[MachineRef, Buckets], policy: Policy, labels: np.ndarray, groups: int,
+                now_ms: int | None = None) -> kpi.Totals:
     total = kpi.Totals.zeros(groups, [s.code for s in policy.states])
     for m, b in data.items():
-        total = total + kpi.totals(b, labels, groups, policy, policy.ideal_cycle(m.line, m.machine))
+        total = total + kpi.totals(b, labels, groups, policy, policy.ideal_cycle(m.line, m.machine), now_ms)
     return total
 
 
@@ -159,7 +160,8 @@ def period_report(store: TimeSeriesStore, machines: Sequence[MachineRef], policy
     groups = len(names)
     for m, b in data.items():
         correct_edges(store, m, policy, b, label_edges(labels))
-    total = line_totals(data, policy, labels, groups)
+    now_ms = int(time.time() * 1000)  # a period that reaches today: the hours still to come are no data yet
+    total = line_totals(data, policy, labels, groups, now_ms)
     vals = kpi.values(total)
     rows = []
     for g, name in enumerate(names):
@@ -170,7 +172,7 @@ def period_report(store: TimeSeriesStore, machines: Sequence[MachineRef], policy
                      "time": kpi.time_elements(total.take(np.arange(groups) == g))})
     corrections = [dict(c, machine=m.machine) for m, b in data.items() for c in b.corrections]
     warnings = [w for m, b in data.items() for w in _ideal_warning(
-        m, kpi.totals(b, labels, groups, policy, policy.ideal_cycle(m.line, m.machine)), policy)]
+        m, kpi.totals(b, labels, groups, policy, policy.ideal_cycle(m.line, m.machine), now_ms), policy)]
     complete = last_completed_day(policy)
     if last > complete:
         warnings.insert(0, f"the period reaches past the last completed production day {complete}: the days after it "

@@ -101,7 +101,8 @@ def to_xlsx(report: dict[str, Any], lang: str = "ko") -> bytes:
     _sheet(wb, L("machine_table"), head, rows)
     _sheet(wb, L("pareto")[:31], [L("phase"), L("reason"), L("kind"), L("hours"), L("share"), L("cumulative")],
            [[L(p), L(x["reason"]), L(x["kind"]), round(x["hours"], 2), round(x["share"], 4), round(x["cumulative_share"], 4)]
-            for p in ("before", "after") for x in report["pareto"][p]])
+            for p in ("before", "after") for x in report["pareto"][p]]
+           + [[]] + [[L(p), r.no_data_note(report["time"][p], lang)] for p in ("before", "after")])
     head, rows = r.policy_rows(report, lang)
     _sheet(wb, L("classification")[:31], head, rows + [[]] + [[x] for x in r.policy_lines(report, lang)]
            + [[f"{L('method')}: {L('method_text')}"]])

@@ -311,7 +311,7 @@ def tenant_detail(plant: PlantDb, store: TimeSeriesStore, cache: RollupCache | N
                 for m in ln.machines:
                     st = machine_status(store, cache, MachineRef(t.slug, site.slug, ln.slug, m.slug), settings, now_ms)
                     fresh = st.last_data_ms is not None and now_ms - st.last_data_ms < stale_ms
-                    machines.append({"machine": m.slug, "name": m.name, "gateway": m.gateway.username if m.gateway else None,
+                    machines.append({"machine": m.slug, "name": m.name, "name_en": m.name_en, "gateway": m.gateway.username if m.gateway else None,
                                      "state": int(st.state) if fresh and st.state is not None else None,
                                      "last_data_ms": st.last_data_ms, "fresh": fresh,
                                      "coverage_24h": round(min(1.0, st.known_ms / st.window_ms), 4),

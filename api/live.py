@@ -23,6 +23,7 @@ import numpy as np
 from sqlalchemy import select
 
 from analytics import live as ld
+from analytics.states import UNKNOWN
 from analytics.policy import Policy, Tags
 from api.caches import SharedCache
 from plantmodel.db import Alarm, AlarmRule, Line, Machine, PlantDb, Site, Tenant
@@ -46,6 +47,8 @@ class LineModel:
     tz: str
     shifts: list[ld.ShiftSpec]
     machines: list[tuple[str, str, float]]  # slug, name, ideal cycle s
+    names_en: dict[str, str] | None = None  # machine slug -> English name, where the plant model has one
+    name_en: str | None = None  # the line's English name
 
 
 def load_line(plant: PlantDb, tenant: str, site: str, line: str) -> LineModel:
@@ -58,7 +61,8 @@ def load_line(plant: PlantDb, tenant: str, site: str, line: str) -> LineModel:
         ln, tz = row
         return LineModel(tenant, site, line, ln.name, tz,
                          [ld.ShiftSpec(x.name, x.start_minute, x.end_minute, x.weekdays) for x in ln.shifts],
-                         [(m.slug, m.name, m.ideal_cycle_s) for m in ln.machines])
+                         [(m.slug, m.name, m.ideal_cycle_s) for m in ln.machines],
+                         {m.slug: m.name_en for m in ln.machines if m.name_en}, ln.name_en)
 
 
 def alarms_of(plant: PlantDb, tenant: str, statuses: tuple[str, ...] = ("active", "acknowledged"),
@@ -122,6 +126,9 @@ class MachineFeed:
 
     #: A re-read starts this long before the previous one ended: samples stored a little late are not lost.
     REREAD_MARGIN_MS = MINUTE
+    #: A window that was mostly without data at its last full read is read in full again this often: its past
+    #: may still be arriving (a history backfill, a gateway forwarding its buffer), and such a read is small.
+    SPARSE_RELOAD_MS = MINUTE
 
     def __init__(self, ref: MachineRef, tags: Tags, stale_ms: int, reload_ms: int = 300_000,
                  full_reload_ms: int = 1_800_000) -> None:
@@ -129,6 +136,7 @@ class MachineFeed:
         self.full_reload_ms = full_reload_ms
         self.loaded_from: int | None = None
         self.loaded_at = 0  # the last full read
+        self.sparse = False  # the last full read found data for less than half of the window
         self.reread_at = 0  # the last read from the store, full or not
         self.last_ts: int | None = None
         self.runs: list[ld.Run] = []
@@ -167,7 +175,8 @@ class MachineFeed:
         return self.tags == tags and self.stale_ms == stale_ms
 
     def refresh(self, store: TimeSeriesStore, need_from: int, now_ms: int) -> None:
-        if self.loaded_from is None or need_from < self.loaded_from or now_ms - self.loaded_at > self.full_reload_ms:
+        full_every = self.SPARSE_RELOAD_MS if self.sparse else self.full_reload_ms
+        if self.loaded_from is None or need_from < self.loaded_from or now_ms - self.loaded_at > full_every:
             self._load(store, need_from, now_ms)
         elif now_ms - self.reread_at > self.reload_ms:
             self._reread(store, max(need_from, self.reread_at - self.REREAD_MARGIN_MS), now_ms)
@@ -182,7 +191,10 @@ class MachineFeed:
         self.inputs = {}
         self.loaded_from, self.loaded_at = need_from, now_ms
         self._read(store, need_from, need_from, (need_from // HOUR) * HOUR, now_ms)
-
+        # right after a demo starts, the API reads while the history is still being written: without this the
+        # shift's figures stood on its last minutes (coverage 0.3%) until the next full read, 30 minutes on
+        unknown = ld.run_totals(self.runs_array(), (need_from, now_ms), self.stale_ms).get(UNKNOWN, 0)
+        self.sparse = unknown > (now_ms - need_from) / 2
     def _reread(self, store: TimeSeriesStore, since: int, now_ms: int) -> None:
         """Read [since, now] again, as a full read would have folded it, keeping what came before."""
         k = 0  # the first run still open at ``since``: it and every later one are read again
@@ -285,15 +297,18 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
         oee = None
         if shift:
             state_ms = ld.run_totals(runs, (shift.start_ms, shift_end), stale_ms)
-            g, _ = ld.count_since(gts, gv, shift.start_ms, tags.good_bits, until_ms=shift_end)
-            sc, _ = ld.count_since(sts, sv, shift.start_ms, tags.scrap_bits, until_ms=shift_end)
+            # the rates count only parts made while the state was seen (as the reports: parts across a gap are in
+            # the count of the day, not in performance); a minute bucket apart plus the staleness is a gap
+            gap = stale_ms + MINUTE
+            g, _ = ld.count_since(gts, gv, shift.start_ms, tags.good_bits, until_ms=shift_end, gap_ms=gap)
+            sc, _ = ld.count_since(sts, sv, shift.start_ms, tags.scrap_bits, until_ms=shift_end, gap_ms=gap)
             totals = ld.window_totals(state_ms, shift_end - shift.start_ms, g, sc, ideal_s, policy)
             oee = ld.estimate(totals)
             line_totals = totals if line_totals is None else line_totals + totals
         last_seen = feed.last_ts
         state_name, state_kind = names.get(now_state.state, (None, None))
         tiles.append({
-            "machine": slug, "name": name, "state": now_state.state, "state_name": state_name,
+            "machine": slug, "name": name, "name_en": (model.names_en or {}).get(slug), "state": now_state.state, "state_name": state_name,
             "state_kind": state_kind, "state_since_ms": now_state.since_ms,
             "state_since_is_lower_bound": now_state.since_is_lower_bound,
             "stale": last_seen is None or now_ms - last_seen > stale_ms, "last_seen_ms": last_seen,
@@ -318,7 +333,8 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
     version = f"{max((t['last_seen_ms'] or 0) for t in tiles) if tiles else 0}:{len(alarms)}:" + ",".join(
         f"{a['id']}{a['status'][0]}" for a in alarms)
     return {
-        "tenant": model.tenant, "site": model.site, "line": model.line, "name": model.name, "timezone": model.tz,
+        "tenant": model.tenant, "site": model.site, "line": model.line, "name": model.name, "name_en": model.name_en,
+        "timezone": model.tz,
         "generated_ms": now_ms, "version": version,
         "shift": ld.shift_info(model.shifts, model.tz, now_ms, closed),
         # the target is for the planned (shift) time of today up to now, not the whole day: "target so far"

@@ -155,13 +155,13 @@ def build_plant_seed(rollout_date: str | None = None) -> dict:
                      "shifts": [{"name": "1조", "start": "06:00", "end": "14:00"},
                                 {"name": "2조", "start": "14:00", "end": "22:00"},
                                 {"name": "3조", "start": "22:00", "end": "06:00"}],
-                     "machines": [{"slug": m, "name": f"프레스 {i}호기", "ideal_cycle_s": PRESS_IDEAL_CYCLE_S,
+                     "machines": [{"slug": m, "name": f"프레스 {i}호기", "name_en": f"Press {i}", "ideal_cycle_s": PRESS_IDEAL_CYCLE_S,
                                    "gateway": GATEWAY_ID, "alarms": press_alarms} for i, m in enumerate(MACHINES, 1)]}]}]},
             {"slug": OTHER_TENANT, "name": "대한금속", "name_en": "Daehan Metal", "sites": [
                 {"slug": "gimhae-1", "name": "김해 공장", "name_en": "Gimhae Plant", "lines": [
                     {"slug": "cnc-line-1", "name": "CNC 1라인", "name_en": "CNC Line 1",
                      "shifts": [{"name": "주간", "start": "08:00", "end": "17:00", "weekdays": "01234"}],
-                     "machines": [{"slug": "cnc-1", "name": "CNC 1호기", "ideal_cycle_s": 90.0}]}]}]},
+                     "machines": [{"slug": "cnc-1", "name": "CNC 1호기", "name_en": "CNC 1", "ideal_cycle_s": 90.0}]}]}]},
         ],
         "users": [
             {"username": DEMO_OWNER[0], "password": DEMO_OWNER[1], "role": "sme_owner", "tenant": TENANT},

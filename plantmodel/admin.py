@@ -95,6 +95,7 @@ class MachineSeed(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slug: Ident
     name: Name | None = None
+    name_en: Name | None = Field(default=None, description="the name in English (the English UI; else the name)")
     ideal_cycle_s: Annotated[float, Field(gt=0)] = 60.0
     rollout_date: date | None = None
     gateway: Ident | None = Field(default=None, description="broker username of the gateway that reads it")
@@ -240,7 +241,7 @@ def apply_seed(plant: PlantDb, seed: PlantSeed) -> None:
                                        site_id=site.id, slug=line_seed.slug)
                     for m in line_seed.machines:
                         gw = _gateway(s, gateways, m.gateway, t.slug)
-                        machine = _get_or_add(s, Machine, {"name": m.name or m.slug, "ideal_cycle_s": m.ideal_cycle_s,
+                        machine = _get_or_add(s, Machine, {"name": m.name or m.slug, "name_en": m.name_en, "ideal_cycle_s": m.ideal_cycle_s,
                                                            "rollout_date": m.rollout_date, "gateway_id": gw},
                                               line_id=line.id, slug=m.slug)
                         for r in m.alarms:  # a rule deleted in the UI is created anew: the seed names it

@@ -103,6 +103,7 @@ class Machine(Base):
     line_id: Mapped[int] = mapped_column(ForeignKey("lines.id", ondelete="CASCADE"))
     slug: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the name in English, if given
     ideal_cycle_s: Mapped[float] = mapped_column(Float, default=60.0)
     rollout_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     gateway_id: Mapped[int | None] = mapped_column(ForeignKey("broker_accounts.id", ondelete="SET NULL"), nullable=True)

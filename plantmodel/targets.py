@@ -65,7 +65,8 @@ def report_names(plant: PlantDb, tenant: str) -> dict | None:
         lines = {ln.slug: ln.name for x in t.sites for ln in x.lines}
         machines = {m.slug: m.name for x in t.sites for ln in x.lines for m in ln.machines}
         en = {"tenant": t.name_en, "sites": {x.slug: x.name_en for x in t.sites if x.name_en},
-              "lines": {ln.slug: ln.name_en for x in t.sites for ln in x.lines if ln.name_en}}
+              "lines": {ln.slug: ln.name_en for x in t.sites for ln in x.lines if ln.name_en},
+              "machines": {m.slug: m.name_en for x in t.sites for ln in x.lines for m in ln.machines if m.name_en}}
         return {"tenant": t.name, "sites": sites, "lines": lines, "machines": machines, "en": en}
 
 

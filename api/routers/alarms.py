@@ -92,7 +92,7 @@ def rule_choices(tenant: str, services: ServicesDep, store: StoreDep, site: Site
     out = []
     for m, site_slug, line_slug in machines:
         tags = alarmrules.machine_tags(store, MachineRef(tenant, site_slug, line_slug, m.slug))
-        out.append({"site": site_slug, "line": line_slug, "machine": m.slug, "name": m.name,
+        out.append({"site": site_slug, "line": line_slug, "machine": m.slug, "name": m.name, "name_en": m.name_en,
                     "tags": None if tags.tags is None else [{"tag": t, "numeric": n}
                                                             for t, n in sorted(tags.tags.items())]})
     return {"ops": list(OPS), "states": [{"code": c, "name": n} for c, n in sorted(_states(services, tenant).items())],

@@ -161,31 +161,34 @@ def dominant_segments(step_starts: list[int], held: dict[int, dict[int, int]], s
     return out
 
 
-def _machine(services: Services, tenant: str, site: str, line: str, machine: str) -> tuple[MachineRef, str, str, float]:
-    """The machine as the plant model has it (name, line name, ideal cycle); 404 when it is not there."""
+def _machine(services: Services, tenant: str, site: str, line: str,
+             machine: str) -> tuple[MachineRef, str, str, float, str | None]:
+    """The machine as the plant model has it (name, line name, ideal cycle, English name); 404 when it is not there."""
     try:
         ref = MachineRef(tenant, site, line, machine)
     except ValueError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
     with services.plant.session() as s:
-        q = in_tenant(select(Machine.name, Line.name, Machine.ideal_cycle_s).select_from(Machine), Machine, tenant)
+        q = in_tenant(select(Machine.name, Line.name, Machine.ideal_cycle_s, Machine.name_en).select_from(Machine), Machine, tenant)
         row = s.execute(q.where(Site.slug == site, Line.slug == line, Machine.slug == machine)).first()
     if row is None:
         raise HTTPException(status_code=404, detail=f"no machine {site}/{line}/{machine} in this tenant's plant model")
-    return ref, row[0] or machine, row[1] or line, float(row[2] or 0)
+    return ref, row[0] or machine, row[1] or line, float(row[2] or 0), row[3]
 
 
-def _line_machines(services: Services, tenant: str, site: str, line: str) -> tuple[str, list[tuple[MachineRef, str]]]:
+def _line_machines(services: Services, tenant: str, site: str,
+                   line: str) -> tuple[str, list[tuple[MachineRef, str, str | None]]]:
     with services.plant.session() as s:
-        q = in_tenant(select(Line.name, Machine.slug, Machine.name).select_from(Machine), Machine, tenant)
+        q = in_tenant(select(Line.name, Machine.slug, Machine.name, Machine.name_en).select_from(Machine), Machine, tenant)
         rows = s.execute(q.where(Site.slug == site, Line.slug == line).order_by(Machine.slug)).all()
     if not rows:
         raise HTTPException(status_code=404, detail=f"no line {site}/{line} with machines in this tenant's plant model")
-    return rows[0][0] or line, [(MachineRef(tenant, site, line, slug), name or slug) for _, slug, name in rows]
+    return rows[0][0] or line, [(MachineRef(tenant, site, line, slug), name or slug, name_en)
+                                for _, slug, name, name_en in rows]
 
 
 async def _machine_cached(services: Services, tenant: str, site: str, line: str,
-                          machine: str) -> tuple[MachineRef, str, str, float]:
+                          machine: str) -> tuple[MachineRef, str, str, float, str | None]:
     """``_machine`` through ``services.plant_names``: every request of a machine page names its machine."""
     key = ("machine", tenant, site, line, machine)
     hit = services.plant_names.get(key)
@@ -195,7 +198,7 @@ async def _machine_cached(services: Services, tenant: str, site: str, line: str,
 
 
 async def _line_machines_cached(services: Services, tenant: str, site: str,
-                                line: str) -> tuple[str, list[tuple[MachineRef, str]]]:
+                                line: str) -> tuple[str, list[tuple[MachineRef, str, str | None]]]:
     key = ("line", tenant, site, line)
     hit = services.plant_names.get(key)
     if hit is None:
@@ -291,14 +294,15 @@ async def machine_history(tenant: str, site: str, line: str, machine: str, servi
     Answers are shared for 15 s per worker (``Answers``)."""
     now_ms = int(time.time() * 1000)
     start_ms, end_ms = window(start, end, now_ms, f"{tenant}/{site}/{line}/{machine}")
-    ref, name, line_name, _ = await _machine_cached(services, tenant, site, line, machine)
+    ref, name, line_name, _, name_en = await _machine_cached(services, tenant, site, line, machine)
     key = ("machine", ref, start_ms, end_ms)
-    body = await ANSWERS.get(key, lambda: _machine_page(services, ref, name, line_name, start_ms, end_ms),
+    body = await ANSWERS.get(key, lambda: _machine_page(services, ref, name, line_name, start_ms, end_ms, name_en),
                              _previous(key, end_ms, now_ms))
     return Response(body, media_type="application/json")
 
 
-def _machine_page(services: Services, ref: MachineRef, name: str, line_name: str, start_ms: int, end_ms: int) -> dict:
+def _machine_page(services: Services, ref: MachineRef, name: str, line_name: str, start_ms: int, end_ms: int,
+                  name_en: str | None = None) -> dict:
     started = time.perf_counter()
     tenant, site, line, machine = ref.tenant, ref.site, ref.line, ref.machine
     store = services.store
@@ -309,7 +313,8 @@ def _machine_page(services: Services, ref: MachineRef, name: str, line_name: str
     series_every = HOUR if end_ms - start_ms <= 3 * DAY else DAY
     latest = store.latest(ref)
     return {
-        "tenant": tenant, "site": site, "line": line, "machine": machine, "name": name, "line_name": line_name,
+        "tenant": tenant, "site": site, "line": line, "machine": machine, "name": name, "name_en": name_en,
+        "line_name": line_name,
         "timezone": policy.timezone, "start_ms": start_ms, "end_ms": end_ms,
         "states": [{"code": d.code, "name": d.name, "kind": d.kind.value} for d in policy.states],
         "timeline": {"step_ms": step, "segments": segments},
@@ -397,7 +402,8 @@ def _machine_range(services: Services, ref: MachineRef, policy, a: int, z: int) 
     if hit is not None and hit[0] is policy:  # the same effective policy (kept 30 s by EffectiveAnalytics)
         return hit[1], hit[2]
     b = load(services.store, [ref], policy, a, z, cache=_rollups(services))[ref]
-    total = kpi.totals(b, _in_shifts(b, policy), 1, policy, policy.ideal_cycle(ref.line, ref.machine))
+    total = kpi.totals(b, _in_shifts(b, policy), 1, policy, policy.ideal_cycle(ref.line, ref.machine),
+                       int(time.time() * 1000))
     services.range_tails.put(key, (policy, b, total))
     return b, total
 
@@ -545,17 +551,17 @@ async def line_history(tenant: str, site: str, line: str, services: ServicesDep,
 
 
 def _line_page(services: Services, tenant: str, site: str, line: str, line_name: str,
-               machines: list[tuple[MachineRef, str]], start_ms: int, end_ms: int) -> dict:
+               machines: list[tuple[MachineRef, str, str | None]], start_ms: int, end_ms: int) -> dict:
     policy = services.analytics.get().policy(tenant)
     a, z = _hours(start_ms, end_ms, policy.bucket_min * 60_000)
     series_every = HOUR if end_ms - start_ms <= 3 * DAY else DAY
     pooled: kpi.Totals = kpi.Totals.zeros(1, [d.code for d in policy.states])
     per: list[dict] = []
     series: dict[int, dict] = {}
-    for ref, name in machines:
+    for ref, name, name_en in machines:
         b, t = _machine_range(services, ref, policy, a, z)
         pooled = pooled + t
-        per.append({"machine": ref.machine, "name": name, "kpis": _kpis(t), "good": int(b.good.sum()),
+        per.append({"machine": ref.machine, "name": name, "name_en": name_en, "kpis": _kpis(t), "good": int(b.good.sum()),
                     "scrap": int(b.scrap.sum())})
         for row in _series(b, series_every, (start_ms, end_ms), policy.zone()):
             acc = series.setdefault(row["ts"], {"ts": row["ts"], "good": 0, "scrap": 0, "input_s": 0.0})
@@ -565,4 +571,4 @@ def _line_page(services: Services, tenant: str, site: str, line: str, line_name:
             "start_ms": start_ms, "end_ms": end_ms, "kpis": _kpis(pooled), "machines": per,
             "counts": {"good": sum(m["good"] for m in per), "scrap": sum(m["scrap"] for m in per),
                        "every_ms": series_every, "series": [series[k] for k in sorted(series)]},
-            "pareto": kpi.pareto(pooled, policy)}
+            "pareto": kpi.pareto(pooled, policy), "time": kpi.time_elements(pooled)}

@@ -22,7 +22,7 @@ def tenant_tree(t: Tenant) -> dict:
              "shifts": [{"name": x.name, "start": f"{x.start_minute // 60:02d}:{x.start_minute % 60:02d}",
                          "end": f"{x.end_minute // 60:02d}:{x.end_minute % 60:02d}", "weekdays": x.weekdays}
                         for x in ln.shifts],
-             "machines": [{"machine": m.slug, "name": m.name, "ideal_cycle_s": m.ideal_cycle_s,
+             "machines": [{"machine": m.slug, "name": m.name, "name_en": m.name_en, "ideal_cycle_s": m.ideal_cycle_s,
                            "rollout_date": m.rollout_date.isoformat() if m.rollout_date else None,
                            "gateway": m.gateway.username if m.gateway else None} for m in ln.machines]}
             for ln in s.lines]} for s in t.sites],

@@ -341,7 +341,7 @@
       const state = m.state === null || m.state === undefined ? "none" : String(m.state);
       return el("tr", { "data-machine": m.machine },
         el("td", { "data-label": c.t("centre.machine") },
-          el("a", { href: `#/machine/${path}/${encodeURIComponent(m.machine)}` }, m.name || m.machine)),
+          el("a", { href: `#/machine/${path}/${encodeURIComponent(m.machine)}` }, (c.lang === "en" ? m.name_en || m.name : m.name) || m.machine)),
         el("td", { "data-label": c.t("centre.state") },
           el("span", { class: `cx-state cx-state-${state}` }, c.t(state === "none" ? "state.none" : `state.${state}`))),
         el("td", { "data-label": c.t("centre.last_data") }, m.last_data_ms ? ago(c, m.last_data_ms) : c.t("centre.never")),

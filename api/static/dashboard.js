@@ -144,7 +144,7 @@ function findLine(tenant, site, line) {
 function machineName(tenant, site, line, machine) {
   const f = findLine(tenant, site, line);
   const m = f && f.l.machines.find((x) => x.machine === machine);
-  return (m && m.name) || machine;
+  return nm(m, machine);
 }
 function lineTitle(tenant, site, line) {
   const f = findLine(tenant, site, line);
@@ -367,14 +367,18 @@ function hbars(rows) {
     el("span", { class: "val" }, r.text))));
 }
 
-function paretoPanel(rows) {
+/** The stop reasons as bars; time without data is no reason for a stop and stands apart, under them
+ *  (kpi.pareto and time_elements' no_data_h: the report's one definition). */
+function paretoPanel(rows, time) {
   const panel = el("section", { class: "panel", "data-testid": "pareto" }, el("h3", {}, t("report.pareto")));
-  if (!rows || !rows.length) { panel.append(el("p", { class: "muted" }, t("pareto.none"))); return panel; }
+  const noData = time && time.no_data_h > 0
+    ? el("p", { class: "muted small", "data-testid": "pareto-no-data" },
+      `${capital(t("report.no_data"))} ${duration(time.no_data_h * 3_600_000)} (${t("report.no_data_apart")})`) : "";
+  if (!rows || !rows.length) { panel.append(el("p", { class: "muted" }, t("pareto.none")), noData); return panel; }
   panel.append(hbars(rows.map((r) => ({
-    key: r.code ?? "none", label: r.code === null ? t("state.none") : stateName(r.code), value: r.hours,
-    cls: `sw-${r.code === null ? "none" : r.code}`,
+    key: r.code ?? "none", label: stateName(r.code), value: r.hours, cls: `sw-${r.code}`,
     text: `${duration(r.hours * 3_600_000)} · ${(r.share * 100).toFixed(0)}% (${t("report.cumulative")} ${(r.cumulative_share * 100).toFixed(0)}%)`,
-  }))));
+  }))), noData);
   return panel;
 }
 
@@ -431,16 +435,22 @@ function trendChart(box, tag, points) {
   const xs = points.map((p) => p.ts / 1000);
   const data = [xs, points.map((p) => p.mean), points.map((p) => p.min), points.map((p) => p.max)];
   const width = Math.max(260, box.clientWidth || 600);
-  const multiDay = points[points.length - 1].ts - points[0].ts > 36 * 3_600_000;
+  const spanMs = points[points.length - 1].ts - points[0].ts;
+  const multiDay = spanMs > 36 * 3_600_000;
+  // minutes of data only (a demo just started): ticks a minute apart or less need their seconds to differ
+  const tick = (ms) => (multiDay ? monthDay(ms) : spanMs < 15 * 60_000 ? clock(ms) : hm(ms));
   const tzDate = (ts) => uPlot.tzDate(new Date(ts * 1000), TZ || "UTC");
+  const unit = TAG_UNITS[tag] ? ` ${TAG_UNITS[tag]}` : "";
   const opts = {
     width, height: 220, tzDate,
     series: [{}, { label: t("trend.mean"), stroke: "#1d4ed8", width: 2 },
       { label: t("trend.min"), stroke: "#93c5fd", width: 1 }, { label: t("trend.max"), stroke: "#93c5fd", width: 1 }],
     bands: [{ series: [3, 2], fill: "rgba(29,78,216,.12)" }],
     axes: [{ stroke: "#4b5563", grid: { stroke: "#e5e7eb" },
-      values: (u, splits) => splits.map((v) => (multiDay ? monthDay(v * 1000) : hm(v * 1000))), space: 70 },
-      { stroke: "#4b5563", grid: { stroke: "#e5e7eb" }, label: tagLabel(tag), size: 60 }],
+      values: (u, splits) => splits.map((v) => tick(v * 1000)), space: 70 },
+      // every tick says its unit ("800 kN"): a phone shows the chart without room for the axis title's context
+      { stroke: "#4b5563", grid: { stroke: "#e5e7eb" }, label: tagLabel(tag), size: 78,
+        values: (u, splits) => splits.map((v) => `${Number(v).toLocaleString(locale(), { maximumFractionDigits: 1 })}${unit}`) }],
     legend: { show: true, live: false },
     cursor: { drag: { x: false, y: false } },
   };
@@ -454,13 +464,22 @@ function kpiBox(labelKey, value, main = false, testid = "") {
   return el("div", { class: `kpi${main ? " main" : ""}`, ...(testid ? { "data-testid": testid } : {}) },
     el("div", { class: "k" }, t(labelKey)), el("div", { class: "v" }, value));
 }
+/** Over 100%: the ideal cycle time is off (or the counts are): the real figure, marked, never capped. */
+function perfOver(v) { return v !== null && v !== undefined && v > 1; }
+function perfPct(v) { return perfOver(v) ? `${pct(v)} ⚠` : pct(v); }
 /** 시간가동률 · 성능가동률 · 양품률 · 공정불량률: the report's own words (report.* from analytics/labels.py). */
 function kpiGrid(k, prefix) {
+  const grid = kpiCards(k, prefix);
+  if (!perfOver(k.performance)) return grid;
+  return el("div", {}, grid, el("p", { class: "warn-note", role: "note", "data-testid": `${prefix}-perf-warning` },
+    `⚠ ${t("report.perf_over_100")}`));
+}
+function kpiCards(k, prefix) {
   const scrap = k.scrap_rate ?? (k.quality === null || k.quality === undefined ? null : 1 - k.quality);
   return el("div", { class: "kpis" },
     kpiBox("report.oee", pct(k.oee), true, `${prefix}-oee`),
     kpiBox("report.availability", pct(k.availability), false, `${prefix}-availability`),
-    kpiBox("report.performance", pct(k.performance), false, `${prefix}-performance`),
+    kpiBox("report.performance", perfPct(k.performance), false, `${prefix}-performance`),
     kpiBox("report.quality", pct(k.quality), false, `${prefix}-quality`),
     kpiBox("report.scrap_rate", pct(scrap), false, `${prefix}-scrap`),
     kpiBox("report.coverage", pct(k.coverage), false, `${prefix}-coverage`),
@@ -541,18 +560,21 @@ function renderLineRange(box, data) {
     el("h3", {}, `${t("counts")} (${t(data.counts.every_ms >= 86_400_000 ? "counts.per_day" : "counts.per_hour")})`),
     el("div", { class: "num" }, `${t("counts.good")} ${num(data.counts.good)}${t("pcs")} · ${t("counts.scrap")} ${num(data.counts.scrap)}${t("pcs")}`),
     countsChart(data.counts.series, data.counts.every_ms));
-  const machines = el("div", { class: "table-wrap" }, el("table", { class: "data" },
-    el("tr", {}, el("th", {}, t("report.machines")), el("th", {}, t("report.oee")), el("th", {}, t("report.availability")),
-      el("th", {}, t("report.performance")), el("th", {}, t("report.quality")), el("th", {}, t("counts.good"))),
+  // on a phone (≤ 480 px) each machine is a card and each cell says what it is (data-label, style.css): no inner scroll
+  const heads = ["report.machines", "report.oee", "report.availability", "report.performance", "report.quality", "counts.good"];
+  const td = (i, attrs, ...c) => el("td", { ...attrs, "data-label": t(heads[i]) }, ...c);
+  const machines = el("div", { class: "table-wrap" }, el("table", { class: "data cards", "data-testid": "machine-table" },
+    el("tr", {}, ...heads.map((k, i) => el("th", i ? { class: "n" } : {}, t(k)))),
     ...data.machines.map((m) => el("tr", { "data-machine": m.machine },
-      el("td", {}, el("a", { href: `#/machine/${data.tenant}/${data.site}/${data.line}/${m.machine}` }, m.name)),
-      el("td", { class: "n" }, pct(m.kpis.oee)), el("td", { class: "n" }, pct(m.kpis.availability)),
-      el("td", { class: "n" }, pct(m.kpis.performance)), el("td", { class: "n" }, pct(m.kpis.quality)),
-      el("td", { class: "n" }, num(m.good))))));
+      td(0, { class: "name" }, el("a", { href: `#/machine/${data.tenant}/${data.site}/${data.line}/${m.machine}` },
+        machineName(data.tenant, data.site, data.line, m.machine))),
+      td(1, { class: "n" }, pct(m.kpis.oee)), td(2, { class: "n" }, pct(m.kpis.availability)),
+      td(3, { class: "n" }, perfPct(m.kpis.performance)), td(4, { class: "n" }, pct(m.kpis.quality)),
+      td(5, { class: "n" }, num(m.good))))));
   box.replaceChildren(el("div", { class: "grid" },
     el("section", { class: "panel", "data-testid": "range-kpis" }, el("h3", {}, `${t("report.oee")} · ${rangeText()}`),
       kpiGrid(data.kpis, "range")),
-    counts, paretoPanel(data.pareto),
+    counts, paretoPanel(data.pareto, data.time),
     el("section", { class: "panel", "data-testid": "range-input" },
       el("h3", {}, `${t("report.material_input_s")} (${t(data.counts.every_ms >= 86_400_000 ? "counts.per_day" : "counts.per_hour")})`),
       inputChart(data.counts.series, data.counts.every_ms))),
@@ -586,14 +608,15 @@ function renderLine(snap) {
       href: `#/machine/${snap.tenant}/${snap.site}/${snap.line}/${m.machine}` });
     const share = m.target_today ? Math.min(1, m.count_today / m.target_today) : 0;
     tile.append(
-      el("h2", {}, m.name || m.machine),
+      el("h2", {}, nm(m, m.machine)),
       el("div", { class: "state", "data-testid": "state" }, t(`state.${state}`)),
       el("div", { class: "since", "data-since": since ?? "", "data-lower": m.state_since_is_lower_bound ? "1" : "" },
         since ? sinceText(since, m.state_since_is_lower_bound) : ""),
       el("div", { class: "count", "data-testid": "count" },
         `${t("count_today")} ${num(m.count_today)} / ${t("target_so_far")} ${num(m.target_today)}`),
       el("div", { class: "bar", "aria-hidden": "true" }, el("span", { style: `width:${share * 100}%` })),
-      el("div", { class: "oee" }, `${t("report.oee")} ${pct(m.oee && m.oee.oee)}`),
+      el("div", { class: "oee", ...(perfOver(m.oee && m.oee.performance) ? { title: t("report.perf_over_100") } : {}) },
+        `${t("report.oee")} ${pct(m.oee && m.oee.oee)}${perfOver(m.oee && m.oee.performance) ? " ⚠" : ""}`),
       ...activeAlarmLines(openAlarms[m.machine] || []),
     );
     if (m.counter_corrections_today) tile.append(el("div", { class: "muted small" }, `${t("counter_fixed")}: ${m.counter_corrections_today}`));
@@ -690,7 +713,7 @@ function openMachine(tenant, site, line, machine) {
   $("view").replaceChildren(
     el("div", { class: "toolbar" },
       el("div", {}, el("div", { class: "crumbs" }, el("a", { href: `#/line/${tenant}/${site}/${line}` }, f ? nm(f.l, line) : line)),
-        el("h2", { class: "page-title", "data-testid": "machine-title" }, name)),
+        el("h2", { class: "page-title", "data-testid": "machine-title" }, name)),  // set again on a language switch
       el("span", { class: "spacer" }),
       el("a", { class: "btn", href: `#/reports/${tenant}/${site}/${line}`, "data-i18n": "nav.reports" }, t("nav.reports"))),
     live, el("div", { style: "margin-top:1rem" }, picker), body);
@@ -712,7 +735,12 @@ function openMachine(tenant, site, line, machine) {
       ...activeAlarmLines(active));
     startSinceTicker();
   };
-  VIEW = { kind: "machine", rerender: () => { picker.sync(); drawLive(); if (body.data) renderMachine(body, body.data, body.trends || {}); } };
+  VIEW = { kind: "machine", rerender: () => {
+    const again = machineName(tenant, site, line, machine);
+    $("where").textContent = `${lineTitle(tenant, site, line)} · ${again}`;
+    const title = document.querySelector("[data-testid=machine-title]");
+    if (title) title.textContent = again;
+    picker.sync(); drawLive(); if (body.data) renderMachine(body, body.data, body.trends || {}); } };
   followLine(tenant, site, line, (snap) => {
     lastSnap = snap; TZ = snap.timezone; SHIFT = snap.shift;
     $("status").textContent = `${t("live")} · ${t("updated")} ${stamp(snap.generated_ms)}`;
@@ -755,16 +783,19 @@ function renderMachine(body, data, trends) {
       (data.corrections ? ` · ${t("counter_fixed")} ${data.corrections}` : "")),
     countsChart(data.counts.series, data.counts.every_ms));
   const trendPanel = el("section", { class: "panel", "data-testid": "trends" }, el("h3", {}, t("trends")));
-  const alarmPanel = el("section", { class: "panel", "data-testid": "machine-alarms" }, el("h3", {}, t("report.warnings") && t("alarms")));
-  alarmPanel.firstChild.textContent = `${t("alarms")} · ${rangeText()}`;
+  // every alarm open at some time in the range, cleared ones too: not only the active ones
+  const alarmPanel = el("section", { class: "panel", "data-testid": "machine-alarms" }, el("h3", {}, `${t("alarms.range")} · ${rangeText()}`));
   if (!data.alarms.length) alarmPanel.append(el("p", { class: "muted" }, t("alarm.none_range")));
-  else alarmPanel.append(el("div", { class: "table-wrap" }, el("table", { class: "data" },
-    el("tr", {}, el("th", {}, t("rules.name")), el("th", {}, t("alarm.value")), el("th", {}, t("alarm.raised")),
-      el("th", {}, t("alarm.cleared")), el("th", {}, t("alarm.status"))),
-    ...data.alarms.map((a) => el("tr", { class: `alarm-row ${a.status}` }, el("td", {}, a.rule),
-      el("td", { class: "n" }, alarmValue(a)),
-      el("td", {}, dateHm(a.raised_ms)), el("td", {}, a.cleared_ms ? dateHm(a.cleared_ms) : "–"), el("td", {}, t(a.status)))))));
-  body.replaceChildren(timeline, el("div", { class: "grid" }, kpis, counts, paretoPanel(data.pareto)), el("div", { class: "grid" }, trendPanel, alarmPanel));
+  else {
+    const heads = ["rules.name", "alarm.value", "alarm.raised", "alarm.cleared", "alarm.status"];
+    const td = (i, attrs, text) => el("td", { ...attrs, "data-label": t(heads[i]) }, text);
+    alarmPanel.append(el("div", { class: "table-wrap" }, el("table", { class: "data cards", "data-testid": "alarm-table" },
+      el("tr", {}, ...heads.map((k) => el("th", {}, t(k)))),
+      ...data.alarms.map((a) => el("tr", { class: `alarm-row ${a.status}`, "data-alarm": a.id }, td(0, { class: "name" }, a.rule),
+        td(1, { class: "n" }, alarmValue(a)), td(2, {}, dateHm(a.raised_ms)),
+        td(3, {}, a.cleared_ms ? dateHm(a.cleared_ms) : "–"), td(4, {}, t(a.status)))))));
+  }
+  body.replaceChildren(timeline, el("div", { class: "grid" }, kpis, counts, paretoPanel(data.pareto, data.time)), el("div", { class: "grid" }, trendPanel, alarmPanel));
   const tags = Object.keys(trends);
   if (!tags.length) trendPanel.append(el("p", { class: "muted" }, t("trend.none")));
   for (const tag of tags) {
@@ -927,7 +958,7 @@ function renderRulesList() {
   for (const r of RULES.rules) {
     const m = machines.find((x) => x.machine === r.machine);
     const tr = el("tr", { "data-rule-id": String(r.id), "data-rule-name": r.name },
-      cell("rules.machine", {}, (m && m.name) || r.machine), cell("rules.name", {}, r.name),
+      cell("rules.machine", {}, nm(m, r.machine)), cell("rules.name", {}, r.name),
       cell("rules.condition", { class: "mono" }, conditionText(r)),
       cell("rules.damping", { "data-testid": "rule-damping" }, dampingText(r)),
       cell("rules.open_alarms", { "data-open": "" }, r.open_alarms));
@@ -1007,7 +1038,7 @@ function fillMachineOptions() {
   const form = $("rule-form");
   if (!form || !RULES.choices) return;
   const keep = form.elements.machine.value;
-  form.elements.machine.replaceChildren(...RULES.choices.machines.map((m) => option(m.machine, null, m.name || m.machine)));
+  form.elements.machine.replaceChildren(...RULES.choices.machines.map((m) => option(m.machine, null, nm(m, m.machine))));
   if (keep) form.elements.machine.value = keep;
   const keepState = form.elements.state.value;
   form.elements.state.replaceChildren(...RULES.choices.states.map((s) => {

@@ -30,15 +30,15 @@ const TEXTS = {
     "tag.press_force": "프레스 압력", "tag.energy_wh": "전력량", "tag.material_input": "자재 투입 신호",
     "tag.good_count": "양품 카운터", "tag.scrap_count": "불량 카운터", "tag.state": "상태 코드",
     "dur.h": "시간", "dur.m": "분", "dur.s": "초", "pcs": "개",
-    "state.0": "대기", "state.1": "자재 투입", "state.2": "가공", "state.3": "하역", "state.4": "고장", "state.5": "계획 정지",
-    "state.6": "순간 정지", "state.7": "품종 교체", "state.8": "비가동 계획",
+    "state.0": "대기", "state.1": "자재 투입", "state.2": "가공", "state.3": "취출", "state.4": "고장", "state.5": "계획 정지",
+    "state.6": "순간 정지", "state.7": "품종 교체", "state.8": "근무 외 시간",
     "state.none": "데이터 없음",
     "in_state": "상태 유지", "at_least": "이상", "count_today": "오늘 생산", "target": "목표",
     "oee": "OEE", "oee.note": "실시간 추정치: 상태 레지스터와 카운터 기준, 공식 수치는 보고서 참조",
     "coverage": "데이터 수집률",
     "shift": "근무조", "no_shift": "근무조 없음",
     "trend": "자재 투입 시간 추이 (시간별)", "input_s_per_part": "개당 투입 시간(초)", "input_s": "투입 시간(초)",
-    "alarms": "활성 알람", "no_alarms": "활성 알람 없음", "ack": "확인", "acknowledged": "확인됨", "active": "발생",
+    "alarms": "활성 알람", "alarms.range": "기간 중 알람", "no_alarms": "활성 알람 없음", "ack": "확인", "acknowledged": "확인됨", "active": "발생",
     "lines": "라인", "centre": "센터 현황", "not_found": "찾을 수 없습니다",
     "updated": "갱신", "live": "실시간", "disconnected": "연결 끊김, 재연결 중…", "stale": "데이터 지연",
     "counter_fixed": "카운터 보정",
@@ -113,7 +113,7 @@ const TEXTS = {
     "tag.press_force": "Press force", "tag.energy_wh": "Energy", "tag.material_input": "Material input signal",
     "tag.good_count": "Good counter", "tag.scrap_count": "Scrap counter", "tag.state": "State code",
     "dur.h": "h", "dur.m": "min", "dur.s": "s", "pcs": "pcs",
-    "state.0": "Idle", "state.1": "Loading material", "state.2": "Processing", "state.3": "Unloading", "state.4": "Fault",
+    "state.0": "Idle", "state.1": "Loading", "state.2": "Processing", "state.3": "Unloading", "state.4": "Fault",
     "state.5": "Planned stop", "state.6": "Micro-stop", "state.7": "Changeover", "state.8": "Not scheduled",
     "state.none": "No data",
     "in_state": "In state", "at_least": "at least", "count_today": "Today", "target": "target",
@@ -121,7 +121,7 @@ const TEXTS = {
     "coverage": "Data coverage",
     "shift": "Shift", "no_shift": "No shift",
     "trend": "Material input time (hourly)", "input_s_per_part": "Input s per part", "input_s": "Input time (s)",
-    "alarms": "Active alarms", "no_alarms": "No active alarms", "ack": "Acknowledge", "acknowledged": "Acknowledged",
+    "alarms": "Active alarms", "alarms.range": "Alarms in the range", "no_alarms": "No active alarms", "ack": "Acknowledge", "acknowledged": "Acknowledged",
     "active": "Active",
     "lines": "Lines", "centre": "Centre overview", "not_found": "Not found",
     "updated": "updated", "live": "live", "disconnected": "disconnected, reconnecting…", "stale": "stale data",
@@ -158,6 +158,11 @@ const TAG_UNITS = { press_force: "kN", energy_wh: "Wh" };
 
 let LANG = "ko";
 
+/** The default state register's names by code (plant/states.py), the glossary's keys for them. */
+const STATE_KEYS = ["idle", "loading", "processing", "unloading", "fault", "planned_stop", "micro_stop", "changeover",
+  "not_scheduled"];
+function capital(s) { return s.charAt(0).toUpperCase() + s.slice(1); }
+
 /** The reports' labels (analytics/labels.py) under "report.<key>": one glossary for the page and the reports. */
 async function loadGlossary() {
   try {
@@ -167,6 +172,9 @@ async function loadGlossary() {
     for (const lang of Object.keys(g)) {
       TEXTS[lang] = TEXTS[lang] || {};
       for (const [k, v] of Object.entries(g[lang])) TEXTS[lang][`report.${k}`] = v;
+      // the tiles, the timeline and the Pareto name a state as the reports do (the texts above are the fallback)
+      STATE_KEYS.forEach((k, code) => { if (g[lang][k]) TEXTS[lang][`state.${code}`] = capital(g[lang][k]); });
+      if (g[lang].no_data) TEXTS[lang]["state.none"] = capital(g[lang].no_data);
     }
   } catch { /* offline API: the keys themselves show */ }
 }

@@ -349,8 +349,8 @@ def test_drill_down_from_the_portfolio_to_one_machine_in_the_real_shell(browser,
         page.click(".tile[data-machine=press-1]")
         page.wait_for_url(f"**/#/machine/{TENANT}/{SITE}/{LINE}/press-1")
         page.wait_for_selector("[data-testid=gantt] span", timeout=60_000)
-        # machines have one name in the plant model (no English one): the engineer reads the SME's own
-        assert page.inner_text("[data-testid=machine-title]") == "프레스 1호기"
+        # the engineer works in English: the machine's English name from the plant model (name_en)
+        assert page.inner_text("[data-testid=machine-title]") == "Press 1"
         page.locator("[data-testid=timeline] h3", has_text="State timeline").wait_for()
         _no_horizontal_overflow(page)
         page.screenshot(path=str(ARTIFACTS / f"drill-{w}-4-machine.png"), full_page=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from analytics.labels import label
 from cli.demo import DEMO_ENGINEER, DEMO_OWNER, LINE, MACHINES, OTHER_TENANT, SITE, TENANT
 from tests.servers import free_port
 from tests.waiting import wait_until
@@ -25,9 +26,12 @@ from tests.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
-KO_STATES = {"대기", "자재 투입", "가공", "하역", "고장", "계획 정지", "순간 정지", "품종 교체", "비가동 계획", "데이터 없음"}
-EN_STATES = {"Idle", "Loading material", "Processing", "Unloading", "Fault", "Planned stop", "Micro-stop", "Changeover",
-             "Not scheduled", "No data"}
+#: The tiles name a state as the reports do: the glossary's word for each code of the state register (plant/states.py)
+_STATE_KEYS = ("idle", "loading", "processing", "unloading", "fault", "planned_stop", "micro_stop", "changeover",
+               "not_scheduled", "no_data")
+KO_STATES = {label(k, "ko") for k in _STATE_KEYS}
+EN_STATES = {label(k, "en").capitalize() for k in _STATE_KEYS}
+assert {"가공", "취출", "고장", "데이터 없음"} <= KO_STATES and {"Processing", "Micro-stop", "No data"} <= EN_STATES
 
 
 @dataclass(frozen=True)

@@ -206,3 +206,23 @@ def test_a_policy_refuses_a_time_zone_it_cannot_load_and_says_what_to_write():
 
     with pytest.raises(pydantic.ValidationError, match="unknown time zone 'Asia/Changwon': use an IANA name"):
         Policy(timezone="Asia/Changwon")
+
+
+def test_pareto_lists_stop_reasons_only_and_no_data_stands_apart():
+    # 20 min processing, 10 min fault, 5 min planned stop, 25 min without data: no data is the largest
+    minutes = [2] * 20 + [4] * 10 + [5] * 5 + [None] * 25
+    _, t = hour_totals(minutes)
+    rows = kpi.pareto(t, POLICY)
+    assert [r["reason"] for r in rows] == ["fault", "planned_stop"]
+    assert rows[-1]["cumulative_share"] == pytest.approx(1.0)
+    assert kpi.time_elements(t)["no_data_h"] == pytest.approx(25 / 60, abs=1e-3)
+
+
+def test_the_rest_of_the_running_hour_is_not_no_data():
+    # 20 minutes into the hour, all of it processing: the 40 minutes still to come are no data yet
+    b, _ = hour_totals([2] * 20 + [None] * 40)
+    t = kpi.totals(b, np.zeros(1, dtype=np.int64), 1, POLICY, ideal_cycle_s=2.0, now_ms=T0 + 20 * 60_000)
+    assert kpi.time_elements(t)["no_data_h"] == pytest.approx(0, abs=1e-3)
+    assert kpi.scalar(t)["coverage"] == pytest.approx(1.0, abs=1e-3)
+    later = kpi.totals(b, np.zeros(1, dtype=np.int64), 1, POLICY, ideal_cycle_s=2.0, now_ms=T0 + 30 * 60_000)
+    assert kpi.time_elements(later)["no_data_h"] == pytest.approx(10 / 60, abs=1e-3)  # past now, unseen: no data

@@ -85,3 +85,36 @@ def test_broker_acl_warns_without_a_collector_and_broker_account_adds_one(tmp_pa
     assert "user collector-1\ntopic read sf/v1/#" in (tmp_path / "acl").read_text()
     r = run(cli, ["plant", "broker-account", "-c", str(config), "gw-2", "--kind", "gateway", "--password", "gw-2-pw-12"])
     assert r.exit_code == 2 and "set 'tenant' on gateways only" in r.output
+
+
+def test_machines_take_an_english_name_and_a_bad_one_is_refused_naming_file_and_key(tmp_path):
+    """``name_en`` on a machine (as on tenants, sites and lines) reaches the plant tree the UI reads."""
+    config, _ = _setup(tmp_path)
+    run = CliRunner().invoke
+    line = {"slug": "press-line-1", "name": "프레스 1라인", "name_en": "Press Line 1",
+            "machines": [{"slug": "press-1", "name": "프레스 1호기", "name_en": "Press 1"}, {"slug": "press-2"}]}
+    seed = tmp_path / "plant.yaml"
+    seed.write_text(yaml.safe_dump({"tenants": [{"slug": "acme", "sites": [{"slug": "s1", "lines": [line]}]}]},
+                                   allow_unicode=True), encoding="utf-8")
+    r = run(cli, ["plant", "seed", "-c", str(config), str(seed)])
+    assert r.exit_code == 0, r.output
+    plant = open_plant(f"sqlite:///{tmp_path / 'data' / 'plant.db'}")
+    from plantmodel.db import Machine
+
+    from api.routers.plant import tenant_tree
+    from plantmodel.db import Tenant
+
+    with plant.session() as s:
+        assert {m.slug: (m.name, m.name_en) for m in s.query(Machine)} == {"press-1": ("프레스 1호기", "Press 1"),
+                                                                           "press-2": ("press-2", None)}
+        tree = tenant_tree(s.query(Tenant).filter_by(slug="acme").one())
+    shown = tree["sites"][0]["lines"][0]
+    assert shown["name_en"] == "Press Line 1"
+    assert [(m["name"], m["name_en"]) for m in shown["machines"]] == [("프레스 1호기", "Press 1"), ("press-2", None)]
+    line["machines"][0]["name_en"] = "P" * 201
+    bad = tmp_path / "too-long.yaml"
+    bad.write_text(yaml.safe_dump({"tenants": [{"slug": "acme", "sites": [{"slug": "s1", "lines": [line]}]}]},
+                                  allow_unicode=True), encoding="utf-8")
+    r = run(cli, ["plant", "seed", "-c", str(config), str(bad)])
+    assert r.exit_code == 2 and "too-long.yaml" in r.output
+    assert "tenants.0.sites.0.lines.0.machines.0.name_en" in r.output and "at most 200 characters" in r.output

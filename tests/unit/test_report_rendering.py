@@ -179,3 +179,43 @@ def test_period_pdf_fits_its_cells(line, lang):  # noqa: F811
 
 def test_an_english_pdf_naming_a_korean_company_embeds_hangul(named, tmp_path):
     assert "한일오토파츠" in _text(render(named, "pdf", "en"), tmp_path)
+
+
+def test_no_data_is_beside_the_pareto_not_a_bar_of_it(named, tmp_path):
+    """No data is no reason for a stop: a note under each phase's Pareto, in the HTML, the PDF and the XLSX."""
+    assert all(r["reason"] != "no_data" for p in ("before", "after") for r in named["pareto"][p])
+    hours = named["time"]["after"]["no_data_h"]
+    html_ko = render(named, "html", "ko").decode()
+    assert f"데이터 없음 {hours:.1f}시간 (정지 사유가 아니어서 파레토에서 제외)" in html_ko
+    assert "사유별 정지 시간" in html_ko and "데이터 없음 (시간)" not in html_ko
+    assert f"No data {hours:.1f} h (not a stop reason: left out of the Pareto)" in render(named, "html", "en").decode()
+    assert "정지 사유가 아니어서 파레토에서 제외" in _text(render(named, "pdf", "ko"), tmp_path)
+
+
+@pytest.mark.parametrize("lang, text", [("ko", "성능가동률이 100%를 넘습니다: 기준 사이클 타임을 확인하세요"),
+                                        ("en", "Performance over 100%: check the ideal cycle time")])
+def test_a_period_with_performance_over_100_shows_it_flagged(line, lang, text, tmp_path):  # noqa: F811
+    """The real figure is kept (not capped at 100%), marked, and the reader told what to check."""
+    from analytics.report import period_report
+    from tests.unit.test_analytics_report import FIRST, MACHINES, POLICY
+
+    store, _, _ = line
+    r = period_report(store, MACHINES, POLICY, FIRST, FIRST + timedelta(days=1))
+    r["names"] = NAMES
+    assert text not in render(r, "html", lang).decode()  # a plausible ideal cycle: no flag
+    r["kpis"]["performance"] = 2.2
+    page = render(r, "html", lang).decode()
+    assert text in page and "220.00% ⚠" in page
+    assert text in _text(render(r, "pdf", lang), tmp_path)
+
+
+def test_an_english_report_names_machines_by_their_english_names(named):
+    from analytics.render import names
+
+    r = copy.deepcopy(named)
+    r["names"]["en"] = {"tenant": "Hanil Autoparts", "lines": {"line-a": "Press Line 1"},
+                        "machines": {"press-1": "Press 1"}}
+    en, ko = names(r, "en"), names(r, "ko")
+    assert en["machine"]("press-1") == "Press 1" and en["machine"]("press-2") == "프레스 2호기"  # no English: the name
+    assert ko["machine"]("press-1") == "프레스 1호기" and en["line"] == "Press Line 1"
+    assert "Press 1" in render(r, "html", "en").decode() and "Press 1" not in render(r, "html", "ko").decode()
