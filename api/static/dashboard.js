@@ -45,6 +45,10 @@ async function api(path, opts = {}) {
 }
 const enc = encodeURIComponent;
 
+/** A number with one decimal and its unit from the glossary: "10.2시간" in Korean, "10.2 h" in English. */
+function withUnit(x, unitKey) {
+  return x === null || x === undefined ? "–" : `${x.toFixed(1)}${LANG === "ko" ? "" : " "}${t(unitKey)}`;
+}
 function pct(x) { return x === null || x === undefined || Number.isNaN(x) ? "–" : `${(x * 100).toFixed(1)}%`; }
 function num(x) { return x === null || x === undefined ? "–" : Number(x).toLocaleString(LANG === "ko" ? "ko-KR" : "en-GB"); }
 function locale() { return LANG === "ko" ? "ko-KR" : "en-GB"; }
@@ -776,7 +780,7 @@ function renderMachine(body, data, trends) {
     el("h3", {}, `${t("timeline")} · ${rangeText()}`), gantt(data.timeline.segments, data.start_ms, data.end_ms),
     el("p", { class: "muted small" }, `${t("timeline.step")}: ${duration(data.timeline.step_ms)} (${t("timeline.step_note")})`));
   const kpis = el("section", { class: "panel", "data-testid": "machine-kpis" }, el("h3", {}, t("range_kpis")), kpiGrid(data.kpis, "machine"),
-    el("p", { class: "small muted" }, `${t("report.mtbf_h")} ${data.kpis.mtbf_h === null ? "–" : data.kpis.mtbf_h.toFixed(1) + " h"} · ${t("report.mttr_min")} ${data.kpis.mttr_min === null ? "–" : data.kpis.mttr_min.toFixed(1) + " min"}`));
+    el("p", { class: "small muted", "data-testid": "machine-mtbf" }, `${t("report.mtbf_h")} ${withUnit(data.kpis.mtbf_h, "dur.h")} · ${t("report.mttr_min")} ${withUnit(data.kpis.mttr_min, "dur.m")}`));
   const counts = el("section", { class: "panel", "data-testid": "machine-counts" },
     el("h3", {}, `${t("counts")} (${t(data.counts.every_ms >= 86_400_000 ? "counts.per_day" : "counts.per_hour")})`),
     el("div", { class: "num" }, `${t("counts.good")} ${num(data.counts.good)}${t("pcs")} · ${t("counts.scrap")} ${num(data.counts.scrap)}${t("pcs")}` +

@@ -175,6 +175,10 @@ def test_machine_page_with_timeline_trends_and_pareto(who):
     legend = page.locator("[data-testid=gantt-legend] > span").all_inner_texts()
     assert legend and all(re.search(r"(\d+분 \d{2}초|\d+시간 \d{2}분|\d+일 \d+시간)$", x) for x in legend)
     assert page.locator("[data-testid=machine-kpis] [data-testid=machine-quality] .k").inner_text() == "양품률"
+    # hours and minutes in Korean units, written on the number as a Korean engineer writes them
+    assert re.fullmatch(r"평균고장간격 \(MTBF\) (\d+\.\d시간|–) · 평균수리시간 \(MTTR\) (\d+\.\d분|–)",
+                        page.locator("[data-testid=machine-mtbf]").inner_text()), page.locator(
+                            "[data-testid=machine-mtbf]").inner_text()
     _fits(page)
     _shot(page, "machine-today")
     loaded = page.locator("[data-testid=machine-body]").get_attribute("data-loaded")
