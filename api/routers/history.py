@@ -60,6 +60,16 @@ TagQ = Annotated[str, Query(pattern=IDENTIFIER_PATTERN, description="tag name, e
 
 #: Range ends are rounded up to this, so pages opened within the same half minute share one answer.
 END_QUANTUM_MS = 30_000
+#: ...and those of ranges longer than ``LONG_RANGE_MS`` to this, and their answers kept as long: two
+#: minutes more move a 30-day page by a few thousandths, and recomputing every viewed 30-day page
+#: twice a half minute was most of what a worker's range threads did under load (bench/api.py).
+LONG_END_QUANTUM_MS = 120_000
+LONG_RANGE_MS = 3 * DAY
+
+
+def end_quantum(span_ms: int) -> int:
+    """What a range's end is rounded up to, and how long its answer stays fresh (ms)."""
+    return LONG_END_QUANTUM_MS if span_ms > LONG_RANGE_MS else END_QUANTUM_MS
 
 
 #: Range answers are computed in two threads per worker: on 2 cores, more only take the GIL from the event loop.
@@ -88,10 +98,12 @@ class Answers:
         hit = self._entries.get(key)
         return hit[1] if hit and time.monotonic() - hit[0] < self.ttl_s else None
 
-    async def get(self, key: tuple, compute: Callable[[], dict], previous: tuple | None = None) -> bytes:
+    async def get(self, key: tuple, compute: Callable[[], dict], previous: tuple | None = None,
+                  ttl_s: float | None = None) -> bytes:
+        """The answer; ``ttl_s`` (default: the cache's) is how long a computed one stays fresh."""
         hit = self._entries.get(key)
         now = time.monotonic()
-        if hit and now - hit[0] < self.ttl_s:
+        if hit and now - hit[0] < (self.ttl_s if ttl_s is None else ttl_s):
             return hit[1]
         stale = hit or (self._entries.get(previous) if previous is not None else None)
         if stale and now - stale[0] < self.stale_s:
@@ -113,15 +125,18 @@ ANSWERS = Answers()
 def window(start: datetime | None, end: datetime | None, now_ms: int, stagger: str = "") -> tuple[int, int]:
     """[start, end) in epoch ms, checked: start before end, at most MAX_RANGE_DAYS long (422 otherwise).
 
-    The end is rounded up to ``END_QUANTUM_MS`` (a live range ends "now": shared by the viewers of that half
-    minute). A live range is rounded on a grid shifted by whole seconds per ``stagger`` (the machine or line),
-    so the live answers of different machines fall due spread over the half minute, not all at one moment.
+    The end is rounded up to ``end_quantum`` of the span (a live range ends "now": shared by the viewers of
+    that half minute, or two minutes for a range over three days). A live range is rounded on a grid
+    shifted by whole seconds per ``stagger`` (the machine or line), so the live answers of different
+    machines fall due spread over the quantum, not all at one moment.
     """
     end_ms = to_epoch_ms(end) if end else now_ms
-    live = stagger and end_ms >= now_ms - END_QUANTUM_MS
-    shift = zlib.crc32(stagger.encode()) % (END_QUANTUM_MS // 1000) * 1000 if live else 0
-    end_ms = -(-(end_ms - shift) // END_QUANTUM_MS) * END_QUANTUM_MS + shift
-    start_ms = to_epoch_ms(start) if start else end_ms - DAY
+    given_start = to_epoch_ms(start) if start else None
+    q = end_quantum(end_ms - given_start) if given_start is not None else END_QUANTUM_MS
+    live = stagger and end_ms >= now_ms - q
+    shift = zlib.crc32(stagger.encode()) % (q // 1000) * 1000 if live else 0
+    end_ms = -(-(end_ms - shift) // q) * q + shift
+    start_ms = given_start if given_start is not None else end_ms - DAY
     if start_ms >= end_ms:
         raise HTTPException(status_code=422, detail=f"start ({iso(start_ms)}) must be before end ({iso(end_ms)}): "
                                                     "swap them or pick a range in the range picker")
@@ -206,9 +221,16 @@ async def _line_machines_cached(services: Services, tenant: str, site: str,
     return hit
 
 
-def _previous(key: tuple, end_ms: int, now_ms: int) -> tuple | None:
-    """For a range that ends now, the key of the half minute before (its answer may stand in, briefly)."""
-    return (*key[:-1], end_ms - END_QUANTUM_MS) if end_ms - END_QUANTUM_MS < now_ms <= end_ms else None
+def _previous(key: tuple, start_ms: int, end_ms: int, now_ms: int) -> tuple | None:
+    """For a range that ends now, the key of the quantum before (its answer may stand in, briefly)."""
+    q = end_quantum(end_ms - start_ms)
+    return (*key[:-1], end_ms - q) if end_ms - q < now_ms <= end_ms else None
+
+
+def _fresh_s(start_ms: int, end_ms: int) -> float | None:
+    """How long a range's answer stays fresh: the cache's 15 s, or the long ranges' quantum."""
+    q = end_quantum(end_ms - start_ms)
+    return q / 1000 if q != END_QUANTUM_MS else None
 
 
 def _hours(start_ms: int, end_ms: int, bucket_ms: int) -> tuple[int, int]:
@@ -297,7 +319,7 @@ async def machine_history(tenant: str, site: str, line: str, machine: str, servi
     ref, name, line_name, _, name_en = await _machine_cached(services, tenant, site, line, machine)
     key = ("machine", ref, start_ms, end_ms)
     body = await ANSWERS.get(key, lambda: _machine_page(services, ref, name, line_name, start_ms, end_ms, name_en),
-                             _previous(key, end_ms, now_ms))
+                             _previous(key, start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms))
     return Response(body, media_type="application/json")
 
 
@@ -499,7 +521,7 @@ async def machine_trend(tenant: str, site: str, line: str, machine: str, service
     body = await ANSWERS.get(key, lambda: {
         "tag": tag, "start_ms": start_ms, "end_ms": end_ms, "every_ms": every,
         "points": TRENDS.points(services.store, ref, tag, a, z, every, int(time.time() * 1000))},
-        _previous(key, end_ms, now_ms))
+        _previous(key, start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms))
     return Response(body, media_type="application/json")
 
 
@@ -533,7 +555,7 @@ async def machine_trends(tenant: str, site: str, line: str, machine: str, servic
                            for tag in tags]}
 
     key = ("trends", ref, start_ms, end_ms)
-    body = await ANSWERS.get(key, compute, _previous(key, end_ms, now_ms))
+    body = await ANSWERS.get(key, compute, _previous(key, start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms))
     return Response(body, media_type="application/json")
 
 
@@ -546,7 +568,7 @@ async def line_history(tenant: str, site: str, line: str, services: ServicesDep,
     line_name, machines = await _line_machines_cached(services, tenant, site, line)
     key = ("line", tenant, site, line, start_ms, end_ms)
     body = await ANSWERS.get(key, lambda: _line_page(services, tenant, site, line, line_name, machines, start_ms,
-                                                     end_ms), _previous(key, end_ms, now_ms))
+                                                     end_ms), _previous(key, start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms))
     return Response(body, media_type="application/json")
 
 

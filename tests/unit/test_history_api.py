@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from analytics.rollup import RollupCache
 from api.app import create_app
-from api.routers.history import ANSWERS, DAY, HOUR, MINUTE, Answers, dominant_segments, nice_step
+from api.routers.history import ANSWERS, DAY, HOUR, MINUTE, Answers, dominant_segments, nice_step, window
 from api.services import services_of
 from api.settings import ApiSettings
 from plant import MachineRef
@@ -234,3 +234,29 @@ def test_a_live_range_serves_the_previous_half_minute_while_the_next_is_computed
 def test_range_ends_are_rounded_to_the_half_minute(client):
     h = client.get(f"/api/v1/history/acme/a-site/a-line/press-1?start={iso(T0)}&end={iso(T0 + HOUR + 1000)}").json()
     assert h["end_ms"] == T0 + HOUR + 30_000
+
+
+def test_a_long_range_ends_on_two_minutes_and_its_answer_stays_fresh_that_long():
+    """A 30-day page moves by thousandths in two minutes: its key and its answer last that long, so the
+    workers' range threads recompute it a quarter as often; ranges up to three days keep 30 s."""
+    from datetime import datetime, timezone
+
+    now = T0 + 10 * HOUR + 5_000
+    at = lambda ms: datetime.fromtimestamp(ms / 1000, timezone.utc)  # noqa: E731
+    a, z = window(at(now - 30 * DAY), None, now)
+    assert z % 120_000 == 0 and now <= z < now + 120_000 and a == now - 30 * DAY
+    _, z1 = window(at(now - DAY), None, now)
+    assert z1 % 30_000 == 0 and now <= z1 < now + 30_000
+
+    answers, calls = Answers(ttl_s=0.0), []
+
+    def compute():
+        calls.append(1)
+        return {"n": len(calls)}
+
+    async def run():
+        first = await answers.get(("long",), compute, ttl_s=120.0)
+        again = await answers.get(("long",), compute, ttl_s=120.0)  # fresh for 120 s, not the cache's 0 s
+        return first, again
+
+    assert asyncio.run(run()) == (b'{"n":1}', b'{"n":1}') and len(calls) == 1
