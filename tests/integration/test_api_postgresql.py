@@ -62,7 +62,8 @@ SEED = {
              {"slug": A.line, "name": "프레스 라인 1",
               "shifts": [{"name": "주간", "start": "06:00", "end": "18:00", "weekdays": "01234"},
                          {"name": "야간", "start": "22:00", "end": "06:00"}],
-              "machines": [{"slug": A.machine, "name": "프레스 1호기", "ideal_cycle_s": 12.5, "gateway": "gw-acme",
+              "machines": [{"slug": A.machine, "name": "프레스 1호기", "name_en": "Press 1", "ideal_cycle_s": 12.5,
+                            "gateway": "gw-acme",
                             "rollout_date": "2026-03-16",
                             "alarms": [{"name": "fault > 30 s", "kind": "state_duration", "tag": "state",
                                         "state": 4, "duration_s": 30}]}]}]}]},
@@ -234,8 +235,8 @@ def test_seed_through_the_cli_reads_back_as_given_and_applies_again_without_dupl
     assert (acme["sites"][0]["name"], line["name"]) == ("창원 1공장", "프레스 라인 1")
     assert line["shifts"] == [{"name": "주간", "start": "06:00", "end": "18:00", "weekdays": "01234"},
                               {"name": "야간", "start": "22:00", "end": "06:00", "weekdays": "0123456"}]
-    assert line["machines"] == [{"machine": "press-1", "name": "프레스 1호기", "ideal_cycle_s": 12.5,
-                                 "rollout_date": "2026-03-16", "gateway": "gw-acme"}]
+    assert line["machines"] == [{"machine": "press-1", "name": "프레스 1호기", "name_en": "Press 1",
+                                 "ideal_cycle_s": 12.5, "rollout_date": "2026-03-16", "gateway": "gw-acme"}]
 
     def counts() -> str:
         return postgres.psql("plant", "SELECT " + ", ".join(f"(SELECT count(*) FROM {t})" for t in sorted(TABLES)))
