@@ -300,7 +300,7 @@ def main() -> None:
                      "upper bound from the register ms |", "|---|---:|---:|---:|---:|---|---:|"]
     for m, xs in sorted(machines.items()):
         if xs:
-            stamp = ("the server's source time of the change (subscription, published every poll interval)"
+            stamp = ("the server's source time of the change (subscription, sampled at the tag's interval, published at most 0.25 s apart)"
                      if PROTOCOLS.get(m) == "opcua" else "the gateway's read (polled)")
             machine_table.append(f"| {m} ({PROTOCOLS.get(m, '?')}) | {len(xs)} | {pct(xs, .5):.0f} | "
                                  f"{pct(xs, .95):.0f} | {max(xs):.0f} | {stamp} | "
@@ -309,8 +309,8 @@ def main() -> None:
               "differs. A polled press's sample carries the gateway's read, at most one poll interval after the "
               "register changed. The OPC UA press's carries the server's source timestamp, which the simulator sets "
               "when it writes the new value (simulators/opcua_plcs.py), so its figure already starts at the change "
-              "and holds the subscription's publishing delay (the gateway asks for one publish per poll interval, "
-              "gateway/opcua.py): its upper bound from the register is its figure, not figure + poll.",
+              "and holds the server's sampling and publishing delay (sampled at the tag's interval, published at most "
+              "0.25 s apart, gateway/opcua.py): its upper bound from the register is its figure, not figure + poll.",
               "", *machine_table]
     split_table = ["| open streams N | read → snapshot computed p50 / p95 / max ms | computed → delivered p50 / p95 / "
                    "max ms |", "|---:|---|---|"]
@@ -333,7 +333,7 @@ def main() -> None:
               f"run. By each press's own bound (the OPC UA figure without the poll interval added, see per machine): "
               f"worst {register_worst:.0f} ms, {verdict(register_worst)}. The budget, by configuration (the demo "
               f"runs the collector's and the API's defaults): the gateway's poll (up to one interval, {poll_ms:.0f} "
-              "ms, before the read; for OPC UA the server's publishing interval, the same); the "
+              "ms, before the read; for OPC UA the server's sampling at the tag's interval, then a publish at most 0.25 s later); the "
               f"collector's group commit (a partial batch goes once the store is idle, after "
               f"`batch_linger_s` {collector.batch_linger_s:g} s without a message; while a write is under way it "
               f"fills for up to `batch_interval_s` {collector.batch_interval_s:g} s); the API's refresh of a "
