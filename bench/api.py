@@ -601,8 +601,8 @@ def report(info: dict, load_before, load_after, rows: int, days: int, build: str
                      f"p95 {c['p95']:.0f} ms, max {c['max']:.0f} ms")
     lines += ["", f"Start-up, right after the cold pass: every page's requests (the machine pages for 30 days and "
               f"today, the line overviews) mixed, {CLIENTS} clients for {seconds:.0f} s, while each worker's caches "
-              "are still filling (a worker computes its own answers and snapshots); before the rows below, which "
-              "are the steady state:", ""]
+              "are still filling (a worker computes its own answers and snapshots); after it the rows above were "
+              "measured, the steady state:", ""]
     for w in ws:
         u = results[w]["startup"]
         lines.append(f"- {w} worker(s): {u['rps']:.0f} req/s; p50 {u['p50']:.1f} ms, p95 {u['p95']:.1f} ms, "
