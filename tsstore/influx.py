@@ -197,14 +197,34 @@ class InfluxStore:
         return sorted(found)
 
     def latest(self, machine: MachineRef) -> dict[str, LatestValue]:
+        """A snapshot as of the machine's newest point: that point's fields come from one row, so
+        the tags of one poll are never mixed with the next poll's (separate ``last()`` statements
+        in one request run one after another and a write can land between them); only a field
+        that point lacks is read by its own ``last()``, bounded by the point's time."""
         fields = self._field_keys()
         if not fields:
             return {}
         where = _where_machine(machine)
-        statements = [f"SELECT last({quote_ident(f)}) FROM {quote_ident(MEASUREMENT)} WHERE {where}" for f in fields]
-        results = self._query(";".join(statements))
+        columns = ", ".join(quote_ident(f) for f in fields)
+        (newest,) = self._query(
+            f"SELECT {columns} FROM {quote_ident(MEASUREMENT)} WHERE {where} ORDER BY time DESC LIMIT 1")
         latest: dict[str, LatestValue] = {}
-        for name, result in zip(fields, results):
+        newest_ms: int | None = None
+        for series in _series(newest):
+            names = series.get("columns", [])[1:]
+            for ts, *values in series.get("values", [])[:1]:
+                newest_ms = int(ts)
+                for name, value in zip(names, values):
+                    if value is not None:
+                        latest[name] = LatestValue(newest_ms, _as_stored(value))
+        if newest_ms is None:
+            return {}
+        missing = [f for f in fields if f not in latest]
+        if not missing:
+            return latest
+        statements = [f"SELECT last({quote_ident(f)}) FROM {quote_ident(MEASUREMENT)} "
+                      f"WHERE {where} AND time <= {newest_ms}ms" for f in missing]
+        for name, result in zip(missing, self._query(";".join(statements))):
             for series in _series(result):
                 for ts, value in series.get("values", []):
                     if value is not None:
