@@ -73,12 +73,17 @@ def windows(
     if days is None:
         if first_day is None or last_day is None:
             raise WindowError("give the window length (days) or the first and last day with data")
-        room = min((base_end - first_day).days, (last_day - post_start).days + 1)
-        days = room // 7 * 7
+        before, after = (base_end - first_day).days, (last_day - post_start).days + 1
+        days = min(before, after) // 7 * 7
         if days < 7:
+            excluded = f", the {pre_exclusion_days} day(s) before it excluded" if pre_exclusion_days else ""
+            # the days that hold data on each side (the window's room above counts from the side's edge)
+            with_before = max((min(base_end, last_day + timedelta(days=1)) - first_day).days, 0)
+            with_after = max((last_day - max(post_start, first_day)).days + 1, 0)
             raise WindowError(
-                f"only {room} day(s) of data on one side of the rollout {rollout} after excluding "
-                f"{commissioning_days} commissioning day(s): need at least 7 on each side"
+                f"{with_before} day(s) of data before the rollout {rollout} and {with_after} after it "
+                f"(data from {first_day} to {last_day}; the {commissioning_days} commissioning day(s) after the "
+                f"rollout excluded{excluded}): need at least 7 on each side"
             )
     if days < 1:
         raise WindowError(f"window length must be at least one day, got {days}")

@@ -20,7 +20,7 @@ from analytics.buckets import Buckets
 from analytics.policy import Policy
 from analytics.rollup import RollupCache, correct_edges, label_edges, machine_buckets
 from plant import MachineRef
-from tsstore import TimeSeriesStore
+from tsstore import StoreUnavailable, TimeSeriesStore, machines_of
 
 log = logging.getLogger(__name__)
 
@@ -512,7 +512,7 @@ def data_extent(store: TimeSeriesStore, machines: Sequence[MachineRef], policy: 
 
 def select_machines(store: TimeSeriesStore, tenant: str, site: str | None = None, line: str | None = None,
                     machine: str | None = None) -> list[MachineRef]:
-    return pick_machines(store.machines(), tenant, site, line, machine)
+    return pick_machines(machines_of(store, {tenant}), tenant, site, line, machine)
 
 
 def pick_machines(machines: Sequence[MachineRef], tenant: str, site: str | None = None, line: str | None = None,
@@ -527,12 +527,18 @@ def portfolio_reports(store: TimeSeriesStore, settings, replicates: int = 1000, 
     """A before/after report for every configured rollout; problems are returned, not raised, so one
     tenant without data does not hide the others. ``orders_for(tenant)`` gives a tenant's orders (D)."""
     reports, problems = [], []
-    every = store.machines() if settings.rollouts else []  # once, not once per rollout (a walk of the whole store)
+    every: list[MachineRef] | None = None
+    if settings.rollouts:
+        try:
+            every = store.machines()  # once, not once per rollout (a walk of the whole store)
+        except StoreUnavailable:
+            every = None  # part of a sharded store is down: each tenant's own shard is asked below
     for i, r in enumerate(settings.rollouts):
         deadline.check()
-        machines = pick_machines(every, r.tenant, r.site, r.line)
         policy = settings.policy(r.tenant)
         try:
+            machines = pick_machines(every if every is not None else machines_of(store, {r.tenant}),
+                                     r.tenant, r.site, r.line)
             if not machines:
                 raise ReportError("no machines with data")
             first = last = None
@@ -541,7 +547,7 @@ def portfolio_reports(store: TimeSeriesStore, settings, replicates: int = 1000, 
             reports.append(before_after_report(store, machines, policy, r.date, r.commissioning_days, r.days,
                                                r.pre_exclusion_days, replicates, None, first, last, cache,
                                                orders=orders_for(r.tenant) if orders_for else None))
-        except (ReportError, ValueError) as exc:
+        except (ReportError, ValueError, StoreUnavailable) as exc:  # one tenant's shard down hides only its own
             problems.append(f"{r.tenant}/{r.line or '*'}: {exc}")
             log.warning("portfolio_skipped tenant=%s line=%s reason=%r", r.tenant, r.line, str(exc))
         if progress:

@@ -13,6 +13,7 @@ from tsstore.base import (
     StoreUnavailable,
     TimeSeriesStore,
     ValueCount,
+    machines_of,
 )
 from tsstore.settings import InfluxSettings, ShardedSettings, SqliteSettings, StoreSettings, open_store
 
@@ -29,5 +30,6 @@ __all__ = [
     "StoreUnavailable",
     "TimeSeriesStore",
     "ValueCount",
+    "machines_of",
     "open_store",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -163,3 +163,16 @@ def fold_runs(ts: Sequence[int] | Any, values: Sequence[float] | Any, stale_ms: 
     first = np.flatnonzero(start)
     last = np.append(first[1:] - 1, t.size - 1)
     return list(zip(t[first].tolist(), t[last].tolist(), v[first].tolist()))
+
+
+def machines_of(store: TimeSeriesStore, tenants: Collection[str] | None) -> list[MachineRef]:
+    """The machines of these tenants (None: every tenant), reading only the stores that hold them.
+
+    On a sharded store a tenant's list must not depend on another tenant's shard being up
+    (``ShardedStore.machines_of``); a single store lists everything and filters."""
+    pick = getattr(store, "machines_of", None)
+    if tenants is not None and pick is not None:
+        chosen: list[MachineRef] = pick(tenants)
+        return chosen
+    return [m for m in store.machines() if tenants is None or m.tenant in tenants]
+

@@ -16,7 +16,7 @@ from api.schemas import History, HistoryPoint, LatestValues, Machine as MachineO
 from api.services import SettingsDep, StoreDep
 from api.timeparams import iso, parse_every, to_epoch_ms
 from plant import IDENTIFIER_PATTERN, MachineRef
-from tsstore import StoreRejected, TimeSeriesStore
+from tsstore import StoreRejected, TimeSeriesStore, machines_of
 
 router = APIRouter(prefix="/api/v1", tags=["machines"])
 BASE = "/machines/{tenant}/{site}/{line}/{machine}"
@@ -37,14 +37,14 @@ def machine_ref(tenant: str, site: str, line: str, machine: str) -> MachineRef:
 
 @router.get("/machines", response_model=list[MachineOut])
 def list_machines(principal: CurrentPrincipal, store: StoreDep) -> list[MachineOut]:
-    return [MachineOut(**m.as_dict()) for m in store.machines() if principal.sees(m.tenant)]
+    return [MachineOut(**m.as_dict()) for m in machines_of(store, principal.visible)]
 
 
 @router.get(BASE + "/latest", response_model=LatestValues)
 def latest(tenant: str, site: str, line: str, machine: str, store: StoreDep) -> LatestValues:
     ref = machine_ref(tenant, site, line, machine)
     values = store.latest(ref)
-    if not values and ref not in store.machines():
+    if not values and ref not in machines_of(store, {ref.tenant}):
         raise HTTPException(status_code=404, detail=f"no data for machine {ref}")
     return LatestValues(
         machine=MachineOut(**ref.as_dict()),

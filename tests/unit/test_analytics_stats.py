@@ -46,8 +46,15 @@ def test_windows_are_equal_whole_weeks_on_the_same_weekdays_without_commissionin
 
 
 def test_windows_refuse_too_little_data_with_a_reason():
-    with pytest.raises(WindowError, match="at least 7"):
+    with pytest.raises(WindowError, match=r"31 day\(s\) of data before the rollout 2026-04-01 and 4 after it "
+                       r"\(data from 2026-03-01 to 2026-04-18; the 14 commissioning day\(s\) after the rollout "
+                       r"excluded\): need at least 7 on each side"):
         windows(date(2026, 4, 1), commissioning_days=14, first_day=date(2026, 3, 1), last_day=date(2026, 4, 18))
+
+
+def test_windows_with_no_data_before_the_rollout_say_none_not_a_negative_count():
+    with pytest.raises(WindowError, match=r"^0 day\(s\) of data before the rollout 2026-04-01 and 72 after it"):
+        windows(date(2026, 4, 1), commissioning_days=14, first_day=date(2026, 4, 20), last_day=date(2026, 6, 30))
 
 
 def test_lower_is_better_convention_and_percentage_points():

@@ -8,7 +8,7 @@ import pytest
 
 from cli.config import ConfigError, load_config
 from plant import MachineRef
-from tsstore import Point, ShardedSettings, StoreRejected, StoreUnavailable, open_store
+from tsstore import Point, ShardedSettings, StoreRejected, StoreUnavailable, machines_of, open_store
 from tsstore.sharded import ShardedStore, ShardedWrite
 from tsstore.sqlite import SqliteStore
 
@@ -95,6 +95,38 @@ def test_one_unavailable_shard_does_not_hold_back_the_others(tmp_path):
         store.ping()
     with pytest.raises(StoreUnavailable, match="'bad'"):
         store.machines()
+    store.close()
+
+
+def test_a_tenants_machines_are_listed_from_its_own_shard_while_another_is_down(tmp_path):
+    good = SqliteStore(tmp_path / "good.db")
+    store = ShardedStore({"good": good, "bad": Failing(StoreUnavailable("connection refused"))}, "good",
+                         {"bravo": "bad"})
+    store.write([Point(A, T0, {"x": 1}), Point(C, T0, {"x": 1})])
+    assert machines_of(store, {"acme"}) == [A]
+    assert machines_of(store, {"acme", "charlie"}) == [A, C]
+    with pytest.raises(StoreUnavailable, match="store shard 'bad': down"):
+        machines_of(store, {"bravo"})
+    assert machines_of(good, {"charlie"}) == [C]  # a single store: listed, then filtered
+    assert machines_of(good, None) == [A, C]
+    store.close()
+
+
+def test_the_portfolio_reports_a_down_shard_as_its_tenants_problem_only(tmp_path):
+    from analytics.report import portfolio_reports
+    from analytics.settings import AnalyticsSettings
+
+    good = SqliteStore(tmp_path / "good.db")
+    store = ShardedStore({"good": good, "bad": Failing(StoreUnavailable("connection refused"))}, "good",
+                         {"bravo": "bad"})
+    store.write([Point(A, T0 + i * 60_000, {"state": 1}) for i in range(3)])
+    settings = AnalyticsSettings(rollouts=[{"tenant": "acme", "date": "2026-11-01"},
+                                           {"tenant": "bravo", "date": "2026-11-01"}])
+    reports, problems = portfolio_reports(store, settings, replicates=10)
+    by_tenant = {p.split("/", 1)[0]: p for p in problems}
+    assert "store shard 'bad'" in by_tenant["bravo"] and "down" in by_tenant["bravo"]
+    # acme's machines were listed from its shard: whatever its report says, it is not about the store
+    assert "acme" not in by_tenant or ("no machines" not in by_tenant["acme"] and "shard" not in by_tenant["acme"])
     store.close()
 
 
