@@ -44,6 +44,7 @@ ADDRESS_END_CODES = frozenset({0xC051, 0xC052, 0xC053, 0xC054, 0xC056, 0xC05B})
 #: End codes that mean "this CPU does not take this command": answered to a random read, the
 #: gateway switches that device to batch reads for good.
 UNSUPPORTED_END_CODES = frozenset({0xC059, 0xC05F})
+#: as the SLMP reference manual lists them (end codes returned by the CPU module)
 END_CODE_TEXT = {
     0xC050: "ASCII data that cannot be converted to binary",
     0xC051: "too many bit points for one request",
@@ -51,10 +52,12 @@ END_CODE_TEXT = {
     0xC053: "too many bit points for one random request",
     0xC054: "too many word points for one random request",
     0xC056: "read past the device's address range",
+    0xC058: "request data length after ASCII-to-binary conversion does not match the character count",
     0xC059: "command or subcommand not supported",
     0xC05B: "the CPU cannot read or write this device",
     0xC05C: "error in the request (e.g. a bit device not a multiple of 16 in word units)",
     0xC05F: "the target CPU cannot execute this request",
+    0xC060: "error in the request for a bit device",
     0xC061: "request data length does not match the data",
 }
 

@@ -53,16 +53,18 @@ MAX_BYTES = 1400
 
 #: NAK error codes that mean "this span is refused" (split the read, as Modbus exception 2)
 ADDRESS_NAK_CODES = frozenset({0x0003, 0x0004, 0x0005, 0x0006})
+#: the error codes of a NAK, as the FEnet manuals list them ("Communication error code", 10.4)
 NAK_TEXT = {
-    0x0001: "more than 16 blocks in one request",
-    0x0002: "data type not allowed for this variable",
+    0x0001: "more than 16 blocks in one individual read or write",
+    0x0002: "a data type other than X, B, W, D or L in the request",
     0x0003: "device memory this PLC does not have",
     0x0004: "address past the end of the device area",
     0x0005: "more than 1400 bytes in one block",
-    0x0006: "more than 1400 bytes in one request",
-    0x0075: "company ID not accepted (try LGIS-GLOFA for an old GLOFA module)",
-    0x0076: "frame length or BCC wrong",
-    0x0077: "command not supported",
+    0x0006: "more than 1400 bytes in all the request's blocks",
+    0x0075: "company ID at the start of the header wrong (try LGIS-GLOFA for an old GLOFA module)",
+    0x0076: "header length wrong",
+    0x0077: "header checksum (BCC) wrong",
+    0x0078: "instruction (command) not supported",
 }
 
 #: Device areas: XGK (P, M, K, F, T, C, L, N, D, R, U, Z) and XGI/XGB IEC (I, Q, M, R, W, A, F)
@@ -240,7 +242,7 @@ def parse_request(frame: bytes) -> ReadRequest:
     body = frame[HEADER_BYTES:]
     command, data_type, _, blocks = struct.unpack_from("<HHHH", body)
     if command != READ_REQUEST:
-        raise NakError(0xFFFF, 0x0077)
+        raise NakError(0xFFFF, 0x0078)
     names, at = [], 8
     for _ in range(blocks):
         (n,) = struct.unpack_from("<H", body, at)

@@ -55,9 +55,11 @@ def test_an_ack_gives_its_blocks_and_a_nak_its_error_code():
     with pytest.raises(xgt.NakError, match=r"code 0x0004\): address past the end") as err:
         xgt.parse_response(xgt.nak(7, xgt.CONTINUOUS, 0x0004))
     assert err.value.refused_address
-    with pytest.raises(xgt.NakError) as other:
-        xgt.parse_response(xgt.nak(7, xgt.CONTINUOUS, 0x0077))
+    with pytest.raises(xgt.NakError, match=r"code 0x0078\): instruction \(command\) not supported") as other:
+        xgt.parse_response(xgt.nak(7, xgt.CONTINUOUS, 0x0078))
     assert not other.value.refused_address
+    with pytest.raises(xgt.NakError, match=r"code 0x0077\): header checksum \(BCC\) wrong"):
+        xgt.parse_response(xgt.nak(7, xgt.CONTINUOUS, 0x0077))
 
 
 def test_a_nak_with_a_one_byte_error_code_is_accepted_too():
