@@ -156,8 +156,8 @@ class RollupMaintainer:
         self.last = result
         hours = {"quick": f"{self.quick_recheck_ms / HOUR_MS:g}", "full": f"{self.recheck_ms / HOUR_MS:g}"}.get(
             result.recheck, f"{self.quick_recheck_ms / HOUR_MS:g}/{self.recheck_ms / HOUR_MS:g}")
-        log.info("rollup_pass recheck=%s recheck_hours=%s machines=%d full_rechecks=%d buckets_computed=%d "
-                 "seconds=%.2f failed=%d lost=%d", result.recheck, hours, result.machines, result.full_rechecks,
+        log.info("rollup_pass machines=%d recheck=%s recheck_hours=%s full_rechecks=%d buckets_computed=%d "
+                 "seconds=%.2f failed=%d lost=%d", result.machines, result.recheck, hours, result.full_rechecks,
                  result.buckets_computed, result.seconds, len(result.failed), len(result.lost))
         if self.after_pass is not None and result.tenants:
             try:

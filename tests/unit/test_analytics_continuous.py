@@ -120,8 +120,8 @@ def test_the_first_full_recheck_comes_two_intervals_after_the_start_then_once_pe
     full_at = [k for k, kind in enumerate(kinds) if kind == "full"]
     assert full_at == [2, 14, 26]  # 10 min after the start, then every 12th pass (3600 s / 300 s)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rollup_pass ")]
-    assert lines[0].startswith("rollup_pass recheck=quick recheck_hours=2 machines=2 full_rechecks=0 ")
-    assert lines[2].startswith("rollup_pass recheck=full recheck_hours=24 machines=2 full_rechecks=2 ")
+    assert lines[0].startswith("rollup_pass machines=2 recheck=quick recheck_hours=2 full_rechecks=0 ")
+    assert lines[2].startswith("rollup_pass machines=2 recheck=full recheck_hours=24 full_rechecks=2 ")
 
     # a pass that overran: the next one after the due time is full, the points it missed are not made up
     late = T0 + 26 * INTERVAL_MS + 3 * 3_600_000 + 60_000
