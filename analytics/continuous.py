@@ -9,24 +9,25 @@ Late data is the hard part of any continuous aggregate. Gateways replay their ou
 an outage, into hours that may already be tallied, so passes recompute ("recheck") recent
 hours from the store, in two windows:
 
-- every pass rechecks the last ``quick_recheck_ms`` (``analytics.rollup_quick_recheck_hours``,
-  2 h) before the newest finished hour: a short outage's replay reaches the rollups at the
-  next pass;
+- every pass rechecks the ``quick_recheck_ms`` (``analytics.rollup_quick_recheck_hours``, 2 h)
+  before the newest kept hour (hours end ``settle_ms``, 2 h, before they are kept): a replay
+  of data up to about 4 h old reaches the rollups at the next pass;
 - once per ``full_recheck_s`` (``analytics.rollup_full_recheck_s``, 1 h) a full pass rechecks the
-  last ``recheck_ms`` (``analytics.rollup_recheck_hours``, 24 h): a replay after a longer
+  ``recheck_ms`` (``analytics.rollup_recheck_hours``, 24 h) before it: a replay after a longer
   outage reaches them within the hour.
 
-Rechecking the whole day on every pass cost seconds of CPU per pass for 20 presses with 1-s
-data (bench/rollup_recheck.py), in the API's leader process beside its requests; most passes
-now cost a twelfth of that. Hours with no data at all are never kept, so a report computes
-those from the store (and sees a replay into them) whatever the maintainer has rechecked.
-Only hours older than ``recheck_ms`` are frozen. History written later than that (a backfill,
-an import) is refreshed by whoever writes it (``smartfactory backfill`` does) or with
-``smartfactory rollups --refresh-days``.
+Rechecking the whole day on every pass cost 3.8 s of CPU per pass for 20 presses with 1-s
+data, in the API's leader process beside its requests; a quick pass costs a tenth of that,
+and 11 passes in 12 are quick (bench/rollup_recheck.py). Hours with no data at all are never
+kept, so a report computes those from the store (and sees a replay into them) whatever the
+maintainer has rechecked. Only hours older than ``recheck_ms`` are frozen. History written
+later than that (a backfill, an import) is refreshed by whoever writes it (``smartfactory
+backfill`` does) or with ``smartfactory rollups --refresh-days``.
 
 Pure of I/O apart from the store and the cache it is given; runs in the API's leader worker
 (``api.leader``) or as ``smartfactory rollups``.
 """
+
 from __future__ import annotations
 
 import logging

@@ -260,3 +260,23 @@ def test_the_maintainer_restarts_after_a_stop_and_a_stopped_pass_ends_early(stor
         wait_until(lambda: maintainer.last is not None, 30, "a pass of the (re)started maintainer")
         maintainer.stop()
         assert maintainer.last.machines == len(MACHINES)
+
+
+def test_rollups_once_rechecks_the_whole_day_even_when_a_watermark_says_the_history_is_tallied(store, tmp_path):
+    """``smartfactory rollups --once`` runs rarely (cron) and remembers nothing between runs: each run is full."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = tmp_path / "smartfactory.yaml"
+    config.write_text(yaml.safe_dump({"store": {"kind": "sqlite", "path": str(store.path)},
+                                      "analytics": {"cache_path": "once.rollups.db",
+                                                    "default": {"default_ideal_cycle_s": 20.0}}}))
+    runs = [subprocess.run([sys.executable, "-m", "cli.main", "rollups", "-c", str(config), "--once"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+            for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[-1].stderr[-3000:]
+    # the second run finds the history tallied: its pass is the full window alone, 24 hours a machine
+    assert "rollup_pass machines=2 recheck=full recheck_hours=24 full_rechecks=2 buckets_computed=48 " in runs[1].stderr
