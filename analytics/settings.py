@@ -55,10 +55,11 @@ class AnalyticsSettings(BaseModel):
     rollup_recheck_hours: Annotated[int, Field(ge=0, le=24 * 14, description="hours recomputed by a full recheck "
                                                "(once per rollup_full_recheck_s) for late data (gateway outbox "
                                                "replays)")] = 24
-    rollup_quick_recheck_hours: Annotated[int, Field(ge=0, le=24 * 14, description="hours recomputed on every "
-                                                     "other pass (at most rollup_recheck_hours): late data that "
-                                                     "old reaches the rollups within one interval, older late data "
-                                                     "at the next full recheck")] = 2
+    rollup_quick_recheck_hours: Annotated[int, Field(ge=0, le=24 * 14, description="hours recomputed by the "
+                                                     "passes between full rechecks (at most rollup_recheck_hours): "
+                                                     "late data that old (plus the 2 h before an hour is kept) "
+                                                     "reaches the rollups at the next pass, older late data at the "
+                                                     "next full recheck")] = 2
     rollup_full_recheck_s: Annotated[float, Field(ge=60, le=7 * 86_400, description="how often a pass rechecks the "
                                                   "whole rollup_recheck_hours (at least rollup_interval_s; when "
                                                   "left out and the interval is longer, every pass is full)")] = 3600.0
