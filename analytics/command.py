@@ -79,7 +79,9 @@ def maintainer_for(store: TimeSeriesStore, settings: AnalyticsSettings, cache: R
     from analytics.rollup_pg import PostgresRollupCache
 
     kw: dict[str, Any] = dict(interval_s=settings.rollup_interval_s,
-                              recheck_ms=settings.rollup_recheck_hours * 3_600_000, after_pass=after_pass)
+                              recheck_ms=settings.rollup_recheck_hours * 3_600_000, after_pass=after_pass,
+                              quick_recheck_ms=settings.rollup_quick_recheck_hours * 3_600_000,
+                              full_recheck_s=settings.rollup_full_recheck_s)
 
     if isinstance(cache, PostgresRollupCache):
         from analytics.leases import LeasedRollupMaintainer

@@ -14,7 +14,13 @@ still its own and unexpired. So:
   ``rollup_lease_lost``) and rolled back, so no hour is written twice and no watermark moves
   on a tally the lease did not cover;
 - a live worker renews its leases every ``lease_s / 3`` from a thread of its own, so a long
-  first pass over a year of history does not lose its machines half-way.
+  first pass over a year of history does not lose its machines half-way;
+- the full recheck of a machine's last day (``analytics.continuous``) is scheduled in its row
+  too (``full_due``): whichever worker claims it once that time has passed rechecks the whole
+  window and moves ``full_due`` one ``full_recheck_s`` on in the same transaction. A machine
+  that moves between workers keeps its schedule, so every machine gets a full recheck once per
+  ``full_recheck_s`` (plus at most an interval) while any worker runs, and only one, however
+  many workers there are or however often they restart.
 
 The embedded SQLite default keeps ``analytics.continuous.RollupMaintainer`` in the API's
 leader: one maintainer, no lease table.
@@ -66,13 +72,18 @@ class RollupLeases:
     def claim(self, n: int, due_by: datetime | None = None) -> list[str]:
         """Up to ``n`` machines due by ``due_by`` (default: now) whose lease is free or expired, now leased to
         this worker (in key order, so a batch tends to hold one tenant's machines)."""
+        return [key for key, _ in self.claim_batch(n, due_by)]
+
+    def claim_batch(self, n: int, due_by: datetime | None = None) -> list[tuple[str, bool]]:
+        """As ``claim``, each machine with whether its full recheck is due (``full_due`` has passed)."""
         with self.engine.begin() as c:
-            return list(c.execute(text(
+            rows = c.execute(text(
                 "WITH free AS (SELECT machine FROM rollup_leases WHERE due <= coalesce(:by, now()) "
                 "AND (lease_until IS NULL OR lease_until < now()) ORDER BY machine LIMIT :n FOR UPDATE SKIP LOCKED) "
                 "UPDATE rollup_leases l SET owner = :me, lease_until = now() + make_interval(secs => :lease) "
-                "FROM free WHERE l.machine = free.machine RETURNING l.machine"),
-                {"n": n, "me": self.owner, "lease": self.lease_s, "by": due_by}).scalars())
+                "FROM free WHERE l.machine = free.machine RETURNING l.machine, l.full_due <= now()"),
+                {"n": n, "me": self.owner, "lease": self.lease_s, "by": due_by}).all()
+        return sorted((key, bool(full)) for key, full in rows)
 
     def now(self) -> datetime:
         """The database's clock: leases and due times are on it, whatever the hosts' clocks say."""
@@ -114,6 +125,11 @@ class LeasedRollupMaintainer(RollupMaintainer):
     when the pass began until none is left that is due and free; each machine becomes due again ``interval_s`` after
     its tally. Runs in the API's leader (``analytics.rollups_in_api: leader``) or in every API
     process (``every``: ``needs_leader`` false), and in each process of ``smartfactory rollups --workers N``.
+
+    Quick or full is decided per machine, not per pass: a machine gets a full recheck when its row's
+    ``full_due`` has passed (module docstring), so a pass may be "mixed". There is no start-up
+    rule as in ``RollupMaintainer``: the schedule is in the database, so a worker's start does
+    not move it, and the first pass after a start is as quick as the machines' rows allow.
     """
 
     needs_leader = True  # as analytics.rollups_in_api's default; ``maintainer_for`` sets it from the settings
@@ -121,8 +137,10 @@ class LeasedRollupMaintainer(RollupMaintainer):
     def __init__(self, store: TimeSeriesStore, settings: AnalyticsSettings, cache: PostgresRollupCache,
                  interval_s: float = 300.0, recheck_ms: int = 24 * HOUR_MS, horizon_days: int = 400,
                  after_pass: AfterPass | None = None, lease_s: float = 60.0, batch: int = 10,
-                 owner: str | None = None) -> None:
-        super().__init__(store, settings, cache, interval_s, recheck_ms, horizon_days, after_pass)
+                 owner: str | None = None, quick_recheck_ms: int | None = None,
+                 full_recheck_s: float = 3600.0) -> None:
+        super().__init__(store, settings, cache, interval_s, recheck_ms, horizon_days, after_pass, quick_recheck_ms,
+                         full_recheck_s)
         self.pg: PostgresRollupCache = cache
         self.leases = RollupLeases(cache, owner, lease_s)
         self.batch = batch
@@ -131,8 +149,10 @@ class LeasedRollupMaintainer(RollupMaintainer):
     def owner(self) -> str:
         return self.leases.owner
 
-    def run_pass(self, now_ms: int | None = None, stop: threading.Event | None = None) -> PassResult:
-        """Claim, tally and commit batches until no due machine is free; ``stop`` ends it at the next machine."""
+    def run_pass(self, now_ms: int | None = None, stop: threading.Event | None = None,
+                 full: bool | None = None) -> PassResult:
+        """Claim, tally and commit batches until no due machine is free; ``stop`` ends it at the next machine.
+        Each machine is rechecked in full when its ``full_due`` has passed, unless ``full`` says which."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         started, result = time.perf_counter(), PassResult()
         by_key = {_key(m): m for m in self.store.machines()}
@@ -145,34 +165,37 @@ class LeasedRollupMaintainer(RollupMaintainer):
         keeper.start()
         try:
             while not (stop is not None and stop.is_set()):
-                claimed = self.leases.claim(self.batch, pass_began)
+                claimed = self.leases.claim_batch(self.batch, pass_began)
                 if not claimed:
                     break
-                for i, key in enumerate(claimed):
+                for i, (key, full_due) in enumerate(claimed):
                     if stop is not None and stop.is_set():
-                        self.leases.release(claimed[i:])
+                        self.leases.release(k for k, _ in claimed[i:])
                         log.info("rollup_pass_stopped machines_done=%d reason=maintainer stopping", result.machines)
                         break
                     machine = by_key.get(key)
                     if machine is None:  # in the lease table, no longer in this worker's store
                         self._commit(key, None)
                         continue
-                    self._one(machine, now_ms, result)
+                    self._one(machine, now_ms, result, full_due if full is None else full)
         finally:
             renewing.set()
             keeper.join(timeout=10)
+        quick = result.machines - result.full_rechecks
+        result.recheck = "mixed" if quick and result.full_rechecks else ("full" if result.full_rechecks else "quick")
         return self.finish_pass(result, started, now_ms)
 
-    def _one(self, machine: MachineRef, now_ms: int, result: PassResult) -> None:
+    def _one(self, machine: MachineRef, now_ms: int, result: PassResult, full: bool) -> None:
         try:
-            t = self.tally_machine(machine, now_ms)
+            t = self.tally_machine(machine, now_ms, full)
         except StoreError as exc:  # due again next interval (by any worker); one machine must not stop the rest
             result.failed.append(machine.machine)
             log.warning("rollup_machine_skipped machine=%s reason=store error=%r", machine, str(exc))
             self._commit(_key(machine), None)
             return
-        if self._commit(_key(machine), t):
+        if self._commit(_key(machine), t, full):
             result.machines += 1
+            result.full_rechecks += full
             result.buckets_computed += t.tally.computed
             result.tenants.add(machine.tenant)
         else:
@@ -181,8 +204,9 @@ class LeasedRollupMaintainer(RollupMaintainer):
                         "worker, so this tally is dropped (that worker's counts); a worker slower than its lease "
                         "needs a longer analytics.rollup_lease_s", machine, self.owner, self.leases.lease_s)
 
-    def _commit(self, key: str, t: MachineTally | None) -> bool:
-        """Tally, watermark and lease release in one transaction, if the lease is still this worker's."""
+    def _commit(self, key: str, t: MachineTally | None, full: bool = False) -> bool:
+        """Tally, watermark and lease release in one transaction, if the lease is still this worker's; a ``full``
+        tally moves the machine's next full recheck ``full_recheck_s`` on."""
         with self.pg.engine.begin() as c:
             held = c.execute(text("SELECT 1 FROM rollup_leases WHERE machine = :m AND owner = :me "
                                   "AND lease_until >= now() FOR UPDATE"), {"m": key, "me": self.owner}).first()
@@ -191,8 +215,11 @@ class LeasedRollupMaintainer(RollupMaintainer):
             if t is not None:
                 self.pg.write_tally(c, t.machine, t.policy, t.tally, t.until_ms)
             c.execute(text("UPDATE rollup_leases SET owner = NULL, lease_until = NULL, tallied_at = now(), "
-                           "due = now() + make_interval(secs => :every), tallies = tallies + :n WHERE machine = :m"),
-                      {"m": key, "every": self.interval_s, "n": 1 if t is not None else 0})
+                           "due = now() + make_interval(secs => :every), tallies = tallies + :n, "
+                           "full_due = CASE WHEN :full THEN now() + make_interval(secs => :period) ELSE full_due END "
+                           "WHERE machine = :m"),
+                      {"m": key, "every": self.interval_s, "n": 1 if t is not None else 0,
+                       "full": t is not None and full, "period": self.full_recheck_ms / 1000})
         return True
 
     def _keep_leases(self, done: threading.Event) -> None:

@@ -53,7 +53,8 @@ LEASES = Table("rollup_leases", METADATA,
                Column("lease_until", DateTime(timezone=True), nullable=True),
                Column("due", DateTime(timezone=True), nullable=False, server_default=text("'-infinity'")),
                Column("tallies", BigInteger, nullable=False, server_default=text("0")),
-               Column("tallied_at", DateTime(timezone=True), nullable=True))
+               Column("tallied_at", DateTime(timezone=True), nullable=True),
+               Column("full_due", DateTime(timezone=True), nullable=False, server_default=text("'-infinity'")))
 #: Held while the tables are created: two processes creating them at once collide in PostgreSQL's catalogue
 #: (CREATE TABLE IF NOT EXISTS is not safe against a concurrent one). "smartRlp" in ASCII.
 SCHEMA_LOCK_KEY = int.from_bytes(b"smartRlp", "big") & 0x7FFF_FFFF_FFFF_FFFF
@@ -76,6 +77,12 @@ class PostgresRollupCache(RollupCache):
         with self.engine.begin() as c:  # several processes may start at once: create the tables one at a time
             c.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
             METADATA.create_all(c)
+            # added after the table's first release: a table created before lacks it (its rows: a full recheck due).
+            # Looked up first: ALTER TABLE locks the table against the workers' claims even when it changes nothing
+            if c.execute(text("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                              "AND table_name = 'rollup_leases' AND column_name = 'full_due'")).first() is None:
+                c.execute(text("ALTER TABLE rollup_leases ADD COLUMN IF NOT EXISTS full_due timestamptz NOT NULL "
+                               "DEFAULT '-infinity'"))
         self.hits = 0
         self.computed = 0
 

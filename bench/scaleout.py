@@ -114,7 +114,7 @@ def _worker(store_path: str, n: int, url: str, ready, go, done) -> None:
     ready.put(os.getpid())
     go.wait()
     t0, cpu0 = time.perf_counter(), time.process_time()
-    r = m.run_pass(NOW_MS)
+    r = m.run_pass(NOW_MS, full=True)  # the full recheck (last 24 h), as every pass was before the quick ones
     done.put((r.machines, r.buckets_computed, time.perf_counter() - t0, time.process_time() - cpu0))
     cache.close()
     store.close()

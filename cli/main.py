@@ -248,8 +248,8 @@ def _refresh_rollups(config: LoadedConfig, store, machines: list, t_from: float,
 
 @cli.command()
 @CONFIG_OPTION
-@click.option("--once", is_flag=True, help="One pass, then exit (for cron); default: a pass every "
-              "analytics.rollup_interval_s until stopped.")
+@click.option("--once", is_flag=True, help="One full pass (the last analytics.rollup_recheck_hours rechecked), "
+              "then exit (for cron); default: a pass every analytics.rollup_interval_s until stopped.")
 @click.option("--refresh-days", type=click.IntRange(1, 3650),
               help="First recompute the last N days for every machine (after importing history).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
@@ -259,8 +259,9 @@ def rollups(config_path: Path, once: bool, refresh_days: int | None, workers: in
     """Keep the analytics rollup cache up to date, without the API (which does it itself).
 
     Each pass tallies every machine's newly finished hours from the store and recomputes the
-    last analytics.rollup_recheck_hours for late data, so reports never start cold. On
-    PostgreSQL, workers here and in the API (its leader, or every process) claim machines in batches
+    last analytics.rollup_quick_recheck_hours for late data, and once per
+    analytics.rollup_full_recheck_s the last analytics.rollup_recheck_hours, so reports never
+    start cold. On PostgreSQL, workers here and in the API (its leader, or every process) claim machines in batches
     through row leases (analytics.leases); workers are processes, as a tally is CPU-bound Python.
     """
     import multiprocessing
@@ -348,8 +349,8 @@ def _rollup_worker(config_path: str, once: bool) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        if once:
-            return 1 if maintainer.run_pass(stop=stop).failed else 0
+        if once:  # run rarely (cron): nothing remembers when the day was last rechecked, so recheck it now
+            return 1 if maintainer.run_pass(stop=stop, full=True).failed else 0
         maintainer.run_until(stop)  # passes until a signal: the single maintainer every interval, a leased one when due
         return 0
     finally:

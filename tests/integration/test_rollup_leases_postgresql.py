@@ -78,16 +78,16 @@ def test_two_workers_share_the_machines_and_tally_every_hour_exactly_once(postgr
     b_committed, a_first = threading.Event(), threading.Event()
     b_commit, a_tally = b._commit, a.tally_machine
 
-    def b_commit_and_say(key, t):
-        ok = b_commit(key, t)
+    def b_commit_and_say(key, t, full=False):
+        ok = b_commit(key, t, full)
         b_committed.set()
         return ok
 
-    def a_tally_after_b(machine, now_ms):
+    def a_tally_after_b(machine, now_ms, full=True):
         if not a_first.is_set():
             a_first.set()
             assert b_committed.wait(60), "worker b never committed while a held its batch"
-        return a_tally(machine, now_ms)
+        return a_tally(machine, now_ms, full)
 
     b._commit, a.tally_machine = b_commit_and_say, a_tally_after_b
     results, errors = {}, []
@@ -245,5 +245,59 @@ def test_a_pass_longer_than_the_interval_ends_and_leaves_machines_due_again_to_t
         assert worker.run_pass(NOW_MS).machines == len(MACHINES)
         assert _tallies(postgres, "rollups_overrun") == {_key(m): 1 for m in MACHINES}
         assert worker.run_pass(NOW_MS).machines == len(MACHINES)  # the next pass takes them again
+    finally:
+        cache.close()
+
+
+def test_the_full_recheck_is_scheduled_per_machine_and_follows_it_from_worker_to_worker(postgres, store):
+    url = postgres.create_database("rollups_full")
+    caches = [PostgresRollupCache(url), PostgresRollupCache(url)]
+    a, b = (LeasedRollupMaintainer(store, SETTINGS, c, horizon_days=30, owner=o, full_recheck_s=3600)
+            for c, o in zip(caches, ("worker-a", "worker-b")))
+    keys = sorted(_key(m) for m in MACHINES)
+    try:
+        first = a.run_pass(NOW_MS)  # new rows: a full recheck due at once (as for a table from before full_due)
+        assert (first.recheck, first.full_rechecks, first.machines) == ("full", len(MACHINES), len(MACHINES))
+        in_an_hour = postgres.psql("rollups_full", "SELECT bool_and(full_due BETWEEN now() + interval '3590 s' "
+                                   "AND now() + interval '3600 s') FROM rollup_leases")
+        assert in_an_hour == "t"
+
+        b.leases.make_due()  # the next interval: b takes every machine, and none is due a full recheck
+        moved = b.run_pass(NOW_MS)
+        assert (moved.recheck, moved.full_rechecks, moved.machines) == ("quick", 0, len(MACHINES))
+        assert moved.buckets_computed == 2 * len(MACHINES)  # the quick window: 2 hours a machine
+
+        # an hour on for two machines (their full_due passed): whoever claims them rechecks them in full, once
+        postgres.psql("rollups_full", f"UPDATE rollup_leases SET full_due = now() - interval '1 s' "
+                      f"WHERE machine IN ('{keys[0]}', '{keys[3]}')")
+        a.leases.make_due()
+        mixed = a.run_pass(NOW_MS)
+        assert (mixed.recheck, mixed.full_rechecks, mixed.machines) == ("mixed", 2, len(MACHINES))
+        assert mixed.buckets_computed == 2 * 24 + (len(MACHINES) - 2) * 2
+        b.leases.make_due()
+        assert b.run_pass(NOW_MS).full_rechecks == 0  # done by a: b does not do it again
+
+        b.leases.make_due()
+        forced = b.run_pass(NOW_MS, full=True)  # ``rollups --once``
+        assert (forced.recheck, forced.buckets_computed) == ("full", 24 * len(MACHINES))
+    finally:
+        for c in caches:
+            c.close()
+
+
+def test_a_lease_table_from_before_the_full_recheck_schedule_gets_its_column(postgres):
+    url = postgres.create_database("rollups_old_leases")
+    postgres.psql("rollups_old_leases", "CREATE TABLE rollup_leases (machine varchar(300) PRIMARY KEY, "
+                  "owner varchar(200), lease_until timestamptz, due timestamptz NOT NULL DEFAULT '-infinity', "
+                  "tallies bigint NOT NULL DEFAULT 0, tallied_at timestamptz); "
+                  "INSERT INTO rollup_leases (machine) VALUES ('old/plant-1/line-a/press-1')")
+    cache = PostgresRollupCache(url)  # as a worker of this version starts on it
+    try:
+        from analytics.leases import RollupLeases
+
+        assert RollupLeases(cache).claim_batch(10) == [("old/plant-1/line-a/press-1", True)]  # a full recheck due
+        PostgresRollupCache(url).close()  # a second start leaves the column as it is
+        assert postgres.psql("rollups_old_leases", "SELECT count(*) FROM information_schema.columns "
+                             "WHERE table_name = 'rollup_leases' AND column_name = 'full_due'") == "1"
     finally:
         cache.close()
