@@ -16,7 +16,9 @@ from api.schemas import History, HistoryPoint, LatestValues, Machine as MachineO
 from api.services import SettingsDep, StoreDep
 from api.timeparams import iso, parse_every, to_epoch_ms
 from plant import IDENTIFIER_PATTERN, MachineRef
+from api.routers.history import SettledBuckets
 from tsstore import StoreRejected, TimeSeriesStore, machines_of
+from tsstore.base import StoredValue
 
 router = APIRouter(prefix="/api/v1", tags=["machines"])
 BASE = "/machines/{tenant}/{site}/{line}/{machine}"
@@ -70,7 +72,8 @@ def _history(ref: MachineRef, store: TimeSeriesStore, tag: str, start: datetime 
             "choose a larger 'every' or a shorter range",
         )
     try:
-        rows = store.history(ref, tag, start_ms, end_ms, every_ms, agg)
+        rows = settled_history(store, ref, tag, start_ms, end_ms, every_ms, agg) if every_ms else \
+            store.history(ref, tag, start_ms, end_ms, every_ms, agg)
     except StoreRejected as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
     if every_ms == 0 and len(rows) > limit:
@@ -79,6 +82,31 @@ def _history(ref: MachineRef, store: TimeSeriesStore, tag: str, start: datetime 
             detail=f"{len(rows)} raw samples exceed the limit of {limit}: downsample with every=",
         )
     return start_ms, end_ms, every_ms, rows
+
+
+#: settled buckets of /history and /export.csv answers, per worker (scripts and dashboards poll the same ranges)
+HISTORY_BUCKETS = SettledBuckets()
+
+
+def settled_history(store: TimeSeriesStore, ref: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int,
+                    agg: str) -> list[tuple[int, StoredValue]]:
+    """``store.history`` in buckets, with the settled buckets from memory (``SettledBuckets``).
+
+    A script that polls "the last 24 h at 10 min" read 86,400 samples per call (p95 1.4 s at 50
+    clients); now it reads its newest buckets. Buckets are epoch-aligned, so the range splits at a
+    bucket edge without changing any bucket: the part of the first bucket from an unaligned
+    ``start`` is read on its own, the rest is kept per (store, machine, tag, every, agg, first
+    whole bucket), so a moving start reuses one entry for a whole bucket."""
+    first = -(-start_ms // every_ms) * every_ms
+
+    def read(lo: int, hi: int) -> list[tuple[int, StoredValue]]:
+        return store.history(ref, tag, lo, hi, every_ms, agg)
+
+    head = read(start_ms, min(first, end_ms)) if start_ms < first else []
+    if first >= end_ms:
+        return head
+    return head + HISTORY_BUCKETS.rows((id(store), ref, tag, every_ms, agg, first), first, end_ms, every_ms,
+                                       int(time.time() * 1000), read, lambda row: row[0])
 
 
 @router.get(BASE + "/history", response_model=History)
