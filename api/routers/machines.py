@@ -85,7 +85,9 @@ def _history(ref: MachineRef, store: TimeSeriesStore, tag: str, start: datetime 
 
 
 #: settled buckets of /history and /export.csv answers, per worker (scripts and dashboards poll the same ranges)
-HISTORY_BUCKETS = SettledBuckets()
+HISTORY_BUCKETS = SettledBuckets(max_entries=1000)
+#: answers of more buckets are read from the store each time: the kept rows stay within ~100 MB
+HISTORY_KEPT_BUCKETS = 1500
 
 
 def settled_history(store: TimeSeriesStore, ref: MachineRef, tag: str, start_ms: int, end_ms: int, every_ms: int,
@@ -98,6 +100,8 @@ def settled_history(store: TimeSeriesStore, ref: MachineRef, tag: str, start_ms:
     ``start`` is read on its own, the rest is kept per (store, machine, tag, every, agg, first
     whole bucket), so a moving start reuses one entry for a whole bucket."""
     first = -(-start_ms // every_ms) * every_ms
+    if (end_ms - first) // every_ms > HISTORY_KEPT_BUCKETS:
+        return store.history(ref, tag, start_ms, end_ms, every_ms, agg)
 
     def read(lo: int, hi: int) -> list[tuple[int, StoredValue]]:
         return store.history(ref, tag, lo, hi, every_ms, agg)

@@ -95,3 +95,14 @@ def test_a_range_within_one_bucket_is_read_whole(data):
     end = start + 20 * MIN
     assert machines_router.settled_history(store, M, "force", start, end, every, "mean") == \
         store.history(M, "force", start, end, every, "mean")
+
+
+def test_an_answer_of_more_buckets_than_are_kept_is_read_from_the_store_each_time(data):
+    store, now = data
+    every = 10_000
+    start = now - 5 * HOUR  # 1,800 buckets of 10 s
+    counting = Counting(store)
+    for _ in range(2):
+        assert machines_router.settled_history(counting, M, "force", start, now, every, "mean") == \
+            store.history(M, "force", start, now, every, "mean")
+    assert counting.reads == [(start, now)] * 2
