@@ -50,8 +50,11 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+# first on the path, even when PYTHONPATH already holds it: this file is bench/collector.py, and
+# the script's own folder (sys.path[0]) would otherwise make `import collector` import this file
+if str(REPO_ROOT) in sys.path:
+    sys.path.remove(str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT))
 
 import httpx  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
