@@ -12,17 +12,21 @@ hours from the store, in two windows:
 - every pass rechecks the ``quick_recheck_ms`` (``analytics.rollup_quick_recheck_hours``, 2 h)
   before the newest kept hour (hours end ``settle_ms``, 2 h, before they are kept): a replay
   of data up to about 4 h old reaches the rollups at the next pass;
-- once per ``full_recheck_s`` (``analytics.rollup_full_recheck_s``, 1 h) a full pass rechecks the
-  ``recheck_ms`` (``analytics.rollup_recheck_hours``, 24 h) before it: a replay after a longer
-  outage reaches them within the hour.
+- once per ``full_recheck_s`` (``analytics.rollup_full_recheck_s``, 1 h) each machine gets a
+  full recheck of the ``recheck_ms`` (``analytics.rollup_recheck_hours``, 24 h) before it: a
+  replay after a longer outage reaches them within the hour. The machines take turns, so each
+  pass rechecks about one in k in full (k passes per ``full_recheck_s``: 12) and the rest
+  quick: a "mixed" pass (``RollupMaintainer``'s docstring says when all are full at once).
 
 Rechecking the whole day on every pass cost 3.8 s of CPU per pass for 20 presses with 1-s
-data, in the API's leader process beside its requests; a quick pass costs a tenth of that,
-and 11 passes in 12 are quick (bench/rollup_recheck.py). Hours with no data at all are never
-kept, so a report computes those from the store (and sees a replay into them) whatever the
-maintainer has rechecked. Only hours older than ``recheck_ms`` are frozen. History written
-later than that (a backfill, an import) is refreshed by whoever writes it (``smartfactory
-backfill`` does) or with ``smartfactory rollups --refresh-days``.
+data, in the API's leader process, competing for the GIL with its requests. A quick pass
+costs a tenth of that; one full pass an hour still competed for 3.8 s in one stretch (enough
+to show in the requests' p95 when it met load), which taking turns avoids
+(bench/rollup_recheck.py). Hours with no data at all are never kept, so a report computes
+those from the store (and sees a replay into them) whatever the maintainer has rechecked.
+Only hours older than ``recheck_ms`` are frozen. History written later than that (a
+backfill, an import) is refreshed by whoever writes it (``smartfactory backfill`` does) or
+with ``smartfactory rollups --refresh-days``.
 
 Pure of I/O apart from the store and the cache it is given; runs in the API's leader worker
 (``api.leader``) or as ``smartfactory rollups``.
@@ -50,7 +54,7 @@ HOUR_MS = 3_600_000
 @dataclass
 class PassResult:
     machines: int = 0
-    recheck: str = "quick"  # "quick", "full", or "mixed" (a leased pass: some machines were due a full recheck)
+    recheck: str = "quick"  # "quick", "full", or "mixed" (some machines were due a full recheck, the others not)
     full_rechecks: int = 0  # machines whose whole recheck window this pass recomputed
     buckets_computed: int = 0
     seconds: float = 0.0
@@ -79,15 +83,31 @@ class RollupMaintainer:
     SQLite cache. On PostgreSQL any number of ``analytics.leases.LeasedRollupMaintainer`` share
     the machines instead. ``after_pass`` (the centre's per-tenant summaries) runs after each pass.
 
-    Which passes are full (``_full_due``): the first pass after a start is quick, and the first
-    full one comes two intervals later (the third pass, 10 min by default), then one every
-    ``full_recheck_s`` on a fixed grid from there (the first pass at or after each point). The
-    first pass runs while the API's caches are cold and its requests are slowest, and the
-    persistent watermark already has it catch up on every hour since the last tally, so it need
-    not also retally a day. But a start often ends an outage of the whole site (a power cut, a
-    shop PC rebooted), whose gateways replay their outboxes in the first minutes: a full recheck
-    soon after the start folds those replays in without waiting an hour, and a process restarted
-    more often than ``full_recheck_s`` (deploys, a crash loop) still rechecks the day.
+    Which machines a pass rechecks in full (``_full_rechecks``), kept in memory:
+
+    - The first pass after a start is quick for every machine. It runs while the API's caches
+      are cold and its requests are slowest, and the persistent watermark already has it catch
+      up on every hour since the last tally, so it need not also retally a day.
+    - The third pass (two intervals on, 10 min by default) rechecks every machine in full at
+      once, the one pass that still costs the whole day (3.8 s of CPU for 20 presses with 1-s
+      data). A start often ends an outage of the whole site (a power cut, a shop PC rebooted),
+      whose gateways all replay their outboxes in the first minutes: one full pass then folds
+      every replay in within 10 min instead of within the hour, and a process restarted more
+      often than ``full_recheck_s`` (deploys, a crash loop) still rechecks every machine's day
+      each time. Spreading this pass too would leave a restart loop's later machines never
+      rechecked (the rotation is in memory), for 4 s of CPU once per start.
+    - From there the machines take turns: in sorted order, machine i of n is next due
+      ``(i + 1) / n`` of a ``full_recheck_s`` after that pass, then every ``full_recheck_s`` on its
+      own grid (the first pass at or after each point; a pass that overran skips the points it
+      missed). Each pass so rechecks about n / k machines in full (k passes a period) and the
+      rest quick, and the requests never compete with more than that share of the day's
+      recheck at once (0.75 s of CPU at most instead of 3.9 s, for 20 presses: 1 or 2 in full a
+      pass). A machine first seen later (new in the store) joins the rotation in the middle of
+      the widest gap between the others' due times, so within a period and without crowding
+      one pass (a machine new to the cache has its whole history tallied by its first pass
+      anyway). A machine whose tally failed is due again at the next pass.
+    - ``run_pass(full=True)`` (``smartfactory rollups --once``, benchmarks) rechecks every machine
+      in full and starts the rotation afresh from there; ``full=False`` none.
     """
 
     #: Whether only the API's leader may run it (a leased one may run in every API process: analytics.leases).
@@ -106,47 +126,78 @@ class RollupMaintainer:
         if not 0 <= self.quick_recheck_ms <= recheck_ms:
             raise ValueError(f"quick_recheck_ms={self.quick_recheck_ms} must be within [0, recheck_ms={recheck_ms}]")
         self.full_recheck_ms = int(full_recheck_s * 1000)
-        self._next_full_ms: int | None = None  # on the passes' clock (now_ms); set by the first pass
+        # the schedule of full rechecks, on the passes' clock (now_ms), in memory: reset at each start (run_until)
+        self._startup_full_ms: int | None = None  # when the start-up full pass is due; None once it ran
+        self._due: dict[MachineRef, int] = {}  # each machine's next full recheck, once the rotation runs
+        self._rotating = False  # whether the start-up (or a forced) full pass has set the rotation going
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last: PassResult | None = None
 
-    def _full_due(self, now_ms: int, full: bool | None) -> bool:
-        """Whether this pass rechecks the whole ``recheck_ms`` (``full`` forces it either way), and moves the
-        schedule on: a full pass sets the next one ``full_recheck_s`` on (on the grid, unless forced)."""
-        if self._next_full_ms is None:
-            first = min(self.full_recheck_ms, int(self.FIRST_FULL_AFTER_INTERVALS * self.interval_s * 1000))
-            self._next_full_ms = now_ms + first
-        if full is None:
-            full = now_ms >= self._next_full_ms
-            if full:  # the first pass at or after the point; a pass that overran skips the points it missed
-                while self._next_full_ms <= now_ms:
-                    self._next_full_ms += max(self.full_recheck_ms, 1)
-        elif full:
-            self._next_full_ms = now_ms + self.full_recheck_ms
-        return full
+    def _full_rechecks(self, machines: list[MachineRef], now_ms: int, full: bool | None) -> dict[MachineRef, int]:
+        """The machines this pass rechecks in full, each with its next due time once that is done (``full`` forces
+        every machine or none), and machines seen for the first time put in the rotation."""
+        if self._startup_full_ms is None and not self._rotating:  # the first pass of a run
+            self._startup_full_ms = now_ms + min(self.full_recheck_ms,
+                                                 int(self.FIRST_FULL_AFTER_INTERVALS * self.interval_s * 1000))
+        listed = set(machines)
+        self._due = {m: due for m, due in self._due.items() if m in listed}  # machines gone from the store
+        if full is False:
+            return {}
+        if full or (self._startup_full_ms is not None and now_ms >= self._startup_full_ms):
+            self._startup_full_ms, self._rotating = None, True  # every machine now, the rotation from here
+            period = max(self.full_recheck_ms, 1)
+            n = len(machines)
+            return {m: now_ms + -(-period * (i + 1) // n) for i, m in enumerate(sorted(machines))}
+        if not self._rotating:  # before the start-up full pass: every machine is quick
+            return {}
+        for m in sorted(listed - self._due.keys()):  # new machines join the rotation where it is emptiest
+            self._due[m] = self._join_rotation(now_ms)
+        return {m: self._after(due, now_ms) for m, due in self._due.items() if due <= now_ms}
+
+    def _after(self, due_ms: int, now_ms: int) -> int:
+        """The machine's next point on its own grid after ``now_ms``; a pass that overran skips the points it missed."""
+        period = max(self.full_recheck_ms, 1)
+        return due_ms + ((now_ms - due_ms) // period + 1) * period
+
+    def _join_rotation(self, now_ms: int) -> int:
+        """A due time for a new machine: the middle of the widest gap between the others' (within a period)."""
+        period = max(self.full_recheck_ms, 1)
+        phases = sorted({(due - now_ms) % period for due in self._due.values()})
+        if not phases:
+            return now_ms + period
+        gaps = [(b - a, a) for a, b in zip(phases, phases[1:] + [phases[0] + period])]
+        width, start = max(gaps, key=lambda g: (g[0], -g[1]))
+        phase = (start + width // 2) % period
+        return now_ms + (phase or period)
 
     def run_pass(self, now_ms: int | None = None, stop: threading.Event | None = None,
                  full: bool | None = None) -> PassResult:
-        """One pass over every machine, quick or full by the schedule unless ``full`` says which; with ``stop``,
-        ends early (logged as stopped) once it is set."""
+        """One pass over every machine; each is rechecked in full when its turn has come (class docstring), unless
+        ``full`` says whether all or none are; with ``stop``, ends early (logged as stopped) once it is set."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         started, result = time.perf_counter(), PassResult()
-        full = self._full_due(now_ms, full)
-        result.recheck = "full" if full else "quick"
+        machines = self.store.machines()
+        due = self._full_rechecks(machines, now_ms, full)
+        result.recheck = "quick" if not due else ("full" if len(due) == len(machines) else "mixed")
         before = self.cache.computed
-        for machine in self.store.machines():
+        for machine in machines:
             if stop is not None and stop.is_set():
                 log.info("rollup_pass_stopped machines_done=%d recheck=%s reason=maintainer stopping",
                          result.machines, result.recheck)
                 return result
+            in_full = machine in due
             try:
-                self.update_machine(machine, now_ms, full)
+                self.update_machine(machine, now_ms, in_full)
                 result.tenants.add(machine.tenant)
-                result.full_rechecks += full
+                if in_full:
+                    result.full_rechecks += 1
+                    self._due[machine] = due[machine]
             except StoreError as exc:  # the next pass catches up; one machine's trouble must not stop the rest
                 result.failed.append(machine.machine)
                 log.warning("rollup_machine_skipped machine=%s reason=store error=%r", machine, str(exc))
+                if in_full:  # its full recheck is due again at the next pass
+                    self._due[machine] = now_ms
             result.machines += 1
         result.buckets_computed = int(self.cache.computed - before)
         return self.finish_pass(result, started, now_ms)
@@ -222,8 +273,8 @@ class RollupMaintainer:
             self._thread.join(timeout=10)
 
     def run_until(self, stop: threading.Event) -> None:
-        """Passes every ``interval_s`` until stopped; each run is a start (its first pass quick: ``_full_due``)."""
-        self._next_full_ms = None
+        """Passes every ``interval_s`` until stopped; each run is a start (its first pass quick, class docstring)."""
+        self._startup_full_ms, self._due, self._rotating = None, {}, False
         while not stop.is_set():
             try:
                 self.run_pass(stop=stop)

@@ -14,7 +14,7 @@ analytics:
   cache_path: smartfactory-data/rollups.db
   rollup_interval_s: 300   # the API keeps the cache up to date
   rollup_quick_recheck_hours: 2   # recomputed on every pass, for late data
-  rollup_recheck_hours: 24        # recomputed once per rollup_full_recheck_s
+  rollup_recheck_hours: 24        # recomputed once per rollup_full_recheck_s, machines taking turns
   rollup_full_recheck_s: 3600
 ```
 """
@@ -60,9 +60,10 @@ class AnalyticsSettings(BaseModel):
                                                      "late data that old (plus the 2 h before an hour is kept) "
                                                      "reaches the rollups at the next pass, older late data at the "
                                                      "next full recheck")] = 2
-    rollup_full_recheck_s: Annotated[float, Field(ge=60, le=7 * 86_400, description="how often a pass rechecks the "
-                                                  "whole rollup_recheck_hours (at least rollup_interval_s; when "
-                                                  "left out and the interval is longer, every pass is full)")] = 3600.0
+    rollup_full_recheck_s: Annotated[float, Field(ge=60, le=7 * 86_400, description="how often each machine's "
+                                                  "whole rollup_recheck_hours is rechecked, the machines taking "
+                                                  "turns over the passes (at least rollup_interval_s; when left "
+                                                  "out and the interval is longer, every pass is full)")] = 3600.0
     rollup_lease_s: Annotated[float, Field(ge=5, le=3600, description="PostgreSQL: how long a maintainer worker's "
                                            "claim on a machine lasts without renewal (renewed every third of it); "
                                            "a dead worker's machines pass to another after this")] = 60.0

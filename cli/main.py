@@ -260,9 +260,10 @@ def rollups(config_path: Path, once: bool, refresh_days: int | None, workers: in
 
     Each pass tallies every machine's newly finished hours from the store and recomputes the
     last analytics.rollup_quick_recheck_hours for late data, and once per
-    analytics.rollup_full_recheck_s the last analytics.rollup_recheck_hours, so reports never
-    start cold. On PostgreSQL, workers here and in the API (its leader, or every process) claim machines in batches
-    through row leases (analytics.leases); workers are processes, as a tally is CPU-bound Python.
+    analytics.rollup_full_recheck_s each machine's last analytics.rollup_recheck_hours (the
+    machines taking turns), so reports never start cold. On PostgreSQL, workers here and in
+    the API (its leader, or every process) claim machines in batches through row leases
+    (analytics.leases); workers are processes, as a tally is CPU-bound Python.
     """
     import multiprocessing
 

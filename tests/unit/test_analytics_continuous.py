@@ -99,7 +99,8 @@ def _hours(first_ms: int, last_ms: int) -> list[int]:
 
 def test_a_quick_pass_recomputes_only_the_quick_window_and_a_full_pass_the_day(store, recording):
     maintainer = RollupMaintainer(store, SETTINGS, recording, horizon_days=10)  # defaults: 24 h full, 2 h quick
-    assert maintainer.run_pass(T0, full=True).recheck == "full"  # the catch-up over the history
+    catch_up = maintainer.run_pass(T0, full=True)  # the catch-up over the history, forced full as --once is
+    assert (catch_up.recheck, catch_up.full_rechecks) == ("full", 2)
     quick = maintainer.run_pass(T0 + INTERVAL_MS, full=False)
     assert quick.recheck == "quick" and quick.full_rechecks == 0
     assert quick.buckets_computed == 2 * 2  # per machine: the two hours before the newest finished one
@@ -113,25 +114,103 @@ def test_a_quick_pass_recomputes_only_the_quick_window_and_a_full_pass_the_day(s
         assert first[-1] == FINAL - HOUR_MS and first[0] < FINAL - 24 * HOUR_MS  # the whole history, once
 
 
-def test_the_first_full_recheck_comes_two_intervals_after_the_start_then_once_per_period(store, cache, caplog):
+def _hours_rechecked(cache: _Recording, machines) -> dict[MachineRef, int]:
+    """How many hours each machine's last tally rewrote: 24 for a full recheck, 2 for a quick one (data every hour)."""
+    return {m: len(cache.rewritten[m][-1]) for m in machines}
+
+
+def test_the_start_up_full_pass_comes_two_intervals_after_the_start_then_each_machine_once_a_period(store, cache,
+                                                                                                       caplog):
     maintainer = RollupMaintainer(store, SETTINGS, cache, interval_s=300, horizon_days=10, full_recheck_s=3600)
     caplog.set_level("INFO", logger="analytics.continuous")
-    kinds = [maintainer.run_pass(T0 + k * INTERVAL_MS).recheck for k in range(30)]  # 2.5 h of passes
-    full_at = [k for k, kind in enumerate(kinds) if kind == "full"]
-    assert full_at == [2, 14, 26]  # 10 min after the start, then every 12th pass (3600 s / 300 s)
+    passes = [maintainer.run_pass(T0 + k * INTERVAL_MS) for k in range(30)]  # 2.5 h of passes
+    assert [k for k, r in enumerate(passes) if r.recheck == "full"] == [2]  # 10 min after the start, every machine
+    # then the two machines take turns: press-1 half a period after the start-up pass, press-2 a period after it
+    assert [k for k, r in enumerate(passes) if r.recheck == "mixed"] == [8, 14, 20, 26]
+    assert [r.full_rechecks for r in passes if r.recheck != "quick"] == [2, 1, 1, 1, 1]
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rollup_pass ")]
     assert lines[0].startswith("rollup_pass machines=2 recheck=quick recheck_hours=2 full_rechecks=0 ")
     assert lines[2].startswith("rollup_pass machines=2 recheck=full recheck_hours=24 full_rechecks=2 ")
+    assert lines[8].startswith("rollup_pass machines=2 recheck=mixed recheck_hours=2/24 full_rechecks=1 ")
 
-    # a pass that overran: the next one after the due time is full, the points it missed are not made up
+    # a pass that overran: both machines were due, so it is full; the points it missed are not made up
     late = T0 + 26 * INTERVAL_MS + 3 * 3_600_000 + 60_000
     assert [maintainer.run_pass(late + k * INTERVAL_MS).recheck for k in range(3)] == ["full", "quick", "quick"]
-    assert maintainer.run_pass(T0 + 26 * INTERVAL_MS + 4 * 3_600_000).recheck == "full"  # back on the grid
+    # back on each machine's own grid: press-1 at 30 min past the start-up pass's minute, press-2 on it
+    assert maintainer.run_pass(T0 + 26 * INTERVAL_MS + 3_600_000 * 7 // 2).full_rechecks == 1
+    assert maintainer.run_pass(T0 + 26 * INTERVAL_MS + 4 * 3_600_000).full_rechecks == 1
 
-    # forced passes (``--once``): full when asked, and the period counts from there
-    assert maintainer.run_pass(late + 5 * 3_600_000, full=True).recheck == "full"
-    assert maintainer.run_pass(late + 5 * 3_600_000 + 3_599_000).recheck == "quick"
-    assert maintainer.run_pass(late + 5 * 3_600_000 + 3_600_000).recheck == "full"
+    # forced passes (``--once``): every machine when asked, and the turns start afresh from there
+    forced = late + 5 * 3_600_000
+    assert (maintainer.run_pass(forced, full=True).recheck, maintainer.last.full_rechecks) == ("full", 2)
+    assert maintainer.run_pass(forced + 1_799_000).recheck == "quick"
+    assert maintainer.run_pass(forced + 1_800_000).recheck == "mixed"
+    assert maintainer.run_pass(forced + 3_599_000).recheck == "quick"
+    assert maintainer.run_pass(forced + 3_600_000).recheck == "mixed"
+    assert maintainer.run_pass(forced + 3_900_000, full=False).recheck == "quick"  # forced quick: nobody
+
+
+#: A bigger plant for the rotation: 25 machines, a state change every 10 min for a day and a half.
+MANY = [MachineRef("acme", "plant-1", f"line-{i // 5}", f"press-{i % 5}") for i in range(25)]
+
+
+def _write_hours(store: SqliteStore, machine: MachineRef, first_ms: int, last_ms: int) -> None:
+    store.write([Point(machine, t, {"state": S.LOADING if (t // 600_000) % 2 else S.IDLE})
+                 for t in range(first_ms, last_ms, 600_000)])
+
+
+@pytest.fixture()
+def many(tmp_path):
+    s = SqliteStore(tmp_path / "many.db")
+    for m in MANY:  # every hour a pass may recheck has data, up to 6 h past the passes' clock
+        _write_hours(s, m, END_MS - 30 * HOUR_MS, END_MS + 6 * HOUR_MS)
+    yield s
+    s.close()
+
+
+def test_after_the_start_up_pass_each_pass_rechecks_about_one_machine_in_k_and_each_machine_once_a_period(many,
+                                                                                                         recording):
+    maintainer = RollupMaintainer(many, SETTINGS, recording, interval_s=300, horizon_days=10, full_recheck_s=3600)
+    k = 12  # passes per period
+    first = [maintainer.run_pass(T0 + j * INTERVAL_MS) for j in range(3)]
+    assert [(r.recheck, r.full_rechecks) for r in first] == [("quick", 0), ("quick", 0), ("full", 25)]
+    assert set(_hours_rechecked(recording, MANY).values()) == {24}
+
+    full_at: dict[MachineRef, list[int]] = {m: [] for m in MANY}
+    for j in range(3, 3 + 2 * k):  # two periods
+        r = maintainer.run_pass(T0 + j * INTERVAL_MS)
+        hours = _hours_rechecked(recording, MANY)
+        assert set(hours.values()) <= {2, 24}
+        fulls = [m for m in MANY if hours[m] == 24]
+        assert len(fulls) == r.full_rechecks <= -(-25 // k)  # at most ceil(25 / 12) = 3 a pass
+        assert r.recheck == "mixed" and r.full_rechecks >= 2  # 25 over 12 passes: 2 or 3 each
+        for m in fulls:
+            full_at[m].append(j)
+    # each machine exactly once per period, a period apart
+    assert all(len(at) == 2 and at[1] - at[0] == k and 3 <= at[0] < 3 + k for at in full_at.values()), full_at
+
+
+def test_a_machine_added_mid_period_gets_its_full_recheck_within_a_period_without_crowding_a_pass(many, recording):
+    maintainer = RollupMaintainer(many, SETTINGS, recording, interval_s=300, horizon_days=10, full_recheck_s=3600)
+    k = 12
+    for j in range(9):
+        maintainer.run_pass(T0 + j * INTERVAL_MS)  # the start-up full pass at j = 2, then turns
+    new = MachineRef("acme", "plant-2", "line-new", "press-new")
+    _write_hours(many, new, END_MS - 30 * HOUR_MS, END_MS + 6 * HOUR_MS)
+    everyone = [*MANY, new]
+    full_at: dict[MachineRef, list[int]] = {m: [] for m in everyone}
+    for j in range(9, 9 + k):
+        r = maintainer.run_pass(T0 + j * INTERVAL_MS)
+        assert r.machines == 26
+        hours = _hours_rechecked(recording, everyone)
+        if j == 9:  # its first tally: its whole history, as for any machine first seen (not its full recheck)
+            assert len(recording.rewritten[new]) == 1 and recording.rewritten[new][0][0] < END_MS - 24 * HOUR_MS
+        fulls = [m for m in everyone if hours[m] == 24]
+        assert len(fulls) == r.full_rechecks <= -(-26 // k) + 1  # one more at most: the newcomer's pass
+        for m in fulls:
+            full_at[m].append(j)
+    assert len(full_at[new]) == 1, full_at[new]
+    assert all(len(full_at[m]) == 1 for m in MANY), full_at  # the others keep their turns
 
 
 def _late_replay(store: SqliteStore, machine: MachineRef, hour_ms: int) -> None:
@@ -157,19 +236,30 @@ def test_late_data_one_hour_back_reaches_the_cache_at_the_next_quick_pass(store,
     assert fresh.state_ms[1][0] > stale.state_ms[1][0]
 
 
-def test_late_data_ten_hours_back_waits_for_the_next_full_recheck(store, cache):
+def test_late_data_ten_hours_back_shows_after_that_machines_full_recheck_and_not_before(store, cache):
     maintainer = RollupMaintainer(store, SETTINGS, cache, horizon_days=10)
     maintainer.run_pass(T0)
-    hour, m = FINAL - 10 * HOUR_MS, MACHINES[1]
-    stale = _cached(store, cache, m, hour).state_ms[1][0]
-    _late_replay(store, m, hour)
-    assert maintainer.run_pass(T0 + INTERVAL_MS).recheck == "quick"
-    assert _cached(store, cache, m, hour).state_ms[1][0] == stale  # a quick pass does not reach 10 h back
+    m = MACHINES[1]  # press-2: its turn comes a period after the start-up full pass, press-1's half a period
+    outage, later = FINAL - 10 * HOUR_MS, FINAL - 11 * HOUR_MS
+    stale = {h: _cached(store, cache, m, h).state_ms[1][0] for h in (outage, later)}
 
-    assert maintainer.run_pass(T0 + 2 * INTERVAL_MS).recheck == "full"  # the schedule's first full recheck
-    fresh = _cached(store, cache, m, hour)
-    _same(fresh, machine_buckets(store, m, SETTINGS.default, hour, hour + HOUR_MS))
-    assert fresh.state_ms[1][0] > stale
+    _late_replay(store, m, outage)  # replayed in the minutes after the start (a site outage)
+    assert maintainer.run_pass(T0 + INTERVAL_MS).recheck == "quick"
+    assert _cached(store, cache, m, outage).state_ms[1][0] == stale[outage]  # a quick pass does not reach 10 h back
+    assert maintainer.run_pass(T0 + 2 * INTERVAL_MS).recheck == "full"  # the start-up full pass
+    fresh = _cached(store, cache, m, outage)
+    _same(fresh, machine_buckets(store, m, SETTINGS.default, outage, outage + HOUR_MS))
+    assert fresh.state_ms[1][0] > stale[outage]
+
+    _late_replay(store, m, later)  # another replay, into an hour 11 h back, after that pass
+    for k in range(3, 14):  # press-1's turn (k = 8) and quick passes: press-2's hour stays as it was
+        r = maintainer.run_pass(T0 + k * INTERVAL_MS)
+        assert r.recheck == ("mixed" if k == 8 else "quick"), k
+        assert _cached(store, cache, m, later).state_ms[1][0] == stale[later], k
+    assert maintainer.run_pass(T0 + 14 * INTERVAL_MS).recheck == "mixed"  # press-2's turn
+    fresh = _cached(store, cache, m, later)
+    _same(fresh, machine_buckets(store, m, SETTINGS.default, later, later + HOUR_MS))
+    assert fresh.state_ms[1][0] > stale[later]
 
 
 def test_history_older_than_the_recheck_window_is_frozen_until_refreshed(store, cache):
@@ -247,6 +337,7 @@ def test_a_failing_machine_is_reported_and_the_others_are_kept_up_to_date(store,
 def test_the_maintainer_restarts_after_a_stop_and_a_stopped_pass_ends_early(store, cache):
     """A worker may lead, resign and lead again: the maintainer must run again after stop()."""
     import threading
+    import time
 
     from tests.waiting import wait_until
 
@@ -255,11 +346,13 @@ def test_the_maintainer_restarts_after_a_stop_and_a_stopped_pass_ends_early(stor
     stop.set()
     assert maintainer.run_pass(NOW_MS, stop=stop).machines == 0  # stopped before the first machine
     for _ in range(2):
+        # a rotation from two hours ago: both machines long due, yet a start's first pass is quick
+        assert maintainer.run_pass(int(time.time() * 1000) - 2 * HOUR_MS, full=True).recheck == "full"
         maintainer.last = None
         maintainer.start()
         wait_until(lambda: maintainer.last is not None, 30, "a pass of the (re)started maintainer")
         maintainer.stop()
-        assert maintainer.last.machines == len(MACHINES)
+        assert (maintainer.last.machines, maintainer.last.recheck) == (len(MACHINES), "quick")
 
 
 def test_rollups_once_rechecks_the_whole_day_even_when_a_watermark_says_the_history_is_tallied(store, tmp_path):
