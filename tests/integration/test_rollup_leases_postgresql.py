@@ -258,9 +258,14 @@ def test_the_full_recheck_is_scheduled_per_machine_and_follows_it_from_worker_to
     try:
         first = a.run_pass(NOW_MS)  # new rows: a full recheck due at once (as for a table from before full_due)
         assert (first.recheck, first.full_rechecks, first.machines) == ("full", len(MACHINES), len(MACHINES))
-        in_an_hour = postgres.psql("rollups_full", "SELECT bool_and(full_due BETWEEN now() + interval '3590 s' "
-                                   "AND now() + interval '3600 s') FROM rollup_leases")
-        assert in_an_hour == "t"
+        # the next full rechecks take turns: machine i of n is due i/n of the hour into its grid, within the hour
+        within_the_hour = postgres.psql("rollups_full", "SELECT bool_and(full_due > now() AND full_due <= now() "
+                                        "+ interval '3600 s') FROM rollup_leases")
+        assert within_the_hour == "t"
+        offsets = postgres.psql("rollups_full", "SELECT string_agg((extract(epoch FROM full_due)::numeric % 3600)"
+                                "::text, ',' ORDER BY machine) FROM rollup_leases")
+        expected = [i * 3600 / len(keys) for i in range(len(keys))]
+        assert [float(x) for x in offsets.split(",")] == pytest.approx(expected, abs=0.01)
 
         b.leases.make_due()  # the next interval: b takes every machine, and none is due a full recheck
         moved = b.run_pass(NOW_MS)
