@@ -166,3 +166,43 @@ def _log_failure(future: concurrent.futures.Future) -> None:
     exc = future.exception()
     if exc is not None and not getattr(exc, "status_code", None):
         log.warning("background_refresh_failed error=%s: %s", type(exc).__name__, exc)
+
+
+class Revalidating(Generic[K, V]):
+    """Values per key, fresh for ``ttl_s``, then served up to ``stale_s`` old while one refresh runs.
+
+    For answers every page load asks for (the plant trees, the history pages' machine names): with a
+    plain ttl, every request that arrived while the expired entry was recomputed ran the same query
+    in a thread of its own, a herd every ``ttl_s`` that stood out in the p99 under load
+    (bench/api.py). Here one computation per key runs at a time (``Flights``, in ``executor``); only
+    a key not asked for in ``stale_s`` (or never) is awaited, on the event loop. A failure of a
+    background refresh keeps the stale value (logged unless it is an HTTP error such as a 404); the
+    next request after ``stale_s`` awaits a computation and gets the error. Call ``get`` on the
+    event loop; safe with request threads writing other caches.
+    """
+
+    def __init__(self, maxsize: int, ttl_s: float, stale_s: float,
+                 executor: concurrent.futures.Executor | None = None) -> None:
+        self.ttl_s, self.stale_s = ttl_s, stale_s
+        self._entries: SharedCache[K, tuple[float, V]] = SharedCache(maxsize, stale_s)
+        self._flights: Flights[K, V] = Flights(executor)
+
+    async def get(self, key: K, compute: Callable[[], V]) -> V:
+        hit = self._entries.get(key)
+        if hit is not None:
+            if _now() - hit[0] >= self.ttl_s:
+                self._flights.start_quietly(key, lambda: self._compute(key, compute))
+            return hit[1]
+        return await self._flights.run(key, lambda: self._compute(key, compute))
+
+    def _compute(self, key: K, compute: Callable[[], V]) -> V:
+        value = compute()
+        self._entries.put(key, (_now(), value))
+        return value
+
+    def drop_where(self, doomed: Callable[[K], bool]) -> int:
+        """Forget the entries whose key ``doomed`` says so: their next request awaits a computation."""
+        return self._entries.drop_where(doomed)
+
+    def __len__(self) -> int:
+        return len(self._entries)

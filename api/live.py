@@ -382,10 +382,11 @@ class SnapshotCache:
         view = self._lines.get((tenant, site, line))
         return self._fresh(view.entry) if view else None
 
-    def known(self, tenant: str, site: str, line: str) -> bool:
-        """Whether a snapshot of the line was computed here (of any age): then ``get_with_json`` never waits long."""
+    def recent(self, tenant: str, site: str, line: str, max_age_s: float) -> tuple[dict, bytes] | None:
+        """The snapshot if one younger than ``max_age_s`` is at hand, fresh or not; never computes."""
         view = self._lines.get((tenant, site, line))
-        return bool(view and view.entry)
+        hit = view.entry if view else None
+        return hit[1] if hit and time.monotonic() - hit[0] < max_age_s else None
 
     def get_with_json(self, tenant: str, site: str, line: str, probe: bool = False) -> tuple[dict, bytes]:
         """The snapshot and its JSON, serialised once per computation for every viewer.

@@ -17,7 +17,7 @@ from fastapi import Depends, Request
 from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
 from api.access import PrincipalCache
-from api.caches import SharedCache
+from api.caches import Revalidating, SharedCache
 from api.centre import CentrePortfolio, CentreSummaries
 from api.alarms import AlarmEngine
 from api.follow import Follows
@@ -68,11 +68,12 @@ class Services:
     login_throttle: Throttle  # counts in the plant database, shared by the workers
     housekeeper: Housekeeper  # runs in the leader worker only
     alarm_lists: RecentAnswers = field(default_factory=RecentAnswers)
-    tenant_trees: RecentAnswers = field(default_factory=lambda: RecentAnswers(ttl_s=5.0))  # the model changes rarely
+    # the plant trees (JSON) per visible set, every page load asks: fresh 5 s, then served while one refresh runs
+    tenant_trees: Revalidating[tuple, bytes] = field(default_factory=lambda: Revalidating(10_000, 5.0, 60.0))
     centre_overview: RecentAnswers = field(default_factory=lambda: RecentAnswers(ttl_s=30.0))
     centre_portfolio: CentrePortfolio = field(default_factory=CentrePortfolio)  # status 30 s, report gains longer
     # machine and line names of the history pages, so their requests need no plant query (renames show within 30 s)
-    plant_names: SharedCache[tuple, Any] = field(default_factory=lambda: SharedCache(10_000, 30.0))
+    plant_names: Revalidating[tuple, Any] = field(default_factory=lambda: Revalidating(10_000, 30.0, 300.0))
     # the newest, unsettled hours of the tallies the history pages read (api.routers.history._RecentTails)
     range_tails: SharedCache[tuple, Any] = field(default_factory=lambda: SharedCache(4096, 15.0))
     # their hours that ended but are not settled yet: late data there shows within 120 s

@@ -807,7 +807,7 @@ def api(config_path: Path, host: str | None, port: int | None, workers: int | No
     """
     import uvicorn
 
-    from cli.apiserver import CONFIG_ENV, build_app
+    from cli.apiserver import CONFIG_ENV, build_app, freeze_startup_objects
 
     config = _load(config_path)
     settings = config.settings.api
@@ -815,7 +815,9 @@ def api(config_path: Path, host: str | None, port: int | None, workers: int | No
     host, port = host or settings.host, port or settings.port
     plant = _open_plant(config)  # migrates the schema once, here, before any worker starts
     if workers == 1:
-        uvicorn.run(build_app(config, plant), host=host, port=port, log_config=None, access_log=False)
+        app = build_app(config, plant)
+        freeze_startup_objects()
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
         return
     plant.engine.dispose()
     os.environ[CONFIG_ENV] = str(config.path)

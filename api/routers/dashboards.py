@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
@@ -15,28 +16,41 @@ from api.live import SnapshotCache
 from api.services import ServicesDep
 
 router = APIRouter(prefix="/api/v1/lines/{tenant}/{site}/{line}", tags=["dashboards"])
-_FIRST: Flights[tuple, tuple[dict, bytes]] = Flights()
+#: Snapshots are computed here, off the request path: two threads, as the range answers (on 2 cores more
+#: only take the GIL from the event loop), and one computation per line at a time however many ask.
+_COMPUTE = ThreadPoolExecutor(2, thread_name_prefix="snapshot")
+_FLIGHTS: Flights[tuple, tuple[dict, bytes]] = Flights(_COMPUTE)
+#: A snapshot up to this old is served while the line's next one is computed (stale-while-revalidate):
+#: a viewer then waits for no computation, only the line's first one in this worker (or after a pause
+#: this long) is awaited. Each computation takes well under a second once the line's feeds are read.
+STALE_S = 5.0
 #: a stream with nothing new still wakes this often: for its session check, keep-alives and a closed connection
 WAKE_S = 1.0
 
 
 async def _snapshot(cache: SnapshotCache, tenant: str, site: str, line: str) -> tuple[dict, bytes]:
-    """A line's first snapshot in this worker (a full read, seconds) is computed once while its viewers
-    await it on the event loop, holding no request thread; later ones answer at once (fresh, or the
-    previous snapshot while one is computed)."""
-    if not cache.known(tenant, site, line):
-        return await _FIRST.run((id(cache), tenant, site, line), lambda: cache.get_with_json(tenant, site, line))
-    return await run_in_threadpool(cache.get_with_json, tenant, site, line)
+    """The line's snapshot: fresh (under ``ttl_s``), else the one at hand if under ``STALE_S`` old while the
+    next one is computed in the background, else awaited on the event loop (holding no request thread).
+
+    Serving the previous snapshot during a recomputation is what the cache did before too; what this
+    changes is that the request that finds it expired no longer computes it in its own thread: with
+    a snapshot due every half second per line, those requests (and the thread hops of everyone asking
+    meanwhile) were most of the line snapshot's p95 under load (bench/api.py)."""
+    hit = cache.fresh(tenant, site, line)  # most requests: a snapshot under half a second old
+    if hit is not None:
+        return hit
+    key = (id(cache), tenant, site, line)
+    stale = cache.recent(tenant, site, line, STALE_S)
+    if stale is not None:
+        _FLIGHTS.start_quietly(key, lambda: cache.get_with_json(tenant, site, line))
+        return stale
+    return await _FLIGHTS.run(key, lambda: cache.get_with_json(tenant, site, line))
 
 
 @router.get("/dashboard", response_class=Response)
 async def line_dashboard(tenant: str, site: str, line: str, services: ServicesDep) -> Response:
     """The line's snapshot (the same JSON the events stream sends)."""
-    cache = services.snapshots
-    hit = cache.fresh(tenant, site, line)  # most requests: a snapshot under half a second old, no thread hop
-    if hit is None:
-        hit = await _snapshot(cache, tenant, site, line)
-    _, body = hit
+    _, body = await _snapshot(services.snapshots, tenant, site, line)
     return Response(body, media_type="application/json")
 
 

@@ -28,7 +28,6 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 from sqlalchemy import select
-from starlette.concurrency import run_in_threadpool
 
 from analytics import kpi
 from analytics.buckets import Buckets
@@ -205,20 +204,14 @@ def _line_machines(services: Services, tenant: str, site: str,
 async def _machine_cached(services: Services, tenant: str, site: str, line: str,
                           machine: str) -> tuple[MachineRef, str, str, float, str | None]:
     """``_machine`` through ``services.plant_names``: every request of a machine page names its machine."""
-    key = ("machine", tenant, site, line, machine)
-    hit = services.plant_names.get(key)
-    if hit is None:
-        hit = services.plant_names.put(key, await run_in_threadpool(_machine, services, tenant, site, line, machine))
-    return hit
+    return await services.plant_names.get(("machine", tenant, site, line, machine),
+                                          lambda: _machine(services, tenant, site, line, machine))
 
 
 async def _line_machines_cached(services: Services, tenant: str, site: str,
                                 line: str) -> tuple[str, list[tuple[MachineRef, str, str | None]]]:
-    key = ("line", tenant, site, line)
-    hit = services.plant_names.get(key)
-    if hit is None:
-        hit = services.plant_names.put(key, await run_in_threadpool(_line_machines, services, tenant, site, line))
-    return hit
+    return await services.plant_names.get(("line", tenant, site, line),
+                                          lambda: _line_machines(services, tenant, site, line))
 
 
 def _previous(key: tuple, start_ms: int, end_ms: int, now_ms: int) -> tuple | None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, HTTPException, Response
 from sqlalchemy import select
-from starlette.concurrency import run_in_threadpool
 
 from api.access import CurrentPrincipal, Principal
 from api.services import PlantDep, ServicesDep
@@ -37,9 +38,9 @@ def _trees(plant: PlantDb, principal: Principal) -> list[dict]:
 @router.get("/tenants", response_model=list[dict])
 async def tenants(principal: CurrentPrincipal, services: ServicesDep) -> Response:
     """The plant trees the caller may see; every page load asks, so answers are shared for 5 s per worker."""
-    answers = services.tenant_trees
     key = ("*",) if principal.visible is None else tuple(sorted(principal.visible))
-    body = answers.fresh(key) or answers.put(key, await run_in_threadpool(_trees, services.plant, principal))
+    body = await services.tenant_trees.get(key, lambda: json.dumps(_trees(services.plant, principal),
+                                                                     separators=(",", ":"), ensure_ascii=False).encode())
     return Response(body, media_type="application/json")
 
 

@@ -143,3 +143,43 @@ def test_a_store_outage_wakes_the_streams_with_its_error_and_the_refresh_resumes
         follows.leave(watch)
 
     asyncio.run(asyncio.wait_for(main(), 20))
+
+
+def test_an_expired_snapshot_is_served_while_one_recompute_runs_and_the_next_request_gets_the_new_one(line,
+                                                                                                        monkeypatch):
+    """Stale-while-revalidate (api.routers.dashboards._snapshot): no request waits for a recomputation."""
+    import threading
+
+    from api.routers import dashboards
+
+    plant, store = line
+    cache = SnapshotCache(plant, store, lambda tenant: Policy(), ttl_s=0.0)  # every snapshot expired at once
+    first = asyncio.run(dashboards._snapshot(cache, *KEY))  # the line's first: computed and awaited
+    assert _state(first) == S.PROCESSING
+    release, calls, real = threading.Event(), [], cache.get_with_json
+
+    def held(*key, **kw):
+        calls.append(key)
+        assert release.wait(30)
+        return real(*key, **kw)
+
+    cache.get_with_json = held  # type: ignore[method-assign]
+    _write_state(store, S.IDLE)
+
+    async def two_viewers():
+        return await asyncio.gather(dashboards._snapshot(cache, *KEY), dashboards._snapshot(cache, *KEY))
+
+    assert asyncio.run(two_viewers()) == [first, first]  # both served at once, the recomputation held
+    deadline = time.monotonic() + 30
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(calls) == 1  # one recomputation for both
+    release.set()
+    while len(dashboards._FLIGHTS) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    newer = asyncio.run(dashboards._snapshot(cache, *KEY))
+    assert newer is not first and _state(newer) == S.IDLE
+    # older than STALE_S: awaited, not served
+    monkeypatch.setattr(dashboards, "STALE_S", 0.0)
+    _write_state(store, S.PROCESSING)
+    assert _state(asyncio.run(dashboards._snapshot(cache, *KEY))) == S.PROCESSING
