@@ -15,13 +15,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -33,7 +32,7 @@ from analytics import kpi
 from analytics.buckets import Buckets
 from analytics.report import load
 from analytics.states import UNKNOWN
-from api.caches import Flights, SharedCache
+from api.caches import Flights, SettledBuckets, SharedCache
 from api.services import Services, ServicesDep
 from api.timeparams import iso, to_epoch_ms
 from plant import IDENTIFIER_PATTERN, MachineRef
@@ -427,59 +426,6 @@ def _trend_points(store, ref: MachineRef, tag: str, a: int, z: int, every: int) 
     if z <= a:
         return []
     return [{"ts": ts, "mean": mean, "min": lo, "max": hi} for ts, mean, lo, hi in store.value_buckets(ref, tag, a, z, every)]
-
-
-class SettledBuckets:
-    """Settled buckets of a per-bucket store aggregate per key, so a long range costs its newest buckets.
-
-    Buckets that ended more than ``settle_ms`` ago are kept (like the rollups: a gateway's
-    replay lands within that margin) for ``ttl_s``, after which they are read again, so late
-    history is picked up. The newer buckets that ended more than ``recent_ms`` ago are kept too,
-    topped up as they end and read again after ``recent_ttl_s`` (late data there shows within
-    that time); only the buckets of the last ``recent_ms`` are read per request.
-    """
-
-    def __init__(self, settle_ms: int = 2 * HOUR, ttl_s: float = 600.0, max_entries: int = 5000,
-                 recent_ms: int = 5 * MINUTE, recent_ttl_s: float = 120.0) -> None:
-        self.settle_ms, self.ttl_s, self.max_entries = settle_ms, ttl_s, max_entries
-        self.recent_ms, self.recent_ttl_s = recent_ms, recent_ttl_s
-        self._entries: dict[tuple, tuple[float, int, list]] = {}
-        self._recent: dict[tuple, tuple[float, int, int, list]] = {}  # (born, from, to, rows)
-        self._lock = threading.Lock()
-
-    def rows(self, key: tuple, a: int, z: int, every: int, now_ms: int, read: Callable[[int, int], list],
-             ts_of: Callable[[Any], int]) -> list:
-        """``read(lo, hi)``'s rows for [a, z), the settled ones from memory; rows are in bucket order."""
-        settled = max(a, min(z, (now_ms - self.settle_ms) // every * every))
-        now = time.monotonic()
-        with self._lock:
-            hit = self._entries.get(key)
-        born, done, head = hit if hit and now - hit[0] < self.ttl_s else (now, a, [])
-        if settled > done:
-            head = head + read(done, settled)
-            done = settled
-            with self._lock:
-                if len(self._entries) >= self.max_entries:
-                    self._entries.clear()
-                self._entries[key] = (born, done, head)
-        upto = min(done, z)
-        out = [r for r in head if ts_of(r) < upto]
-        ended = max(upto, min(z, (now_ms - self.recent_ms) // every * every))
-        if ended > upto:
-            with self._lock:
-                rec = self._recent.get(key)
-            r_born, r_from, r_to, r_rows = rec if rec and now - rec[0] < self.recent_ttl_s and rec[1] <= upto \
-                and rec[2] >= upto else (now, upto, upto, [])
-            if ended > r_to:  # top up with the buckets that ended since
-                r_rows = r_rows + read(r_to, ended)
-                r_to = ended
-                with self._lock:
-                    if len(self._recent) >= self.max_entries:
-                        self._recent.clear()
-                    self._recent[key] = (r_born, r_from, r_to, r_rows)
-            out += [r for r in r_rows if upto <= ts_of(r) < ended]
-            upto = ended
-        return out + (read(upto, z) if z > upto else [])
 
 
 class TrendCache(SettledBuckets):

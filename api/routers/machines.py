@@ -16,7 +16,7 @@ from api.schemas import History, HistoryPoint, LatestValues, Machine as MachineO
 from api.services import SettingsDep, StoreDep
 from api.timeparams import iso, parse_every, to_epoch_ms
 from plant import IDENTIFIER_PATTERN, MachineRef
-from api.routers.history import SettledBuckets
+from api.caches import SettledBuckets
 from tsstore import StoreRejected, TimeSeriesStore, machines_of
 from tsstore.base import StoredValue
 

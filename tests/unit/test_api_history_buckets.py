@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from api.routers import machines as machines_router
-from api.routers.history import SettledBuckets
+from api.caches import SettledBuckets
 from plant import MachineRef
 from tsstore import Point
 from tsstore.sqlite import SqliteStore
