@@ -8,6 +8,7 @@ plant database, settings, caches, the alarm engine) as one typed ``api.services.
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from analytics.settings import AnalyticsSettings
 from api import access, apidocs, csrf, security_headers, validation
 from api.access import PrincipalCache
 from api.alarms import AlarmEngine
+from api.answerstore import AnswerStore
 from api.centre import STATUS_TTL_S, CentreSummaries
 from api.leader import LeaderLock, Leadership
 from api.follow import Follows
@@ -30,6 +32,7 @@ from api.routers import (accounts, alarms, centre, dashboards, glossary, history
 from api.routers.pages import STATIC
 from api.services import EffectiveAnalytics, Services
 from api.settings import ApiSettings
+from api.warmup import warm_snapshots
 from plantmodel.db import PlantDb, open_plant
 from plantmodel.housekeeping import Housekeeper
 from plantmodel.throttle import Throttle
@@ -45,7 +48,8 @@ ROUTERS = (history, dashboards, session, accounts, plant, machines, alarms, cent
 def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plant: PlantDb | None = None,
                run_alarms: bool = True, leader_lock: Path | LeaderLock | None = None,
                rollups: RollupMaintainer | None = None, analytics: AnalyticsSettings | None = None,
-               rollup_cache: RollupCache | None = None, delivery=None) -> FastAPI:
+               rollup_cache: RollupCache | None = None, delivery=None, warm: bool = False,
+               shared_answers: AnswerStore | None = None) -> FastAPI:
     """The API app. Background duties (the alarm engine and, when given, the rollup maintainer) run
     unless ``run_alarms`` is false; with ``leader_lock`` (a lock file, or ``api.leader.PostgresLock``)
     only in the worker holding that lock.
@@ -53,6 +57,9 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
     ``analytics`` is the config's analytics section (tenant policies, rollouts); the plant model
     completes it. ``rollup_cache`` is the one the maintainer fills; without it, the one named by
     ``analytics.cache_path`` is opened, and without that reports compute from the store.
+    With ``warm`` (a served API, not tests) each worker computes up to ``settings.warm_lines`` line
+    snapshots in the background at start (``api.warmup``); ``shared_answers``: the range answers the
+    host's workers share (``api.answerstore``; none in tests: each app computes its own).
     """
     settings = settings or ApiSettings()
     plant_db = plant or open_plant(settings.database_url)
@@ -78,7 +85,7 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
                         alarms=engine, snapshots=snapshots, follows=Follows(snapshots), rollup_cache=rollup_cache,
                         principals=PrincipalCache(settings.credential_cache_s),
                         login_throttle=Throttle(plant_db, settings.throttle_policy()), housekeeper=housekeeper,
-                        centre_summaries=summaries)
+                        centre_summaries=summaries, shared_answers=shared_answers)
 
     # the leader's duties; a leased maintainer with rollups_in_api: every runs in every process (analytics.leases)
     everywhere = [rollups] if rollups is not None and not rollups.needs_leader else []
@@ -108,9 +115,13 @@ def create_app(store: TimeSeriesStore, settings: ApiSettings | None = None, plan
         if run_alarms:
             for d in everywhere:
                 d.start()
+        warming = asyncio.get_running_loop().create_task(warm_snapshots(
+            plant_db, settings.warm_lines if warm else 0,
+            lambda t, s, ln: dashboards.line_snapshot(snapshots, t, s, ln)), name="snapshot warm-up")
         try:
             yield
         finally:
+            warming.cancel()
             if run_alarms:
                 for d in everywhere:
                     d.stop()

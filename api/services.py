@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 from analytics.rollup import RollupCache
 from analytics.settings import AnalyticsSettings
 from api.access import PrincipalCache
+from api.answerstore import AnswerStore
 from api.caches import Revalidating, SharedCache
 from api.centre import CentrePortfolio, CentreSummaries
 from api.alarms import AlarmEngine
@@ -79,6 +80,8 @@ class Services:
     # their hours that ended but are not settled yet: late data there shows within 120 s
     range_recent: SharedCache[tuple, Any] = field(default_factory=lambda: SharedCache(4096, 120.0))
     centre_summaries: CentreSummaries | None = None  # per-tenant rows the maintainer keeps; None without a cache
+    # range answers the host's workers computed (api.answerstore); None: each worker computes its own
+    shared_answers: AnswerStore | None = None
 
     @property
     def stale_ms(self) -> int:

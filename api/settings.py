@@ -76,6 +76,15 @@ class ApiSettings(BaseModel):
         default=20.0, description="PostgreSQL only: a leader whose database connection is silent this long loses "
         "its lock (the server ends the session); the leader notices a dead connection within half of it and "
         "resigns first")
+    warm_lines: Annotated[int, Field(ge=0, le=100_000)] = Field(
+        default=100, description="at start, each worker computes the live snapshots of up to this many lines (by "
+        "tenant, site and line), one at a time in the background, so the first viewers after a restart, and those "
+        "a second worker serves, do not wait for a line's first full read (1-2 s for a day of 1-s samples). Each "
+        "line kept costs memory for its machines' day of data; 0 turns it off")
+    shared_answers: str | None = Field(
+        default="api-answers.db", description="a small SQLite file where the workers of one host share the "
+        "history pages' range answers: one worker computes a page, the others read it (a relative path is relative "
+        "to the config file; it is a cache, safe to delete). null: each worker computes its own")
     centre_coverage_floor: Annotated[float, Field(ge=0, le=1)] = Field(
         default=0.8, description="the centre portfolio flags an SME whose data coverage over the last 24 h is under "
         "this share (0.8 = 80%); no data at all is flagged as such")

@@ -355,6 +355,8 @@ def update_results(section: str) -> None:
 
 
 def start_server(tmp: Path, port: int, workers: int) -> subprocess.Popen:
+    for stale in tmp.glob("api-answers.db*"):  # the workers' shared answers of an earlier server: caches start cold
+        stale.unlink()
     server = subprocess.Popen([sys.executable, "-m", "cli.main", "--log-level", "WARNING", "api", "-c",
                                str(tmp / "smartfactory.yaml"), "--port", str(port), "--workers", str(workers)],
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(tmp / f"api-{workers}.log", "w"),
@@ -413,7 +415,8 @@ def cold_pass(url: str, reqs: dict[str, list[tuple[str, str]]]) -> dict:
             "max": float(a.max())}
 
 
-def run_workers(tmp: Path, url: str, port: int, workers: int, reqs: dict, seconds: float, script: Path) -> dict:
+def run_workers(tmp: Path, url: str, port: int, workers: int, reqs: dict, seconds: float, script: Path,
+                startup_only: bool = False) -> dict:
     server = start_server(tmp, port, workers)
     try:
         first = first_requests(url, reqs)
@@ -428,7 +431,7 @@ def run_workers(tmp: Path, url: str, port: int, workers: int, reqs: dict, second
         print(f"{workers} worker(s) start-up: {startup['rps']:.0f}/s p50 {startup['p50']:.1f} p95 {startup['p95']:.1f} "
               f"p99 {startup['p99']:.1f} ms", flush=True)
         out: dict = {"first": first, "cold": cold, "startup": startup, "runs": {}}
-        for key, name, _ in SCENARIOS:
+        for key, name, _ in [] if startup_only else SCENARIOS:
             # the machine is shared: a baseline right before each row, so the ratio compares like with like
             pair = load(url, reqs["baseline"], max(3.0, seconds / 4), CLIENTS, script) if key != "baseline" else None
             res = load(url, reqs[key], seconds, CLIENTS, script)
@@ -446,6 +449,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 days instead of 30, 5 s per scenario instead of 20")
     parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
     parser.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated (default 1,2)")
+    parser.add_argument("--startup-only", action="store_true",
+                        help="measure only the first requests, the cold pass and the start-up (implies --no-write)")
     parser.add_argument("--keep", type=Path, help="reuse (or build and keep) the store and plant model in this directory")
     args = parser.parse_args()
     if subprocess.run(["sh", "-c", "command -v wrk"], capture_output=True).returncode:
@@ -498,7 +503,7 @@ def main() -> None:
     results: dict[int, dict] = {}
     try:
         for workers in [int(w) for w in args.workers.split(",")]:
-            results[workers] = run_workers(tmp, url, port, workers, reqs, seconds, script)
+            results[workers] = run_workers(tmp, url, port, workers, reqs, seconds, script, args.startup_only)
             n, age = stored_since(tmp / "telemetry.db", run_start_ms)
             print(f"collector: {n:,} samples stored since the runs began, newest {age:.1f} s old", flush=True)
     finally:
@@ -510,6 +515,8 @@ def main() -> None:
         broker.stop()
     if collector.returncode not in (0, -signal.SIGTERM):
         print(f"collector exited {collector.returncode}: {(tmp / 'collector.log').read_text()[-1500:]}")
+    if args.startup_only:
+        return
     load_after = os.getloadavg()
     published = publisher.sent
     section = report(info, load_before, load_after, rows, days, build, rollup_s, seconds, results, published,

@@ -21,15 +21,18 @@ from fastapi import FastAPI
 from cli.config import LoadedConfig, load_config
 
 CONFIG_ENV = "SMARTFACTORY_CONFIG"
+WORKERS_ENV = "SMARTFACTORY_API_WORKERS"  # how many workers uvicorn starts (worker_app is only used with more than one)
 #: The GIL switch interval in an API process (Python's default: 5 ms). The event loop gives up the GIL at
 #: every socket call; with a range answer or a snapshot being computed in a thread, it then waited up to
 #: 5 ms to get it back, several times per request, which made cached answers wait seconds (bench/api.py).
 SWITCH_INTERVAL_S = 0.001
 
 
-def build_app(config: LoadedConfig, plant=None) -> FastAPI:
+def build_app(config: LoadedConfig, plant=None, workers: int = 1) -> FastAPI:
+    """The served API (``workers``: how many processes serve it; with more than one they share range answers)."""
     from analytics import workcalendar
     from analytics.command import maintainer_for, open_cache
+    from api.answerstore import AnswerStore
     from api.app import create_app
     from api.leader import leader_lock_for
     from plantmodel.db import database_url, open_plant
@@ -55,8 +58,12 @@ def build_app(config: LoadedConfig, plant=None) -> FastAPI:
     lock_file = Path(s.api.leader_lock)
     lock = leader_lock_for(plant.url, lock_file if lock_file.is_absolute() else config.base_dir / lock_file,
                            lease_s=s.api.leader_lease_s)
+    answers = None
+    if s.api.shared_answers and workers > 1:
+        path = Path(s.api.shared_answers)
+        answers = AnswerStore(path if path.is_absolute() else config.base_dir / path)
     return create_app(store, s.api, plant, leader_lock=lock, rollups=rollups, analytics=s.analytics, rollup_cache=cache,
-                      delivery=delivery)
+                      delivery=delivery, warm=True, shared_answers=answers)
 
 
 def freeze_startup_objects() -> int:
@@ -79,6 +86,6 @@ def worker_app() -> FastAPI:
     from cli.logs import LOG_FORMAT_ENV, setup_logging
 
     setup_logging(os.environ.get("SMARTFACTORY_LOG_LEVEL", "INFO"), os.environ.get(LOG_FORMAT_ENV, "text"))
-    app = build_app(load_config(Path(os.environ[CONFIG_ENV])))
+    app = build_app(load_config(Path(os.environ[CONFIG_ENV])), workers=int(os.environ.get(WORKERS_ENV, "2")))
     freeze_startup_objects()
     return app

@@ -807,7 +807,7 @@ def api(config_path: Path, host: str | None, port: int | None, workers: int | No
     """
     import uvicorn
 
-    from cli.apiserver import CONFIG_ENV, build_app, freeze_startup_objects
+    from cli.apiserver import CONFIG_ENV, WORKERS_ENV, build_app, freeze_startup_objects
 
     config = _load(config_path)
     settings = config.settings.api
@@ -821,6 +821,7 @@ def api(config_path: Path, host: str | None, port: int | None, workers: int | No
         return
     plant.engine.dispose()
     os.environ[CONFIG_ENV] = str(config.path)
+    os.environ[WORKERS_ENV] = str(workers)
     os.environ["SMARTFACTORY_LOG_LEVEL"] = logging.getLevelName(logging.getLogger().level)
     log.info("api_workers count=%d host=%s port=%d", workers, host, port)
     uvicorn.run("cli.apiserver:worker_app", factory=True, workers=workers, host=host, port=port, log_config=None,

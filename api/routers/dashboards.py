@@ -28,7 +28,7 @@ STALE_S = 5.0
 WAKE_S = 1.0
 
 
-async def _snapshot(cache: SnapshotCache, tenant: str, site: str, line: str) -> tuple[dict, bytes]:
+async def line_snapshot(cache: SnapshotCache, tenant: str, site: str, line: str) -> tuple[dict, bytes]:
     """The line's snapshot: fresh (under ``ttl_s``), else the one at hand if under ``STALE_S`` old while the
     next one is computed in the background, else awaited on the event loop (holding no request thread).
 
@@ -50,7 +50,7 @@ async def _snapshot(cache: SnapshotCache, tenant: str, site: str, line: str) -> 
 @router.get("/dashboard", response_class=Response)
 async def line_dashboard(tenant: str, site: str, line: str, services: ServicesDep) -> Response:
     """The line's snapshot (the same JSON the events stream sends)."""
-    _, body = await _snapshot(services.snapshots, tenant, site, line)
+    _, body = await line_snapshot(services.snapshots, tenant, site, line)
     return Response(body, media_type="application/json")
 
 
@@ -59,7 +59,7 @@ async def line_events(tenant: str, site: str, line: str, request: Request, servi
     """Server-sent events: the dashboard snapshot whenever it changes (the worker's one refresh of the line,
     ``api.follow``, wakes every stream following it)."""
     cache = services.snapshots
-    first = await _snapshot(cache, tenant, site, line)  # 404 before the stream starts
+    first = await line_snapshot(cache, tenant, site, line)  # 404 before the stream starts
     principals, plant, follows = services.principals, services.plant, services.follows
     cookie, authorization = request.cookies.get(access.SESSION_COOKIE), request.headers.get("authorization")
 

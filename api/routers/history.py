@@ -32,6 +32,7 @@ from analytics import kpi
 from analytics.buckets import Buckets
 from analytics.report import load
 from analytics.states import UNKNOWN
+from api.answerstore import AnswerStore
 from api.caches import Flights, SettledBuckets, SharedCache
 from api.services import Services, ServicesDep
 from api.timeparams import iso, to_epoch_ms
@@ -97,24 +98,37 @@ class Answers:
         return hit[1] if hit and time.monotonic() - hit[0] < self.ttl_s else None
 
     async def get(self, key: tuple, compute: Callable[[], dict], previous: tuple | None = None,
-                  ttl_s: float | None = None) -> bytes:
-        """The answer; ``ttl_s`` (default: the cache's) is how long a computed one stays fresh."""
+                  ttl_s: float | None = None, shared: AnswerStore | None = None) -> bytes:
+        """The answer; ``ttl_s`` (default: the cache's) is how long a computed one stays fresh. With
+        ``shared`` (the host's other workers' answers), one a worker computed is read, not computed again."""
+        ttl = self.ttl_s if ttl_s is None else ttl_s
         hit = self._entries.get(key)
         now = time.monotonic()
-        if hit and now - hit[0] < (self.ttl_s if ttl_s is None else ttl_s):
+        if hit and now - hit[0] < ttl:
             return hit[1]
         stale = hit or (self._entries.get(previous) if previous is not None else None)
         if stale and now - stale[0] < self.stale_s:
-            self._flights.start_quietly(key, lambda: self._compute(key, compute))
+            self._flights.start_quietly(key, lambda: self._compute(key, compute, ttl, shared))
             return stale[1]
-        return await self._flights.run(key, lambda: self._compute(key, compute))
+        return await self._flights.run(key, lambda: self._compute(key, compute, ttl, shared))
 
-    def _compute(self, key: tuple, compute: Callable[[], dict]) -> bytes:
+    def _compute(self, key: tuple, compute: Callable[[], dict], ttl_s: float, shared: AnswerStore | None) -> bytes:
+        name = repr(key)  # the key's parts (MachineRef, slugs, epoch ms) print the same in every worker
+        found = shared.get(name, ttl_s) if shared is not None else None
+        if found is not None:  # another worker's, still fresh: kept here until it would expire there
+            age, body = found
+            self._keep(key, time.monotonic() - age, body)
+            return body
         body = json.dumps(compute(), separators=(",", ":"), ensure_ascii=False).encode()
+        self._keep(key, time.monotonic(), body)
+        if shared is not None:
+            shared.put(name, body)
+        return body
+
+    def _keep(self, key: tuple, at: float, body: bytes) -> None:
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
-        self._entries[key] = (time.monotonic(), body)
-        return body
+        self._entries[key] = (at, body)
 
 
 ANSWERS = Answers()
@@ -311,7 +325,8 @@ async def machine_history(tenant: str, site: str, line: str, machine: str, servi
     ref, name, line_name, _, name_en = await _machine_cached(services, tenant, site, line, machine)
     key = ("machine", ref, start_ms, end_ms)
     body = await ANSWERS.get(key, lambda: _machine_page(services, ref, name, line_name, start_ms, end_ms, name_en),
-                             _previous(key, start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms))
+                             _previous(key, start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms),
+                             services.shared_answers)
     return Response(body, media_type="application/json")
 
 
@@ -460,7 +475,7 @@ async def machine_trend(tenant: str, site: str, line: str, machine: str, service
     body = await ANSWERS.get(key, lambda: {
         "tag": tag, "start_ms": start_ms, "end_ms": end_ms, "every_ms": every,
         "points": TRENDS.points(services.store, ref, tag, a, z, every, int(time.time() * 1000))},
-        _previous(key, start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms))
+        _previous(key, start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms), services.shared_answers)
     return Response(body, media_type="application/json")
 
 
@@ -494,7 +509,8 @@ async def machine_trends(tenant: str, site: str, line: str, machine: str, servic
                            for tag in tags]}
 
     key = ("trends", ref, start_ms, end_ms)
-    body = await ANSWERS.get(key, compute, _previous(key, start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms))
+    body = await ANSWERS.get(key, compute, _previous(key, start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms),
+                             services.shared_answers)
     return Response(body, media_type="application/json")
 
 
@@ -507,7 +523,8 @@ async def line_history(tenant: str, site: str, line: str, services: ServicesDep,
     line_name, machines = await _line_machines_cached(services, tenant, site, line)
     key = ("line", tenant, site, line, start_ms, end_ms)
     body = await ANSWERS.get(key, lambda: _line_page(services, tenant, site, line, line_name, machines, start_ms,
-                                                     end_ms), _previous(key, start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms))
+                                                     end_ms), _previous(key, start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms),
+                             services.shared_answers)
     return Response(body, media_type="application/json")
 
 

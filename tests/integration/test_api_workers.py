@@ -214,3 +214,30 @@ def test_failed_logins_are_counted_across_workers(api):
     # another address is not held back by that one
     with _fresh(base, headers={"X-Forwarded-For": "127.51.100.20"}) as c:
         assert c.post("/api/v1/auth/login", json={"username": "owner", "password": "owner-password-1"}).status_code == 200
+
+
+def test_a_machine_page_one_worker_computed_is_shared_with_the_other_through_the_hosts_answer_file(api, tmp_path):
+    """The workers share range answers in ``api-answers.db`` beside the config: the answer the page got is the
+    one in the file, and the page asked again over fresh connections (either worker) is that same answer, byte
+    for byte (its computation time included, so a worker that computed its own would differ)."""
+    client, _, _, _ = api
+    path = "/api/v1/history/acme/plant-1/line-1/press-1"
+    yesterday = time.gmtime(time.time() - 86_400)  # a range in the past: one key, however long the test takes
+    params = {"start": time.strftime("%Y-%m-%dT00:00:00Z", yesterday), "end": time.strftime("%Y-%m-%dT06:00:00Z", yesterday)}
+    first = client.get(path, params=params)
+    asked_at = time.monotonic()
+    assert first.status_code == 200, first.text
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "api-answers.db") as db:
+        bodies = [bytes(b) for (k, b) in db.execute("SELECT key, body FROM answers") if "press-1" in k]
+    assert first.content in bodies
+    compared = 0
+    for _ in range(8):  # a new connection each: the kernel hands them to either worker
+        with httpx.Client(base_url=str(client.base_url), headers=client.headers, timeout=5) as fresh:
+            again = fresh.get(path, params=params)
+        assert again.status_code == 200
+        if time.monotonic() - asked_at < 10:  # the answer is fresh for 15 s; later a worker may compute it again
+            assert again.content == first.content
+            compared += 1
+    assert compared > 0, "the machine was too slow to ask again within the answer's freshness"

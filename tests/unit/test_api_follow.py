@@ -154,7 +154,7 @@ def test_an_expired_snapshot_is_served_while_one_recompute_runs_and_the_next_req
 
     plant, store = line
     cache = SnapshotCache(plant, store, lambda tenant: Policy(), ttl_s=0.0)  # every snapshot expired at once
-    first = asyncio.run(dashboards._snapshot(cache, *KEY))  # the line's first: computed and awaited
+    first = asyncio.run(dashboards.line_snapshot(cache, *KEY))  # the line's first: computed and awaited
     assert _state(first) == S.PROCESSING
     release, calls, real = threading.Event(), [], cache.get_with_json
 
@@ -167,7 +167,7 @@ def test_an_expired_snapshot_is_served_while_one_recompute_runs_and_the_next_req
     _write_state(store, S.IDLE)
 
     async def two_viewers():
-        return await asyncio.gather(dashboards._snapshot(cache, *KEY), dashboards._snapshot(cache, *KEY))
+        return await asyncio.gather(dashboards.line_snapshot(cache, *KEY), dashboards.line_snapshot(cache, *KEY))
 
     assert asyncio.run(two_viewers()) == [first, first]  # both served at once, the recomputation held
     deadline = time.monotonic() + 30
@@ -177,9 +177,9 @@ def test_an_expired_snapshot_is_served_while_one_recompute_runs_and_the_next_req
     release.set()
     while len(dashboards._FLIGHTS) and time.monotonic() < deadline:
         time.sleep(0.01)
-    newer = asyncio.run(dashboards._snapshot(cache, *KEY))
+    newer = asyncio.run(dashboards.line_snapshot(cache, *KEY))
     assert newer is not first and _state(newer) == S.IDLE
     # older than STALE_S: awaited, not served
     monkeypatch.setattr(dashboards, "STALE_S", 0.0)
     _write_state(store, S.PROCESSING)
-    assert _state(asyncio.run(dashboards._snapshot(cache, *KEY))) == S.PROCESSING
+    assert _state(asyncio.run(dashboards.line_snapshot(cache, *KEY))) == S.PROCESSING
