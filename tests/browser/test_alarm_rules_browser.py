@@ -52,6 +52,10 @@ def test_owner_adds_edits_and_deletes_a_rule_that_fires_on_live_data(demo, page)
     from playwright.sync_api import expect
 
     _log_in(page, demo, DEMO_OWNER)
+    # the server checks a rule's tag against what the machine has reported: on a fresh demo, wait until
+    # press-3 has reported (its tile has a state), or the typo below is saved with a "not checked" warning
+    page.wait_for_function("m => (document.querySelector(`.tile[data-machine='${m}']`)?.dataset.state ?? 'none') "
+                           "!== 'none'", arg=MACHINE, timeout=60_000)
     _open_rules(page)
     # the owner's language is Korean: the panel is labelled in Korean
     assert page.evaluate("document.documentElement.lang") == "ko"
