@@ -82,31 +82,35 @@ class Answers:
     (the range ends are rounded to ``END_QUANTUM_MS``): one computation serves them all, as the
     line snapshot does for the live view, and the callers await it on the event loop instead of
     each holding a request thread (``api.caches.Flights``). A range that ends "now" moves to a
-    new key every half minute; its previous answer (``previous``), or an expired one of the same
-    key, is served for up to ``stale_s`` while the new one is computed, so viewers never wait
-    for a recomputation, only for the first one. Per worker; a change shows within ``ttl_s``
-    plus one computation.
+    new key every half minute; its newest earlier answer (the same range with an earlier end, of
+    the quantum before or of one minutes ago, when nobody looked in between), or an expired one
+    of the same key, is served if under ``stale_s`` old while the new one is computed, so viewers
+    never wait for a recomputation, only for the first one. Per worker; a change shows within
+    ``ttl_s`` plus one computation. When full, the oldest quarter of the answers goes, not all
+    of them (that would make every viewer wait at once).
     """
 
     def __init__(self, ttl_s: float = 15.0, stale_s: float = 300.0, max_entries: int = 2000) -> None:
         self.ttl_s, self.stale_s, self.max_entries = ttl_s, stale_s, max_entries
         self._entries: dict[tuple, tuple[float, bytes]] = {}
+        self._newest: dict[tuple, tuple] = {}  # a key without its end (the last part) -> its newest key kept
         self._flights: Flights[tuple, bytes] = Flights(_COMPUTE)
 
     def fresh(self, key: tuple) -> bytes | None:
         hit = self._entries.get(key)
         return hit[1] if hit and time.monotonic() - hit[0] < self.ttl_s else None
 
-    async def get(self, key: tuple, compute: Callable[[], dict], previous: tuple | None = None,
+    async def get(self, key: tuple, compute: Callable[[], dict], live: bool = False,
                   ttl_s: float | None = None, shared: AnswerStore | None = None) -> bytes:
-        """The answer; ``ttl_s`` (default: the cache's) is how long a computed one stays fresh. With
+        """The answer; ``ttl_s`` (default: the cache's) is how long a computed one stays fresh; ``live``: the
+        range ends now, so an earlier end's answer may stand in (never for a fixed range). With
         ``shared`` (the host's other workers' answers), one a worker computed is read, not computed again."""
         ttl = self.ttl_s if ttl_s is None else ttl_s
         hit = self._entries.get(key)
         now = time.monotonic()
         if hit and now - hit[0] < ttl:
             return hit[1]
-        stale = hit or (self._entries.get(previous) if previous is not None else None)
+        stale = hit or (self._stand_in(key) if live else None)
         if stale and now - stale[0] < self.stale_s:
             self._flights.start_quietly(key, lambda: self._compute(key, compute, ttl, shared))
             return stale[1]
@@ -125,10 +129,21 @@ class Answers:
             shared.put(name, body)
         return body
 
+    def _stand_in(self, key: tuple) -> tuple[float, bytes] | None:
+        """The newest answer of the same live range with an earlier end (``key[-1]``), if any."""
+        newest = self._newest.get(key[:-1])
+        return self._entries.get(newest) if newest is not None and newest[-1] < key[-1] else None
+
     def _keep(self, key: tuple, at: float, body: bytes) -> None:
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()
+        if key not in self._entries and len(self._entries) >= self.max_entries:
+            oldest = sorted(self._entries, key=lambda k: self._entries[k][0])[:max(1, self.max_entries // 4)]
+            for k in oldest:
+                del self._entries[k]
+            self._newest = {f: k for f, k in self._newest.items() if k in self._entries}
         self._entries[key] = (at, body)
+        newest = self._newest.get(key[:-1])
+        if newest is None or newest[-1] <= key[-1]:
+            self._newest[key[:-1]] = key
 
 
 ANSWERS = Answers()
@@ -227,10 +242,9 @@ async def _line_machines_cached(services: Services, tenant: str, site: str,
                                           lambda: _line_machines(services, tenant, site, line))
 
 
-def _previous(key: tuple, start_ms: int, end_ms: int, now_ms: int) -> tuple | None:
-    """For a range that ends now, the key of the quantum before (its answer may stand in, briefly)."""
-    q = end_quantum(end_ms - start_ms)
-    return (*key[:-1], end_ms - q) if end_ms - q < now_ms <= end_ms else None
+def _live(start_ms: int, end_ms: int, now_ms: int) -> bool:
+    """Whether a range ends now (within its end quantum): an earlier answer of it may stand in, briefly."""
+    return end_ms - end_quantum(end_ms - start_ms) < now_ms <= end_ms
 
 
 def _fresh_s(start_ms: int, end_ms: int) -> float | None:
@@ -325,7 +339,7 @@ async def machine_history(tenant: str, site: str, line: str, machine: str, servi
     ref, name, line_name, _, name_en = await _machine_cached(services, tenant, site, line, machine)
     key = ("machine", ref, start_ms, end_ms)
     body = await ANSWERS.get(key, lambda: _machine_page(services, ref, name, line_name, start_ms, end_ms, name_en),
-                             _previous(key, start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms),
+                             _live(start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms),
                              services.shared_answers)
     return Response(body, media_type="application/json")
 
@@ -475,7 +489,7 @@ async def machine_trend(tenant: str, site: str, line: str, machine: str, service
     body = await ANSWERS.get(key, lambda: {
         "tag": tag, "start_ms": start_ms, "end_ms": end_ms, "every_ms": every,
         "points": TRENDS.points(services.store, ref, tag, a, z, every, int(time.time() * 1000))},
-        _previous(key, start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms), services.shared_answers)
+        _live(start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms), services.shared_answers)
     return Response(body, media_type="application/json")
 
 
@@ -509,7 +523,7 @@ async def machine_trends(tenant: str, site: str, line: str, machine: str, servic
                            for tag in tags]}
 
     key = ("trends", ref, start_ms, end_ms)
-    body = await ANSWERS.get(key, compute, _previous(key, start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms),
+    body = await ANSWERS.get(key, compute, _live(start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms),
                              services.shared_answers)
     return Response(body, media_type="application/json")
 
@@ -523,7 +537,7 @@ async def line_history(tenant: str, site: str, line: str, services: ServicesDep,
     line_name, machines = await _line_machines_cached(services, tenant, site, line)
     key = ("line", tenant, site, line, start_ms, end_ms)
     body = await ANSWERS.get(key, lambda: _line_page(services, tenant, site, line, line_name, machines, start_ms,
-                                                     end_ms), _previous(key, start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms),
+                                                     end_ms), _live(start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms),
                              services.shared_answers)
     return Response(body, media_type="application/json")
 

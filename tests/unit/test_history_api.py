@@ -221,7 +221,7 @@ def test_a_live_range_serves_the_previous_half_minute_while_the_next_is_computed
 
     async def run():
         first = await answers.get(("k", 30_000), lambda: {"v": "old"})
-        served = await answers.get(("k", 60_000), slow, previous=("k", 30_000))
+        served = await answers.get(("k", 60_000), slow, live=True)
         gate.set()
         # without a stand-in, a caller joins the refresh that is running (or finds its answer)
         return first, served, await answers.get(("k", 60_000), lambda: {"v": "a second computation"})
@@ -229,6 +229,51 @@ def test_a_live_range_serves_the_previous_half_minute_while_the_next_is_computed
     first, served, later = asyncio.run(run())
     assert first == served == b'{"v":"old"}'
     assert later == b'{"v":"new"}'
+
+
+def test_a_live_range_nobody_viewed_for_minutes_is_served_its_last_answer_while_recomputed():
+    """Reopened three quanta later, the page gets the answer of minutes ago at once (under stale_s), the
+    refresh runs, and the next caller has the new one; a fixed range never borrows another end's answer."""
+    import threading
+
+    answers, gate = Answers(ttl_s=60), threading.Event()
+
+    def slow():
+        gate.wait(5)
+        return {"v": "new"}
+
+    async def run():
+        await answers.get(("k", 0, 30_000), lambda: {"v": "old"})
+        served = await answers.get(("k", 0, 120_000), slow, live=True)
+        fixed = await answers.get(("k", 0, 150_000), lambda: {"v": "own"})  # not live: computed, not borrowed
+        gate.set()
+        return served, fixed, await answers.get(("k", 0, 120_000), lambda: {"v": "a second computation"})
+
+    served, fixed, later = asyncio.run(run())
+    assert served == b'{"v":"old"}' and fixed == b'{"v":"own"}'
+    assert later == b'{"v":"new"}'
+
+
+def test_a_live_stand_in_older_than_stale_s_is_not_served():
+    answers = Answers(ttl_s=60, stale_s=0.0)
+
+    async def run():
+        await answers.get(("k", 0, 30_000), lambda: {"v": "old"})
+        return await answers.get(("k", 0, 60_000), lambda: {"v": "new"}, live=True)
+
+    assert asyncio.run(run()) == b'{"v":"new"}'
+
+
+def test_a_full_cache_drops_its_oldest_answers_not_all_of_them():
+    answers = Answers(ttl_s=60, max_entries=8)
+
+    async def run():
+        for i in range(9):
+            await answers.get(("k", i), lambda i=i: {"i": i})
+
+    asyncio.run(run())
+    kept = [i for i in range(9) if answers.fresh(("k", i)) is not None]
+    assert kept == [2, 3, 4, 5, 6, 7, 8]
 
 
 def test_range_ends_are_rounded_to_the_half_minute(client):
