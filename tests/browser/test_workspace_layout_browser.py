@@ -330,12 +330,23 @@ def test_a_performance_over_100_is_shown_and_flagged(context_at, demo_run):
         assert re.fullmatch(r"설비종합효율 \(OEE\) [\d.]+% ⚠", page.inner_text(".tile[data-machine=press-1] .oee"))
         page.screenshot(path=str(ARTIFACTS / "line-perf-over-100.png"), full_page=True)
         # the report of the same days says the same
-        page.goto(f"{demo_run.url}/{REPORTS_HASH}")
-        page.get_by_role("button", name="오늘").click()
-        page.wait_for_selector("[data-testid=period-view]")
-        page.click("[data-testid=period-view]")
+        # (the reports read the plant model through its 30 s name cache and may be refused while the API is
+        # busy: under CI load the first view can predate the reseed, so a user's retry is what is waited for)
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
         frame = page.frame_locator("[data-testid=report-frame]")
-        frame.locator("[data-perf-over-100]").wait_for(timeout=60_000)
+
+        def report_flagged() -> bool:
+            page.goto(f"{demo_run.url}/{REPORTS_HASH}")
+            page.reload()
+            page.get_by_role("button", name="오늘").click()
+            page.wait_for_selector("[data-testid=period-view]")
+            page.click("[data-testid=period-view]")
+            try:
+                frame.locator("[data-perf-over-100]").wait_for(timeout=20_000)
+            except PlaywrightTimeout:
+                return False
+            return True
+        wait_until(report_flagged, 180, "the period report's performance over 100%")
         assert frame.locator("[data-perf-over-100]").inner_text() == "⚠ 성능가동률이 100%를 넘습니다: 기준 사이클 타임을 확인하세요"
         page.screenshot(path=str(ARTIFACTS / "report-perf-over-100.png"), full_page=True)
     finally:
