@@ -82,8 +82,8 @@ class Answers:
     (the range ends are rounded to ``END_QUANTUM_MS``): one computation serves them all, as the
     line snapshot does for the live view, and the callers await it on the event loop instead of
     each holding a request thread (``api.caches.Flights``). A range that ends "now" moves to a
-    new key every half minute; its newest earlier answer (the same range with an earlier end, of
-    the quantum before or of one minutes ago, when nobody looked in between), or an expired one
+    new key every half minute; its newest earlier answer (the same range with an earlier end: the
+    quantum before's, or one from minutes ago when nobody looked in between), or an expired one
     of the same key, is served if under ``stale_s`` old while the new one is computed, so viewers
     never wait for a recomputation, only for the first one. Per worker; a change shows within
     ``ttl_s`` plus one computation. When full, the oldest quarter of the answers goes, not all
