@@ -253,6 +253,12 @@ def _fresh_s(start_ms: int, end_ms: int) -> float | None:
     return q / 1000 if q != END_QUANTUM_MS else None
 
 
+async def _answer(services: Services, key: tuple, compute: Callable[[], dict], start_ms: int, end_ms: int, now_ms: int) -> bytes:
+    """A range's answer from ``ANSWERS``: fresh for the range's quantum, borrowed briefly while it ends now."""
+    return await ANSWERS.get(key, compute, _live(start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms),
+                             services.shared_answers)
+
+
 def _hours(start_ms: int, end_ms: int, bucket_ms: int) -> tuple[int, int]:
     return start_ms // bucket_ms * bucket_ms, -(-end_ms // bucket_ms) * bucket_ms
 
@@ -338,9 +344,9 @@ async def machine_history(tenant: str, site: str, line: str, machine: str, servi
     start_ms, end_ms = window(start, end, now_ms, f"{tenant}/{site}/{line}/{machine}")
     ref, name, line_name, _, name_en = await _machine_cached(services, tenant, site, line, machine)
     key = ("machine", ref, start_ms, end_ms)
-    body = await ANSWERS.get(key, lambda: _machine_page(services, ref, name, line_name, start_ms, end_ms, name_en),
-                             _live(start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms),
-                             services.shared_answers)
+    body = await _answer(services, key,
+                         lambda: _machine_page(services, ref, name, line_name, start_ms, end_ms, name_en),
+                         start_ms, end_ms, now_ms)
     return Response(body, media_type="application/json")
 
 
@@ -469,6 +475,9 @@ class TrendCache(SettledBuckets):
 
 
 TRENDS = TrendCache()
+#: ``/trends`` reads its tags side by side: each is one GROUP BY in the store (SQLite and HTTP release the GIL),
+#: so a page's first 30-day view waits for its slowest tag, not their sum (bench/page.py, the cold view)
+_TREND_READS = ThreadPoolExecutor(4, thread_name_prefix="trend-read")
 #: the per-minute state timeline of short ranges (today, a shift), settled minutes kept
 TIMELINES = SettledBuckets()
 
@@ -486,10 +495,10 @@ async def machine_trend(tenant: str, site: str, line: str, machine: str, service
     every = nice_step(end_ms - start_ms, TREND_POINTS)
     a, z = _hours(start_ms, end_ms, every)
     key = ("trend", ref, tag, start_ms, end_ms)
-    body = await ANSWERS.get(key, lambda: {
+    body = await _answer(services, key, lambda: {
         "tag": tag, "start_ms": start_ms, "end_ms": end_ms, "every_ms": every,
         "points": TRENDS.points(services.store, ref, tag, a, z, every, int(time.time() * 1000))},
-        _live(start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms), services.shared_answers)
+        start_ms, end_ms, now_ms)
     return Response(body, media_type="application/json")
 
 
@@ -518,13 +527,12 @@ async def machine_trends(tenant: str, site: str, line: str, machine: str, servic
         policy = services.analytics.get().policy(tenant)
         tags = trend_tags(services.store.latest(ref), policy)
         at = int(time.time() * 1000)
+        points = _TREND_READS.map(lambda tag: TRENDS.points(services.store, ref, tag, a, z, every, at), tags)
         return {"start_ms": start_ms, "end_ms": end_ms, "every_ms": every,
-                "trends": [{"tag": tag, "points": TRENDS.points(services.store, ref, tag, a, z, every, at)}
-                           for tag in tags]}
+                "trends": [{"tag": tag, "points": p} for tag, p in zip(tags, points)]}
 
     key = ("trends", ref, start_ms, end_ms)
-    body = await ANSWERS.get(key, compute, _live(start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms),
-                             services.shared_answers)
+    body = await _answer(services, key, compute, start_ms, end_ms, now_ms)
     return Response(body, media_type="application/json")
 
 
@@ -536,9 +544,8 @@ async def line_history(tenant: str, site: str, line: str, services: ServicesDep,
     start_ms, end_ms = window(start, end, now_ms, f"{tenant}/{site}/{line}")
     line_name, machines = await _line_machines_cached(services, tenant, site, line)
     key = ("line", tenant, site, line, start_ms, end_ms)
-    body = await ANSWERS.get(key, lambda: _line_page(services, tenant, site, line, line_name, machines, start_ms,
-                                                     end_ms), _live(start_ms, end_ms, now_ms), _fresh_s(start_ms, end_ms),
-                             services.shared_answers)
+    body = await _answer(services, key, lambda: _line_page(services, tenant, site, line, line_name, machines,
+                                                           start_ms, end_ms), start_ms, end_ms, now_ms)
     return Response(body, media_type="application/json")
 
 

@@ -305,3 +305,27 @@ def test_a_long_range_ends_on_two_minutes_and_its_answer_stays_fresh_that_long()
         return first, again
 
     assert asyncio.run(run()) == (b'{"n":1}', b'{"n":1}') and len(calls) == 1
+
+
+def test_trends_of_several_tags_read_side_by_side_keep_each_tags_own_points_in_tag_order(tmp_path):
+    """``/trends`` reads its tags in parallel threads: each tag's points must still be its own, in tag order."""
+    plant = open_plant(f"sqlite:///{tmp_path / 'plant.db'}")
+    apply_seed(plant, PlantSeed.model_validate({
+        "tenants": [{"slug": "acme", "sites": [{"slug": "a-site", "lines": [
+            {"slug": "a-line", "machines": [{"slug": "press-1", "ideal_cycle_s": 10}]}]}]}],
+        "users": [{"username": "owner-a", "password": PASSWORD, "role": "sme_owner", "tenant": "acme"}],
+    }))
+    store = SqliteStore(tmp_path / "store.db")
+    tags = {"press_force": 800.0, "oil_temp": 40.0, "hydraulic_pressure": 19.0, "motor_current": 12.0}
+    store.write([Point(M, T0 + i * 10_000, {"state": 2, **{t: base + i for t, base in tags.items()}})
+                 for i in range(360)])
+    c = TestClient(create_app(store, ApiSettings(), plant, run_alarms=False,
+                              rollup_cache=RollupCache(tmp_path / "rollups.db", settle_ms=0)))
+    assert c.post("/api/v1/auth/login", json={"username": "owner-a", "password": PASSWORD}).status_code == 200
+    q = f"start={iso(T0)}&end={iso(T0 + HOUR)}"
+    t = c.get(f"/api/v1/history/acme/a-site/a-line/press-1/trends?{q}").json()
+    assert [x["tag"] for x in t["trends"]] == sorted(tags)
+    for x in t["trends"]:
+        one = c.get(f"/api/v1/history/acme/a-site/a-line/press-1/trend?tag={x['tag']}&{q}").json()
+        assert x["points"] == one["points"] and len(x["points"]) == HOUR // t["every_ms"]
+        assert x["points"][0]["min"] == tags[x["tag"]]  # the tag's own values, not a neighbour's
