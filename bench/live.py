@@ -85,7 +85,10 @@ class Client:
             now = (str(m["state"]), int(m["state_since_ms"] or 0))
             before = self.last.get(m["machine"])
             self.last[m["machine"]] = now
-            if recording and before is not None and before != now and not m["state_since_is_lower_bound"]:
+            # a new state, or the same one again after a change this stream did not see (a later since); the same
+            # state with an earlier since is the API learning when it began (e.g. the demo's backfill landing), not a change
+            changed = before is not None and (before[0] != now[0] or now[1] > before[1])
+            if recording and changed and not m["state_since_is_lower_bound"]:
                 key = (m["machine"], *now)
                 if key not in self.seen:
                     self.seen[key] = at_ms
