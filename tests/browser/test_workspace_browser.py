@@ -113,7 +113,10 @@ def test_line_overview_live_in_the_reports_words(who):
                                 ("line-quality", "quality", "양품률"), ("line-scrap", "scrap_rate", "공정불량률")):
         shown = kpis.locator(f"[data-testid={testid}] .k").inner_text()
         assert shown == korean == label(key, "ko")
-        assert re.match(r"^\d+\.\d%$|^–$", kpis.locator(f"[data-testid={testid}] .v").inner_text())
+        # a performance over 100% carries the warning sign (right after the demo starts, the live estimate
+        # stands on a few seconds of data: one part in 16 s of a 22 s cycle reads 137%)
+        pattern = r"^\d+\.\d%( ⚠)?$|^–$" if key == "performance" else r"^\d+\.\d%$|^–$"
+        assert re.match(pattern, kpis.locator(f"[data-testid={testid}] .v").inner_text())
     # the report's word for a shift (analytics/labels.py: 근무조), and whether it is running now
     assert label("shift", "ko") == "근무조"
     assert page.locator("[data-testid=shift]").inner_text().startswith(("현재 근무조: ", "지난 근무조 (종료): "))
