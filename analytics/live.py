@@ -271,16 +271,35 @@ def window_totals(state_ms: dict[int, int], window_ms: int, good: int, scrap: in
 LIVE_KPIS = tuple(kpi.KPI_BY_KEY[k] for k in ("oee", "availability", "performance", "quality"))
 
 
-def estimate(t: kpi.Totals) -> dict[str, Any]:
+#: Running time, in ideal cycles, before the live estimate gives performance (and so OEE). The count
+#: moves by whole parts while running time grows smoothly, so on n cycles' running the figure is off
+#: by up to 1/n: at a shift's start one part in 16 s of a 22 s cycle would read 137% and look like a
+#: wrong ideal cycle time. Ten cycles bound that to 10%.
+MIN_RUNNING_CYCLES = 10
+
+
+def min_running_s(ideal_cycle_s: float) -> float:
+    """Running time before a machine of this ideal cycle gets a live performance figure (``MIN_RUNNING_CYCLES``)."""
+    return MIN_RUNNING_CYCLES * max(ideal_cycle_s, 0.0)
+
+
+def estimate(t: kpi.Totals, min_running: float = 0.0) -> dict[str, Any]:
     """The live OEE block: the report's OEE, availability, performance and quality (``kpi.ratios``), coverage, counts.
 
     Time without data lowers coverage, not availability, as in the reports. ``t`` is one group
-    (a machine, or a line's machines added together).
+    (a machine, or a line's machines added together). Below ``min_running`` seconds of running
+    time (``min_running_s``) performance is None and ``performance_after_s`` says when it comes:
+    too few parts for a figure, not a bad one. OEE is ideal time of good parts over planned time,
+    so it waits for as much planned time instead (a machine down all shift has OEE 0, at once).
     """
     k = {key: (None if np.isnan(v[0]) else float(v[0])) for key, v in kpi.ratios(LIVE_KPIS, t).items()}
     calendar, known = float(t.calendar_ms[0]), float(t.known_ms[0])
-    return {"availability": k["availability"], "performance": k["performance"], "quality": k["quality"],
-            "oee": k["oee"], "coverage": known / calendar if calendar else 0.0,
-            "planned_s": float(t.pbt_ms[0]) / 1000, "running_s": float(t.apt_ms[0]) / 1000,
+    planned_s, running_s = float(t.pbt_ms[0]) / 1000, float(t.apt_ms[0]) / 1000
+    early = running_s < min_running
+    return {"availability": k["availability"], "performance": None if early else k["performance"],
+            "quality": k["quality"], "oee": None if planned_s < min_running else k["oee"],
+            "coverage": known / calendar if calendar else 0.0,
+            "planned_s": planned_s, "running_s": running_s,
+            "performance_after_s": min_running if early else None,
             "unknown_s": (calendar - known) / 1000, "good": int(t.good[0]), "scrap": int(t.scrap[0]),
             "label": OEE_LABEL}

@@ -280,6 +280,7 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
     tiles, trend_acc = [], {}
     line_good = line_target = 0
     line_totals = None
+    line_min_running = 0.0  # the machines' own added up: the pooled count is off by up to a part of each
     planned_today_ms = ld.planned_ms(model.shifts, model.tz, day0, now_ms, closed)
     for slug, name, _ in model.machines:
         ref = MachineRef(model.tenant, model.site, model.line, slug)
@@ -303,8 +304,9 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
             g, _ = ld.count_since(gts, gv, shift.start_ms, tags.good_bits, until_ms=shift_end, gap_ms=gap)
             sc, _ = ld.count_since(sts, sv, shift.start_ms, tags.scrap_bits, until_ms=shift_end, gap_ms=gap)
             totals = ld.window_totals(state_ms, shift_end - shift.start_ms, g, sc, ideal_s, policy)
-            oee = ld.estimate(totals)
+            oee = ld.estimate(totals, ld.min_running_s(ideal_s))
             line_totals = totals if line_totals is None else line_totals + totals
+            line_min_running += ld.min_running_s(ideal_s)
         last_seen = feed.last_ts
         state_name, state_kind = names.get(now_state.state, (None, None))
         tiles.append({
@@ -329,7 +331,7 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
     trend = ld.input_trend(trend_acc)
     # line OEE: the machines' time and parts pooled (a ratio of sums, as in the reports), so each
     # machine weighs by its planned time and standard time keeps different cycle times comparable
-    line_oee = ld.estimate(line_totals) if line_totals is not None else None
+    line_oee = ld.estimate(line_totals, line_min_running) if line_totals is not None else None
     version = f"{max((t['last_seen_ms'] or 0) for t in tiles) if tiles else 0}:{len(alarms)}:" + ",".join(
         f"{a['id']}{a['status'][0]}" for a in alarms)
     return {

@@ -471,10 +471,23 @@ function kpiBox(labelKey, value, main = false, testid = "") {
 /** Over 100%: the ideal cycle time is off (or the counts are): the real figure, marked, never capped. */
 function perfOver(v) { return v !== null && v !== undefined && v > 1; }
 function perfPct(v) { return perfOver(v) ? `${pct(v)} ⚠` : pct(v); }
+/** The live estimate withholds performance (and OEE) until ten ideal cycles of running (analytics/live.py):
+ *  a shift's first part would read 137%. Says when it comes, so a "–" is not taken for a fault. */
+function perfAfter(k, testid) {
+  const s = k && k.performance_after_s;
+  return s ? [el("div", { class: "muted small", "data-testid": testid }, tf("perf.after", { n: Math.ceil(s / 60) }))] : [];
+}
+/** A live block's OEE line, "설비종합효율 (OEE) 71.3%", with the over-100% mark and its reason as a tooltip. */
+function liveOee(label, k) {
+  const over = perfOver(k && k.performance);
+  return el("div", { class: "oee", ...(over ? { title: t("report.perf_over_100") } : {}) },
+    `${label} ${pct(k && k.oee)}${over ? " ⚠" : ""}`);
+}
 /** 시간가동률 · 성능가동률 · 양품률 · 공정불량률: the report's own words (report.* from analytics/labels.py). */
 function kpiGrid(k, prefix) {
   const grid = kpiCards(k, prefix);
-  if (!perfOver(k.performance)) return grid;
+  const after = perfAfter(k, `${prefix}-perf-after`);
+  if (!perfOver(k.performance)) return after.length ? el("div", {}, grid, ...after) : grid;
   return el("div", {}, grid, el("p", { class: "warn-note", role: "note", "data-testid": `${prefix}-perf-warning` },
     `⚠ ${t("report.perf_over_100")}`));
 }
@@ -619,8 +632,7 @@ function renderLine(snap) {
       el("div", { class: "count", "data-testid": "count" },
         `${t("count_today")} ${num(m.count_today)} / ${t("target_so_far")} ${num(m.target_today)}`),
       el("div", { class: "bar", "aria-hidden": "true" }, el("span", { style: `width:${share * 100}%` })),
-      el("div", { class: "oee", ...(perfOver(m.oee && m.oee.performance) ? { title: t("report.perf_over_100") } : {}) },
-        `${t("report.oee")} ${pct(m.oee && m.oee.oee)}${perfOver(m.oee && m.oee.performance) ? " ⚠" : ""}`),
+      liveOee(t("report.oee"), m.oee), ...perfAfter(m.oee, "perf-after"),
       ...activeAlarmLines(openAlarms[m.machine] || []),
     );
     if (m.counter_corrections_today) tile.append(el("div", { class: "muted small" }, `${t("counter_fixed")}: ${m.counter_corrections_today}`));
@@ -735,7 +747,7 @@ function openMachine(tenant, site, line, machine) {
       el("div", { class: "since", "data-since": m.state_since_ms ?? "", "data-lower": m.state_since_is_lower_bound ? "1" : "" },
         m.state_since_ms ? sinceText(m.state_since_ms, m.state_since_is_lower_bound) : ""),
       el("div", { class: "count", "data-testid": "count" }, `${t("count_today")} ${num(m.count_today)} / ${t("target_so_far")} ${num(m.target_today)}`),
-      el("div", {}, `${t("shift_oee")}: ${pct(m.oee && m.oee.oee)}`),
+      liveOee(`${t("shift_oee")}:`, m.oee), ...perfAfter(m.oee, "perf-after"),
       ...activeAlarmLines(active));
     startSinceTicker();
   };

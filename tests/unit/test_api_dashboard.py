@@ -87,6 +87,27 @@ def test_live_oee_without_production_has_no_fake_ratios():
     assert (est["availability"], est["performance"], est["quality"], est["oee"]) == (0.0, None, None, 0.0)
 
 
+def test_live_performance_waits_for_ten_ideal_cycles_of_running():
+    """At a shift's start one part in 16 s of a 22 s cycle would read 137%: too few parts for a figure."""
+    def early(run_s: float, planned_extra_s: float, good: int) -> dict:
+        t = ld.window_totals({S.PROCESSING: int(run_s * 1000), S.FAULT: int(planned_extra_s * 1000)},
+                             int((run_s + planned_extra_s) * 1000), good, 0, 22.0, POLICY)
+        return ld.estimate(t, ld.min_running_s(22.0))
+    assert ld.min_running_s(22.0) == pytest.approx(220.0) == ld.MIN_RUNNING_CYCLES * 22.0
+    est = early(16, 0, 1)
+    assert est["performance"] is None and est["oee"] is None and est["performance_after_s"] == pytest.approx(220)
+    assert est["availability"] == 1.0 and est["quality"] == 1.0  # measured, not counted: shown at once
+    est = early(220, 0, 10)
+    assert est["performance"] == pytest.approx(1.0) and est["oee"] == pytest.approx(1.0)
+    assert est["performance_after_s"] is None
+    # down most of the shift: performance waits for running time, OEE (good parts' ideal time over planned
+    # time) does not, and a machine that never ran has OEE 0 at once
+    est = early(30, 3600, 1)
+    assert est["performance"] is None and est["oee"] == pytest.approx(22 / 3630)
+    est = early(0, 3600, 0)
+    assert est["oee"] == 0.0 and est["performance"] is None
+
+
 def test_time_in_codes_the_policy_does_not_list_is_time_without_a_known_state():
     policy = Policy(states=[{"code": 2, "name": "run", "kind": "run"}, {"code": 4, "name": "jam", "kind": "unplanned"}])
     est = _estimate({2: 3 * H, 4: H, 9: 4 * H}, good=360, scrap=0, ideal_s=10, policy=policy)
