@@ -12,6 +12,7 @@ reading or writing it makes that request compute its answer as before, never fai
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sqlite3
 import threading
@@ -32,7 +33,7 @@ class AnswerStore:
     def __init__(self, path: Path, keep_s: float = KEEP_S) -> None:
         self.path, self.keep_s = Path(path), keep_s
         self._local = threading.local()  # one connection per thread: sqlite3 connections stay in their thread
-        self._writes = 0
+        self._writes = itertools.count(1)  # next() on it is one step under the GIL: no increment is lost
         self._warned_at = 0.0
 
     def _db(self) -> sqlite3.Connection:
@@ -61,8 +62,7 @@ class AnswerStore:
         try:
             db = self._db()
             db.execute("INSERT OR REPLACE INTO answers (key, at, body) VALUES (?, ?, ?)", (key, time.time(), body))
-            self._writes += 1
-            if self._writes % PRUNE_EVERY == 0:
+            if next(self._writes) % PRUNE_EVERY == 0:
                 db.execute("DELETE FROM answers WHERE at < ?", (time.time() - self.keep_s,))
         except sqlite3.Error as exc:
             self._warn("write", exc)
