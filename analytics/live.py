@@ -283,7 +283,7 @@ def min_running_s(ideal_cycle_s: float) -> float:
     return MIN_RUNNING_CYCLES * max(ideal_cycle_s, 0.0)
 
 
-def estimate(t: kpi.Totals, min_running: float = 0.0) -> dict[str, Any]:
+def estimate(t: kpi.Totals, min_running: float = 0.0, machines: int = 1) -> dict[str, Any]:
     """The live OEE block: the report's OEE, availability, performance and quality (``kpi.ratios``), coverage, counts.
 
     Time without data lowers coverage, not availability, as in the reports. ``t`` is one group
@@ -291,6 +291,8 @@ def estimate(t: kpi.Totals, min_running: float = 0.0) -> dict[str, Any]:
     time (``min_running_s``) performance is None and ``performance_after_s`` says when it comes:
     too few parts for a figure, not a bad one. OEE is ideal time of good parts over planned time,
     so it waits for as much planned time instead (a machine down all shift has OEE 0, at once).
+    For a line, ``t`` and ``min_running`` are its ``machines``' sums; ``performance_after_s`` is
+    per machine, as a user reads "after 4 min of running" on a line whose presses run together.
     """
     k = {key: (None if np.isnan(v[0]) else float(v[0])) for key, v in kpi.ratios(LIVE_KPIS, t).items()}
     calendar, known = float(t.calendar_ms[0]), float(t.known_ms[0])
@@ -300,6 +302,6 @@ def estimate(t: kpi.Totals, min_running: float = 0.0) -> dict[str, Any]:
             "quality": k["quality"], "oee": None if planned_s < min_running else k["oee"],
             "coverage": known / calendar if calendar else 0.0,
             "planned_s": planned_s, "running_s": running_s,
-            "performance_after_s": min_running if early else None,
+            "performance_after_s": min_running / max(machines, 1) if early else None,
             "unknown_s": (calendar - known) / 1000, "good": int(t.good[0]), "scrap": int(t.scrap[0]),
             "label": OEE_LABEL}

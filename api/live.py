@@ -280,7 +280,7 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
     tiles, trend_acc = [], {}
     line_good = line_target = 0
     line_totals = None
-    line_min_running = 0.0  # the machines' own added up: the pooled count is off by up to a part of each
+    line_min_running, line_machines = 0.0, 0  # the machines' own added up: the pooled count is off by a part of each
     planned_today_ms = ld.planned_ms(model.shifts, model.tz, day0, now_ms, closed)
     for slug, name, _ in model.machines:
         ref = MachineRef(model.tenant, model.site, model.line, slug)
@@ -307,6 +307,7 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
             oee = ld.estimate(totals, ld.min_running_s(ideal_s))
             line_totals = totals if line_totals is None else line_totals + totals
             line_min_running += ld.min_running_s(ideal_s)
+            line_machines += 1
         last_seen = feed.last_ts
         state_name, state_kind = names.get(now_state.state, (None, None))
         tiles.append({
@@ -331,7 +332,7 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
     trend = ld.input_trend(trend_acc)
     # line OEE: the machines' time and parts pooled (a ratio of sums, as in the reports), so each
     # machine weighs by its planned time and standard time keeps different cycle times comparable
-    line_oee = ld.estimate(line_totals, line_min_running) if line_totals is not None else None
+    line_oee = ld.estimate(line_totals, line_min_running, line_machines) if line_totals is not None else None
     version = f"{max((t['last_seen_ms'] or 0) for t in tiles) if tiles else 0}:{len(alarms)}:" + ",".join(
         f"{a['id']}{a['status'][0]}" for a in alarms)
     return {

@@ -106,6 +106,10 @@ def test_live_performance_waits_for_ten_ideal_cycles_of_running():
     assert est["performance"] is None and est["oee"] == pytest.approx(22 / 3630)
     est = early(0, 3600, 0)
     assert est["oee"] == 0.0 and est["performance"] is None
+    # a line pools its machines' running time against their cycles added up, and says when per machine
+    two = [ld.window_totals({S.PROCESSING: 100_000}, 100_000, 4, 0, 22.0, POLICY) for _ in range(2)]
+    est = ld.estimate(two[0] + two[1], 2 * ld.min_running_s(22.0), machines=2)
+    assert est["performance"] is None and est["performance_after_s"] == pytest.approx(220)
 
 
 def test_time_in_codes_the_policy_does_not_list_is_time_without_a_known_state():
