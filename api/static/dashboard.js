@@ -466,7 +466,8 @@ function trendChart(box, tag, points) {
 
 function kpiBox(labelKey, value, main = false, testid = "") {
   return el("div", { class: `kpi${main ? " main" : ""}`, ...(testid ? { "data-testid": testid } : {}) },
-    el("div", { class: "k" }, t(labelKey)), el("div", { class: "v" }, value));
+    // a main figure of over six characters ("2985.2%" of a wrong ideal cycle) would break before its "%"
+    el("div", { class: "k" }, t(labelKey)), el("div", { class: main && String(value).length > 6 ? "v long" : "v" }, value));
 }
 /** Over 100%: the ideal cycle time is off (or the counts are): the real figure, marked, never capped. */
 function perfOver(v) { return v !== null && v !== undefined && v > 1; }
