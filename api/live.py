@@ -128,7 +128,8 @@ class MachineFeed:
     REREAD_MARGIN_MS = MINUTE
     #: A window that was mostly without data at its last full read is read in full again this often: its past
     #: may still be arriving (a history backfill, a gateway forwarding its buffer), and such a read is small.
-    SPARSE_RELOAD_MS = MINUTE
+    #: A quarter minute: the demo's tiles showed a count of 0 for up to a minute after its backfill landed.
+    SPARSE_RELOAD_MS = 15_000
 
     def __init__(self, ref: MachineRef, tags: Tags, stale_ms: int, reload_ms: int = 300_000,
                  full_reload_ms: int = 1_800_000) -> None:

@@ -425,9 +425,9 @@ def test_a_shift_with_a_hole_in_its_history_keeps_performance_at_or_under_100(tm
     assert 0.9 < tile["oee"]["performance"] <= 1.0  # without the gap rule: 340%
 
 
-def test_a_feed_read_while_its_history_was_missing_reads_it_in_full_a_minute_later(tmp_path):
-    """The demo right after start: the first read found the last minutes only; the backfilled hours show a minute
-    later, not at the next 30-minute full read."""
+def test_a_feed_read_while_its_history_was_missing_reads_it_in_full_soon_after(tmp_path):
+    """The demo right after start: the first read found the last minutes only; the backfilled hours show
+    ``SPARSE_RELOAD_MS`` (15 s) later, not at the next 30-minute full read."""
     from analytics.policy import Tags
     from api.live import MachineFeed
 
@@ -443,8 +443,8 @@ def test_a_feed_read_while_its_history_was_missing_reads_it_in_full_a_minute_lat
     feed.refresh(store, t0, now)
     assert feed.sparse and len(feed.counters["good_count"]) == 1
     store.write(samples(0, 354))  # the backfill writes the hour before
-    feed.refresh(store, t0, now + 30_000)  # within the minute: a top-up
+    feed.refresh(store, t0, now + 10_000)  # within the interval: a top-up
     assert len(feed.counters["good_count"]) == 1
-    feed.refresh(store, t0, now + 61_000)
+    feed.refresh(store, t0, now + 16_000)
     assert not feed.sparse and len(feed.counters["good_count"]) == 60
     assert ld.run_totals(feed.runs_array(), (t0, now), 60_000).get(UNKNOWN, 0) < 20_000
