@@ -305,9 +305,10 @@ def build_snapshot(model: LineModel, store: TimeSeriesStore, alarms: list[dict],
             g, _ = ld.count_since(gts, gv, shift.start_ms, tags.good_bits, until_ms=shift_end, gap_ms=gap)
             sc, _ = ld.count_since(sts, sv, shift.start_ms, tags.scrap_bits, until_ms=shift_end, gap_ms=gap)
             totals = ld.window_totals(state_ms, shift_end - shift.start_ms, g, sc, ideal_s, policy)
-            oee = ld.estimate(totals, ld.min_running_s(ideal_s))
+            min_running = ld.min_running_s(ideal_s)
+            oee = ld.estimate(totals, min_running)
             line_totals = totals if line_totals is None else line_totals + totals
-            line_min_running += ld.min_running_s(ideal_s)
+            line_min_running += min_running
             line_machines += 1
         last_seen = feed.last_ts
         state_name, state_kind = names.get(now_state.state, (None, None))
